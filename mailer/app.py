@@ -1,0 +1,61 @@
+"""The Flask application factory: wiring only, no business logic."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask, render_template
+from flask_wtf.csrf import CSRFProtect
+
+from mailer import runtime
+from mailer.delivery.transport import Transport
+from mailer.settings import Settings
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+csrf = CSRFProtect()
+
+
+def create_app(settings: Settings | None = None, transport: Transport | None = None) -> Flask:
+    """Build the web app over ``settings`` (default: the environment's)."""
+    rt = runtime.configure(settings, transport)
+    app = Flask(__name__, template_folder=str(TEMPLATES))
+    app.config.update(
+        SECRET_KEY=rt.settings.secret_key,
+        SECRET_KEY_FALLBACKS=list(rt.settings.secret_key_fallbacks),
+        MAX_CONTENT_LENGTH=256 * 1024,  # forms are small; refuse anything bigger outright
+        WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session cookie
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=rt.settings.base_url.startswith("https://"),
+    )
+    app.extensions["mailer.runtime"] = rt
+    csrf.init_app(app)
+
+    from mailer.web.partners import bp as partners_bp
+    from subscribers.views import bp as subscribers_bp
+
+    app.register_blueprint(subscribers_bp)
+    app.register_blueprint(partners_bp)
+
+    @app.errorhandler(404)
+    def not_found(_e):
+        return render_template("error.html", title="Page not found",
+                               message="There is nothing at this address."), 404
+
+    @app.errorhandler(413)
+    def too_large(_e):
+        return render_template("error.html", title="Too much data",
+                               message="That request was too large to accept."), 413
+
+    @app.errorhandler(400)
+    def bad_request(e):
+        return render_template("error.html", title="Something was wrong with that request",
+                               message=getattr(e, "description", "")), 400
+
+    @app.after_request
+    def security_headers(resp):
+        resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+        resp.headers.setdefault("Referrer-Policy", "no-referrer")  # tokens live in our URLs
+        resp.headers.setdefault("X-Frame-Options", "DENY")
+        resp.headers.setdefault("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'")
+        return resp
+
+    return app

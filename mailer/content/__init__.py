@@ -1,0 +1,1 @@
+"""Partner content: topics, partners, items and their moderation."""

@@ -1,0 +1,1 @@
+"""Delivery: the ledger of who gets which edition, messages, transports and actors."""

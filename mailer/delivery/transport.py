@@ -1,0 +1,147 @@
+"""One interface for handing finished messages to the mail system.
+
+``SMTPTransport`` for production (``SMTP_URL``), ``FileOutbox`` for embedded mode (one
+``.eml`` per message in ``OUTBOX_DIR``) and ``MemoryTransport`` for tests.
+"""
+from __future__ import annotations
+
+import os
+import smtplib
+import ssl
+import threading
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import parse_qs, unquote, urlsplit
+
+
+class PermanentFailure(Exception):
+    """The relay refused this recipient for good (5xx); retrying will not help."""
+
+
+class TransientFailure(Exception):
+    """The relay could not take the message now (connection trouble, 4xx); retry later."""
+
+
+class Transport(Protocol):
+    def send(self, sender: str, recipient: str, message: bytes) -> None:
+        """Hand ``message`` over for ``recipient`` or raise Permanent/TransientFailure."""
+
+    def close(self) -> None:
+        """Release any connection held between messages."""
+
+
+class FileOutbox:
+    """Writes each message to ``directory`` as ``<time>-<uuid>.eml``, atomically."""
+
+    def __init__(self, directory: Path):
+        self.directory = Path(directory)
+
+    def send(self, sender: str, recipient: str, message: bytes) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        name = f"{uuid.uuid1().hex}.eml"
+        tmp = self.directory / f".{name}.tmp"
+        tmp.write_bytes(message)
+        os.replace(tmp, self.directory / name)  # readers never see half a message
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class SentMessage:
+    sender: str
+    recipient: str
+    data: bytes
+
+
+class MemoryTransport:
+    """Keeps messages in a list; thread-safe, for tests."""
+
+    def __init__(self):
+        self.messages: list[SentMessage] = []
+        self._lock = threading.Lock()
+
+    def send(self, sender: str, recipient: str, message: bytes) -> None:
+        with self._lock:
+            self.messages.append(SentMessage(sender, recipient, message))
+
+    def close(self) -> None:
+        pass
+
+
+class SMTPTransport:
+    """Sends through an SMTP relay, keeping one connection per thread between messages.
+
+    ``SMTP_URL`` forms: ``smtp://host:25``, ``smtp://user:pass@host:587?starttls=1``,
+    ``smtps://user:pass@host:465``; ``?timeout=SECONDS`` (default 30).
+    """
+
+    def __init__(self, url: str):
+        parts = urlsplit(url)
+        if parts.scheme not in ("smtp", "smtps"):
+            raise ValueError("SMTP_URL must start with smtp:// or smtps://")
+        query = parse_qs(parts.query)
+        self.host = parts.hostname or "localhost"
+        self.port = parts.port or (465 if parts.scheme == "smtps" else 25)
+        self.ssl = parts.scheme == "smtps"
+        self.starttls = query.get("starttls", ["0"])[0] in ("1", "true", "yes")
+        self.timeout = float(query.get("timeout", ["30"])[0])
+        self.username = unquote(parts.username) if parts.username else None
+        self.password = unquote(parts.password) if parts.password else None
+        self._local = threading.local()
+
+    def _connection(self) -> smtplib.SMTP:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            return conn
+        try:
+            if self.ssl:
+                conn = smtplib.SMTP_SSL(
+                    self.host, self.port, timeout=self.timeout, context=ssl.create_default_context()
+                )
+            else:
+                conn = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+                if self.starttls:
+                    conn.starttls(context=ssl.create_default_context())
+            if self.username:
+                conn.login(self.username, self.password or "")
+        except (OSError, smtplib.SMTPException) as exc:
+            raise TransientFailure(f"cannot connect to {self.host}:{self.port}: {exc}") from exc
+        self._local.conn = conn
+        return conn
+
+    def send(self, sender: str, recipient: str, message: bytes) -> None:
+        conn = self._connection()
+        try:
+            conn.sendmail(sender, [recipient], message)
+        except smtplib.SMTPRecipientsRefused as exc:
+            code, reply = exc.recipients[recipient]
+            if 400 <= code < 500:
+                raise TransientFailure(f"{code} {reply!r}") from exc
+            raise PermanentFailure(f"{code} {reply!r}") from exc
+        except smtplib.SMTPResponseException as exc:
+            if 500 <= exc.smtp_code < 600:
+                raise PermanentFailure(f"{exc.smtp_code} {exc.smtp_error!r}") from exc
+            self.close()
+            raise TransientFailure(f"{exc.smtp_code} {exc.smtp_error!r}") from exc
+        except (OSError, smtplib.SMTPException) as exc:
+            self.close()  # the connection is in an unknown state: start afresh next time
+            raise TransientFailure(str(exc)) from exc
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            try:
+                conn.quit()
+            except (OSError, smtplib.SMTPException):
+                pass
+
+
+def transport_from_settings(settings) -> Transport:
+    """SMTP when ``SMTP_URL`` is set, else the file outbox."""
+    if settings.smtp_url:
+        return SMTPTransport(settings.smtp_url)
+    return FileOutbox(settings.outbox_dir)

@@ -1,0 +1,73 @@
+"""Building an edition: which approved items a month's digests carry."""
+from __future__ import annotations
+
+import re
+from datetime import date
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from mailer.content.models import APPROVED, Item
+from mailer.db import utcnow
+from mailer.digest.models import DRAFT, Edition
+
+_PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+MONTHS = ("January February March April May June July August September October "
+          "November December").split()
+
+
+class EditionError(ValueError):
+    """The edition cannot be built or sent as asked; the message says why."""
+
+
+def parse_period(period: str) -> tuple[date, date]:
+    """``"2026-11"`` -> (first day, first day of the next month). EditionError if malformed."""
+    m = _PERIOD.match(period or "")
+    if not m:
+        raise EditionError(f"Period must look like 2026-11, not {period!r}.")
+    y, mo = int(m.group(1)), int(m.group(2))
+    return date(y, mo, 1), date(y + (mo == 12), mo % 12 + 1, 1)
+
+
+def previous_period_start(start: date) -> date:
+    return date(start.year - (start.month == 1), (start.month - 2) % 12 + 1, 1)
+
+
+def default_subject(period: str) -> str:
+    start, _ = parse_period(period)
+    return f"Your campaign digest - {MONTHS[start.month - 1]} {start.year}"
+
+
+def build_edition(session: Session, period: str) -> Edition:
+    """Create or rebuild the draft edition for ``period`` and freeze its items.
+
+    It carries approved items dated in the period, or in the month before if no edition has
+    carried them yet (so an item approved just after last month's send is not lost). An item
+    is carried by one edition only. Rebuilding a draft picks up new approvals; an edition
+    that has started sending cannot change (:class:`EditionError`).
+    """
+    start, end = parse_period(period)
+    edition = session.scalar(select(Edition).where(Edition.period == period))
+    if edition is None:
+        edition = Edition(period=period, subject=default_subject(period), status=DRAFT)
+        session.add(edition)
+        session.flush()
+    elif edition.status != DRAFT:
+        raise EditionError(f"The {period} edition is already {edition.status}; its items are frozen.")
+    session.execute(update(Item).where(Item.edition_id == edition.id).values(edition_id=None))
+    session.execute(
+        update(Item)
+        .where(
+            Item.status == APPROVED,
+            Item.edition_id.is_(None),
+            Item.dated >= previous_period_start(start),
+            Item.dated < end,
+        )
+        .values(edition_id=edition.id)
+    )
+    edition.built_at = utcnow()
+    return edition
+
+
+def edition_items(session: Session, edition_id: int) -> list[Item]:
+    return list(session.scalars(select(Item).where(Item.edition_id == edition_id).order_by(Item.id)))

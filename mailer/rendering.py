@@ -1,0 +1,103 @@
+"""Email rendering: Jinja2, then MJML, then CSS inlining, and the block/placeholder scheme
+that lets one render serve every recipient.
+
+Templates render once with every block present and with placeholders such as
+``__PH_MANAGE_URL__`` where personal values go. Blocks are delimited by markers
+``<!--BLOCK:kind:n-->``; :func:`split_blocks` cuts the output at those markers so a
+recipient's copy is only a choice of blocks plus :func:`fill` of the placeholders.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from html import escape
+from pathlib import Path
+from typing import Mapping
+
+import cssutils
+import cssutils.util
+import jinja2
+from mjml import mjml_to_html
+from premailer import Premailer
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "email"
+
+cssutils.log.setLevel(logging.CRITICAL)  # MJML's mso-/-webkit- properties are not errors
+
+
+def _no_fetch(url):  # pragma: no cover - only reached by an @import in a template
+    """cssutils would fetch ``@import`` URLs over the network; an email render never should."""
+    return None, ""
+
+
+cssutils.util._defaultFetcher = _no_fetch
+
+_env = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(TEMPLATES),
+    autoescape=jinja2.select_autoescape(["mjml", "html"]),
+    undefined=jinja2.StrictUndefined,
+    keep_trailing_newline=True,
+)
+
+
+def compile_mjml(source: str) -> str:
+    """MJML markup to HTML. ~10-100 ms: call once per template or edition, not per recipient."""
+    return mjml_to_html(source).html
+
+
+def inline_css(html: str) -> str:
+    """Move ``<style>`` rules onto elements, keeping the media queries MJML relies on."""
+    return Premailer(
+        html,
+        allow_network=False,
+        strip_important=False,
+        keep_style_tags=True,
+        remove_classes=False,
+        disable_validation=True,
+        cssutils_logging_level=logging.CRITICAL,
+    ).transform(pretty_print=False)
+
+
+def render_html(template: str, context: Mapping) -> str:
+    """``templates/email/<template>`` through Jinja2, MJML and the inliner."""
+    return inline_css(compile_mjml(_env.get_template(template).render(**context)))
+
+
+def render_text(template: str, context: Mapping) -> str:
+    return _env.get_template(template).render(**context)
+
+
+def placeholder(name: str) -> str:
+    """The marker a template writes where a personal value goes (``ph('MANAGE_URL')``)."""
+    return f"__PH_{name}__"
+
+
+_env.globals["ph"] = placeholder
+_PLACEHOLDER = re.compile(r"__PH_([A-Z_]+?)__")
+
+
+def fill(text: str, values: Mapping[str, str], *, html: bool) -> str:
+    """Replace placeholders in ``text`` with ``values`` (HTML-escaped when ``html``).
+
+    A placeholder without a value raises ``KeyError``: a half-personalised email is a bug.
+    """
+    if html:
+        return _PLACEHOLDER.sub(lambda m: escape(values[m.group(1)]), text)
+    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], text)
+
+
+_MARKER = re.compile(r"<!--BLOCK:([a-z]+)(?::(\d+))?-->\n?")
+
+
+def split_blocks(rendered: str) -> list[tuple[str, int, str]]:
+    """Cut ``rendered`` at its block markers into ``(kind, number, text)`` triples.
+
+    Text before the first marker is kind ``always``. Markers themselves are dropped.
+    """
+    out: list[tuple[str, int, str]] = []
+    kind, number, pos = "always", 0, 0
+    for m in _MARKER.finditer(rendered):
+        out.append((kind, number, rendered[pos : m.start()]))
+        kind, number, pos = m.group(1), int(m.group(2) or 0), m.end()
+    out.append((kind, number, rendered[pos:]))
+    return [b for b in out if b[2]]

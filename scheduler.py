@@ -1,0 +1,56 @@
+"""The scheduler process: maps cron triggers to actor sends, nothing else.
+
+Run exactly one (``python scheduler.py``). The monthly job sends ``run_period`` for the
+current month on ``DIGEST_SCHEDULE`` (APScheduler cron fields, default the first Tuesday
+at 09:00) in ``SCHEDULE_TIMEZONE`` (default Europe/London).
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.cron import CronTrigger
+
+from mailer import runtime
+from mailer.settings import Settings
+
+
+def parse_cron(spec: str, timezone: str) -> CronTrigger:
+    """``"day=1st tue,hour=9,minute=0"`` -> a CronTrigger in ``timezone``."""
+    fields = {}
+    for part in spec.split(","):
+        key, _, value = part.partition("=")
+        fields[key.strip()] = value.strip()
+    return CronTrigger(timezone=ZoneInfo(timezone), **fields)
+
+
+def send_current_period(tz: str) -> None:
+    from mailer.delivery.actors import run_period
+
+    run_period.send(datetime.now(ZoneInfo(tz)).strftime("%Y-%m"))
+
+
+def build_scheduler(settings: Settings) -> BlockingScheduler:
+    scheduler = BlockingScheduler(timezone=ZoneInfo(settings.schedule_timezone))
+    scheduler.add_job(send_current_period, parse_cron(settings.digest_schedule, settings.schedule_timezone),
+                      args=[settings.schedule_timezone], id="monthly-digest",
+                      coalesce=True, max_instances=1, misfire_grace_time=6 * 3600)
+    return scheduler
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO)
+    rt = runtime.configure()
+    from mailer.broker import ensure_embedded_worker
+
+    ensure_embedded_worker()
+    scheduler = build_scheduler(rt.settings)
+    job = scheduler.get_job("monthly-digest")
+    logging.info("monthly digest job: %s", job.trigger)
+    scheduler.start()
+
+
+if __name__ == "__main__":
+    main()

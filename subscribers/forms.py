@@ -1,0 +1,33 @@
+"""Web forms (Flask-WTF for CSRF and rendering; the rules live in subscribers.service)."""
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import SelectMultipleField, StringField, widgets
+from wtforms.validators import InputRequired, Length
+
+from mailer.content.models import Partner, Topic
+
+
+class CheckboxesField(SelectMultipleField):
+    widget = widgets.ListWidget(prefix_label=False)
+    option_widget = widgets.CheckboxInput()
+
+    def pre_validate(self, form):
+        pass  # unknown ids are refused by the service with a clear message
+
+
+class PreferencesForm(FlaskForm):
+    name = StringField("Your name", validators=[Length(max=120)])
+    organisation = StringField("Organisation", validators=[Length(max=200)])
+    topics = CheckboxesField("Topics", coerce=int)
+    partners = CheckboxesField("Partners", coerce=int)
+
+    def set_choices(self, topics: list[Topic], partners: list[Partner]) -> "PreferencesForm":
+        self.topics.choices = [(t.id, t.name) for t in topics]
+        self.partners.choices = [(p.id, p.name) for p in partners]
+        return self
+
+
+class SubscribeForm(PreferencesForm):
+    email = StringField("Email address", validators=[InputRequired("Enter your email address."),
+                                                     Length(max=320)])

@@ -1,0 +1,26 @@
+"""Absolute URLs for the links in emails, built without a request (workers have none).
+
+The paths here are the routes of ``subscribers.views``; a test checks they agree.
+"""
+from __future__ import annotations
+
+from mailer.settings import Settings
+from subscribers.tokens import Tokens
+
+
+class Links:
+    def __init__(self, settings: Settings):
+        self.base = settings.base_url
+        self.tokens = Tokens(settings.secret_key, settings.secret_key_fallbacks)
+
+    def confirm(self, subscriber_id: int, version: int) -> str:
+        return f"{self.base}/confirm/{self.tokens.make('confirm', subscriber_id, version)}"
+
+    def manage(self, subscriber_id: int, version: int) -> str:
+        return f"{self.base}/manage/{self.tokens.make('manage', subscriber_id, version)}"
+
+    def unsubscribe(self, subscriber_id: int, version: int) -> str:
+        return f"{self.base}/u/{self.tokens.make('unsubscribe', subscriber_id, version)}"
+
+    def subscribe(self) -> str:
+        return f"{self.base}/subscribe"
