@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import SelectMultipleField, StringField, widgets
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length
 
 from mailer.content.models import Partner, Topic
@@ -23,8 +24,8 @@ class PreferencesForm(FlaskForm):
     partners = CheckboxesField("Partners", coerce=int)
 
     def set_choices(self, topics: list[Topic], partners: list[Partner]) -> "PreferencesForm":
-        self.topics.choices = [(t.id, t.name) for t in topics]
-        self.partners.choices = [(p.id, p.name) for p in partners]
+        self.topics.choices = [SelectChoice(t.id, t.name) for t in topics]
+        self.partners.choices = [SelectChoice(p.id, p.name) for p in partners]
         return self
 
 

@@ -7,6 +7,7 @@ from flask import Blueprint, render_template, request
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 from wtforms import SelectField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Length
 
 from mailer.content.intake import SUMMARY_MAX, ItemDraft, submit_item
@@ -20,7 +21,7 @@ bp = Blueprint("partners", __name__)
 
 
 class ItemForm(FlaskForm):
-    kind = SelectField("Kind of item", choices=list(ITEM_KINDS.items()))
+    kind = SelectField("Kind of item", choices=[SelectChoice(k, v) for k, v in ITEM_KINDS.items()])
     title = StringField("Title", validators=[Length(max=200)])
     summary = TextAreaField(f"Summary (up to {SUMMARY_MAX} characters)")
     link = StringField("Link to read more (https://...)")
@@ -37,7 +38,7 @@ def submit(secret: str):
                                            "replaced. Ask the campaign team for your current link."), 404
         topics = list(s.scalars(select(Topic).order_by(Topic.position, Topic.id)))
         form = ItemForm()
-        form.topics.choices = [(t.id, t.name) for t in topics]
+        form.topics.choices = [SelectChoice(t.id, t.name) for t in topics]
         if request.method == "GET" or not form.validate_on_submit():
             status = 400 if request.method == "POST" else 200
             return render_template("partners/submit.html", form=form, partner=partner), status
