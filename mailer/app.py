@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from flask import Flask, render_template
-from flask_wtf.csrf import CSRFProtect
+from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from mailer import runtime
 from mailer.delivery.transport import Transport
@@ -44,6 +44,12 @@ def create_app(settings: Settings | None = None, transport: Transport | None = N
     def too_large(_e):
         return render_template("error.html", title="Too much data",
                                message="That request was too large to accept."), 413
+
+    @app.errorhandler(CSRFError)
+    def csrf_failed(_e):
+        return render_template("error.html", title="Please try again",
+                               message="This form expired or was not sent from our page. "
+                                       "Go back, reload the page and send it again."), 400
 
     @app.errorhandler(400)
     def bad_request(e):

@@ -59,11 +59,11 @@ def subscribe():
             status = 400 if request.method == "POST" else 200
             return render_template("subscribers/subscribe.html", form=form), status
         try:
-            choices = service.validate_choices(s, form.name.data, form.organisation.data,
-                                               form.topics.data or [], form.partners.data or [])
-            outcome = service.subscribe(s, form.email.data, choices, ip=client_ip())
+            with s.begin_nested():  # a refusal undoes only this attempt
+                choices = service.validate_choices(s, form.name.data, form.organisation.data,
+                                                   form.topics.data or [], form.partners.data or [])
+                outcome = service.subscribe(s, form.email.data, choices, ip=client_ip())
         except InvalidInput as err:
-            s.rollback()
             _attach(form, err)
             return render_template("subscribers/subscribe.html", form=form), 400
         subscriber_id = outcome.subscriber.id
@@ -125,7 +125,6 @@ def manage(token: str):
             choices = service.validate_choices(s, form.name.data, form.organisation.data,
                                                form.topics.data or [], form.partners.data or [])
         except InvalidInput as err:
-            s.rollback()
             _attach(form, err)
             return render_template("subscribers/manage.html", **page), 400
         service.update_preferences(s, sub, choices, ip=client_ip())

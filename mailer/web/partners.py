@@ -45,9 +45,9 @@ def submit(secret: str):
         draft = ItemDraft(title=form.title.data, summary=form.summary.data, link=form.link.data,
                           kind=form.kind.data, topic_ids=form.topics.data or [])
         try:
-            item = submit_item(s, partner, draft, today=date.today())
+            with s.begin_nested():  # a refusal undoes only this attempt
+                item = submit_item(s, partner, draft, today=date.today())
         except InvalidInput as err:
-            s.rollback()
             field = getattr(form, err.field)
             field.errors = [*field.errors, err.message]
             return render_template("partners/submit.html", form=form, partner=partner), 400

@@ -1,0 +1,146 @@
+"""Fan-out, the delivery ledger, and sending through a real SMTP server on loopback."""
+from __future__ import annotations
+
+import socket
+from datetime import date
+
+import pytest
+from aiosmtpd.controller import Controller
+from sqlalchemy import select
+
+from mailer import runtime
+from mailer.content.models import Item, Partner, Topic
+from mailer.delivery.actors import start_edition
+from mailer.delivery.fanout import counts
+from mailer.delivery.models import Delivery
+from mailer.delivery.transport import SMTPTransport
+from mailer.digest.editions import build_edition
+from mailer.digest.models import Edition
+from mailer.queue import enqueue
+from subscribers.models import Subscriber
+
+
+@pytest.fixture
+def edition(rt):
+    """An edition with one heart-health item and four subscribers, one with nothing to read."""
+    with rt.db.transaction() as s:
+        heart, other = Topic(slug="heart", name="Heart health"), Topic(slug="other", name="Other")
+        bhf = Partner(slug="bhf", name="British Heart Foundation")
+        s.add_all([heart, other, bhf])
+        s.flush()
+        s.add(Item(partner_id=bhf.id, kind="news", title="Screening", summary="More screening.",
+                   link="https://example.org/s", status="approved", dated=date(2026, 11, 5), topics=[heart]))
+        for email, topics in [("a@example.org", [heart]), ("b@example.org", [heart]),
+                              ("c@example.org", [heart]), ("nothing@example.org", [other])]:
+            s.add(Subscriber(email=email, status="confirmed", topics=topics))
+        return build_edition(s, "2026-11").id
+
+
+def _ledger(rt, edition_id):
+    with rt.db.transaction() as s:
+        return {d.subscriber_id: d for d in s.scalars(select(Delivery).where(Delivery.edition_id == edition_id))}
+
+
+def test_send_is_idempotent_and_skips_people_with_nothing_to_read(rt, transport, queue, edition):
+    enqueue(start_edition, edition)
+    queue()
+    enqueue(start_edition, edition)  # a second send, or a redelivered message
+    queue()
+    assert sorted(m.recipient for m in transport.messages) == ["a@example.org", "b@example.org", "c@example.org"]
+    with rt.db.transaction() as s:
+        assert counts(s, edition) == {"sent": 3, "skipped": 1}
+        assert s.get(Edition, edition).status == "sent"
+        assert all(d.attempts == 1 for d in s.scalars(select(Delivery).where(Delivery.status == "sent")))
+
+
+def test_redelivered_batch_message_sends_nothing_twice(rt, transport, queue, edition):
+    from mailer.delivery.actors import send_deliveries
+
+    enqueue(start_edition, edition)
+    queue()
+    ids = [d.id for d in _ledger(rt, edition).values()]
+    send_deliveries.send(ids)  # as if the broker delivered the batch again
+    queue()
+    assert len(transport.messages) == 3
+
+
+def test_unsubscribed_after_fan_out_is_skipped_not_sent(rt, transport, queue, edition):
+    from mailer.delivery import fanout
+    from mailer.digest.compose import load_plan
+
+    with rt.db.transaction() as s:
+        fanout.start_edition(s, s.get(Edition, edition), load_plan(s, s.get(Edition, edition)))
+        s.scalar(select(Subscriber).where(Subscriber.email == "b@example.org")).status = "unsubscribed"
+        ids = fanout.pending_ids(s, edition)
+    from mailer.delivery.actors import enqueue_batches
+
+    enqueue_batches(ids)
+    queue()
+    assert sorted(m.recipient for m in transport.messages) == ["a@example.org", "c@example.org"]
+
+
+class _Relay:
+    """aiosmtpd handler: refuses addresses starting with 'bounce', keeps the rest."""
+
+    def __init__(self):
+        self.received = []
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address.startswith("bounce"):
+            return "550 5.1.1 No such user"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        self.received.append((envelope.rcpt_tos[0], envelope.content))
+        return "250 Message accepted"
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def smtp_relay():
+    relay = _Relay()
+    controller = Controller(relay, hostname="127.0.0.1", port=_free_port())
+    controller.start()
+    yield relay, controller.port
+    controller.stop()
+
+
+def test_sends_through_real_smtp_and_a_refused_address_fails_without_stalling(rt, settings, queue, edition, smtp_relay):
+    relay, port = smtp_relay
+    with rt.db.transaction() as s:
+        s.scalar(select(Subscriber).where(Subscriber.email == "b@example.org")).email = "bounce@example.org"
+    runtime.configure(settings, SMTPTransport(f"smtp://127.0.0.1:{port}?timeout=5"))
+    enqueue(start_edition, edition)
+    queue()
+    assert sorted(r for r, _ in relay.received) == ["a@example.org", "c@example.org"]
+    assert b"List-Unsubscribe-Post: List-Unsubscribe=One-Click" in relay.received[0][1]
+    ledger = {d.status for d in _ledger(rt, edition).values()}
+    assert ledger == {"sent", "failed", "skipped"}
+    with rt.db.transaction() as s:
+        failed = s.scalar(select(Delivery).where(Delivery.status == "failed"))
+        assert "550" in failed.error
+        assert s.get(Edition, edition).status == "sent"
+
+
+def test_relay_down_leaves_deliveries_pending_for_retry(rt, settings, edition):
+    from mailer.delivery.sending import deliver_batch
+    from mailer.delivery import fanout
+    from mailer.digest.compose import load_plan
+
+    with rt.db.transaction() as s:
+        fanout.start_edition(s, s.get(Edition, edition), load_plan(s, s.get(Edition, edition)))
+        ids = fanout.pending_ids(s, edition)
+    down = SMTPTransport(f"smtp://127.0.0.1:{_free_port()}?timeout=2")
+    result = deliver_batch(rt.db, down, settings, ids)
+    assert result.sent == 0 and sorted(result.retry) == sorted(ids)
+    with rt.db.transaction() as s:
+        rows = s.scalars(select(Delivery).where(Delivery.id.in_(ids))).all()
+        assert {r.status for r in rows} == {"pending"}
+        assert all("connect" in r.error for r in rows)
+        assert s.get(Edition, edition).status == "sending"

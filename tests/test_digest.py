@@ -1,0 +1,156 @@
+"""Building an edition, choosing each subscriber's items, and rendering once per edition."""
+from __future__ import annotations
+
+from datetime import date
+from email import message_from_bytes, policy
+
+import pytest
+from sqlalchemy import select
+
+from mailer.content.models import Item, Partner, Topic
+from mailer.digest.compose import compose, load_plan, prepare_edition
+from mailer.digest.editions import EditionError, build_edition, parse_period
+from subscribers.models import Subscriber
+from subscribers.service import recipients
+
+
+def _item(s, title, partner, topics, dated, status="approved", kind="news"):
+    item = Item(partner_id=partner.id, kind=kind, title=title, summary=f"About {title}.",
+                link=f"https://example.org/{title.replace(' ', '-')}", status=status, dated=dated,
+                topics=topics)
+    s.add(item)
+    return item
+
+
+@pytest.fixture
+def catalogue(rt):
+    with rt.db.transaction() as s:
+        topics = [Topic(slug=f"t{i}", name=f"Topic {i}", position=i) for i in range(3)]
+        partners = [Partner(slug=f"p{i}", name=f"Partner {i}") for i in range(2)]
+        s.add_all(topics + partners)
+    return topics, partners
+
+
+def test_build_takes_approved_items_of_the_period_once(rt, catalogue):
+    topics, (p0, p1) = catalogue
+    with rt.db.transaction() as s:
+        _item(s, "in period", p0, [topics[0]], date(2026, 11, 3))
+        _item(s, "late approval from last month", p0, [topics[0]], date(2026, 10, 30))
+        _item(s, "too old", p0, [topics[0]], date(2026, 9, 1))
+        _item(s, "next month", p0, [topics[0]], date(2026, 12, 1))
+        _item(s, "not approved", p0, [topics[0]], date(2026, 11, 3), status="submitted")
+        _item(s, "rejected", p0, [topics[0]], date(2026, 11, 3), status="rejected")
+    with rt.db.transaction() as s:
+        ed = build_edition(s, "2026-11")
+        titles = sorted(i.title for i in load_plan(s, ed).items)
+        assert ed.subject == "Your campaign digest - November 2026"
+    assert titles == ["in period", "late approval from last month"]
+    with rt.db.transaction() as s:
+        december = load_plan(s, build_edition(s, "2026-12")).items
+    assert [i.title for i in december] == ["next month"]  # November's items are not carried again
+
+
+def test_rebuilding_a_draft_picks_up_new_approvals_but_a_sending_edition_is_frozen(rt, catalogue):
+    topics, (p0, _) = catalogue
+    with rt.db.transaction() as s:
+        _item(s, "first", p0, [topics[0]], date(2026, 11, 3))
+        build_edition(s, "2026-11")
+        _item(s, "second", p0, [topics[0]], date(2026, 11, 4))
+    with rt.db.transaction() as s:
+        ed = build_edition(s, "2026-11")
+        assert len(load_plan(s, ed).items) == 2
+        ed.status = "sending"
+    with rt.db.transaction() as s, pytest.raises(EditionError, match="frozen"):
+        build_edition(s, "2026-11")
+
+
+@pytest.mark.parametrize("period", ["2026-13", "26-11", "2026-1", "", "2026-11; DROP TABLE items"])
+def test_malformed_periods_are_refused(period):
+    with pytest.raises(EditionError, match="2026-11"):
+        parse_period(period)
+
+
+def test_selection_by_topic_partner_both_and_sections(rt, catalogue):
+    (t0, t1, t2), (p0, p1) = catalogue
+    with rt.db.transaction() as s:
+        _item(s, "a", p0, [t1], date(2026, 11, 2))
+        _item(s, "b", p1, [t0, t1], date(2026, 11, 3))           # section of its first topic: t0
+        _item(s, "c", p1, [t2], date(2026, 11, 4))
+        _item(s, "event later", p0, [t2], date(2026, 11, 20), kind="event")
+        _item(s, "event sooner", p0, [t2], date(2026, 11, 10), kind="event")
+        ed = build_edition(s, "2026-11")
+        plan = load_plan(s, ed)
+    assert [sec.name for sec in plan.sections] == ["Topic 0", "Topic 1", "Topic 2"]
+    assert [i.title for i in plan.sections[2].items] == ["c", "event sooner", "event later"]
+
+    def titles(topics, partners):
+        mask = plan.mask_for([t.id for t in topics], [p.id for p in partners])
+        return sorted(i.title for i in plan.items if i.mask & mask)
+
+    assert titles([t1], []) == ["a", "b"]                     # b once, though it has t0 too
+    assert titles([], [p1]) == ["b", "c"]                     # partner only
+    assert titles([t0], [p0]) == ["a", "b", "event later", "event sooner"]  # either matches
+    assert titles([], []) == []
+
+
+def _subscriber(s, email, topics=(), partners=(), status="confirmed", name=""):
+    sub = Subscriber(email=email, name=name, status=status, topics=list(topics), partners=list(partners))
+    s.add(sub)
+    return sub
+
+
+def test_each_recipient_gets_only_their_items_and_nothing_personal_leaks(rt, catalogue):
+    (t0, t1, _), (p0, p1) = catalogue
+    with rt.db.transaction() as s:
+        _item(s, "Heart screening", p0, [t0], date(2026, 11, 2))
+        _item(s, "Sexual health group", p1, [t1], date(2026, 11, 3))
+        _subscriber(s, "one@example.org", [t0], name="Amina")
+        _subscriber(s, "two@example.org", [], [p1])
+        _subscriber(s, "three@example.org", [t1], status="pending")
+        _subscriber(s, "four@example.org", [t1], status="unsubscribed")
+        ed = build_edition(s, "2026-11")
+    with rt.db.transaction() as s:
+        prepared = prepare_edition(s, ed, rt.settings)
+        people = recipients(s)
+    assert [p.email for p in people] == ["one@example.org", "two@example.org"]
+    one, two = (message_from_bytes(compose(prepared, p).data, policy=policy.default) for p in people)
+    one_text = one.get_body(("plain",)).get_content()
+    assert "Heart screening" in one_text and "Sexual health group" not in one_text
+    assert "Hello Amina," in one_text and "you chose Topic 0" in one_text
+    two_html = two.get_body(("html",)).get_content()
+    assert "Sexual health group" in two_html and "Heart screening" not in two_html
+    assert "Amina" not in two_html and "one@example.org" not in two_html
+    assert "Topic 0" not in two_html  # an empty section's heading is left out too
+    assert '<html lang="en"' in two_html
+
+
+def test_rendering_runs_once_per_edition_not_per_recipient(rt, catalogue, monkeypatch):
+    import mailer.rendering as rendering
+
+    (t0, t1, t2), (p0, p1) = catalogue
+    calls = {"mjml": 0, "inline": 0}
+    real_mjml, real_inline = rendering.compile_mjml, rendering.inline_css
+
+    def counting_mjml(src):
+        calls["mjml"] += 1
+        return real_mjml(src)
+
+    def counting_inline(html):
+        calls["inline"] += 1
+        return real_inline(html)
+
+    monkeypatch.setattr(rendering, "compile_mjml", counting_mjml)
+    monkeypatch.setattr(rendering, "inline_css", counting_inline)
+    with rt.db.transaction() as s:
+        for i, t in enumerate((t0, t1, t2)):
+            _item(s, f"item {i}", (p0, p1)[i % 2], [t], date(2026, 11, 2 + i))
+        combos = [([t0], []), ([t1], [p0]), ([t2], [p1]), ([t0, t1, t2], []), ([], [p0])]
+        for n in range(50):
+            topics, partners = combos[n % len(combos)]
+            _subscriber(s, f"r{n}@example.org", topics, partners)
+        ed = build_edition(s, "2026-11")
+    with rt.db.transaction() as s:
+        prepared = prepare_edition(s, ed, rt.settings)
+        messages = [compose(prepared, p) for p in recipients(s)]
+    assert all(messages) and len(messages) == 50
+    assert calls == {"mjml": 1, "inline": 1}
