@@ -144,3 +144,14 @@ def test_relay_down_leaves_deliveries_pending_for_retry(rt, settings, edition):
         assert {r.status for r in rows} == {"pending"}
         assert all("connect" in r.error for r in rows)
         assert s.get(Edition, edition).status == "sending"
+
+
+def test_scheduler_job_builds_and_sends_the_period(rt, transport, queue, edition):
+    from mailer.delivery.actors import run_period
+    from scheduler import build_scheduler
+
+    job = build_scheduler(rt.settings).get_job("monthly-digest")
+    assert str(job.trigger).startswith("cron[day='1st tue', hour='9', minute='0'")
+    enqueue(run_period, "2026-11")
+    queue()
+    assert len(transport.messages) == 3
