@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from html import escape
 from typing import Mapping
 
@@ -37,6 +37,9 @@ PERSONAL = ("GREETING", "EMAIL", "WHY", "MANAGE_URL", "UNSUBSCRIBE_URL", "VIEW_U
 _PLACEHOLDER = re.compile(r"__PH_([A-Z_]+?)__")
 
 
+_SELECTIONS_KEPT = 20_000  # distinct copies remembered (~1 KB each); 8 topics x 6 partners is 16,384
+
+
 @dataclass(frozen=True)
 class Pieces:
     """One rendered body cut for assembly.
@@ -48,6 +51,22 @@ class Pieces:
 
     text: tuple[tuple[int, str, str], ...]
     encoded: tuple[tuple[int, bytes | str], ...]
+    _selections: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def select(self, mask: int) -> tuple[list[bytes | str], tuple[tuple[int, str], ...]]:
+        """The encoded pieces ``mask`` selects, and (index, placeholder) for each slot.
+
+        Remembered per mask: recipients with the same choices share one selection (a list
+        of references to the same bytes), so most copies skip the walk over all pieces.
+        """
+        hit = self._selections.get(mask)
+        if hit is None:
+            parts = [p for m, p in self.encoded if m & mask]
+            hit = (parts, tuple((i, p) for i, p in enumerate(parts) if p.__class__ is str))
+            if len(self._selections) >= _SELECTIONS_KEPT:
+                self._selections.clear()
+            self._selections[mask] = hit
+        return hit
 
 
 @dataclass(frozen=True)
@@ -120,9 +139,16 @@ def cut(plan: DigestPlan, rendered: str) -> Pieces:
         else:
             raise ValueError(f"unknown block kind {kind!r} in a digest template")
         triples.extend(_split(text, mask))
+    # Adjacent literals with the same mask become one piece: fewer pieces to walk per copy.
+    merged: list[tuple[int, str, str]] = []
+    for m, lit, name in triples:
+        if lit and merged and merged[-1][1] and merged[-1][0] == m:
+            merged[-1] = (m, merged[-1][1] + lit, "")
+        else:
+            merged.append((m, lit, name))
     return Pieces(
-        text=tuple(triples),
-        encoded=tuple((m, qp_fragment(lit) if not name else name) for m, lit, name in triples),
+        text=tuple(merged),
+        encoded=tuple((m, qp_fragment(lit) if not name else name) for m, lit, name in merged),
     )
 
 
@@ -163,10 +189,17 @@ def assemble(rendered: RenderedDigest, mask: int, values: Mapping[str, str]) -> 
 
     The per-recipient hot path: choose pre-encoded pieces, encode only the few values.
     """
-    html_vals = {k: qp_fragment(escape(v)) for k, v in values.items()}
-    text_vals = {k: qp_fragment(v) for k, v in values.items()}
-    html = b"".join([p if p.__class__ is bytes else html_vals[p]
-                     for m, p in rendered.html.encoded if m & mask])
-    text = b"".join([p if p.__class__ is bytes else text_vals[p]
-                     for m, p in rendered.plain.encoded if m & mask])
-    return html, text
+    text_vals, html_vals = {}, {}
+    for k, v in values.items():
+        text_vals[k] = encoded = qp_fragment(v)
+        safe = escape(v)
+        html_vals[k] = encoded if safe == v else qp_fragment(safe)
+    return _join(rendered.html, mask, html_vals), _join(rendered.plain, mask, text_vals)
+
+
+def _join(pieces: Pieces, mask: int, values: Mapping[str, bytes]) -> bytes:
+    shared, slots = pieces.select(mask)
+    parts = shared.copy()
+    for i, name in slots:
+        parts[i] = values[name]
+    return b"".join(parts)
