@@ -75,8 +75,8 @@ def edit(session: Session, edition: Edition, *, subject=_UNSET, preheader=_UNSET
         changes["intro"] = _text("intro", intro, 2000, multiline=True)
     if featured_item_id is not _UNSET:
         if featured_item_id is not None:
-            item = session.get(Item, featured_item_id)
-            if item is None or item.edition_id != edition.id:
+            carried_by = session.scalar(select(Item.edition_id).where(Item.id == featured_item_id))
+            if carried_by is None or carried_by != edition.id:
                 raise EditionError(f"Item {featured_item_id} is not in the {edition.period} edition; "
                                    "only its own items can be featured.")
         changes["featured_item_id"] = featured_item_id
