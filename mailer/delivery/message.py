@@ -42,13 +42,15 @@ def encode_address(name: str, address: str) -> str:
     return formataddr((name, address), charset="utf-8") if name else address
 
 
-def encode_subject(subject: str) -> str:
+def encode_subject(subject: str, header_name: str = "Subject") -> str:
+    """RFC 2047 for a non-ASCII value, folded so that with ``header_name: `` in front no
+    line passes 78 characters."""
     _check(subject)
     try:
         subject.encode("ascii")
         return subject
     except UnicodeEncodeError:
-        return Header(subject, "utf-8", maxlinelen=76).encode(linesep="\r\n")
+        return Header(subject, "utf-8", maxlinelen=78, header_name=header_name).encode(linesep="\r\n")
 
 
 def _qp(text: str) -> bytes:
@@ -112,7 +114,7 @@ class MessageTemplate:
             f'Content-Type: multipart/alternative; boundary="{self.boundary}"',
         ]
         if list_id:
-            label = f"{encode_subject(list_name)} " if list_name else ""
+            label = f"{encode_subject(list_name, 'List-Id')} " if list_name else ""
             lines.append(f"List-Id: {label}<{_check(list_id)}>")
         if list_unsubscribe_mailto:
             lines.append("List-Unsubscribe-Post: List-Unsubscribe=One-Click")
