@@ -161,7 +161,7 @@ def test_non_latin_scripts_survive_and_run_in_their_direction(session, rt):
     text = msg.get_body(("plain",)).get_content()
     for title in NON_LATIN.values():
         assert title in html and title in text
-        assert re.search(r'<div dir="auto"[^>]*><p[^>]*>[^<]*</p><h3[^>]*><a [^>]*>' + re.escape(title), html)
+        assert re.search(r'<h3 dir="auto"[^>]*><a [^>]*>' + re.escape(title), html)
     assert "Hello عائشہ خان," in text
     # The subject is RFC 2047 encoded: ASCII on the wire, folded, and decodes exactly.
     raw = envelope.data.split(b"\r\n\r\n", 1)[0]
