@@ -71,10 +71,16 @@ def edition_show(period):
         click.echo(f"Preheader: {ed.preheader or '(generated)'}")
         click.echo(f"Intro:     {ed.intro or '(none)'}")
         click.echo(f"Featured:  {ed.featured_item_id or '(none)'}")
+        seen: set[int] = set()
         for section in plan.sections:
             click.echo(f"  {section.name}")
             for item in section.items:
-                click.echo(f"    {item.id:5}  {item.dated}  {item.title[:70]}")
+                mark = "+" if item.id in seen else " "
+                seen.add(item.id)
+                click.echo(f"   {mark}{item.id:5}  {item.dated}  {item.title[:70]}")
+        if len(seen) < len(plan.placements):
+            click.echo("  (+ also under an earlier topic: each reader gets it once, under the first "
+                       "of its topics they chose)")
 
 
 @edition.command("schedule")
