@@ -13,8 +13,11 @@ def test_minted_tokens_equal_itsdangerous_tokens_and_verify(purpose):
     tokens = Tokens("current-key", ("old-key",))
     minter = TokenMinter(tokens)
     for sid, version in [(1, 1), (123456789, 7), (0, 0)]:
-        minted = minter.make(purpose, sid, version)
-        assert minted == tokens.make(purpose, sid, version)  # same second, same bytes
+        for _ in range(3):  # retry if the clock ticked over a second between the two
+            minted, reference = minter.make(purpose, sid, version), tokens.make(purpose, sid, version)
+            if minted.split(".")[1] == reference.split(".")[1]:
+                break
+        assert minted == reference
         claims = tokens.read(purpose, minted)
         assert (claims.subscriber_id, claims.version) == (sid, version)
 
