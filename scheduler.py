@@ -32,11 +32,20 @@ def send_current_period(tz: str) -> None:
     run_period.send(datetime.now(ZoneInfo(tz)).strftime("%Y-%m"))
 
 
+def send_due() -> None:
+    from mailer.delivery.actors import send_due_editions
+
+    send_due_editions.send()
+
+
 def build_scheduler(settings: Settings) -> BlockingScheduler:
     scheduler = BlockingScheduler(timezone=ZoneInfo(settings.schedule_timezone))
     scheduler.add_job(send_current_period, parse_cron(settings.digest_schedule, settings.schedule_timezone),
                       args=[settings.schedule_timezone], id="monthly-digest",
                       coalesce=True, max_instances=1, misfire_grace_time=6 * 3600)
+    # Editions an editor scheduled for a set time (`mailer edition schedule`).
+    scheduler.add_job(send_due, CronTrigger(minute="*", timezone=ZoneInfo(settings.schedule_timezone)),
+                      id="scheduled-editions", coalesce=True, max_instances=1, misfire_grace_time=3600)
     return scheduler
 
 

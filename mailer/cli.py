@@ -167,6 +167,8 @@ def edition_send(period: str, wait: bool, timeout: int) -> None:
         ed = s.scalar(select(Edition).where(Edition.period == period))
         if ed is None:
             _fail(f"There is no {period} edition. Build it first: mailer edition build --period {period}")
+        if ed.status == "cancelled":
+            _fail(f"The {period} edition was cancelled; it cannot be sent.")
         edition_id = ed.id
     enqueue(start_edition, edition_id)
     if wait:
@@ -248,3 +250,6 @@ def worker(processes: int, threads: int) -> None:
             time.sleep(3600)
     except KeyboardInterrupt:
         pass
+
+
+from mailer import edition_cli  # noqa: E402,F401  (registers the editor commands on `edition`)

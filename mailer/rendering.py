@@ -40,9 +40,17 @@ _env = jinja2.Environment(
 )
 
 
+_INDENT = re.compile(r"\n[ \t]+")
+
+
 def compile_mjml(source: str) -> str:
-    """MJML markup to HTML. ~10-100 ms: call once per template or edition, not per recipient."""
-    return mjml_to_html(source).html
+    """MJML markup to HTML. ~10-100 ms: call once per template or edition, not per recipient.
+
+    MJML indents its output generously; leading whitespace on a line never shows in HTML
+    (our templates have no ``<pre>``), and dropping it saves ~25% of a digest's bytes,
+    which keeps 60-item editions under Gmail's 102 KB clipping limit.
+    """
+    return _INDENT.sub("\n", mjml_to_html(source).html)
 
 
 def inline_css(html: str) -> str:
@@ -56,6 +64,11 @@ def inline_css(html: str) -> str:
         disable_validation=True,
         cssutils_logging_level=logging.CRITICAL,
     ).transform(pretty_print=False)
+
+
+def template_source(template: str, context: Mapping) -> str:
+    """``templates/email/<template>`` through Jinja2 only (the MJML source)."""
+    return _env.get_template(template).render(**context)
 
 
 def render_html(template: str, context: Mapping) -> str:

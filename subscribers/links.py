@@ -5,13 +5,14 @@ The paths here are the routes of ``subscribers.views``; a test checks they agree
 from __future__ import annotations
 
 from mailer.settings import Settings
+from subscribers.minting import TokenMinter
 from subscribers.tokens import Tokens
 
 
 class Links:
     def __init__(self, settings: Settings):
         self.base = settings.base_url
-        self.tokens = Tokens(settings.secret_key, settings.secret_key_fallbacks)
+        self.tokens = TokenMinter(Tokens(settings.secret_key, settings.secret_key_fallbacks))
 
     def confirm(self, subscriber_id: int, version: int) -> str:
         return f"{self.base}/confirm/{self.tokens.make('confirm', subscriber_id, version)}"
@@ -21,6 +22,10 @@ class Links:
 
     def unsubscribe(self, subscriber_id: int, version: int) -> str:
         return f"{self.base}/u/{self.tokens.make('unsubscribe', subscriber_id, version)}"
+
+    def view(self, period: str, subscriber_id: int, version: int) -> str:
+        """This subscriber's own web copy of the ``period`` edition (see mailer/web/digest.py)."""
+        return f"{self.base}/view/{period}/{self.tokens.make('view', subscriber_id, version)}"
 
     def subscribe(self) -> str:
         return f"{self.base}/subscribe"

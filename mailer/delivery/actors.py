@@ -78,10 +78,24 @@ def run_period(period: str) -> None:
     rt = runtime.current()
     with rt.db.transaction() as s:
         edition = s.query(Edition).filter_by(period=period).one_or_none()
+        if edition is not None and edition.status in ("scheduled", "cancelled"):
+            return  # the editor set a time (send_due_editions sends it) or stopped it
         if edition is None or edition.status == "draft":
             edition = build_edition(s, period)
         edition_id = edition.id
     start_edition.send(edition_id)
+
+
+@dramatiq.actor(queue_name="digest", max_retries=3)
+def send_due_editions() -> None:
+    """Start every scheduled edition whose time has come (the scheduler runs this each minute)."""
+    from mailer.digest.lifecycle import due
+
+    rt = runtime.current()
+    with rt.db.transaction() as s:
+        ids = [e.id for e in due(s)]
+    for edition_id in ids:
+        start_edition.send(edition_id)
 
 
 def requeue_pending() -> int:

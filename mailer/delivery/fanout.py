@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from mailer.db import utcnow
 from mailer.delivery.models import PENDING, SKIPPED, Delivery
 from mailer.digest.editions import EditionError
-from mailer.digest.models import DRAFT, SENDING, Edition
+from mailer.digest.models import DRAFT, SCHEDULED, SENDING, Edition
 from mailer.digest.plan import DigestPlan
 from subscribers.service import recipients
 
@@ -27,7 +27,7 @@ def start_edition(session: Session, edition: Edition, plan: DigestPlan) -> FanOu
     Calling it again adds nothing for subscribers already in the ledger, so a repeated
     send never mails anyone twice.
     """
-    if edition.status not in (DRAFT, SENDING, "sent"):
+    if edition.status not in (DRAFT, SCHEDULED, SENDING, "sent"):
         raise EditionError(f"The {edition.period} edition is {edition.status}.")
     if not plan.sections:
         raise EditionError(f"The {edition.period} edition has no approved items to send.")
@@ -44,7 +44,7 @@ def start_edition(session: Session, edition: Edition, plan: DigestPlan) -> FanOu
                      "created_at": now, "updated_at": now})
     for start in range(0, len(rows), 5000):
         session.execute(insert(Delivery), rows[start:start + 5000])
-    if edition.status == DRAFT:
+    if edition.status in (DRAFT, SCHEDULED):
         edition.status = SENDING
     return FanOut(created=len(rows) - skipped, skipped=skipped)
 

@@ -27,9 +27,10 @@ _prepared_lock = threading.Lock()
 
 
 def prepared_for(session: Session, edition: Edition, settings: Settings) -> PreparedEdition:
-    """The edition's render, made once per process (keyed by build time, so a rebuild renders
-    afresh) and shared by all worker threads."""
-    key = (edition.id, edition.built_at)
+    """The edition's render, made once per process (keyed by build time and the editor's
+    fields, so a rebuild or an edit renders afresh) and shared by all worker threads."""
+    key = (edition.id, edition.built_at, edition.subject, edition.preheader, edition.intro,
+           edition.featured_item_id)
     with _prepared_lock:
         if key not in _prepared:
             _prepared.clear()  # one edition sends at a time; do not hoard renders

@@ -1,7 +1,9 @@
 """From an edition to each recipient's finished message.
 
 :func:`prepare_edition` does the expensive work once (plan, render, shared headers);
-:func:`compose` is the cheap per-recipient step that the delivery workers call.
+:func:`compose` is the cheap per-recipient step that the delivery workers call. The web
+faces (view online, archive, preview) use :func:`copy_for` and :func:`archive_copy` over
+the same prepared render.
 """
 from __future__ import annotations
 
@@ -15,15 +17,19 @@ from mailer.delivery.message import Envelope, MessageTemplate
 from mailer.digest.editions import MONTHS, edition_items, parse_period
 from mailer.digest.models import Edition
 from mailer.digest.plan import DigestPlan, plan_digest
-from mailer.digest.render import RenderedDigest, digest_context, personalise, render_digest
+from mailer.digest.render import RenderedDigest, assemble, digest_context, personalise, render_digest
 from mailer.settings import Settings
 from subscribers.links import Links
 from subscribers.service import Recipient
+
+LIST_NAME = "End Racism This Generation digest"
 
 
 @dataclass(frozen=True)
 class PreparedEdition:
     edition_id: int
+    period: str
+    subject: str
     plan: DigestPlan
     rendered: RenderedDigest
     template: MessageTemplate
@@ -39,42 +45,85 @@ def load_plan(session: Session, edition: Edition) -> DigestPlan:
     items = edition_items(session, edition.id)
     topics = list(session.scalars(select(Topic)))
     partners = list(session.scalars(select(Partner)))
-    return plan_digest(items, topics, partners)
+    return plan_digest(items, topics, partners, featured_item_id=edition.featured_item_id)
 
 
-def prepare_edition(session: Session, edition: Edition, settings: Settings) -> PreparedEdition:
-    """Everything about ``edition`` that is the same for every recipient."""
+def prepare_edition(session: Session, edition: Edition, settings: Settings,
+                    timings: dict[str, float] | None = None) -> PreparedEdition:
+    """Everything about ``edition`` that is the same for every recipient.
+
+    ``timings`` (optional) receives each rendering stage's seconds (see render_digest).
+    """
     plan = load_plan(session, edition)
     context = digest_context(plan, subject=edition.subject, intro=edition.intro,
-                             period_label=period_label(edition.period), settings=settings)
+                             preheader=edition.preheader, period_label=period_label(edition.period),
+                             settings=settings)
     return PreparedEdition(
         edition_id=edition.id,
+        period=edition.period,
+        subject=edition.subject,
         plan=plan,
-        rendered=render_digest(plan, context),
-        template=MessageTemplate(
-            mail_from=settings.mail_from,
-            subject=edition.subject,
-            list_id=settings.list_id,
-            list_name="End Racism This Generation digest",
-            list_unsubscribe_mailto=settings.unsubscribe_mailto,
-        ),
+        rendered=render_digest(plan, context, timings),
+        template=message_template(settings, edition.subject),
         links=Links(settings),
     )
 
 
-def compose(prepared: PreparedEdition, recipient: Recipient) -> Envelope | None:
-    """``recipient``'s digest, or None when none of the edition's items is for them."""
-    mask = prepared.plan.mask_for(recipient.topic_ids, recipient.partner_ids)
-    if not mask:
-        return None
-    links = prepared.links
-    unsubscribe_url = links.unsubscribe(recipient.id, recipient.token_version)
-    html, text = personalise(prepared.rendered, mask, {
+def message_template(settings: Settings, subject: str) -> MessageTemplate:
+    return MessageTemplate(
+        mail_from=settings.mail_from,
+        subject=subject,
+        list_id=settings.list_id,
+        list_name=LIST_NAME,
+        list_unsubscribe_mailto=settings.unsubscribe_mailto,
+    )
+
+
+def personal_values(prepared: PreparedEdition, recipient: Recipient, links: Links | None = None) -> dict[str, str]:
+    """The placeholder values for ``recipient``: greeting, address, reason and links."""
+    links = links or prepared.links
+    sid, version = recipient.id, recipient.token_version
+    return {
         "GREETING": f" {recipient.name}" if recipient.name else "",
         "EMAIL": recipient.email,
         "WHY": prepared.plan.why(recipient.topic_ids, recipient.partner_ids),
-        "MANAGE_URL": links.manage(recipient.id, recipient.token_version),
-        "UNSUBSCRIBE_URL": unsubscribe_url,
-    })
-    return prepared.template.build(to_name=recipient.name, to_address=recipient.email,
-                                   text=text, html=html, unsubscribe_url=unsubscribe_url)
+        "MANAGE_URL": links.manage(sid, version),
+        "UNSUBSCRIBE_URL": links.unsubscribe(sid, version),
+        "VIEW_URL": links.view(prepared.period, sid, version),
+    }
+
+
+def compose(prepared: PreparedEdition, recipient: Recipient, *, to_address: str | None = None,
+            template: MessageTemplate | None = None) -> Envelope | None:
+    """``recipient``'s digest, or None when none of the edition's items is for them.
+
+    ``to_address``/``template`` send the same copy elsewhere under another subject (test
+    sends); normal delivery leaves both unset.
+    """
+    mask = prepared.plan.mask_for(recipient.topic_ids, recipient.partner_ids)
+    if not mask:
+        return None
+    values = personal_values(prepared, recipient)
+    html, text = assemble(prepared.rendered, prepared.rendered.recipient_mask(mask), values)
+    return (template or prepared.template).build_encoded(
+        to_name=recipient.name if to_address is None else "",
+        to_address=to_address or recipient.email,
+        text_qp=text, html_qp=html, unsubscribe_url=values["UNSUBSCRIBE_URL"])
+
+
+def copy_for(prepared: PreparedEdition, recipient: Recipient) -> tuple[str, str] | None:
+    """``recipient``'s copy as (html, text) for the web (view online, preview)."""
+    mask = prepared.plan.mask_for(recipient.topic_ids, recipient.partner_ids)
+    if not mask:
+        return None
+    return personalise(prepared.rendered, prepared.rendered.recipient_mask(mask),
+                       personal_values(prepared, recipient))
+
+
+def archive_copy(prepared: PreparedEdition) -> tuple[str, str]:
+    """The public copy: every item, no greeting by name, no personal links."""
+    plan = prepared.plan
+    every_item = plan.mask_for(plan.topic_names, plan.partner_names)
+    return personalise(prepared.rendered, prepared.rendered.public_mask(every_item),
+                       {"GREETING": "", "EMAIL": "", "WHY": "", "MANAGE_URL": "",
+                        "UNSUBSCRIBE_URL": "", "VIEW_URL": ""})

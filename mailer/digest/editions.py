@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from mailer.content.models import APPROVED, Item
 from mailer.db import utcnow
-from mailer.digest.models import DRAFT, Edition
+from mailer.digest.models import DRAFT, SCHEDULED, Edition
 
 _PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 MONTHS = ("January February March April May June July August September October "
@@ -44,7 +44,8 @@ def build_edition(session: Session, period: str) -> Edition:
     It carries approved items dated in the period, or in the month before if no edition has
     carried them yet (so an item approved just after last month's send is not lost). An item
     is carried by one edition only. Rebuilding a draft picks up new approvals; an edition
-    that has started sending cannot change (:class:`EditionError`).
+    that has started sending cannot change (:class:`EditionError`); a scheduled one can, and
+    stays scheduled. A featured item that is no longer carried stops being featured.
     """
     start, end = parse_period(period)
     edition = session.scalar(select(Edition).where(Edition.period == period))
@@ -52,7 +53,7 @@ def build_edition(session: Session, period: str) -> Edition:
         edition = Edition(period=period, subject=default_subject(period), status=DRAFT)
         session.add(edition)
         session.flush()
-    elif edition.status != DRAFT:
+    elif edition.status not in (DRAFT, SCHEDULED):
         raise EditionError(f"The {period} edition is already {edition.status}; its items are frozen.")
     session.execute(update(Item).where(Item.edition_id == edition.id).values(edition_id=None))
     session.execute(
@@ -65,6 +66,10 @@ def build_edition(session: Session, period: str) -> Edition:
         )
         .values(edition_id=edition.id)
     )
+    if edition.featured_item_id is not None:
+        session.flush()
+        if session.scalar(select(Item.edition_id).where(Item.id == edition.featured_item_id)) != edition.id:
+            edition.featured_item_id = None
     edition.built_at = utcnow()
     return edition
 

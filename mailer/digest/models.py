@@ -3,12 +3,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, String
+from sqlalchemy import DateTime, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mailer.db import Base, utcnow
 
 DRAFT, SENDING, SENT = "draft", "sending", "sent"
+SCHEDULED, CANCELLED = "scheduled", "cancelled"
+# draft -> scheduled -> sending -> sent, and draft/scheduled/sending -> cancelled.
+STATUSES = (DRAFT, SCHEDULED, SENDING, SENT, CANCELLED)
 
 
 class Edition(Base):
@@ -21,3 +24,10 @@ class Edition(Base):
     intro: Mapped[str] = mapped_column(String(2000), default="")
     built_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Hidden first line inbox lists show after the subject; empty means a generated one.
+    preheader: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    # An item of this edition shown first; a plain id (not a foreign key) because items
+    # already point at editions, and a cycle of keys complicates every migration.
+    featured_item_id: Mapped[int | None] = mapped_column(Integer)
+    scheduled_for: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

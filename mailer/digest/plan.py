@@ -1,20 +1,36 @@
 """The shape of an edition, and what each subscriber gets from it.
 
-Items are ordered once into sections (one per topic, by the item's first topic). Each item
-gets a bit; every topic and partner gets the mask of its items. A subscriber's digest is
-then one OR over their choices: exact, and cheap enough for 100,000 subscribers.
+Sections, in order: the editor's featured item, one section per topic (newest first), an
+"Other news" section for items without a topic, then every event in date order.
+
+An item tagged with several topics is *placed* in each of their sections, and every
+placement gets a bit. A subscriber's mask holds exactly one placement per item they get:
+under the first of the item's topics that they chose (so a "Sexual health" reader finds
+it under "Sexual health", not under a heading they never picked), or under its first topic
+when they get it through a partner they follow. So every item appears once, in a section
+the reader recognises, and a section shows only when its mask meets theirs.
+
+The mask depends only on the *set* of choices, and 100,000 subscribers hold at most a few
+thousand distinct sets, so :meth:`DigestPlan.mask_for` caches per set.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Iterable, Sequence
 
 from mailer.content.models import ITEM_KINDS, Item, Partner, Topic
 
+FEATURED, TOPIC, EVENTS = "featured", "topic", "events"
+FEATURED_TITLE = "Featured this month"
+EVENTS_TITLE = "Events and dates"
+OTHER_TITLE = "Other news"
+
 
 @dataclass(frozen=True)
 class PlannedItem:
+    """One placement of an item in a section."""
+
     bit: int
     id: int
     title: str
@@ -25,6 +41,7 @@ class PlannedItem:
     partner_id: int
     partner_name: str
     dated: date
+    topic_id: int | None = None  # the section's topic, for topic sections
 
     @property
     def mask(self) -> int:
@@ -34,32 +51,67 @@ class PlannedItem:
 @dataclass(frozen=True)
 class Section:
     number: int
-    topic_id: int
+    topic_id: int | None  # None for the featured, other-news and events sections
     name: str
     items: tuple[PlannedItem, ...]
     mask: int
+    kind: str = TOPIC
+
+    @property
+    def anchor(self) -> str:
+        return f"section-{self.number}"
 
 
 @dataclass(frozen=True)
+class _Entry:
+    """An item for selection: what it matches and where it can be placed."""
+
+    topic_ids: frozenset[int]
+    partner_id: int
+    placements: tuple[tuple[int | None, int], ...]  # (section topic or None, bit), in order
+
+
+@dataclass
 class DigestPlan:
     sections: tuple[Section, ...]
-    topic_masks: dict[int, int]
-    partner_masks: dict[int, int]
     topic_names: dict[int, str]
     partner_names: dict[int, str]
+    entries: tuple[_Entry, ...]
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def placements(self) -> list[PlannedItem]:
+        return [i for s in self.sections for i in s.items]
 
     @property
     def items(self) -> list[PlannedItem]:
-        return [i for s in self.sections for i in s.items]
+        """Each item once (its first placement), in digest order."""
+        seen, out = set(), []
+        for p in self.placements:
+            if p.id not in seen:
+                seen.add(p.id)
+                out.append(p)
+        return out
+
+    @property
+    def bits(self) -> int:
+        return len(self.placements)
 
     def mask_for(self, topic_ids: Iterable[int], partner_ids: Iterable[int]) -> int:
-        """Bits of the items matching any chosen topic or coming from any followed partner."""
-        m = 0
-        for t in topic_ids:
-            m |= self.topic_masks.get(t, 0)
-        for p in partner_ids:
-            m |= self.partner_masks.get(p, 0)
-        return m
+        """Bits of the placements this subscriber reads: each item that matches any chosen
+        topic or comes from any followed partner, once. 0 means nothing to read."""
+        key = (frozenset(topic_ids), frozenset(partner_ids))
+        mask = self._cache.get(key)
+        if mask is None:
+            chosen_t, chosen_p = key
+            mask = 0
+            for e in self.entries:
+                if e.partner_id in chosen_p or not e.topic_ids.isdisjoint(chosen_t):
+                    bit = next((b for t, b in e.placements if t in chosen_t), e.placements[0][1])
+                    mask |= 1 << bit
+            if len(self._cache) < 100_000:
+                self._cache[key] = mask
+        return mask
 
     def why(self, topic_ids: Iterable[int], partner_ids: Iterable[int]) -> str:
         """"Sexual health and Naz Project London": the choices that explain this email."""
@@ -71,37 +123,52 @@ class DigestPlan:
         return ", ".join(names[:-1]) + " and " + names[-1]
 
 
-def plan_digest(items: Sequence[Item], topics: Sequence[Topic], partners: Sequence[Partner]) -> DigestPlan:
-    """Order ``items`` into topic sections and index them for selection."""
+def _newest_first(items: Iterable[Item]) -> list[Item]:
+    return sorted(items, key=lambda i: (-i.dated.toordinal(), i.id))
+
+
+def plan_digest(items: Sequence[Item], topics: Sequence[Topic], partners: Sequence[Partner],
+                featured_item_id: int | None = None) -> DigestPlan:
+    """Order ``items`` into sections and index them for selection.
+
+    Items without a topic reach only the followers of their partner; the featured item
+    (if it is among ``items``) leads the digest of everyone whose choices match it.
+    """
     topic_order = sorted(topics, key=lambda t: (t.position, t.id))
-    by_topic: dict[int, list[Item]] = {t.id: [] for t in topic_order}
-    for item in items:
-        if item.topics:
-            first = min(item.topics, key=lambda t: (t.position, t.id))
-            by_topic[first.id].append(item)
-    sections, topic_masks, partner_masks, bit = [], {}, {}, 0
+    featured = [i for i in items if i.id == featured_item_id]
+    rest = [i for i in items if i.id != featured_item_id]
+    events = sorted((i for i in rest if i.kind == "event"), key=lambda i: (i.dated, i.id))
+    others = [i for i in rest if i.kind != "event"]
+    groups: list[tuple[str, int | None, str, list[Item]]] = [(FEATURED, None, FEATURED_TITLE, featured)]
     for topic in topic_order:
-        members = sorted(by_topic[topic.id], key=lambda i: (i.kind == "event", i.dated, i.id))
+        groups.append((TOPIC, topic.id, topic.name,
+                       _newest_first(i for i in others if any(t.id == topic.id for t in i.topics))))
+    groups.append((TOPIC, None, OTHER_TITLE, _newest_first(i for i in others if not i.topics)))
+    groups.append((EVENTS, None, EVENTS_TITLE, events))
+
+    sections, bit = [], 0
+    placements: dict[int, list[tuple[int | None, int]]] = {}
+    for kind, topic_id, name, members in groups:
         if not members:
             continue
         planned = []
         for item in members:
-            p = PlannedItem(bit, item.id, item.title, item.summary, item.link, item.kind,
-                            ITEM_KINDS.get(item.kind, item.kind), item.partner_id, item.partner.name,
-                            item.dated)
-            planned.append(p)
-            for t in item.topics:
-                topic_masks[t.id] = topic_masks.get(t.id, 0) | p.mask
-            partner_masks[item.partner_id] = partner_masks.get(item.partner_id, 0) | p.mask
+            planned.append(PlannedItem(bit, item.id, item.title, item.summary, item.link, item.kind,
+                                       ITEM_KINDS.get(item.kind, item.kind), item.partner_id,
+                                       item.partner.name, item.dated, topic_id))
+            placements.setdefault(item.id, []).append((topic_id, bit))
             bit += 1
         mask = 0
         for p in planned:
             mask |= p.mask
-        sections.append(Section(len(sections), topic.id, topic.name, tuple(planned), mask))
+        sections.append(Section(len(sections), topic_id, name, tuple(planned), mask, kind))
+    entries = tuple(
+        _Entry(frozenset(t.id for t in item.topics), item.partner_id, tuple(placements[item.id]))
+        for item in items
+    )
     return DigestPlan(
         sections=tuple(sections),
-        topic_masks=topic_masks,
-        partner_masks=partner_masks,
         topic_names={t.id: t.name for t in topic_order},
         partner_names={p.id: p.name for p in partners},
+        entries=entries,
     )

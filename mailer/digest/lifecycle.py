@@ -1,0 +1,126 @@
+"""An edition's life: draft -> scheduled -> sending -> sent, or cancelled on the way.
+
+| from | to | by |
+|---|---|---|
+| draft | scheduled | :func:`schedule` (a time in the future) |
+| scheduled | draft | :func:`unschedule` |
+| draft, scheduled | sending | the fan-out (``mailer.delivery.fanout.start_edition``) |
+| sending | sent | the last delivery finishing (``mailer.delivery.sending.finish_if_done``) |
+| draft, scheduled, sending | cancelled | :func:`cancel` (deliveries not yet sent stop) |
+
+Editors can change the subject, preheader, intro and featured item while the edition is a
+draft or scheduled (:func:`edit`); from ``sending`` on, what subscribers get is fixed.
+Functions take a session and never commit; bad input raises :class:`EditionError` and
+changes nothing.
+"""
+from __future__ import annotations
+
+import unicodedata
+from datetime import datetime, timezone
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from mailer.content.models import Item
+from mailer.db import utcnow
+from mailer.delivery.models import PENDING, Delivery
+from mailer.digest.editions import EditionError, parse_period
+from mailer.digest.models import CANCELLED, DRAFT, SCHEDULED, SENDING, Edition
+
+EDITABLE = (DRAFT, SCHEDULED)
+CANCELLED_DELIVERY = "cancelled"  # a delivery that will not be sent because its edition stopped
+
+_UNSET = object()
+
+
+def get_edition(session: Session, period: str) -> Edition:
+    """The edition for ``period`` or :class:`EditionError` saying how to make it."""
+    parse_period(period)
+    edition = session.scalar(select(Edition).where(Edition.period == period))
+    if edition is None:
+        raise EditionError(f"There is no {period} edition. Build it first: mailer edition build --period {period}")
+    return edition
+
+
+def _text(field: str, value: str, max_length: int, *, multiline: bool = False) -> str:
+    """Trimmed text without control characters (line breaks only where ``multiline``).
+
+    Format characters (Unicode Cf) are allowed: Urdu, Bengali and Punjabi need ZWJ/ZWNJ
+    and mixed right-to-left text needs direction marks.
+    """
+    value = (value or "").strip().replace("\r\n", "\n")
+    allowed = "\n\t" if multiline else ""
+    if any(unicodedata.category(ch) == "Cc" and ch not in allowed for ch in value):
+        raise EditionError(f"The {field} must not contain "
+                           + ("control characters." if multiline else "line breaks or control characters."))
+    if len(value) > max_length:
+        raise EditionError(f"The {field} must be at most {max_length} characters (it has {len(value)}).")
+    return value
+
+
+def edit(session: Session, edition: Edition, *, subject=_UNSET, preheader=_UNSET, intro=_UNSET,
+         featured_item_id=_UNSET) -> Edition:
+    """Change what the editor controls. Only given fields change; ``featured_item_id=None``
+    clears the featured item. Every value is checked before any is applied."""
+    if edition.status not in EDITABLE:
+        raise EditionError(f"The {edition.period} edition is {edition.status}; it can no longer be edited.")
+    changes = {}
+    if subject is not _UNSET:
+        changes["subject"] = _text("subject", subject, 200)
+        if not changes["subject"]:
+            raise EditionError("The subject must not be empty.")
+    if preheader is not _UNSET:
+        changes["preheader"] = _text("preheader", preheader, 200)
+    if intro is not _UNSET:
+        changes["intro"] = _text("intro", intro, 2000, multiline=True)
+    if featured_item_id is not _UNSET:
+        if featured_item_id is not None:
+            carried_by = session.scalar(select(Item.edition_id).where(Item.id == featured_item_id))
+            if carried_by is None or carried_by != edition.id:
+                raise EditionError(f"Item {featured_item_id} is not in the {edition.period} edition; "
+                                   "only its own items can be featured.")
+        changes["featured_item_id"] = featured_item_id
+    for key, value in changes.items():
+        setattr(edition, key, value)
+    return edition
+
+
+def schedule(session: Session, edition: Edition, when: datetime, *, now: datetime | None = None) -> Edition:
+    """Plan the send for ``when`` (timezone-aware, in the future). Needs items to send."""
+    from mailer.digest.editions import edition_items
+
+    if edition.status != DRAFT:
+        raise EditionError(f"Only a draft can be scheduled; the {edition.period} edition is {edition.status}.")
+    if when.tzinfo is None:
+        raise EditionError("The schedule time needs a time zone.")
+    if when <= (now or utcnow()):
+        raise EditionError(f"The schedule time {when:%Y-%m-%d %H:%M %Z} is in the past.")
+    if not edition_items(session, edition.id):
+        raise EditionError(f"The {edition.period} edition has no items; approve some and rebuild it first.")
+    edition.status, edition.scheduled_for = SCHEDULED, when.astimezone(timezone.utc)
+    return edition
+
+
+def unschedule(session: Session, edition: Edition) -> Edition:
+    if edition.status != SCHEDULED:
+        raise EditionError(f"The {edition.period} edition is {edition.status}, not scheduled.")
+    edition.status, edition.scheduled_for = DRAFT, None
+    return edition
+
+
+def cancel(session: Session, edition: Edition) -> int:
+    """Stop ``edition``. Deliveries still pending are marked cancelled (a worker that has
+    already claimed one finishes it). Returns how many deliveries were stopped."""
+    if edition.status not in (DRAFT, SCHEDULED, SENDING):
+        raise EditionError(f"The {edition.period} edition is {edition.status}; it cannot be cancelled.")
+    stopped = session.execute(
+        update(Delivery).where(Delivery.edition_id == edition.id, Delivery.status == PENDING)
+        .values(status=CANCELLED_DELIVERY, updated_at=utcnow())).rowcount
+    edition.status, edition.cancelled_at = CANCELLED, utcnow()
+    return stopped or 0
+
+
+def due(session: Session, now: datetime | None = None) -> list[Edition]:
+    """Scheduled editions whose time has come."""
+    return list(session.scalars(select(Edition).where(
+        Edition.status == SCHEDULED, Edition.scheduled_for <= (now or utcnow()))))

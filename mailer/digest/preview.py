@@ -1,0 +1,113 @@
+"""What an editor sees before sending: a copy as a real subscriber or as a set of choices,
+test sends to any address, and the signed link to the preview page.
+
+Test sends and "as these choices" previews use a stand-in recipient with id 0, so their
+manage, unsubscribe and view links are well-formed but act on nobody: an editor clicking
+"Unsubscribe" in a test email must not unsubscribe a real person.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from threading import Lock
+
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mailer.content.models import Partner, Topic
+from mailer.delivery.message import Envelope
+from mailer.digest.compose import PreparedEdition, compose, message_template, prepare_edition
+from mailer.digest.editions import EditionError
+from mailer.digest.models import Edition
+from mailer.settings import Settings
+from subscribers.models import Subscriber
+from subscribers.service import Recipient, normalise_email, recipients
+
+PREVIEW_MAX_AGE = 24 * 3600  # preview page links work for a day
+STAND_IN_ID = 0
+
+
+class PreviewError(EditionError):
+    """The preview cannot be made as asked; the message says why."""
+
+
+def as_subscriber(session: Session, email: str) -> Recipient:
+    """The confirmed subscriber with ``email``, with their current choices."""
+    sub = session.scalar(select(Subscriber).where(Subscriber.email == normalise_email(email)))
+    if sub is None:
+        raise PreviewError(f"No subscriber has the address {email}.")
+    found = recipients(session, [sub.id])
+    if not found:
+        raise PreviewError(f"{sub.email} is {sub.status}, so gets no digest.")
+    return found[0]
+
+
+def as_choices(session: Session, topic_slugs=(), partner_slugs=(), topic_ids=(), partner_ids=()) -> Recipient:
+    """A stand-in recipient who chose these topics and partners (by slug or id)."""
+    topics = {t.slug: t.id for t in session.scalars(select(Topic))}
+    partners = {p.slug: p.id for p in session.scalars(select(Partner))}
+    unknown = [s for s in topic_slugs if s not in topics] + [s for s in partner_slugs if s not in partners]
+    unknown += [str(i) for i in topic_ids if i not in topics.values()]
+    unknown += [str(i) for i in partner_ids if i not in partners.values()]
+    if unknown:
+        raise PreviewError(f"Unknown topic or partner: {', '.join(unknown)}.")
+    t = frozenset([topics[s] for s in topic_slugs] + list(topic_ids))
+    p = frozenset([partners[s] for s in partner_slugs] + list(partner_ids))
+    if not t and not p:
+        raise PreviewError("Choose at least one topic or partner to preview.")
+    return Recipient(STAND_IN_ID, "subscriber@example.invalid", "", 0, t, p)
+
+
+_cache: dict[tuple, PreparedEdition] = {}
+_lock = Lock()
+
+
+def prepared(session: Session, edition: Edition, settings: Settings) -> PreparedEdition:
+    """The edition's render for web faces and previews, remembered while unchanged."""
+    key = (edition.id, edition.built_at, edition.subject, edition.preheader, edition.intro,
+           edition.featured_item_id, settings.base_url)
+    with _lock:
+        if key not in _cache:
+            if len(_cache) >= 4:
+                _cache.clear()
+            _cache[key] = prepare_edition(session, edition, settings)
+        return _cache[key]
+
+
+def make_test_send(prepared_edition: PreparedEdition, settings: Settings, recipient: Recipient,
+                 to_address: str) -> Envelope:
+    """``recipient``'s copy, addressed to ``to_address``, subject marked as a test.
+
+    Links are re-pointed at the stand-in (id 0) even when previewing a real subscriber.
+    """
+    address = normalise_email(to_address)
+    stand_in = Recipient(STAND_IN_ID, recipient.email, recipient.name, 0,
+                         recipient.topic_ids, recipient.partner_ids)
+    template = message_template(settings, f"[Test] {prepared_edition.subject}")
+    envelope = compose(prepared_edition, stand_in, to_address=address, template=template)
+    if envelope is None:
+        raise PreviewError("Those choices match no item in this edition: there is nothing to send.")
+    return envelope
+
+
+@lru_cache(maxsize=8)
+def _serializer(secret_key: str, fallbacks: tuple[str, ...]) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer([*fallbacks, secret_key], salt="ertg-edition-preview")
+
+
+def preview_token(settings: Settings, edition_id: int) -> str:
+    """A token for the preview page of one edition, valid for :data:`PREVIEW_MAX_AGE`."""
+    return _serializer(settings.secret_key, settings.secret_key_fallbacks).dumps(["preview", edition_id])
+
+
+def read_preview_token(settings: Settings, token: str) -> int:
+    """The edition id in ``token``, or :class:`PreviewError`."""
+    try:
+        data = _serializer(settings.secret_key, settings.secret_key_fallbacks).loads(token, max_age=PREVIEW_MAX_AGE)
+    except SignatureExpired:
+        raise PreviewError("This preview link has expired; make a new one with `mailer edition preview-link`.") from None
+    except BadSignature:
+        raise PreviewError("This preview link is not valid.") from None
+    if not (isinstance(data, list) and len(data) == 2 and data[0] == "preview" and isinstance(data[1], int)):
+        raise PreviewError("This preview link is not valid.")
+    return data[1]

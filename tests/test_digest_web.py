@@ -1,0 +1,153 @@
+"""View online, the public archive and its feed, the editor's preview and test-send."""
+from __future__ import annotations
+
+import re
+from email import message_from_bytes, policy
+from xml.etree import ElementTree as ET
+
+import pytest
+from sqlalchemy import select
+
+from mailer.digest import preview
+from mailer.digest.editions import build_edition
+from mailer.digest.models import Edition
+from subscribers.models import Subscriber
+from tests.conftest import csrf_token, links_in
+from tests.digest_world import PERIOD, standard_world
+
+ATOM = "{http://www.w3.org/2005/Atom}"
+
+
+@pytest.fixture
+def sent(session, rt, queue):
+    """The standard world's December edition, sent to two subscribers."""
+    from mailer.delivery.actors import start_edition
+
+    w = standard_world(session)
+    w.subscriber("amina@x.org", topics=["sexual-health"], name="Amina Rahman")
+    w.subscriber("david@x.org", topics=["mental-health"], name="David Okafor")
+    session.commit()
+    ed = build_edition(session, PERIOD)
+    ed.intro = "Our December round-up."
+    session.commit()
+    start_edition.send(ed.id)
+    queue()
+    session.expire_all()
+    assert session.get(Edition, ed.id).status == "sent"
+    return w
+
+
+def _message_for(transport, address):
+    data = next(m.data for m in transport.messages if m.recipient == address)
+    return data, message_from_bytes(data, policy=policy.default)
+
+
+def test_view_online_shows_the_recipients_own_copy(sent, client, rt, transport, session):
+    data, msg = _message_for(transport, "amina@x.org")
+    view = next(u for u in links_in(data) if "/view/" in u)
+    page = client.get(view.removeprefix(rt.settings.base_url))
+    assert page.status_code == 200
+    assert "Hello Amina Rahman," in page.text and "PrEP clinic evenings" in page.text
+    assert "BME staff networks meet" not in page.text  # David's topic, not hers
+    assert page.headers["Cache-Control"] == "private, no-store"
+    # A manage token is not a view token; a tampered token is refused; a revoked one too.
+    manage = next(u for u in links_in(data) if "/manage/" in u).rsplit("/", 1)[1]
+    assert client.get(f"/view/{PERIOD}/{manage}").status_code == 400
+    assert client.get(view.removeprefix(rt.settings.base_url)[:-2] + "xx").status_code == 400
+    sub = session.scalar(select(Subscriber).where(Subscriber.email == "amina@x.org"))
+    sub.token_version += 1
+    session.commit()
+    assert client.get(view.removeprefix(rt.settings.base_url)).status_code == 400
+
+
+def test_view_online_only_for_editions_being_or_already_sent(session, client, rt):
+    w = standard_world(session)
+    sub = w.subscriber("amina@x.org", topics=["sexual-health"])
+    build_edition(session, PERIOD)
+    session.commit()
+    from subscribers.links import Links
+
+    url = Links(rt.settings).view(PERIOD, sub.id, sub.token_version)
+    assert client.get(url.removeprefix(rt.settings.base_url)).status_code == 404  # still a draft
+
+
+def test_archive_lists_sent_editions_in_public_form_with_a_feed(sent, client, session):
+    index = client.get("/archive")
+    assert index.status_code == 200 and "December 2026" in index.text and "2026" in index.text
+    page = client.get(f"/archive/{PERIOD}")
+    assert page.status_code == 200
+    text = page.text
+    assert "PrEP clinic evenings" in text and "BME staff networks meet" in text  # every item
+    assert "Amina" not in text and "amina@x.org" not in text
+    assert not re.search(r"/(manage|u|view)/", text) and "__PH_" not in text
+    assert client.get("/archive/2026-11").status_code == 404
+    assert client.get("/archive/not-a-month").status_code == 404
+
+    feed = client.get("/archive/feed.atom")
+    assert feed.mimetype == "application/atom+xml"
+    root = ET.fromstring(feed.data)
+    entries = root.findall(f"{ATOM}entry")
+    assert [e.find(f"{ATOM}title").text for e in entries] == ["Your campaign digest - December 2026"]
+    assert entries[0].find(f"{ATOM}link").get("href") == f"https://digest.example.org/archive/{PERIOD}"
+    assert entries[0].find(f"{ATOM}summary").text == "Our December round-up."
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", root.find(f"{ATOM}updated").text)
+
+
+def test_preview_page_as_choices_and_as_subscriber_then_test_send(session, client, rt, transport):
+    w = standard_world(session)
+    w.subscriber("amina@x.org", topics=["sexual-health"], name="Amina Rahman")
+    ed = build_edition(session, PERIOD)
+    session.commit()
+    token = preview.preview_token(rt.settings, ed.id)
+    assert client.get("/preview/forged-token").status_code == 400
+
+    page = client.get(f"/preview/{token}?topic={w.topics['mental-health'].id}")
+    assert page.status_code == 200
+    assert 'id="desktop"' in page.text and 'id="mobile"' in page.text and "width:320px" in page.text
+    frame = re.search(r'id="desktop"[^>]*src="([^"]+)"', page.text).group(1).replace("&amp;", "&")
+    html = client.get(frame)
+    assert "BME staff networks meet" in html.text and "PrEP clinic evenings" not in html.text
+    assert html.headers["X-Frame-Options"] == "SAMEORIGIN"
+
+    as_amina = client.get(f"/preview/{token}/frame?subscriber=amina@x.org")
+    assert "Hello Amina Rahman," in as_amina.text and "PrEP clinic evenings" in as_amina.text
+
+    page = client.get(f"/preview/{token}?subscriber=amina@x.org")
+    resp = client.post(f"/preview/{token}", data={"csrf_token": csrf_token(page.text),
+                                                  "subscriber": "amina@x.org", "to": "editor@campaign.example"})
+    assert resp.status_code == 200 and "Sent a test to editor@campaign.example" in resp.text
+    (message,) = transport.messages
+    assert message.recipient == "editor@campaign.example"
+    msg = message_from_bytes(message.data, policy=policy.default)
+    assert msg["Subject"] == "[Test] Your campaign digest - December 2026"
+    # The test's links act on nobody: they carry the stand-in id 0, not Amina's.
+    from subscribers.tokens import Tokens
+
+    tokens = Tokens(rt.settings.secret_key)
+    unsubscribe = next(u for u in links_in(message.data) if "/u/" in u).rsplit("/", 1)[1]
+    assert tokens.read("unsubscribe", unsubscribe).subscriber_id == 0
+    # Bad address: a clear error, nothing sent.
+    resp = client.post(f"/preview/{token}", data={"csrf_token": csrf_token(page.text),
+                                                  "subscriber": "amina@x.org", "to": "not an address"})
+    assert resp.status_code == 400 and len(transport.messages) == 1
+
+
+def test_cli_preview_and_test_send(session, app, rt, transport, tmp_path):
+    from mailer.cli import main
+
+    w = standard_world(session)
+    build_edition(session, PERIOD)
+    session.commit()
+    runner = app.test_cli_runner()
+    out = tmp_path / "p.html"
+    r = runner.invoke(main, ["edition", "preview", PERIOD, "--topic", "heart-health", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "Letter to the Secretary of State" in out.read_text() and "PrEP" not in out.read_text()
+    r = runner.invoke(main, ["edition", "preview", PERIOD, "--topic", "no-such-topic"])
+    assert r.exit_code == 1 and "Unknown topic" in r.output
+    r = runner.invoke(main, ["edition", "test-send", PERIOD, "--to", "me@campaign.example", "--partner", "naz"])
+    assert r.exit_code == 0, r.output
+    assert [m.recipient for m in transport.messages] == ["me@campaign.example"]
+    r = runner.invoke(main, ["edition", "preview-link", PERIOD])
+    assert r.output.startswith("https://digest.example.org/preview/")
+    assert w  # the world was used through slugs
