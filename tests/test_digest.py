@@ -70,29 +70,6 @@ def test_malformed_periods_are_refused(period):
         parse_period(period)
 
 
-def test_selection_by_topic_partner_both_and_sections(rt, catalogue):
-    (t0, t1, t2), (p0, p1) = catalogue
-    with rt.db.transaction() as s:
-        _item(s, "a", p0, [t1], date(2026, 11, 2))
-        _item(s, "b", p1, [t0, t1], date(2026, 11, 3))           # section of its first topic: t0
-        _item(s, "c", p1, [t2], date(2026, 11, 4))
-        _item(s, "event later", p0, [t2], date(2026, 11, 20), kind="event")
-        _item(s, "event sooner", p0, [t2], date(2026, 11, 10), kind="event")
-        ed = build_edition(s, "2026-11")
-        plan = load_plan(s, ed)
-    assert [sec.name for sec in plan.sections] == ["Topic 0", "Topic 1", "Topic 2"]
-    assert [i.title for i in plan.sections[2].items] == ["c", "event sooner", "event later"]
-
-    def titles(topics, partners):
-        mask = plan.mask_for([t.id for t in topics], [p.id for p in partners])
-        return sorted(i.title for i in plan.items if i.mask & mask)
-
-    assert titles([t1], []) == ["a", "b"]                     # b once, though it has t0 too
-    assert titles([], [p1]) == ["b", "c"]                     # partner only
-    assert titles([t0], [p0]) == ["a", "b", "event later", "event sooner"]  # either matches
-    assert titles([], []) == []
-
-
 def _subscriber(s, email, topics=(), partners=(), status="confirmed", name=""):
     sub = Subscriber(email=email, name=name, status=status, topics=list(topics), partners=list(partners))
     s.add(sub)
@@ -122,35 +99,3 @@ def test_each_recipient_gets_only_their_items_and_nothing_personal_leaks(rt, cat
     assert "Amina" not in two_html and "one@example.org" not in two_html
     assert "Topic 0" not in two_html  # an empty section's heading is left out too
     assert '<html lang="en"' in two_html
-
-
-def test_rendering_runs_once_per_edition_not_per_recipient(rt, catalogue, monkeypatch):
-    import mailer.rendering as rendering
-
-    (t0, t1, t2), (p0, p1) = catalogue
-    calls = {"mjml": 0, "inline": 0}
-    real_mjml, real_inline = rendering.compile_mjml, rendering.inline_css
-
-    def counting_mjml(src):
-        calls["mjml"] += 1
-        return real_mjml(src)
-
-    def counting_inline(html):
-        calls["inline"] += 1
-        return real_inline(html)
-
-    monkeypatch.setattr(rendering, "compile_mjml", counting_mjml)
-    monkeypatch.setattr(rendering, "inline_css", counting_inline)
-    with rt.db.transaction() as s:
-        for i, t in enumerate((t0, t1, t2)):
-            _item(s, f"item {i}", (p0, p1)[i % 2], [t], date(2026, 11, 2 + i))
-        combos = [([t0], []), ([t1], [p0]), ([t2], [p1]), ([t0, t1, t2], []), ([], [p0])]
-        for n in range(50):
-            topics, partners = combos[n % len(combos)]
-            _subscriber(s, f"r{n}@example.org", topics, partners)
-        ed = build_edition(s, "2026-11")
-    with rt.db.transaction() as s:
-        prepared = prepare_edition(s, ed, rt.settings)
-        messages = [compose(prepared, p) for p in recipients(s)]
-    assert all(messages) and len(messages) == 50
-    assert calls == {"mjml": 1, "inline": 1}
