@@ -1,5 +1,6 @@
 # Shared by scripts/dev and scripts/test: a virtualenv in .venv with the project installed.
-# Reinstalls only when pyproject.toml changed since the last install.
+# Reinstalls only when pyproject.toml changed since the last install. Installs the "test"
+# extra: POSIX sh (dash) passes no arguments to a sourced file, so $1 here is the caller's.
 set -e
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -8,9 +9,9 @@ if ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; th
   exit 1
 fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
-stamp=.venv/.installed-$1
+stamp=.venv/.installed-test
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".[$1]"
+  .venv/bin/python -m pip install -q -e ".[test]"
   touch "$stamp"
 fi
