@@ -29,11 +29,14 @@ def create_app(settings: Settings | None = None, transport: Transport | None = N
     app.extensions["mailer.runtime"] = rt
     csrf.init_app(app)
 
+    from mailer.web.api import bp as api_bp
     from mailer.web.partners import bp as partners_bp
     from subscribers.views import bp as subscribers_bp
 
     app.register_blueprint(subscribers_bp)
     app.register_blueprint(partners_bp)
+    app.register_blueprint(api_bp)
+    csrf.exempt(api_bp)  # bearer tokens, no cookies: CSRF cannot apply
 
     @app.errorhandler(404)
     def not_found(_e):

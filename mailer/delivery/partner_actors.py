@@ -27,7 +27,7 @@ def send_partner_notice(kind: str, item_id: int) -> None:
     """Send the ``kind`` notice ("receipt", "approved" or "rejected") about item ``item_id``."""
     rt = runtime.current()
     with rt.db.transaction() as s:
-        item = s.get(Item, item_id, with_for_update=True)
+        item = s.get(Item, item_id, with_for_update={"of": Item})
         if item is None or not notice_owed(kind, item):
             return
         envelope = compose_notice(kind, rt.settings, item)
