@@ -100,9 +100,10 @@ def submit(secret: str):
                 raise InvalidInput("contact_email", "is required, so the editor can reply.")
             item = submit_item(s, partner, draft, today=date.today(), source="form")
         except InvalidInput as err:
-            s.rollback()
             _error_on(form, err)
-            return render_template("partners/submit.html", form=form, partner=partner, secret=secret), 400
+            page = render_template("partners/submit.html", form=form, partner=partner, secret=secret)
+            s.rollback()  # checks run before any write; this is belt and braces
+            return page, 400
         item_id, contact = item.id, item.contact_email
         notice = decision_kind(item) or RECEIPT  # a trusted partner's item is approved at once
         page = render_template("partners/submitted.html", item=item, partner=partner)
