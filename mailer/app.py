@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Flask, render_template
+from flask import Flask, render_template, request
 from flask_wtf.csrf import CSRFProtect
 
 from mailer import runtime
@@ -44,7 +44,11 @@ def create_app(settings: Settings | None = None, transport: Transport | None = N
                                message="There is nothing at this address."), 404
 
     @app.errorhandler(413)
-    def too_large(_e):
+    def too_large(e):
+        if request.path.startswith("/api/"):
+            from mailer.web.api import http_error
+
+            return http_error(e)
         return render_template("error.html", title="Too much data",
                                message="That request was too large to accept."), 413
 

@@ -58,7 +58,8 @@ def parse_feed(body: bytes, content_type: str | None) -> list:
     if _ENTITY.search(body.replace(b"\x00", b"")):
         raise FeedError("the feed declares XML entities, which are refused")
     headers = {"content-type": content_type} if content_type else {}
-    parsed = feedparser.parse(body, response_headers=headers, sanitize_html=True,
+    # nh3 cleans what we keep; feedparser is told not to, so the original stays as sent.
+    parsed = feedparser.parse(body, response_headers=headers, sanitize_html=False,
                               resolve_relative_uris=True)
     if not parsed.entries:
         if parsed.bozo:
