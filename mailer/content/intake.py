@@ -10,7 +10,7 @@ import hashlib
 import json
 import unicodedata
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from urllib.parse import urlsplit
 
 from email_validator import EmailNotValidError, validate_email
@@ -210,6 +210,17 @@ def store_item(session: Session, partner: Partner, checked: CheckedItem, *, toda
     session.add(item)
     session.flush()
     return item
+
+
+def recent_duplicate(session: Session, partner: Partner, draft: ItemDraft, *,
+                     within: timedelta = timedelta(hours=24)) -> Item | None:
+    """``partner``'s item made from the very same draft in the last ``within``, if any:
+    a double-clicked or re-sent form should find its first item, not make a second."""
+    return session.scalar(
+        select(Item).where(Item.partner_id == partner.id,
+                           Item.source_fingerprint == draft.fingerprint(),
+                           Item.submitted_at >= utcnow() - within)
+        .order_by(Item.id).limit(1))
 
 
 def submit_item(session: Session, partner: Partner, draft: ItemDraft, *, today: date,

@@ -15,7 +15,7 @@ from wtforms import DateField, SelectField, StringField, TextAreaField, TimeFiel
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Optional
 
-from mailer.content.intake import SUMMARY_MAX, ItemDraft, check_draft, submit_item
+from mailer.content.intake import SUMMARY_MAX, ItemDraft, check_draft, recent_duplicate, submit_item
 from mailer.content.models import ITEM_KINDS, Topic
 from mailer.content.notices import RECEIPT, decision_kind
 from mailer.content.partners import partner_for_secret
@@ -98,6 +98,10 @@ def submit(secret: str):
                                        secret=secret, preview=checked)
             if not draft.contact_email.strip():
                 raise InvalidInput("contact_email", "is required, so the editor can reply.")
+            earlier = recent_duplicate(s, partner, draft)
+            if earlier is not None:  # sent twice (double click, back and resubmit): one item
+                return render_template("partners/submitted.html", item=earlier, partner=partner,
+                                       duplicate=True)
             item = submit_item(s, partner, draft, today=date.today(), source="form")
         except InvalidInput as err:
             _error_on(form, err)

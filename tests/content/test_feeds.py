@@ -234,3 +234,16 @@ def test_cli_polls_one_partner(rt, session, server, app):
     assert out.exit_code == 0, out.output
     assert "naz" in out.output and "2 new, 1 skipped" in out.output
     assert app.test_cli_runner().invoke(main, ["feeds", "poll", "nobody"]).exit_code == 1
+
+
+@pytest.mark.parametrize("url", [
+    "http://localhost/feed", "http://[::1]/feed", "http://0.0.0.0/feed", "http://2130706433/feed",
+    "http://10.1.2.3/feed", "http://[::ffff:127.0.0.1]/feed", "ftp://example.org/feed",
+    "file:///etc/passwd", "http://user:pw@example.org/feed",
+])
+def test_fetch_refuses_local_addresses_and_other_schemes(url):
+    from mailer.content.fetch import FetchError, fetch
+
+    with pytest.raises(FetchError) as err:
+        fetch(url, replace(OPTS, allow_private=False))
+    assert any(w in str(err.value) for w in ("private or local", "only http", "user name")), str(err.value)

@@ -146,3 +146,26 @@ def test_embargoed_item_is_dated_in_its_first_allowed_month(client, rt, session)
     assert client.post(f"/submit/{secret}", data=_form(
         client, secret, topics=[t], publish_from=later.isoformat())).status_code == 200
     assert session.scalar(select(Item)).dated == later
+
+
+def test_the_same_form_sent_twice_makes_one_item_and_one_receipt(client, rt, session, transport, queue):
+    _, secret, _ = make_partner(rt)
+    data = _form(client, secret, topics=[str(topic_ids(session)["sexual-health"])])
+    assert client.post(f"/submit/{secret}", data=data).status_code == 200
+    again = client.post(f"/submit/{secret}", data=data)
+    assert again.status_code == 200 and "already had this item" in again.text
+    assert _count(session) == 1
+    queue()
+    assert len(transport.messages) == 1
+
+
+def test_invisible_and_direction_characters_are_stripped_from_body_and_summary(client, rt, session):
+    _, secret, _ = make_partner(rt)
+    data = _form(client, secret, topics=[str(topic_ids(session)["sexual-health"])],
+                 summary="Pay\u200b here\u202e: evil", body="Visit [nhs\u200d.uk](https://evil.example)\u2066x\u2069",
+                 event_place="x")
+    assert client.post(f"/submit/{secret}", data=data).status_code == 200
+    item = session.scalar(select(Item))
+    assert item.summary == "Pay here: evil"
+    for ch in "\u200b\u200d\u202e\u2066\u2069":
+        assert ch not in item.body_html and ch not in item.summary
