@@ -85,7 +85,7 @@ def items() -> None:
 
 
 @items.command("list")
-@click.option("--status", default=None, help="submitted, approved or rejected")
+@click.option("--status", default=None, help="submitted, approved, rejected or withdrawn")
 def items_list(status: str | None) -> None:
     from mailer.content.models import Item
 
