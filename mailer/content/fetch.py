@@ -15,6 +15,8 @@ import ipaddress
 import socket
 import ssl
 import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
@@ -52,10 +54,19 @@ def _refused(ip: ipaddress._BaseAddress) -> bool:
             or ip.is_reserved or ip.is_unspecified)
 
 
-def resolve(host: str, port: int, allow_private: bool) -> str:
-    """The first address ``host`` resolves to, after checking every one of them."""
+_resolver = ThreadPoolExecutor(max_workers=4, thread_name_prefix="feed-dns")
+
+
+def resolve(host: str, port: int, allow_private: bool, timeout: float = 10.0) -> str:
+    """The first address ``host`` resolves to, after checking every one of them.
+
+    getaddrinfo has no timeout of its own, so it runs on a small pool and is waited for
+    at most ``timeout`` seconds (a stuck lookup then ends on its own, off our path).
+    """
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        infos = _resolver.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM).result(timeout)
+    except FutureTimeout:
+        raise FetchError(f"timed out resolving {host}") from None
     except socket.gaierror as err:
         raise FetchError(f"cannot resolve {host}: {err.strerror}") from None
     addresses = [info[4][0] for info in infos]
@@ -123,7 +134,8 @@ def fetch(url: str, options: FetchOptions, *, etag: str | None = None,
         if parts.username or parts.password:
             raise FetchError("feed addresses must not carry a user name or password")
         port = parts.port or (443 if scheme == "https" else 80)
-        ip = resolve(parts.hostname, port, options.allow_private)
+        ip = resolve(parts.hostname, port, options.allow_private,
+                     max(0.1, deadline - time.monotonic()))
         left = deadline - time.monotonic()
         if left <= 0:
             raise FetchError("timed out fetching the feed")

@@ -160,6 +160,8 @@ def check_draft(session: Session, draft: ItemDraft, *, today: date,
         day = _iso_date("event_date", draft.event_date)
         if day is None:
             raise InvalidInput("event_date", "is required for an event.")
+        if day < today:
+            raise InvalidInput("event_date", "has already passed.")
         start = _event_start(day, draft.event_time)
         place = _text("event_place", draft.event_place, PLACE_MAX, required=True)
     publish_from = _iso_date("publish_from", draft.publish_from)

@@ -15,7 +15,7 @@ from wtforms import DateField, SelectField, StringField, TextAreaField, TimeFiel
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Optional
 
-from mailer.content.intake import SUMMARY_MAX, ItemDraft, check_draft, recent_duplicate, submit_item
+from mailer.content.intake import SUMMARY_MAX, TITLE_MAX, ItemDraft, check_draft, recent_duplicate, submit_item
 from mailer.content.models import ITEM_KINDS, Topic
 from mailer.content.notices import RECEIPT, decision_kind
 from mailer.content.partners import partner_for_secret
@@ -29,9 +29,11 @@ bp = Blueprint("partners", __name__)
 
 class ItemForm(FlaskForm):
     kind = SelectField("Kind of item", choices=[SelectChoice(k, v) for k, v in ITEM_KINDS.items()])
-    title = StringField("Title")
-    summary = TextAreaField(f"Summary (up to {SUMMARY_MAX} characters; shown in the digest)")
-    body = TextAreaField("Full text (optional; Markdown: **bold**, *italic*, [link](https://...), lists)")
+    title = StringField("Title", render_kw={"maxlength": TITLE_MAX, "autocomplete": "off"})
+    summary = TextAreaField(f"Summary (up to {SUMMARY_MAX} characters; shown in the digest)",
+                            render_kw={"maxlength": SUMMARY_MAX, "rows": 4})
+    body = TextAreaField("Full text (optional; Markdown: **bold**, *italic*, [link](https://...), lists)",
+                         render_kw={"rows": 8})
     link = StringField("Link to read more (https://...)")
     image_url = StringField("Image address (optional, https://...)")
     image_alt = StringField("Image description for people who cannot see it (required with an image)")

@@ -75,7 +75,12 @@ class Feeds(BaseHTTPRequestHandler):
             body = Feeds.changing[0].encode()
             self._send(body, extra=[("ETag", f'"{hash(body)}"')])
         elif p == "/atom":
-            self._send(ATOM.encode(), "application/atom+xml")
+            stamp = "Sun, 01 Nov 2026 00:00:00 GMT"
+            if self.headers.get("If-Modified-Since") == stamp:
+                self.send_response(304)
+                self.end_headers()
+                return
+            self._send(ATOM.encode(), "application/atom+xml", extra=[("Last-Modified", stamp)])
         elif p == "/broken":
             self._send(b"<html><body>Our site is down <rss", "text/html")
         elif p == "/bomb":
@@ -171,6 +176,7 @@ def test_atom_feed_of_trusted_partner_is_approved_and_body_cleaned(rt, session, 
     assert "onclick" in item.body_markdown  # the partner's original, kept
     assert item.body_html == "<p>Full <b>story</b></p>"
     assert _partner(session, "bhf").feed_error is None
+    assert _poll(rt, "bhf")["bhf"].not_modified  # If-Modified-Since with the stored Last-Modified
 
 
 def test_feed_that_changes_between_polls_adds_only_new_entries(rt, session, server):

@@ -12,6 +12,10 @@ from tests.conftest import csrf_token
 from tests.content.helpers import make_partner, topic_ids
 
 
+SOON = date.today() + timedelta(days=7)
+LATER = date.today() + timedelta(days=20)
+
+
 def _form(client, secret, **fields):
     page = client.get(f"/submit/{secret}")
     assert page.status_code == 200
@@ -37,17 +41,17 @@ def test_event_with_everything_is_stored_sanitised_and_receipt_is_emailed(client
             "<iframe src=\"https://evil.example\"></iframe><a href=\"data:text/html,<script>\">d</a>")
     resp = client.post(f"/submit/{secret}", data=_form(
         client, secret, kind="event", body=body, topics=[str(t["sexual-health"]), str(t["heart-health"])],
-        event_date="2026-12-03", event_time="18:30", event_place="Naz centre, Hammersmith",
+        event_date=SOON.isoformat(), event_time="18:30", event_place="Naz centre, Hammersmith",
         image_url="https://www.naz.org.uk/prep.jpg", image_alt="Advocates at a community stall",
-        publish_from="2026-11-20", publish_until="2026-12-03"))
+        publish_from=date.today().isoformat(), publish_until=SOON.isoformat()))
     assert resp.status_code == 200, resp.text
     assert "is with the editors" in resp.text
     item = session.scalar(select(Item))
     assert (item.status, item.kind, item.source) == ("submitted", "event", "form")
-    assert item.event_starts_at.isoformat() == "2026-12-03T18:30:00"
+    assert item.event_starts_at.isoformat() == f"{SOON.isoformat()}T18:30:00"
     assert item.event_place == "Naz centre, Hammersmith"
     assert item.image_alt == "Advocates at a community stall"
-    assert item.publish_until == date(2026, 12, 3)
+    assert item.publish_until == SOON
     assert sorted(x.slug for x in item.topics) == ["heart-health", "sexual-health"]
     assert item.body_markdown.startswith("## Who it is for")  # the original is kept
     html = item.body_html.lower()
@@ -76,8 +80,12 @@ def test_bad_fields_are_named_and_nothing_is_stored(client, rt, session, transpo
         ({"image_url": "https://example.org/a.png"}, "describe the image"),
         ({"image_url": "data:image/png;base64,AAAA", "image_alt": "a"}, "full web address"),
         ({"kind": "event"}, "required for an event"),
-        ({"kind": "event", "event_date": "2026-12-03"}, "is required"),
-        ({"publish_from": "2026-12-10", "publish_until": "2026-12-01"}, "on or after"),
+        ({"kind": "event", "event_date": SOON.isoformat()}, "is required"),
+        ({"kind": "event", "event_date": "2020-01-01", "event_place": "Online"}, "has already passed"),
+        ({"kind": "event", "event_date": SOON.isoformat(), "event_place": "Online", "event_time": "25:99"},
+         "Not a valid time"),
+        ({"publish_until": "2020-01-01"}, "already in the past"),
+        ({"publish_from": LATER.isoformat(), "publish_until": SOON.isoformat()}, "on or after"),
         ({"contact_email": "not-an-address"}, "not a valid email"),
         ({"contact_email": ""}, "so the editor can reply"),
         ({"kind": "bogus"}, "Not a valid choice"),
