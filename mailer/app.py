@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Flask, render_template
+from flask import Flask, render_template, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from mailer import runtime
@@ -30,12 +30,15 @@ def create_app(settings: Settings | None = None, transport: Transport | None = N
     csrf.init_app(app)
 
     from mailer.web.digest import bp as digest_bp
+    from mailer.web.api import bp as api_bp
     from mailer.web.partners import bp as partners_bp
     from subscribers.views import bp as subscribers_bp
 
     app.register_blueprint(subscribers_bp)
     app.register_blueprint(partners_bp)
     app.register_blueprint(digest_bp)
+    app.register_blueprint(api_bp)
+    csrf.exempt(api_bp)  # bearer tokens, no cookies: CSRF cannot apply
 
     @app.errorhandler(404)
     def not_found(_e):
@@ -43,7 +46,11 @@ def create_app(settings: Settings | None = None, transport: Transport | None = N
                                message="There is nothing at this address."), 404
 
     @app.errorhandler(413)
-    def too_large(_e):
+    def too_large(e):
+        if request.path.startswith("/api/"):
+            from mailer.web.api import http_error
+
+            return http_error(e)
         return render_template("error.html", title="Too much data",
                                message="That request was too large to accept."), 413
 

@@ -85,7 +85,7 @@ def items() -> None:
 
 
 @items.command("list")
-@click.option("--status", default=None, help="submitted, approved or rejected")
+@click.option("--status", default=None, help="submitted, approved, rejected or withdrawn")
 def items_list(status: str | None) -> None:
     from mailer.content.models import Item
 
@@ -101,7 +101,8 @@ def items_list(status: str | None) -> None:
 @click.argument("item_ids", nargs=-1, type=int, required=True)
 @click.option("--editor", default="cli", show_default=True)
 def items_approve(item_ids: tuple[int, ...], editor: str) -> None:
-    """Approve submitted items so the next edition can carry them."""
+    """Approve submitted items so the next edition can carry them; tells each partner."""
+    from mailer.cli_partners import notify_decisions
     from mailer.content.moderation import ModerationError, approve
 
     with runtime.current().db.transaction() as s:
@@ -110,20 +111,25 @@ def items_approve(item_ids: tuple[int, ...], editor: str) -> None:
                 approve(s, item_id, editor)
         except ModerationError as err:
             _fail(str(err))
+    notify_decisions(item_ids)
     click.echo(f"Approved {', '.join(map(str, item_ids))}.")
 
 
 @items.command("reject")
 @click.argument("item_id", type=int)
+@click.option("--reason", required=True, help="Told to the partner.")
 @click.option("--editor", default="cli", show_default=True)
-def items_reject(item_id: int, editor: str) -> None:
+def items_reject(item_id: int, reason: str, editor: str) -> None:
+    """Reject a submitted item; the partner's contact gets the reason."""
+    from mailer.cli_partners import notify_decisions
     from mailer.content.moderation import ModerationError, reject
 
     with runtime.current().db.transaction() as s:
         try:
-            reject(s, item_id, editor)
+            reject(s, item_id, editor, reason)
         except ModerationError as err:
             _fail(str(err))
+    notify_decisions([item_id])
     click.echo(f"Rejected {item_id}.")
 
 
@@ -253,3 +259,4 @@ def worker(processes: int, threads: int) -> None:
 
 
 from mailer import edition_cli  # noqa: E402,F401  (registers the editor commands on `edition`)
+from mailer import cli_partners  # noqa: E402,F401  (partner, item and feed commands)

@@ -1,5 +1,5 @@
 """Every model, imported in one place so metadata is complete for Alembic and tests."""
-from mailer.content.models import Item, Partner, Topic, item_topics  # noqa: F401
+from mailer.content.models import ApiToken, Item, ItemEvent, Partner, Topic, item_topics  # noqa: F401
 from mailer.delivery.models import Delivery  # noqa: F401
 from mailer.digest.models import Edition  # noqa: F401
 from subscribers.models import ConsentEvent, Subscriber  # noqa: F401

@@ -36,6 +36,10 @@ class Settings:
     worker_threads: int
     confirm_max_age_days: int = 7
     batch_size: int = 100
+    # Partner feeds: refuse private/loopback/link-local addresses unless this is on.
+    feed_allow_private: bool = False
+    feed_timeout: float = 10.0
+    feed_max_bytes: int = 2_000_000
     extra: dict = field(default_factory=dict)
 
     @property
@@ -98,6 +102,9 @@ class Settings:
             digest_schedule=e.get("DIGEST_SCHEDULE", "day=1st tue,hour=9,minute=0"),
             schedule_timezone=e.get("SCHEDULE_TIMEZONE", "Europe/London"),
             worker_threads=threads,
+            feed_allow_private=e.get("FEED_ALLOW_PRIVATE", "").lower() in ("1", "true", "yes", "on"),
+            feed_timeout=float(e.get("FEED_TIMEOUT", "10")),
+            feed_max_bytes=int(e.get("FEED_MAX_BYTES", "2000000")),
         )
 
 

@@ -55,6 +55,8 @@ def test_partner_item_reaches_subscriber_inbox_and_one_click_unsubscribe_stops_i
         "title": "PrEP clinic evenings for Black African communities",
         "summary": "New evening sessions with community advocates.",
         "link": "https://www.naz.org.uk/prep", "topics": [str(topics["sexual-health"])],
+        "event_date": date.today().isoformat(), "event_time": "18:30", "event_place": "Online",
+        "contact_email": "comms@naz.example.org",
     })
     assert resp.status_code == 200
     item = session.scalar(select(Item).where(Item.title.like("PrEP%")))
@@ -63,6 +65,9 @@ def test_partner_item_reaches_subscriber_inbox_and_one_click_unsubscribe_stops_i
     # ... approved from the CLI.
     runner = rt and client.application.test_cli_runner()
     assert runner.invoke(main, ["items", "approve", str(item.id)]).exit_code == 0
+    # ... and the partner's contact heard twice: a receipt, then the decision.
+    assert [_parse(m.data)["Subject"].split(":")[0] for m in transport.messages
+            if m.recipient == "comms@naz.example.org"] == ["Received", "Approved for the digest"]
 
     # 3-5. Build and send this month's edition, waiting for the workers.
     period = date.today().strftime("%Y-%m")

@@ -21,7 +21,7 @@ def _submit(client, url, session, **fields):
     page = client.get(url)
     data = {"csrf_token": csrf_token(page.text), "kind": "news", "title": "Consultation response",
             "summary": "Our response to the consultation.", "link": "https://www.afiya-trust.org/c",
-            "topics": [str(topic.id)]}
+            "topics": [str(topic.id)], "contact_email": "comms@afiya.example.org"}
     data.update(fields)
     return client.post(url, data=data)
 

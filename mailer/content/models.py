@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Column, Date, DateTime, ForeignKey, Integer, String, Table, Text
+from sqlalchemy import (Column, Date, DateTime, ForeignKey, Integer, String, Table, Text,
+                        UniqueConstraint)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from mailer.db import Base, utcnow
@@ -18,6 +19,11 @@ ITEM_KINDS = {
 }
 
 SUBMITTED, APPROVED, REJECTED = "submitted", "approved", "rejected"
+# An approved item an editor took back before any edition was sent with it.
+WITHDRAWN = "withdrawn"
+ITEM_STATUSES = (SUBMITTED, APPROVED, REJECTED, WITHDRAWN)
+# How an item came in.
+SOURCES = ("form", "feed", "api", "admin")
 
 
 class Topic(Base):
@@ -40,6 +46,36 @@ class Partner(Base):
     # SHA-256 of the secret in the partner's submission link; the secret itself is never kept.
     submit_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     active: Mapped[bool] = mapped_column(default=True)
+    description: Mapped[str] = mapped_column(String(500), default="", server_default="")
+    logo_url: Mapped[str | None] = mapped_column(String(2000))
+    # Where the editors write to; partner notices go to each item's own contact address.
+    contact_email: Mapped[str | None] = mapped_column(String(320))
+    # Items from a trusted partner skip moderation (they arrive approved).
+    trusted: Mapped[bool] = mapped_column(default=False, server_default="0")
+    feed_url: Mapped[str | None] = mapped_column(String(2000))
+    # Conditional GET state and the outcome of the last poll, shown to editors.
+    feed_etag: Mapped[str | None] = mapped_column(String(500))
+    feed_modified: Mapped[str | None] = mapped_column(String(100))
+    feed_checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    feed_error: Mapped[str | None] = mapped_column(String(1000))
+
+
+class ApiToken(Base):
+    """A bearer token a partner's systems use on the API. Only its SHA-256 is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    partner_id: Mapped[int] = mapped_column(ForeignKey("partners.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # The first characters of the token, so an editor can tell tokens apart without the secret.
+    prefix: Mapped[str] = mapped_column(String(12))
+    label: Mapped[str] = mapped_column(String(120), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    partner: Mapped[Partner] = relationship(lazy="joined")
 
 
 item_topics = Table(
@@ -71,6 +107,50 @@ class Item(Base):
     edition_id: Mapped[int | None] = mapped_column(
         ForeignKey("editions.id", ondelete="SET NULL"), index=True
     )
+    # Markdown as the partner typed it, and the sanitised HTML made from it.
+    body_markdown: Mapped[str] = mapped_column(Text, default="", server_default="")
+    body_html: Mapped[str] = mapped_column(Text, default="", server_default="")
+    image_url: Mapped[str | None] = mapped_column(String(2000))
+    image_alt: Mapped[str | None] = mapped_column(String(300))
+    # Events only: when (local time as given) and where.
+    event_starts_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=False))
+    event_place: Mapped[str | None] = mapped_column(String(300))
+    # Publish window: not before (embargo) / not after (expiry); either may be open.
+    publish_from: Mapped[date | None] = mapped_column(Date)
+    publish_until: Mapped[date | None] = mapped_column(Date)
+    # Who the editors' decision goes to.
+    contact_email: Mapped[str | None] = mapped_column(String(320))
+    source: Mapped[str] = mapped_column(String(10), default="form", server_default="form")
+    # Dedupe key within the partner: "feed:<entry id or link>" or "api:<Idempotency-Key>".
+    source_key: Mapped[str | None] = mapped_column(String(600))
+    # SHA-256 of the API request body that created the item, to spot a reused key.
+    source_fingerprint: Mapped[str | None] = mapped_column(String(64))
+    # The partner's own version (JSON) once an editor has changed anything.
+    original: Mapped[str | None] = mapped_column(Text)
+    featured: Mapped[bool] = mapped_column(default=False, server_default="0")
+    decision_reason: Mapped[str | None] = mapped_column(String(1000))
+    # Partner notices: set when claimed for sending, so a retried job never mails twice.
+    receipt_sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    decision_sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     partner: Mapped[Partner] = relationship(lazy="joined")
     topics: Mapped[list[Topic]] = relationship(secondary=item_topics, order_by=Topic.position)
+    events: Mapped[list["ItemEvent"]] = relationship(order_by="ItemEvent.id", back_populates="item",
+                                                     cascade="all, delete-orphan")
+
+    __table_args__ = (UniqueConstraint("partner_id", "source_key"),)
+
+
+class ItemEvent(Base):
+    """The moderation log: who did what to an item, when and why. Append-only."""
+
+    __tablename__ = "item_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), index=True)
+    action: Mapped[str] = mapped_column(String(20))  # submitted, approved, rejected, edited, ...
+    actor: Mapped[str] = mapped_column(String(120))
+    reason: Mapped[str | None] = mapped_column(String(1000))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    item: Mapped[Item] = relationship(back_populates="events")

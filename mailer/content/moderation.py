@@ -1,32 +1,180 @@
-"""Editors' decisions on submitted items."""
+"""Editors' decisions on items, each logged with who, when and why.
+
+    submitted --approve--> approved --withdraw (before an edition is sent)--> withdrawn
+    submitted --reject (reason required)--> rejected
+
+Editors may edit an item before approving it; the partner's version is kept once, as JSON,
+in ``Item.original``. Functions here never commit and never send mail: the caller
+enqueues the partner notice after committing (see :func:`needs_decision_notice`).
+"""
 from __future__ import annotations
+
+import json
 
 from sqlalchemy.orm import Session
 
-from mailer.content.models import APPROVED, REJECTED, SUBMITTED, Item
+from mailer.content.intake import ItemDraft, check_draft
+from mailer.content.models import APPROVED, REJECTED, SUBMITTED, WITHDRAWN, Item, ItemEvent
 from mailer.db import utcnow
+from mailer.validation import InvalidInput, clean_text
 
 
 class ModerationError(ValueError):
-    """The item cannot move that way (unknown, or already decided)."""
+    """The item cannot move that way (unknown, already decided, already sent...)."""
 
 
-def _decide(session: Session, item_id: int, status: str, editor: str) -> Item:
+def _item(session: Session, item_id: int) -> Item:
     item = session.get(Item, item_id)
     if item is None:
         raise ModerationError(f"There is no item {item_id}.")
-    if item.status == status:
-        return item
-    if item.status != SUBMITTED:
-        raise ModerationError(f"Item {item_id} is already {item.status}.")
-    item.status, item.decided_at, item.decided_by = status, utcnow(), editor
     return item
 
 
+def _editor(editor: str) -> str:
+    editor = clean_text("editor", editor, 120)
+    if not editor:
+        raise ModerationError("Say who is deciding (--editor).")
+    return editor
+
+
+def _log(item: Item, action: str, editor: str, reason: str | None = None) -> None:
+    item.events.append(ItemEvent(action=action, actor=editor, reason=reason, at=utcnow()))
+
+
+def _sent(session: Session, item: Item) -> bool:
+    """True once an edition carrying the item has started sending (it is frozen then)."""
+    if item.edition_id is None:
+        return False
+    from mailer.digest.models import DRAFT, Edition  # a leaf module: no cycle
+
+    edition = session.get(Edition, item.edition_id)
+    return edition is not None and edition.status != DRAFT
+
+
 def approve(session: Session, item_id: int, editor: str) -> Item:
-    """Approve a submitted item (approving it twice is harmless)."""
-    return _decide(session, item_id, APPROVED, editor)
+    """Approve a submitted item (approving it twice is harmless). It needs a topic first:
+    an item without one would reach nobody."""
+    editor = _editor(editor)
+    item = _item(session, item_id)
+    if item.status == APPROVED:
+        return item
+    if item.status != SUBMITTED:
+        raise ModerationError(f"Item {item_id} is already {item.status}.")
+    if not item.topics:
+        raise ModerationError(f"Item {item_id} has no topic yet: give it one with `mailer items edit {item_id} --topic SLUG`.")
+    item.status, item.decided_at, item.decided_by, item.decision_reason = APPROVED, utcnow(), editor, None
+    _log(item, "approved", editor)
+    return item
 
 
-def reject(session: Session, item_id: int, editor: str) -> Item:
-    return _decide(session, item_id, REJECTED, editor)
+def reject(session: Session, item_id: int, editor: str, reason: str) -> Item:
+    """Reject a submitted item. The reason is required: the partner is told it."""
+    editor = _editor(editor)
+    reason = (reason or "").strip()
+    if not reason:
+        raise ModerationError("Give the partner a reason for rejecting (--reason).")
+    if len(reason) > 1000:
+        raise ModerationError("The reason must be at most 1000 characters.")
+    item = _item(session, item_id)
+    if item.status == REJECTED:
+        return item
+    if item.status != SUBMITTED:
+        raise ModerationError(f"Item {item_id} is already {item.status}.")
+    item.status, item.decided_at, item.decided_by, item.decision_reason = REJECTED, utcnow(), editor, reason
+    _log(item, "rejected", editor, reason)
+    return item
+
+
+def withdraw(session: Session, item_id: int, editor: str, reason: str = "") -> Item:
+    """Take an approved item back before any edition carrying it is sent.
+
+    It leaves a draft edition at once; an item already sent cannot be withdrawn.
+    """
+    editor = _editor(editor)
+    item = _item(session, item_id)
+    if item.status == WITHDRAWN:
+        return item
+    if item.status != APPROVED:
+        raise ModerationError(f"Item {item_id} is {item.status}; only approved items can be withdrawn.")
+    if _sent(session, item):
+        raise ModerationError(f"Item {item_id} has already gone out in an edition; it cannot be withdrawn.")
+    item.status, item.edition_id = WITHDRAWN, None
+    item.decided_at, item.decided_by = utcnow(), editor
+    _log(item, "withdrawn", editor, reason.strip() or None)
+    return item
+
+
+def set_featured(session: Session, item_id: int, editor: str, featured: bool = True) -> Item:
+    editor = _editor(editor)
+    item = _item(session, item_id)
+    if item.status in (REJECTED, WITHDRAWN):
+        raise ModerationError(f"Item {item_id} is {item.status}; it cannot be featured.")
+    if item.featured != featured:
+        item.featured = featured
+        _log(item, "featured" if featured else "unfeatured", editor)
+    return item
+
+
+def _snapshot(item: Item) -> str:
+    return json.dumps({
+        "title": item.title, "summary": item.summary, "link": item.link, "kind": item.kind,
+        "body_markdown": item.body_markdown, "image_url": item.image_url,
+        "image_alt": item.image_alt, "topics": [t.slug for t in item.topics],
+        "event_starts_at": item.event_starts_at.isoformat() if item.event_starts_at else None,
+        "event_place": item.event_place,
+        "publish_from": item.publish_from.isoformat() if item.publish_from else None,
+        "publish_until": item.publish_until.isoformat() if item.publish_until else None,
+    }, ensure_ascii=False)
+
+
+def draft_of(item: Item) -> ItemDraft:
+    """The item's current values as a draft, ready to be changed and checked again."""
+    start = item.event_starts_at
+    return ItemDraft(
+        title=item.title, summary=item.summary, link=item.link, kind=item.kind,
+        topic_ids=[t.id for t in item.topics], body=item.body_markdown,
+        image_url=item.image_url or "", image_alt=item.image_alt or "",
+        event_date=start.date().isoformat() if start else "",
+        event_time=start.strftime("%H:%M") if start and (start.hour or start.minute) else "",
+        event_place=item.event_place or "",
+        publish_from=item.publish_from.isoformat() if item.publish_from else "",
+        publish_until=item.publish_until.isoformat() if item.publish_until else "",
+        contact_email=item.contact_email or "",
+    )
+
+
+def edit(session: Session, item_id: int, editor: str, draft: ItemDraft, *, today,
+         note: str = "") -> Item:
+    """Replace a submitted item's content with ``draft`` (checked like a submission).
+
+    The partner's version is saved in ``original`` the first time; later edits keep it.
+    Raises InvalidInput for a bad field, ModerationError once the item is decided.
+    """
+    editor = _editor(editor)
+    item = _item(session, item_id)
+    if item.status != SUBMITTED:
+        raise ModerationError(f"Item {item_id} is {item.status}; only submitted items can be edited.")
+    checked = check_draft(session, draft, today=today, require_topics=False)
+    if item.original is None:
+        item.original = _snapshot(item)
+    for name in ("title", "summary", "link", "kind", "topics", "body_markdown", "body_html",
+                 "image_url", "image_alt", "event_starts_at", "event_place", "publish_from",
+                 "publish_until", "contact_email"):
+        setattr(item, name, getattr(checked, name))
+    item.dated = max(item.dated, checked.publish_from or item.dated)
+    _log(item, "edited", editor, note.strip() or None)
+    return item
+
+
+def original_of(item: Item) -> dict | None:
+    """The partner's own version of an edited item, or None if no editor changed it."""
+    return json.loads(item.original) if item.original else None
+
+
+def needs_decision_notice(item: Item) -> bool:
+    """True when the partner has a contact address and has not yet heard the decision."""
+    return item.status in (APPROVED, REJECTED) and bool(item.contact_email) and item.decision_sent_at is None
+
+
+__all__ = ["InvalidInput", "ModerationError", "approve", "reject", "withdraw", "set_featured",
+           "edit", "draft_of", "original_of", "needs_decision_notice"]

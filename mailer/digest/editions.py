@@ -8,6 +8,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from mailer.content.models import APPROVED, Item
+from mailer.content.window import in_publish_window
 from mailer.db import utcnow
 from mailer.digest.models import DRAFT, SCHEDULED, Edition
 
@@ -63,6 +64,7 @@ def build_edition(session: Session, period: str) -> Edition:
             Item.edition_id.is_(None),
             Item.dated >= previous_period_start(start),
             Item.dated < end,
+            in_publish_window(utcnow().date()),
         )
         .values(edition_id=edition.id)
     )

@@ -1,0 +1,67 @@
+"""Partner notices are sent once even when the job runs again; a transient failure is
+retried; the migration keeps rows that existed before it."""
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from mailer.content.intake import ItemDraft, submit_item
+from mailer.content.models import Item, Partner
+from mailer.delivery.transport import TransientFailure
+from tests.content.helpers import make_partner, topic_ids
+
+
+def _item(rt, contact="comms@partner.example.org"):
+    pid, _, _ = make_partner(rt)
+    with rt.db.transaction() as s:
+        draft = ItemDraft(title="Heart screening", summary="s", link="https://example.org/x", kind="news",
+                          topic_ids=[topic_ids(s)["heart-health"]], contact_email=contact)
+        return submit_item(s, s.get(Partner, pid), draft, today=date.today()).id
+
+
+def test_a_redelivered_notice_job_sends_one_email(rt, transport):
+    from mailer.delivery.partner_actors import send_partner_notice
+
+    item_id = _item(rt)
+    send_partner_notice.fn("receipt", item_id)
+    send_partner_notice.fn("receipt", item_id)
+    assert len(transport.messages) == 1
+    send_partner_notice.fn("approved", item_id)  # not approved: nothing owed
+    assert len(transport.messages) == 1
+
+
+def test_a_transient_failure_releases_the_claim_for_the_retry(rt, transport, session):
+    from mailer.delivery.partner_actors import send_partner_notice
+
+    item_id = _item(rt)
+
+    def refuse(*_a):
+        raise TransientFailure("421 try later")
+
+    transport.send, real = refuse, transport.send
+    with pytest.raises(TransientFailure):
+        send_partner_notice.fn("receipt", item_id)
+    assert session.get(Item, item_id).receipt_sent_at is None
+    transport.send = real
+    send_partner_notice.fn("receipt", item_id)
+    assert len(transport.messages) == 1
+
+
+def test_migration_keeps_existing_partners_and_items(tmp_path):
+    from mailer.schema import upgrade
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    upgrade(url, "0001")
+    engine = create_engine(url)
+    with engine.begin() as c:
+        c.execute(text("INSERT INTO partners (id, slug, name, active) VALUES (1, 'afiya', 'Afiya Trust', 1)"))
+        c.execute(text("INSERT INTO items (id, partner_id, kind, title, summary, link, status, dated, submitted_at) "
+                       "VALUES (1, 1, 'news', 'Old', 'Old item', 'https://example.org', 'approved', '2026-11-02', '2026-11-02')"))
+    upgrade(url)
+    with engine.connect() as c:
+        p = c.execute(text("SELECT name, trusted, description FROM partners")).one()
+        i = c.execute(text("SELECT title, featured, source, body_html FROM items")).one()
+    engine.dispose()
+    assert tuple(p) == ("Afiya Trust", 0, "") and tuple(i) == ("Old", 0, "form", "")

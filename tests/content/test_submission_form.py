@@ -1,0 +1,179 @@
+"""The partner submission form: fields, refusals with hostile input, preview, receipt."""
+from __future__ import annotations
+
+from datetime import date, timedelta
+from email import message_from_bytes, policy
+
+from sqlalchemy import func, select
+
+from mailer.content.models import Item, Partner
+from mailer.content.partners import revoke_submit_secret, rotate_submit_secret
+from tests.conftest import csrf_token
+from tests.content.helpers import make_partner, topic_ids
+
+
+SOON = date.today() + timedelta(days=7)
+LATER = date.today() + timedelta(days=20)
+
+
+def _form(client, secret, **fields):
+    page = client.get(f"/submit/{secret}")
+    assert page.status_code == 200
+    data = {"csrf_token": csrf_token(page.text), "kind": "news", "title": "PrEP evenings",
+            "summary": "Evening sessions with community advocates.",
+            "link": "https://www.naz.org.uk/prep", "contact_email": "comms@naz.example.org"}
+    data.update(fields)
+    return data
+
+
+def _count(session):
+    session.expire_all()
+    return session.scalar(select(func.count(Item.id)))
+
+
+def test_event_with_everything_is_stored_sanitised_and_receipt_is_emailed(client, rt, session, transport, queue):
+    _, secret, _ = make_partner(rt)
+    t = topic_ids(session)
+    body = ("## Who it is for\n\nBlack African **communities**. <script>alert(1)</script>"
+            "<img src=x onerror=alert(1)> [book](https://www.naz.org.uk/book) "
+            "[evil](javascript:alert(1)) <a href=\"JaVaScRiPt:alert(2)\">x</a>"
+            "<p style=\"background:url(javascript:alert(3));width:expression(alert(4))\">styled</p>"
+            "<iframe src=\"https://evil.example\"></iframe><a href=\"data:text/html,<script>\">d</a>")
+    resp = client.post(f"/submit/{secret}", data=_form(
+        client, secret, kind="event", body=body, topics=[str(t["sexual-health"]), str(t["heart-health"])],
+        event_date=SOON.isoformat(), event_time="18:30", event_place="Naz centre, Hammersmith",
+        image_url="https://www.naz.org.uk/prep.jpg", image_alt="Advocates at a community stall",
+        publish_from=date.today().isoformat(), publish_until=SOON.isoformat()))
+    assert resp.status_code == 200, resp.text
+    assert "is with the editors" in resp.text
+    item = session.scalar(select(Item))
+    assert (item.status, item.kind, item.source) == ("submitted", "event", "form")
+    assert item.event_starts_at.isoformat() == f"{SOON.isoformat()}T18:30:00"
+    assert item.event_place == "Naz centre, Hammersmith"
+    assert item.image_alt == "Advocates at a community stall"
+    assert item.publish_until == SOON
+    assert sorted(x.slug for x in item.topics) == ["heart-health", "sexual-health"]
+    assert item.body_markdown.startswith("## Who it is for")  # the original is kept
+    html = item.body_html.lower()
+    for bad in ("<script", "onerror", 'href="javascript', "expression(", "style=", "<iframe",
+                'href="data', "<img"):
+        assert bad not in html, bad
+    assert "[evil](javascript:alert(1))" in html  # left as inert text, not a link
+    assert '<h3>who it is for</h3>' in html and 'href="https://www.naz.org.uk/book"' in html
+    assert [e.action for e in item.events] == ["submitted"]
+    queue()
+    assert [m.recipient for m in transport.messages] == ["comms@naz.example.org"]
+    msg = message_from_bytes(transport.messages[0].data, policy=policy.default)
+    assert msg["Subject"] == "Received: PrEP evenings"
+    assert f"reference {item.id}" in msg.get_body(("plain",)).get_content()
+
+
+def test_bad_fields_are_named_and_nothing_is_stored(client, rt, session, transport, queue):
+    _, secret, _ = make_partner(rt)
+    t = str(topic_ids(session)["sexual-health"])
+    cases = [
+        ({"link": "javascript:alert(1)"}, "full web address"),
+        ({"link": "https://nhs.uk@evil.example/"}, "user name or password"),
+        ({"title": "Safe\u202egnp.exe"}, "control characters"),
+        ({"summary": "x" * 601}, "at most 600"),
+        ({"body": "y" * 20_001}, "at most 20000"),
+        ({"image_url": "https://example.org/a.png"}, "describe the image"),
+        ({"image_url": "data:image/png;base64,AAAA", "image_alt": "a"}, "full web address"),
+        ({"kind": "event"}, "required for an event"),
+        ({"kind": "event", "event_date": SOON.isoformat()}, "is required"),
+        ({"kind": "event", "event_date": "2020-01-01", "event_place": "Online"}, "has already passed"),
+        ({"kind": "event", "event_date": SOON.isoformat(), "event_place": "Online", "event_time": "25:99"},
+         "Not a valid time"),
+        ({"publish_until": "2020-01-01"}, "already in the past"),
+        ({"publish_from": LATER.isoformat(), "publish_until": SOON.isoformat()}, "on or after"),
+        ({"contact_email": "not-an-address"}, "not a valid email"),
+        ({"contact_email": ""}, "so the editor can reply"),
+        ({"kind": "bogus"}, "Not a valid choice"),
+    ]
+    for fields, expected in cases:
+        data = _form(client, secret, topics=[t], **fields)
+        resp = client.post(f"/submit/{secret}", data=data)
+        assert resp.status_code == 400, fields
+        assert expected in resp.text, (fields, resp.text[-2000:])
+    resp = client.post(f"/submit/{secret}", data=_form(client, secret))  # no topic
+    assert resp.status_code == 400 and "Choose at least one topic" in resp.text
+    assert _count(session) == 0
+    queue()
+    assert transport.messages == []
+
+
+def test_revoked_and_rotated_links_are_refused(client, rt, session):
+    pid, secret, _ = make_partner(rt)
+    assert client.get(f"/submit/{secret}").status_code == 200
+    with rt.db.transaction() as s:
+        new = rotate_submit_secret(s.get(Partner, pid))
+    assert client.get(f"/submit/{secret}").status_code == 404
+    assert client.get(f"/submit/{new}").status_code == 200
+    with rt.db.transaction() as s:
+        revoke_submit_secret(s.get(Partner, pid))
+    resp = client.get(f"/submit/{new}")
+    assert resp.status_code == 404 and "not valid or has been replaced" in resp.text
+    assert client.get("/submit/" + "a" * 500).status_code == 404
+
+
+def test_preview_shows_the_item_escaped_or_the_first_problem(client, rt, session):
+    _, secret, _ = make_partner(rt)
+    t = str(topic_ids(session)["sexual-health"])
+    data = _form(client, secret, topics=[t], title="<b>Bold</b> & <script>x</script>",
+                 body="**hello** <img src=x onerror=alert(1)>")
+    resp = client.post(f"/submit/{secret}/preview", data=data)
+    assert resp.status_code == 200
+    assert "&lt;b&gt;Bold&lt;/b&gt; &amp; &lt;script&gt;" in resp.text
+    assert "<strong>hello</strong>" in resp.text and "onerror" not in resp.text
+    assert "Sexual health" in resp.text and "News · Naz Project London" in resp.text
+    resp = client.post(f"/submit/{secret}/preview", data={**data, "link": "ftp://x"})
+    assert 'id="preview-error"' in resp.text and "full web address" in resp.text
+    # the no-script path: the Preview button re-renders the page with the preview, stores nothing
+    resp = client.post(f"/submit/{secret}", data={**data, "preview": "1"})
+    assert resp.status_code == 200 and "<strong>hello</strong>" in resp.text
+    assert _count(session) == 0
+    assert client.post(f"/submit/{secret}/preview", data={"title": "x"}).status_code == 400  # no CSRF
+
+
+def test_trusted_partner_item_is_approved_at_once(client, rt, session, transport, queue):
+    _, secret, _ = make_partner(rt, trusted=True)
+    t = str(topic_ids(session)["sexual-health"])
+    resp = client.post(f"/submit/{secret}", data=_form(client, secret, topics=[t]))
+    assert resp.status_code == 200 and "is approved" in resp.text
+    item = session.scalar(select(Item))
+    assert item.status == "approved" and item.decided_by == "trusted partner"
+    queue()
+    assert [message_from_bytes(m.data, policy=policy.default)["Subject"] for m in transport.messages] == [
+        "Approved for the digest: PrEP evenings"]
+
+
+def test_embargoed_item_is_dated_in_its_first_allowed_month(client, rt, session):
+    _, secret, _ = make_partner(rt)
+    t = str(topic_ids(session)["sexual-health"])
+    later = date.today() + timedelta(days=70)
+    assert client.post(f"/submit/{secret}", data=_form(
+        client, secret, topics=[t], publish_from=later.isoformat())).status_code == 200
+    assert session.scalar(select(Item)).dated == later
+
+
+def test_the_same_form_sent_twice_makes_one_item_and_one_receipt(client, rt, session, transport, queue):
+    _, secret, _ = make_partner(rt)
+    data = _form(client, secret, topics=[str(topic_ids(session)["sexual-health"])])
+    assert client.post(f"/submit/{secret}", data=data).status_code == 200
+    again = client.post(f"/submit/{secret}", data=data)
+    assert again.status_code == 200 and "already had this item" in again.text
+    assert _count(session) == 1
+    queue()
+    assert len(transport.messages) == 1
+
+
+def test_invisible_and_direction_characters_are_stripped_from_body_and_summary(client, rt, session):
+    _, secret, _ = make_partner(rt)
+    data = _form(client, secret, topics=[str(topic_ids(session)["sexual-health"])],
+                 summary="Pay\u200b here\u202e: evil", body="Visit [nhs\u200d.uk](https://evil.example)\u2066x\u2069",
+                 event_place="x")
+    assert client.post(f"/submit/{secret}", data=data).status_code == 200
+    item = session.scalar(select(Item))
+    assert item.summary == "Pay here: evil"
+    for ch in "\u200b\u200d\u202e\u2066\u2069":
+        assert ch not in item.body_html and ch not in item.summary
