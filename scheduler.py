@@ -37,7 +37,15 @@ def build_scheduler(settings: Settings) -> BlockingScheduler:
     scheduler.add_job(send_current_period, parse_cron(settings.digest_schedule, settings.schedule_timezone),
                       args=[settings.schedule_timezone], id="monthly-digest",
                       coalesce=True, max_instances=1, misfire_grace_time=6 * 3600)
+    scheduler.add_job(send_purge_unconfirmed, CronTrigger(hour=3, minute=30, timezone=ZoneInfo(settings.schedule_timezone)),
+                      id="purge-unconfirmed", coalesce=True, max_instances=1, misfire_grace_time=6 * 3600)
     return scheduler
+
+
+def send_purge_unconfirmed() -> None:
+    from subscribers.tasks import purge_unconfirmed_job
+
+    purge_unconfirmed_job.send()
 
 
 def main() -> None:

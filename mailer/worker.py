@@ -4,3 +4,4 @@ from mailer import runtime
 runtime.configure()
 
 from mailer.delivery import actors  # noqa: E402,F401
+from subscribers import tasks  # noqa: E402,F401
