@@ -130,7 +130,7 @@ def import_csv(session: Session, stream: TextIO, *, source: str, basis: str,
     org_types = {}
     for value, label in ORGANISATION_TYPES:
         org_types[value] = org_types[label.casefold()] = value
-    existing = dict(session.execute(select(Subscriber.email, Subscriber.id)).all())
+    existing = {e.lower(): i for e, i in session.execute(select(Subscriber.email, Subscriber.id))}
     suppressed = suppression.all_hashes(session)
 
     def cell(row, name):
@@ -167,7 +167,7 @@ def import_csv(session: Session, stream: TextIO, *, source: str, basis: str,
             except InvalidInput as err:
                 report.rows.append(RowResult(line, raw, "invalid", f"{err.field}: {err.message}"))
                 continue
-            key = address.casefold()
+            key = address.lower()
             if key in seen:
                 report.rows.append(RowResult(line, address, "duplicate", "appears earlier in the file"))
                 continue
@@ -176,7 +176,7 @@ def import_csv(session: Session, stream: TextIO, *, source: str, basis: str,
                 report.rows.append(RowResult(line, address, "suppressed",
                                              "on the suppression list; only the person can opt in again"))
                 continue
-            sub_id = existing.get(address)
+            sub_id = existing.get(key)
             if sub_id is not None:
                 values = {"id": sub_id}
                 for k, v in (("name", name), ("organisation", org), ("organisation_type", org_type),

@@ -16,7 +16,7 @@ from typing import Iterable, Sequence
 
 from email_validator import EmailNotValidError
 from email_validator import validate_email as _validate_email
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from mailer.content.models import Partner, Topic
@@ -166,7 +166,7 @@ def subscribe(
     until then it stays suppressed.
     """
     address = normalise_email(email)
-    existing = session.scalar(select(Subscriber).where(Subscriber.email == address))
+    existing = by_address(session, address)
     if existing is not None and existing.status == CONFIRMED:
         return SubscribeOutcome(existing, "manage")
     sub = existing or Subscriber(email=address)
@@ -276,7 +276,13 @@ def find(session: Session, email: str) -> Subscriber | None:
         address = normalise_email(email)
     except InvalidInput:
         return None
-    return session.scalar(select(Subscriber).where(Subscriber.email == address))
+    return by_address(session, address)
+
+
+def by_address(session: Session, address: str) -> Subscriber | None:
+    """The subscriber at a normalised ``address``, ignoring the case of the local part
+    (which mail systems treat as one mailbox in practice): Priya@ and priya@ are one person."""
+    return session.scalar(select(Subscriber).where(func.lower(Subscriber.email) == address.lower()))
 
 
 @dataclass(frozen=True)

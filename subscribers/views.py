@@ -10,6 +10,8 @@ import json
 from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
 from sqlalchemy import select
 
+from flask_wtf.csrf import CSRFError
+
 from mailer.app import csrf
 from mailer.content.models import Partner, Topic
 from mailer.db import utcnow
@@ -88,6 +90,13 @@ def _choices(s, form):
     return service.validate_choices(s, form.name.data, form.organisation.data,
                                     form.topics.data or [], form.partners.data or [],
                                     form.organisation_type.data, form.practice_code.data)
+
+
+@bp.app_errorhandler(CSRFError)
+def csrf_failed(_err):
+    return render_template("error.html", title="This form has expired",
+                           message="This form expired or was not sent from our page. Go back, "
+                                   "reload the page and try again."), 400
 
 
 @bp.get("/")
@@ -215,10 +224,8 @@ def manage(token: str):
             return _manage_page(s, sub, form, token, 400)
         try:
             choices = _choices(s, form)
-        except InvalidInput as err:
-            s.rollback()
+        except InvalidInput as err:  # raised before anything changed
             _attach(form, err)
-            sub = _manage_sub(s, token)
             return _manage_page(s, sub, form, token, 400)
         service.update_preferences(s, sub, choices, ip=_ip())
         return _manage_page(s, sub, form, token, saved="Your preferences are saved. They apply from the next digest.")
@@ -244,9 +251,7 @@ def _action(token: str, form_cls, act, template="subscribers/manage.html"):
                                 pause_form=form if isinstance(form, PauseForm) else None)
         try:
             result = act(s, sub, form)
-        except InvalidInput as err:
-            s.rollback()
-            sub = _manage_sub(s, token)
+        except InvalidInput as err:  # the domain checks before it changes anything
             return _manage_page(s, sub, prefs, token, 400, error=err.message,
                                 pause_form=form if isinstance(form, PauseForm) else None)
         if isinstance(result, tuple):  # (response, email to queue after the commit)
