@@ -324,5 +324,6 @@ def test_email_me_my_link_is_rate_limited_per_address_and_per_client(settings, t
         assert _form(client, "/manage", email=other).status_code == 200
     blocked = _form(client, "/manage", email="third@example.org")
     assert blocked.status_code == 429 and "Too many requests" in blocked.text
-    other = app.test_client(environ_base={"REMOTE_ADDR": "198.51.100.7"})
+    other = app.test_client()
+    other.environ_base["REMOTE_ADDR"] = "198.51.100.7"  # another client is not held back
     assert _form(other, "/manage", email="fourth@example.org").status_code == 200
