@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import sys
 
 import click
@@ -16,6 +17,14 @@ class _Rollback(Exception):
 def _fail(message: str) -> None:
     click.echo(f"Error: {message}", err=True)
     sys.exit(1)
+
+
+def _open(path: str, mode: str, encoding: str):
+    """A CSV text stream (newline="" as the csv module wants) on a file or stdin/stdout."""
+    if path == "-":
+        stream = sys.stdin.buffer if mode == "r" else sys.stdout.buffer
+        return io.TextIOWrapper(stream, encoding=encoding, newline="", write_through=True)
+    return open(path, mode, encoding=encoding, newline="")
 
 
 @click.group("subscribers")
@@ -57,7 +66,7 @@ def import_cmd(file: str, source: str | None, basis: str, skip_invalid: bool, dr
     report = None
     try:
         with runtime.current().db.transaction() as s:
-            with click.open_file(file, encoding="utf-8-sig", newline="") as fh:
+            with _open(file, "r", "utf-8-sig") as fh:
                 report = import_csv(s, fh, source=source or file, basis=basis,
                                     skip_invalid=skip_invalid)
             if dry_run:
@@ -96,7 +105,7 @@ def export_cmd(file: str, status: str | None) -> None:
     from subscribers.export import export_csv
 
     with runtime.current().db.transaction() as s:
-        with click.open_file(file, "w", encoding="utf-8", newline="") as fh:
+        with _open(file, "w", "utf-8") as fh:
             n = export_csv(s, fh, status)
     if file != "-":
         click.echo(f"Exported {n} subscribers to {file}.")

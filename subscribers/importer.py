@@ -39,18 +39,19 @@ from subscribers.service import CONSENT_WORDING_VERSION, NO_CHOICE_MESSAGE, clea
 BASES = ("consent", "legitimate-interests")
 OUTCOMES = ("created", "updated", "duplicate", "suppressed", "invalid")
 _ALIASES = {
-    "email": "email", "email_address": "email", "e_mail": "email", "mail": "email",
-    "name": "name", "full_name": "name", "contact_name": "name",
+    "email": "email", "emailaddress": "email", "emailaddr": "email", "mail": "email",
+    "name": "name", "fullname": "name", "contactname": "name",
     "organisation": "organisation", "organization": "organisation", "org": "organisation",
-    "organisation_name": "organisation", "organization_name": "organisation",
-    "organisation_type": "organisation_type", "organization_type": "organisation_type",
-    "org_type": "organisation_type", "type": "organisation_type",
-    "practice_code": "practice_code", "ods_code": "practice_code", "ods": "practice_code",
-    "organisation_code": "practice_code", "code": "practice_code",
+    "organisationname": "organisation", "organizationname": "organisation",
+    "organisationtype": "organisation_type", "organizationtype": "organisation_type",
+    "orgtype": "organisation_type", "type": "organisation_type",
+    "practicecode": "practice_code", "odscode": "practice_code", "ods": "practice_code",
+    "organisationcode": "practice_code", "code": "practice_code",
     "topics": "topics", "topic": "topics", "partners": "partners", "partner": "partners",
 }
 _SPLIT = re.compile(r"\s*[;|]\s*")
 _BATCH = 5000
+_NOT_UTF8 = "The file is not UTF-8 text; save it as \"CSV UTF-8\" and try again."
 
 
 class ImportError_(Exception):
@@ -90,7 +91,8 @@ def map_headers(headers: Iterable[str]) -> tuple[dict[str, int], list[str]]:
     mapping: dict[str, int] = {}
     ignored = []
     for i, h in enumerate(headers):
-        key = re.sub(r"[\s\-]+", "_", (h or "").strip().lstrip("\ufeff").lower())
+        # "E-mail Address", "email_address" and "EmailAddress" are all one column.
+        key = re.sub(r"[^a-z0-9]", "", (h or "").lower())
         ours = _ALIASES.get(key)
         if ours and ours not in mapping:
             mapping[ours] = i
@@ -118,7 +120,9 @@ def import_csv(session: Session, stream: TextIO, *, source: str, basis: str,
     try:
         reader = csv.reader(stream)
         headers = next(reader, None)
-    except (csv.Error, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError:
+        raise ImportError_(_NOT_UTF8) from None
+    except csv.Error as exc:
         raise ImportError_(f"This is not a readable CSV file ({exc}).") from None
     if headers is None:
         raise ImportError_("The file is empty.")
@@ -194,7 +198,9 @@ def import_csv(session: Session, stream: TextIO, *, source: str, basis: str,
                              "organisation_type": org_type, "practice_code": code})
             new_choices.append((t_ids, p_ids))
             report.rows.append(RowResult(line, address, "created"))
-    except (csv.Error, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError:
+        raise ImportError_(f"Line {line + 1}: {_NOT_UTF8}") from None
+    except csv.Error as exc:
         raise ImportError_(f"Line {line} cannot be read as CSV ({exc}).") from None
 
     if report.counts["invalid"] and not skip_invalid:
