@@ -91,18 +91,18 @@ def test_a_failure_mid_import_leaves_the_database_as_it_was(cli, rt, demo, tmp_p
     before = _count(rt)
     path = tmp_path / "list.csv"
     path.write_text("email,topics\n" + "".join(f"p{i}@example.org,policy\n" for i in range(12000)))
-    real_insert = importer.insert
+    real_insert = importer._insert_values
     calls = {"n": 0}
 
-    def failing_insert(table):  # the database gives out after the first batch is written
+    def failing_insert(session, table, rows):  # the database gives out after a batch is in
         calls["n"] += 1
         if calls["n"] > 4:
             raise RuntimeError("connection lost")
-        return real_insert(table)
+        return real_insert(session, table, rows)
 
-    monkeypatch.setattr(importer, "insert", failing_insert)
+    monkeypatch.setattr(importer, "_insert_values", failing_insert)
     result = cli("import", str(path), "--basis", "consent")
-    assert result.exit_code != 0
+    assert result.exit_code != 0 and calls["n"] == 5
     assert _count(rt) == before
 
 
