@@ -327,3 +327,13 @@ def test_email_me_my_link_is_rate_limited_per_address_and_per_client(settings, t
     other = app.test_client()
     other.environ_base["REMOTE_ADDR"] = "198.51.100.7"  # another client is not held back
     assert _form(other, "/manage", email="fourth@example.org").status_code == 200
+
+
+def test_subscribe_form_cannot_be_used_to_flood_an_inbox(settings, transport, rt, ids, queue, session):
+    from mailer.app import create_app
+
+    client = create_app(dataclasses.replace(settings, rate_per_address=2), transport).test_client()
+    pages = [_subscribe(client, ids, "target@example.org") for _ in range(4)]
+    assert {p.status_code for p in pages} == {302}
+    queue()
+    assert len(_mail_to(transport, "target@example.org")) == 2

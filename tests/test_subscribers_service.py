@@ -164,15 +164,25 @@ def test_tokens_purpose_expiry_rotation_and_revocation(rt, catalogue):
         assert service.subscriber_from_token(s, rotated, "manage", fresh) is sub
 
 
-def test_export_data_holds_profile_choices_ledger(rt, catalogue):
+def test_export_data_holds_profile_choices_ledger_deliveries(rt, catalogue):
+    from mailer.delivery.models import Delivery
+    from mailer.digest.models import Edition
+
     with rt.db.transaction() as s:
         sub = _new_confirmed(s, catalogue, organisation_type="gp_practice", practice_code="A81001")
         data = rights.export_data(s, sub)
+        assert data["deliveries"] == []
+        ed = Edition(period="2026-10", status="sent", subject="October", intro="", built_at=utcnow())
+        s.add(ed)
+        s.flush()
+        s.add(Delivery(edition_id=ed.id, subscriber_id=sub.id, status="sent", sent_at=utcnow()))
+        s.flush()
+        data = rights.export_data(s, sub)
+        assert [(d["edition"], d["status"]) for d in data["deliveries"]] == [("2026-10", "sent")]
     assert data["profile"]["email"] == "priya@riverside.example.org"
     assert data["profile"]["practice_code"] == "A81001"
     assert data["choices"]["topics"] == ["Heart health"]
     assert [e["event"] for e in data["consent_ledger"]] == ["subscribed", "confirmed"]
-    assert data["deliveries"] == []
 
 
 def test_erase_leaves_only_a_hash_and_blocks_import(rt, catalogue):
@@ -198,8 +208,15 @@ def test_purge_removes_only_old_pending_requests(rt, catalogue):
         service.subscribe(s, "recent@example.org", _choices(s, catalogue))
         confirmed = _new_confirmed(s, catalogue)
         confirmed.requested_at = utcnow() - timedelta(days=90)
+        returning = _new_confirmed(s, catalogue, email="back@example.org")
+        service.unsubscribe(s, returning, source="link")
+        service.resubscribe(s, returning)
+        returning.requested_at = utcnow() - timedelta(days=31)
     with rt.db.transaction() as s:
-        assert purge_unconfirmed(s, 30) == 1
+        assert purge_unconfirmed(s, 30) == 2
+        back = service.find(s, "back@example.org")
+        assert back.status == "unsubscribed" and suppression.is_suppressed(s, "back@example.org")
+        assert _ledger(s, back)[-1] == "request-expired"
     with rt.db.transaction() as s:
         emails = set(s.scalars(select(Subscriber.email)))
         assert "old@example.org" not in emails
