@@ -147,6 +147,14 @@ def confirm(token: str):
             sub = service.subscriber_from_token(s, _tokens(), "confirm", token,
                                                 settings.confirm_max_age_days * 86400)
         except TokenError as err:
+            if err.kind == "expired":
+                # An old link of someone who did confirm in time: tell them they are in.
+                try:
+                    sub = service.subscriber_from_token(s, _tokens(), "confirm", token)
+                except TokenError:
+                    sub = None
+                if sub is not None and sub.status == CONFIRMED:
+                    return _confirmed_page(sub)
             return _link_error(err, "confirm")
         form = ButtonForm()
         if request.method == "GET" or not form.validate_on_submit():
@@ -160,8 +168,12 @@ def confirm(token: str):
             service.confirm(s, sub, ip=_ip())
         except TokenError as err:
             return _link_error(err, "confirm")
-        manage_url = url_for("subscribers.manage", token=_tokens().make("manage", sub.id, sub.token_version))
-        return render_template("subscribers/confirmed.html", sub=sub, manage_url=manage_url)
+        return _confirmed_page(sub)
+
+
+def _confirmed_page(sub):
+    manage_url = url_for("subscribers.manage", token=_tokens().make("manage", sub.id, sub.token_version))
+    return render_template("subscribers/confirmed.html", sub=sub, manage_url=manage_url)
 
 
 @bp.route("/manage", methods=["GET", "POST"])

@@ -154,6 +154,11 @@ def test_expired_confirmation_link_gets_a_clear_page(client, ids, transport, que
     assert resp.status_code == 410
     assert "This link has expired" in resp.text and "Subscribe again" in resp.text
     assert _sub(session).status == "pending"
+    # Someone who confirmed in time and opens the old link later is told they are in.
+    with rt.db.transaction() as s:
+        s.get(Subscriber, sub.id).status = "confirmed"
+    resp = client.get(path)
+    assert resp.status_code == 200 and "You are subscribed" in resp.text
 
 
 # --- link errors ---------------------------------------------------------------------

@@ -223,3 +223,10 @@ def test_purge_removes_only_old_pending_requests(rt, catalogue):
         assert {"recent@example.org", "priya@riverside.example.org"} <= emails
         assert s.scalar(select(func.count()).select_from(ConsentEvent)
                         .where(ConsentEvent.subscriber_id == old.id)) == 0
+
+
+def test_scheduler_runs_the_purge_daily(settings):
+    from scheduler import build_scheduler
+
+    job = build_scheduler(settings).get_job("purge-unconfirmed")
+    assert job is not None and "hour='3'" in str(job.trigger)
