@@ -268,11 +268,8 @@ def _reserve_ids(session: Session, n: int) -> list[int]:
 
 
 def _insert_values(session: Session, table, rows: list[dict]) -> None:
-    """Bulk INSERT in few round trips: COPY on PostgreSQL, else a multi-row INSERT.
-
-    On SQLite the RETURNING clause is there for its side effect: it makes SQLAlchemy use
-    its "insertmanyvalues" mode (one cached multi-row INSERT per 1,000 rows).
-    """
+    """Bulk INSERT: COPY on PostgreSQL (an executemany would cost psycopg one exchange
+    per row), the driver's executemany on SQLite."""
     if not rows:
         return
     if session.get_bind().dialect.name == "postgresql":
@@ -284,4 +281,4 @@ def _insert_values(session: Session, table, rows: list[dict]) -> None:
                 for r in rows:
                     copy.write_row([r[c] for c in cols])
         return
-    session.execute(insert(table).returning(*table.primary_key.columns), rows)
+    session.execute(insert(table), rows)  # sqlite3's executemany: in-process, no round trips
