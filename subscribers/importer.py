@@ -34,7 +34,8 @@ from subscribers.models import (
     subscriber_partners,
     subscriber_topics,
 )
-from subscribers.service import CONSENT_WORDING_VERSION, NO_CHOICE_MESSAGE, clean_practice_code
+from subscribers.profile import NO_CHOICE_MESSAGE, clean_practice_code
+from subscribers.service import CONSENT_WORDING_VERSION
 
 BASES = ("consent", "legitimate-interests")
 OUTCOMES = ("created", "updated", "duplicate", "suppressed", "invalid")
