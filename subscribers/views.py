@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from flask_wtf.csrf import CSRFError
 
@@ -123,7 +124,12 @@ def subscribe():
         if not address_ok:
             # Same page as a success: a flood of requests must not flood the inbox either.
             return redirect(url_for("subscribers.check_email"))
-        outcome = service.subscribe(s, address, choices, ip=_ip())
+        try:
+            with s.begin_nested():
+                outcome = service.subscribe(s, address, choices, ip=_ip())
+        except IntegrityError:
+            # The same new address sent twice at once: the other request mails its owner.
+            return redirect(url_for("subscribers.check_email"))
         subscriber_id = outcome.subscriber.id
     # After the commit: the worker must find the row it is asked to mail.
     enqueue(send_transactional, outcome.email_to_send, subscriber_id)

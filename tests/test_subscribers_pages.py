@@ -342,3 +342,27 @@ def test_subscribe_form_cannot_be_used_to_flood_an_inbox(settings, transport, rt
     assert {p.status_code for p in pages} == {302}
     queue()
     assert len(_mail_to(transport, "target@example.org")) == 2
+
+
+def test_email_me_my_link_resends_the_confirmation_to_a_pending_address(client, ids, transport, queue, rt, session):
+    _subscribe(client, ids)
+    queue()
+    transport.messages.clear()
+    assert _form(client, "/manage", email="priya@riverside.example.org").status_code == 200
+    queue()
+    (msg,) = _mail_to(transport, "priya@riverside.example.org")
+    assert _link(msg, "/confirm/") and not _link(msg, "/manage/")
+
+
+def test_ip_addresses_stay_out_of_the_ledger_when_not_configured(settings, transport, rt, ids, queue, session):
+    from mailer.app import create_app
+
+    client = create_app(dataclasses.replace(settings, consent_log_ip=False), transport).test_client()
+    assert _subscribe(client, ids).status_code == 302
+    event = session.scalar(select(ConsentEvent).where(ConsentEvent.kind == "subscribed"))
+    assert event.ip is None
+
+
+def test_ip_addresses_are_recorded_when_configured(client, ids, session):
+    assert _subscribe(client, ids).status_code == 302
+    assert session.scalar(select(ConsentEvent).where(ConsentEvent.kind == "subscribed")).ip == "127.0.0.1"
