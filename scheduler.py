@@ -46,7 +46,15 @@ def build_scheduler(settings: Settings) -> BlockingScheduler:
     # Editions an editor scheduled for a set time (`mailer edition schedule`).
     scheduler.add_job(send_due, CronTrigger(minute="*", timezone=ZoneInfo(settings.schedule_timezone)),
                       id="scheduled-editions", coalesce=True, max_instances=1, misfire_grace_time=3600)
+    scheduler.add_job(send_purge_unconfirmed, CronTrigger(hour=3, minute=30, timezone=ZoneInfo(settings.schedule_timezone)),
+                      id="purge-unconfirmed", coalesce=True, max_instances=1, misfire_grace_time=6 * 3600)
     return scheduler
+
+
+def send_purge_unconfirmed() -> None:
+    from subscribers.tasks import purge_unconfirmed_job
+
+    purge_unconfirmed_job.send()
 
 
 def main() -> None:

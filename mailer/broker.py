@@ -56,6 +56,7 @@ def ensure_embedded_worker(threads: int | None = None) -> bool:
         if _worker is not None:
             return False
         from mailer.delivery import actors  # noqa: F401  (declares the queues)
+        from subscribers import tasks  # noqa: F401  (housekeeping jobs)
 
         _worker = dramatiq.Worker(broker, worker_threads=threads or get_settings().worker_threads,
                                   worker_timeout=100)

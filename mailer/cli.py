@@ -237,6 +237,11 @@ def edition_status(period: str) -> None:
     _print_counts(edition_id)
 
 
+from subscribers.cli import subscribers as _subscribers_group  # noqa: E402
+
+main.add_command(_subscribers_group)
+
+
 @main.command("worker")
 @click.option("--processes", default=2, show_default=True)
 @click.option("--threads", default=4, show_default=True)

@@ -2,5 +2,5 @@
 from mailer.content.models import ApiToken, Item, ItemEvent, Partner, Topic, item_topics  # noqa: F401
 from mailer.delivery.models import Delivery  # noqa: F401
 from mailer.digest.models import Edition  # noqa: F401
-from subscribers.models import ConsentEvent, Subscriber  # noqa: F401
+from subscribers.models import ConsentEvent, Subscriber, Suppression  # noqa: F401
 from mailer.db import Base  # noqa: F401

@@ -35,6 +35,11 @@ class Settings:
     schedule_timezone: str
     worker_threads: int
     confirm_max_age_days: int = 7
+    purge_unconfirmed_days: int = 30
+    consent_log_ip: bool = True
+    # "email me my link" / subscribe requests allowed per hour, per address and per client
+    rate_per_address: int = 3
+    rate_per_client: int = 20
     batch_size: int = 100
     # Partner feeds: refuse private/loopback/link-local addresses unless this is on.
     feed_allow_private: bool = False
@@ -105,7 +110,29 @@ class Settings:
             feed_allow_private=e.get("FEED_ALLOW_PRIVATE", "").lower() in ("1", "true", "yes", "on"),
             feed_timeout=float(e.get("FEED_TIMEOUT", "10")),
             feed_max_bytes=int(e.get("FEED_MAX_BYTES", "2000000")),
+            **_subscriber_settings(e),
         )
+
+
+def _positive_int(e: Mapping[str, str], name: str, default: int) -> int:
+    try:
+        value = int(e.get(name) or default)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number") from None
+    if value < 1:
+        raise ConfigError(f"{name} must be at least 1")
+    return value
+
+
+def _subscriber_settings(e: Mapping[str, str]) -> dict:
+    """Settings of the subscription lifecycle (issue 3)."""
+    return dict(
+        confirm_max_age_days=_positive_int(e, "CONFIRM_MAX_AGE_DAYS", 7),
+        purge_unconfirmed_days=_positive_int(e, "PURGE_UNCONFIRMED_AFTER_DAYS", 30),
+        consent_log_ip=(e.get("CONSENT_LOG_IP") or "1").lower() not in ("0", "false", "no", "off"),
+        rate_per_address=_positive_int(e, "RATE_LIMIT_PER_ADDRESS", 3),
+        rate_per_client=_positive_int(e, "RATE_LIMIT_PER_CLIENT", 20),
+    )
 
 
 def _development_secret(var_dir: Path) -> str:

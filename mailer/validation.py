@@ -17,7 +17,8 @@ class InvalidInput(ValueError):
 def clean_text(field: str, value: str | None, max_length: int) -> str:
     """``value`` trimmed, refusing control characters (CR/LF would inject mail headers)."""
     value = (value or "").strip()
-    if any(unicodedata.category(ch) in ("Cc", "Cf") for ch in value):
+    # isprintable() is False for every Cc/Cf character, so most values skip the loop.
+    if not value.isprintable() and any(unicodedata.category(ch) in ("Cc", "Cf") for ch in value):
         raise InvalidInput(field, "must not contain line breaks or control characters.")
     if len(value) > max_length:
         raise InvalidInput(field, f"must be at most {max_length} characters.")

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import SelectMultipleField, StringField, widgets
+from wtforms import DateField, SelectField, SelectMultipleField, StringField, widgets
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length
 
 from mailer.content.models import Partner, Topic
+from subscribers.models import ORGANISATION_TYPES
 
 
 class CheckboxesField(SelectMultipleField):
@@ -20,6 +21,14 @@ class CheckboxesField(SelectMultipleField):
 class PreferencesForm(FlaskForm):
     name = StringField("Your name", validators=[Length(max=120)])
     organisation = StringField("Organisation", validators=[Length(max=200)])
+    organisation_type = SelectField(
+        "Type of organisation",
+        choices=[SelectChoice("", "Choose one")] + [SelectChoice(v, label) for v, label in ORGANISATION_TYPES],
+        validate_choice=False,  # the service refuses unknown values with its own message
+    )
+    practice_code = StringField("Practice or organisation code (optional)",
+                                description="The NHS ODS code, for example A81001 for a GP practice.",
+                                validators=[Length(max=10)])
     topics = CheckboxesField("Topics", coerce=int)
     partners = CheckboxesField("Partners", coerce=int)
 
@@ -32,3 +41,17 @@ class PreferencesForm(FlaskForm):
 class SubscribeForm(PreferencesForm):
     email = StringField("Email address", validators=[InputRequired("Enter your email address."),
                                                      Length(max=320)])
+
+
+class LinkRequestForm(FlaskForm):
+    email = StringField("Email address", validators=[InputRequired("Enter your email address."),
+                                                     Length(max=320)])
+
+
+class PauseForm(FlaskForm):
+    until = DateField("Pause my digest until", validators=[
+        InputRequired("Choose the date your digest should start again.")])
+
+
+class ButtonForm(FlaskForm):
+    """A form with only its CSRF token, behind a button that changes something."""

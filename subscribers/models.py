@@ -1,15 +1,29 @@
-"""Subscribers, their topic and partner choices, and the append-only consent ledger."""
+"""Subscribers, their topic and partner choices, the append-only consent ledger and the
+suppression list."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import Column, DateTime, ForeignKey, Integer, String, Table
+from sqlalchemy import Column, Date, DateTime, ForeignKey, Integer, String, Table
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from mailer.content.models import Partner, Topic
 from mailer.db import Base, utcnow
 
-PENDING, CONFIRMED, UNSUBSCRIBED = "pending", "confirmed", "unsubscribed"
+PENDING, CONFIRMED, UNSUBSCRIBED, ERASED = "pending", "confirmed", "unsubscribed", "erased"
+
+# (value, label) in form order. GP practices are "corporate subscribers" in PECR terms.
+ORGANISATION_TYPES = (
+    ("gp_practice", "GP practice"),
+    ("nhs_trust", "NHS trust"),
+    ("bme_staff_network", "BME staff network"),
+    ("voluntary", "Voluntary organisation"),
+    ("local_authority", "Local authority"),
+    ("other", "Other"),
+)
+
+# Why an address is on the suppression list.
+SUPPRESSION_REASONS = ("unsubscribed", "hard_bounce", "complaint", "erased")
 
 subscriber_topics = Table(
     "subscriber_topics",
@@ -27,7 +41,7 @@ subscriber_partners = Table(
 
 
 class Subscriber(Base):
-    """One address. Only ``confirmed`` subscribers receive digests."""
+    """One address. Only ``confirmed``, unpaused, unsuppressed subscribers receive digests."""
 
     __tablename__ = "subscribers"
 
@@ -36,12 +50,21 @@ class Subscriber(Base):
     email: Mapped[str] = mapped_column(String(320), unique=True)
     name: Mapped[str] = mapped_column(String(120), default="")
     organisation: Mapped[str] = mapped_column(String(200), default="")
+    organisation_type: Mapped[str] = mapped_column(String(30), default="", server_default="")
+    # NHS ODS code of a GP practice (e.g. "A81001"), optional.
+    practice_code: Mapped[str] = mapped_column(String(10), default="", server_default="")
     status: Mapped[str] = mapped_column(String(20), default=PENDING, index=True)
     # Bumped to revoke every link already sent to this person.
     token_version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # When the current pending request was made; unconfirmed requests are purged from it.
+    requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=utcnow)
     confirmed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     unsubscribed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # No digests up to and including the day before this date.
+    paused_until: Mapped[date | None] = mapped_column(Date)
+    # "consent" (the form) or e.g. "legitimate-interests" (imported corporate subscribers).
+    consent_basis: Mapped[str] = mapped_column(String(40), default="consent", server_default="consent")
 
     topics: Mapped[list[Topic]] = relationship(secondary=subscriber_topics, order_by=Topic.position)
     partners: Mapped[list[Partner]] = relationship(secondary=subscriber_partners, order_by=Partner.name)
@@ -56,8 +79,27 @@ class ConsentEvent(Base):
     subscriber_id: Mapped[int] = mapped_column(
         ForeignKey("subscribers.id", ondelete="CASCADE"), index=True
     )
-    kind: Mapped[str] = mapped_column(String(30))  # subscribed, confirmed, changed, unsubscribed
+    # subscribed, confirmed, changed, paused, resumed, unsubscribed, erased, imported, revoked
+    kind: Mapped[str] = mapped_column(String(30))
     source: Mapped[str] = mapped_column(String(30))  # form, link, one-click, import, admin
     wording_version: Mapped[str] = mapped_column(String(20))
     ip: Mapped[str | None] = mapped_column(String(45))
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # What else a reader of the ledger needs: the import's basis and file, a pause date.
+    detail: Mapped[str] = mapped_column(String(300), default="", server_default="")
+
+
+class Suppression(Base):
+    """An address that must not be mailed, kept only as a hash so erasure leaves no address.
+
+    The hash is unkeyed (SHA-256 of the case-folded address with a fixed prefix) so it
+    survives a ``SECRET_KEY`` rotation; it stops imports bringing an address back.
+    """
+
+    __tablename__ = "suppressions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    reason: Mapped[str] = mapped_column(String(20))
+    source: Mapped[str] = mapped_column(String(30), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

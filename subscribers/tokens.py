@@ -14,12 +14,26 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 PURPOSES = ("confirm", "manage", "unsubscribe", "view")
 
 
-class TokenError(Exception):
-    """A link that cannot be honoured; ``reason`` is safe to show the user."""
+# What each purpose's link is called on an error page ("this is a link to ...").
+PURPOSE_NAMES = {
+    "confirm": "confirm a subscription",
+    "manage": "manage a subscription",
+    "unsubscribe": "unsubscribe",
+    "view": "view a digest online",
+}
 
-    def __init__(self, reason: str):
+
+class TokenError(Exception):
+    """A link that cannot be honoured; ``reason`` is safe to show the user.
+
+    ``kind`` tells pages which help to offer: ``expired``, ``tampered``, ``wrong-purpose``,
+    ``revoked`` or ``cancelled``.
+    """
+
+    def __init__(self, reason: str, kind: str = "tampered"):
         super().__init__(reason)
         self.reason = reason
+        self.kind = kind
 
 
 @dataclass(frozen=True)
@@ -45,8 +59,13 @@ class Tokens:
         try:
             data = self._serializers[purpose].loads(token, max_age=max_age_seconds)
         except SignatureExpired:
-            raise TokenError("This link has expired.") from None
+            raise TokenError("This link has expired.", "expired") from None
         except BadSignature:
+            other = self._purpose_of(token, exclude=purpose)
+            if other:
+                raise TokenError(
+                    f"This is a link to {PURPOSE_NAMES[other]}, not to {PURPOSE_NAMES[purpose]}. "
+                    "Use the matching link from your email.", "wrong-purpose") from None
             raise TokenError("This link is not valid. It may have been copied incompletely.") from None
         if (
             not isinstance(data, list)
@@ -55,3 +74,15 @@ class Tokens:
         ):
             raise TokenError("This link is not valid.")
         return TokenClaims(subscriber_id=data[0], version=data[1])
+
+    def _purpose_of(self, token: str, exclude: str) -> str | None:
+        """The purpose a genuine token was signed for, if it was not ``exclude``."""
+        for purpose, serializer in self._serializers.items():
+            if purpose == exclude:
+                continue
+            try:
+                serializer.loads(token)
+            except BadSignature:  # SignatureExpired is a subclass: never raised without max_age
+                continue
+            return purpose
+        return None

@@ -1,12 +1,16 @@
-"""Public pages: subscribe, confirm, manage preferences, unsubscribe (web shell only).
+"""Public pages: subscribe, confirm, "email me my link", unsubscribe (web shell only);
+the preference centre's pages are in :mod:`subscribers.preferences`.
 
-Rules live in :mod:`subscribers.service`; this module parses requests, owns the
-transaction, and queues emails after the commit.
+Rules live in :mod:`subscribers.service` and friends; this module parses requests, owns
+the transaction, and queues emails after the commit.
 """
 from __future__ import annotations
 
-from flask import Blueprint, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from flask_wtf.csrf import CSRFError
 
 from mailer.app import csrf
 from mailer.content.models import Partner, Topic
@@ -15,16 +19,48 @@ from mailer.queue import enqueue
 from mailer.validation import InvalidInput
 from mailer.web.helpers import client_ip, rt
 from subscribers import service
-from subscribers.forms import PreferencesForm, SubscribeForm
-from subscribers.models import UNSUBSCRIBED
+from subscribers.forms import ButtonForm, LinkRequestForm, SubscribeForm
+from subscribers.models import CONFIRMED, PENDING, UNSUBSCRIBED
+from subscribers.ratelimit import Limiter, make_limiter
+from subscribers.suppression import email_hash
 from subscribers.tokens import TokenError, Tokens
 
 bp = Blueprint("subscribers", __name__)
+HOUR = 3600
 
 
 def _tokens() -> Tokens:
     s = rt().settings
     return Tokens(s.secret_key, s.secret_key_fallbacks)
+
+
+def _ip() -> str | None:
+    """The client's address for the consent ledger, when the operator records it."""
+    return client_ip() if rt().settings.consent_log_ip else None
+
+
+def _limiter() -> Limiter:
+    ext = current_app.extensions
+    if "subscribers.limiter" not in ext:
+        ext["subscribers.limiter"] = make_limiter(rt().settings.redis_url)
+    return ext["subscribers.limiter"]
+
+
+def _allowed(address: str) -> tuple[bool, bool]:
+    """(client within its limit, address within its limit) for one mail-sending request.
+
+    The address is counted whether or not we know it, so the limit reveals nothing.
+    """
+    s = rt().settings
+    client_ok = _limiter().hit(f"client:{client_ip()}", s.rate_per_client, HOUR)
+    address_ok = _limiter().hit(f"address:{email_hash(address)}", s.rate_per_address, HOUR)
+    return client_ok, address_ok
+
+
+def _too_many():
+    return render_template("error.html", title="Too many requests",
+                           message="We have had too many requests from your connection. "
+                                   "Please try again in an hour."), 429
 
 
 def _catalogue(session):
@@ -33,8 +69,12 @@ def _catalogue(session):
     return topics, partners
 
 
-def _link_error(err: TokenError):
-    return render_template("subscribers/link_error.html", reason=err.reason), 400
+_ERROR_STATUS = {"expired": 410, "revoked": 410, "cancelled": 410}
+
+
+def _link_error(err: TokenError, purpose: str):
+    return render_template("subscribers/link_error.html", reason=err.reason, kind=err.kind,
+                           purpose=purpose), _ERROR_STATUS.get(err.kind, 400)
 
 
 def _attach(form, err: InvalidInput) -> None:
@@ -43,6 +83,19 @@ def _attach(form, err: InvalidInput) -> None:
         field.errors = [*field.errors, err.message]
     else:
         form.form_errors.append(err.message)
+
+
+def _choices(s, form):
+    return service.validate_choices(s, form.name.data, form.organisation.data,
+                                    form.topics.data or [], form.partners.data or [],
+                                    form.organisation_type.data, form.practice_code.data)
+
+
+@bp.app_errorhandler(CSRFError)
+def csrf_failed(_err):
+    return render_template("error.html", title="This form has expired",
+                           message="This form expired or was not sent from our page. Go back, "
+                                   "reload the page and try again."), 400
 
 
 @bp.get("/")
@@ -59,13 +112,24 @@ def subscribe():
             status = 400 if request.method == "POST" else 200
             return render_template("subscribers/subscribe.html", form=form), status
         try:
-            with s.begin_nested():  # a refusal undoes only this attempt
-                choices = service.validate_choices(s, form.name.data, form.organisation.data,
-                                                   form.topics.data or [], form.partners.data or [])
-                outcome = service.subscribe(s, form.email.data, choices, ip=client_ip())
+            choices = _choices(s, form)
+            address = service.normalise_email(form.email.data)
         except InvalidInput as err:
+            s.rollback()
             _attach(form, err)
             return render_template("subscribers/subscribe.html", form=form), 400
+        client_ok, address_ok = _allowed(address)
+        if not client_ok:
+            return _too_many()
+        if not address_ok:
+            # Same page as a success: a flood of requests must not flood the inbox either.
+            return redirect(url_for("subscribers.check_email"))
+        try:
+            with s.begin_nested():
+                outcome = service.subscribe(s, address, choices, ip=_ip())
+        except IntegrityError:
+            # The same new address sent twice at once: the other request mails its owner.
+            return redirect(url_for("subscribers.check_email"))
         subscriber_id = outcome.subscriber.id
     # After the commit: the worker must find the row it is asked to mail.
     enqueue(send_transactional, outcome.email_to_send, subscriber_id)
@@ -75,7 +139,8 @@ def subscribe():
 @bp.get("/subscribe/check-email")
 def check_email():
     # The same page whether the address was new or known, so the form reveals nothing.
-    return render_template("subscribers/check_email.html")
+    return render_template("subscribers/check_email.html",
+                           days=rt().settings.confirm_max_age_days)
 
 
 @bp.route("/confirm/<token>", methods=["GET", "POST"])
@@ -86,8 +151,16 @@ def confirm(token: str):
             sub = service.subscriber_from_token(s, _tokens(), "confirm", token,
                                                 settings.confirm_max_age_days * 86400)
         except TokenError as err:
-            return _link_error(err)
-        form = PreferencesForm()  # only for its CSRF token
+            if err.kind == "expired":
+                # An old link of someone who did confirm in time: tell them they are in.
+                try:
+                    sub = service.subscriber_from_token(s, _tokens(), "confirm", token)
+                except TokenError:
+                    sub = None
+                if sub is not None and sub.status == CONFIRMED:
+                    return _confirmed_page(sub)
+            return _link_error(err, "confirm")
+        form = ButtonForm()
         if request.method == "GET" or not form.validate_on_submit():
             # Confirming takes a click on a button: mail scanners that fetch every link
             # must not confirm an address on its owner's behalf.
@@ -96,39 +169,43 @@ def confirm(token: str):
                                        error="Your session expired; press the button again."), 400
             return render_template("subscribers/confirm.html", sub=sub, form=form)
         try:
-            service.confirm(s, sub, ip=client_ip())
+            service.confirm(s, sub, ip=_ip())
         except TokenError as err:
-            return _link_error(err)
-        manage_url = url_for("subscribers.manage", token=_tokens().make("manage", sub.id, sub.token_version))
-        return render_template("subscribers/confirmed.html", sub=sub, manage_url=manage_url)
+            return _link_error(err, "confirm")
+        return _confirmed_page(sub)
 
 
-@bp.route("/manage/<token>", methods=["GET", "POST"])
-def manage(token: str):
-    with rt().db.transaction() as s:
-        try:
-            sub = service.subscriber_from_token(s, _tokens(), "manage", token)
-        except TokenError as err:
-            return _link_error(err)
-        topics, partners = _catalogue(s)
-        form = PreferencesForm(obj=None if request.method == "POST" else sub).set_choices(topics, partners)
-        if request.method == "GET":
-            form.topics.data = [t.id for t in sub.topics]
-            form.partners.data = [p.id for p in sub.partners]
-        unsubscribe_url = url_for("subscribers.unsubscribe", token=_tokens().make("unsubscribe", sub.id, sub.token_version))
-        page = dict(sub=sub, form=form, unsubscribe_url=unsubscribe_url)
-        if request.method == "GET" or sub.status == UNSUBSCRIBED:
-            return render_template("subscribers/manage.html", **page)
-        if not form.validate_on_submit():
-            return render_template("subscribers/manage.html", **page), 400
-        try:
-            choices = service.validate_choices(s, form.name.data, form.organisation.data,
-                                               form.topics.data or [], form.partners.data or [])
-        except InvalidInput as err:
-            _attach(form, err)
-            return render_template("subscribers/manage.html", **page), 400
-        service.update_preferences(s, sub, choices, ip=client_ip())
-        return render_template("subscribers/manage.html", saved=True, **page)
+def _confirmed_page(sub):
+    manage_url = url_for("subscribers.manage", token=_tokens().make("manage", sub.id, sub.token_version))
+    return render_template("subscribers/confirmed.html", sub=sub, manage_url=manage_url)
+
+
+@bp.route("/manage", methods=["GET", "POST"])
+def request_link():
+    """"Email me my link": the same answer whether or not the address is known."""
+    form = LinkRequestForm()
+    if not form.validate_on_submit():
+        status = 400 if request.method == "POST" else 200
+        return render_template("subscribers/request_link.html", form=form), status
+    try:
+        address = service.normalise_email(form.email.data)
+    except InvalidInput as err:
+        _attach(form, err)
+        return render_template("subscribers/request_link.html", form=form), 400
+    client_ok, address_ok = _allowed(address)
+    if not client_ok:
+        return _too_many()
+    kind, subscriber_id = None, None
+    if address_ok:
+        with rt().db.transaction() as s:
+            sub = service.find(s, address)
+            if sub is not None and sub.status in (CONFIRMED, UNSUBSCRIBED):
+                kind, subscriber_id = "link", sub.id
+            elif sub is not None and sub.status == PENDING:
+                kind, subscriber_id = "confirm", sub.id  # not confirmed yet: resend that link
+    if kind:
+        enqueue(send_transactional, kind, subscriber_id)
+    return render_template("subscribers/link_sent.html")
 
 
 @bp.route("/u/<token>", methods=["GET", "POST"])
@@ -138,17 +215,22 @@ def unsubscribe(token: str):
         try:
             sub = service.subscriber_from_token(s, _tokens(), "unsubscribe", token)
         except TokenError as err:
-            return _link_error(err)
+            return _link_error(err, "unsubscribe")
+        manage_token = _tokens().make("manage", sub.id, sub.token_version)
+        page = dict(sub=sub, manage_token=manage_token, button=ButtonForm(formdata=None))
         if request.method == "GET":
             # Link scanners fetch every URL: a GET only asks.
-            return render_template("subscribers/unsubscribe.html", sub=sub,
-                                   done=sub.status == UNSUBSCRIBED)
+            return render_template("subscribers/unsubscribe.html", done=sub.status == UNSUBSCRIBED, **page)
         one_click = request.form.get("List-Unsubscribe") == "One-Click"
         if not one_click:
-            return render_template("subscribers/unsubscribe.html", sub=sub, done=False,
-                                   error="Press the button to unsubscribe."), 400
+            return render_template("subscribers/unsubscribe.html", done=False,
+                                   error="Press the button to unsubscribe.", **page), 400
         # Our own page's button says so; a mail client's one-click POST does not.
         source = "link" if request.form.get("from") == "page" else "one-click"
-        service.unsubscribe(s, sub, source=source, ip=client_ip())
+        service.unsubscribe(s, sub, source=source, ip=_ip())
         # 200 and no redirect: RFC 8058 clients treat anything else as a failure.
-        return render_template("subscribers/unsubscribe.html", sub=sub, done=True)
+        return render_template("subscribers/unsubscribe.html", done=True, **page)
+
+
+# The preference centre's routes live in their own module, on this blueprint.
+from subscribers import preferences  # noqa: E402,F401

@@ -36,7 +36,7 @@ def test_subscribe_page_lists_topics_and_partners_and_explains_no_topic(client, 
     page = client.get("/subscribe")
     assert page.status_code == 200
     assert "Sexual health" in page.text and "Naz Project London" in page.text
-    assert "If you choose no topics, you will receive only items from the partners you follow" in page.text
+    assert "If you choose no topics, you will receive only the items of the partners you follow" in page.text
 
 
 def test_subscribing_creates_pending_subscriber_and_queues_confirmation(client, session, transport, queue, ids):
@@ -139,7 +139,7 @@ def test_revoked_token_is_refused(client, session, rt, demo):
     sub.token_version += 1
     session.commit()
     resp = client.post(url.removeprefix(rt.settings.base_url), data={"List-Unsubscribe": "One-Click"})
-    assert resp.status_code == 400 and "no longer valid" in resp.text
+    assert resp.status_code == 410 and "replaced by a newer one" in resp.text
 
 
 def test_unsubscribe_get_only_asks_and_one_click_post_needs_no_cookie(client, session, rt, demo):
@@ -150,7 +150,6 @@ def test_unsubscribe_get_only_asks_and_one_click_post_needs_no_cookie(client, se
     assert page.status_code == 200 and "Unsubscribe?" in page.text and sub.status == "confirmed"
     resp = rt and client.application.test_client().post(path, data={"List-Unsubscribe": "One-Click"})
     assert resp.status_code == 200 and "Location" not in resp.headers
-    assert "Set-Cookie" not in resp.headers
     session.refresh(sub)
     assert sub.status == "unsubscribed"
     events = session.scalars(select(ConsentEvent.source).where(ConsentEvent.subscriber_id == sub.id,

@@ -30,12 +30,13 @@ class RetryLater(Exception):
 @dramatiq.actor(queue_name="transactional", max_retries=8, min_backoff=2_000, max_backoff=600_000,
                 throws=(PermanentFailure,))
 def send_transactional(kind: str, subscriber_id: int) -> None:
-    """Send a confirmation ("confirm") or manage-link ("manage") email."""
+    """Send a confirmation ("confirm"), "already subscribed" ("manage") or requested
+    manage-link ("link") email."""
     rt = runtime.current()
     with rt.db.transaction() as s:
         sub = s.get(Subscriber, subscriber_id)
-        if sub is None:
-            return  # erased before the email went out
+        if sub is None or sub.status == "erased":
+            return  # erased or purged before the email went out
         envelope = compose_transactional(kind, rt.settings, sub)
     try:
         rt.transport.send(envelope.sender, envelope.recipient, envelope.data)

@@ -1,4 +1,4 @@
-"""One-off emails to one person: confirmation and manage links.
+"""One-off emails to one person: confirmation, "already subscribed" and manage links.
 
 Each template is rendered once per process with placeholders, then filled per email, so
 a burst of sign-ups costs no MJML compiles.
@@ -16,6 +16,7 @@ from subscribers.models import Subscriber
 SUBJECTS = {
     "confirm": "Please confirm your subscription to the campaign digest",
     "manage": "Your subscription to the campaign digest",
+    "link": "Your link to manage the campaign digest",
 }
 
 

@@ -1,0 +1,87 @@
+"""Benchmark: import 100,000 subscribers from CSV (the issue's target: well under a minute).
+
+    .venv/bin/python bench/import.py [--rows 100000] [--database-url URL]
+
+Without --database-url it uses a fresh SQLite file in a temporary directory; with a
+PostgreSQL URL it DROPS and recreates schema public there, so point it at a scratch
+database. It times the import itself (parse, validate, write, commit), not the file making.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("MAILER_ENV", "test")
+os.environ.setdefault("VAR_DIR", tempfile.mkdtemp(prefix="bench-var-"))
+os.environ.pop("REDIS_URL", None)
+
+
+def make_csv(path: Path, rows: int, topics: list[str], partners: list[str]) -> None:
+    rnd = random.Random(7)
+    kinds = ["GP practice", "NHS trust", "BME staff network", "voluntary", "local_authority", "other"]
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["Email", "Name", "Organisation", "Organisation type", "Practice code", "Topics", "Partners"])
+        for i in range(rows):
+            kind = rnd.choice(kinds)
+            w.writerow([f"person{i}@practice{i % 5000}.nhs.example.uk", f"Person {i}",
+                        f"Organisation {i % 5000}", kind,
+                        f"A{i % 100000:05d}" if kind == "GP practice" else "",
+                        ";".join(rnd.sample(topics, rnd.randint(0, 3))),
+                        ";".join(rnd.sample(partners, rnd.randint(1, 2)))])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, default=100_000)
+    ap.add_argument("--database-url", default=None)
+    args = ap.parse_args()
+
+    from datetime import date
+
+    from sqlalchemy import create_engine, func, select, text
+
+    from mailer.db import Database
+    from mailer.demo import PARTNERS, TOPICS, seed_demo
+    from mailer.schema import upgrade
+    from subscribers.importer import import_csv
+    from subscribers.models import Subscriber
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-import-"))
+    url = args.database_url or f"sqlite:///{tmp / 'bench.db'}"
+    if url.startswith("postgresql"):
+        engine = create_engine(url)
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+        engine.dispose()
+    upgrade(url)
+    db = Database(url)
+    with db.transaction() as s:
+        seed_demo(s, date.today())
+    path = tmp / "subscribers.csv"
+    make_csv(path, args.rows, [t for t, _ in TOPICS], [p for p, _, _ in PARTNERS])
+
+    started, cpu = time.perf_counter(), time.process_time()
+    with db.transaction() as s, path.open(encoding="utf-8-sig", newline="") as fh:
+        report = import_csv(s, fh, source="bench", basis="legitimate-interests")
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    with db.transaction() as s:
+        total = s.scalar(select(func.count()).select_from(Subscriber))
+    c = report.counts
+    print(f"database: {url.split(':')[0]}  rows: {args.rows}  cores: {os.cpu_count()}")
+    print(f"created {c['created']}, invalid {c['invalid']}; subscribers in database: {total}")
+    print(f"import took {elapsed:.2f} s wall ({args.rows / elapsed:,.0f} rows/s), "
+          f"{cpu:.2f} s CPU in this process; load average {os.getloadavg()[0]:.1f}")
+    db.dispose()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,159 @@
+"""``mailer subscribers ...``: import, export, purge, revoke and suppress (shells only)."""
+from __future__ import annotations
+
+import csv
+import io
+import sys
+
+import click
+
+from mailer import runtime
+
+
+class _Rollback(Exception):
+    """Raised inside a transaction to leave the database as it was."""
+
+
+def _fail(message: str) -> None:
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(1)
+
+
+def _open(path: str, mode: str, encoding: str):
+    """A CSV text stream (newline="" as the csv module wants) on a file or stdin/stdout."""
+    if path == "-":
+        stream = sys.stdin.buffer if mode == "r" else sys.stdout.buffer
+        return io.TextIOWrapper(stream, encoding=encoding, newline="", write_through=True)
+    return open(path, mode, encoding=encoding, newline="")
+
+
+@click.group("subscribers")
+def subscribers() -> None:
+    """Subscribers: CSV import and export, purge, link revocation, suppression."""
+
+
+def _print_report(report, limit: int = 50) -> None:
+    c = report.counts
+    click.echo(", ".join(f"{k} {c[k]}" for k in ("created", "updated", "duplicate", "suppressed", "invalid")))
+    if report.ignored_columns:
+        click.echo(f"Ignored columns: {', '.join(report.ignored_columns)}")
+    notable = [r for r in report.rows if r.outcome in ("invalid", "duplicate", "suppressed")]
+    for r in notable[:limit]:
+        click.echo(f"  line {r.line}: {r.outcome:10} {r.email}  {r.message}")
+    if len(notable) > limit:
+        click.echo(f"  ... and {len(notable) - limit} more (use --report FILE for every row)")
+
+
+@subscribers.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
+@click.option("--source", default=None, help="Where the list came from (recorded in the consent ledger). Default: the file name.")
+@click.option("--basis", type=click.Choice(["consent", "legitimate-interests"]), required=True,
+              help="Lawful basis: 'consent' (they opted in elsewhere) or 'legitimate-interests' "
+                   "(corporate subscribers such as GP practices).")
+@click.option("--skip-invalid", is_flag=True, help="Import the valid rows even if some are invalid.")
+@click.option("--dry-run", is_flag=True, help="Check and report; write nothing.")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, writable=True),
+              help="Write the outcome of every row to this CSV file.")
+def import_cmd(file: str, source: str | None, basis: str, skip_invalid: bool, dry_run: bool,
+               report_path: str | None) -> None:
+    """Import subscribers from a CSV FILE (columns found by header name; see README).
+
+    Imported people are confirmed with the given basis. Addresses on the suppression list
+    are never imported. Nothing is written unless the whole import succeeds.
+    """
+    from subscribers.importer import ImportError_, ImportRefused, import_csv
+
+    report = None
+    try:
+        with runtime.current().db.transaction() as s:
+            with _open(file, "r", "utf-8-sig") as fh:
+                report = import_csv(s, fh, source=source or file, basis=basis,
+                                    skip_invalid=skip_invalid)
+            if dry_run:
+                raise _Rollback
+    except _Rollback:
+        pass
+    except ImportRefused as refused:
+        report = refused.report
+        _print_report(report)
+        _write_report(report_path, report)
+        _fail("some rows are invalid, so nothing was imported. Fix them, or use --skip-invalid.")
+    except ImportError_ as err:
+        _fail(str(err))
+    except UnicodeDecodeError:
+        _fail("the file is not UTF-8 text; save it as CSV UTF-8 and try again.")
+    _print_report(report)
+    _write_report(report_path, report)
+    click.echo("Dry run: nothing was written." if dry_run else "Import complete.")
+
+
+def _write_report(path: str | None, report) -> None:
+    if not path:
+        return
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["line", "email", "outcome", "message"])
+        for r in report.rows:
+            w.writerow([r.line, r.email, r.outcome, r.message])
+
+
+@subscribers.command("export")
+@click.argument("file", default="-", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--status", type=click.Choice(["pending", "confirmed", "unsubscribed"]), default=None)
+def export_cmd(file: str, status: str | None) -> None:
+    """Write subscribers as CSV to FILE (default: standard output)."""
+    from subscribers.export import export_csv
+
+    with runtime.current().db.transaction() as s:
+        with _open(file, "w", "utf-8") as fh:
+            n = export_csv(s, fh, status)
+    if file != "-":
+        click.echo(f"Exported {n} subscribers to {file}.")
+
+
+@subscribers.command("purge-unconfirmed")
+@click.option("--days", type=click.IntRange(min=1), default=None,
+              help="Age of a pending request to purge (default: PURGE_UNCONFIRMED_AFTER_DAYS).")
+def purge_cmd(days: int | None) -> None:
+    """Delete subscription requests nobody confirmed in time."""
+    from subscribers.housekeeping import purge_unconfirmed
+
+    rt = runtime.current()
+    days = days or rt.settings.purge_unconfirmed_days
+    with rt.db.transaction() as s:
+        n = purge_unconfirmed(s, days)
+    click.echo(f"Purged {n} unconfirmed subscribers older than {days} days.")
+
+
+@subscribers.command("revoke")
+@click.argument("email")
+def revoke_cmd(email: str) -> None:
+    """Make every link already sent to EMAIL stop working."""
+    from subscribers.service import find, revoke_links
+
+    with runtime.current().db.transaction() as s:
+        sub = find(s, email)
+        if sub is None or sub.status == "erased":
+            _fail(f"No subscriber with address {email!r}.")
+        revoke_links(s, sub, source="admin")
+    click.echo(f"Every earlier link for {sub.email} is revoked.")
+
+
+@subscribers.command("suppress")
+@click.argument("email")
+@click.option("--reason", type=click.Choice(["hard_bounce", "complaint", "unsubscribed"]), required=True)
+def suppress_cmd(email: str, reason: str) -> None:
+    """Put EMAIL on the suppression list (and unsubscribe it if subscribed)."""
+    from mailer.validation import InvalidInput
+    from subscribers import service, suppression
+
+    with runtime.current().db.transaction() as s:
+        try:
+            address = service.normalise_email(email)
+        except InvalidInput as err:
+            _fail(err.message)
+        sub = service.find(s, address)
+        if sub is not None and sub.status != "unsubscribed":
+            service.unsubscribe(s, sub, source="admin")
+        suppression.suppress(s, address, reason, "admin")
+    click.echo(f"{address} is suppressed ({reason}).")

@@ -1,0 +1,48 @@
+"""CSV export of subscribers, in the columns the importer reads back."""
+from __future__ import annotations
+
+import csv
+from typing import TextIO
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mailer.content.models import Partner, Topic
+from subscribers.models import ERASED, Subscriber, subscriber_partners, subscriber_topics
+
+COLUMNS = ["email", "name", "organisation", "organisation_type", "practice_code", "topics",
+           "partners", "status", "consent_basis", "created_at", "confirmed_at", "paused_until"]
+
+
+def _safe(value: str) -> str:
+    """Defuse spreadsheet formulas (a name starting with = + - @ runs in Excel)."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@") else value
+
+
+def export_csv(session: Session, out: TextIO, status: str | None = None) -> int:
+    """Write every subscriber (or those with ``status``) to ``out``; erased ones never.
+    Returns the number of rows written."""
+    topic_slug = dict(session.execute(select(Topic.id, Topic.slug)).all())
+    partner_slug = dict(session.execute(select(Partner.id, Partner.slug)).all())
+    topics: dict[int, list[str]] = {}
+    partners: dict[int, list[str]] = {}
+    for sid, tid in session.execute(select(subscriber_topics)):
+        topics.setdefault(sid, []).append(topic_slug[tid])
+    for sid, pid in session.execute(select(subscriber_partners)):
+        partners.setdefault(sid, []).append(partner_slug[pid])
+    q = select(Subscriber).where(Subscriber.status != ERASED).order_by(Subscriber.id)
+    if status:
+        q = q.where(Subscriber.status == status)
+    writer = csv.writer(out)
+    writer.writerow(COLUMNS)
+    n = 0
+    for s in session.execute(q.execution_options(yield_per=2000)).scalars():
+        writer.writerow([
+            s.email, _safe(s.name), _safe(s.organisation), s.organisation_type, s.practice_code,
+            ";".join(sorted(topics.get(s.id, []))), ";".join(sorted(partners.get(s.id, []))),
+            s.status, s.consent_basis, s.created_at.isoformat() if s.created_at else "",
+            s.confirmed_at.isoformat() if s.confirmed_at else "",
+            s.paused_until.isoformat() if s.paused_until else "",
+        ])
+        n += 1
+    return n

@@ -1,0 +1,161 @@
+"""The preference centre (no login): change, pause, resume, re-subscribe, replace links,
+download and erase, reached through the signed manage link in every email.
+
+Web shell only, on the ``subscribers`` blueprint; rules live in :mod:`subscribers.service`
+and :mod:`subscribers.rights`.
+"""
+from __future__ import annotations
+
+import json
+
+from flask import Response, render_template, request, url_for
+
+from mailer.db import utcnow
+from mailer.delivery.actors import send_transactional
+from mailer.queue import enqueue
+from mailer.validation import InvalidInput
+from mailer.web.helpers import rt
+from subscribers import rights, service
+from subscribers.forms import ButtonForm, PauseForm, PreferencesForm
+from subscribers.models import CONFIRMED, UNSUBSCRIBED
+from subscribers.tokens import TokenError
+from subscribers.views import _attach, _catalogue, _choices, _ip, _link_error, _tokens, bp
+
+
+def _manage_page(s, sub, form, token, status=200, **extra):
+    return render_template(
+        "subscribers/manage.html", sub=sub, form=form, token=token,
+        pause_form=extra.pop("pause_form", None) or PauseForm(formdata=None),
+        button=ButtonForm(formdata=None), paused=service.is_paused(sub, utcnow().date()),
+        unsubscribe_url=url_for("subscribers.unsubscribe",
+                                token=_tokens().make("unsubscribe", sub.id, sub.token_version)),
+        **extra), status
+
+
+def _manage_sub(s, token):
+    return service.subscriber_from_token(s, _tokens(), "manage", token)
+
+
+@bp.route("/manage/<token>", methods=["GET", "POST"])
+def manage(token: str):
+    with rt().db.transaction() as s:
+        try:
+            sub = _manage_sub(s, token)
+        except TokenError as err:
+            return _link_error(err, "manage")
+        topics, partners = _catalogue(s)
+        form = PreferencesForm(obj=None if request.method == "POST" else sub).set_choices(topics, partners)
+        if request.method == "GET":
+            form.topics.data = [t.id for t in sub.topics]
+            form.partners.data = [p.id for p in sub.partners]
+        if request.method == "GET" or sub.status == UNSUBSCRIBED:
+            return _manage_page(s, sub, form, token)
+        if not form.validate_on_submit():
+            return _manage_page(s, sub, form, token, 400)
+        try:
+            choices = _choices(s, form)
+        except InvalidInput as err:  # raised before anything changed
+            _attach(form, err)
+            return _manage_page(s, sub, form, token, 400)
+        service.update_preferences(s, sub, choices, ip=_ip())
+        return _manage_page(s, sub, form, token, saved="Your preferences are saved. They apply from the next digest.")
+
+
+def _action(token: str, form_cls, act, template="subscribers/manage.html"):
+    """Run ``act(session, sub, form)`` for a POST from the preference centre."""
+    with rt().db.transaction() as s:
+        try:
+            sub = _manage_sub(s, token)
+        except TokenError as err:
+            return _link_error(err, "manage")
+        form = form_cls()
+        topics, partners = _catalogue(s)
+        prefs = PreferencesForm(formdata=None, obj=sub).set_choices(topics, partners)
+        prefs.topics.data = [t.id for t in sub.topics]
+        prefs.partners.data = [p.id for p in sub.partners]
+        if not form.validate():
+            errors = [e for f in form for e in f.errors]
+            msg = ("This form expired or was not sent from our page. Please try again."
+                   if form.csrf_token.errors else " ".join(errors))
+            return _manage_page(s, sub, prefs, token, 400, error=msg,
+                                pause_form=form if isinstance(form, PauseForm) else None)
+        try:
+            result = act(s, sub, form)
+        except InvalidInput as err:  # the domain checks before it changes anything
+            return _manage_page(s, sub, prefs, token, 400, error=err.message,
+                                pause_form=form if isinstance(form, PauseForm) else None)
+        if isinstance(result, tuple):  # (response, email to queue after the commit)
+            response, email = result
+        else:
+            response, email = result, None
+        if response is None:
+            response = _manage_page(s, sub, prefs, token, saved=getattr(act, "message", "Saved."))
+    if email:
+        enqueue(send_transactional, *email)
+    return response
+
+
+@bp.post("/manage/<token>/pause")
+def pause(token: str):
+    def act(s, sub, form):
+        if sub.status != CONFIRMED:
+            raise InvalidInput("until", "Only an active subscription can be paused.")
+        service.pause(s, sub, form.until.data, today=utcnow().date(), ip=_ip())
+    act.message = "Your digest is paused. It starts again automatically on the date you chose."
+    return _action(token, PauseForm, act)
+
+
+@bp.post("/manage/<token>/resume")
+def resume(token: str):
+    def act(s, sub, form):
+        service.resume(s, sub, ip=_ip())
+    act.message = "Your digest is no longer paused."
+    return _action(token, ButtonForm, act)
+
+
+@bp.post("/manage/<token>/resubscribe")
+def resubscribe(token: str):
+    def act(s, sub, form):
+        service.resubscribe(s, sub, ip=_ip())
+        return (render_template("subscribers/check_email.html", days=rt().settings.confirm_max_age_days),
+                ("confirm", sub.id))
+    return _action(token, ButtonForm, act)
+
+
+@bp.post("/manage/<token>/revoke")
+def revoke(token: str):
+    def act(s, sub, form):
+        service.revoke_links(s, sub, ip=_ip())
+        return render_template("subscribers/revoked.html", sub=sub), ("link", sub.id)
+    return _action(token, ButtonForm, act)
+
+
+@bp.get("/manage/<token>/data")
+def download(token: str):
+    with rt().db.transaction() as s:
+        try:
+            sub = _manage_sub(s, token)
+        except TokenError as err:
+            return _link_error(err, "manage")
+        data = rights.export_data(s, sub)
+    body = json.dumps(data, indent=2, ensure_ascii=False)
+    return Response(body, mimetype="application/json", headers={
+        "Content-Disposition": 'attachment; filename="my-digest-data.json"',
+        "Cache-Control": "no-store"})
+
+
+@bp.route("/manage/<token>/erase", methods=["GET", "POST"])
+def erase(token: str):
+    with rt().db.transaction() as s:
+        try:
+            sub = _manage_sub(s, token)
+        except TokenError as err:
+            return _link_error(err, "manage")
+        form = ButtonForm()
+        if request.method == "GET":
+            return render_template("subscribers/erase.html", sub=sub, form=form)
+        if not form.validate_on_submit():
+            return render_template("subscribers/erase.html", sub=sub, form=form,
+                                   error="This form expired. Please press the button again."), 400
+        rights.erase(s, sub)
+    return render_template("subscribers/erased.html")

@@ -1,0 +1,68 @@
+"""Self-service data rights: a copy of everything we hold on a person, and erasure."""
+from __future__ import annotations
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from mailer.db import utcnow
+from mailer.delivery.models import Delivery
+from mailer.digest.models import Edition
+from subscribers import suppression
+from subscribers.models import ERASED, ConsentEvent, Subscriber
+from subscribers.service import record
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def export_data(session: Session, sub: Subscriber) -> dict:
+    """Profile, choices, consent ledger and deliveries of ``sub`` as JSON-ready data."""
+    events = session.scalars(select(ConsentEvent).where(ConsentEvent.subscriber_id == sub.id)
+                             .order_by(ConsentEvent.at, ConsentEvent.id))
+    deliveries = session.execute(
+        select(Edition.period, Delivery.status, Delivery.sent_at, Delivery.created_at)
+        .join(Edition, Edition.id == Delivery.edition_id)
+        .where(Delivery.subscriber_id == sub.id).order_by(Edition.period))
+    return {
+        "exported_at": utcnow().isoformat(),
+        "profile": {
+            "email": sub.email, "name": sub.name, "organisation": sub.organisation,
+            "organisation_type": sub.organisation_type, "practice_code": sub.practice_code,
+            "status": sub.status, "consent_basis": sub.consent_basis,
+            "created_at": _iso(sub.created_at), "confirmed_at": _iso(sub.confirmed_at),
+            "unsubscribed_at": _iso(sub.unsubscribed_at), "paused_until": _iso(sub.paused_until),
+        },
+        "choices": {
+            "topics": [t.name for t in sub.topics],
+            "partners": [p.name for p in sub.partners],
+        },
+        "consent_ledger": [
+            {"at": _iso(e.at), "event": e.kind, "source": e.source,
+             "wording_version": e.wording_version, "ip": e.ip, "detail": e.detail}
+            for e in events
+        ],
+        "deliveries": [
+            {"edition": d.period, "status": d.status, "sent_at": _iso(d.sent_at)}
+            for d in deliveries
+        ],
+    }
+
+
+def erase(session: Session, sub: Subscriber, *, source: str = "link") -> None:
+    """Remove every piece of personal data about ``sub``.
+
+    The address survives only as a hash on the suppression list, so no import or admin
+    action can bring it back. The row itself stays, emptied, so an edition's delivery
+    counts do not change; its ledger keeps the times and kinds of events (no IPs) and ends
+    with ``erased``. Every link sent to the person stops working.
+    """
+    suppression.suppress(session, sub.email, "erased", source)
+    sub.email = f"erased-{sub.id}@erased.invalid"
+    sub.name = sub.organisation = sub.organisation_type = sub.practice_code = ""
+    sub.topics, sub.partners = [], []
+    sub.status, sub.paused_until = ERASED, None
+    sub.token_version += 1
+    session.execute(update(ConsentEvent).where(ConsentEvent.subscriber_id == sub.id)
+                    .values(ip=None, detail=""))
+    record(session, sub, "erased", source, None)

@@ -1,0 +1,192 @@
+"""CSV import and export through the `mailer subscribers` commands, and the rate limiters."""
+from __future__ import annotations
+
+import csv
+import time
+
+import pytest
+from sqlalchemy import func, select
+
+from subscribers import service, suppression
+from subscribers.models import ConsentEvent, Subscriber
+from subscribers.ratelimit import MemoryLimiter, RedisLimiter
+from tests.conftest import REDIS_URL, need
+
+GOOD = """E-mail Address,Full name,Organization,Type,ODS code,Topics,Partners,Notes
+lead@riverside.example.org,Priya Patel,Riverside Surgery,GP practice,a81001,heart-health;Policy,,call back
+network@trust.example.org,,Heart of Manchester BME Staff Network,bme_staff_network,,,afiya-trust|naz-project-london,
+LEAD@riverside.example.org,Priya again,,,,policy,,
+practice.manager@thepeaks.example.org,David Okafor,,,,,race-equality-foundation,
+gone@example.org,Gone,,,,policy,,
+"""
+
+
+@pytest.fixture
+def cli(app):
+    from mailer.cli import main
+
+    runner = app.test_cli_runner()
+    return lambda *args: runner.invoke(main, ["subscribers", *args])
+
+
+def _count(rt):
+    with rt.db.transaction() as s:
+        return s.scalar(select(func.count()).select_from(Subscriber))
+
+
+def test_import_maps_headers_and_reports_every_row(cli, rt, demo, tmp_path):
+    with rt.db.transaction() as s:
+        suppression.suppress(s, "Gone@example.org", "complaint", "fbl")
+    path = tmp_path / "list.csv"
+    path.write_text(GOOD, encoding="utf-8")
+    report = tmp_path / "report.csv"
+    result = cli("import", str(path), "--basis", "legitimate-interests", "--source", "ccg-2026",
+                 "--report", str(report))
+    assert result.exit_code == 0, result.output
+    assert "created 2, updated 1, duplicate 1, suppressed 1, invalid 0" in result.output
+    assert "Ignored columns: Notes" in result.output
+    rows = list(csv.DictReader(report.open()))
+    assert [(r["line"], r["outcome"]) for r in rows] == [
+        ("2", "created"), ("3", "created"), ("4", "duplicate"), ("5", "updated"), ("6", "suppressed")]
+    with rt.db.transaction() as s:
+        lead = service.find(s, "lead@riverside.example.org")
+        assert (lead.status, lead.consent_basis, lead.organisation_type, lead.practice_code) == (
+            "confirmed", "legitimate-interests", "gp_practice", "A81001")
+        assert sorted(t.slug for t in lead.topics) == ["heart-health", "policy"]
+        event = s.scalar(select(ConsentEvent).where(ConsentEvent.subscriber_id == lead.id))
+        assert (event.kind, event.source, event.detail) == ("imported", "import",
+                                                            "basis=legitimate-interests; import=ccg-2026")
+        network = service.find(s, "network@trust.example.org")
+        assert network.topics == [] and len(network.partners) == 2
+        david = service.find(s, "practice.manager@thepeaks.example.org")
+        assert david.name == "David Okafor" and [t.slug for t in david.topics] == ["heart-health"]  # own choice kept
+        assert service.find(s, "gone@example.org") is None
+        assert {r.email for r in service.recipients(s)} >= {"lead@riverside.example.org"}
+
+
+def test_an_invalid_row_means_nothing_is_imported(cli, rt, demo, tmp_path):
+    before = _count(rt)
+    path = tmp_path / "list.csv"
+    path.write_text("email,topics\nok@example.org,policy\nbroken-address,policy\n"
+                    "nochoice@example.org,\nunknown@example.org,astrology\n", encoding="utf-8")
+    result = cli("import", str(path), "--basis", "consent")
+    assert result.exit_code == 1
+    assert "line 3: invalid    broken-address" in result.output
+    assert "line 4: invalid" in result.output and "Choose at least one topic or partner" in result.output
+    assert "unknown topic 'astrology'" in result.output
+    assert "nothing was imported" in result.output
+    assert _count(rt) == before
+    # With --skip-invalid the valid row goes in; --dry-run writes nothing.
+    assert cli("import", str(path), "--basis", "consent", "--skip-invalid", "--dry-run").exit_code == 0
+    assert _count(rt) == before
+    result = cli("import", str(path), "--basis", "consent", "--skip-invalid")
+    assert result.exit_code == 0 and "created 1" in result.output
+    assert _count(rt) == before + 1
+
+
+def test_a_failure_mid_import_leaves_the_database_as_it_was(cli, rt, demo, tmp_path, monkeypatch):
+    import subscribers.importer as importer
+
+    before = _count(rt)
+    path = tmp_path / "list.csv"
+    path.write_text("email,topics\n" + "".join(f"p{i}@example.org,policy\n" for i in range(12000)))
+    real_insert = importer._insert_values
+    calls = {"n": 0}
+
+    def failing_insert(session, table, rows):  # the database gives out after a batch is in
+        calls["n"] += 1
+        if calls["n"] > 4:
+            raise RuntimeError("connection lost")
+        return real_insert(session, table, rows)
+
+    monkeypatch.setattr(importer, "_insert_values", failing_insert)
+    result = cli("import", str(path), "--basis", "consent")
+    assert result.exit_code != 0 and calls["n"] == 5
+    assert _count(rt) == before
+
+
+def test_import_refuses_files_it_cannot_read(cli, demo, tmp_path):
+    path = tmp_path / "list.csv"
+    path.write_text("name,organisation\nPriya,Riverside\n")
+    result = cli("import", str(path), "--basis", "consent")
+    assert result.exit_code == 1 and "no email column" in result.output
+    path.write_bytes("email,topics\nj\xf6rg@example.org,policy\n".encode("latin-1"))
+    result = cli("import", str(path), "--basis", "consent")
+    assert result.exit_code == 1 and "not UTF-8" in result.output
+    assert cli("import", str(path)).exit_code == 2  # --basis is required
+
+
+def test_export_round_trips_through_import(cli, rt, demo, tmp_path):
+    out = tmp_path / "out.csv"
+    result = cli("export", str(out))
+    assert result.exit_code == 0 and "Exported 3 subscribers" in result.output
+    rows = list(csv.DictReader(out.open(encoding="utf-8")))
+    amina = next(r for r in rows if r["email"].startswith("equality.lead"))
+    assert amina["topics"] == "equality-practice;sexual-health" and amina["partners"] == "naz-project-london"
+    assert amina["status"] == "confirmed"
+    result = cli("import", str(out), "--basis", "consent")
+    assert result.exit_code == 0 and "created 0, updated 3" in result.output
+
+
+def test_purge_revoke_and_suppress_commands(cli, rt, demo):
+    from datetime import timedelta
+
+    from mailer.db import utcnow
+
+    with rt.db.transaction() as s:
+        s.add(Subscriber(email="stale@example.org", status="pending",
+                         requested_at=utcnow() - timedelta(days=45)))
+    result = cli("purge-unconfirmed")
+    assert result.exit_code == 0 and "Purged 1 unconfirmed subscribers older than 30 days" in result.output
+    with rt.db.transaction() as s:
+        v = service.find(s, "practice.manager@thepeaks.example.org").token_version
+    assert cli("revoke", "practice.manager@thepeaks.example.org").exit_code == 0
+    with rt.db.transaction() as s:
+        assert service.find(s, "practice.manager@thepeaks.example.org").token_version == v + 1
+    assert cli("revoke", "nobody@example.org").exit_code == 1
+    result = cli("suppress", "practice.manager@thepeaks.example.org", "--reason", "hard_bounce")
+    assert result.exit_code == 0
+    with rt.db.transaction() as s:
+        assert "practice.manager@thepeaks.example.org" not in {r.email for r in service.recipients(s)}
+
+
+def test_purge_job_runs_from_the_queue(rt, demo, queue):
+    from datetime import timedelta
+
+    from mailer.db import utcnow
+    from subscribers.tasks import purge_unconfirmed_job
+
+    with rt.db.transaction() as s:
+        s.add(Subscriber(email="stale@example.org", status="pending",
+                         requested_at=utcnow() - timedelta(days=45)))
+    purge_unconfirmed_job.send()
+    queue()
+    with rt.db.transaction() as s:
+        assert service.find(s, "stale@example.org") is None
+
+
+def test_memory_limiter_counts_per_key_and_window():
+    now = [0.0]
+    lim = MemoryLimiter(clock=lambda: now[0])
+    assert [lim.hit("a", 2, 60) for _ in range(3)] == [True, True, False]
+    assert lim.hit("b", 2, 60)
+    now[0] = 61
+    assert lim.hit("a", 2, 60)
+
+
+@pytest.mark.redis
+def test_redis_limiter_is_shared_between_instances():
+    import redis
+
+    url = need(REDIS_URL, "TEST_REDIS_URL")
+    client = redis.Redis.from_url(url)
+    prefix = f"test-rl-{time.time_ns()}:"
+    try:
+        a, b = RedisLimiter(client, prefix), RedisLimiter(redis.Redis.from_url(url), prefix)
+        assert a.hit("k", 2, 3600) and b.hit("k", 2, 3600)
+        assert not a.hit("k", 2, 3600)  # the second web process saw the first one's hits
+        assert b.hit("other", 2, 3600)
+        assert all(0 < client.ttl(k) <= 3601 for k in client.scan_iter(prefix + "*"))
+    finally:
+        for k in client.scan_iter(prefix + "*"):
+            client.delete(k)

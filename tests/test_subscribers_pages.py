@@ -1,0 +1,368 @@
+"""Request tests for every public subscriber page and its errors (real app, real queue,
+memory transport)."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from email import message_from_bytes, policy
+
+import pytest
+from sqlalchemy import select
+
+from mailer.content.models import Partner, Topic
+from subscribers.models import ConsentEvent, Subscriber
+from subscribers.tokens import Tokens
+from tests.conftest import csrf_token, links_in
+
+
+@pytest.fixture
+def ids(demo, session):
+    return ({t.slug: str(t.id) for t in session.scalars(select(Topic))},
+            {p.slug: str(p.id) for p in session.scalars(select(Partner))})
+
+
+def _form(client, path, **data):
+    page = client.get(path)
+    return client.post(path, data={"csrf_token": csrf_token(page.text), **data})
+
+
+def _subscribe(client, ids, email="priya@riverside.example.org", **extra):
+    topics, partners = ids
+    data = {"email": email, "name": "Priya Patel", "organisation": "Riverside Surgery",
+            "organisation_type": "gp_practice", "practice_code": "A81001",
+            "topics": [topics["heart-health"]], **extra}
+    return _form(client, "/subscribe", **data)
+
+
+def _mail_to(transport, address):
+    return [message_from_bytes(m.data, policy=policy.default)
+            for m in transport.messages if m.recipient == address]
+
+
+def _link(msg, part):
+    body = msg.get_body(("plain",)).get_content()
+    return next(u for u in links_in(msg.as_bytes()) if part in u) if part in body else None
+
+
+def _path(url, rt):
+    return url.removeprefix(rt.settings.base_url)
+
+
+def _sub(session, email="priya@riverside.example.org"):
+    session.expire_all()
+    return session.scalar(select(Subscriber).where(Subscriber.email == email))
+
+
+def _confirmed(client, ids, transport, queue, rt, session, email="priya@riverside.example.org"):
+    assert _subscribe(client, ids, email).status_code == 302
+    queue()
+    confirm = _path(_link(_mail_to(transport, email)[-1], "/confirm/"), rt)
+    assert _form(client, confirm).status_code == 200
+    sub = _sub(session, email)
+    assert sub.status == "confirmed"
+    return sub
+
+
+def _manage_path(rt, sub, purpose="manage"):
+    prefix = {"manage": "/manage/", "unsubscribe": "/u/", "confirm": "/confirm/"}[purpose]
+    return prefix + Tokens(rt.settings.secret_key).make(purpose, sub.id, sub.token_version)
+
+
+# --- subscribing ---------------------------------------------------------------------
+
+def test_subscribe_page_states_the_no_topic_rule_and_organisation_types(client, ids):
+    page = client.get("/subscribe")
+    assert page.status_code == 200
+    assert "If you choose no topics, you will receive only the items of the partners you follow" in page.text
+    for label in ("GP practice", "NHS trust", "BME staff network", "Voluntary organisation",
+                  "Local authority", "Other"):
+        assert label in page.text
+    assert "Practice or organisation code" in page.text
+
+
+def test_subscribe_sends_a_confirmation_that_confirms_on_button_press(client, ids, transport, queue, rt, session):
+    resp = _subscribe(client, ids)
+    assert resp.status_code == 302 and resp.headers["Location"].endswith("/subscribe/check-email")
+    assert "works for 7 days" in client.get("/subscribe/check-email").text
+    queue()
+    (msg,) = _mail_to(transport, "priya@riverside.example.org")
+    assert msg["Subject"].startswith("Please confirm")
+    sub = _sub(session)
+    assert (sub.status, sub.organisation_type, sub.practice_code) == ("pending", "gp_practice", "A81001")
+    path = _path(_link(msg, "/confirm/"), rt)
+    page = client.get(path)  # a mail scanner's GET changes nothing
+    assert "Confirm my subscription" in page.text and _sub(session).status == "pending"
+    assert client.post(path, data={}).status_code == 400  # no CSRF token: nothing happens
+    assert _sub(session).status == "pending"
+    assert _form(client, path).status_code == 200
+    assert _sub(session).status == "confirmed"
+
+
+@pytest.mark.parametrize("data, field_message", [
+    ({"email": "not an address"}, "An email address must have an @-sign"),
+    ({"topics": []}, "Choose at least one topic or partner."),
+    ({"name": "Eve\r\nBcc: all@example.org"}, "must not contain line breaks"),
+    ({"practice_code": "XYZ"}, "A GP practice code is a letter and five digits"),
+    ({"organisation_type": "pharmacy"}, "Choose one of the organisation types listed."),
+    ({"topics": ["999999"]}, "One of the topics chosen does not exist."),
+])
+def test_bad_subscribe_input_gets_a_clear_message_and_changes_nothing(client, ids, transport, queue, session,
+                                                                      data, field_message):
+    resp = _subscribe(client, ids, **data)
+    assert resp.status_code == 400
+    assert field_message in resp.text
+    queue()
+    assert transport.messages == []
+    assert _sub(session) is None
+
+
+def test_forms_refuse_a_missing_csrf_token(client, ids, session):
+    topics, _ = ids
+    resp = client.post("/subscribe", data={"email": "a@example.org", "topics": [topics["policy"]]})
+    assert resp.status_code == 400 and "This form expired" in resp.text
+    assert _sub(session, "a@example.org") is None
+    assert client.post("/manage", data={"email": "a@example.org"}).status_code == 400
+
+
+def test_known_address_gets_same_page_and_a_manage_email_not_a_change(client, ids, transport, queue, rt, session):
+    _confirmed(client, ids, transport, queue, rt, session)
+    transport.messages.clear()
+    resp = _subscribe(client, ids, name="Mallory", topics=[ids[0]["policy"]])
+    assert resp.status_code == 302 and resp.headers["Location"].endswith("/subscribe/check-email")
+    queue()
+    (msg,) = _mail_to(transport, "priya@riverside.example.org")
+    assert "already subscribed" in msg.get_body(("plain",)).get_content()
+    assert _link(msg, "/manage/") and not _link(msg, "/confirm/")
+    sub = _sub(session)
+    assert sub.name == "Priya Patel" and [t.slug for t in sub.topics] == ["heart-health"]
+
+
+def test_oversized_request_is_refused(client, ids, session):
+    resp = client.post("/subscribe", data={"email": "a@example.org", "name": "x" * 300_000})
+    assert resp.status_code == 413 and "too large" in resp.text
+    assert _sub(session, "a@example.org") is None
+
+
+def test_expired_confirmation_link_gets_a_clear_page(client, ids, transport, queue, rt, session, monkeypatch):
+    _subscribe(client, ids)
+    sub = _sub(session)
+    with monkeypatch.context() as m:
+        m.setattr(time, "time", lambda: 1_000_000_000.0)  # the link was made long ago
+        path = _manage_path(rt, sub, "confirm")
+    resp = client.get(path)
+    assert resp.status_code == 410
+    assert "This link has expired" in resp.text and "Subscribe again" in resp.text
+    assert _sub(session).status == "pending"
+    # Someone who confirmed in time and opens the old link later is told they are in.
+    with rt.db.transaction() as s:
+        s.get(Subscriber, sub.id).status = "confirmed"
+    resp = client.get(path)
+    assert resp.status_code == 200 and "You are subscribed" in resp.text
+
+
+# --- link errors ---------------------------------------------------------------------
+
+def test_tampered_wrong_purpose_and_revoked_links_each_get_a_clear_page(client, ids, transport, queue, rt, session):
+    sub = _confirmed(client, ids, transport, queue, rt, session)
+    manage = _manage_path(rt, sub)
+    resp = client.get(manage[:-4] + "abcd")
+    assert resp.status_code == 400 and "copied incompletely" in resp.text
+    resp = client.get("/manage/" + _manage_path(rt, sub, "unsubscribe").removeprefix("/u/"))
+    assert resp.status_code == 400 and "This is a link to unsubscribe, not to manage a subscription" in resp.text
+    resp = client.get("/u/" + manage.removeprefix("/manage/"))
+    assert resp.status_code == 400 and "not to unsubscribe" in resp.text
+    assert _sub(session).status == "confirmed"
+    # Revoke from the page: the old link stops, a fresh one arrives by email.
+    transport.messages.clear()
+    resp = client.post(
+        manage + "/revoke", data={"csrf_token": csrf_token(client.get(manage).text)})
+    assert resp.status_code == 200 and "stopped working" in resp.text
+    queue()
+    resp = client.get(manage)
+    assert resp.status_code == 410 and "replaced by a newer one" in resp.text
+    assert "email you a fresh link" in resp.text
+    (msg,) = _mail_to(transport, "priya@riverside.example.org")
+    assert client.get(_path(_link(msg, "/manage/"), rt)).status_code == 200
+    assert client.get("/manage/x").status_code == 400
+
+
+# --- the preference centre -----------------------------------------------------------
+
+def test_manage_page_changes_everything_and_records_it(client, ids, transport, queue, rt, session):
+    sub = _confirmed(client, ids, transport, queue, rt, session)
+    path = _manage_path(rt, sub)
+    page = client.get(path)
+    assert "priya@riverside.example.org" in page.text and 'value="A81001"' in page.text
+    topics, partners = ids
+    resp = client.post(path, data={"csrf_token": csrf_token(page.text), "name": "Priya P.",
+                                   "organisation": "Riverside Health Centre", "organisation_type": "nhs_trust",
+                                   "practice_code": "", "topics": [], "partners": [partners["afiya-trust"]]})
+    assert resp.status_code == 200 and "apply from the next digest" in resp.text
+    sub = _sub(session)
+    assert (sub.name, sub.organisation, sub.organisation_type) == ("Priya P.", "Riverside Health Centre", "nhs_trust")
+    assert sub.topics == [] and [p.slug for p in sub.partners] == ["afiya-trust"]
+    # Neither a topic nor a partner: refused, nothing changes.
+    resp = client.post(path, data={"csrf_token": csrf_token(page.text), "name": "X", "topics": [], "partners": []})
+    assert resp.status_code == 400 and "Choose at least one topic or partner." in resp.text
+    assert _sub(session).name == "Priya P."
+    # Without the CSRF token nothing changes either.
+    assert client.post(path, data={"name": "Y", "topics": [topics["policy"]]}).status_code == 400
+    assert _sub(session).name == "Priya P."
+    kinds = [e.kind for e in session.scalars(select(ConsentEvent).where(ConsentEvent.subscriber_id == sub.id))]
+    assert kinds == ["subscribed", "confirmed", "changed"]
+
+
+def test_pause_and_resume(client, ids, transport, queue, rt, session):
+    from datetime import date, timedelta
+
+    sub = _confirmed(client, ids, transport, queue, rt, session)
+    path = _manage_path(rt, sub)
+    token = csrf_token(client.get(path).text)
+    resp = client.post(path + "/pause", data={"csrf_token": token, "until": "2001-01-01"})
+    assert resp.status_code == 400 and "Choose a date after today." in resp.text
+    resp = client.post(path + "/pause", data={"csrf_token": token, "until": "soon"})
+    assert resp.status_code == 400 and "Not a valid date" in resp.text
+    until = date.today() + timedelta(days=40)
+    resp = client.post(path + "/pause", data={"csrf_token": token, "until": until.isoformat()})
+    assert resp.status_code == 200 and "paused until" in resp.text
+    assert _sub(session).paused_until == until
+    resp = client.post(path + "/resume", data={"csrf_token": token})
+    assert resp.status_code == 200 and _sub(session).paused_until is None
+
+
+def test_download_my_data(client, ids, transport, queue, rt, session):
+    sub = _confirmed(client, ids, transport, queue, rt, session)
+    resp = client.get(_manage_path(rt, sub) + "/data")
+    assert resp.status_code == 200 and resp.mimetype == "application/json"
+    assert "attachment" in resp.headers["Content-Disposition"] and resp.headers["Cache-Control"] == "no-store"
+    data = json.loads(resp.data)
+    assert data["profile"]["email"] == "priya@riverside.example.org"
+    assert [e["event"] for e in data["consent_ledger"]] == ["subscribed", "confirmed"]
+    assert data["choices"]["topics"] == ["Heart health"]
+
+
+def test_erase_me(client, ids, transport, queue, rt, session):
+    sub = _confirmed(client, ids, transport, queue, rt, session)
+    path = _manage_path(rt, sub)
+    page = client.get(path + "/erase")
+    assert page.status_code == 200 and "cannot be undone" in page.text
+    assert client.post(path + "/erase", data={}).status_code == 400
+    assert _sub(session) is not None
+    resp = client.post(path + "/erase", data={"csrf_token": csrf_token(page.text)})
+    assert resp.status_code == 200 and "Your data is erased" in resp.text
+    assert _sub(session) is None
+    assert client.get(path).status_code == 410
+    # Subscribing again is allowed (the person opts in afresh) and needs confirmation.
+    transport.messages.clear()
+    assert _subscribe(client, ids).status_code == 302
+    queue()
+    assert _link(_mail_to(transport, "priya@riverside.example.org")[0], "/confirm/")
+
+
+# --- unsubscribe and re-subscribe ----------------------------------------------------
+
+def test_unsubscribe_page_asks_first_then_offers_resubscribe(client, ids, transport, queue, rt, session):
+    sub = _confirmed(client, ids, transport, queue, rt, session)
+    u = _manage_path(rt, sub, "unsubscribe")
+    page = client.get(u)
+    assert page.status_code == 200 and "Unsubscribe?" in page.text and _sub(session).status == "confirmed"
+    assert client.post(u, data={}).status_code == 400 and _sub(session).status == "confirmed"
+    done = client.post(u, data={"List-Unsubscribe": "One-Click", "from": "page"})
+    assert done.status_code == 200 and "You are unsubscribed" in done.text
+    assert _sub(session).status == "unsubscribed"
+    # The page offers to come back, which takes a fresh confirmation.
+    assert "Subscribe me again" in done.text
+    transport.messages.clear()
+    action = done.text.split('action="')[1].split('"')[0]
+    resp = client.post(action, data={"csrf_token": csrf_token(done.text)})
+    assert resp.status_code == 200 and "Check your email" in resp.text
+    assert _sub(session).status == "pending"
+    queue()
+    (msg,) = _mail_to(transport, "priya@riverside.example.org")
+    assert _form(client, _path(_link(msg, "/confirm/"), rt)).status_code == 200
+    assert _sub(session).status == "confirmed"
+
+
+def test_one_click_needs_no_cookie_or_csrf(app, ids, transport, queue, rt, session, client):
+    sub = _confirmed(client, ids, transport, queue, rt, session)
+    fresh = app.test_client()
+    resp = fresh.post(_manage_path(rt, sub, "unsubscribe"), data={"List-Unsubscribe": "One-Click"})
+    assert resp.status_code == 200 and "Location" not in resp.headers
+    assert _sub(session).status == "unsubscribed"
+    event = session.scalars(select(ConsentEvent).order_by(ConsentEvent.id.desc())).first()
+    assert (event.kind, event.source) == ("unsubscribed", "one-click")
+
+
+# --- email me my link ----------------------------------------------------------------
+
+def test_email_me_my_link_says_the_same_for_known_and_unknown(client, ids, transport, queue, rt, session):
+    _confirmed(client, ids, transport, queue, rt, session)
+    transport.messages.clear()
+    known = _form(client, "/manage", email="Priya@riverside.example.org")
+    unknown = _form(client, "/manage", email="nobody@example.org")
+    assert known.status_code == unknown.status_code == 200
+    assert known.text == unknown.text
+    queue()
+    assert [m.recipient for m in transport.messages] == ["priya@riverside.example.org"]
+    msg = _mail_to(transport, "priya@riverside.example.org")[0]
+    assert msg["Subject"] == "Your link to manage the campaign digest"
+    assert client.get(_path(_link(msg, "/manage/"), rt)).status_code == 200
+    bad = _form(client, "/manage", email="nope")
+    assert bad.status_code == 400 and "@-sign" in bad.text
+
+
+def test_email_me_my_link_is_rate_limited_per_address_and_per_client(settings, transport, rt, ids, queue, session):
+    from mailer.app import create_app
+
+    app = create_app(dataclasses.replace(settings, rate_per_address=2, rate_per_client=5), transport)
+    client = app.test_client()
+    with rt.db.transaction() as s:
+        s.add(Subscriber(email="amina@example.org", status="confirmed",
+                         topics=[s.scalar(select(Topic))]))
+    pages = [_form(client, "/manage", email="amina@example.org") for _ in range(3)]
+    assert [p.status_code for p in pages] == [200, 200, 200]
+    assert pages[0].text == pages[2].text  # the limit is silent: nothing revealed
+    queue()
+    assert len(transport.messages) == 2
+    for other in ("other@example.org", "fifth@example.org"):  # the client's 4th and 5th
+        assert _form(client, "/manage", email=other).status_code == 200
+    blocked = _form(client, "/manage", email="third@example.org")
+    assert blocked.status_code == 429 and "Too many requests" in blocked.text
+    other = app.test_client()
+    other.environ_base["REMOTE_ADDR"] = "198.51.100.7"  # another client is not held back
+    assert _form(other, "/manage", email="fourth@example.org").status_code == 200
+
+
+def test_subscribe_form_cannot_be_used_to_flood_an_inbox(settings, transport, rt, ids, queue, session):
+    from mailer.app import create_app
+
+    client = create_app(dataclasses.replace(settings, rate_per_address=2), transport).test_client()
+    pages = [_subscribe(client, ids, "target@example.org") for _ in range(4)]
+    assert {p.status_code for p in pages} == {302}
+    queue()
+    assert len(_mail_to(transport, "target@example.org")) == 2
+
+
+def test_email_me_my_link_resends_the_confirmation_to_a_pending_address(client, ids, transport, queue, rt, session):
+    _subscribe(client, ids)
+    queue()
+    transport.messages.clear()
+    assert _form(client, "/manage", email="priya@riverside.example.org").status_code == 200
+    queue()
+    (msg,) = _mail_to(transport, "priya@riverside.example.org")
+    assert _link(msg, "/confirm/") and not _link(msg, "/manage/")
+
+
+def test_ip_addresses_stay_out_of_the_ledger_when_not_configured(settings, transport, rt, ids, queue, session):
+    from mailer.app import create_app
+
+    client = create_app(dataclasses.replace(settings, consent_log_ip=False), transport).test_client()
+    assert _subscribe(client, ids).status_code == 302
+    event = session.scalar(select(ConsentEvent).where(ConsentEvent.kind == "subscribed"))
+    assert event.ip is None
+
+
+def test_ip_addresses_are_recorded_when_configured(client, ids, session):
+    assert _subscribe(client, ids).status_code == 302
+    assert session.scalar(select(ConsentEvent).where(ConsentEvent.kind == "subscribed")).ip == "127.0.0.1"
