@@ -99,3 +99,35 @@ def test_each_recipient_gets_only_their_items_and_nothing_personal_leaks(rt, cat
     assert "Amina" not in two_html and "one@example.org" not in two_html
     assert "Topic 0" not in two_html  # an empty section's heading is left out too
     assert '<html lang="en"' in two_html
+
+
+def test_partner_fields_reach_the_digest_events_images_and_featured_flag(rt, catalogue):
+    """Issue 4's item fields as the reader sees them: event time and place in start order,
+    an image with its alt text and width, and an item flagged featured leading the edition."""
+    from datetime import datetime
+
+    (t0, _, _), (p0, _) = catalogue
+    with rt.db.transaction() as s:
+        later = _item(s, "Evening clinic", p0, [t0], date(2026, 11, 2), kind="event")
+        later.event_starts_at, later.event_place = datetime(2026, 12, 9, 18, 30), "Naz Centre, Hammersmith"
+        sooner = _item(s, "Morning webinar", p0, [t0], date(2026, 11, 20), kind="event")
+        sooner.event_starts_at, sooner.event_place = datetime(2026, 12, 2), "Online"
+        pic = _item(s, "Pledge wall", p0, [t0], date(2026, 11, 3))
+        pic.image_url, pic.image_alt = "https://example.org/wall.jpg", "Staff signing the pledge wall"
+        flagged = _item(s, "Flagged story", p0, [t0], date(2026, 11, 4))
+        flagged.featured = True
+        _subscriber(s, "reader@example.org", [t0])
+        ed = build_edition(s, "2026-11")
+        assert ed.featured_item_id == flagged.id
+    with rt.db.transaction() as s:
+        prepared = prepare_edition(s, ed, rt.settings)
+        (person,) = recipients(s)
+    msg = message_from_bytes(compose(prepared, person).data, policy=policy.default)
+    text = msg.get_body(("plain",)).get_content()
+    html = msg.get_body(("html",)).get_content()
+    assert text.index("Morning webinar") < text.index("Evening clinic")
+    assert "Wed 9 Dec 2026, 18:30, Naz Centre, Hammersmith" in text
+    assert "Wed 2 Dec 2026, Online" in text  # no time given, none shown
+    assert 'alt="Staff signing the pledge wall"' in html and 'width="552"' in html
+    assert html.index("Flagged story") < html.index("Pledge wall")
+    assert "Featured this month" in html

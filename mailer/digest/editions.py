@@ -72,6 +72,12 @@ def build_edition(session: Session, period: str) -> Edition:
         session.flush()
         if session.scalar(select(Item.edition_id).where(Item.id == edition.featured_item_id)) != edition.id:
             edition.featured_item_id = None
+    if edition.featured_item_id is None:
+        # An item an editor flagged with `mailer items feature` leads the edition that carries
+        # it, unless the edition's editor chose another; the newest flagged one wins.
+        edition.featured_item_id = session.scalar(
+            select(Item.id).where(Item.edition_id == edition.id, Item.featured)
+            .order_by(Item.dated.desc(), Item.id.desc()).limit(1))
     edition.built_at = utcnow()
     return edition
 

@@ -16,7 +16,7 @@ thousand distinct sets, so :meth:`DigestPlan.mask_for` caches per set.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Iterable, Sequence
 
 from mailer.content.models import ITEM_KINDS, Item, Partner, Topic
@@ -42,10 +42,21 @@ class PlannedItem:
     partner_name: str
     dated: date
     topic_id: int | None = None  # the section's topic, for topic sections
+    event_at: datetime | None = None  # events: when it starts (local time; 00:00 = no time given)
+    event_place: str | None = None
+    image_url: str | None = None
+    image_alt: str | None = None
 
     @property
     def mask(self) -> int:
         return 1 << self.bit
+
+    @property
+    def event_when(self) -> str:
+        """"Tue 8 Dec 2026, 18:30" (the time left out when none was given)."""
+        when = self.event_at or datetime.combine(self.dated, datetime.min.time())
+        text = when.strftime("%a %-d %b %Y")
+        return text if (when.hour, when.minute) == (0, 0) else f"{text}, {when:%H:%M}"
 
 
 @dataclass(frozen=True)
@@ -137,7 +148,8 @@ def plan_digest(items: Sequence[Item], topics: Sequence[Topic], partners: Sequen
     topic_order = sorted(topics, key=lambda t: (t.position, t.id))
     featured = [i for i in items if i.id == featured_item_id]
     rest = [i for i in items if i.id != featured_item_id]
-    events = sorted((i for i in rest if i.kind == "event"), key=lambda i: (i.dated, i.id))
+    events = sorted((i for i in rest if i.kind == "event"),
+                    key=lambda i: (i.event_starts_at or datetime.combine(i.dated, datetime.min.time()), i.id))
     others = [i for i in rest if i.kind != "event"]
     groups: list[tuple[str, int | None, str, list[Item]]] = [(FEATURED, None, FEATURED_TITLE, featured)]
     for topic in topic_order:
@@ -155,7 +167,9 @@ def plan_digest(items: Sequence[Item], topics: Sequence[Topic], partners: Sequen
         for item in members:
             planned.append(PlannedItem(bit, item.id, item.title, item.summary, item.link, item.kind,
                                        ITEM_KINDS.get(item.kind, item.kind), item.partner_id,
-                                       item.partner.name, item.dated, topic_id))
+                                       item.partner.name, item.dated, topic_id,
+                                       item.event_starts_at, item.event_place,
+                                       item.image_url if item.image_alt else None, item.image_alt))
             placements.setdefault(item.id, []).append((topic_id, bit))
             bit += 1
         mask = 0
