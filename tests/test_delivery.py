@@ -155,3 +155,17 @@ def test_scheduler_job_builds_and_sends_the_period(rt, transport, queue, edition
     enqueue(run_period, "2026-11")
     queue()
     assert len(transport.messages) == 3
+
+
+def test_paused_and_suppressed_subscribers_get_no_digest(rt, transport, queue, edition):
+    from datetime import timedelta
+
+    from subscribers import service, suppression
+
+    with rt.db.transaction() as s:
+        paused = s.scalar(select(Subscriber).where(Subscriber.email == "a@example.org"))
+        service.pause(s, paused, date.today() + timedelta(days=40), today=date.today())
+        suppression.suppress(s, "B@example.org", "complaint", "admin")
+    enqueue(start_edition, edition)
+    queue()
+    assert [m.recipient for m in transport.messages] == ["c@example.org"]
