@@ -13,6 +13,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Mapping
 
+from mailer.delivery.config import DeliveryConfig
+
 
 class ConfigError(RuntimeError):
     """The environment holds a setting the service cannot run with."""
@@ -37,6 +39,7 @@ class Settings:
     confirm_max_age_days: int = 7
     batch_size: int = 100
     extra: dict = field(default_factory=dict)
+    delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
 
     @property
     def development(self) -> bool:
@@ -98,6 +101,7 @@ class Settings:
             digest_schedule=e.get("DIGEST_SCHEDULE", "day=1st tue,hour=9,minute=0"),
             schedule_timezone=e.get("SCHEDULE_TIMEZONE", "Europe/London"),
             worker_threads=threads,
+            delivery=DeliveryConfig.from_env(e),
         )
 
 

@@ -11,6 +11,8 @@ from mailer.delivery.models import PENDING, SKIPPED, Delivery
 from mailer.digest.editions import EditionError
 from mailer.digest.models import DRAFT, SENDING, Edition
 from mailer.digest.plan import DigestPlan
+from mailer.delivery.suppression import all_suppressed
+from subscribers.models import Subscriber
 from subscribers.service import recipients
 
 
@@ -27,7 +29,7 @@ def start_edition(session: Session, edition: Edition, plan: DigestPlan) -> FanOu
     Calling it again adds nothing for subscribers already in the ledger, so a repeated
     send never mails anyone twice.
     """
-    if edition.status not in (DRAFT, SENDING, "sent"):
+    if edition.status not in (DRAFT, SENDING, "sent"):  # paused or cancelled: not now
         raise EditionError(f"The {edition.period} edition is {edition.status}.")
     if not plan.sections:
         raise EditionError(f"The {edition.period} edition has no approved items to send.")
@@ -40,8 +42,19 @@ def start_edition(session: Session, edition: Edition, plan: DigestPlan) -> FanOu
         wanted = plan.mask_for(r.topic_ids, r.partner_ids)
         skipped += not wanted
         rows.append({"edition_id": edition.id, "subscriber_id": r.id,
-                     "status": PENDING if wanted else SKIPPED, "attempts": 0,
+                     "status": PENDING if wanted else SKIPPED, "attempts": 0, "error": None,
                      "created_at": now, "updated_at": now})
+    blocked = all_suppressed(session)
+    if blocked:
+        # Suppression wins: a hard-bounced or complaining address gets no digest.
+        emails = dict(session.execute(select(Subscriber.id, Subscriber.email)
+                                      .where(Subscriber.id.in_([r["subscriber_id"] for r in rows])))
+                      .all()) if len(rows) < 30_000 else dict(session.execute(
+                          select(Subscriber.id, Subscriber.email)).all())
+        for row in rows:
+            if row["status"] == PENDING and emails.get(row["subscriber_id"], "").lower() in blocked:
+                row["status"], row["error"] = SKIPPED, "suppressed"
+                skipped += 1
     for start in range(0, len(rows), 5000):
         session.execute(insert(Delivery), rows[start:start + 5000])
     if edition.status == DRAFT:

@@ -21,7 +21,15 @@ class PermanentFailure(Exception):
 
 
 class TransientFailure(Exception):
-    """The relay could not take the message now (connection trouble, 4xx); retry later."""
+    """The relay could not take the message now (connection trouble, 4xx); retry later.
+
+    ``connection`` is False when only this recipient was deferred (a 4xx to RCPT, such as
+    greylisting): the batch carries on with the next recipient.
+    """
+
+    def __init__(self, message: str, *, connection: bool = True):
+        super().__init__(message)
+        self.connection = connection
 
 
 class Transport(Protocol):
@@ -119,7 +127,7 @@ class SMTPTransport:
         except smtplib.SMTPRecipientsRefused as exc:
             code, reply = exc.recipients[recipient]
             if 400 <= code < 500:
-                raise TransientFailure(f"{code} {reply!r}") from exc
+                raise TransientFailure(f"{code} {reply!r}", connection=False) from exc
             raise PermanentFailure(f"{code} {reply!r}") from exc
         except smtplib.SMTPResponseException as exc:
             if 500 <= exc.smtp_code < 600:
