@@ -51,10 +51,35 @@ def encode_subject(subject: str) -> str:
         return Header(subject, "utf-8", maxlinelen=76).encode(linesep="\r\n")
 
 
+_qp_lines: dict[bytes, bytes] = {}
+
+
 def _qp(text: str) -> bytes:
-    """Quoted-printable with CRLF line ends, through the C codec (fast for 50 KB bodies)."""
+    """Quoted-printable with CRLF line ends, through the C codec.
+
+    Quoted-printable encodes each hard line on its own, so a body is the CRLF-join of
+    its encoded lines. Digests of one edition share almost all their lines (only those
+    holding a name, an address or a link differ), so encoded lines are remembered: a
+    100 KB body then costs a split and dictionary lookups (~0.2 ms) instead of ~1 ms.
+    """
     data = text.replace("\r\n", "\n").encode("utf-8")
-    return binascii.b2a_qp(data, istext=True).replace(b"\n", _CRLF)
+    cache = _qp_lines
+    if len(cache) > 50_000:
+        cache.clear()  # a new edition, or many personal lines: start afresh
+    lines = data.split(b"\n")
+    out = list(map(cache.get, lines))  # C-speed lookups; misses are few (personal lines)
+    i = 0
+    while True:
+        try:
+            i = out.index(None, i)
+        except ValueError:
+            break
+        line = lines[i]
+        # Encoded with its line end, as inside a whole body, then without it.
+        out[i] = enc = binascii.b2a_qp(line + b"\n", istext=True)[:-1].replace(b"\n", _CRLF)
+        cache[line] = enc
+        i += 1
+    return _CRLF.join(out)
 
 
 @dataclass(frozen=True)

@@ -89,7 +89,13 @@ _BULK = (update(Delivery).where(Delivery.id == bindparam("b_id"))
 def record_many(session: Session, outcomes: list[dict]) -> None:
     """Write a chunk's outcomes in one executemany (pipelined by psycopg)."""
     if outcomes:
-        session.connection().execute(_BULK, outcomes)
+        conn = session.connection()
+        if conn.dialect.name == "postgresql":
+            # Outcomes need not wait for the disk: if PostgreSQL itself crashed before
+            # flushing them, the rows would stay `sending` and end `unknown`, never resent.
+            # (Claims, which guard against double sending, keep the synchronous commit.)
+            conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
+        conn.execute(_BULK, outcomes)
 
 
 def finish_if_done(session: Session, edition_id: int) -> bool:
