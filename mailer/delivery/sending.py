@@ -32,7 +32,7 @@ from mailer.db import Database, utcnow
 from mailer.delivery.control_models import PAUSED, SendEvent
 from mailer.delivery.limits import RateLimiter, counters_for
 from mailer.delivery.models import FAILED, OPEN, PENDING, SENDING, SENT, SKIPPED, UNKNOWN, Delivery
-from mailer.delivery.suppression import suppressed
+from mailer.delivery.suppression import record_refusal, suppressed
 from mailer.delivery.transport import PermanentFailure, TransientFailure, Transport
 from mailer.delivery.verp import ReturnPaths, Signer
 from mailer.digest.compose import PreparedEdition, compose, prepare_edition
@@ -125,6 +125,11 @@ def pause_edition(session: Session, edition_id: int, reason: str, by: str) -> bo
     return bool(done)
 
 
+def breaker_key(edition_id: int) -> str:
+    """Where the edition's run of consecutive failures is counted (Redis or in memory)."""
+    return f"mailer:breaker:{edition_id}"
+
+
 @dataclass
 class BatchResult:
     sent: int = 0
@@ -147,6 +152,7 @@ class _Chunk:
         self.trailing_failures = 0
         self.successes = 0
         self.last_error = ""
+        self.refused: list[tuple[int, str, str]] = []  # (delivery, address, reply)
 
     def _set(self, row, status, error=None, attempts=None, next_at=None, sent=False):
         self.out[row.id] = {"b_id": row.id, "b_status": status, "b_error": error and error[:500],
@@ -162,8 +168,10 @@ class _Chunk:
     def skipped(self, row, why=None):
         self._set(row, SKIPPED, why)
 
-    def failed(self, row, error):
+    def failed(self, row, error, refused_email: str | None = None):
         self._set(row, FAILED, error)
+        if refused_email:
+            self.refused.append((row.id, refused_email, error))
         self.trailing_failures += 1
         self.last_error = error
 
@@ -244,7 +252,7 @@ def deliver_batch(db: Database, transport: Transport, settings: Settings,
                     try:
                         transport.send(paths.address(row.id), envelope.recipient, data)
                     except PermanentFailure as exc:
-                        chunk.failed(row, str(exc))
+                        chunk.failed(row, str(exc), person.email if exc.recipient else None)
                     except TransientFailure as exc:
                         delay = chunk.transient(row, str(exc))
                         if getattr(exc, "connection", True):
@@ -269,6 +277,8 @@ def deliver_batch(db: Database, transport: Transport, settings: Settings,
                 outcomes = chunk.finish(interrupted, in_flight)
                 with db.transaction() as s:
                     record_many(s, outcomes)
+                    for delivery_id, email, reply in chunk.refused:
+                        record_refusal(s, delivery_id, email, reply)
                 for o in outcomes:
                     st = o["b_status"]
                     if st == SENT:
@@ -286,7 +296,7 @@ def deliver_batch(db: Database, transport: Transport, settings: Settings,
                         elif o["b_next"] is not None:
                             delay = (o["b_next"] - chunk.now).total_seconds()
                             result.retry_delay = max(result.retry_delay, delay)
-            streak = counters.add_failures(f"mailer:breaker:{edition_id}",
+            streak = counters.add_failures(breaker_key(edition_id),
                                            chunk.trailing_failures, chunk.successes)
             if streak >= cfg.breaker_failures:
                 reason = (f"{streak} consecutive failures; last: {chunk.last_error}. "

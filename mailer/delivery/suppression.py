@@ -75,3 +75,31 @@ def all_suppressed(session: Session) -> set[str]:
 def soft_bounce_count(session: Session, email: str) -> int:
     return session.scalar(select(func.count()).select_from(Bounce).where(
         Bounce.email == email.lower(), Bounce.kind == SOFT)) or 0
+
+
+# A refused recipient is suppressed at once when the relay says the mailbox does not exist
+# (enhanced status 5.1.x, 5.2.1); other permanent refusals (policy, content) count, and
+# the address is suppressed after this many.
+REFUSALS_BEFORE_SUPPRESSION = 3
+
+
+def mailbox_gone(reply: str) -> bool:
+    import re
+
+    m = re.search(r"\b5\.(\d)\.(\d)\b", reply)
+    if m:
+        return m.group(1) == "1" or (m.group(1), m.group(2)) == ("2", "1")
+    return reply.startswith(("550", "551", "553"))
+
+
+def record_refusal(session: Session, delivery_id: int, email: str, reply: str) -> bool:
+    """Log a relay's permanent refusal of ``email`` as a hard bounce; suppress the address
+    if the mailbox is gone or it was refused often enough. True if suppressed now."""
+    email = email.lower()
+    session.add(Bounce(delivery_id=delivery_id, email=email, kind=HARD, detail=f"relay: {reply}"[:500]))
+    session.flush()
+    refusals = session.scalar(select(func.count()).select_from(Bounce).where(
+        Bounce.email == email, Bounce.kind == HARD)) or 0
+    if mailbox_gone(reply) or refusals >= REFUSALS_BEFORE_SUPPRESSION:
+        return suppress(session, email, HARD, reply)
+    return False

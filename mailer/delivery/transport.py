@@ -17,7 +17,15 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 
 class PermanentFailure(Exception):
-    """The relay refused this recipient for good (5xx); retrying will not help."""
+    """The relay refused this message for good (5xx); retrying will not help.
+
+    ``code`` is the SMTP reply (e.g. ``"550 5.1.1 ..."``); ``recipient`` is True when it was
+    the recipient address that was refused (RCPT), which counts towards suppression.
+    """
+
+    def __init__(self, message: str, *, recipient: bool = False):
+        super().__init__(message)
+        self.recipient = recipient
 
 
 class TransientFailure(Exception):
@@ -130,13 +138,13 @@ class SMTPTransport:
         except smtplib.SMTPRecipientsRefused as exc:
             code, reply = exc.recipients[recipient]
             if 400 <= code < 500:
-                raise TransientFailure(f"{code} {reply!r}", connection=False) from exc
-            raise PermanentFailure(f"{code} {reply!r}") from exc
+                raise TransientFailure(f"{code} {_text(reply)}", connection=False) from exc
+            raise PermanentFailure(f"{code} {_text(reply)}", recipient=True) from exc
         except smtplib.SMTPResponseException as exc:
             if 500 <= exc.smtp_code < 600:
-                raise PermanentFailure(f"{exc.smtp_code} {exc.smtp_error!r}") from exc
+                raise PermanentFailure(f"{exc.smtp_code} {_text(exc.smtp_error)}") from exc
             self.close()
-            raise TransientFailure(f"{exc.smtp_code} {exc.smtp_error!r}") from exc
+            raise TransientFailure(f"{exc.smtp_code} {_text(exc.smtp_error)}") from exc
         except (OSError, smtplib.SMTPException) as exc:
             self.close()  # the connection is in an unknown state: start afresh next time
             raise TransientFailure(str(exc)) from exc
@@ -149,6 +157,10 @@ class SMTPTransport:
                 conn.quit()
             except (OSError, smtplib.SMTPException):
                 pass
+
+
+def _text(reply) -> str:
+    return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
 
 
 def _pipelining(conn: smtplib.SMTP) -> bool:
