@@ -32,8 +32,10 @@ class Relay:
     ESMTP PIPELINING, which aiosmtpd handles but does not advertise."""
 
     def __init__(self, port: int | None = None, *, delay: float = 0.0, refuse: tuple[str, ...] = (),
-                 pipelining: bool = False):
+                 pipelining: bool = False, tls: str | None = None, certs: tuple[str, str] | None = None,
+                 login: tuple[str, str] | None = None):
         self.port = port or free_port()
+        self.tls, self.certs, self.login = tls, certs, login  # tls: "starttls" or "smtps"
         self.delay, self.refuse, self.pipelining = delay, refuse, pipelining
         self.messages: list[tuple[str, str, bytes]] = []  # (recipient, return path, data)
         self._lock = threading.Lock()
@@ -59,8 +61,27 @@ class Relay:
                 self.messages.append((rcpt, envelope.mail_from, envelope.content))
         return "250 2.0.0 queued"
 
+    def _authenticate(self, server, session, envelope, mechanism, auth_data):
+        from aiosmtpd.smtp import AuthResult
+
+        ok = (auth_data.login.decode(), auth_data.password.decode()) == self.login
+        return AuthResult(success=ok)
+
     def start(self) -> "Relay":
-        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        params = {}
+        if self.tls:
+            import ssl
+
+            ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ctx.load_cert_chain(*self.certs)
+            if self.tls == "smtps":
+                params["ssl_context"] = ctx
+            else:
+                params.update(tls_context=ctx, require_starttls=True)
+        if self.login:
+            # aiosmtpd's auth_require_tls only knows STARTTLS; smtps is TLS from the start.
+            params.update(authenticator=self._authenticate, auth_require_tls=self.tls != "smtps")
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port, **params)
         self.controller.start()
         return self
 

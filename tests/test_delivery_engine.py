@@ -268,3 +268,31 @@ def test_rate_limits_are_shared_by_workers_through_redis():
     assert max(per_window.values()) <= 25  # overall, both workers together
     assert max(nhs_per_window.values()) <= 10  # the shared NHS domain
     assert time.time() - start >= 1.0  # 24 NHS messages at 10/s cannot go in one window
+
+
+@pytest.mark.parametrize("mode", ["starttls", "smtps"])
+def test_smtp_url_with_tls_and_login_reaches_an_authenticating_relay(tmp_path, mode):
+    """SMTP_URL's smtps:// and ?starttls=1 encrypt, user:pass logs in, ?cafile= trusts
+    the relay's private CA; a wrong password is a transient failure, never a send."""
+    from mailer.delivery.transport import TransientFailure
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+                    "-out", str(cert), "-days", "1", "-subj", "/CN=relay.test",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    relay = Relay(tls=mode, certs=(str(cert), str(key)), login=("digest", "s3cret pass")).start()
+    scheme, query = ("smtps", "") if mode == "smtps" else ("smtp", "&starttls=1")
+    try:
+        good = SMTPTransport(f"{scheme}://digest:s3cret%20pass@127.0.0.1:{relay.port}"
+                             f"?cafile={cert}{query}&timeout=5")
+        good.send("bounces+1-x@ertg.example.org", "nurse@nhs.example", b"Subject: hi\r\n\r\nhello\r\n")
+        good.close()
+        bad = SMTPTransport(f"{scheme}://digest:wrong@127.0.0.1:{relay.port}?cafile={cert}{query}&timeout=1")
+        with pytest.raises(TransientFailure):
+            bad.send("bounces+1-x@ertg.example.org", "nurse@nhs.example", b"Subject: hi\r\n\r\nx\r\n")
+        untrusted = SMTPTransport(f"{scheme}://digest:s3cret%20pass@127.0.0.1:{relay.port}?timeout=5{query}")
+        with pytest.raises(TransientFailure):  # no CA given: the self-signed relay is refused
+            untrusted.send("bounces+1-x@ertg.example.org", "nurse@nhs.example", b"x\r\n")
+    finally:
+        relay.stop()
+    assert relay.counts() == Counter({"nurse@nhs.example": 1})

@@ -91,7 +91,7 @@ class SMTPTransport:
     """Sends through an SMTP relay, keeping one connection per thread between messages.
 
     ``SMTP_URL`` forms: ``smtp://host:25``, ``smtp://user:pass@host:587?starttls=1``,
-    ``smtps://user:pass@host:465``; ``?timeout=SECONDS`` (default 30).
+    ``smtps://user:pass@host:465``; ``?timeout=SECONDS`` (default 30), ``?cafile=PATH``.
     """
 
     def __init__(self, url: str):
@@ -104,6 +104,12 @@ class SMTPTransport:
         self.ssl = parts.scheme == "smtps"
         self.starttls = query.get("starttls", ["0"])[0] in ("1", "true", "yes")
         self.timeout = float(query.get("timeout", ["30"])[0])
+        # ?cafile=/path trusts a private CA (a relay inside the trust's network);
+        # ?verify=0 turns certificate checks off (testing only).
+        self.tls = ssl.create_default_context(cafile=query.get("cafile", [None])[0])
+        if query.get("verify", ["1"])[0] in ("0", "false", "no"):
+            self.tls.check_hostname = False
+            self.tls.verify_mode = ssl.CERT_NONE
         self.username = unquote(parts.username) if parts.username else None
         self.password = unquote(parts.password) if parts.password else None
         self._local = threading.local()
@@ -114,13 +120,11 @@ class SMTPTransport:
             return conn
         try:
             if self.ssl:
-                conn = smtplib.SMTP_SSL(
-                    self.host, self.port, timeout=self.timeout, context=ssl.create_default_context()
-                )
+                conn = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=self.tls)
             else:
                 conn = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
                 if self.starttls:
-                    conn.starttls(context=ssl.create_default_context())
+                    conn.starttls(context=self.tls)
             if self.username:
                 conn.login(self.username, self.password or "")
         except (OSError, smtplib.SMTPException) as exc:
