@@ -171,6 +171,23 @@ def main(argv: list[str] | None = None) -> int:
     redis_url = os.environ.get("TEST_REDIS_URL") or DEFAULT_REDIS
     workdir = Path(tempfile.mkdtemp(prefix="bench-send-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None))
     sink = Sink(workdir)
+    procs: list[subprocess.Popen] = []
+    try:
+        return _run(args, db_url, redis_url, workdir, sink, procs)
+    finally:  # never leave workers or the sink behind, whatever happened
+        for proc in procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+        if sink.proc.poll() is None:
+            sink.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _run(args, db_url: str, redis_url: str, workdir: Path, sink: "Sink", procs: list) -> int:
     env = dict(os.environ, DATABASE_URL=db_url, REDIS_URL=redis_url, MAILER_ENV="test",
                SECRET_KEY="bench-secret", VAR_DIR=str(workdir / "var"),
                SMTP_URL=f"smtp://127.0.0.1:{sink.port}", BASE_URL="https://digest.example.org",
@@ -213,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     worker = subprocess.Popen([sys.executable, "-m", "dramatiq", "mailer.worker",
                                "--processes", str(args.processes), "--threads", str(args.threads)],
                               env=env, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    procs.append(worker)
     ready = 0
     while ready < args.processes:
         line = worker.stderr.readline()
@@ -254,7 +272,6 @@ def main(argv: list[str] | None = None) -> int:
     got = sink.recipients()
     got.pop(CEILING_RCPT, None)
     sink.stop()
-    shutil.rmtree(workdir, ignore_errors=True)
     missing = sum(1 for e in emails if got.get(e.lower(), 0) == 0)
     duplicates = sum(1 for n in got.values() if n > 1)
     rate = p.sent / elapsed

@@ -90,6 +90,10 @@ def start_edition(edition_id: int) -> None:
         fanout.start_edition(s, edition, load_plan(s, edition))
         ids = control.pending_ids(s, edition_id, due_only=True)
         done = finish_if_done(s, edition_id)
+    if ids and rt.db.engine.dialect.name == "postgresql":
+        # Thousands of new rows: fresh statistics keep the planner on the primary key.
+        with rt.db.engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("ANALYZE deliveries")
     enqueue_batches(ids)
     if not done:
         _watch_later(edition_id)

@@ -25,7 +25,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from mailer.db import Database, utcnow
@@ -63,11 +63,16 @@ def claim(session: Session, delivery_ids: list[int]):
     """Mark the still-pending, due ones among ``delivery_ids`` of a sending edition as
     ``sending``; return their (id, subscriber_id, edition_id, attempts) rows."""
     now = utcnow()
+    sending = list(session.scalars(select(Edition.id).where(Edition.status == EDITION_SENDING)))
+    if not sending:
+        return []
     return session.execute(
         update(Delivery)
         .where(Delivery.id.in_(delivery_ids), Delivery.status == PENDING,
                or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
-               Delivery.edition_id.in_(select(Edition.id).where(Edition.status == EDITION_SENDING)))
+               # Wrapped in a function so the planner finds rows by primary key: with the
+               # bare column it may walk the (edition, status) index over every pending row.
+               func.coalesce(Delivery.edition_id, 0).in_(sending))
         .values(status=SENDING, attempts=Delivery.attempts + 1, updated_at=now)
         .returning(Delivery.id, Delivery.subscriber_id, Delivery.edition_id, Delivery.attempts)
     ).all()
