@@ -32,11 +32,20 @@ def send_current_period(tz: str) -> None:
     run_period.send(datetime.now(ZoneInfo(tz)).strftime("%Y-%m"))
 
 
+def sweep_sends() -> None:
+    from mailer.delivery.actors import sweep
+
+    sweep.send()
+
+
 def build_scheduler(settings: Settings) -> BlockingScheduler:
     scheduler = BlockingScheduler(timezone=ZoneInfo(settings.schedule_timezone))
     scheduler.add_job(send_current_period, parse_cron(settings.digest_schedule, settings.schedule_timezone),
                       args=[settings.schedule_timezone], id="monthly-digest",
                       coalesce=True, max_instances=1, misfire_grace_time=6 * 3600)
+    # Keeps every sending edition watched (dead workers, lost queue messages).
+    scheduler.add_job(sweep_sends, "interval", minutes=5, id="delivery-sweep", coalesce=True,
+                      max_instances=1)
     return scheduler
 
 

@@ -296,3 +296,49 @@ def test_smtp_url_with_tls_and_login_reaches_an_authenticating_relay(tmp_path, m
     finally:
         relay.stop()
     assert relay.counts() == Counter({"nurse@nhs.example": 1})
+
+
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+def test_only_one_watchdog_chain_holds_an_edition(backend):
+    from mailer.delivery.limits import Counters
+
+    counters = Counters(need(REDIS_URL, "TEST_REDIS_URL") if backend == "redis" else None)
+    key = f"mailer:watch:test-{time.time_ns()}"
+    assert counters.hold(key, "chain-a", 0.3)
+    assert counters.hold(key, "chain-a", 0.3)  # the holder carries on
+    assert not counters.hold(key, "chain-b", 0.3)  # a second chain stops at once
+    time.sleep(0.4)
+    assert counters.hold(key, "chain-b", 0.3)  # the first chain died: the next takes over
+    counters.release(key, "chain-a")  # not the holder: no effect
+    assert not counters.hold(key, "chain-c", 0.3)
+    counters.release(key, "chain-b")
+    assert counters.hold(key, "chain-c", 0.3)
+
+
+def test_restart_in_embedded_mode_requeues_pending_and_waits_out_backoffs(
+        rt, app, readers, queue, transport):
+    """What an embedded process does on start-up: the in-process queue died with the old
+    process, the ledger did not. Due deliveries go now; one backing off goes when due."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from mailer.db import utcnow
+    from mailer.delivery import fanout
+    from mailer.delivery.actors import requeue_pending
+    from mailer.digest.compose import load_plan
+
+    queue()  # this process's worker threads are running
+    with rt.db.transaction() as s:
+        ed = s.scalar(select(Edition).where(Edition.period == PERIOD))
+        fanout.start_edition(s, ed, load_plan(s, ed))
+        ids = fanout.pending_ids(s, ed.id)
+        s.execute(update(Delivery).where(Delivery.id == ids[0]).values(
+            attempts=1, error="421 try later", next_attempt_at=utcnow() + timedelta(seconds=0.6)))
+    assert requeue_pending() == len(ids)
+    queue()
+    assert len(transport.messages) == len(ids)
+    with rt.db.transaction() as s:
+        first = s.get(Delivery, ids[0])
+        assert (first.status, first.attempts) == ("sent", 2)
+        assert s.scalar(select(Edition.status).where(Edition.period == PERIOD)) == "sent"

@@ -13,15 +13,18 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import uuid
 
 import dramatiq
 
 import mailer.broker  # noqa: F401  (the broker must be set before actors are declared)
 from mailer import runtime
 from mailer.delivery import control, fanout
+from mailer.delivery.limits import counters_for
 from mailer.delivery.sending import deliver_batch, finish_if_done
 from mailer.delivery.transactional import compose_transactional
 from mailer.delivery.transport import PermanentFailure
+from mailer.delivery.verp import Signer
 from mailer.digest.compose import load_plan
 from mailer.digest.editions import build_edition
 from mailer.digest.models import SENDING, Edition
@@ -42,8 +45,9 @@ def send_transactional(kind: str, subscriber_id: int) -> None:
         if sub is None:
             return  # erased before the email went out
         envelope = compose_transactional(kind, rt.settings, sub)
+    sign = Signer(rt.settings.delivery, rt.settings.sender_domain)
     try:
-        rt.transport.send(envelope.sender, envelope.recipient, envelope.data)
+        rt.transport.send(envelope.sender, envelope.recipient, sign(envelope.data))
     finally:
         rt.transport.close()
 
@@ -70,7 +74,9 @@ def enqueue_batches(ids: list[int]) -> int:
     return len(ids)
 
 
-def _watch_later(edition_id: int) -> None:
+def _watch_later(edition_id: int, token: str | None = None) -> None:
+    """Schedule the edition's watchdog. A new ``token`` starts a chain that only runs on if
+    no other chain is alive, so repeated starts and sweeps never multiply watchdogs."""
     from mailer.broker import embedded
 
     if embedded():
@@ -78,7 +84,7 @@ def _watch_later(edition_id: int) -> None:
         # start-up (requeue_pending) is the recovery there.
         return
     delay = int(runtime.current().settings.delivery.watch_seconds * 1000)
-    watch_edition.send_with_options(args=(edition_id,), delay=delay)
+    watch_edition.send_with_options(args=(edition_id, token or uuid.uuid4().hex), delay=delay)
 
 
 @dramatiq.actor(queue_name="digest", max_retries=3, priority=DIGEST_PRIORITY)
@@ -100,15 +106,19 @@ def start_edition(edition_id: int) -> None:
 
 
 @dramatiq.actor(queue_name="digest", max_retries=20, priority=DIGEST_PRIORITY)
-def watch_edition(edition_id: int) -> None:
+def watch_edition(edition_id: int, token: str = "") -> None:
     """The edition's watchdog, every ``SEND_WATCH_SECONDS`` while it is sending: marks
     deliveries of dead workers ``unknown``, enqueues again pending deliveries whose queue
     messages were lost (nothing moved for a whole lease), and closes the edition when done."""
     rt = runtime.current()
     cfg = rt.settings.delivery
+    counters, key = counters_for(rt.settings.redis_url), f"mailer:watch:{edition_id}"
+    if not counters.hold(key, token, cfg.watch_seconds * 3 + 5):
+        return  # another watchdog chain is alive for this edition
     with rt.db.transaction() as s:
         edition = s.get(Edition, edition_id)
         if edition is None or edition.status != SENDING:
+            counters.release(key, token)
             return  # paused (resume starts a new watch), cancelled or sent
         reaped = control.reap_stale(s, edition_id, cfg.lease_seconds)
         ids = control.pending_ids(s, edition_id, due_only=True) \
@@ -120,8 +130,21 @@ def watch_edition(edition_id: int) -> None:
     if ids:
         log.warning("edition %s stalled; enqueueing %d pending deliveries again", edition_id, len(ids))
         enqueue_batches(ids)
-    if not done:
-        _watch_later(edition_id)
+    if done:
+        counters.release(key, token)
+    else:
+        _watch_later(edition_id, token)
+
+
+@dramatiq.actor(queue_name="digest", max_retries=3, priority=DIGEST_PRIORITY)
+def sweep() -> None:
+    """Start a watchdog for every sending edition that has none (the scheduler sends this
+    every few minutes, so a watchdog lost with a non-persistent Redis comes back)."""
+    rt = runtime.current()
+    with rt.db.transaction() as s:
+        editions = list(s.scalars(select_sending()))
+    for eid in editions:
+        _watch_later(eid)
 
 
 @dramatiq.actor(queue_name="digest", max_retries=3, priority=DIGEST_PRIORITY)
@@ -137,16 +160,29 @@ def run_period(period: str) -> None:
 
 
 def requeue_pending() -> int:
-    """Enqueue again the pending deliveries of every edition that is sending, and watch them."""
+    """Enqueue again the pending deliveries of every edition that is sending, and watch them.
+    Deliveries waiting out a retry backoff are enqueued for when their wait ends."""
     rt = runtime.current()
     with rt.db.transaction() as s:
         editions = list(s.scalars(select_sending()))
-        ids = [i for eid in editions for i in control.pending_ids(s, eid)]
-    if ids:
-        log.info("re-enqueueing %d pending deliveries", len(ids))
+        due = [i for eid in editions for i in control.pending_ids(s, eid, due_only=True)]
+        waiting = [(i, at) for eid in editions for i, at in control.waiting(s, eid)]
+    if due or waiting:
+        log.info("re-enqueueing %d pending deliveries (%d waiting to retry)",
+                 len(due) + len(waiting), len(waiting))
     for eid in editions:
         _watch_later(eid)
-    return enqueue_batches(ids)
+    if waiting:
+        from mailer.db import utcnow
+
+        latest = max(at for _, at in waiting)
+        if latest.tzinfo is None:
+            from datetime import timezone
+            latest = latest.replace(tzinfo=timezone.utc)
+        delay_ms = max(0, int((latest - utcnow()).total_seconds() * 1000)) + 50
+        for batch in fanout.batches([i for i, _ in waiting], rt.settings.delivery.batch_size):
+            send_deliveries.send_with_options(args=(batch,), delay=delay_ms)
+    return enqueue_batches(due) + len(waiting)
 
 
 def select_sending():

@@ -87,6 +87,14 @@ def pending_ids(session: Session, edition_id: int, *, due_only: bool = False) ->
     return list(session.scalars(q.order_by(Delivery.id)))
 
 
+def waiting(session: Session, edition_id: int) -> list[tuple[int, datetime]]:
+    """Pending deliveries still waiting out a retry backoff, with the time it ends."""
+    return [tuple(r) for r in session.execute(
+        select(Delivery.id, Delivery.next_attempt_at).where(
+            Delivery.edition_id == edition_id, Delivery.status == PENDING,
+            Delivery.next_attempt_at > utcnow()).order_by(Delivery.id))]
+
+
 def reap_stale(session: Session, edition_id: int, lease_seconds: float) -> int:
     """Mark ``unknown`` the deliveries left ``sending`` past their lease (a dead worker)."""
     cutoff = utcnow() - timedelta(seconds=lease_seconds)

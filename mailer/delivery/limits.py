@@ -19,6 +19,16 @@ from typing import Callable
 log = logging.getLogger(__name__)
 
 # Atomically grant up to ARGV[1] permits from KEYS[1]'s window of ARGV[2] permits.
+# Hold KEYS[1] for token ARGV[1] (ARGV[2] ms) unless another live token holds it.
+_HOLD = """
+local v = redis.call('GET', KEYS[1])
+if v == false or v == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+
 _TAKE = """
 local used = tonumber(redis.call('GET', KEYS[1]) or '0')
 local grant = math.min(tonumber(ARGV[1]), tonumber(ARGV[2]) - used)
@@ -41,6 +51,7 @@ class Counters:
 
             self._redis = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
             self._take = self._redis.register_script(_TAKE)
+            self._hold = self._redis.register_script(_HOLD)
 
     def _retrying(self, fn: Callable):
         """Redis trouble (a restart, a failover) waits and tries again: sending without
@@ -64,9 +75,36 @@ class Counters:
             used = self._mem.get(key, 0)
             grant = max(0, min(want, limit - used))
             self._mem[key] = used + grant
-            if len(self._mem) > 10_000:  # drop old windows
-                self._mem = {k: v for k, v in self._mem.items() if k.endswith(key[-12:])}
+            if len(self._mem) > 10_000:  # drop windows other than this one
+                window = key.rsplit(":", 1)[-1]
+                self._mem = {k: v for k, v in self._mem.items()
+                             if not k.startswith("mailer:rate") or k.rsplit(":", 1)[-1] == window}
             return grant
+
+    def hold(self, key: str, token: str, ttl_seconds: float) -> bool:
+        """Keep ``key`` for ``token`` for ``ttl_seconds``; False if another holder's is live.
+        Lets exactly one watchdog chain run per edition however many are started."""
+        ms = max(1, int(ttl_seconds * 1000))
+        if self._redis is not None:
+            return bool(self._retrying(lambda: self._hold(keys=[key], args=[token, ms])))
+        with self._lock:
+            now = time.monotonic()
+            held = self._mem.get(key)
+            if held and held[0] != token and held[1] > now:
+                return False
+            self._mem[key] = (token, now + ms / 1000)
+            return True
+
+    def release(self, key: str, token: str) -> None:
+        if self._redis is not None:
+            def run():
+                if (self._redis.get(key) or b"").decode() == token:
+                    self._redis.delete(key)
+            self._retrying(run)
+        else:
+            with self._lock:
+                if (self._mem.get(key) or ("",))[0] == token:
+                    del self._mem[key]
 
     def add_failures(self, key: str, failures: int, successes: int) -> int:
         """Update a failure streak: any success resets it. Returns the streak after this."""
