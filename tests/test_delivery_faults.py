@@ -165,3 +165,41 @@ def test_relay_refusing_connections_then_back_edition_completes_with_retries_in_
     assert {st for st, _, _ in book.values()} == {"sent"}
     assert set(got) == set(book) and max(got.values()) == 1
     assert max(n for _, n, _ in book.values()) >= 2  # retried, and the ledger shows it
+
+
+def test_a_transactional_email_overtakes_a_digest_run(rt, redis_url, edition):
+    """Someone waiting for a manage link is not queued behind the edition's batches."""
+    from dramatiq import Message
+    from dramatiq.brokers.redis import RedisBroker
+
+    from subscribers.models import Subscriber
+
+    with rt.db.transaction() as s:
+        person = s.scalar(select(Subscriber).order_by(Subscriber.id.desc()).limit(1))
+        person_id, person_email = person.id, person.email.lower()
+    # 153 digests at 80 ms on 2 threads: a run of ~6 s, in batches of ~1.6 s.
+    relay = Relay(delay=0.08).start()
+    workers = Workers(worker_env(rt, redis_url, relay.url))
+    try:
+        start_sending(redis_url, edition)
+        wait_for(lambda: len(relay.messages) >= 5, 30, "the digest run to start")
+        broker = RedisBroker(url=redis_url)
+        broker.declare_queue("transactional")
+        broker.enqueue(Message(queue_name="transactional", actor_name="send_transactional",
+                               args=("manage", person_id), kwargs={}, options={}))
+        broker.close()
+        asked = time.monotonic()
+
+        def manage_link_arrived():
+            return any(r.lower() == person_email and b"/manage/" in d and b"List-Id" not in d
+                       for r, _, d in list(relay.messages))
+        wait_for(manage_link_arrived, 30, "the manage-link email")
+        waited = time.monotonic() - asked
+        digest_done = status(rt, edition) == "sent"
+        wait_for(lambda: status(rt, edition) == "sent", 90, "the edition to complete", 0.3)
+    finally:
+        workers.stop()
+        relay.stop()
+    assert not digest_done, "the digest run finished first: the test proved nothing"
+    # At most the batch a thread is busy with, not the run's queue of batches.
+    assert waited < 3, f"the manage link waited {waited:.1f}s behind digest batches"
