@@ -33,8 +33,9 @@ class Relay:
 
     def __init__(self, port: int | None = None, *, delay: float = 0.0, refuse: tuple[str, ...] = (),
                  pipelining: bool = False, tls: str | None = None, certs: tuple[str, str] | None = None,
-                 login: tuple[str, str] | None = None):
+                 login: tuple[str, str] | None = None, defer: dict[str, int] | None = None):
         self.port = port or free_port()
+        self.defer = dict(defer or {})  # address fragment -> how many times to answer 450
         self.tls, self.certs, self.login = tls, certs, login  # tls: "starttls" or "smtps"
         self.delay, self.refuse, self.pipelining = delay, refuse, pipelining
         self.messages: list[tuple[str, str, bytes]] = []  # (recipient, return path, data)
@@ -50,6 +51,10 @@ class Relay:
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if any(r in address for r in self.refuse):
             return "550 5.1.1 <%s>: mailbox unavailable" % address
+        for fragment, times in self.defer.items():
+            if fragment in address and times > 0:
+                self.defer[fragment] = times - 1
+                return "450 4.2.0 <%s>: greylisted, try again later" % address
         envelope.rcpt_tos.append(address)
         return "250 OK"
 

@@ -342,3 +342,19 @@ def test_restart_in_embedded_mode_requeues_pending_and_waits_out_backoffs(
         first = s.get(Delivery, ids[0])
         assert (first.status, first.attempts) == ("sent", 2)
         assert s.scalar(select(Edition.status).where(Edition.period == PERIOD)) == "sent"
+
+
+def test_a_deferred_recipient_is_retried_with_backoff_while_the_batch_carries_on(
+        rt, app, readers, queue):
+    relay = Relay(defer={"reader5@": 2}).start()  # greylisting: 450 twice, then accepted
+    try:
+        r = use_relay(rt, relay.url, SEND_RETRY_SECONDS=0.3)
+        assert cli(app, "edition", "send", PERIOD, "--wait").exit_code == 0
+        queue()
+    finally:
+        relay.stop()
+    book = ledger(r)
+    deferred = next(e for e in book if e.startswith("reader5@"))
+    assert book[deferred][:2] == ("sent", 3)  # two deferrals, then delivered
+    assert all(n == 1 for e, (st, n, _) in book.items() if e != deferred)
+    assert relay.counts() == Counter({e: 1 for e in book})
