@@ -1,6 +1,9 @@
 # Shared by scripts/dev and scripts/test: a virtualenv in .venv with the project installed.
 # Reinstalls only when pyproject.toml changed since the last install.
 set -e
+# dash's `.` ignores arguments, so "$1" here would be the caller's first argument:
+# the extra to install is always "test" (pytest, aiosmtpd).
+EXTRA=test
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 if ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
@@ -8,9 +11,9 @@ if ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; th
   exit 1
 fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
-stamp=.venv/.installed-$1
+stamp=.venv/.installed-$EXTRA
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".[$1]"
+  .venv/bin/python -m pip install -q -e ".[$EXTRA]"
   touch "$stamp"
 fi
