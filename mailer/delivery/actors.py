@@ -11,8 +11,6 @@ may also run a worker with ``--queues transactional`` alone.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import uuid
 
 import dramatiq
@@ -32,7 +30,6 @@ from subscribers.models import Subscriber
 
 log = logging.getLogger(__name__)
 DIGEST_PRIORITY = 10  # lower runs first; transactional keeps the default 0
-WORKER = f"{socket.gethostname()}:{os.getpid()}"
 
 
 @dramatiq.actor(queue_name="transactional", max_retries=8, min_backoff=2_000, max_backoff=600_000,
@@ -61,7 +58,7 @@ def send_deliveries(delivery_ids: list[int]) -> None:
     backoff (recorded in the ledger as ``next_attempt_at``), not by Dramatiq's retries.
     """
     rt = runtime.current()
-    result = deliver_batch(rt.db, rt.transport, rt.settings, delivery_ids, worker=WORKER)
+    result = deliver_batch(rt.db, rt.transport, rt.settings, delivery_ids)
     if result.retry and not result.paused:
         send_deliveries.send_with_options(args=(result.retry,),
                                           delay=int(result.retry_delay * 1000) + 50)

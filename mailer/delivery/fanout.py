@@ -8,10 +8,10 @@ from sqlalchemy.orm import Session
 
 from mailer.db import utcnow
 from mailer.delivery.models import PENDING, SKIPPED, Delivery
+from mailer.delivery.suppression import Suppression
 from mailer.digest.editions import EditionError
 from mailer.digest.models import DRAFT, SENDING, Edition
 from mailer.digest.plan import DigestPlan
-from mailer.delivery.suppression import all_suppressed
 from subscribers.models import Subscriber
 from subscribers.service import recipients
 
@@ -44,17 +44,13 @@ def start_edition(session: Session, edition: Edition, plan: DigestPlan) -> FanOu
         rows.append({"edition_id": edition.id, "subscriber_id": r.id,
                      "status": PENDING if wanted else SKIPPED, "attempts": 0, "error": None,
                      "created_at": now, "updated_at": now})
-    blocked = all_suppressed(session)
-    if blocked:
-        # Suppression wins: a hard-bounced or complaining address gets no digest.
-        emails = dict(session.execute(select(Subscriber.id, Subscriber.email)
-                                      .where(Subscriber.id.in_([r["subscriber_id"] for r in rows])))
-                      .all()) if len(rows) < 30_000 else dict(session.execute(
-                          select(Subscriber.id, Subscriber.email)).all())
-        for row in rows:
-            if row["status"] == PENDING and emails.get(row["subscriber_id"], "").lower() in blocked:
-                row["status"], row["error"] = SKIPPED, "suppressed"
-                skipped += 1
+    # Suppression wins: a hard-bounced or complaining address gets no digest.
+    blocked = set(session.scalars(select(Subscriber.id).where(
+        func.lower(Subscriber.email).in_(select(Suppression.email)))))
+    for row in rows:
+        if row["status"] == PENDING and row["subscriber_id"] in blocked:
+            row["status"], row["error"] = SKIPPED, "suppressed"
+            skipped += 1
     for start in range(0, len(rows), 5000):
         session.execute(insert(Delivery), rows[start:start + 5000])
     if edition.status == DRAFT:

@@ -210,7 +210,7 @@ class _Chunk:
 
 
 def deliver_batch(db: Database, transport: Transport, settings: Settings,
-                  delivery_ids: list[int], *, worker: str = "worker") -> BatchResult:
+                  delivery_ids: list[int]) -> BatchResult:
     """Send the deliveries in ``delivery_ids`` that are still pending and due.
 
     Transient failures put a delivery back to ``pending`` with a backoff time; the ids to

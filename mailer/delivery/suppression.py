@@ -68,10 +68,6 @@ def suppressed(session: Session, emails: Iterable[str]) -> set[str]:
     return set(session.scalars(select(Suppression.email).where(Suppression.email.in_(wanted))))
 
 
-def all_suppressed(session: Session) -> set[str]:
-    return set(session.scalars(select(Suppression.email)))
-
-
 def soft_bounce_count(session: Session, email: str) -> int:
     return session.scalar(select(func.count()).select_from(Bounce).where(
         Bounce.email == email.lower(), Bounce.kind == SOFT)) or 0
