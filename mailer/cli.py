@@ -196,7 +196,7 @@ def _print_counts(edition_id: int) -> dict:
 
 def _wait_for(edition_id: int, timeout: int) -> None:
     from mailer.delivery.fanout import counts
-    from mailer.digest.models import SENT, Edition
+    from mailer.digest.models import Edition
 
     rt = runtime.current()
     deadline = time.monotonic() + timeout

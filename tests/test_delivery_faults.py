@@ -9,7 +9,7 @@ import time
 from datetime import date
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from tests.conftest import REDIS_URL, need
 from tests.mailservers import PrivateRedis, Relay, Workers, free_port
