@@ -38,6 +38,12 @@ def send_due() -> None:
     send_due_editions.send()
 
 
+def sweep_sends() -> None:
+    from mailer.delivery.actors import sweep
+
+    sweep.send()
+
+
 def build_scheduler(settings: Settings) -> BlockingScheduler:
     scheduler = BlockingScheduler(timezone=ZoneInfo(settings.schedule_timezone))
     scheduler.add_job(send_current_period, parse_cron(settings.digest_schedule, settings.schedule_timezone),
@@ -48,6 +54,9 @@ def build_scheduler(settings: Settings) -> BlockingScheduler:
                       id="scheduled-editions", coalesce=True, max_instances=1, misfire_grace_time=3600)
     scheduler.add_job(send_purge_unconfirmed, CronTrigger(hour=3, minute=30, timezone=ZoneInfo(settings.schedule_timezone)),
                       id="purge-unconfirmed", coalesce=True, max_instances=1, misfire_grace_time=6 * 3600)
+    # Keeps every sending edition watched (dead workers, lost queue messages).
+    scheduler.add_job(sweep_sends, "interval", minutes=5, id="delivery-sweep", coalesce=True,
+                      max_instances=1)
     return scheduler
 
 

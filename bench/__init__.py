@@ -1,0 +1,1 @@
+"""Benchmarks (not tests): the figures quoted in issues and reports come from here."""

@@ -173,8 +173,9 @@ def edition_send(period: str, wait: bool, timeout: int) -> None:
         ed = s.scalar(select(Edition).where(Edition.period == period))
         if ed is None:
             _fail(f"There is no {period} edition. Build it first: mailer edition build --period {period}")
-        if ed.status == "cancelled":
-            _fail(f"The {period} edition was cancelled; it cannot be sent.")
+        if ed.status in ("paused", "cancelled"):
+            _fail(f"The {period} edition is {ed.status}"
+                  + (f"; `mailer edition resume {period}` carries on." if ed.status == "paused" else "."))
         edition_id = ed.id
     enqueue(start_edition, edition_id)
     if wait:
@@ -201,7 +202,7 @@ def _print_counts(edition_id: int) -> dict:
 
 def _wait_for(edition_id: int, timeout: int) -> None:
     from mailer.delivery.fanout import counts
-    from mailer.digest.models import SENT, Edition
+    from mailer.digest.models import Edition
 
     rt = runtime.current()
     deadline = time.monotonic() + timeout
@@ -215,25 +216,11 @@ def _wait_for(edition_id: int, timeout: int) -> None:
             if total:
                 bar.length = total
                 bar.update(finished - bar.pos)
-            if status == SENT:
+            if status not in ("draft", "sending"):  # sent, or paused / cancelled
                 break
             if time.monotonic() > deadline:
                 _fail("Timed out waiting; the edition carries on in the background.")
             time.sleep(0.3)
-    _print_counts(edition_id)
-
-
-@edition.command("status")
-@click.argument("period")
-def edition_status(period: str) -> None:
-    """Deliveries of PERIOD's edition by status."""
-    from mailer.digest.models import Edition
-
-    with runtime.current().db.transaction() as s:
-        ed = s.scalar(select(Edition).where(Edition.period == period))
-        if ed is None:
-            _fail(f"There is no {period} edition.")
-        edition_id = ed.id
     _print_counts(edition_id)
 
 
@@ -265,3 +252,6 @@ def worker(processes: int, threads: int) -> None:
 
 from mailer import edition_cli  # noqa: E402,F401  (registers the editor commands on `edition`)
 from mailer import cli_partners  # noqa: E402,F401  (partner, item and feed commands)
+from mailer.delivery.commands import register as _register_delivery  # noqa: E402
+
+_register_delivery(main, edition)

@@ -117,20 +117,6 @@ def edition_unschedule(period):
     click.echo(f"The {period} edition is a draft again.")
 
 
-@edition.command("cancel")
-@click.argument("period")
-def edition_cancel(period):
-    """Cancel PERIOD's edition; deliveries not yet sent will not be."""
-    from mailer.digest import lifecycle
-
-    with runtime.current().db.transaction() as s:
-        try:
-            stopped = lifecycle.cancel(s, lifecycle.get_edition(s, period))
-        except _domain_errors() as err:
-            _fail(str(err))
-    click.echo(f"Cancelled the {period} edition; {stopped} unsent deliveries stopped.")
-
-
 def _profile(s, subscriber, topics, partners):
     from mailer.digest import preview
 

@@ -13,6 +13,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Mapping
 
+from mailer.delivery.config import DeliveryConfig
+
 
 class ConfigError(RuntimeError):
     """The environment holds a setting the service cannot run with."""
@@ -46,6 +48,7 @@ class Settings:
     feed_timeout: float = 10.0
     feed_max_bytes: int = 2_000_000
     extra: dict = field(default_factory=dict)
+    delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
 
     @property
     def development(self) -> bool:
@@ -111,6 +114,7 @@ class Settings:
             feed_timeout=float(e.get("FEED_TIMEOUT", "10")),
             feed_max_bytes=int(e.get("FEED_MAX_BYTES", "2000000")),
             **_subscriber_settings(e),
+            delivery=DeliveryConfig.from_env(e),
         )
 
 

@@ -1,6 +1,8 @@
 # Shared by scripts/dev and scripts/test: a virtualenv in .venv with the project installed.
 # Reinstalls only when pyproject.toml changed since the last install.
 set -e
+# The caller names the extra in EXTRAS (dash's `.` passes no arguments to a sourced file).
+EXTRAS=${EXTRAS:-test}
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 if ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then

@@ -51,3 +51,11 @@ def lift(session: Session, address: str) -> None:
 def all_hashes(session: Session) -> set[str]:
     """Every suppressed hash (one query; fine for hundreds of thousands of entries)."""
     return set(session.scalars(select(Suppression.email_hash)))
+
+
+def hashes_among(session: Session, hashes) -> set[str]:
+    """Which of ``hashes`` are on the list, in one query."""
+    hashes = list(hashes)
+    if not hashes:
+        return set()
+    return set(session.scalars(select(Suppression.email_hash).where(Suppression.email_hash.in_(hashes))))

@@ -40,7 +40,7 @@ def start_edition(session: Session, edition: Edition, plan: DigestPlan) -> FanOu
         wanted = plan.mask_for(r.topic_ids, r.partner_ids)
         skipped += not wanted
         rows.append({"edition_id": edition.id, "subscriber_id": r.id,
-                     "status": PENDING if wanted else SKIPPED, "attempts": 0,
+                     "status": PENDING if wanted else SKIPPED, "attempts": 0, "error": None,
                      "created_at": now, "updated_at": now})
     for start in range(0, len(rows), 5000):
         session.execute(insert(Delivery), rows[start:start + 5000])

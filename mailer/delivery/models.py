@@ -9,10 +9,16 @@ from sqlalchemy.orm import Mapped, mapped_column
 from mailer.db import Base, utcnow
 
 PENDING, SENDING, SENT, FAILED, SKIPPED = "pending", "sending", "sent", "failed", "skipped"
+# UNKNOWN: claimed by a worker that died before recording the outcome (see sending.py);
+# BOUNCED: the relay accepted it, a bounce report came back later; CANCELLED: edition cancelled.
+UNKNOWN, BOUNCED, CANCELLED = "unknown", "bounced", "cancelled"
+# Deliveries that still need work; every other status is final.
+OPEN = (PENDING, SENDING)
 
 
 class Delivery(Base):
-    """``pending -> sending -> sent | failed``, or ``skipped`` when there is nothing to read."""
+    """``pending -> sending -> sent | failed | unknown``, ``sent -> bounced``, or ``skipped``
+    when there is nothing to read; ``cancelled`` when the edition was cancelled first."""
 
     __tablename__ = "deliveries"
     __table_args__ = (
@@ -29,3 +35,5 @@ class Delivery(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Transient failure: not to be claimed again before this time (exponential backoff).
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

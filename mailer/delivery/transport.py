@@ -17,11 +17,27 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 
 class PermanentFailure(Exception):
-    """The relay refused this recipient for good (5xx); retrying will not help."""
+    """The relay refused this message for good (5xx); retrying will not help.
+
+    ``code`` is the SMTP reply (e.g. ``"550 5.1.1 ..."``); ``recipient`` is True when it was
+    the recipient address that was refused (RCPT), which counts towards suppression.
+    """
+
+    def __init__(self, message: str, *, recipient: bool = False):
+        super().__init__(message)
+        self.recipient = recipient
 
 
 class TransientFailure(Exception):
-    """The relay could not take the message now (connection trouble, 4xx); retry later."""
+    """The relay could not take the message now (connection trouble, 4xx); retry later.
+
+    ``connection`` is False when only this recipient was deferred (a 4xx to RCPT, such as
+    greylisting): the batch carries on with the next recipient.
+    """
+
+    def __init__(self, message: str, *, connection: bool = True):
+        super().__init__(message)
+        self.connection = connection
 
 
 class Transport(Protocol):
@@ -75,7 +91,7 @@ class SMTPTransport:
     """Sends through an SMTP relay, keeping one connection per thread between messages.
 
     ``SMTP_URL`` forms: ``smtp://host:25``, ``smtp://user:pass@host:587?starttls=1``,
-    ``smtps://user:pass@host:465``; ``?timeout=SECONDS`` (default 30).
+    ``smtps://user:pass@host:465``; ``?timeout=SECONDS`` (default 30), ``?cafile=PATH``.
     """
 
     def __init__(self, url: str):
@@ -88,6 +104,12 @@ class SMTPTransport:
         self.ssl = parts.scheme == "smtps"
         self.starttls = query.get("starttls", ["0"])[0] in ("1", "true", "yes")
         self.timeout = float(query.get("timeout", ["30"])[0])
+        # ?cafile=/path trusts a private CA (a relay inside the trust's network);
+        # ?verify=0 turns certificate checks off (testing only).
+        self.tls = ssl.create_default_context(cafile=query.get("cafile", [None])[0])
+        if query.get("verify", ["1"])[0] in ("0", "false", "no"):
+            self.tls.check_hostname = False
+            self.tls.verify_mode = ssl.CERT_NONE
         self.username = unquote(parts.username) if parts.username else None
         self.password = unquote(parts.password) if parts.password else None
         self._local = threading.local()
@@ -98,13 +120,11 @@ class SMTPTransport:
             return conn
         try:
             if self.ssl:
-                conn = smtplib.SMTP_SSL(
-                    self.host, self.port, timeout=self.timeout, context=ssl.create_default_context()
-                )
+                conn = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=self.tls)
             else:
                 conn = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
                 if self.starttls:
-                    conn.starttls(context=ssl.create_default_context())
+                    conn.starttls(context=self.tls)
             if self.username:
                 conn.login(self.username, self.password or "")
         except (OSError, smtplib.SMTPException) as exc:
@@ -115,17 +135,20 @@ class SMTPTransport:
     def send(self, sender: str, recipient: str, message: bytes) -> None:
         conn = self._connection()
         try:
-            conn.sendmail(sender, [recipient], message)
+            if _pipelining(conn) and (sender + recipient).isascii():
+                _pipelined_transaction(conn, sender, recipient, message)
+            else:
+                conn.sendmail(sender, [recipient], message)
         except smtplib.SMTPRecipientsRefused as exc:
             code, reply = exc.recipients[recipient]
             if 400 <= code < 500:
-                raise TransientFailure(f"{code} {reply!r}") from exc
-            raise PermanentFailure(f"{code} {reply!r}") from exc
+                raise TransientFailure(f"{code} {_text(reply)}", connection=False) from exc
+            raise PermanentFailure(f"{code} {_text(reply)}", recipient=True) from exc
         except smtplib.SMTPResponseException as exc:
             if 500 <= exc.smtp_code < 600:
-                raise PermanentFailure(f"{exc.smtp_code} {exc.smtp_error!r}") from exc
+                raise PermanentFailure(f"{exc.smtp_code} {_text(exc.smtp_error)}") from exc
             self.close()
-            raise TransientFailure(f"{exc.smtp_code} {exc.smtp_error!r}") from exc
+            raise TransientFailure(f"{exc.smtp_code} {_text(exc.smtp_error)}") from exc
         except (OSError, smtplib.SMTPException) as exc:
             self.close()  # the connection is in an unknown state: start afresh next time
             raise TransientFailure(str(exc)) from exc
@@ -138,6 +161,51 @@ class SMTPTransport:
                 conn.quit()
             except (OSError, smtplib.SMTPException):
                 pass
+
+
+def _text(reply) -> str:
+    return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+
+
+def _pipelining(conn: smtplib.SMTP) -> bool:
+    conn.ehlo_or_helo_if_needed()
+    return conn.does_esmtp and conn.has_extn("pipelining")
+
+
+def _pipelined_transaction(conn: smtplib.SMTP, sender: str, recipient: str, message: bytes) -> None:
+    """One message with ESMTP PIPELINING (RFC 2920): MAIL, RCPT and DATA in one write,
+    then the body; two round trips instead of four. ``message`` must already have CRLF
+    line ends (our builder's output); only dot-stuffing is done here, with bytes.replace
+    rather than smtplib's two regular-expression passes over the whole body.
+
+    Raises the same smtplib exceptions as ``SMTP.sendmail`` so callers map them alike.
+    """
+    conn.send(f"MAIL FROM:<{sender}>\r\nRCPT TO:<{recipient}>\r\nDATA\r\n".encode("ascii"))
+    mail = conn.getreply()
+    rcpt = conn.getreply()
+    data = conn.getreply()
+    if data[0] == 354 and (mail[0] != 250 or rcpt[0] not in (250, 251)):
+        # A server that says 354 after refusing MAIL or RCPT: end the empty message.
+        conn.send(b".\r\n")
+        conn.getreply()
+    if mail[0] != 250:
+        conn.rset()
+        raise smtplib.SMTPSenderRefused(mail[0], mail[1], sender)
+    if rcpt[0] not in (250, 251):
+        conn.rset()
+        raise smtplib.SMTPRecipientsRefused({recipient: rcpt})
+    if data[0] != 354:
+        conn.rset()
+        raise smtplib.SMTPDataError(*data)
+    body = message.replace(b"\r\n.", b"\r\n..")
+    if body.startswith(b"."):
+        body = b"." + body
+    if not body.endswith(b"\r\n"):
+        body += b"\r\n"
+    conn.send(body + b".\r\n")
+    code, reply = conn.getreply()
+    if code != 250:
+        raise smtplib.SMTPDataError(code, reply)
 
 
 def transport_from_settings(settings) -> Transport:

@@ -25,7 +25,7 @@ from mailer.content.models import Item
 from mailer.db import utcnow
 from mailer.delivery.models import PENDING, Delivery
 from mailer.digest.editions import EditionError, parse_period
-from mailer.digest.models import CANCELLED, DRAFT, SCHEDULED, SENDING, Edition
+from mailer.digest.models import CANCELLED, DRAFT, PAUSED, SCHEDULED, SENDING, Edition
 
 EDITABLE = (DRAFT, SCHEDULED)
 CANCELLED_DELIVERY = "cancelled"  # a delivery that will not be sent because its edition stopped
@@ -111,7 +111,7 @@ def unschedule(session: Session, edition: Edition) -> Edition:
 def cancel(session: Session, edition: Edition) -> int:
     """Stop ``edition``. Deliveries still pending are marked cancelled (a worker that has
     already claimed one finishes it). Returns how many deliveries were stopped."""
-    if edition.status not in (DRAFT, SCHEDULED, SENDING):
+    if edition.status not in (DRAFT, SCHEDULED, SENDING, PAUSED):
         raise EditionError(f"The {edition.period} edition is {edition.status}; it cannot be cancelled.")
     stopped = session.execute(
         update(Delivery).where(Delivery.edition_id == edition.id, Delivery.status == PENDING)

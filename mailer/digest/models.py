@@ -9,9 +9,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 from mailer.db import Base, utcnow
 
 DRAFT, SENDING, SENT = "draft", "sending", "sent"
-SCHEDULED, CANCELLED = "scheduled", "cancelled"
-# draft -> scheduled -> sending -> sent, and draft/scheduled/sending -> cancelled.
-STATUSES = (DRAFT, SCHEDULED, SENDING, SENT, CANCELLED)
+SCHEDULED, CANCELLED, PAUSED = "scheduled", "cancelled", "paused"
+# draft -> scheduled -> sending -> sent; sending <-> paused (operator or circuit breaker);
+# draft/scheduled/sending/paused -> cancelled.
+STATUSES = (DRAFT, SCHEDULED, SENDING, PAUSED, SENT, CANCELLED)
 
 
 class Edition(Base):

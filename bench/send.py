@@ -1,0 +1,301 @@
+"""End-to-end send benchmark: PostgreSQL, Redis, real `dramatiq` workers, Postfix smtp-sink.
+
+    python -m bench.send --subscribers 100000
+
+Seeds N confirmed subscribers and a 40-item edition, starts `dramatiq mailer.worker`
+processes, sends the edition into `smtp-sink` on loopback, and compares the end-to-end
+rate with the machine's ceiling: `smtp-source` sending messages of the same size into the
+same sink over as many connections as the workers have threads. The sink's capture of
+every envelope recipient gives the count of readers who got no message or more than one.
+
+PostgreSQL and Redis come from TEST_DATABASE_URL / TEST_REDIS_URL (default: the local
+servers, database `bench` and Redis db 14). The schema in that database is dropped and
+recreated and the Redis db flushed. Needs Debian's `postfix` package for smtp-sink and
+smtp-source (Postfix itself is never started).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from datetime import date
+from pathlib import Path
+
+DEFAULT_DB = "postgresql+psycopg://postgres@127.0.0.1:5432/bench"
+DEFAULT_REDIS = "redis://127.0.0.1:6379/14"
+CEILING_RCPT = "ceiling@sink.invalid"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ensure_database(url: str) -> None:
+    """Create the benchmark database if the server lacks it; empty its schema."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    admin = create_engine(u.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        if not c.scalar(text("SELECT 1 FROM pg_database WHERE datname = :d"), {"d": u.database}):
+            c.execute(text(f'CREATE DATABASE "{u.database}"'))
+    admin.dispose()
+    engine = create_engine(url)
+    with engine.begin() as c:
+        c.execute(text("DROP SCHEMA public CASCADE"))
+        c.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+def need(tool: str) -> str:
+    path = shutil.which(tool) or (f"/usr/sbin/{tool}" if os.path.exists(f"/usr/sbin/{tool}") else None)
+    if not path:
+        sys.exit(f"{tool} not found: apt-get install postfix (the package; Postfix is not run)")
+    return path
+
+
+class Sink:
+    """Postfix's smtp-sink on a loopback port, logging each RCPT to a syslog socket we hold.
+
+    smtp-sink runs chrooted (``-R``) into a scratch directory whose ``dev/log`` is a
+    datagram socket read here, so every accepted recipient is counted without capturing
+    message bodies to disk (which would halve the sink's speed) and without touching the
+    machine's own syslog.
+    """
+
+    def __init__(self, workdir: Path):
+        self.port = free_port()
+        self.counts: Counter = Counter()
+        workdir.chmod(0o755)  # smtp-sink, chrooted here as nobody, must reach dev/log
+        (workdir / "dev").mkdir(parents=True, exist_ok=True)
+        self.log = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.log.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 << 20)
+        self.log.bind(str(workdir / "dev" / "log"))
+        os.chmod(workdir / "dev" / "log", 0o666)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        cmd = [need("smtp-sink"), "-u", "nobody" if os.geteuid() == 0 else os.environ.get("USER", ""),
+               "-R", str(workdir), "-s", "RCPT", f"127.0.0.1:{self.port}", "1024"]
+        if os.geteuid() != 0:
+            sys.exit("smtp-sink needs root for -R (chroot); run the benchmark as root")
+        self.proc = subprocess.Popen(cmd)
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("smtp-sink did not start")
+
+    def _read(self) -> None:
+        while True:
+            try:
+                line = self.log.recv(4096)
+            except OSError:
+                return
+            _, found, rest = line.partition(b"RCPT TO:<")
+            if found:
+                self.counts[rest.split(b">")[0].decode().lower()] += 1
+
+    def recipients(self) -> Counter:
+        time.sleep(0.5)  # let the last datagrams in
+        return Counter(self.counts)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+        self.log.close()
+
+
+def ceiling(sink: Sink, size: int, messages: int, sessions: int) -> float:
+    """Messages per second smtp-source pushes into the sink, same size, same connections."""
+    start = time.perf_counter()
+    subprocess.run([need("smtp-source"), "-d", "-s", str(sessions), "-m", str(messages),
+                    "-l", str(size), "-f", "bench@sink.invalid", "-t", CEILING_RCPT,
+                    f"127.0.0.1:{sink.port}"], check=True)
+    return messages / (time.perf_counter() - start)
+
+
+def children(pid: int) -> list[int]:
+    try:
+        out = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return []
+    return [int(p) for p in out]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_mb(pids: list[int]) -> float:
+    """The highest peak resident set (VmHWM) of any one worker process."""
+    best = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    best = max(best, int(line.split()[1]))
+        except OSError:
+            pass
+    return best / 1024
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--subscribers", type=int, default=100_000)
+    ap.add_argument("--processes", type=int, default=2, help="dramatiq worker processes")
+    ap.add_argument("--threads", type=int, default=4, help="threads per worker process")
+    ap.add_argument("--ceiling-messages", type=int, default=20_000)
+    ap.add_argument("--timeout", type=float, default=1800)
+    args = ap.parse_args(argv)
+
+    db_url = os.environ.get("TEST_DATABASE_URL") or DEFAULT_DB
+    redis_url = os.environ.get("TEST_REDIS_URL") or DEFAULT_REDIS
+    workdir = Path(tempfile.mkdtemp(prefix="bench-send-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None))
+    sink = Sink(workdir)
+    procs: list[subprocess.Popen] = []
+    try:
+        return _run(args, db_url, redis_url, workdir, sink, procs)
+    finally:  # never leave workers or the sink behind, whatever happened
+        for proc in procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+        if sink.proc.poll() is None:
+            sink.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _run(args, db_url: str, redis_url: str, workdir: Path, sink: "Sink", procs: list) -> int:
+    env = dict(os.environ, DATABASE_URL=db_url, REDIS_URL=redis_url, MAILER_ENV="test",
+               SECRET_KEY="bench-secret", VAR_DIR=str(workdir / "var"),
+               SMTP_URL=f"smtp://127.0.0.1:{sink.port}", BASE_URL="https://digest.example.org",
+               MAIL_FROM="End Racism This Generation <digest@ertg.example.org>")
+    os.environ.update(env)  # this process enqueues through the same Redis broker
+
+    import redis
+
+    from mailer import runtime
+    from mailer.schema import upgrade
+
+    print(f"database {db_url}, redis {redis_url}, sink 127.0.0.1:{sink.port}", flush=True)
+    redis.Redis.from_url(redis_url).flushdb()
+    ensure_database(db_url)
+    upgrade(db_url)
+    rt = runtime.configure()
+    t = time.perf_counter()
+    from mailer.delivery.sending import prepared_for
+    from mailer.digest.compose import compose
+    from mailer.digest.editions import build_edition
+    from subscribers.service import recipients
+
+    with rt.db.transaction() as s:
+        emails = seed(s, args.subscribers)
+        edition = build_edition(s, date.today().strftime("%Y-%m"))
+        edition_id = edition.id
+    with rt.db.transaction() as s:
+        prepared = prepared_for(s, s.get(rt_edition(), edition_id), rt.settings)
+        sample = recipients(s)[:200]
+        sizes = [len(e.data) for e in (compose(prepared, r) for r in sample) if e]
+    size = sum(sizes) // len(sizes)
+    print(f"seeded {len(emails)} subscribers in {time.perf_counter() - t:.1f}s; "
+          f"average message {size / 1024:.1f} KB", flush=True)
+
+    sessions = args.processes * args.threads
+    ceil = ceiling(sink, size, args.ceiling_messages, sessions)
+    print(f"ceiling: smtp-source, {sessions} connections, {args.ceiling_messages} messages of "
+          f"{size} bytes: {ceil:.0f} msg/s", flush=True)
+
+    worker = subprocess.Popen([sys.executable, "-m", "dramatiq", "mailer.worker",
+                               "--processes", str(args.processes), "--threads", str(args.threads)],
+                              env=env, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    procs.append(worker)
+    ready = 0
+    while ready < args.processes:
+        line = worker.stderr.readline()
+        if not line:
+            sys.exit("the dramatiq workers exited during start-up")
+        ready += "is ready for action" in line
+    threading.Thread(target=lambda: [None for _ in worker.stderr], daemon=True).start()  # keep draining
+
+    from mailer.delivery.actors import start_edition
+    from mailer.digest.models import Edition
+
+    workers = children(worker.pid)
+    cpu0 = sum(cpu_seconds(p) for p in workers)
+    sink_cpu0 = cpu_seconds(sink.proc.pid)
+    t0 = time.perf_counter()
+    start_edition.send(edition_id)
+    status, last = "", 0.0
+    while time.perf_counter() - t0 < args.timeout:
+        time.sleep(0.25)
+        with rt.db.transaction() as s:
+            status = s.get(Edition, edition_id).status
+        if status not in ("draft", "sending"):
+            break
+        if time.perf_counter() - last > 5:
+            last = time.perf_counter()
+            from mailer.delivery.control import edition_progress
+            p = edition_progress(rt.db, edition.period)
+            print(f"  {time.perf_counter() - t0:6.1f}s  sent {p.sent}/{p.total}  {p.rate:.0f} msg/s",
+                  flush=True)
+    elapsed = time.perf_counter() - t0
+    cpu = sum(cpu_seconds(p) for p in workers) - cpu0
+    sink_cpu = cpu_seconds(sink.proc.pid) - sink_cpu0
+    rss = peak_rss_mb(workers)
+    os.killpg(worker.pid, signal.SIGTERM)
+    worker.wait(60)
+
+    from mailer.delivery.control import edition_progress
+    p = edition_progress(rt.db, edition.period)
+    got = sink.recipients()
+    got.pop(CEILING_RCPT, None)
+    sink.stop()
+    missing = sum(1 for e in emails if got.get(e.lower(), 0) == 0)
+    duplicates = sum(1 for n in got.values() if n > 1)
+    rate = p.sent / elapsed
+    print(f"edition {status} in {elapsed:.1f}s: " + ", ".join(f"{k} {v}" for k, v in sorted(p.counts.items())))
+    print(f"worker processes {len(workers)} x {args.threads} threads; peak RSS per process {rss:.0f} MB; "
+          f"worker CPU {1000 * cpu / max(1, p.sent):.2f} ms/message, smtp-sink CPU "
+          f"{1000 * sink_cpu / max(1, p.sent):.2f} ms/message; load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(f"send messages/s={rate:.0f} ceiling={ceil:.0f} ratio={rate / ceil:.2f} "
+          f"missing={missing} duplicates={duplicates} peak_rss_mb={rss:.0f}")
+    return 0 if status == "sent" and not missing and not duplicates else 1
+
+
+def seed(session, n: int) -> list[str]:
+    from bench.seed import seed as seed_all
+
+    return seed_all(session, n, date.today(), random.Random(6))
+
+
+def rt_edition():
+    from mailer.digest.models import Edition
+
+    return Edition
+
+
+if __name__ == "__main__":
+    sys.exit(main())

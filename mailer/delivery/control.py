@@ -1,0 +1,168 @@
+"""Operator control of a send and its progress: pause, resume, cancel, status, recovery.
+
+Domain functions: they take a session and never commit. The CLI, the actors and (later)
+the admin UI call them; :func:`progress` is what a status page shows.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session
+
+from mailer.db import utcnow
+from mailer.delivery.control_models import CANCELLED, PAUSED, SendEvent
+from mailer.delivery.models import CANCELLED as DELIVERY_CANCELLED
+from mailer.delivery.models import PENDING, SENDING, SENT, UNKNOWN, Delivery
+from mailer.delivery.sending import pause_edition
+from mailer.digest.models import SENDING as EDITION_SENDING
+from mailer.digest.models import Edition
+
+RATE_WINDOW = 60  # seconds of recent sends the rate is measured over
+
+
+class ControlError(ValueError):
+    """The edition is not in a state that allows this."""
+
+
+def edition_by_period(session: Session, period: str) -> Edition:
+    ed = session.scalar(select(Edition).where(Edition.period == period))
+    if ed is None:
+        raise ControlError(f"There is no {period} edition.")
+    return ed
+
+
+def pause(session: Session, edition: Edition, by: str = "operator", reason: str = "") -> None:
+    """Stop claiming new deliveries; messages already handed to the relay finish."""
+    if not pause_edition(session, edition.id, reason or "paused by the operator", by):
+        raise ControlError(f"The {edition.period} edition is {edition.status}, not sending.")
+
+
+def resume(session: Session, edition: Edition, by: str = "operator") -> list[int]:
+    """Sending again; returns the pending ids to enqueue. Backoff waits are cleared: the
+    operator resumes because the relay is fixed."""
+    if edition.status != PAUSED:
+        raise ControlError(f"The {edition.period} edition is {edition.status}, not paused.")
+    edition.status = EDITION_SENDING
+    session.add(SendEvent(edition_id=edition.id, kind="resumed", by=by))
+    session.execute(update(Delivery).where(Delivery.edition_id == edition.id,
+                                           Delivery.status == PENDING)
+                    .values(next_attempt_at=None))
+    session.flush()
+    return pending_ids(session, edition.id)
+
+
+def cancel(session: Session, edition: Edition, by: str = "operator") -> int:
+    """Cancel a draft, scheduled, sending or paused edition (the digest layer's rule) and log
+    who did it; returns how many pending deliveries will now never be sent."""
+    from mailer.digest.editions import EditionError
+    from mailer.digest.lifecycle import cancel as cancel_edition
+
+    try:
+        n = cancel_edition(session, edition)
+    except EditionError as err:
+        raise ControlError(str(err)) from None
+    session.add(SendEvent(edition_id=edition.id, kind="cancelled", detail=f"{n} not sent", by=by))
+    return n
+
+
+def resend_unknown(session: Session, edition: Edition, by: str = "operator") -> list[int]:
+    """The operator's choice to send again the deliveries whose fate is unknown."""
+    if edition.status not in (EDITION_SENDING, "sent"):
+        raise ControlError(f"The {edition.period} edition is {edition.status}.")
+    ids = list(session.scalars(update(Delivery).where(
+        Delivery.edition_id == edition.id, Delivery.status == UNKNOWN)
+        .values(status=PENDING, next_attempt_at=None, updated_at=utcnow())
+        .returning(Delivery.id)))
+    if ids:
+        edition.status = EDITION_SENDING
+        session.add(SendEvent(edition_id=edition.id, kind="resent", detail=f"{len(ids)} unknown", by=by))
+    return ids
+
+
+def pending_ids(session: Session, edition_id: int, *, due_only: bool = False) -> list[int]:
+    q = select(Delivery.id).where(Delivery.edition_id == edition_id, Delivery.status == PENDING)
+    if due_only:
+        q = q.where(or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= utcnow()))
+    return list(session.scalars(q.order_by(Delivery.id)))
+
+
+def waiting(session: Session, edition_id: int) -> list[tuple[int, datetime]]:
+    """Pending deliveries still waiting out a retry backoff, with the time it ends."""
+    return [tuple(r) for r in session.execute(
+        select(Delivery.id, Delivery.next_attempt_at).where(
+            Delivery.edition_id == edition_id, Delivery.status == PENDING,
+            Delivery.next_attempt_at > utcnow()).order_by(Delivery.id))]
+
+
+def reap_stale(session: Session, edition_id: int, lease_seconds: float) -> int:
+    """Mark ``unknown`` the deliveries left ``sending`` past their lease (a dead worker)."""
+    cutoff = utcnow() - timedelta(seconds=lease_seconds)
+    return session.execute(update(Delivery).where(
+        Delivery.edition_id == edition_id, Delivery.status == SENDING, Delivery.updated_at < cutoff)
+        .values(status=UNKNOWN, updated_at=utcnow(),
+                error="worker stopped while sending; not resent (see `edition resend-unknown`)")
+    ).rowcount
+
+
+def stalled(session: Session, edition_id: int, lease_seconds: float) -> bool:
+    """True if nothing of this edition changed for a whole lease: its queue messages were
+    lost (a broker restart without persistence, a killed worker's prefetched messages)."""
+    last = session.scalar(select(func.max(Delivery.updated_at)).where(Delivery.edition_id == edition_id))
+    if last is None:
+        return False
+    if last.tzinfo is None:  # SQLite hands back naive UTC
+        from datetime import timezone
+        last = last.replace(tzinfo=timezone.utc)
+    return last < utcnow() - timedelta(seconds=lease_seconds)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a send stands: what ``mailer edition status`` prints and the admin UI shows."""
+
+    period: str
+    status: str
+    counts: dict[str, int]
+    total: int
+    sent: int
+    failed: int
+    pending: int          # pending + sending: still to go
+    rate: float           # messages per second over the last minute
+    eta_seconds: float | None
+    events: list[tuple[datetime, str, str]] = field(default_factory=list)
+
+    @property
+    def done(self) -> int:
+        return self.total - self.pending
+
+
+def progress(session: Session, edition: Edition) -> Progress:
+    counts = dict(session.execute(select(Delivery.status, func.count())
+                                  .where(Delivery.edition_id == edition.id)
+                                  .group_by(Delivery.status)).all())
+    since = utcnow() - timedelta(seconds=RATE_WINDOW)
+    recent = session.scalar(select(func.count()).select_from(Delivery).where(
+        Delivery.edition_id == edition.id, Delivery.status == SENT, Delivery.sent_at >= since)) or 0
+    first = session.scalar(select(func.min(Delivery.sent_at)).where(
+        Delivery.edition_id == edition.id, Delivery.sent_at >= since))
+    if first is not None and first.tzinfo is None:
+        from datetime import timezone
+        first = first.replace(tzinfo=timezone.utc)
+    span = max(1.0, (utcnow() - first).total_seconds()) if first else RATE_WINDOW
+    rate = recent / span if recent else 0.0
+    pending = counts.get(PENDING, 0) + counts.get(SENDING, 0)
+    eta = pending / rate if rate and edition.status == EDITION_SENDING else None
+    events = [(e.at, e.kind, e.detail) for e in session.scalars(
+        select(SendEvent).where(SendEvent.edition_id == edition.id).order_by(SendEvent.id))]
+    return Progress(period=edition.period, status=edition.status, counts=counts,
+                    total=sum(counts.values()), sent=counts.get(SENT, 0),
+                    failed=counts.get("failed", 0) + counts.get("bounced", 0), pending=pending,
+                    rate=rate, eta_seconds=eta, events=events)
+
+
+def edition_progress(db, period: str) -> Progress:
+    """For the admin UI: the progress of PERIOD's edition in its own short transaction."""
+    with db.transaction() as s:
+        return progress(s, edition_by_period(s, period))

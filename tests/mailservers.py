@@ -1,0 +1,186 @@
+"""Real servers on loopback for delivery tests: an SMTP relay (aiosmtpd) that can be slow,
+refuse some recipients or be switched off, `dramatiq` worker processes, a private Redis."""
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from email import message_from_bytes, policy
+from pathlib import Path
+
+from aiosmtpd.controller import Controller
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Relay:
+    """Records every message it accepts. ``refuse`` holds address fragments answered with
+    550; ``delay`` slows each DATA (so a test can act mid-send); ``pipelining`` announces
+    ESMTP PIPELINING, which aiosmtpd handles but does not advertise."""
+
+    def __init__(self, port: int | None = None, *, delay: float = 0.0, refuse: tuple[str, ...] = (),
+                 pipelining: bool = False, tls: str | None = None, certs: tuple[str, str] | None = None,
+                 login: tuple[str, str] | None = None, defer: dict[str, int] | None = None):
+        self.port = port or free_port()
+        self.defer = dict(defer or {})  # address fragment -> how many times to answer 450
+        self.tls, self.certs, self.login = tls, certs, login  # tls: "starttls" or "smtps"
+        self.delay, self.refuse, self.pipelining = delay, refuse, pipelining
+        self.messages: list[tuple[str, str, bytes]] = []  # (recipient, return path, data)
+        self._lock = threading.Lock()
+        self.controller = None
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        if self.pipelining:
+            responses.insert(-1, "250-PIPELINING")
+        return responses
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if any(r in address for r in self.refuse):
+            return "550 5.1.1 <%s>: mailbox unavailable" % address
+        for fragment, times in self.defer.items():
+            if fragment in address and times > 0:
+                self.defer[fragment] = times - 1
+                return "450 4.2.0 <%s>: greylisted, try again later" % address
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        with self._lock:
+            for rcpt in envelope.rcpt_tos:
+                self.messages.append((rcpt, envelope.mail_from, envelope.content))
+        return "250 2.0.0 queued"
+
+    def _authenticate(self, server, session, envelope, mechanism, auth_data):
+        from aiosmtpd.smtp import AuthResult
+
+        ok = (auth_data.login.decode(), auth_data.password.decode()) == self.login
+        return AuthResult(success=ok)
+
+    def start(self) -> "Relay":
+        params = {}
+        if self.tls:
+            import ssl
+
+            ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ctx.load_cert_chain(*self.certs)
+            if self.tls == "smtps":
+                params["ssl_context"] = ctx
+            else:
+                params.update(tls_context=ctx, require_starttls=True)
+        if self.login:
+            # aiosmtpd's auth_require_tls only knows STARTTLS; smtps is TLS from the start.
+            params.update(authenticator=self._authenticate, auth_require_tls=self.tls != "smtps")
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port, **params)
+        self.controller.start()
+        return self
+
+    def stop(self) -> None:
+        if self.controller:
+            self.controller.stop()
+            self.controller = None
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}?timeout=10"
+
+    def counts(self) -> Counter:
+        with self._lock:
+            return Counter(r.lower() for r, _, _ in self.messages)
+
+    def parsed(self, recipient: str):
+        with self._lock:
+            return [message_from_bytes(d, policy=policy.default)
+                    for r, _, d in self.messages if r.lower() == recipient.lower()]
+
+
+class Workers:
+    """One `dramatiq mailer.worker` invocation (its own process group)."""
+
+    def __init__(self, env: dict[str, str], processes: int = 1, threads: int = 2):
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "dramatiq", "mailer.worker", "--processes", str(processes),
+             "--threads", str(threads)],
+            cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        self.log: list[str] = []
+        ready, deadline = 0, time.monotonic() + 60
+        while ready < processes:
+            line = self.proc.stderr.readline()
+            if not line or time.monotonic() > deadline:
+                raise RuntimeError("dramatiq workers did not start:\n" + "".join(self.log[-30:]))
+            self.log.append(line)
+            ready += "is ready for action" in line
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self):
+        for line in self.proc.stderr:
+            self.log.append(line)
+
+    def children(self) -> list[int]:
+        path = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        try:
+            return [int(p) for p in path.read_text().split()]
+        except OSError:
+            return []
+
+    def kill9_worker(self) -> int:
+        pid = self.children()[0]
+        os.kill(pid, signal.SIGKILL)
+        return pid
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(20)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+
+
+class PrivateRedis:
+    """A redis-server of our own on its own port, persisting to AOF in ``directory``,
+    so a test can restart it without touching the shared server."""
+
+    def __init__(self, directory: Path):
+        self.port = free_port()
+        self.dir = directory
+        self.proc = None
+
+    def start(self) -> "PrivateRedis":
+        exe = shutil.which("redis-server")
+        self.proc = subprocess.Popen([exe, "--port", str(self.port), "--bind", "127.0.0.1",
+                                      "--dir", str(self.dir), "--appendonly", "yes",
+                                      "--appendfsync", "always", "--save", ""],
+                                     stdout=subprocess.DEVNULL)
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()  # SIGTERM: Redis flushes the AOF and exits
+            self.proc.wait(10)
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
