@@ -224,14 +224,21 @@ def recipients(session: Session, ids: Sequence[int] | None = None, *,
 
     today = today or utcnow().date()
     q = select(Subscriber.id, Subscriber.email, Subscriber.name, Subscriber.token_version).where(
-        Subscriber.status == CONFIRMED,
-        or_(Subscriber.paused_until.is_(None), Subscriber.paused_until <= today),
-    )
-    if ids is not None:
-        q = q.where(Subscriber.id.in_(ids))
-    suppressed = suppression.all_hashes(session)
-    rows = [r for r in session.execute(q.order_by(Subscriber.id)).all()
-            if not suppressed or suppression.email_hash(r.email) not in suppressed]
+        or_(Subscriber.paused_until.is_(None), Subscriber.paused_until <= today))
+    if ids is None:
+        q = q.where(Subscriber.status == CONFIRMED)
+    else:
+        # A delivery batch asks for a few hundred ids. Wrapped in a function, the status test
+        # cannot lead PostgreSQL's planner to walk the status index over every confirmed
+        # subscriber (100,000 rows a batch); it finds the rows by primary key instead.
+        q = q.where(Subscriber.id.in_(ids), func.coalesce(Subscriber.status, "") == CONFIRMED)
+    rows = session.execute(q.order_by(Subscriber.id)).all()
+    if ids is None:
+        suppressed = suppression.all_hashes(session)
+    else:  # only this batch's hashes, not the whole list
+        suppressed = suppression.hashes_among(session, {suppression.email_hash(r.email) for r in rows})
+    if suppressed:
+        rows = [r for r in rows if suppression.email_hash(r.email) not in suppressed]
     wanted = {r.id for r in rows}
     topics: dict[int, set[int]] = {}
     partners: dict[int, set[int]] = {}
