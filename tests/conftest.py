@@ -151,3 +151,44 @@ def links_in(message: bytes) -> list[str]:
     msg = message_from_bytes(message, policy=policy.default)
     body = msg.get_body(("plain",)).get_content()
     return re.findall(r"https?://\S+", body)
+
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's; never `playwright install`
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium for the run, driven by Playwright (skipped without it, but a
+    failure under CI, which must run the browser tests)."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        need(None, "the playwright package")
+    if not os.path.exists(CHROMIUM):
+        need(None, f"{CHROMIUM} (apt-get install chromium)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def live_server(rt, settings, transport):
+    """The app served over HTTP on loopback; yields its base URL. Plain http, so the
+    session (CSRF) cookie is not marked Secure."""
+    import dataclasses
+    import threading
+
+    from werkzeug.serving import make_server
+
+    from mailer.app import create_app
+
+    app = create_app(dataclasses.replace(settings, base_url="http://127.0.0.1"), transport)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(5)

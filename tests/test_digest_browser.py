@@ -3,17 +3,14 @@ scrolling, every text at least 4.5:1 contrast in light and dark mode, and right-
 scripts laid out right to left."""
 from __future__ import annotations
 
-import shutil
 
 import pytest
 
 from mailer.digest.compose import copy_for, prepare_edition
 from mailer.digest.editions import build_edition
 from subscribers.service import recipients
-from tests.conftest import need
 from tests.digest_world import PERIOD, standard_world
 
-CHROMIUM = "/usr/bin/chromium"
 
 # For each element with its own visible text: its colour against the first opaque
 # background behind it, as a WCAG 2 contrast ratio.
@@ -44,22 +41,6 @@ CONTRAST_JS = """
   return bad;
 }
 """
-
-
-@pytest.fixture(scope="module")
-def browser():
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        need(None, "the playwright package")
-    if not shutil.which(CHROMIUM):
-        need(None, CHROMIUM)
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])
-        yield b
-        b.close()
 
 
 @pytest.fixture

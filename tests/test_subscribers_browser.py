@@ -2,97 +2,59 @@
 unsubscribe, against the app served over HTTP on loopback."""
 from __future__ import annotations
 
-import dataclasses
-import os
-import threading
-
 import pytest
 from sqlalchemy import select
 
 from subscribers.models import Subscriber
-from tests.conftest import IN_CI, links_in
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
-
-
-def _need_browser():
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        reason = "the playwright package is not installed"
-    else:
-        reason = None if os.path.exists(CHROMIUM) else f"{CHROMIUM} is missing (apt-get install chromium)"
-    if reason:
-        if IN_CI:
-            pytest.fail(f"{reason}, and CI must run the browser test")
-        pytest.skip(reason)
-
-
-@pytest.fixture
-def server(settings, transport, rt):
-    from werkzeug.serving import make_server
-
-    from mailer.app import create_app
-
-    # Plain http on loopback: the session (CSRF) cookie must not be marked Secure.
-    app = create_app(dataclasses.replace(settings, base_url="http://127.0.0.1"), transport)
-    srv = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{srv.server_port}"
-    srv.shutdown()
-    thread.join(5)
+from tests.conftest import links_in
 
 
 @pytest.mark.browser
-def test_subscribe_confirm_change_preferences_unsubscribe_in_chromium(server, demo, transport, queue, session):
-    _need_browser()
-    from playwright.sync_api import expect, sync_playwright
+def test_subscribe_confirm_change_preferences_unsubscribe_in_chromium(live_server, browser, demo, transport, queue, session):
+    from playwright.sync_api import expect
+
+    server = live_server
 
     def sub():
         session.expire_all()
         return session.scalar(select(Subscriber).where(Subscriber.email == "priya@riverside.example.org"))
 
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        try:
-            page = browser.new_page()
-            page.set_default_timeout(15_000)
-            page.goto(f"{server}/subscribe")
-            page.get_by_label("Email address").fill("priya@riverside.example.org")
-            page.get_by_label("Your name").fill("Priya Patel")
-            page.get_by_label("Organisation", exact=True).fill("Riverside Surgery")
-            page.get_by_label("Type of organisation").select_option("gp_practice")
-            page.get_by_label("Practice or organisation code (optional)").fill("A81001")
-            page.get_by_label("Heart health").check()
-            page.get_by_role("button", name="Subscribe").click()
-            expect(page.get_by_role("heading", name="Check your email")).to_be_visible()
-            assert sub().status == "pending"
+    page = browser.new_page()
+    try:
+        page.set_default_timeout(15_000)
+        page.goto(f"{server}/subscribe")
+        page.get_by_label("Email address").fill("priya@riverside.example.org")
+        page.get_by_label("Your name").fill("Priya Patel")
+        page.get_by_label("Organisation", exact=True).fill("Riverside Surgery")
+        page.get_by_label("Type of organisation").select_option("gp_practice")
+        page.get_by_label("Practice or organisation code (optional)").fill("A81001")
+        page.get_by_label("Heart health").check()
+        page.get_by_role("button", name="Subscribe").click()
+        expect(page.get_by_role("heading", name="Check your email")).to_be_visible()
+        assert sub().status == "pending"
 
-            queue()
-            confirm = next(u for u in links_in(transport.messages[-1].data) if "/confirm/" in u)
-            page.goto(server + confirm.removeprefix("http://127.0.0.1"))
-            page.get_by_role("button", name="Confirm my subscription").click()
-            expect(page.get_by_role("heading", name="You are subscribed")).to_be_visible()
-            assert sub().status == "confirmed"
+        queue()
+        confirm = next(u for u in links_in(transport.messages[-1].data) if "/confirm/" in u)
+        page.goto(server + confirm.removeprefix("http://127.0.0.1"))
+        page.get_by_role("button", name="Confirm my subscription").click()
+        expect(page.get_by_role("heading", name="You are subscribed")).to_be_visible()
+        assert sub().status == "confirmed"
 
-            page.get_by_role("link", name="change your topics and partners").click()
-            expect(page.locator("#address")).to_have_text("priya@riverside.example.org")
-            page.get_by_label("Heart health").uncheck()
-            page.get_by_label("Mental health").check()
-            page.get_by_label("Diverse Minds").check()
-            page.get_by_role("button", name="Save my preferences").click()
-            expect(page.get_by_role("status")).to_contain_text("apply from the next digest")
-            s = sub()
-            assert [t.slug for t in s.topics] == ["mental-health"]
-            assert [p.slug for p in s.partners] == ["diverse-minds"]
+        page.get_by_role("link", name="change your topics and partners").click()
+        expect(page.locator("#address")).to_have_text("priya@riverside.example.org")
+        page.get_by_label("Heart health").uncheck()
+        page.get_by_label("Mental health").check()
+        page.get_by_label("Diverse Minds").check()
+        page.get_by_role("button", name="Save my preferences").click()
+        expect(page.get_by_role("status")).to_contain_text("apply from the next digest")
+        s = sub()
+        assert [t.slug for t in s.topics] == ["mental-health"]
+        assert [p.slug for p in s.partners] == ["diverse-minds"]
 
-            page.get_by_role("link", name="Unsubscribe from the digest").click()
-            page.get_by_role("button", name="Unsubscribe").click()
-            expect(page.get_by_role("heading", name="You are unsubscribed")).to_be_visible()
-            expect(page.get_by_role("button", name="Subscribe me again")).to_be_visible()
-            assert sub().status == "unsubscribed"
-        finally:
-            browser.close()
+        page.get_by_role("link", name="Unsubscribe from the digest").click()
+        page.get_by_role("button", name="Unsubscribe").click()
+        expect(page.get_by_role("heading", name="You are unsubscribed")).to_be_visible()
+        expect(page.get_by_role("button", name="Subscribe me again")).to_be_visible()
+        assert sub().status == "unsubscribed"
+    finally:
+        page.close()

@@ -4,50 +4,13 @@ Headless Chromium from Debian, driven by Playwright (never `playwright install`)
 """
 from __future__ import annotations
 
-import os
-import threading
-from dataclasses import replace
-
 import pytest
 
-from tests.conftest import IN_CI
 from tests.content.helpers import make_partner
 
-CHROMIUM = "/usr/bin/chromium"
-
-
 @pytest.fixture
-def browser():
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        if IN_CI:
-            pytest.fail("playwright is not installed, and CI must run browser tests")
-        pytest.skip("playwright not installed")
-    if not os.path.exists(CHROMIUM):
-        if IN_CI:
-            pytest.fail("chromium is not installed, and CI must run browser tests")
-        pytest.skip("chromium not installed")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def live(rt, settings, transport):
-    """The app served over HTTP on loopback (plain http, so the session cookie is not Secure)."""
-    from werkzeug.serving import make_server
-
-    from mailer.app import create_app
-
-    app = create_app(replace(settings, base_url="http://127.0.0.1"), transport)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
+def live(live_server):
+    return live_server
 
 
 def test_typing_updates_the_preview_and_scripts_stay_inert(rt, live, browser, session):
