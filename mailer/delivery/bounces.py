@@ -24,7 +24,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from mailer.delivery.models import SENT, UNKNOWN, Delivery, BOUNCED
-from mailer.delivery.suppression import COMPLAINT, HARD, SOFT, Bounce, suppress
+from mailer.delivery.suppression import COMPLAINT, HARD, SOFT, log_bounce, suppress
 from mailer.delivery.verp import ReturnPaths
 from subscribers.models import Subscriber
 from subscribers.service import unsubscribe
@@ -139,7 +139,7 @@ def apply(session: Session, reports: Iterable[Report]) -> Tally:
             continue
         sub = session.get(Subscriber, delivery.subscriber_id)
         email = (sub.email if sub else r.recipient).lower()
-        session.add(Bounce(delivery_id=delivery.id, email=email, kind=r.kind, detail=r.detail[:500]))
+        log_bounce(session, delivery.id, email, r.kind, r.detail)
         if r.kind == SOFT:
             tally.soft += 1
             continue

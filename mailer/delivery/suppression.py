@@ -6,6 +6,7 @@ bounces are only logged and counted.
 """
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Iterable
 
@@ -19,14 +20,19 @@ HARD, SOFT, COMPLAINT = "hard", "soft", "complaint"
 
 
 class Bounce(Base):
-    """One bounce or complaint report, as received (hard, soft or complaint)."""
+    """One bounce or complaint report (hard, soft or complaint).
+
+    Like the suppression list it keeps no address: ``email_hash`` is the suppression hash and
+    the address is blanked out of ``detail``, so erasing a subscriber leaves nothing here
+    that names them.
+    """
 
     __tablename__ = "bounces"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     delivery_id: Mapped[int | None] = mapped_column(
         ForeignKey("deliveries.id", ondelete="SET NULL"), index=True)
-    email: Mapped[str] = mapped_column(String(320), index=True)
+    email_hash: Mapped[str] = mapped_column(String(64), index=True)
     kind: Mapped[str] = mapped_column(String(20))
     detail: Mapped[str] = mapped_column(String(500), default="")
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -57,9 +63,17 @@ def suppressed(session: Session, emails: Iterable[str]) -> set[str]:
     return {by_hash[h] for h in suppression.hashes_among(session, by_hash)}
 
 
+def log_bounce(session: Session, delivery_id: int | None, email: str, kind: str, detail: str) -> None:
+    """Append a report to the bounce log, without the address."""
+    scrubbed = re.sub(re.escape(email), "<recipient>", detail, flags=re.IGNORECASE)
+    session.add(Bounce(delivery_id=delivery_id, email_hash=suppression.email_hash(email), kind=kind,
+                       detail=scrubbed[:500]))
+    session.flush()
+
+
 def soft_bounce_count(session: Session, email: str) -> int:
     return session.scalar(select(func.count()).select_from(Bounce).where(
-        Bounce.email == email.lower(), Bounce.kind == SOFT)) or 0
+        Bounce.email_hash == suppression.email_hash(email), Bounce.kind == SOFT)) or 0
 
 
 # A refused recipient is suppressed at once when the relay says the mailbox does not exist
@@ -69,8 +83,6 @@ REFUSALS_BEFORE_SUPPRESSION = 3
 
 
 def mailbox_gone(reply: str) -> bool:
-    import re
-
     m = re.search(r"\b5\.(\d)\.(\d)\b", reply)
     if m:
         return m.group(1) == "1" or (m.group(1), m.group(2)) == ("2", "1")
@@ -80,11 +92,9 @@ def mailbox_gone(reply: str) -> bool:
 def record_refusal(session: Session, delivery_id: int, email: str, reply: str) -> bool:
     """Log a relay's permanent refusal of ``email`` as a hard bounce; suppress the address
     if the mailbox is gone or it was refused often enough. True if suppressed now."""
-    email = email.lower()
-    session.add(Bounce(delivery_id=delivery_id, email=email, kind=HARD, detail=f"relay: {reply}"[:500]))
-    session.flush()
+    log_bounce(session, delivery_id, email, HARD, f"relay: {reply}")
     refusals = session.scalar(select(func.count()).select_from(Bounce).where(
-        Bounce.email == email, Bounce.kind == HARD)) or 0
+        Bounce.email_hash == suppression.email_hash(email), Bounce.kind == HARD)) or 0
     if mailbox_gone(reply) or refusals >= REFUSALS_BEFORE_SUPPRESSION:
         return suppress(session, email, HARD, "relay refusal")
     return False

@@ -19,7 +19,7 @@ def upgrade() -> None:
         "bounces",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("delivery_id", sa.Integer(), nullable=True),
-        sa.Column("email", sa.String(length=320), nullable=False),
+        sa.Column("email_hash", sa.String(length=64), nullable=False),
         sa.Column("kind", sa.String(length=20), nullable=False),
         sa.Column("detail", sa.String(length=500), nullable=False, server_default=""),
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
@@ -28,7 +28,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_bounces")),
     )
     op.create_index(op.f("ix_bounces_delivery_id"), "bounces", ["delivery_id"])
-    op.create_index(op.f("ix_bounces_email"), "bounces", ["email"])
+    op.create_index(op.f("ix_bounces_email_hash"), "bounces", ["email_hash"])
     op.create_table(
         "send_events",
         sa.Column("id", sa.Integer(), nullable=False),
