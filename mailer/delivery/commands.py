@@ -116,9 +116,10 @@ def register(main: click.Group, edition: click.Group) -> None:
 
     @edition.command("cancel")
     @click.argument("period")
-    @click.confirmation_option(prompt="Cancel the rest of this send? Cancelled deliveries are never sent.")
+    @click.confirmation_option(prompt="Cancel this edition? Deliveries not yet sent never will be.")
     def edition_cancel(period: str) -> None:
-        """Cancel what is left of PERIOD's send."""
+        """Cancel PERIOD's edition (draft, scheduled, sending or paused); unsent deliveries
+        are never sent."""
         from mailer.delivery.control import ControlError, cancel, edition_by_period
 
         with runtime.current().db.transaction() as s:
