@@ -26,7 +26,7 @@ import time
 from array import array
 from datetime import date
 
-from sqlalchemy import insert, text
+from sqlalchemy import insert
 
 # Words for plausible titles and summaries (the sizes matter, not the prose).
 WORDS = ("health equality practice staff network partner community trust surgery patients "
@@ -106,19 +106,13 @@ def main(argv: list[str] | None = None) -> int:
     from mailer.db import Database
     from mailer.digest.compose import compose, prepare_edition
     from mailer.digest.editions import build_edition
-    from mailer.schema import upgrade
+    from mailer.schema import reset
     from mailer.settings import Settings
     from subscribers.service import recipients
 
     tmp = tempfile.mkdtemp(prefix="bench-compose-")
     url = args.database or f"sqlite:///{tmp}/bench.db"
-    if args.database:
-        db = Database(url)
-        with db.engine.begin() as conn:
-            conn.execute(text("DROP SCHEMA public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
-        db.dispose()
-    upgrade(url)
+    reset(url)
     settings = Settings.from_env({"MAILER_ENV": "test", "DATABASE_URL": url, "VAR_DIR": tmp,
                                   "SECRET_KEY": "bench-secret", "BASE_URL": "https://digest.example.org"})
     db = Database(url)

@@ -46,23 +46,17 @@ def main() -> None:
 
     from datetime import date
 
-    from sqlalchemy import create_engine, func, select, text
+    from sqlalchemy import func, select
 
     from mailer.db import Database
     from mailer.demo import PARTNERS, TOPICS, seed_demo
-    from mailer.schema import upgrade
+    from mailer.schema import reset
     from subscribers.importer import import_csv
     from subscribers.models import Subscriber
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-import-"))
     url = args.database_url or f"sqlite:///{tmp / 'bench.db'}"
-    if url.startswith("postgresql"):
-        engine = create_engine(url)
-        with engine.begin() as conn:
-            conn.execute(text("DROP SCHEMA public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
-        engine.dispose()
-    upgrade(url)
+    reset(url)
     db = Database(url)
     with db.transaction() as s:
         seed_demo(s, date.today())

@@ -42,7 +42,7 @@ def free_port() -> int:
 
 
 def ensure_database(url: str) -> None:
-    """Create the benchmark database if the server lacks it; empty its schema."""
+    """Create the benchmark database if the server lacks it."""
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
@@ -52,11 +52,6 @@ def ensure_database(url: str) -> None:
         if not c.scalar(text("SELECT 1 FROM pg_database WHERE datname = :d"), {"d": u.database}):
             c.execute(text(f'CREATE DATABASE "{u.database}"'))
     admin.dispose()
-    engine = create_engine(url)
-    with engine.begin() as c:
-        c.execute(text("DROP SCHEMA public CASCADE"))
-        c.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
 
 
 def need(tool: str) -> str:
@@ -197,12 +192,12 @@ def _run(args, db_url: str, redis_url: str, workdir: Path, sink: "Sink", procs: 
     import redis
 
     from mailer import runtime
-    from mailer.schema import upgrade
+    from mailer.schema import reset
 
     print(f"database {db_url}, redis {redis_url}, sink 127.0.0.1:{sink.port}", flush=True)
     redis.Redis.from_url(redis_url).flushdb()
     ensure_database(db_url)
-    upgrade(db_url)
+    reset(db_url)
     rt = runtime.configure()
     t = time.perf_counter()
     from mailer.delivery.sending import prepared_for

@@ -24,3 +24,20 @@ def upgrade(database_url: str, revision: str = "head") -> None:
 def revision(database_url: str, message: str) -> None:
     """Autogenerate a migration from the difference between models and the database."""
     command.revision(alembic_config(database_url), message=message, autogenerate=True)
+
+
+def reset(database_url: str) -> None:
+    """Empty a scratch database and migrate it to the newest revision.
+
+    For tests and benchmarks only: on PostgreSQL the ``public`` schema is dropped with
+    everything in it. A SQLite file is expected to be new (a fresh temporary path).
+    """
+    if database_url.startswith("postgresql"):
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(database_url)
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+        engine.dispose()
+    upgrade(database_url)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from pathlib import Path
 
 # The broker is chosen when mailer.broker is first imported: keep this process in embedded
 # mode whatever the shell says. Tests that need Redis start their own processes.
@@ -42,20 +41,13 @@ def need(value: str | None, what: str) -> str:
 @pytest.fixture(scope="session", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def database_url(request, tmp_path_factory):
     """A migrated, empty database (via Alembic, as production would have it)."""
-    from mailer.schema import upgrade
+    from mailer.schema import reset
 
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
     else:
         url = need(PG_URL, "TEST_DATABASE_URL")
-        from sqlalchemy import create_engine
-
-        engine = create_engine(url)
-        with engine.begin() as conn:
-            conn.execute(text("DROP SCHEMA public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
-        engine.dispose()
-    upgrade(url)
+    reset(url)
     return url
 
 

@@ -5,7 +5,6 @@ from datetime import date
 from email import message_from_bytes, policy
 
 import pytest
-from sqlalchemy import select
 
 from mailer.content.models import Item, Partner, Topic
 from mailer.digest.compose import compose, load_plan, prepare_edition

@@ -37,7 +37,6 @@ class Counter:
 
 
 def test_mjml_and_inliner_run_once_per_edition_not_per_recipient(session, rt, queue, monkeypatch):
-    from mailer.broker import ensure_embedded_worker  # noqa: F401
     from mailer.delivery.actors import start_edition
     from mailer.queue import enqueue
 

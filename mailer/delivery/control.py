@@ -12,8 +12,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from mailer.db import utcnow
-from mailer.delivery.control_models import CANCELLED, PAUSED, SendEvent
-from mailer.delivery.models import CANCELLED as DELIVERY_CANCELLED
+from mailer.delivery.control_models import PAUSED, SendEvent
 from mailer.delivery.models import PENDING, SENDING, SENT, UNKNOWN, Delivery
 from mailer.delivery.sending import pause_edition
 from mailer.digest.models import SENDING as EDITION_SENDING
@@ -27,10 +26,14 @@ class ControlError(ValueError):
 
 
 def edition_by_period(session: Session, period: str) -> Edition:
-    ed = session.scalar(select(Edition).where(Edition.period == period))
-    if ed is None:
-        raise ControlError(f"There is no {period} edition.")
-    return ed
+    """The edition for ``period`` (the digest lifecycle's lookup), as a :class:`ControlError`."""
+    from mailer.digest.editions import EditionError
+    from mailer.digest.lifecycle import get_edition
+
+    try:
+        return get_edition(session, period)
+    except EditionError as err:
+        raise ControlError(str(err)) from None
 
 
 def pause(session: Session, edition: Edition, by: str = "operator", reason: str = "") -> None:
