@@ -329,9 +329,48 @@ def test_email_me_my_link_is_rate_limited_per_address_and_per_client(settings, t
         assert _form(client, "/manage", email=other).status_code == 200
     blocked = _form(client, "/manage", email="third@example.org")
     assert blocked.status_code == 429 and "Too many requests" in blocked.text
+    # It says when to come back: within the hour's window, and the page agrees.
+    assert 3000 < int(blocked.headers["Retry-After"]) <= 3600
+    assert "try again in 60 minutes" in blocked.text or "try again in 59 minutes" in blocked.text
     other = app.test_client()
     other.environ_base["REMOTE_ADDR"] = "198.51.100.7"  # another client is not held back
     assert _form(other, "/manage", email="fourth@example.org").status_code == 200
+
+
+def _behind_proxy(app, peer, forwarded_for):
+    c = app.test_client()
+    c.environ_base.update(REMOTE_ADDR=peer, HTTP_X_FORWARDED_FOR=forwarded_for)
+    return c
+
+
+def test_behind_a_trusted_proxy_each_client_has_its_own_limit_and_its_own_address_in_the_ledger(
+        settings, transport, rt, ids, queue, session):
+    from mailer.app import create_app
+
+    app = create_app(dataclasses.replace(settings, trusted_proxies=1, rate_per_client=2), transport)
+    proxy = "10.0.0.2"
+    # The proxy appends the address it saw; whatever the client wrote before it is not believed.
+    noisy = _behind_proxy(app, proxy, "198.51.100.1, 203.0.113.9")
+    pages = [_subscribe(noisy, ids, f"reader{i}@example.org") for i in range(3)]
+    assert [p.status_code for p in pages] == [302, 302, 429]
+    assert int(pages[2].headers["Retry-After"]) > 0
+    # Everyone else behind the same proxy can still sign up, even one forging the noisy
+    # client's address further left: only the proxy's own entry counts.
+    other = _behind_proxy(app, proxy, "203.0.113.9, 192.0.2.44")
+    assert _subscribe(other, ids, "colleague@example.org").status_code == 302
+    ips = {e.ip for e in session.scalars(select(ConsentEvent).where(ConsentEvent.kind == "subscribed"))}
+    assert ips == {"203.0.113.9", "192.0.2.44"}
+
+
+def test_forwarded_headers_are_ignored_without_trusted_proxies(settings, transport, rt, ids, session):
+    from mailer.app import create_app
+
+    app = create_app(dataclasses.replace(settings, rate_per_client=2), transport)
+    pages = [_subscribe(_behind_proxy(app, "192.0.2.10", f"203.0.113.{i}"), ids, f"r{i}@example.org")
+             for i in range(3)]  # a client rotating X-Forwarded-For is still one client
+    assert [p.status_code for p in pages] == [302, 302, 429]
+    ips = {e.ip for e in session.scalars(select(ConsentEvent).where(ConsentEvent.kind == "subscribed"))}
+    assert ips == {"192.0.2.10"}
 
 
 def test_subscribe_form_cannot_be_used_to_flood_an_inbox(settings, transport, rt, ids, queue, session):
