@@ -74,9 +74,15 @@ def _catalogue(session):
 _ERROR_STATUS = {"expired": 410, "revoked": 410, "cancelled": 410}
 
 
-def _link_error(err: TokenError, purpose: str):
-    return render_template("subscribers/link_error.html", reason=err.reason, kind=err.kind,
-                           purpose=purpose), _ERROR_STATUS.get(err.kind, 400)
+def _link_error(err: TokenError, purpose: str, token: str | None = None):
+    """The page for a link we cannot honour. An expired manage link (``token`` given) gets
+    a button that mails a fresh one to the address it was for."""
+    renew = purpose == "manage" and err.kind == "expired" and token is not None
+    return render_template(
+        "subscribers/link_error.html", reason=err.reason, kind=err.kind, purpose=purpose,
+        renew_url=url_for("subscribers.renew", token=token) if renew else None,
+        button=ButtonForm(formdata=None) if renew else None,
+        manage_days=rt().settings.manage_link_max_age_days), _ERROR_STATUS.get(err.kind, 400)
 
 
 def _attach(form, err: InvalidInput) -> None:

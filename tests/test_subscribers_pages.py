@@ -64,9 +64,12 @@ def _confirmed(client, ids, transport, queue, rt, session, email="priya@riversid
     return sub
 
 
-def _manage_path(rt, sub, purpose="manage"):
+def _manage_path(rt, sub, purpose="manage", days_ago=0):
+    """A link of ``purpose`` for ``sub``, signed ``days_ago`` days ago (an injected clock)."""
     prefix = {"manage": "/manage/", "unsubscribe": "/u/", "confirm": "/confirm/"}[purpose]
-    return prefix + Tokens(rt.settings.secret_key).make(purpose, sub.id, sub.token_version)
+    then = time.time() - days_ago * 86400
+    tokens = Tokens(rt.settings.secret_key, clock=lambda: then)
+    return prefix + tokens.make(purpose, sub.id, sub.token_version)
 
 
 # --- subscribing ---------------------------------------------------------------------
@@ -144,12 +147,10 @@ def test_oversized_request_is_refused(client, ids, session):
     assert _sub(session, "a@example.org") is None
 
 
-def test_expired_confirmation_link_gets_a_clear_page(client, ids, transport, queue, rt, session, monkeypatch):
+def test_expired_confirmation_link_gets_a_clear_page(client, ids, transport, queue, rt, session):
     _subscribe(client, ids)
     sub = _sub(session)
-    with monkeypatch.context() as m:
-        m.setattr(time, "time", lambda: 1_000_000_000.0)  # the link was made long ago
-        path = _manage_path(rt, sub, "confirm")
+    path = _manage_path(rt, sub, "confirm", days_ago=8)  # the link was made long ago
     resp = client.get(path)
     assert resp.status_code == 410
     assert "This link has expired" in resp.text and "Subscribe again" in resp.text
@@ -185,6 +186,64 @@ def test_tampered_wrong_purpose_and_revoked_links_each_get_a_clear_page(client, 
     (msg,) = _mail_to(transport, "priya@riverside.example.org")
     assert client.get(_path(_link(msg, "/manage/"), rt)).status_code == 200
     assert client.get("/manage/x").status_code == 400
+
+
+# --- link lifetimes ------------------------------------------------------------------
+
+def test_a_five_year_old_manage_link_offers_a_fresh_one_but_its_unsubscribe_link_still_works(
+        client, app, ids, transport, queue, rt, session):
+    sub = _confirmed(client, ids, transport, queue, rt, session)
+    old = _manage_path(rt, sub, days_ago=5 * 365)
+    page = client.get(old)
+    assert page.status_code == 410 and "This link has expired" in page.text
+    assert "priya" not in page.text  # nothing about the person behind it
+    assert "work for 90 days" in page.text and "Email me a fresh link" in page.text
+    for path in (old + "/data", old + "/erase"):  # data download and erasure need a fresh link too
+        resp = client.get(path)
+        assert resp.status_code == 410 and resp.mimetype == "text/html"
+    assert client.post(old, data={"csrf_token": csrf_token(page.text), "name": "Mallory",
+                                  "topics": [ids[0]["policy"]]}).status_code == 410
+    assert _sub(session).name == "Priya Patel"
+    # One press mails a fresh link to the address on file, and that link works.
+    transport.messages.clear()
+    renew = page.text.split('action="')[1].split('"')[0]
+    resp = client.post(renew, data={"csrf_token": csrf_token(page.text)})
+    assert resp.status_code == 200 and "emailed a fresh link" in resp.text
+    queue()
+    (msg,) = _mail_to(transport, "priya@riverside.example.org")
+    fresh = _path(_link(msg, "/manage/"), rt)
+    assert client.get(fresh).status_code == 200
+    assert client.post(renew, data={}).status_code == 400  # the button needs its CSRF token
+    # The unsubscribe link in a five-year-old digest still works, one-click included.
+    old_unsubscribe = _manage_path(rt, sub, "unsubscribe", days_ago=5 * 365)
+    assert client.get(old_unsubscribe).status_code == 200
+    resp = app.test_client().post(old_unsubscribe, data={"List-Unsubscribe": "One-Click"})
+    assert resp.status_code == 200 and _sub(session).status == "unsubscribed"
+
+
+def test_manage_links_work_for_manage_link_max_age_days(settings, transport, ids, queue, rt, session, client):
+    from mailer.app import create_app
+
+    sub = _confirmed(client, ids, transport, queue, rt, session)
+    assert client.get(_manage_path(rt, sub, days_ago=89)).status_code == 200
+    assert client.get(_manage_path(rt, sub, days_ago=91)).status_code == 410
+    short = create_app(dataclasses.replace(settings, manage_link_max_age_days=30), transport).test_client()
+    assert short.get(_manage_path(rt, sub, days_ago=29)).status_code == 200
+    assert short.get(_manage_path(rt, sub, days_ago=31)).status_code == 410
+
+
+def test_a_revoked_expired_manage_link_cannot_ask_for_a_fresh_one(client, ids, transport, queue, rt, session):
+    sub = _confirmed(client, ids, transport, queue, rt, session)
+    old = _manage_path(rt, sub, days_ago=200)
+    page = client.get(old)
+    with rt.db.transaction() as s:
+        s.get(Subscriber, sub.id).token_version += 1
+    transport.messages.clear()
+    renew = page.text.split('action="')[1].split('"')[0]
+    resp = client.post(renew, data={"csrf_token": csrf_token(page.text)})
+    assert resp.status_code == 410 and "replaced by a newer one" in resp.text
+    queue()
+    assert transport.messages == []
 
 
 # --- the preference centre -----------------------------------------------------------
