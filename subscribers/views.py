@@ -171,11 +171,13 @@ def confirm(token: str):
         form = ButtonForm()
         if request.method == "GET" or not form.validate_on_submit():
             # Confirming takes a click on a button: mail scanners that fetch every link
-            # must not confirm an address on its owner's behalf.
+            # must not confirm an address on its owner's behalf. The page shows what the
+            # request asks for, since anyone may have typed it.
+            page = dict(sub=sub, form=form, requested=service.pending_choices(s, sub))
             if request.method == "POST":
-                return render_template("subscribers/confirm.html", sub=sub, form=form,
+                return render_template("subscribers/confirm.html", **page,
                                        error="Your session expired; press the button again."), 400
-            return render_template("subscribers/confirm.html", sub=sub, form=form)
+            return render_template("subscribers/confirm.html", **page)
         try:
             service.confirm(s, sub, ip=_ip())
         except TokenError as err:

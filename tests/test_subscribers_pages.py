@@ -92,14 +92,49 @@ def test_subscribe_sends_a_confirmation_that_confirms_on_button_press(client, id
     (msg,) = _mail_to(transport, "priya@riverside.example.org")
     assert msg["Subject"].startswith("Please confirm")
     sub = _sub(session)
-    assert (sub.status, sub.organisation_type, sub.practice_code) == ("pending", "gp_practice", "A81001")
+    # Until confirmed, what was typed is only a request; the profile stays blank.
+    assert (sub.status, sub.name, sub.organisation_type, sub.topics) == ("pending", "", "", [])
+    assert sub.pending_request["practice_code"] == "A81001"
     path = _path(_link(msg, "/confirm/"), rt)
     page = client.get(path)  # a mail scanner's GET changes nothing
     assert "Confirm my subscription" in page.text and _sub(session).status == "pending"
+    assert "Priya Patel" in page.text and "Heart health" in page.text  # what is being confirmed
     assert client.post(path, data={}).status_code == 400  # no CSRF token: nothing happens
     assert _sub(session).status == "pending"
     assert _form(client, path).status_code == 200
-    assert _sub(session).status == "confirmed"
+    sub = _sub(session)
+    assert (sub.status, sub.name, sub.organisation_type, sub.practice_code) == (
+        "confirmed", "Priya Patel", "gp_practice", "A81001")
+    assert [t.slug for t in sub.topics] == ["heart-health"] and sub.pending_request is None
+
+
+def _bodies(msg):
+    return msg.get_body(("plain",)).get_content() + msg.get_body(("html",)).get_content()
+
+
+def test_subscribing_someone_elses_address_changes_nothing_and_greets_no_typed_name(
+        app, client, ids, transport, queue, rt, session):
+    sub = _confirmed(client, ids, transport, queue, rt, session)
+    assert app.test_client().post(_manage_path(rt, sub, "unsubscribe"),
+                                  data={"List-Unsubscribe": "One-Click"}).status_code == 200
+    transport.messages.clear()
+    topics, partners = ids
+    stranger = app.test_client()
+    for address in ("priya@riverside.example.org", "someone.new@example.org"):
+        assert _subscribe(stranger, ids, address, name="Mallory Prankster", organisation="Prank Ltd",
+                          topics=[topics["policy"]], partners=[partners["naz-project-london"]]).status_code == 302
+    queue()
+    for address in ("priya@riverside.example.org", "someone.new@example.org"):
+        (msg,) = _mail_to(transport, address)
+        assert msg["Subject"].startswith("Please confirm")
+        assert "Mallory" not in _bodies(msg) and "Mallory" not in msg["To"]
+    assert "Hello," in _mail_to(transport, "someone.new@example.org")[0].get_body(("plain",)).get_content()
+    after = _sub(session)
+    assert (after.name, after.organisation, after.practice_code) == ("Priya Patel", "Riverside Surgery", "A81001")
+    assert [t.slug for t in after.topics] == ["heart-health"] and after.partners == []
+    # The owner's preference page still shows their own details.
+    page = client.get(_manage_path(rt, after))
+    assert 'value="Priya Patel"' in page.text and "Mallory" not in page.text
 
 
 @pytest.mark.parametrize("data, field_message", [
