@@ -68,7 +68,7 @@ def _manage_path(rt, sub, purpose="manage", days_ago=0):
     """A link of ``purpose`` for ``sub``, signed ``days_ago`` days ago (an injected clock)."""
     prefix = {"manage": "/manage/", "unsubscribe": "/u/", "confirm": "/confirm/"}[purpose]
     then = time.time() - days_ago * 86400
-    tokens = Tokens(rt.settings.secret_key, clock=lambda: then)
+    tokens = Tokens(rt.settings.secret_key, clock=lambda: then) if days_ago else Tokens(rt.settings.secret_key)
     return prefix + tokens.make(purpose, sub.id, sub.token_version)
 
 
