@@ -5,6 +5,7 @@ from pathlib import Path
 
 from flask import Flask, render_template, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from mailer import runtime
 from mailer.delivery.transport import Transport
@@ -27,6 +28,12 @@ def create_app(settings: Settings | None = None, transport: Transport | None = N
         SESSION_COOKIE_SECURE=rt.settings.base_url.startswith("https://"),
     )
     app.extensions["mailer.runtime"] = rt
+    if rt.settings.trusted_proxies:
+        # Behind N proxies the peer is the nearest proxy; the client is the Nth address from
+        # the right of X-Forwarded-For. Anything further left was written by the client and
+        # is never believed. Without proxies the headers are ignored entirely.
+        n = rt.settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)
     csrf.init_app(app)
 
     from mailer.web.digest import bp as digest_bp

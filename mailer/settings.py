@@ -42,6 +42,10 @@ class Settings:
     # "email me my link" / subscribe requests allowed per hour, per address and per client
     rate_per_address: int = 3
     rate_per_client: int = 20
+    # Reverse proxies in front of the app whose X-Forwarded-For/-Proto we believe (0: none).
+    trusted_proxies: int = 0
+    # How long a manage link opens the preference centre (unsubscribe links never expire).
+    manage_link_max_age_days: int = 90
     batch_size: int = 100
     # Partner feeds: refuse private/loopback/link-local addresses unless this is on.
     feed_allow_private: bool = False
@@ -136,7 +140,17 @@ def _subscriber_settings(e: Mapping[str, str]) -> dict:
         consent_log_ip=(e.get("CONSENT_LOG_IP") or "1").lower() not in ("0", "false", "no", "off"),
         rate_per_address=_positive_int(e, "RATE_LIMIT_PER_ADDRESS", 3),
         rate_per_client=_positive_int(e, "RATE_LIMIT_PER_CLIENT", 20),
+        trusted_proxies=_proxy_count(e),
+        manage_link_max_age_days=_positive_int(e, "MANAGE_LINK_MAX_AGE_DAYS", 90),
     )
+
+
+def _proxy_count(e: Mapping[str, str]) -> int:
+    """TRUSTED_PROXIES: how many proxies sit in front of the app (0 when it faces clients)."""
+    raw = (e.get("TRUSTED_PROXIES") or "0").strip()
+    if not raw.isdigit() or int(raw) > 10:
+        raise ConfigError("TRUSTED_PROXIES must be a whole number of proxies from 0 to 10")
+    return int(raw)
 
 
 def _development_secret(var_dir: Path) -> str:

@@ -18,13 +18,14 @@ def purge_unconfirmed(session: Session, older_than_days: int, *, now: datetime |
     A request from someone who never confirmed is deleted with its choices and ledger
     (they never consented to anything). Someone who was subscribed before, left, and
     asked to come back without confirming keeps their history: they return to
-    ``unsubscribed`` (still suppressed) with a ``request-expired`` ledger event.
+    ``unsubscribed`` (still suppressed, the request dropped) with a ``request-expired``
+    ledger event.
     """
     cutoff = (now or utcnow()) - timedelta(days=older_than_days)
     stale = select(Subscriber).where(Subscriber.status == PENDING, Subscriber.requested_at < cutoff)
     returning = list(session.scalars(stale.where(Subscriber.confirmed_at.is_not(None))))
     for sub in returning:
-        sub.status = UNSUBSCRIBED
+        sub.status, sub.pending_request = UNSUBSCRIBED, None
         record(session, sub, "request-expired", "scheduler", None)
     ids = list(session.scalars(select(Subscriber.id).where(
         Subscriber.status == PENDING, Subscriber.requested_at < cutoff, Subscriber.confirmed_at.is_(None))))

@@ -10,7 +10,6 @@ with the key derived once per purpose and the timestamp encoded once per second.
 from __future__ import annotations
 
 import hmac
-import time
 
 from itsdangerous.encoding import base64_encode, int_to_bytes
 
@@ -22,6 +21,7 @@ class TokenMinter:
 
     def __init__(self, tokens: Tokens):
         self._tokens = tokens
+        self._clock = tokens.clock  # the same clock, so minted tokens match Tokens.make
         self._keys: dict[str, tuple[bytes, str]] = {}
         for purpose, serializer in tokens._serializers.items():
             signer = serializer.make_signer()
@@ -32,7 +32,7 @@ class TokenMinter:
         self._stamp = b""
 
     def make(self, purpose: str, subscriber_id: int, version: int) -> str:
-        now = int(time.time())
+        now = int(self._clock())
         if now != self._second:
             self._second, self._stamp = now, base64_encode(int_to_bytes(now))
         key, digest = self._keys[purpose]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Column, Date, DateTime, ForeignKey, Integer, String, Table
+from sqlalchemy import JSON, Column, Date, DateTime, ForeignKey, Integer, String, Table
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from mailer.content.models import Partner, Topic
@@ -65,6 +65,10 @@ class Subscriber(Base):
     paused_until: Mapped[date | None] = mapped_column(Date)
     # "consent" (the form) or e.g. "legitimate-interests" (imported corporate subscribers).
     consent_basis: Mapped[str] = mapped_column(String(40), default="consent", server_default="consent")
+    # What the latest unconfirmed subscribe request asked for (profile fields and topic and
+    # partner ids, see subscribers.profile.request_data). Anyone can type any address, so
+    # the request stays here, apart from the profile above, until the owner confirms.
+    pending_request: Mapped[dict | None] = mapped_column(JSON)
 
     topics: Mapped[list[Topic]] = relationship(secondary=subscriber_topics, order_by=Topic.position)
     partners: Mapped[list[Partner]] = relationship(secondary=subscriber_partners, order_by=Partner.name)

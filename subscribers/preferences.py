@@ -17,9 +17,19 @@ from mailer.validation import InvalidInput
 from mailer.web.helpers import rt
 from subscribers import rights, service
 from subscribers.forms import ButtonForm, PauseForm, PreferencesForm
-from subscribers.models import CONFIRMED, UNSUBSCRIBED
+from subscribers.models import CONFIRMED, PENDING, UNSUBSCRIBED
 from subscribers.tokens import TokenError
-from subscribers.views import _attach, _catalogue, _choices, _ip, _link_error, _tokens, bp
+from subscribers.views import (
+    _allowed,
+    _attach,
+    _catalogue,
+    _choices,
+    _ip,
+    _link_error,
+    _too_many,
+    _tokens,
+    bp,
+)
 
 
 def _manage_page(s, sub, form, token, status=200, **extra):
@@ -33,7 +43,18 @@ def _manage_page(s, sub, form, token, status=200, **extra):
 
 
 def _manage_sub(s, token):
-    return service.subscriber_from_token(s, _tokens(), "manage", token)
+    """The subscriber of a manage link younger than MANAGE_LINK_MAX_AGE_DAYS, or TokenError.
+
+    Preference access (changes, data download, erasure) needs a recent link, so a manage
+    link in an old, forwarded or leaked email stops opening someone's data; unsubscribe
+    links are not limited (see :func:`subscribers.views.unsubscribe`).
+    """
+    max_age = rt().settings.manage_link_max_age_days * 86400
+    return service.subscriber_from_token(s, _tokens(), "manage", token, max_age)
+
+
+def _manage_error(err: TokenError, token: str):
+    return _link_error(err, "manage", token)
 
 
 @bp.route("/manage/<token>", methods=["GET", "POST"])
@@ -42,7 +63,7 @@ def manage(token: str):
         try:
             sub = _manage_sub(s, token)
         except TokenError as err:
-            return _link_error(err, "manage")
+            return _manage_error(err, token)
         topics, partners = _catalogue(s)
         form = PreferencesForm(obj=None if request.method == "POST" else sub).set_choices(topics, partners)
         if request.method == "GET":
@@ -67,7 +88,7 @@ def _action(token: str, form_cls, act, template="subscribers/manage.html"):
         try:
             sub = _manage_sub(s, token)
         except TokenError as err:
-            return _link_error(err, "manage")
+            return _manage_error(err, token)
         form = form_cls()
         topics, partners = _catalogue(s)
         prefs = PreferencesForm(formdata=None, obj=sub).set_choices(topics, partners)
@@ -130,13 +151,37 @@ def revoke(token: str):
     return _action(token, ButtonForm, act)
 
 
+@bp.post("/manage/<token>/renew")
+def renew(token: str):
+    """Mail a fresh manage link to the address an expired one was for (the button on the
+    expired-link page). The link must still be genuine and not revoked; only its age is
+    forgiven, and only to send its owner a new one. Limited like "email me my link"."""
+    form = ButtonForm()
+    if not form.validate_on_submit():
+        return render_template("error.html", title="Please try again",
+                               message="This form expired. Open your link again and press the button."), 400
+    with rt().db.transaction() as s:
+        try:
+            sub = service.subscriber_from_token(s, _tokens(), "manage", token)
+        except TokenError as err:
+            return _link_error(err, "manage")
+        client, address_ok = _allowed(sub.email)
+        if not client.allowed:
+            return _too_many(client)
+        kind = "confirm" if sub.status == PENDING else "link"  # not confirmed yet: that link
+        subscriber_id = sub.id
+    if address_ok:
+        enqueue(send_transactional, kind, subscriber_id)
+    return render_template("subscribers/link_sent.html", renewed=True)
+
+
 @bp.get("/manage/<token>/data")
 def download(token: str):
     with rt().db.transaction() as s:
         try:
             sub = _manage_sub(s, token)
         except TokenError as err:
-            return _link_error(err, "manage")
+            return _manage_error(err, token)
         data = rights.export_data(s, sub)
     body = json.dumps(data, indent=2, ensure_ascii=False)
     return Response(body, mimetype="application/json", headers={
@@ -150,7 +195,7 @@ def erase(token: str):
         try:
             sub = _manage_sub(s, token)
         except TokenError as err:
-            return _link_error(err, "manage")
+            return _manage_error(err, token)
         form = ButtonForm()
         if request.method == "GET":
             return render_template("subscribers/erase.html", sub=sub, form=form)

@@ -107,3 +107,33 @@ def validate_choices(
         organisation_type=org_type,
         practice_code=clean_practice_code(practice_code, org_type),
     )
+
+
+def request_data(choices: Choices) -> dict:
+    """``choices`` as JSON-ready data, to keep as a subscriber's pending request."""
+    return {
+        "name": choices.name, "organisation": choices.organisation,
+        "organisation_type": choices.organisation_type, "practice_code": choices.practice_code,
+        "topics": sorted(t.id for t in choices.topics),
+        "partners": sorted(p.id for p in choices.partners),
+    }
+
+
+def choices_from_request(session: Session, data: dict) -> Choices:
+    """The :class:`Choices` a stored request asked for (checked when it was made).
+
+    Topics deleted and partners deactivated since then are left out, so the result may
+    hold no topic and no partner.
+    """
+    topic_ids = [i for i in data.get("topics", []) if isinstance(i, int)]
+    partner_ids = [i for i in data.get("partners", []) if isinstance(i, int)]
+    topics = list(session.scalars(select(Topic).where(Topic.id.in_(topic_ids)))) if topic_ids else []
+    partners = (list(session.scalars(select(Partner).where(Partner.id.in_(partner_ids), Partner.active)))
+                if partner_ids else [])
+    return Choices(
+        name=str(data.get("name", "")), organisation=str(data.get("organisation", "")),
+        topics=sorted(topics, key=lambda t: (t.position, t.id)),
+        partners=sorted(partners, key=lambda p: p.name),
+        organisation_type=str(data.get("organisation_type", "")),
+        practice_code=str(data.get("practice_code", "")),
+    )

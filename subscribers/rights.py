@@ -9,11 +9,20 @@ from mailer.delivery.models import Delivery
 from mailer.digest.models import Edition
 from subscribers import suppression
 from subscribers.models import ERASED, ConsentEvent, Subscriber
-from subscribers.service import record
+from subscribers.service import pending_choices, record
 
 
 def _iso(value) -> str | None:
     return value.isoformat() if value is not None else None
+
+
+def _pending(session: Session, sub: Subscriber) -> dict | None:
+    requested = pending_choices(session, sub)
+    if requested is None:
+        return None
+    return {"name": requested.name, "organisation": requested.organisation,
+            "organisation_type": requested.organisation_type, "practice_code": requested.practice_code,
+            "topics": [t.name for t in requested.topics], "partners": [p.name for p in requested.partners]}
 
 
 def export_data(session: Session, sub: Subscriber) -> dict:
@@ -37,6 +46,8 @@ def export_data(session: Session, sub: Subscriber) -> dict:
             "topics": [t.name for t in sub.topics],
             "partners": [p.name for p in sub.partners],
         },
+        # An unconfirmed subscribe request for this address, as it was typed.
+        "pending_request": _pending(session, sub),
         "consent_ledger": [
             {"at": _iso(e.at), "event": e.kind, "source": e.source,
              "wording_version": e.wording_version, "ip": e.ip, "detail": e.detail}
@@ -60,7 +71,7 @@ def erase(session: Session, sub: Subscriber, *, source: str = "link") -> None:
     suppression.suppress(session, sub.email, "erased", source)
     sub.email = f"erased-{sub.id}@erased.invalid"
     sub.name = sub.organisation = sub.organisation_type = sub.practice_code = ""
-    sub.topics, sub.partners = [], []
+    sub.topics, sub.partners, sub.pending_request = [], [], None
     sub.status, sub.paused_until = ERASED, None
     sub.token_version += 1
     session.execute(update(ConsentEvent).where(ConsentEvent.subscriber_id == sub.id)

@@ -24,9 +24,11 @@ from subscribers.profile import (  # noqa: F401  (re-exported: callers use servi
     NO_CHOICE_MESSAGE,
     NO_TOPIC_RULE,
     Choices,
+    choices_from_request,
     clean_organisation_type,
     clean_practice_code,
     normalise_email,
+    request_data,
     validate_choices,
 )
 from subscribers.models import (
@@ -75,18 +77,21 @@ class SubscribeOutcome:
 def subscribe(
     session: Session, email: str, choices: Choices, *, source: str = "form", ip: str | None = None
 ) -> SubscribeOutcome:
-    """Create a pending subscriber, or refresh an existing one's pending request.
+    """Create a pending subscriber, or replace an existing one's pending request.
 
-    A confirmed address is left untouched (someone else may have typed it); its owner is
-    mailed a manage link. An unsubscribed address goes back to pending and must confirm;
-    until then it stays suppressed.
+    Anyone can type any address, so nothing typed here touches the profile: name,
+    organisation and choices wait in ``pending_request`` until the address's owner
+    confirms (:func:`confirm` applies them). A new subscriber's row stays blank until then,
+    so the confirmation email greets nobody by a name a stranger chose. A confirmed address
+    is left untouched; its owner is mailed a manage link. An unsubscribed address goes back
+    to pending, keeping its old profile, and stays suppressed until confirmed.
     """
     address = normalise_email(email)
     existing = by_address(session, address)
     if existing is not None and existing.status == CONFIRMED:
         return SubscribeOutcome(existing, "manage")
-    sub = existing or Subscriber(email=address)
-    _apply(sub, choices)
+    sub = existing or Subscriber(email=address, topics=[], partners=[])
+    sub.pending_request = request_data(choices)
     sub.status, sub.requested_at, sub.consent_basis = PENDING, utcnow(), "consent"
     if existing is None:
         session.add(sub)
@@ -120,9 +125,32 @@ def confirm(session: Session, sub: Subscriber, *, ip: str | None = None) -> bool
         return False
     if sub.status != PENDING:
         raise TokenError("This subscription was cancelled. Subscribe again to restart it.", "cancelled")
+    applied = apply_pending_request(session, sub)
     sub.status, sub.confirmed_at, sub.unsubscribed_at = CONFIRMED, utcnow(), None
     suppression.lift(session, sub.email)
-    record(session, sub, "confirmed", "link", ip)
+    record(session, sub, "confirmed", "link", ip,
+           detail="with the profile and choices requested" if applied else "")
+    return True
+
+
+def pending_choices(session: Session, sub: Subscriber) -> Choices | None:
+    """What ``sub``'s unconfirmed request asks for, or None (shown before confirming)."""
+    return choices_from_request(session, sub.pending_request) if sub.pending_request else None
+
+
+def apply_pending_request(session: Session, sub: Subscriber) -> bool:
+    """Make the pending request the profile (the owner has confirmed it); False if none.
+
+    Should every topic and partner asked for be gone by now, the earlier choices stay.
+    """
+    requested = pending_choices(session, sub)
+    sub.pending_request = None
+    if requested is None:
+        return False
+    if not requested.topics and not requested.partners:
+        requested = Choices(requested.name, requested.organisation, list(sub.topics),
+                            list(sub.partners), requested.organisation_type, requested.practice_code)
+    _apply(sub, requested)
     return True
 
 
@@ -130,8 +158,13 @@ def update_preferences(
     session: Session, sub: Subscriber, choices: Choices, *, ip: str | None = None,
     source: str = "link",
 ) -> None:
-    """Replace the profile and choices; takes effect from the next edition."""
+    """Replace the profile and choices; takes effect from the next edition.
+
+    The owner (holding a manage link) has the last word: a pending request made through
+    the subscribe form is dropped.
+    """
     _apply(sub, choices)
+    sub.pending_request = None
     record(session, sub, "changed", source, ip,
            detail=f"topics={len(choices.topics)} partners={len(choices.partners)}")
 
@@ -175,7 +208,7 @@ def resubscribe(session: Session, sub: Subscriber, *, ip: str | None = None) -> 
     until they confirm the fresh link (the suppression stays until then)."""
     if sub.status != UNSUBSCRIBED:
         raise InvalidInput("status", "This address is not unsubscribed.")
-    sub.status, sub.requested_at = PENDING, utcnow()
+    sub.status, sub.requested_at, sub.pending_request = PENDING, utcnow(), None
     record(session, sub, "subscribed", "link", ip, detail="re-subscribed from the preferences page")
 
 

@@ -4,12 +4,18 @@ A token carries ``[subscriber_id, token_version]``, signed with ``SECRET_KEY`` (
 ``SECRET_KEY_FALLBACKS`` still verify, so a key rotation does not break links already sent).
 The purpose is the signing salt: a manage token is not an unsubscribe token. Bumping a
 subscriber's ``token_version`` revokes every token issued before.
+
+Lifetimes are the caller's choice (``max_age_seconds``): confirm links last
+``CONFIRM_MAX_AGE_DAYS``, manage links ``MANAGE_LINK_MAX_AGE_DAYS``; unsubscribe links never
+expire, because an old digest's unsubscribe link must always work.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from typing import Callable
 
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 
 PURPOSES = ("confirm", "manage", "unsubscribe", "view")
 
@@ -42,12 +48,31 @@ class TokenClaims:
     version: int
 
 
+def _now() -> float:
+    return time.time()
+
+
+def _signer_with_clock(clock: Callable[[], float]) -> type[TimestampSigner]:
+    """itsdangerous's signer reading the time from ``clock``, for signing and for the age
+    check alike (tests move the clock instead of sleeping)."""
+
+    class ClockSigner(TimestampSigner):
+        def get_timestamp(self) -> int:
+            return int(clock())
+
+    return ClockSigner
+
+
 class Tokens:
-    def __init__(self, secret_key: str, fallbacks: tuple[str, ...] = ()):
+    def __init__(self, secret_key: str, fallbacks: tuple[str, ...] = (),
+                 clock: Callable[[], float] | None = None):
+        """``clock`` (seconds since the epoch) stands in for the time in tests."""
         # itsdangerous signs with the last key and verifies with any of them.
         self._keys = [*fallbacks, secret_key]
+        self.clock = clock or _now
+        signer = TimestampSigner if clock is None else _signer_with_clock(clock)
         self._serializers = {
-            p: URLSafeTimedSerializer(self._keys, salt=f"ertg-{p}") for p in PURPOSES
+            p: URLSafeTimedSerializer(self._keys, salt=f"ertg-{p}", signer=signer) for p in PURPOSES
         }
 
     def make(self, purpose: str, subscriber_id: int, version: int) -> str:

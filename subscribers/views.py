@@ -21,7 +21,7 @@ from mailer.web.helpers import client_ip, rt
 from subscribers import service
 from subscribers.forms import ButtonForm, LinkRequestForm, SubscribeForm
 from subscribers.models import CONFIRMED, PENDING, UNSUBSCRIBED
-from subscribers.ratelimit import Limiter, make_limiter
+from subscribers.ratelimit import Limiter, Verdict, make_limiter, retry_after_header
 from subscribers.suppression import email_hash
 from subscribers.tokens import TokenError, Tokens
 
@@ -46,21 +46,23 @@ def _limiter() -> Limiter:
     return ext["subscribers.limiter"]
 
 
-def _allowed(address: str) -> tuple[bool, bool]:
-    """(client within its limit, address within its limit) for one mail-sending request.
+def _allowed(address: str) -> tuple[Verdict, bool]:
+    """(the client's verdict, address within its limit) for one mail-sending request.
 
     The address is counted whether or not we know it, so the limit reveals nothing.
     """
     s = rt().settings
-    client_ok = _limiter().hit(f"client:{client_ip()}", s.rate_per_client, HOUR)
+    client = _limiter().check(f"client:{client_ip()}", s.rate_per_client, HOUR)
     address_ok = _limiter().hit(f"address:{email_hash(address)}", s.rate_per_address, HOUR)
-    return client_ok, address_ok
+    return client, address_ok
 
 
-def _too_many():
+def _too_many(verdict: Verdict):
+    minutes = max(1, -(-verdict.retry_after // 60))
+    wait = "a minute" if minutes == 1 else f"{minutes} minutes"
     return render_template("error.html", title="Too many requests",
                            message="We have had too many requests from your connection. "
-                                   "Please try again in an hour."), 429
+                                   f"Please try again in {wait}."), 429, retry_after_header(verdict)
 
 
 def _catalogue(session):
@@ -72,9 +74,15 @@ def _catalogue(session):
 _ERROR_STATUS = {"expired": 410, "revoked": 410, "cancelled": 410}
 
 
-def _link_error(err: TokenError, purpose: str):
-    return render_template("subscribers/link_error.html", reason=err.reason, kind=err.kind,
-                           purpose=purpose), _ERROR_STATUS.get(err.kind, 400)
+def _link_error(err: TokenError, purpose: str, token: str | None = None):
+    """The page for a link we cannot honour. An expired manage link (``token`` given) gets
+    a button that mails a fresh one to the address it was for."""
+    renew = purpose == "manage" and err.kind == "expired" and token is not None
+    return render_template(
+        "subscribers/link_error.html", reason=err.reason, kind=err.kind, purpose=purpose,
+        renew_url=url_for("subscribers.renew", token=token) if renew else None,
+        button=ButtonForm(formdata=None) if renew else None,
+        manage_days=rt().settings.manage_link_max_age_days), _ERROR_STATUS.get(err.kind, 400)
 
 
 def _attach(form, err: InvalidInput) -> None:
@@ -118,9 +126,9 @@ def subscribe():
             s.rollback()
             _attach(form, err)
             return render_template("subscribers/subscribe.html", form=form), 400
-        client_ok, address_ok = _allowed(address)
-        if not client_ok:
-            return _too_many()
+        client, address_ok = _allowed(address)
+        if not client.allowed:
+            return _too_many(client)
         if not address_ok:
             # Same page as a success: a flood of requests must not flood the inbox either.
             return redirect(url_for("subscribers.check_email"))
@@ -163,11 +171,13 @@ def confirm(token: str):
         form = ButtonForm()
         if request.method == "GET" or not form.validate_on_submit():
             # Confirming takes a click on a button: mail scanners that fetch every link
-            # must not confirm an address on its owner's behalf.
+            # must not confirm an address on its owner's behalf. The page shows what the
+            # request asks for, since anyone may have typed it.
+            page = dict(sub=sub, form=form, requested=service.pending_choices(s, sub))
             if request.method == "POST":
-                return render_template("subscribers/confirm.html", sub=sub, form=form,
+                return render_template("subscribers/confirm.html", **page,
                                        error="Your session expired; press the button again."), 400
-            return render_template("subscribers/confirm.html", sub=sub, form=form)
+            return render_template("subscribers/confirm.html", **page)
         try:
             service.confirm(s, sub, ip=_ip())
         except TokenError as err:
@@ -192,9 +202,9 @@ def request_link():
     except InvalidInput as err:
         _attach(form, err)
         return render_template("subscribers/request_link.html", form=form), 400
-    client_ok, address_ok = _allowed(address)
-    if not client_ok:
-        return _too_many()
+    client, address_ok = _allowed(address)
+    if not client.allowed:
+        return _too_many(client)
     kind, subscriber_id = None, None
     if address_ok:
         with rt().db.transaction() as s:

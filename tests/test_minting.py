@@ -30,3 +30,12 @@ def test_minted_tokens_are_purpose_scoped_and_signed_with_the_newest_key():
     with pytest.raises(TokenError):
         Tokens("old-key").read("view", token)
     assert Tokens("new-key").read("view", token).subscriber_id == 5
+
+
+def test_minter_follows_the_tokens_clock():
+    tokens = Tokens("k", clock=lambda: 1_700_000_000.0)
+    minted = TokenMinter(tokens).make("manage", 3, 2)
+    assert minted == tokens.make("manage", 3, 2)
+    assert Tokens("k", clock=lambda: 1_700_000_000.0 + 3600).read("manage", minted, 3600).version == 2
+    with pytest.raises(TokenError, match="expired"):
+        Tokens("k", clock=lambda: 1_700_000_000.0 + 3601).read("manage", minted, 3600)

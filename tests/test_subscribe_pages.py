@@ -46,8 +46,9 @@ def test_subscribing_creates_pending_subscriber_and_queues_confirmation(client, 
     queue()
     sub = session.scalar(select(Subscriber).where(Subscriber.email == "a.person@example.org"))
     assert sub.status == "pending"
-    assert [t.slug for t in sub.topics] == ["heart-health"]
-    assert [p.slug for p in sub.partners] == ["afiya-trust"]
+    assert sub.pending_request["topics"] == [topics["heart-health"]]
+    assert sub.pending_request["partners"] == [partners["afiya-trust"]]
+    assert sub.topics == [] and sub.partners == []  # applied only when confirmed
     assert [e.kind for e in session.scalars(select(ConsentEvent).where(ConsentEvent.subscriber_id == sub.id))] == ["subscribed"]
     (msg,) = transport.messages
     assert msg.recipient == "a.person@example.org"

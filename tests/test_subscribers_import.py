@@ -174,6 +174,36 @@ def test_memory_limiter_counts_per_key_and_window():
     assert lim.hit("a", 2, 60)
 
 
+def test_memory_limiter_says_when_the_window_ends():
+    now = [100.0]
+    lim = MemoryLimiter(clock=lambda: now[0])
+    assert lim.check("a", 1, 3600).allowed
+    now[0] = 100.0 + 3599.5
+    refused = lim.check("a", 1, 3600)
+    assert not refused.allowed and refused.retry_after == 1
+    now[0] = 100.0 + 600
+    lim2 = MemoryLimiter(clock=lambda: now[0])
+    lim2.check("b", 0, 3600)
+    assert lim2.check("b", 0, 3600).retry_after == 3600
+
+
+@pytest.mark.redis
+def test_redis_limiter_says_when_the_shared_window_ends():
+    import redis
+
+    url = need(REDIS_URL, "TEST_REDIS_URL")
+    client = redis.Redis.from_url(url)
+    prefix = f"test-rl-{time.time_ns()}:"
+    try:
+        lim = RedisLimiter(client, prefix, clock=lambda: 7200.0 + 1234.25)
+        assert lim.check("k", 1, 3600).allowed
+        refused = lim.check("k", 1, 3600)
+        assert (refused.allowed, refused.retry_after) == (False, 3600 - 1234)
+    finally:
+        for k in client.scan_iter(prefix + "*"):
+            client.delete(k)
+
+
 @pytest.mark.redis
 def test_redis_limiter_is_shared_between_instances():
     import redis

@@ -64,9 +64,12 @@ def _confirmed(client, ids, transport, queue, rt, session, email="priya@riversid
     return sub
 
 
-def _manage_path(rt, sub, purpose="manage"):
+def _manage_path(rt, sub, purpose="manage", days_ago=0):
+    """A link of ``purpose`` for ``sub``, signed ``days_ago`` days ago (an injected clock)."""
     prefix = {"manage": "/manage/", "unsubscribe": "/u/", "confirm": "/confirm/"}[purpose]
-    return prefix + Tokens(rt.settings.secret_key).make(purpose, sub.id, sub.token_version)
+    then = time.time() - days_ago * 86400
+    tokens = Tokens(rt.settings.secret_key, clock=lambda: then) if days_ago else Tokens(rt.settings.secret_key)
+    return prefix + tokens.make(purpose, sub.id, sub.token_version)
 
 
 # --- subscribing ---------------------------------------------------------------------
@@ -89,14 +92,49 @@ def test_subscribe_sends_a_confirmation_that_confirms_on_button_press(client, id
     (msg,) = _mail_to(transport, "priya@riverside.example.org")
     assert msg["Subject"].startswith("Please confirm")
     sub = _sub(session)
-    assert (sub.status, sub.organisation_type, sub.practice_code) == ("pending", "gp_practice", "A81001")
+    # Until confirmed, what was typed is only a request; the profile stays blank.
+    assert (sub.status, sub.name, sub.organisation_type, sub.topics) == ("pending", "", "", [])
+    assert sub.pending_request["practice_code"] == "A81001"
     path = _path(_link(msg, "/confirm/"), rt)
     page = client.get(path)  # a mail scanner's GET changes nothing
     assert "Confirm my subscription" in page.text and _sub(session).status == "pending"
+    assert "Priya Patel" in page.text and "Heart health" in page.text  # what is being confirmed
     assert client.post(path, data={}).status_code == 400  # no CSRF token: nothing happens
     assert _sub(session).status == "pending"
     assert _form(client, path).status_code == 200
-    assert _sub(session).status == "confirmed"
+    sub = _sub(session)
+    assert (sub.status, sub.name, sub.organisation_type, sub.practice_code) == (
+        "confirmed", "Priya Patel", "gp_practice", "A81001")
+    assert [t.slug for t in sub.topics] == ["heart-health"] and sub.pending_request is None
+
+
+def _bodies(msg):
+    return msg.get_body(("plain",)).get_content() + msg.get_body(("html",)).get_content()
+
+
+def test_subscribing_someone_elses_address_changes_nothing_and_greets_no_typed_name(
+        app, client, ids, transport, queue, rt, session):
+    sub = _confirmed(client, ids, transport, queue, rt, session)
+    assert app.test_client().post(_manage_path(rt, sub, "unsubscribe"),
+                                  data={"List-Unsubscribe": "One-Click"}).status_code == 200
+    transport.messages.clear()
+    topics, partners = ids
+    stranger = app.test_client()
+    for address in ("priya@riverside.example.org", "someone.new@example.org"):
+        assert _subscribe(stranger, ids, address, name="Mallory Prankster", organisation="Prank Ltd",
+                          topics=[topics["policy"]], partners=[partners["naz-project-london"]]).status_code == 302
+    queue()
+    for address in ("priya@riverside.example.org", "someone.new@example.org"):
+        (msg,) = _mail_to(transport, address)
+        assert msg["Subject"].startswith("Please confirm")
+        assert "Mallory" not in _bodies(msg) and "Mallory" not in msg["To"]
+    assert "Hello," in _mail_to(transport, "someone.new@example.org")[0].get_body(("plain",)).get_content()
+    after = _sub(session)
+    assert (after.name, after.organisation, after.practice_code) == ("Priya Patel", "Riverside Surgery", "A81001")
+    assert [t.slug for t in after.topics] == ["heart-health"] and after.partners == []
+    # The owner's preference page still shows their own details.
+    page = client.get(_manage_path(rt, after))
+    assert 'value="Priya Patel"' in page.text and "Mallory" not in page.text
 
 
 @pytest.mark.parametrize("data, field_message", [
@@ -144,12 +182,10 @@ def test_oversized_request_is_refused(client, ids, session):
     assert _sub(session, "a@example.org") is None
 
 
-def test_expired_confirmation_link_gets_a_clear_page(client, ids, transport, queue, rt, session, monkeypatch):
+def test_expired_confirmation_link_gets_a_clear_page(client, ids, transport, queue, rt, session):
     _subscribe(client, ids)
     sub = _sub(session)
-    with monkeypatch.context() as m:
-        m.setattr(time, "time", lambda: 1_000_000_000.0)  # the link was made long ago
-        path = _manage_path(rt, sub, "confirm")
+    path = _manage_path(rt, sub, "confirm", days_ago=8)  # the link was made long ago
     resp = client.get(path)
     assert resp.status_code == 410
     assert "This link has expired" in resp.text and "Subscribe again" in resp.text
@@ -185,6 +221,64 @@ def test_tampered_wrong_purpose_and_revoked_links_each_get_a_clear_page(client, 
     (msg,) = _mail_to(transport, "priya@riverside.example.org")
     assert client.get(_path(_link(msg, "/manage/"), rt)).status_code == 200
     assert client.get("/manage/x").status_code == 400
+
+
+# --- link lifetimes ------------------------------------------------------------------
+
+def test_a_five_year_old_manage_link_offers_a_fresh_one_but_its_unsubscribe_link_still_works(
+        client, app, ids, transport, queue, rt, session):
+    sub = _confirmed(client, ids, transport, queue, rt, session)
+    old = _manage_path(rt, sub, days_ago=5 * 365)
+    page = client.get(old)
+    assert page.status_code == 410 and "This link has expired" in page.text
+    assert "priya" not in page.text  # nothing about the person behind it
+    assert "work for 90 days" in page.text and "Email me a fresh link" in page.text
+    for path in (old + "/data", old + "/erase"):  # data download and erasure need a fresh link too
+        resp = client.get(path)
+        assert resp.status_code == 410 and resp.mimetype == "text/html"
+    assert client.post(old, data={"csrf_token": csrf_token(page.text), "name": "Mallory",
+                                  "topics": [ids[0]["policy"]]}).status_code == 410
+    assert _sub(session).name == "Priya Patel"
+    # One press mails a fresh link to the address on file, and that link works.
+    transport.messages.clear()
+    renew = page.text.split('action="')[1].split('"')[0]
+    resp = client.post(renew, data={"csrf_token": csrf_token(page.text)})
+    assert resp.status_code == 200 and "emailed a fresh link" in resp.text
+    queue()
+    (msg,) = _mail_to(transport, "priya@riverside.example.org")
+    fresh = _path(_link(msg, "/manage/"), rt)
+    assert client.get(fresh).status_code == 200
+    assert client.post(renew, data={}).status_code == 400  # the button needs its CSRF token
+    # The unsubscribe link in a five-year-old digest still works, one-click included.
+    old_unsubscribe = _manage_path(rt, sub, "unsubscribe", days_ago=5 * 365)
+    assert client.get(old_unsubscribe).status_code == 200
+    resp = app.test_client().post(old_unsubscribe, data={"List-Unsubscribe": "One-Click"})
+    assert resp.status_code == 200 and _sub(session).status == "unsubscribed"
+
+
+def test_manage_links_work_for_manage_link_max_age_days(settings, transport, ids, queue, rt, session, client):
+    from mailer.app import create_app
+
+    sub = _confirmed(client, ids, transport, queue, rt, session)
+    assert client.get(_manage_path(rt, sub, days_ago=89)).status_code == 200
+    assert client.get(_manage_path(rt, sub, days_ago=91)).status_code == 410
+    short = create_app(dataclasses.replace(settings, manage_link_max_age_days=30), transport).test_client()
+    assert short.get(_manage_path(rt, sub, days_ago=29)).status_code == 200
+    assert short.get(_manage_path(rt, sub, days_ago=31)).status_code == 410
+
+
+def test_a_revoked_expired_manage_link_cannot_ask_for_a_fresh_one(client, ids, transport, queue, rt, session):
+    sub = _confirmed(client, ids, transport, queue, rt, session)
+    old = _manage_path(rt, sub, days_ago=200)
+    page = client.get(old)
+    with rt.db.transaction() as s:
+        s.get(Subscriber, sub.id).token_version += 1
+    transport.messages.clear()
+    renew = page.text.split('action="')[1].split('"')[0]
+    resp = client.post(renew, data={"csrf_token": csrf_token(page.text)})
+    assert resp.status_code == 410 and "replaced by a newer one" in resp.text
+    queue()
+    assert transport.messages == []
 
 
 # --- the preference centre -----------------------------------------------------------
@@ -329,9 +423,48 @@ def test_email_me_my_link_is_rate_limited_per_address_and_per_client(settings, t
         assert _form(client, "/manage", email=other).status_code == 200
     blocked = _form(client, "/manage", email="third@example.org")
     assert blocked.status_code == 429 and "Too many requests" in blocked.text
+    # It says when to come back: within the hour's window, and the page agrees.
+    assert 3000 < int(blocked.headers["Retry-After"]) <= 3600
+    assert "try again in 60 minutes" in blocked.text or "try again in 59 minutes" in blocked.text
     other = app.test_client()
     other.environ_base["REMOTE_ADDR"] = "198.51.100.7"  # another client is not held back
     assert _form(other, "/manage", email="fourth@example.org").status_code == 200
+
+
+def _behind_proxy(app, peer, forwarded_for):
+    c = app.test_client()
+    c.environ_base.update(REMOTE_ADDR=peer, HTTP_X_FORWARDED_FOR=forwarded_for)
+    return c
+
+
+def test_behind_a_trusted_proxy_each_client_has_its_own_limit_and_its_own_address_in_the_ledger(
+        settings, transport, rt, ids, queue, session):
+    from mailer.app import create_app
+
+    app = create_app(dataclasses.replace(settings, trusted_proxies=1, rate_per_client=2), transport)
+    proxy = "10.0.0.2"
+    # The proxy appends the address it saw; whatever the client wrote before it is not believed.
+    noisy = _behind_proxy(app, proxy, "198.51.100.1, 203.0.113.9")
+    pages = [_subscribe(noisy, ids, f"reader{i}@example.org") for i in range(3)]
+    assert [p.status_code for p in pages] == [302, 302, 429]
+    assert int(pages[2].headers["Retry-After"]) > 0
+    # Everyone else behind the same proxy can still sign up, even one forging the noisy
+    # client's address further left: only the proxy's own entry counts.
+    other = _behind_proxy(app, proxy, "203.0.113.9, 192.0.2.44")
+    assert _subscribe(other, ids, "colleague@example.org").status_code == 302
+    ips = {e.ip for e in session.scalars(select(ConsentEvent).where(ConsentEvent.kind == "subscribed"))}
+    assert ips == {"203.0.113.9", "192.0.2.44"}
+
+
+def test_forwarded_headers_are_ignored_without_trusted_proxies(settings, transport, rt, ids, session):
+    from mailer.app import create_app
+
+    app = create_app(dataclasses.replace(settings, rate_per_client=2), transport)
+    pages = [_subscribe(_behind_proxy(app, "192.0.2.10", f"203.0.113.{i}"), ids, f"r{i}@example.org")
+             for i in range(3)]  # a client rotating X-Forwarded-For is still one client
+    assert [p.status_code for p in pages] == [302, 302, 429]
+    ips = {e.ip for e in session.scalars(select(ConsentEvent).where(ConsentEvent.kind == "subscribed"))}
+    assert ips == {"192.0.2.10"}
 
 
 def test_subscribe_form_cannot_be_used_to_flood_an_inbox(settings, transport, rt, ids, queue, session):

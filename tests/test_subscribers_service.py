@@ -86,6 +86,43 @@ def test_existing_confirmed_address_is_not_changed_and_gets_a_manage_email(rt, c
         assert sub.status == "confirmed"
 
 
+def test_a_stranger_resubscribing_an_address_changes_nothing_until_its_owner_confirms(rt, catalogue):
+    with rt.db.transaction() as s:
+        sub = _new_confirmed(s, catalogue, organisation_type="gp_practice", practice_code="A81001")
+        service.unsubscribe(s, sub, source="one-click")
+        out = service.subscribe(s, "priya@riverside.example.org",
+                                _choices(s, catalogue, topics=("policy",), partners=("afiya-trust",),
+                                         name="Mallory", organisation="Evil Corp"))
+        assert out.email_to_send == "confirm" and out.subscriber is sub
+        # The person's profile and choices are as they left them; the request waits apart.
+        assert (sub.name, sub.organisation, sub.practice_code) == ("Priya Patel", "Riverside Surgery", "A81001")
+        assert [t.slug for t in sub.topics] == ["heart-health"] and sub.partners == []
+        assert sub.status == "pending" and suppression.is_suppressed(s, sub.email)
+        assert rights.export_data(s, sub)["pending_request"]["name"] == "Mallory"
+        # The owner's own change (manage link) has the last word over a typed request.
+        service.update_preferences(s, sub, _choices(s, catalogue, topics=("mental-health",)))
+        service.confirm(s, sub)
+        assert sub.name == "Priya Patel" and [t.slug for t in sub.topics] == ["mental-health"]
+        assert sub.pending_request is None
+
+
+def test_confirming_applies_the_request_and_a_new_address_stays_blank_until_then(rt, catalogue):
+    with rt.db.transaction() as s:
+        sub = service.subscribe(s, "new@example.org", _choices(
+            s, catalogue, topics=("policy",), partners=("afiya-trust",), name="Amina",
+            organisation_type="gp_practice", practice_code="A81001")).subscriber
+        assert (sub.name, sub.organisation, sub.practice_code, sub.topics, sub.partners) == ("", "", "", [], [])
+        assert service.pending_choices(s, sub).name == "Amina"
+        assert sub.id not in {r.id for r in service.recipients(s)}
+        # A second request for the same unconfirmed address replaces the first one.
+        service.subscribe(s, "new@example.org", _choices(s, catalogue, topics=("heart-health",), name="Amina K"))
+        assert service.confirm(s, sub)
+        assert (sub.name, sub.organisation_type, sub.practice_code) == ("Amina K", "", "")
+        assert [t.slug for t in sub.topics] == ["heart-health"] and sub.partners == []
+        assert sub.pending_request is None and rights.export_data(s, sub)["pending_request"] is None
+        assert sub.id in {r.id for r in service.recipients(s)}
+
+
 def test_full_lifecycle_is_in_the_ledger_and_recipients_follow_it(rt, catalogue):
     today = date(2026, 12, 1)
     with rt.db.transaction() as s:
@@ -188,10 +225,13 @@ def test_export_data_holds_profile_choices_ledger_deliveries(rt, catalogue):
 def test_erase_leaves_only_a_hash_and_blocks_import(rt, catalogue):
     with rt.db.transaction() as s:
         sub = _new_confirmed(s, catalogue)
+        service.unsubscribe(s, sub, source="link")
+        service.subscribe(s, sub.email, _choices(s, catalogue, name="Priya again"))
         rights.erase(s, sub)
     with rt.db.transaction() as s:
         sub = s.get(Subscriber, sub.id)
         assert "priya" not in sub.email and sub.name == "" and sub.topics == []
+        assert sub.pending_request is None
         assert sub.status == "erased"
         assert all(e.ip is None for e in s.scalars(select(ConsentEvent).where(ConsentEvent.subscriber_id == sub.id)))
         assert _ledger(s, sub)[-1] == "erased"
@@ -210,12 +250,13 @@ def test_purge_removes_only_old_pending_requests(rt, catalogue):
         confirmed.requested_at = utcnow() - timedelta(days=90)
         returning = _new_confirmed(s, catalogue, email="back@example.org")
         service.unsubscribe(s, returning, source="link")
-        service.resubscribe(s, returning)
+        service.subscribe(s, "back@example.org", _choices(s, catalogue, topics=("policy",), name="Mallory"))
         returning.requested_at = utcnow() - timedelta(days=31)
     with rt.db.transaction() as s:
         assert purge_unconfirmed(s, 30) == 2
         back = service.find(s, "back@example.org")
         assert back.status == "unsubscribed" and suppression.is_suppressed(s, "back@example.org")
+        assert back.pending_request is None and back.name == "Priya Patel"  # the request is dropped
         assert _ledger(s, back)[-1] == "request-expired"
     with rt.db.transaction() as s:
         emails = set(s.scalars(select(Subscriber.email)))

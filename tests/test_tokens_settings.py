@@ -1,8 +1,6 @@
 """Signed links and settings: units with no database."""
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from mailer.settings import ConfigError, Settings
@@ -33,10 +31,26 @@ def test_old_key_still_verifies_after_rotation():
 
 
 def test_expired_token_says_so():
-    token = Tokens("k").make("confirm", 1, 1)
-    time.sleep(1.1)
-    with pytest.raises(TokenError, match="expired"):
-        Tokens("k").read("confirm", token, max_age_seconds=0)
+    now = [1_800_000_000.0]
+    tokens = Tokens("k", clock=lambda: now[0])
+    token = tokens.make("confirm", 1, 1)
+    now[0] += 60
+    assert tokens.read("confirm", token, max_age_seconds=60).subscriber_id == 1
+    now[0] += 1
+    with pytest.raises(TokenError, match="expired") as err:
+        tokens.read("confirm", token, max_age_seconds=60)
+    assert err.value.kind == "expired"
+    assert tokens.read("confirm", token).subscriber_id == 1  # without a lifetime it never expires
+
+
+def test_manage_link_lifetime_and_trusted_proxies_settings(tmp_path):
+    s = Settings.from_env({"VAR_DIR": str(tmp_path)})
+    assert (s.manage_link_max_age_days, s.trusted_proxies) == (90, 0)
+    s = Settings.from_env({"VAR_DIR": str(tmp_path), "MANAGE_LINK_MAX_AGE_DAYS": "30", "TRUSTED_PROXIES": "2"})
+    assert (s.manage_link_max_age_days, s.trusted_proxies) == (30, 2)
+    for bad in ({"TRUSTED_PROXIES": "-1"}, {"TRUSTED_PROXIES": "yes"}, {"MANAGE_LINK_MAX_AGE_DAYS": "0"}):
+        with pytest.raises(ConfigError, match=next(iter(bad))):
+            Settings.from_env({"VAR_DIR": str(tmp_path), **bad})
 
 
 def test_production_requires_a_secret_key(tmp_path):
