@@ -65,3 +65,23 @@ def test_migration_keeps_existing_partners_and_items(tmp_path):
         i = c.execute(text("SELECT title, featured, source, body_html FROM items")).one()
     engine.dispose()
     assert tuple(p) == ("Afiya Trust", 0, "") and tuple(i) == ("Old", 0, "form", "")
+
+
+def test_notices_are_marked_auto_submitted_and_replies_go_to_the_editors(rt, transport):
+    """Issue 9 finding 15: notices had no Auto-Submitted and no Reply-To."""
+    from dataclasses import replace
+    from email import message_from_bytes, policy
+
+    from mailer import runtime
+    from mailer.delivery.partner_actors import send_partner_notice
+
+    item_id = _item(rt)
+    send_partner_notice.fn("receipt", item_id)
+    runtime.configure(replace(rt.settings, reply_to="Digest editors <editors@ertg.example.org>"), transport)
+    with rt.db.transaction() as s:
+        s.get(Item, item_id).status = "approved"
+    send_partner_notice.fn("approved", item_id)
+    receipt, decision = (message_from_bytes(m.data, policy=policy.default) for m in transport.messages)
+    assert receipt["Auto-Submitted"] == decision["Auto-Submitted"] == "auto-generated"
+    assert receipt["Reply-To"] is None  # REPLY_TO unset: replies go to MAIL_FROM
+    assert decision["Reply-To"].addresses[0].addr_spec == "editors@ertg.example.org"
