@@ -53,9 +53,30 @@ def compile_mjml(source: str) -> str:
     return _INDENT.sub("\n", mjml_to_html(source).html)
 
 
+_HTML_DIMENSION = re.compile(r"\d+%?")
+
+
+class _Inliner(Premailer):
+    """Premailer copies ``width``/``height`` from inline styles into HTML attributes (for
+    old clients), whatever the value: ``height:auto`` became ``height="auto"``, which is not
+    valid HTML and which some clients read as zero. Only pixel and percentage values are
+    copied here; the style keeps the rest."""
+
+    def _style_to_basic_html_attributes(self, element, style_content, force=False):
+        before = {k: element.attrib.get(k) for k in ("width", "height")}
+        super()._style_to_basic_html_attributes(element, style_content, force)
+        for key, old in before.items():
+            new = element.attrib.get(key)
+            if new is not None and new != old and not _HTML_DIMENSION.fullmatch(new):
+                if old is None:
+                    del element.attrib[key]
+                else:
+                    element.attrib[key] = old
+
+
 def inline_css(html: str) -> str:
     """Move ``<style>`` rules onto elements, keeping the media queries MJML relies on."""
-    return Premailer(
+    return _Inliner(
         html,
         allow_network=False,
         strip_important=False,
