@@ -59,6 +59,8 @@ def prepared_for(session: Session, edition: Edition, settings: Settings) -> Prep
         if key not in _prepared:
             _prepared.clear()  # one edition sends at a time; do not hoard renders
             prepared = prepare_edition(session, edition, settings)
+            # The mailing's own headers (Reply-To, Feedback-ID) belong to sending, not to the
+            # render that web copies and test sends share.
             _prepared[key] = dataclasses.replace(prepared, template=digest_template(settings, edition))
         return _prepared[key]
 
