@@ -190,6 +190,7 @@ def edition_preview_link(period):
 @_with_profile
 def edition_test_send(period, to_address, subscriber, topics, partners):
     """Send one test copy of PERIOD's edition to any address, now. Its links act on nobody."""
+    from mailer.delivery.outgoing import Outgoing
     from mailer.delivery.transport import PermanentFailure, TransientFailure
     from mailer.digest import lifecycle, preview
 
@@ -202,7 +203,7 @@ def edition_test_send(period, to_address, subscriber, topics, partners):
         except _domain_errors() as err:
             _fail(str(err))
     try:
-        rt.transport.send(envelope.sender, envelope.recipient, envelope.data)
+        Outgoing(rt.settings, rt.transport).one_off(envelope)  # signed, with a return path
     except (PermanentFailure, TransientFailure) as err:
         _fail(f"The test could not be sent: {err}")
     finally:

@@ -53,9 +53,32 @@ def compile_mjml(source: str) -> str:
     return _INDENT.sub("\n", mjml_to_html(source).html)
 
 
+_HTML_DIMENSION = re.compile(r"\d+%?")
+
+
+def _numbers_only(copy_attributes):
+    """Premailer copies ``width``/``height`` from inline styles into HTML attributes (for
+    old clients), whatever the value: ``height:auto`` became ``height="auto"``, which is not
+    valid HTML and which some clients read as zero. This wraps its copying so that only
+    pixel and percentage values become attributes; the style keeps the rest."""
+
+    def copy(element, style_content, force=False):
+        before = {k: element.attrib.get(k) for k in ("width", "height")}
+        copy_attributes(element, style_content, force)
+        for key, old in before.items():
+            new = element.attrib.get(key)
+            if new is not None and new != old and not _HTML_DIMENSION.fullmatch(new):
+                if old is None:
+                    del element.attrib[key]
+                else:
+                    element.attrib[key] = old
+
+    return copy
+
+
 def inline_css(html: str) -> str:
     """Move ``<style>`` rules onto elements, keeping the media queries MJML relies on."""
-    return Premailer(
+    inliner = Premailer(
         html,
         allow_network=False,
         strip_important=False,
@@ -63,7 +86,10 @@ def inline_css(html: str) -> str:
         remove_classes=False,
         disable_validation=True,
         cssutils_logging_level=logging.CRITICAL,
-    ).transform(pretty_print=False)
+    )
+    # Premailer 3.10 has no option for this; its one hook is this method (see above).
+    inliner._style_to_basic_html_attributes = _numbers_only(inliner._style_to_basic_html_attributes)
+    return inliner.transform(pretty_print=False)
 
 
 def template_source(template: str, context: Mapping) -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Mapping
 
 from mailer.delivery.config import DeliveryConfig
+from mailer.delivery.transport import check_smtp_url
 
 
 class ConfigError(RuntimeError):
@@ -51,6 +52,8 @@ class Settings:
     feed_allow_private: bool = False
     feed_timeout: float = 10.0
     feed_max_bytes: int = 2_000_000
+    # Reply-To of digests and partner notices (the editors); None: replies go to MAIL_FROM.
+    reply_to: str | None = None
     extra: dict = field(default_factory=dict)
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
 
@@ -90,6 +93,15 @@ class Settings:
             if env == "production":
                 raise ConfigError("SECRET_KEY is required when MAILER_ENV=production")
             secret = _development_secret(var_dir)
+        smtp_url = e.get("SMTP_URL") or None
+        if smtp_url:
+            try:
+                check_smtp_url(smtp_url)
+            except ValueError as err:
+                raise ConfigError(str(err)) from None
+        reply_to = (e.get("REPLY_TO") or "").strip() or None
+        if reply_to and ("@" not in parseaddr(reply_to)[1] or "\n" in reply_to or "\r" in reply_to):
+            raise ConfigError(f"REPLY_TO must be an email address (optionally Name <address>), not {reply_to!r}")
         threads = int(e.get("WORKER_THREADS", "2"))
         if threads < 1:
             raise ConfigError("WORKER_THREADS must be at least 1")
@@ -98,7 +110,7 @@ class Settings:
             var_dir=var_dir,
             database_url=e.get("DATABASE_URL") or f"sqlite:///{var_dir / 'mailer.db'}",
             redis_url=e.get("REDIS_URL") or None,
-            smtp_url=e.get("SMTP_URL") or None,
+            smtp_url=smtp_url,
             outbox_dir=Path(e.get("OUTBOX_DIR") or var_dir / "outbox").resolve(),
             base_url=base_url,
             secret_key=secret,
@@ -108,6 +120,7 @@ class Settings:
             mail_from=e.get(
                 "MAIL_FROM", "End Racism This Generation <digest@ertg.localhost>"
             ),
+            reply_to=reply_to,
             postal_address=e.get(
                 "POSTAL_ADDRESS", "End Racism This Generation, c/o Campaign Office, London, UK"
             ),

@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from email import message_from_bytes, policy
+from email import message_from_string, policy
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
@@ -29,15 +29,18 @@ def free_port() -> int:
 class Relay:
     """Records every message it accepts. ``refuse`` holds address fragments answered with
     550; ``delay`` slows each DATA (so a test can act mid-send); ``pipelining`` announces
-    ESMTP PIPELINING, which aiosmtpd handles but does not advertise."""
+    ESMTP PIPELINING, which aiosmtpd handles but does not advertise; ``smtputf8`` offers
+    SMTPUTF8 (RFC 6531), so addresses with non-ASCII local parts are accepted."""
 
     def __init__(self, port: int | None = None, *, delay: float = 0.0, refuse: tuple[str, ...] = (),
                  pipelining: bool = False, tls: str | None = None, certs: tuple[str, str] | None = None,
-                 login: tuple[str, str] | None = None, defer: dict[str, int] | None = None):
+                 login: tuple[str, str] | None = None, defer: dict[str, int] | None = None,
+                 smtputf8: bool = False):
         self.port = port or free_port()
         self.defer = dict(defer or {})  # address fragment -> how many times to answer 450
         self.tls, self.certs, self.login = tls, certs, login  # tls: "starttls" or "smtps"
         self.delay, self.refuse, self.pipelining = delay, refuse, pipelining
+        self.smtputf8 = smtputf8
         self.messages: list[tuple[str, str, bytes]] = []  # (recipient, return path, data)
         self._lock = threading.Lock()
         self.controller = None
@@ -73,7 +76,7 @@ class Relay:
         return AuthResult(success=ok)
 
     def start(self) -> "Relay":
-        params = {}
+        params = {"enable_SMTPUTF8": self.smtputf8}
         if self.tls:
             import ssl
 
@@ -104,8 +107,9 @@ class Relay:
             return Counter(r.lower() for r, _, _ in self.messages)
 
     def parsed(self, recipient: str):
+        """The messages for ``recipient``, parsed; headers read as UTF-8 (RFC 6532)."""
         with self._lock:
-            return [message_from_bytes(d, policy=policy.default)
+            return [message_from_string(d.decode("utf-8"), policy=policy.default)
                     for r, _, d in self.messages if r.lower() == recipient.lower()]
 
 

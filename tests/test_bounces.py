@@ -133,3 +133,48 @@ def test_bounces_and_complaints_from_maildir_mbox_and_stdin(app, rt, demo, queue
     assert runner.invoke(main, ["edition", "send", "2099-02", "--wait"]).exit_code == 0
     sent_to = {m.recipient.lower() for m in transport.messages}
     assert hard not in sent_to and complainer not in sent_to and soft in sent_to
+
+
+def test_bounces_of_transactional_mail_are_matched_and_suppress_the_address(app, rt, demo, transport):
+    """Issue 9 finding 14: confirmations, manage links, partner notices and test sends went
+    out with the plain sender as return path, so their bounces matched nothing."""
+    from mailer.cli import main
+    from mailer.content.intake import ItemDraft, submit_item
+    from mailer.content.models import Partner, Topic
+    from mailer.delivery.actors import send_transactional
+    from mailer.delivery.partner_actors import send_partner_notice
+
+    with rt.db.transaction() as s:
+        pending = Subscriber(email="typo@nhs.example", status="pending")
+        s.add(pending)
+        partner = s.scalars(select(Partner)).first()
+        item = submit_item(s, partner, ItemDraft(
+            title="Clinic", summary="s", link="https://example.org/c", kind="news",
+            topic_ids=[s.scalars(select(Topic)).first().id], contact_email="gone@partner.example"),
+            today=date.today())
+        s.flush()
+        pending_id, item_id = pending.id, item.id
+    send_transactional.fn("confirm", pending_id)
+    send_partner_notice.fn("receipt", item_id)
+    runner = app.test_cli_runner()
+    assert runner.invoke(main, ["edition", "build", "--period", PERIOD]).exit_code == 0
+    assert runner.invoke(main, ["edition", "test-send", PERIOD, "--to", "old-editor@campaign.example",
+                                "--topic", "heart-health"]).exit_code == 0, "test send"
+    verp = {m.recipient: m.sender for m in transport.messages}
+    assert len(set(verp.values())) == 3 and "digest@ertg.example.org" not in verp.values()
+
+    reports = b"".join(  # one mbox of three hard bounces and a forgery
+        b"From MAILER-DAEMON Thu Jan  1 00:00:00 2026\n" + m.replace(b"\r\n", b"\n") + b"\n" for m in [
+            dsn(verp["typo@nhs.example"], "typo@nhs.example", "failed", "5.1.1"),
+            dsn(verp["gone@partner.example"], "gone@partner.example", "failed", "5.1.1"),
+            dsn(verp["old-editor@campaign.example"], "old-editor@campaign.example", "failed", "5.1.1"),
+            # The test send's return path is bound to its recipient: it cannot suppress another.
+            dsn(verp["old-editor@campaign.example"], "victim@nhs.example", "failed", "5.1.1"),
+        ])
+    result = runner.invoke(main, ["bounces", "process", "-"], input=reports)
+    assert result.exit_code == 0, result.output
+    assert "hard bounces 3, soft bounces 0, complaints 0, unmatched 1; suppressed 3" in result.output
+    with rt.db.transaction() as s:
+        for address in ("typo@nhs.example", "gone@partner.example", "old-editor@campaign.example"):
+            assert is_suppressed(s, address), address
+        assert not is_suppressed(s, "victim@nhs.example")

@@ -169,3 +169,86 @@ def test_paused_and_suppressed_subscribers_get_no_digest(rt, transport, queue, e
     enqueue(start_edition, edition)
     queue()
     assert [m.recipient for m in transport.messages] == ["c@example.org"]
+
+
+AISHA = "عائشہ.خان@example.org"
+
+
+@pytest.mark.parametrize("smtputf8", [True, False])
+def test_a_non_ascii_address_with_a_name_goes_out_with_smtputf8_or_fails_for_good(
+        rt, settings, queue, edition, smtputf8):
+    """Issue 9 finding 4: the digest to such an address crashed the batch in encode_address."""
+    from mailer.delivery.actors import send_transactional
+    from mailer.delivery.transport import PermanentFailure
+    from tests.mailservers import Relay
+
+    with rt.db.transaction() as s:
+        aisha = s.scalar(select(Subscriber).where(Subscriber.email == "b@example.org"))
+        aisha.email, aisha.name = AISHA, "عائشہ خان"
+        aisha_id = aisha.id
+    relay = Relay(smtputf8=smtputf8).start()
+    try:
+        runtime.configure(settings, SMTPTransport(relay.url))
+        enqueue(start_edition, edition)
+        queue()
+        if smtputf8:
+            send_transactional.fn("link", aisha_id)
+        else:
+            with pytest.raises(PermanentFailure, match="SMTPUTF8"):  # the actor's throws=: no retry
+                send_transactional.fn("link", aisha_id)
+    finally:
+        relay.stop()
+    row = _ledger(rt, edition)[aisha_id]
+    assert sorted(relay.counts()) == sorted(["a@example.org", "c@example.org"] + [AISHA] * smtputf8)
+    if smtputf8:
+        assert row.status == "sent" and relay.counts()[AISHA] == 2  # the digest and the link
+        digest, link = relay.parsed(AISHA)
+        (to,) = digest["To"].addresses
+        assert (to.display_name, to.addr_spec) == ("عائشہ خان", AISHA)
+        assert link["Subject"].startswith("Your link")
+    else:
+        assert (row.status, row.attempts) == ("failed", 1)
+        assert "does not offer SMTPUTF8" in row.error and AISHA in row.error
+        with rt.db.transaction() as s:
+            assert s.get(Edition, edition).status == "sent"
+            from subscribers.suppression import is_suppressed
+            assert not is_suppressed(s, AISHA)  # the relay's shortcoming, not the mailbox's
+
+
+def test_smtp_credentials_are_never_sent_without_tls(settings):
+    """Issue 9 finding 12 (part): SMTP AUTH over a plain connection was allowed."""
+    from mailer.settings import ConfigError, Settings
+
+    base = {"MAILER_ENV": "test", "SECRET_KEY": "k", "VAR_DIR": str(settings.var_dir)}
+    for url in ("smtp://user:secret@relay.example:587", "smtp://user@relay.example:25?starttls=0"):
+        with pytest.raises(ConfigError, match="no TLS"):
+            Settings.from_env({**base, "SMTP_URL": url})
+        with pytest.raises(ValueError, match="no TLS"):
+            SMTPTransport(url)
+    for url in ("smtps://user:secret@relay.example", "smtp://user:secret@relay.example:587?starttls=1",
+                "smtp://relay.example:25"):
+        assert Settings.from_env({**base, "SMTP_URL": url}).smtp_url == url
+
+
+def test_digests_carry_reply_to_and_a_feedback_id_per_edition_confirmations_only_auto_submitted(
+        rt, settings, transport, queue, edition):
+    """Issue 9 finding 15."""
+    from dataclasses import replace
+    from email import message_from_bytes, policy
+
+    from mailer.delivery.actors import send_transactional
+
+    runtime.configure(replace(settings, reply_to="editors@ertg.example.org"), transport)
+    enqueue(start_edition, edition)
+    queue()
+    with rt.db.transaction() as s:
+        sub = s.scalar(select(Subscriber).where(Subscriber.email == "a@example.org"))
+    send_transactional.fn("link", sub.id)
+    *digests, link = [message_from_bytes(m.data, policy=policy.default) for m in transport.messages]
+    assert len(digests) == 3
+    for msg in digests:
+        assert msg["Reply-To"] == "editors@ertg.example.org"
+        assert msg["Feedback-ID"] == "2026-11:digest:ertg.example.org"
+        assert msg["Auto-Submitted"] is None  # a digest is a mailing, not an automatic reply
+    assert link["Auto-Submitted"] == "auto-generated"
+    assert link["Reply-To"] is None and link["Feedback-ID"] is None

@@ -180,3 +180,20 @@ def test_qp_fragments_join_into_valid_quoted_printable(text):
     joined = qp_fragment("Start ") + qp_fragment(text) + qp_fragment(" end")
     assert all(len(line) <= 76 for line in joined.split(b"\r\n"))
     assert binascii.a2b_qp(joined.replace(b"\r\n", b"\n")).decode() == "Start " + text + " end"
+
+
+def test_featured_image_fits_its_box_and_no_image_gets_height_auto(session, rt):
+    """Issue 9 finding 18: the featured image was 552 px wide in a 524 px box (552 less the
+    box's 12 px padding each side and 4 px border), and the inliner wrote height="auto"."""
+    w = standard_world(session)
+    w.subscriber("amina@x.org", topics=["sexual-health", "heart-health", "mental-health"])
+    for key, it in list(w.items.items())[:2]:
+        it.image_url, it.image_alt = f"https://example.org/{key}.png", f"Picture of {key}"
+    session.commit()
+    featured_id = next(iter(w.items.values())).id
+    html, _ = copy_for(_prepared(session, rt, featured_item_id=featured_id), recipients(session)[0])
+    imgs = re.findall(r"<img\b[^>]*>", html)
+    feat = re.search(r'class="feat"[^>]*>\s*(<img\b[^>]*>)', html).group(1)
+    assert re.search(r'\bwidth="524"', feat)
+    assert any(re.search(r'\bwidth="552"', i) for i in imgs if i != feat)  # items outside the box
+    assert not re.search(r'\s(?:height|width)="(?!\d+%?")[^"]*"', html)  # only numbers as attributes

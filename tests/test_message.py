@@ -1,7 +1,9 @@
 """The MIME builder: headers every email must carry, encodings, and refusal of injection."""
 from __future__ import annotations
 
-from email import message_from_bytes, policy
+import re
+from email import message_from_bytes, message_from_string, policy
+from email.header import decode_header, make_header
 
 import pytest
 
@@ -50,3 +52,48 @@ def test_line_breaks_in_header_values_are_refused(name):
         _template().build(to_name=name, to_address="eve@example.org", text="t", html="t")
     with pytest.raises(HeaderInjection):
         _template(subject=f"Hi {name}")
+
+
+def test_non_ascii_local_part_with_a_display_name_is_written_as_utf8():
+    """Issue 9 finding 4: this raised UnicodeEncodeError in encode_address."""
+    env = _template().build(to_name="عائشہ خان", to_address="عائشہ.خان@exämple.org", text="t", html="t")
+    assert env.recipient == "عائشہ.خان@xn--exmple-cua.org" and env.smtputf8
+    msg = message_from_string(env.data.decode("utf-8"), policy=policy.default)  # RFC 6532
+    (to,) = msg["To"].addresses
+    assert (to.display_name, to.username, to.domain) == ("عائشہ خان", "عائشہ.خان", "xn--exmple-cua.org")
+    assert not _template().build(to_name="A", to_address="a@example.org", text="t", html="t").smtputf8
+
+
+def test_encoded_words_stay_within_75_characters_and_lines_within_78():
+    """Issue 9 finding 15: long non-ASCII subjects and names made 76- and 88-character words."""
+    subject = "Digest – Rhagfyr / دسمبر / 十二月 — " * 4
+    name = "عائشہ خان Zoë Ahmed-Rahman — Equality and Diversity Lead 🌍"
+    env = _template(subject=subject).build(to_name=name, to_address="zoe@example.org", text="t", html="t")
+    head = env.data.split(b"\r\n\r\n", 1)[0].decode("ascii")
+    words = re.findall(r"=\?[^?]+\?[bBqQ]\?[^?]*\?=", head)
+    assert words and max(len(w) for w in words) <= 75
+    assert max(len(line) for line in head.split("\r\n") if not line.startswith("Content-Type")) <= 78
+    msg = message_from_bytes(env.data, policy=policy.default)
+    assert msg["Subject"] == subject
+    # The stdlib's address parser puts a space between adjacent encoded-words of a name,
+    # against RFC 2047 section 6.2; decode_header follows the RFC, as mail clients do.
+    raw_to = re.search(r"\r\nTo: (.*?) <", head, re.S).group(1)
+    assert str(make_header(decode_header(raw_to))) == name
+    # An ASCII name with specials is quoted, not encoded.
+    env = _template().build(to_name='Ahmed, "Zoe"', to_address="zoe@example.org", text="t", html="t")
+    assert b'To: "Ahmed, \\"Zoe\\"" <zoe@example.org>\r\n' in env.data
+
+
+def test_date_has_a_numeric_zone_and_optional_headers_appear_only_when_asked():
+    """Issue 9 finding 15: Date said GMT; Auto-Submitted, Reply-To and Feedback-ID were missing."""
+    env = _template().build(to_name="", to_address="a@example.org", text="t", html="t")
+    msg = message_from_bytes(env.data, policy=policy.default)
+    assert re.fullmatch(r"\w{3}, \d{2} \w{3} \d{4} \d{2}:\d{2}:\d{2} \+0000", str(msg["Date"]))
+    assert msg["Auto-Submitted"] is None and msg["Reply-To"] is None and msg["Feedback-ID"] is None
+    env = _template(auto_submitted=True, reply_to="Digest editors <editors@ertg.example.org>",
+                    feedback_id="2026-12:digest:ertg.example.org").build(
+        to_name="", to_address="a@example.org", text="t", html="t")
+    msg = message_from_bytes(env.data, policy=policy.default)
+    assert msg["Auto-Submitted"] == "auto-generated"
+    assert msg["Reply-To"].addresses[0].addr_spec == "editors@ertg.example.org"
+    assert msg["Feedback-ID"] == "2026-12:digest:ertg.example.org"

@@ -187,3 +187,59 @@ def test_manage_page_changes_preferences(client, session, rt, ids):
 def test_oversized_request_is_refused(client, demo):
     resp = client.post("/subscribe", data={"email": "x" * (300 * 1024)})
     assert resp.status_code == 413
+
+
+def test_subscribing_a_non_ascii_address_with_a_name_writes_the_confirmation_to_the_outbox(
+        settings, session, queue, ids, tmp_path):
+    """Issue 9 finding 4: the confirmation failed eight times with UnicodeEncodeError while
+    the page said "Check your email". The file outbox writes it as UTF-8 (RFC 6532)."""
+    from email import message_from_string, policy
+
+    from mailer.app import create_app
+    from mailer.delivery.transport import FileOutbox
+    from mailer.delivery.verp import SUBSCRIBER, ReturnPaths
+
+    outbox = tmp_path / "outbox"
+    client = create_app(settings, FileOutbox(outbox)).test_client()
+    resp = _form(client, email="عائشہ.خان@example.org", name="عائشہ خان",
+                 topics=[str(ids[0]["heart-health"])])
+    assert resp.status_code == 302 and resp.location.endswith("/subscribe/check-email")
+    queue()
+    (eml,) = outbox.glob("*.eml")
+    msg = message_from_string(eml.read_bytes().decode("utf-8"), policy=policy.default)
+    (to,) = msg["To"].addresses
+    assert (to.display_name, to.addr_spec) == ("عائشہ خان", "عائشہ.خان@example.org")
+    assert msg["Auto-Submitted"] == "auto-generated"
+    sub = session.scalar(select(Subscriber).where(Subscriber.email == "عائشہ.خان@example.org"))
+    paths = ReturnPaths(settings.secret_key, settings.delivery, settings.sender_domain)
+    assert paths.target(msg["Return-Path"]).kind == SUBSCRIBER and paths.target(msg["Return-Path"]).id == sub.id
+    assert any("/confirm/" in u for u in links_in(eml.read_bytes()))
+
+
+def _footer_band(html: str, text: str) -> str:
+    """The markup from the opening of the (600 px) section holding ``text`` up to it."""
+    at = html.index(text)
+    return html[[m.start() for m in re.finditer(r'<div[^>]*max-width:600px', html[:at])][-1]:at]
+
+
+@pytest.mark.parametrize("kind", ["confirm", "manage", "link"])
+def test_subscriber_emails_have_a_heading_an_isolated_name_and_a_footer_on_the_page_colour(
+        settings, session, kind):
+    """Issue 9 finding 18: no h1, an RTL name not isolated, white bands round the footer."""
+    from email import message_from_bytes, policy
+
+    from mailer.delivery.transactional import compose_transactional
+
+    sub = Subscriber(email="aisha@example.org", name="عائشہ خان", status="pending")
+    session.add(sub)
+    session.flush()
+    msg = message_from_bytes(compose_transactional(kind, settings, sub).data, policy=policy.default)
+    html = msg.get_body(("html",)).get_content()
+    assert len(re.findall(r"<h1\b", html)) == 1
+    assert "Hello<bdi> عائشہ خان</bdi>," in html
+    band = _footer_band(html, "c/o Campaign Office")
+    assert band.startswith('<div class="muted"') and "#ffffff" not in band.lower()
+    assert not re.search(r'\s(?:height|width)="(?!\d+%?")[^"]*"', html)
+    assert "End Racism This Generation, End Racism This Generation" not in html
+    text = msg.get_body(("plain",)).get_content()
+    assert text.count("End Racism This Generation, c/o Campaign Office") == 1

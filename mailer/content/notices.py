@@ -58,6 +58,7 @@ def compose_notice(kind: str, settings: Settings, item: Item) -> Envelope:
         "REASON": item.decision_reason or "",
         "LINK": item.link,
     }
-    template = MessageTemplate(mail_from=settings.mail_from, subject=_subject(kind, item.title))
+    template = MessageTemplate(mail_from=settings.mail_from, subject=_subject(kind, item.title),
+                               auto_submitted=True, reply_to=settings.reply_to)
     return template.build(to_name="", to_address=item.contact_email,
                           text=fill(text, values, html=False), html=fill(html, values, html=True))

@@ -22,7 +22,7 @@ from mailer.delivery.limits import counters_for
 from mailer.delivery.sending import deliver_batch, finish_if_done
 from mailer.delivery.transactional import compose_transactional
 from mailer.delivery.transport import PermanentFailure
-from mailer.delivery.verp import Signer
+from mailer.delivery.outgoing import Outgoing
 from mailer.digest.compose import load_plan
 from mailer.digest.editions import build_edition
 from mailer.digest.models import SENDING, Edition
@@ -43,11 +43,11 @@ def send_transactional(kind: str, subscriber_id: int) -> None:
         if sub is None or sub.status == "erased":
             return  # erased or purged before the email went out
         envelope = compose_transactional(kind, rt.settings, sub)
-    sign = Signer(rt.settings.delivery, rt.settings.sender_domain)
+    outgoing = Outgoing(rt.settings, rt.transport)
     try:
-        rt.transport.send(envelope.sender, envelope.recipient, sign(envelope.data))
+        outgoing.to_subscriber(envelope, subscriber_id)
     finally:
-        rt.transport.close()
+        outgoing.close()
 
 
 @dramatiq.actor(queue_name="digest", max_retries=3, priority=DIGEST_PRIORITY,

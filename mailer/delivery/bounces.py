@@ -1,10 +1,12 @@
 """Bounce (DSN, RFC 3464) and complaint (ARF, RFC 5965) reports: read, match, apply.
 
-Reports are matched to a delivery through the per-recipient return path (VERP) they were
-sent to, or, for complaints, the return path inside the original message they quote. A
-report that names no genuine return path of ours is counted as unmatched and changes
-nothing: anyone can send mail to the bounce mailbox, and a forged report must not be
-able to suppress somebody's address.
+Reports are matched through the per-recipient return path (VERP) they were sent to, or,
+for complaints, the return path inside the original message they quote: a digest
+delivery, a subscriber's confirmation or link email, a partner notice, or a one-off
+(test send) whose return path is bound to its recipient address (see
+:mod:`mailer.delivery.verp`). A report that names no genuine return path of ours is
+counted as unmatched and changes nothing: anyone can send mail to the bounce mailbox, and
+a forged report must not be able to suppress somebody's address.
 
 Hard bounces and complaints put the address on the suppression list (complaints also
 unsubscribe the person); soft bounces are logged and counted.
@@ -23,9 +25,10 @@ from typing import Iterable, Iterator
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from mailer.content.models import Item
 from mailer.delivery.models import SENT, UNKNOWN, Delivery, BOUNCED
 from mailer.delivery.suppression import COMPLAINT, HARD, SOFT, log_bounce, suppress
-from mailer.delivery.verp import ReturnPaths
+from mailer.delivery.verp import ADDRESS, DELIVERY, NOTICE, SUBSCRIBER, ReturnPaths, Target
 from subscribers.models import Subscriber
 from subscribers.service import unsubscribe
 
@@ -36,9 +39,13 @@ _ENVELOPE_HEADERS = ("Delivered-To", "X-Original-To", "Envelope-To", "X-Envelope
 @dataclass(frozen=True)
 class Report:
     kind: str                 # hard, soft or complaint
-    delivery_id: int | None
+    target: Target | None     # what the return path names; None: unmatched
     recipient: str            # the address the report is about ("" if not stated)
     detail: str
+
+    @property
+    def delivery_id(self) -> int | None:
+        return self.target.id if self.target is not None and self.target.kind == DELIVERY else None
 
 
 def _address(field_value: str | None) -> str:
@@ -49,14 +56,21 @@ def _address(field_value: str | None) -> str:
     return value.strip().strip("<>").lower()
 
 
-def _delivery_from_headers(msg: Message, paths: ReturnPaths, names: Iterable[str]) -> int | None:
+def _target_from_headers(msg: Message, paths: ReturnPaths, names: Iterable[str]) -> Target | None:
     for name in names:
         for value in msg.get_all(name, []):
             for _, addr in getaddresses([str(value)]):
-                found = paths.delivery_id(addr)
+                found = paths.target(addr)
                 if found is not None:
                     return found
     return None
+
+
+def _bound(paths: ReturnPaths, target: Target | None, *recipients: str) -> Target | None:
+    """``target``, unless it is a return path bound to an address other than the report's."""
+    if target is None or target.kind != ADDRESS:
+        return target
+    return target if any(paths.covers(target, r) for r in recipients if r) else None
 
 
 def _embedded_original(report: Message) -> Message | None:
@@ -86,7 +100,7 @@ def parse(msg: Message, paths: ReturnPaths) -> list[Report]:
     report_type = (msg.get_param("report-type") or "").lower()
     out: list[Report] = []
     if report_type == "delivery-status":
-        delivery = _delivery_from_headers(msg, paths, _ENVELOPE_HEADERS)
+        found = _target_from_headers(msg, paths, _ENVELOPE_HEADERS)
         for part in msg.walk():
             if part.get_content_type() != "message/delivery-status":
                 continue
@@ -94,6 +108,7 @@ def parse(msg: Message, paths: ReturnPaths) -> list[Report]:
                 action = str(block.get("Action", "")).strip().lower()
                 status = str(block.get("Status", "")).strip()
                 recipient = _address(block.get("Final-Recipient") or block.get("Original-Recipient"))
+                delivery = _bound(paths, found, recipient, _address(block.get("Original-Recipient")))
                 detail = f"{status} {block.get('Diagnostic-Code', '')}".strip()
                 if action == "failed" and status.startswith("5"):
                     out.append(Report(HARD, delivery, recipient, detail))
@@ -103,9 +118,9 @@ def parse(msg: Message, paths: ReturnPaths) -> list[Report]:
                     out.append(Report(SOFT, delivery, recipient, detail))
     elif report_type == "feedback-report":
         original = _embedded_original(msg)
-        delivery = _delivery_from_headers(msg, paths, _ENVELOPE_HEADERS)
+        delivery = _target_from_headers(msg, paths, _ENVELOPE_HEADERS)
         if delivery is None and original is not None:
-            delivery = _delivery_from_headers(original, paths, ("Return-Path", "Sender"))
+            delivery = _target_from_headers(original, paths, ("Return-Path", "Sender"))
         for part in msg.walk():
             if part.get_content_type() != "message/feedback-report":
                 continue
@@ -114,6 +129,11 @@ def parse(msg: Message, paths: ReturnPaths) -> list[Report]:
             recipient = _address(fields.get("Original-Rcpt-To") or fields.get("Removal-Recipient"))
             if not recipient and original is not None:
                 recipient = _address(original.get("To"))
+            if original is not None:
+                to = getaddresses([str(original.get("To", ""))])
+                delivery = _bound(paths, delivery, recipient, *(a.lower() for _, a in to))
+            else:
+                delivery = _bound(paths, delivery, recipient)
             out.append(Report(COMPLAINT, delivery, recipient,
                               f"feedback-type {str(fields.get('Feedback-Type', 'abuse')).strip()}"))
     return out
@@ -128,26 +148,49 @@ class Tally:
     suppressed: list[str] = field(default_factory=list)
 
 
+def _resolve(session: Session, r: Report) -> tuple[Delivery | None, Subscriber | None, str] | None:
+    """The delivery (digests only), subscriber and address a report is about, or None when
+    its return path names nothing that still exists."""
+    t = r.target
+    if t is None:
+        return None
+    if t.kind == DELIVERY:
+        delivery = session.get(Delivery, t.id)
+        if delivery is None:
+            return None
+        sub = session.get(Subscriber, delivery.subscriber_id)
+        return delivery, sub, (sub.email if sub else r.recipient)
+    if t.kind == SUBSCRIBER:
+        sub = session.get(Subscriber, t.id)
+        return (None, sub, sub.email) if sub is not None and sub.email else None
+    if t.kind == NOTICE:
+        item = session.get(Item, t.id)
+        return (None, None, item.contact_email) if item is not None and item.contact_email else None
+    return (None, None, r.recipient) if r.recipient else None  # ADDRESS, checked in parse
+
+
 def apply(session: Session, reports: Iterable[Report]) -> Tally:
-    """Record ``reports``: log each, mark the delivery bounced, suppress the address for
-    hard bounces and complaints, unsubscribe complainers. Unmatched ones change nothing."""
+    """Record ``reports``: log each, mark a digest delivery bounced, suppress the address for
+    hard bounces and complaints, unsubscribe complaining subscribers. Unmatched ones change
+    nothing."""
     tally = Tally()
     for r in reports:
-        delivery = session.get(Delivery, r.delivery_id) if r.delivery_id else None
-        if delivery is None:
+        found = _resolve(session, r)
+        if found is None:
             tally.unmatched += 1
             continue
-        sub = session.get(Subscriber, delivery.subscriber_id)
-        email = (sub.email if sub else r.recipient).lower()
-        log_bounce(session, delivery.id, email, r.kind, r.detail)
+        delivery, sub, email = found
+        email = email.lower()
+        log_bounce(session, delivery.id if delivery else None, email, r.kind, r.detail)
         if r.kind == SOFT:
             tally.soft += 1
             continue
         if r.kind == HARD:
             tally.hard += 1
-            session.execute(update(Delivery).where(Delivery.id == delivery.id,
-                                                   Delivery.status.in_((SENT, UNKNOWN)))
-                            .values(status=BOUNCED, error=f"bounced: {r.detail}"[:500]))
+            if delivery is not None:
+                session.execute(update(Delivery).where(Delivery.id == delivery.id,
+                                                       Delivery.status.in_((SENT, UNKNOWN)))
+                                .values(status=BOUNCED, error=f"bounced: {r.detail}"[:500]))
         else:
             tally.complaints += 1
             if sub is not None:

@@ -6,12 +6,14 @@ header and the two encoded bodies are added. Output is ``bytes`` ready for SMTP 
 """
 from __future__ import annotations
 
+import base64
 import binascii
+import re
 import secrets
 import time
 from dataclasses import dataclass
-from email.header import Header
-from email.utils import formataddr, formatdate, parseaddr
+from datetime import datetime, timezone
+from email.utils import format_datetime, parseaddr
 
 _CRLF = b"\r\n"
 
@@ -26,31 +28,65 @@ def _check(value: str) -> str:
     return value
 
 
-def encode_address(name: str, address: str) -> str:
+# RFC 2047: an encoded-word is at most 75 characters; "=?utf-8?b?" and "?=" take 12, so
+# 63 are left for base64, i.e. at most 45 bytes of UTF-8 (60 base64 characters) per word.
+_WORD_BYTES = 45
+# Characters that make a display name need quoting (RFC 5322 "specials").
+_SPECIALS = re.compile(r'[][\\()<>@,:;".]')
+
+
+def encode_words(text: str, header_name: str = "Subject") -> str:
+    """``text`` as RFC 2047 base64 encoded-words of at most 75 characters each, folded one
+    word per line so that with ``header_name: `` in front no line passes 78 characters.
+
+    Words never split a character, so each decodes on its own (RFC 2047 section 5).
+    """
+    first_room = (78 - len(header_name) - 2 - 12) // 4 * 3  # bytes that fit the first line
+    words, chunk, limit = [], b"", min(_WORD_BYTES, max(first_room, 3))
+    for ch in text:
+        b = ch.encode("utf-8")
+        if len(chunk) + len(b) > limit:
+            words.append(chunk)
+            chunk, limit = b"", _WORD_BYTES
+        chunk += b
+    words.append(chunk)
+    return "\r\n ".join(f"=?utf-8?b?{base64.b64encode(w).decode('ascii')}?=" for w in words if w)
+
+
+def ascii_domain(address: str) -> str:
+    """``address`` with an internationalised domain in its IDNA (``xn--``) form; the local
+    part is left as it is (a non-ASCII one needs SMTPUTF8, RFC 6531)."""
+    local, _, domain = address.rpartition("@")
+    if domain.isascii():
+        return address
+    return f"{local}@{domain.encode('idna').decode('ascii')}"
+
+
+def encode_address(name: str, address: str, header_name: str = "To") -> str:
     """``Name <local@domain>``: RFC 2047 for a non-ASCII name, IDNA for a non-ASCII domain.
 
-    A non-ASCII local part stays UTF-8 (RFC 6532); the relay must then offer SMTPUTF8.
+    A non-ASCII local part stays UTF-8 (RFC 6532); the relay must then offer SMTPUTF8,
+    which the transport checks (see :mod:`mailer.delivery.transport`).
     """
     _check(name)
     _check(address)
-    local, _, domain = address.rpartition("@")
-    try:
-        domain.encode("ascii")
-    except UnicodeEncodeError:
-        domain = domain.encode("idna").decode("ascii")
-    address = f"{local}@{domain}"
-    return formataddr((name, address), charset="utf-8") if name else address
+    address = ascii_domain(address)
+    if not name:
+        return address
+    if not name.isascii():
+        name = encode_words(name, header_name)
+    elif _SPECIALS.search(name):
+        name = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return f"{name} <{address}>"
 
 
 def encode_subject(subject: str, header_name: str = "Subject") -> str:
-    """RFC 2047 for a non-ASCII value, folded so that with ``header_name: `` in front no
-    line passes 78 characters."""
+    """RFC 2047 for a non-ASCII value (encoded-words of at most 75 characters), folded so
+    that with ``header_name: `` in front no line passes 78 characters."""
     _check(subject)
-    try:
-        subject.encode("ascii")
+    if subject.isascii():
         return subject
-    except UnicodeEncodeError:
-        return Header(subject, "utf-8", maxlinelen=78, header_name=header_name).encode(linesep="\r\n")
+    return encode_words(subject, header_name)
 
 
 _qp_shared: dict[bytes, bytes] = {}  # lines seen in two or more messages
@@ -126,16 +162,28 @@ class Envelope:
     recipient: str
     data: bytes
 
+    @property
+    def smtputf8(self) -> bool:
+        """True when the recipient's address has a non-ASCII local part: the relay must
+        then offer SMTPUTF8 (RFC 6531), since neither envelope nor header can be ASCII."""
+        return not self.recipient.isascii()
+
 
 class MessageTemplate:
     """The parts of a mailing that every recipient shares, encoded once.
 
-    ``list_unsubscribe`` turns on the RFC 2369/8058 headers (digests); transactional
-    emails such as confirmations leave it off.
+    ``list_unsubscribe_mailto`` turns on the RFC 2369/8058 headers (digests); transactional
+    emails such as confirmations leave it off. ``auto_submitted`` marks a message sent by
+    a machine in answer to something (RFC 3834: confirmations, links, partner notices), so
+    auto-responders stay quiet. ``reply_to`` sends replies to the editors rather than the
+    sending address; ``feedback_id`` (digests: one per edition) lets mailbox providers
+    report complaints per mailing.
     """
 
     def __init__(self, *, mail_from: str, subject: str, list_id: str | None = None,
-                 list_name: str = "", list_unsubscribe_mailto: str | None = None):
+                 list_name: str = "", list_unsubscribe_mailto: str | None = None,
+                 auto_submitted: bool = False, reply_to: str | None = None,
+                 feedback_id: str | None = None):
         name, address = parseaddr(mail_from)
         self.sender = address
         self.domain = address.rpartition("@")[2] or "localhost"
@@ -143,11 +191,18 @@ class MessageTemplate:
         # A boundary holding "=_" can never occur inside quoted-printable text.
         self.boundary = "=_ertg_" + secrets.token_hex(12)
         lines = [
-            f"From: {encode_address(name, address)}",
+            f"From: {encode_address(name, address, 'From')}",
             f"Subject: {encode_subject(subject)}",
             "MIME-Version: 1.0",
             f'Content-Type: multipart/alternative; boundary="{self.boundary}"',
         ]
+        if reply_to:
+            rname, raddress = parseaddr(_check(reply_to))
+            lines.append(f"Reply-To: {encode_address(rname, raddress, 'Reply-To')}")
+        if auto_submitted:
+            lines.append("Auto-Submitted: auto-generated")
+        if feedback_id:
+            lines.append(f"Feedback-ID: {_check(feedback_id)}")
         if list_id:
             label = f"{encode_subject(list_name, 'List-Id')} " if list_name else ""
             lines.append(f"List-Id: {label}<{_check(list_id)}>")
@@ -169,10 +224,12 @@ class MessageTemplate:
                                   html_qp=_qp(html), unsubscribe_url=unsubscribe_url)
 
     def _date(self) -> str:
-        # formatdate costs a few microseconds; one value per second serves every message.
+        # Formatting costs a few microseconds; one value per second serves every message.
+        # A numeric zone (+0000): "GMT" is obsolete syntax and -0000 means "zone unknown".
         now = int(time.time())
         if now != self._date_second:
-            self._date_second, self._date_value = now, formatdate(now, usegmt=True)
+            self._date_second = now
+            self._date_value = format_datetime(datetime.fromtimestamp(now, timezone.utc))
         return self._date_value
 
     def build_encoded(self, *, to_name: str, to_address: str, text_qp: bytes, html_qp: bytes,
@@ -197,4 +254,4 @@ class MessageTemplate:
             self._html_head, html_qp,
             self._end,
         ))
-        return Envelope(self.sender, to_address, data)
+        return Envelope(self.sender, ascii_domain(to_address), data)

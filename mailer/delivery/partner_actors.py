@@ -14,6 +14,7 @@ from mailer import runtime
 from mailer.content.models import Item
 from mailer.content.notices import RECEIPT, compose_notice, notice_owed
 from mailer.db import utcnow
+from mailer.delivery.outgoing import Outgoing
 from mailer.delivery.transport import PermanentFailure
 
 
@@ -32,8 +33,9 @@ def send_partner_notice(kind: str, item_id: int) -> None:
             return
         envelope = compose_notice(kind, rt.settings, item)
         setattr(item, _column(kind), utcnow())
+    outgoing = Outgoing(rt.settings, rt.transport)
     try:
-        rt.transport.send(envelope.sender, envelope.recipient, envelope.data)
+        outgoing.notice(envelope, item_id)
     except PermanentFailure:
         raise  # the address is refused for good: keep the claim, do not retry
     except Exception:
@@ -41,4 +43,4 @@ def send_partner_notice(kind: str, item_id: int) -> None:
             setattr(s.get(Item, item_id), _column(kind), None)
         raise
     finally:
-        rt.transport.close()
+        outgoing.close()

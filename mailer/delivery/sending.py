@@ -19,6 +19,7 @@ that moment becomes ``unknown``.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import threading
@@ -34,8 +35,9 @@ from mailer.delivery.limits import RateLimiter, counters_for
 from mailer.delivery.models import FAILED, OPEN, PENDING, SENDING, SENT, SKIPPED, UNKNOWN, Delivery
 from mailer.delivery.suppression import record_refusal, suppressed
 from mailer.delivery.transport import PermanentFailure, TransientFailure, Transport
-from mailer.delivery.verp import ReturnPaths, Signer
-from mailer.digest.compose import PreparedEdition, compose, prepare_edition
+from mailer.delivery.outgoing import Outgoing
+from mailer.delivery.message import MessageTemplate
+from mailer.digest.compose import LIST_NAME, PreparedEdition, compose, prepare_edition
 from mailer.digest.models import SENDING as EDITION_SENDING
 from mailer.digest.models import SENT as EDITION_SENT
 from mailer.digest.models import Edition
@@ -56,8 +58,26 @@ def prepared_for(session: Session, edition: Edition, settings: Settings) -> Prep
     with _prepared_lock:
         if key not in _prepared:
             _prepared.clear()  # one edition sends at a time; do not hoard renders
-            _prepared[key] = prepare_edition(session, edition, settings)
+            prepared = prepare_edition(session, edition, settings)
+            # The mailing's own headers (Reply-To, Feedback-ID) belong to sending, not to the
+            # render that web copies and test sends share.
+            _prepared[key] = dataclasses.replace(prepared, template=digest_template(settings, edition))
         return _prepared[key]
+
+
+def feedback_id(settings: Settings, edition: Edition) -> str:
+    """``Feedback-ID`` of an edition's digests (Gmail's form, ``campaign:type:sender``): the
+    providers that report complaints per Feedback-ID then report them per edition."""
+    return f"{edition.period}:digest:{settings.sender_domain}"
+
+
+def digest_template(settings: Settings, edition: Edition) -> MessageTemplate:
+    """The headers every copy of ``edition`` shares: the list headers, ``Reply-To`` to the
+    editors (``REPLY_TO``, when set) and the edition's ``Feedback-ID``."""
+    return MessageTemplate(
+        mail_from=settings.mail_from, subject=edition.subject, list_id=settings.list_id,
+        list_name=LIST_NAME, list_unsubscribe_mailto=settings.unsubscribe_mailto,
+        reply_to=settings.reply_to, feedback_id=feedback_id(settings, edition))
 
 
 def claim(session: Session, delivery_ids: list[int]):
@@ -223,8 +243,7 @@ def deliver_batch(db: Database, transport: Transport, settings: Settings,
     counters = counters_for(settings.redis_url)
     limiter = RateLimiter(counters, cfg.rate, cfg.rate_for)
     limited = bool(cfg.rate or cfg.domain_rate or cfg.domain_rates)
-    paths = ReturnPaths(settings.secret_key, cfg, settings.sender_domain)
-    sign = Signer(cfg, settings.sender_domain)
+    outgoing = Outgoing(settings, transport)
     edition_id = None
     ids = list(delivery_ids)
     stop_at: int | None = None
@@ -253,10 +272,9 @@ def deliver_batch(db: Database, transport: Transport, settings: Settings,
                         continue
                     if limited:
                         limiter.acquire(person.email.rpartition("@")[2].lower())
-                    data = sign(envelope.data)
                     in_flight = row.id
                     try:
-                        transport.send(paths.address(row.id), envelope.recipient, data)
+                        outgoing.delivery(envelope, row.id)
                     except PermanentFailure as exc:
                         chunk.failed(row, str(exc), person.email if exc.recipient else None)
                     except TransientFailure as exc:

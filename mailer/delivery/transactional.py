@@ -41,6 +41,7 @@ def compose_transactional(kind: str, settings: Settings, sub: Subscriber) -> Env
         "CONFIRM_URL": links.confirm(sub.id, sub.token_version),
         "MANAGE_URL": links.manage(sub.id, sub.token_version),
     }
-    template = MessageTemplate(mail_from=settings.mail_from, subject=SUBJECTS[kind])
+    # Auto-Submitted (RFC 3834): sent in answer to a request, so auto-responders keep quiet.
+    template = MessageTemplate(mail_from=settings.mail_from, subject=SUBJECTS[kind], auto_submitted=True)
     return template.build(to_name=sub.name, to_address=sub.email,
                           text=fill(text, values, html=False), html=fill(html, values, html=True))

@@ -49,7 +49,13 @@ class Transport(Protocol):
 
 
 class FileOutbox:
-    """Writes each message to ``directory`` as ``<time>-<uuid>.eml``, atomically."""
+    """Writes each message to ``directory`` as ``<time>-<uuid>.eml``, atomically.
+
+    Like a mail system's final delivery, it adds ``Return-Path:`` with the envelope sender
+    (the per-message bounce address), so the file shows where a bounce would go. Addresses
+    with non-ASCII local parts are written as UTF-8 (RFC 6532), as a relay with SMTPUTF8
+    would carry them.
+    """
 
     def __init__(self, directory: Path):
         self.directory = Path(directory)
@@ -58,7 +64,7 @@ class FileOutbox:
         self.directory.mkdir(parents=True, exist_ok=True)
         name = f"{uuid.uuid1().hex}.eml"
         tmp = self.directory / f".{name}.tmp"
-        tmp.write_bytes(message)
+        tmp.write_bytes(f"Return-Path: <{sender}>\r\n".encode("utf-8") + message)
         os.replace(tmp, self.directory / name)  # readers never see half a message
 
     def close(self) -> None:
@@ -87,22 +93,42 @@ class MemoryTransport:
         pass
 
 
+_YES = ("1", "true", "yes")
+
+
+def check_smtp_url(url: str) -> None:
+    """Raise ``ValueError`` saying what is wrong with ``url`` as an ``SMTP_URL``: not
+    smtp:// or smtps://, or credentials that would cross the network without TLS."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("smtp", "smtps"):
+        raise ValueError("SMTP_URL must start with smtp:// or smtps://")
+    starttls = parse_qs(parts.query).get("starttls", ["0"])[0].lower() in _YES
+    if (parts.username or parts.password) and parts.scheme != "smtps" and not starttls:
+        raise ValueError("SMTP_URL has a user name or password but no TLS: use smtps:// or add "
+                         "?starttls=1, so the credentials are never sent in clear")
+
+
 class SMTPTransport:
     """Sends through an SMTP relay, keeping one connection per thread between messages.
 
     ``SMTP_URL`` forms: ``smtp://host:25``, ``smtp://user:pass@host:587?starttls=1``,
     ``smtps://user:pass@host:465``; ``?timeout=SECONDS`` (default 30), ``?cafile=PATH``.
+    A user name or password needs TLS (``smtps://`` or ``?starttls=1``): credentials are
+    never sent over a plain connection, and such a URL is refused with ``ValueError``.
+
+    A recipient whose address has a non-ASCII local part is sent with SMTPUTF8 (RFC 6531)
+    when the relay offers it; when it does not, the message fails for good
+    (:class:`PermanentFailure`), since no retry can make the address ASCII.
     """
 
     def __init__(self, url: str):
+        check_smtp_url(url)
         parts = urlsplit(url)
-        if parts.scheme not in ("smtp", "smtps"):
-            raise ValueError("SMTP_URL must start with smtp:// or smtps://")
         query = parse_qs(parts.query)
         self.host = parts.hostname or "localhost"
         self.port = parts.port or (465 if parts.scheme == "smtps" else 25)
         self.ssl = parts.scheme == "smtps"
-        self.starttls = query.get("starttls", ["0"])[0] in ("1", "true", "yes")
+        self.starttls = query.get("starttls", ["0"])[0].lower() in _YES
         self.timeout = float(query.get("timeout", ["30"])[0])
         # ?cafile=/path trusts a private CA (a relay inside the trust's network);
         # ?verify=0 turns certificate checks off (testing only).
@@ -125,6 +151,8 @@ class SMTPTransport:
                 conn = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
                 if self.starttls:
                     conn.starttls(context=self.tls)
+            if self.username and not (self.ssl or self.starttls):  # pragma: no cover - __init__ refuses
+                raise smtplib.SMTPException("refusing to send credentials without TLS")
             if self.username:
                 conn.login(self.username, self.password or "")
         except (OSError, smtplib.SMTPException) as exc:
@@ -135,10 +163,18 @@ class SMTPTransport:
     def send(self, sender: str, recipient: str, message: bytes) -> None:
         conn = self._connection()
         try:
-            if _pipelining(conn) and (sender + recipient).isascii():
-                _pipelined_transaction(conn, sender, recipient, message)
+            if (sender + recipient).isascii():
+                if _pipelining(conn):
+                    _pipelined_transaction(conn, sender, recipient, message)
+                else:
+                    conn.sendmail(sender, [recipient], message)
             else:
-                conn.sendmail(sender, [recipient], message)
+                conn.ehlo_or_helo_if_needed()
+                if not conn.has_extn("smtputf8"):
+                    raise PermanentFailure(
+                        f"the relay {self.host} does not offer SMTPUTF8, which the address "
+                        f"{recipient} (non-ASCII characters before the @) needs")
+                conn.sendmail(sender, [recipient], message, mail_options=["SMTPUTF8"])
         except smtplib.SMTPRecipientsRefused as exc:
             code, reply = exc.recipients[recipient]
             if 400 <= code < 500:

@@ -17,6 +17,7 @@ from flask import Blueprint, Response, abort, render_template, request, url_for
 from sqlalchemy import select
 
 from mailer.content.models import Partner, Topic
+from mailer.delivery.outgoing import Outgoing
 from mailer.digest import preview
 from mailer.digest.compose import archive_copy, copy_for, period_label
 from mailer.digest.editions import EditionError, parse_period
@@ -195,7 +196,7 @@ def preview_page(token: str):
         period, subject, status = edition.period, edition.subject, edition.status
     if envelope is not None:
         try:
-            r.transport.send(envelope.sender, envelope.recipient, envelope.data)
+            Outgoing(r.settings, r.transport).one_off(envelope)  # signed, with a return path
             notice = f"Sent a test to {envelope.recipient}."
         except Exception as err:  # the transport's own message is the useful one here
             error = f"The test could not be sent: {err}"

@@ -65,3 +65,49 @@ def test_migration_keeps_existing_partners_and_items(tmp_path):
         i = c.execute(text("SELECT title, featured, source, body_html FROM items")).one()
     engine.dispose()
     assert tuple(p) == ("Afiya Trust", 0, "") and tuple(i) == ("Old", 0, "form", "")
+
+
+def test_notices_are_marked_auto_submitted_and_replies_go_to_the_editors(rt, transport):
+    """Issue 9 finding 15: notices had no Auto-Submitted and no Reply-To."""
+    from dataclasses import replace
+    from email import message_from_bytes, policy
+
+    from mailer import runtime
+    from mailer.delivery.partner_actors import send_partner_notice
+
+    item_id = _item(rt)
+    send_partner_notice.fn("receipt", item_id)
+    runtime.configure(replace(rt.settings, reply_to="Digest editors <editors@ertg.example.org>"), transport)
+    with rt.db.transaction() as s:
+        s.get(Item, item_id).status = "approved"
+    send_partner_notice.fn("approved", item_id)
+    receipt, decision = (message_from_bytes(m.data, policy=policy.default) for m in transport.messages)
+    assert receipt["Auto-Submitted"] == decision["Auto-Submitted"] == "auto-generated"
+    assert receipt["Reply-To"] is None  # REPLY_TO unset: replies go to MAIL_FROM
+    assert decision["Reply-To"].addresses[0].addr_spec == "editors@ertg.example.org"
+
+
+def test_notice_names_the_sender_once_isolates_the_title_and_has_a_heading(rt, transport):
+    """Issue 9 finding 18: the footer said "End Racism This Generation, End Racism This
+    Generation, c/o ..."; an Urdu title was not isolated from the English sentence; no h1;
+    a white band round the footer."""
+    import re
+    from email import message_from_bytes, policy
+
+    from mailer.delivery.partner_actors import send_partner_notice
+
+    item_id = _item(rt)
+    with rt.db.transaction() as s:
+        s.get(Item, item_id).title = "نسلی مساوات کے لیے مقامی سرجریوں کا عہد"
+    send_partner_notice.fn("receipt", item_id)
+    msg = message_from_bytes(transport.messages[0].data, policy=policy.default)
+    html = msg.get_body(("html",)).get_content()
+    text = msg.get_body(("plain",)).get_content()
+    assert "“<bdi>نسلی مساوات کے لیے مقامی سرجریوں کا عہد</bdi>”" in html
+    assert re.search(r"<h1\b[^>]*>We have received your item</h1>", html)
+    for body in (html, text):
+        assert body.count("End Racism This Generation, c/o Campaign Office") == 1
+        assert "End Racism This Generation, End Racism This Generation" not in body
+    at = html.index("c/o Campaign Office")
+    band = html[[m.start() for m in re.finditer(r'<div[^>]*max-width:600px', html[:at])][-1]:at]
+    assert band.startswith('<div class="muted"') and "#ffffff" not in band.lower()

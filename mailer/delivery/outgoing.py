@@ -1,0 +1,44 @@
+"""The one send path: every message the service sends leaves through :class:`Outgoing`.
+
+It DKIM-signs the message when a key is configured and hands it to the transport with a
+return path of ours (VERP, see :mod:`mailer.delivery.verp`), so every kind of email is
+signed and every bounce can be matched. Callers say what the message is (a digest
+delivery, a subscriber email, a partner notice or a one-off to an address); nobody else
+calls a transport's ``send``.
+"""
+from __future__ import annotations
+
+from mailer.delivery.message import Envelope
+from mailer.delivery.transport import Transport
+from mailer.delivery.verp import ReturnPaths, Signer
+
+
+class Outgoing:
+    """Signs and sends through ``transport`` with the settings' DKIM key and bounce domain."""
+
+    def __init__(self, settings, transport: Transport):
+        self.transport = transport
+        self.paths = ReturnPaths(settings.secret_key, settings.delivery, settings.sender_domain)
+        self.sign = Signer(settings.delivery, settings.sender_domain)
+
+    def _send(self, envelope: Envelope, return_path: str) -> None:
+        self.transport.send(return_path, envelope.recipient, self.sign(envelope.data))
+
+    def delivery(self, envelope: Envelope, delivery_id: int) -> None:
+        """A digest copy, recorded as ``Delivery`` ``delivery_id``."""
+        self._send(envelope, self.paths.address(delivery_id))
+
+    def to_subscriber(self, envelope: Envelope, subscriber_id: int) -> None:
+        """A confirmation, "already subscribed" or manage-link email."""
+        self._send(envelope, self.paths.subscriber(subscriber_id))
+
+    def notice(self, envelope: Envelope, item_id: int) -> None:
+        """A receipt or decision about an item, to its contact address."""
+        self._send(envelope, self.paths.notice(item_id))
+
+    def one_off(self, envelope: Envelope) -> None:
+        """Anything else to one address (test sends): its bounce counts for that address."""
+        self._send(envelope, self.paths.recipient(envelope.recipient))
+
+    def close(self) -> None:
+        self.transport.close()

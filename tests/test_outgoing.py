@@ -1,0 +1,92 @@
+"""The one send path: every kind of email we send (digest, confirmation, manage link,
+partner receipt and decision, editor's test sends from the CLI and the preview page) is
+DKIM-signed and carries a return path of ours, through a real SMTP relay on loopback."""
+from __future__ import annotations
+
+from datetime import date
+from email import message_from_bytes, policy
+
+import pytest
+
+from mailer.content.intake import ItemDraft, submit_item
+from mailer.content.moderation import approve
+from mailer.delivery.verp import ADDRESS, DELIVERY, NOTICE, SUBSCRIBER, ReturnPaths
+from mailer.digest import preview
+from mailer.digest.editions import build_edition
+from subscribers.models import Subscriber
+from tests.conftest import csrf_token
+from tests.digest_world import PERIOD, standard_world
+from tests.mailservers import Relay
+from tests.test_delivery_engine import _rsa_key, cli, use_relay
+
+
+@pytest.fixture
+def signing_relay(rt, tmp_path):
+    """This process sending through a real relay, with a DKIM key; yields (relay, public key)."""
+    key, public = _rsa_key(tmp_path)
+    relay = Relay().start()
+    r = use_relay(rt, relay.url, DKIM_SELECTOR="mail2026", DKIM_PRIVATE_KEY_FILE=str(key))
+    yield r, relay, public
+    relay.stop()
+
+
+def test_every_kind_of_email_is_dkim_signed_and_carries_our_return_path(
+        signing_relay, session, queue, tmp_path):
+    import dkim
+
+    from mailer.app import create_app
+    from mailer.delivery.actors import send_transactional, start_edition
+    from mailer.delivery.partner_actors import send_partner_notice
+
+    r, relay, public = signing_relay
+    w = standard_world(session)
+    amina = w.subscriber("amina@x.org", topics=["sexual-health"], name="Amina Rahman")
+    pending = w.subscriber("new@x.org", topics=["sexual-health"], status="pending")
+    partner = w.partners["naz"]
+    item = submit_item(session, partner, ItemDraft(
+        title="Clinic evenings", summary="s", link="https://naz.example.org/c", kind="news",
+        topic_ids=[w.topics["sexual-health"].id], contact_email="comms@naz.example.org"),
+        today=date(2026, 12, 5))
+    ed = build_edition(session, PERIOD)
+    session.commit()
+    expected = {  # recipient -> what its return path must name
+        "amina@x.org": (DELIVERY, None), "new@x.org": (SUBSCRIBER, pending.id),
+        "comms@naz.example.org": (NOTICE, item.id), "me@campaign.example": (ADDRESS, None),
+        "editor@campaign.example": (ADDRESS, None),
+    }
+
+    start_edition.send(ed.id)
+    queue()
+    send_transactional.fn("confirm", pending.id)
+    send_transactional.fn("link", amina.id)
+    send_partner_notice.fn("receipt", item.id)
+    with r.db.transaction() as s:
+        approve(s, item.id, "editor")
+    send_partner_notice.fn("approved", item.id)
+    app = create_app(r.settings, r.transport)
+    assert cli(app, "edition", "test-send", PERIOD, "--to", "me@campaign.example",
+               "--partner", "naz").exit_code == 0
+    client = app.test_client()
+    token = preview.preview_token(r.settings, ed.id)
+    page = client.get(f"/preview/{token}?subscriber=amina@x.org")
+    resp = client.post(f"/preview/{token}", data={"csrf_token": csrf_token(page.text),
+                                                  "subscriber": "amina@x.org", "to": "editor@campaign.example"})
+    assert "Sent a test to editor@campaign.example" in resp.text
+
+    subjects = [message_from_bytes(data, policy=policy.default)["Subject"] for _, _, data in relay.messages]
+    assert any(s.startswith("Please confirm") for s in subjects)  # confirmation
+    assert any(s.startswith("Your link") for s in subjects)  # manage link
+    assert any(s.startswith("Received:") for s in subjects) and any(s.startswith("Approved") for s in subjects)
+    assert sum(s.startswith("[Test]") for s in subjects) == 2  # CLI and preview page
+    assert len(relay.messages) == 7
+    paths = ReturnPaths(r.settings.secret_key, r.settings.delivery, r.settings.sender_domain)
+    for rcpt, return_path, data in relay.messages:
+        assert dkim.verify(data, dnsfunc=lambda name, timeout=5: b"v=DKIM1; k=rsa; p=" + public), rcpt
+        target = paths.target(return_path)
+        kind, ident = expected[rcpt] if rcpt != "amina@x.org" or target.kind == DELIVERY \
+            else (SUBSCRIBER, amina.id)  # Amina got a digest and a manage link
+        assert target.kind == kind, (rcpt, return_path)
+        if ident is not None:
+            assert target.id == ident
+        if kind == ADDRESS:
+            assert paths.covers(target, rcpt) and not paths.covers(target, "someone@else.example")
