@@ -78,7 +78,7 @@ class Settings:
         if env not in ("development", "production", "test"):
             raise ConfigError(f"MAILER_ENV must be development, production or test, not {env!r}")
         var_dir = Path(e.get("VAR_DIR", "var")).resolve()
-        base_url = e.get("BASE_URL", "http://127.0.0.1:5000").rstrip("/")
+        base_url = (e.get("BASE_URL") or _development_base_url(e)).rstrip("/")
         if not base_url.startswith(("http://", "https://")):
             raise ConfigError("BASE_URL must start with http:// or https://")
         secret = e.get("SECRET_KEY") or ""
@@ -116,6 +116,15 @@ class Settings:
             **_subscriber_settings(e),
             delivery=DeliveryConfig.from_env(e),
         )
+
+
+def _development_base_url(e: Mapping[str, str]) -> str:
+    """Without ``BASE_URL``, links point at the local server on ``PORT`` (default 5000),
+    the port ``./scripts/dev`` and ``mailer run`` listen on."""
+    port = (e.get("PORT") or "5000").strip()
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"PORT must be a port number (1-65535), not {port!r}")
+    return f"http://127.0.0.1:{int(port)}"
 
 
 def _positive_int(e: Mapping[str, str], name: str, default: int) -> int:

@@ -58,6 +58,16 @@ def test_bad_base_url_is_refused(tmp_path):
         Settings.from_env({"VAR_DIR": str(tmp_path), "BASE_URL": "digest.example.org"})
 
 
+def test_development_base_url_follows_port(tmp_path):
+    """`PORT=5077 ./scripts/dev` serves on 5077, so its links must point there too."""
+    assert Settings.from_env({"VAR_DIR": str(tmp_path)}).base_url == "http://127.0.0.1:5000"
+    assert Settings.from_env({"VAR_DIR": str(tmp_path), "PORT": "5077"}).base_url == "http://127.0.0.1:5077"
+    explicit = {"VAR_DIR": str(tmp_path), "PORT": "5077", "BASE_URL": "https://digest.example.org/"}
+    assert Settings.from_env(explicit).base_url == "https://digest.example.org"
+    with pytest.raises(ConfigError, match="PORT"):
+        Settings.from_env({"VAR_DIR": str(tmp_path), "PORT": "http"})
+
+
 def test_scheduler_defaults_to_first_tuesday_at_nine_london():
     from datetime import datetime
     from zoneinfo import ZoneInfo
