@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from mailer import runtime
 from mailer.app import create_app
+from mailer.text import strip_controls
 
 
 def _fail(message: str) -> None:
@@ -94,7 +95,7 @@ def items_list(status: str | None) -> None:
         if status:
             q = q.where(Item.status == status)
         for item in s.scalars(q):
-            click.echo(f"{item.id:5}  {item.status:9}  {item.dated}  {item.partner.name[:24]:24}  {item.title[:60]}")
+            click.echo(strip_controls(f"{item.id:5}  {item.status:9}  {item.dated}  {item.partner.name[:24]:24}  {item.title[:60]}", keep=""))
 
 
 @items.command("approve")

@@ -46,6 +46,15 @@ LATIN1 = ('<?xml version="1.0" encoding="iso-8859-1"?><rss version="2.0"><channe
           '<description>Se\xf1ora Garc\xeda speaks.</description></item></channel></rss>').encode("latin-1")
 
 
+ESCAPES = """<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0"><channel><title>x</title>
+<item><title>Screening \x1b]0;owned\x07day\x1b[2J</title><guid>e1</guid>
+<link>https://example.org/screening</link>
+<description>Come \x1b[1;31malong\x1b[0m.</description>
+<content:encoded xmlns:content="http://purl.org/rss/1.0/modules/content/">&lt;p&gt;Body \x1b]8;;https://evil.example/\x1b\\here\x1b]8;;\x1b\\&lt;/p&gt;</content:encoded>
+</item></channel></rss>"""
+
+
 class Feeds(BaseHTTPRequestHandler):
     changing = [RSS]
     hits: list[tuple[str, str | None]] = []
@@ -114,6 +123,12 @@ class Feeds(BaseHTTPRequestHandler):
         elif p == "/loop":
             self.send_response(302)
             self.send_header("Location", "/loop")
+            self.end_headers()
+        elif p == "/escapes":
+            self._send(ESCAPES.encode())
+        elif p == "/escaped-reason":
+            self.send_response(503, "Service \x1b]0;owned\x07Unavailable\x1b[2J")
+            self.send_header("Content-Length", "0")
             self.end_headers()
         elif p == "/to-metadata":
             self.send_response(302)
@@ -320,3 +335,19 @@ def test_every_redirect_hop_must_be_global(monkeypatch, server, rt, session):
     result = _poll(rt, options=options)["naz"]
     assert result.error and "100.100.100.200" in result.error and "not a public one" in result.error
     assert _items(session, "naz") == []
+
+
+def test_terminal_escapes_from_feeds_are_stripped_before_they_are_stored(rt, session, server):
+    """Entry text, the partner's raw body and the feed error quoting a server's reason phrase
+    are stored without escape sequences or control characters."""
+    make_partner(rt, "esc", feed_url=f"{server}/escapes")
+    make_partner(rt, "reason", feed_url=f"{server}/escaped-reason")
+    results = _poll(rt)
+    assert results["esc"].new_item_ids and not results["esc"].error
+    [item] = _items(session, "esc")
+    stored = [item.title, item.summary, item.body_markdown, item.body_html]
+    assert not any(ch in text for text in stored for ch in "\x1b\x07")
+    assert item.title == "Screening day" and item.summary == "Come along."
+    assert "Body here" in item.body_markdown and "Body here" in item.body_html
+    error = _partner(session, "reason").feed_error
+    assert error == "HTTP 503 Service Unavailable"
