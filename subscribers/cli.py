@@ -91,11 +91,13 @@ def import_cmd(file: str, source: str | None, basis: str, skip_invalid: bool, dr
 def _write_report(path: str | None, report) -> None:
     if not path:
         return
+    from subscribers.export import spreadsheet_safe
+
     with open(path, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(["line", "email", "outcome", "message"])
         for r in report.rows:
-            w.writerow([r.line, r.email, r.outcome, r.message])
+            w.writerow([r.line, spreadsheet_safe(r.email), r.outcome, spreadsheet_safe(r.message)])
 
 
 @subscribers.command("export")

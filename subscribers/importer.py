@@ -26,6 +26,7 @@ from mailer.content.models import Partner, Topic
 from mailer.db import utcnow
 from mailer.validation import InvalidInput, clean_text
 from subscribers import suppression
+from subscribers.export import spreadsheet_value
 from subscribers.models import (
     CONFIRMED,
     ORGANISATION_TYPES,
@@ -140,7 +141,7 @@ def import_csv(session: Session, stream: TextIO, *, source: str, basis: str,
 
     def cell(row, name):
         i = cols.get(name)
-        return row[i].strip() if i is not None and i < len(row) else ""
+        return spreadsheet_value(row[i].strip()) if i is not None and i < len(row) else ""
 
     seen: set[str] = set()
     new_rows: list[dict] = []
