@@ -7,6 +7,7 @@ from flask import Flask, render_template, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from mailer import runtime
+from mailer.web import access_log
 from mailer.delivery.transport import Transport
 from mailer.settings import Settings
 
@@ -27,6 +28,7 @@ def create_app(settings: Settings | None = None, transport: Transport | None = N
         SESSION_COOKIE_SECURE=rt.settings.base_url.startswith("https://"),
     )
     app.extensions["mailer.runtime"] = rt
+    access_log.install(app.logger)  # log routes, never the tokens in them
     csrf.init_app(app)
 
     from mailer.web.digest import bp as digest_bp
