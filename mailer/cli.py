@@ -38,8 +38,8 @@ def db_upgrade(revision: str) -> None:
     """Apply the Alembic migrations to DATABASE_URL."""
     from mailer.schema import upgrade
 
-    url = runtime.current().settings.database_url
-    upgrade(url, revision)
+    settings = runtime.current().settings
+    upgrade(settings.database_url, revision, suppression_keys=settings.suppression_keys)
     click.echo(f"Database is at revision {revision}.")
 
 

@@ -69,12 +69,14 @@ def _private_sqlite(path: str) -> None:
 class Database:
     """An engine and its session factory."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, info: dict | None = None):
+        """``info`` is given to every session (``session.info``): the runtime puts the
+        suppression keys there, which domain code needs and must not fetch from globals."""
         self.url = url
         if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
             _private_sqlite(url.removeprefix("sqlite:///"))
         self.engine = make_engine(url)
-        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False, info=dict(info or {}))
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

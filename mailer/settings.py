@@ -5,6 +5,8 @@ Web, worker and scheduler processes all call :func:`get_settings`; tests build t
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import os
 import secrets
@@ -56,12 +58,24 @@ class Settings:
     feed_allow_private: bool = False
     feed_timeout: float = 10.0
     feed_max_bytes: int = 2_000_000
+    # Keys the suppression list's hashes (see subscribers.suppression); empty: from SECRET_KEY.
+    suppression_key: str = ""
     extra: dict = field(default_factory=dict)
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
 
     @property
     def development(self) -> bool:
         return self.env == "development"
+
+    @property
+    def suppression_keys(self) -> tuple[bytes, ...]:
+        """Keys of the suppression hashes, the one that writes first: ``SUPPRESSION_KEY`` if
+        set, then keys derived from ``SECRET_KEY`` and each fallback, so neither setting
+        an explicit key later nor rotating ``SECRET_KEY`` loses an entry."""
+        keys = [self.suppression_key.encode()] if self.suppression_key else []
+        for secret in (self.secret_key, *self.secret_key_fallbacks):
+            keys.append(derived_key(secret, "suppression"))
+        return tuple(dict.fromkeys(keys))
 
     @property
     def sender_domain(self) -> str:
@@ -119,9 +133,16 @@ class Settings:
             feed_allow_private=e.get("FEED_ALLOW_PRIVATE", "").lower() in ("1", "true", "yes", "on"),
             feed_timeout=float(e.get("FEED_TIMEOUT", "10")),
             feed_max_bytes=int(e.get("FEED_MAX_BYTES", "2000000")),
+            suppression_key=e.get("SUPPRESSION_KEY") or "",
             **_subscriber_settings(e),
             delivery=DeliveryConfig.from_env(e),
         )
+
+
+def derived_key(secret: str, purpose: str) -> bytes:
+    """A key for ``purpose`` derived from ``secret`` (HMAC-SHA256), independent of any other
+    purpose's, so no use of the secret can be turned into another."""
+    return hmac.digest(secret.encode(), f"ertg-mailer-{purpose}-key".encode(), hashlib.sha256)
 
 
 def _environment(e: Mapping[str, str]) -> str:

@@ -137,7 +137,7 @@ def import_csv(session: Session, stream: TextIO, *, source: str, basis: str,
     for value, label in ORGANISATION_TYPES:
         org_types[value] = org_types[label.casefold()] = value
     existing = {e.lower(): i for e, i in session.execute(select(Subscriber.email, Subscriber.id))}
-    suppressed = suppression.all_hashes(session)
+    suppressed = suppression.SuppressedSet(session)
 
     def cell(row, name):
         i = cols.get(name)
@@ -178,7 +178,7 @@ def import_csv(session: Session, stream: TextIO, *, source: str, basis: str,
                 report.rows.append(RowResult(line, address, "duplicate", "appears earlier in the file"))
                 continue
             seen.add(key)
-            if suppressed and suppression.email_hash(address) in suppressed:
+            if address in suppressed:
                 report.rows.append(RowResult(line, address, "suppressed",
                                              "on the suppression list; only the person can opt in again"))
                 continue

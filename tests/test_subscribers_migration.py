@@ -25,3 +25,53 @@ def test_existing_subscribers_survive_the_migration(tmp_path):
     assert (row.organisation_type, row.practice_code, row.consent_basis) == ("", "", "consent")
     assert str(row.requested_at).startswith("2026-01-01") and row.paused_until is None
     assert detail == ""
+
+
+def test_keyed_suppression_migration_rekeys_known_addresses(tmp_path):
+    """Migration 7: entries (and bounce records) of addresses the database still holds are
+    re-keyed; an erased person's entry keeps its old hash and still matches, and is re-keyed
+    when the address comes by; downgrade restores the unkeyed hashes of known addresses."""
+    import hashlib
+
+    from mailer.db import Database
+    from mailer.schema import downgrade
+    from subscribers import suppression
+
+    def unkeyed(a):
+        return hashlib.sha256(b"ertg-suppression:" + a.encode()).hexdigest()
+
+    keys = (b"k" * 32,)
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    upgrade(url, "6_delivery_engine")
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO subscribers (email, name, organisation, organisation_type, practice_code, "
+                          "status, consent_basis, token_version, created_at) VALUES ('left@example.org', '', '', "
+                          "'', '', 'unsubscribed', 'consent', 1, '2026-01-01 10:00:00')"))
+        for address, reason in (("left@example.org", "unsubscribed"), ("erased@example.org", "erased")):
+            conn.execute(text("INSERT INTO suppressions (email_hash, reason, source, created_at) "
+                              "VALUES (:h, :r, 'test', '2026-01-01 10:00:00')"), {"h": unkeyed(address), "r": reason})
+        conn.execute(text("INSERT INTO bounces (email_hash, kind, detail, received_at) "
+                          "VALUES (:h, 'soft', '', '2026-01-01 10:00:00')"), {"h": unkeyed("left@example.org")})
+    upgrade(url, suppression_keys=keys)
+    with engine.begin() as conn:
+        hashes = set(conn.execute(text("SELECT email_hash FROM suppressions")).scalars())
+        bounce = conn.execute(text("SELECT email_hash FROM bounces")).scalar()
+    left = suppression.email_hash("left@example.org", keys[0])
+    assert hashes == {left, unkeyed("erased@example.org")} and bounce == left
+
+    db = Database(url, info={"suppression_keys": keys})
+    with db.transaction() as s:
+        assert suppression.is_suppressed(s, "left@example.org")
+        assert suppression.is_suppressed(s, "Erased@example.org")  # matched, and re-keyed now
+    with engine.begin() as conn:
+        hashes = set(conn.execute(text("SELECT email_hash FROM suppressions")).scalars())
+    assert hashes == {left, suppression.email_hash("erased@example.org", keys[0])}
+    db.dispose()
+
+    downgrade(url, "6_delivery_engine", suppression_keys=keys)
+    with engine.begin() as conn:
+        hashes = set(conn.execute(text("SELECT email_hash FROM suppressions")).scalars())
+        bounce = conn.execute(text("SELECT email_hash FROM bounces")).scalar()
+    engine.dispose()
+    assert unkeyed("left@example.org") in hashes and bounce == unkeyed("left@example.org")
