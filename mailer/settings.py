@@ -105,7 +105,7 @@ class Settings:
         fallbacks = tuple(k for k in (e.get("SECRET_KEY_FALLBACKS") or "").split(",") if k.strip())
         secret = e.get("SECRET_KEY") or ""
         if env == "production":
-            _check_production(secret, fallbacks, base_url)
+            _check_production(secret, fallbacks, e.get("SUPPRESSION_KEY") or "", base_url)
         if not secret:
             secret = _development_secret(var_dir)
         threads = int(e.get("WORKER_THREADS", "2"))
@@ -170,12 +170,16 @@ def _environment(e: Mapping[str, str]) -> str:
     return env
 
 
-def _check_production(secret: str, fallbacks: tuple[str, ...], base_url: str) -> None:
+def _check_production(secret: str, fallbacks: tuple[str, ...], suppression_key: str,
+                      base_url: str) -> None:
     """Refuse what production cannot run with: a missing or guessable key, plain http."""
     if not secret:
         raise ConfigError("SECRET_KEY is required when MAILER_ENV=production "
                           "(make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))')")
-    for name, key in (("SECRET_KEY", secret), *(("SECRET_KEY_FALLBACKS", k) for k in fallbacks)):
+    named = [("SECRET_KEY", secret), *(("SECRET_KEY_FALLBACKS", k) for k in fallbacks)]
+    if suppression_key:
+        named.append(("SUPPRESSION_KEY", suppression_key))
+    for name, key in named:
         if len(key) < SECRET_MIN_LENGTH or len(set(key)) < SECRET_MIN_DISTINCT:
             raise ConfigError(
                 f"{name} is too weak for production: use at least {SECRET_MIN_LENGTH} random "

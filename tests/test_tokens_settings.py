@@ -52,6 +52,8 @@ STRONG = "a9F3kQ-7xZpL0vR2sT8uW1yB4cD6eG5hJ"  # 34 characters, 33 distinct
     ({"SECRET_KEY": "a" * 64, "BASE_URL": "https://digest.example.org"}, "SECRET_KEY is too weak"),
     ({"SECRET_KEY": STRONG, "SECRET_KEY_FALLBACKS": "old", "BASE_URL": "https://digest.example.org"},
      "SECRET_KEY_FALLBACKS is too weak"),
+    ({"SECRET_KEY": STRONG, "SUPPRESSION_KEY": "short", "BASE_URL": "https://digest.example.org"},
+     "SUPPRESSION_KEY is too weak"),
     ({"SECRET_KEY": STRONG, "BASE_URL": "http://digest.example.org"}, "BASE_URL must be https://"),
     ({"SECRET_KEY": STRONG}, "BASE_URL must be https://"),  # the development default
 ])
