@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     reset(url)
     settings = Settings.from_env({"MAILER_ENV": "test", "DATABASE_URL": url, "VAR_DIR": tmp,
                                   "SECRET_KEY": "bench-secret", "BASE_URL": "https://digest.example.org"})
-    db = Database(url)
+    db = Database(url, info={"suppression_keys": settings.suppression_keys})
     period = "2026-12"
     rng = random.Random(args.seed)
 

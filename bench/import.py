@@ -51,13 +51,14 @@ def main() -> None:
     from mailer.db import Database
     from mailer.demo import PARTNERS, TOPICS, seed_demo
     from mailer.schema import reset
+    from mailer.settings import Settings
     from subscribers.importer import import_csv
     from subscribers.models import Subscriber
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-import-"))
     url = args.database_url or f"sqlite:///{tmp / 'bench.db'}"
     reset(url)
-    db = Database(url)
+    db = Database(url, info={"suppression_keys": Settings.from_env().suppression_keys})
     with db.transaction() as s:
         seed_demo(s, date.today())
     path = tmp / "subscribers.csv"

@@ -8,6 +8,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from mailer import runtime
+from mailer.web import access_log
 from mailer.delivery.transport import Transport
 from mailer.settings import Settings
 
@@ -34,6 +35,7 @@ def create_app(settings: Settings | None = None, transport: Transport | None = N
         # is never believed. Without proxies the headers are ignored entirely.
         n = rt.settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)
+    access_log.install(app.logger)  # log routes, never the tokens in them
     csrf.init_app(app)
 
     from mailer.web.digest import bp as digest_bp

@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from mailer import runtime
 from mailer.app import create_app
+from mailer.text import strip_controls
 
 
 def _fail(message: str) -> None:
@@ -37,8 +38,8 @@ def db_upgrade(revision: str) -> None:
     """Apply the Alembic migrations to DATABASE_URL."""
     from mailer.schema import upgrade
 
-    url = runtime.current().settings.database_url
-    upgrade(url, revision)
+    settings = runtime.current().settings
+    upgrade(settings.database_url, revision, suppression_keys=settings.suppression_keys)
     click.echo(f"Database is at revision {revision}.")
 
 
@@ -94,7 +95,7 @@ def items_list(status: str | None) -> None:
         if status:
             q = q.where(Item.status == status)
         for item in s.scalars(q):
-            click.echo(f"{item.id:5}  {item.status:9}  {item.dated}  {item.partner.name[:24]:24}  {item.title[:60]}")
+            click.echo(strip_controls(f"{item.id:5}  {item.status:9}  {item.dated}  {item.partner.name[:24]:24}  {item.title[:60]}", keep=""))
 
 
 @items.command("approve")

@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from mailer import runtime
 from mailer.cli import _fail, items, main, partners
+from mailer.text import strip_controls
 from mailer.validation import InvalidInput
 
 
@@ -110,7 +111,7 @@ def partners_list():
                                             ("no-link", not p.submit_token_hash)) if on) or "-"
             feed = "no feed" if not p.feed_url else (f"feed ERROR: {p.feed_error}" if p.feed_error
                                                      else f"feed ok (checked {p.feed_checked_at or 'never'})")
-            click.echo(f"{p.slug:28} {flags:18} {feed}")
+            click.echo(strip_controls(f"{p.slug:28} {flags:18} {feed}", keep=""))
 
 
 @partners.command("revoke-link")
@@ -164,7 +165,7 @@ def token_list(slug):
         p = _partner(s, slug)
         for t in s.scalars(select(ApiToken).where(ApiToken.partner_id == p.id).order_by(ApiToken.id)):
             state = f"revoked {t.revoked_at:%Y-%m-%d}" if t.revoked_at else "live"
-            click.echo(f"{t.id:5}  {t.prefix}…  {state:18} last used {t.last_used_at or 'never'}  {t.label}")
+            click.echo(strip_controls(f"{t.id:5}  {t.prefix}…  {state:18} last used {t.last_used_at or 'never'}  {t.label}", keep=""))
 
 
 # --- items ------------------------------------------------------------------------------
@@ -180,7 +181,7 @@ def items_show(item_id):
         i = s.get(Item, item_id)
         if i is None:
             _fail(f"There is no item {item_id}.")
-        click.echo(f"#{i.id} {i.status}{' FEATURED' if i.featured else ''} · {i.kind} · {i.partner.name} · via {i.source}")
+        click.echo(strip_controls(f"#{i.id} {i.status}{' FEATURED' if i.featured else ''} · {i.kind} · {i.partner.name} · via {i.source}", keep=""))
         for label, value in (("title", i.title), ("summary", i.summary), ("link", i.link),
                              ("topics", ", ".join(t.slug for t in i.topics) or "(none: give one before approving)"),
                              ("image", f"{i.image_url} [{i.image_alt}]" if i.image_url else None),
@@ -189,11 +190,11 @@ def items_show(item_id):
                               if i.publish_from or i.publish_until else None),
                              ("contact", i.contact_email), ("body", i.body_markdown or None)):
             if value:
-                click.echo(f"  {label:8} {value}")
+                click.echo(strip_controls(f"  {label:8} {value}"))
         if i.original:
-            click.echo("  partner's original: " + json.dumps(original_of(i), ensure_ascii=False))
+            click.echo(strip_controls("  partner's original: " + json.dumps(original_of(i), ensure_ascii=False)))
         for e in i.events:
-            click.echo(f"  {e.at:%Y-%m-%d %H:%M} {e.action:10} by {e.actor}" + (f": {e.reason}" if e.reason else ""))
+            click.echo(strip_controls(f"  {e.at:%Y-%m-%d %H:%M} {e.action:10} by {e.actor}" + (f": {e.reason}" if e.reason else "")))
 
 
 @items.command("edit")
@@ -289,6 +290,6 @@ def feeds_poll(slug):
     if slug and not results:
         _fail(f"No partner with slug {slug!r}.")
     for r in results:
-        click.echo(f"{r.partner:28} {r.describe()}")
+        click.echo(strip_controls(f"{r.partner:28} {r.describe()}", keep=""))
     if slug and results[0].error:
         raise SystemExit(1)  # the one feed asked for failed; with all feeds, errors are per partner

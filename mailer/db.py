@@ -7,11 +7,14 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Iterator
 
 from sqlalchemy import MetaData, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+from mailer.files import private_dir, private_file
 
 # Stable constraint names so Alembic migrations read the same on SQLite and PostgreSQL.
 NAMING = {
@@ -53,17 +56,27 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
 
 
+def _private_sqlite(path: str) -> None:
+    """Create the database file 0600 in a 0700 directory before SQLite opens it: SQLite
+    gives its -wal and -shm files the database file's mode, so they stay private too."""
+    db = Path(path)
+    private_dir(db.parent)
+    for f in (db, *(db.with_name(db.name + s) for s in ("-wal", "-shm", "-journal"))):
+        if f == db or f.exists():
+            private_file(f)
+
+
 class Database:
     """An engine and its session factory."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, info: dict | None = None):
+        """``info`` is given to every session (``session.info``): the runtime puts the
+        suppression keys there, which domain code needs and must not fetch from globals."""
         self.url = url
-        if url.startswith("sqlite:///"):
-            from pathlib import Path
-
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+            _private_sqlite(url.removeprefix("sqlite:///"))
         self.engine = make_engine(url)
-        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False, info=dict(info or {}))
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

@@ -11,6 +11,7 @@ import click
 
 from mailer import runtime
 from mailer.cli import _fail, edition
+from mailer.text import strip_controls
 
 
 def _domain_errors():
@@ -67,17 +68,17 @@ def edition_show(period):
         plan = load_plan(s, ed)
         click.echo(f"Edition {ed.period}: {ed.status}"
                    + (f" for {ed.scheduled_for:%Y-%m-%d %H:%M} UTC" if ed.scheduled_for else ""))
-        click.echo(f"Subject:   {ed.subject}")
-        click.echo(f"Preheader: {ed.preheader or '(generated)'}")
-        click.echo(f"Intro:     {ed.intro or '(none)'}")
+        click.echo(strip_controls(f"Subject:   {ed.subject}"))
+        click.echo(strip_controls(f"Preheader: {ed.preheader or '(generated)'}"))
+        click.echo(strip_controls(f"Intro:     {ed.intro or '(none)'}"))
         click.echo(f"Featured:  {ed.featured_item_id or '(none)'}")
         seen: set[int] = set()
         for section in plan.sections:
-            click.echo(f"  {section.name}")
+            click.echo(strip_controls(f"  {section.name}", keep=""))
             for item in section.items:
                 mark = "+" if item.id in seen else " "
                 seen.add(item.id)
-                click.echo(f"   {mark}{item.id:5}  {item.dated}  {item.title[:70]}")
+                click.echo(strip_controls(f"   {mark}{item.id:5}  {item.dated}  {item.title[:70]}", keep=""))
         if len(seen) < len(plan.placements):
             click.echo("  (+ also under an earlier topic: each reader gets it once, under the first "
                        "of its topics they chose)")

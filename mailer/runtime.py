@@ -32,7 +32,7 @@ def configure(settings: Settings | None = None, transport: Transport | None = No
         _current.db.dispose()
     _current = Runtime(
         settings=settings,
-        db=Database(settings.database_url),
+        db=Database(settings.database_url, info={"suppression_keys": settings.suppression_keys}),
         transport=transport or transport_from_settings(settings),
     )
     return _current

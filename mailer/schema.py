@@ -9,16 +9,27 @@ from alembic.config import Config
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def alembic_config(database_url: str) -> Config:
+def alembic_config(database_url: str, suppression_keys=None) -> Config:
     cfg = Config()
+    if suppression_keys is not None:  # migration 7 re-keys the suppression hashes with them
+        cfg.attributes["suppression_keys"] = tuple(suppression_keys)
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
     return cfg
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
-    """Bring the database at ``database_url`` to ``revision`` (default: the newest)."""
-    command.upgrade(alembic_config(database_url), revision)
+def upgrade(database_url: str, revision: str = "head", suppression_keys=None) -> None:
+    """Bring the database at ``database_url`` to ``revision`` (default: the newest).
+
+    ``suppression_keys`` (the settings' ``suppression_keys``) key the suppression hashes;
+    without them, a migration that needs them reads the environment's settings.
+    """
+    command.upgrade(alembic_config(database_url, suppression_keys), revision)
+
+
+def downgrade(database_url: str, revision: str, suppression_keys=None) -> None:
+    """Take the database at ``database_url`` back to ``revision``."""
+    command.downgrade(alembic_config(database_url, suppression_keys), revision)
 
 
 def revision(database_url: str, message: str) -> None:

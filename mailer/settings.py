@@ -5,6 +5,9 @@ Web, worker and scheduler processes all call :func:`get_settings`; tests build t
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
+import logging
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -15,6 +18,14 @@ from typing import Mapping
 
 from mailer.delivery.config import DeliveryConfig
 from mailer.delivery.transport import check_smtp_url
+from mailer.files import private_dir, write_private
+
+
+log = logging.getLogger(__name__)
+
+# A production SECRET_KEY signs every link in every email: it must not be guessable.
+SECRET_MIN_LENGTH = 32
+SECRET_MIN_DISTINCT = 10  # "aaaa..." or "1234123412341234..." is long but not secret
 
 
 class ConfigError(RuntimeError):
@@ -54,12 +65,24 @@ class Settings:
     feed_max_bytes: int = 2_000_000
     # Reply-To of digests and partner notices (the editors); None: replies go to MAIL_FROM.
     reply_to: str | None = None
+    # Keys the suppression list's hashes (see subscribers.suppression); empty: from SECRET_KEY.
+    suppression_key: str = ""
     extra: dict = field(default_factory=dict)
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
 
     @property
     def development(self) -> bool:
         return self.env == "development"
+
+    @property
+    def suppression_keys(self) -> tuple[bytes, ...]:
+        """Keys of the suppression hashes, the one that writes first: ``SUPPRESSION_KEY`` if
+        set, then keys derived from ``SECRET_KEY`` and each fallback, so neither setting
+        an explicit key later nor rotating ``SECRET_KEY`` loses an entry."""
+        keys = [self.suppression_key.encode()] if self.suppression_key else []
+        for secret in (self.secret_key, *self.secret_key_fallbacks):
+            keys.append(derived_key(secret, "suppression"))
+        return tuple(dict.fromkeys(keys))
 
     @property
     def sender_domain(self) -> str:
@@ -81,17 +104,16 @@ class Settings:
         ``SECRET_KEY`` outside development.
         """
         e = os.environ if environ is None else environ
-        env = e.get("MAILER_ENV", "development")
-        if env not in ("development", "production", "test"):
-            raise ConfigError(f"MAILER_ENV must be development, production or test, not {env!r}")
+        env = _environment(e)
         var_dir = Path(e.get("VAR_DIR", "var")).resolve()
-        base_url = e.get("BASE_URL", "http://127.0.0.1:5000").rstrip("/")
+        base_url = (e.get("BASE_URL") or _development_base_url(e)).rstrip("/")
         if not base_url.startswith(("http://", "https://")):
             raise ConfigError("BASE_URL must start with http:// or https://")
+        fallbacks = tuple(k for k in (e.get("SECRET_KEY_FALLBACKS") or "").split(",") if k.strip())
         secret = e.get("SECRET_KEY") or ""
+        if env == "production":
+            _check_production(secret, fallbacks, e.get("SUPPRESSION_KEY") or "", base_url)
         if not secret:
-            if env == "production":
-                raise ConfigError("SECRET_KEY is required when MAILER_ENV=production")
             secret = _development_secret(var_dir)
         smtp_url = e.get("SMTP_URL") or None
         if smtp_url:
@@ -114,9 +136,7 @@ class Settings:
             outbox_dir=Path(e.get("OUTBOX_DIR") or var_dir / "outbox").resolve(),
             base_url=base_url,
             secret_key=secret,
-            secret_key_fallbacks=tuple(
-                k for k in (e.get("SECRET_KEY_FALLBACKS") or "").split(",") if k.strip()
-            ),
+            secret_key_fallbacks=fallbacks,
             mail_from=e.get(
                 "MAIL_FROM", "End Racism This Generation <digest@ertg.localhost>"
             ),
@@ -130,9 +150,69 @@ class Settings:
             feed_allow_private=e.get("FEED_ALLOW_PRIVATE", "").lower() in ("1", "true", "yes", "on"),
             feed_timeout=float(e.get("FEED_TIMEOUT", "10")),
             feed_max_bytes=int(e.get("FEED_MAX_BYTES", "2000000")),
+            suppression_key=e.get("SUPPRESSION_KEY") or "",
             **_subscriber_settings(e),
             delivery=DeliveryConfig.from_env(e),
         )
+
+
+def derived_key(secret: str, purpose: str) -> bytes:
+    """A key for ``purpose`` derived from ``secret`` (HMAC-SHA256), independent of any other
+    purpose's, so no use of the secret can be turned into another."""
+    return hmac.digest(secret.encode(), f"ertg-mailer-{purpose}-key".encode(), hashlib.sha256)
+
+
+def _environment(e: Mapping[str, str]) -> str:
+    """``MAILER_ENV``, or development with a warning when it is unset.
+
+    A deployment that forgot ``MAILER_ENV`` would run with a key file under ``var/`` and
+    none of the production checks, so an unset ``MAILER_ENV`` beside a server database
+    (anything but SQLite in ``DATABASE_URL``) is refused: only production uses one, and
+    development on PostgreSQL says so with ``MAILER_ENV=development``.
+    """
+    env = e.get("MAILER_ENV")
+    if env is None or not env.strip():
+        database = e.get("DATABASE_URL") or ""
+        if database and not database.startswith("sqlite"):
+            raise ConfigError(
+                "MAILER_ENV is not set, but DATABASE_URL names a database server, which looks "
+                "like production. Set MAILER_ENV=production (or MAILER_ENV=development to "
+                "develop against that database on purpose).")
+        log.warning("MAILER_ENV is not set: running in development mode, with a secret key "
+                    "kept in the var/ directory and no production checks. Set MAILER_ENV=production "
+                    "on a server, MAILER_ENV=development to silence this.")
+        return "development"
+    if env not in ("development", "production", "test"):
+        raise ConfigError(f"MAILER_ENV must be development, production or test, not {env!r}")
+    return env
+
+
+def _check_production(secret: str, fallbacks: tuple[str, ...], suppression_key: str,
+                      base_url: str) -> None:
+    """Refuse what production cannot run with: a missing or guessable key, plain http."""
+    if not secret:
+        raise ConfigError("SECRET_KEY is required when MAILER_ENV=production "
+                          "(make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))')")
+    named = [("SECRET_KEY", secret), *(("SECRET_KEY_FALLBACKS", k) for k in fallbacks)]
+    if suppression_key:
+        named.append(("SUPPRESSION_KEY", suppression_key))
+    for name, key in named:
+        if len(key) < SECRET_MIN_LENGTH or len(set(key)) < SECRET_MIN_DISTINCT:
+            raise ConfigError(
+                f"{name} is too weak for production: use at least {SECRET_MIN_LENGTH} random "
+                f"characters (python3 -c 'import secrets; print(secrets.token_urlsafe(32))')")
+    if not base_url.startswith("https://"):
+        raise ConfigError(f"BASE_URL must be https:// when MAILER_ENV=production, not {base_url!r}: "
+                          "links in emails carry personal tokens and must not travel in clear")
+
+
+def _development_base_url(e: Mapping[str, str]) -> str:
+    """Without ``BASE_URL``, links point at the local server on ``PORT`` (default 5000),
+    the port ``./scripts/dev`` and ``mailer run`` listen on."""
+    port = (e.get("PORT") or "5000").strip()
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"PORT must be a port number (1-65535), not {port!r}")
+    return f"http://127.0.0.1:{int(port)}"
 
 
 def _positive_int(e: Mapping[str, str], name: str, default: int) -> int:
@@ -168,13 +248,12 @@ def _proxy_count(e: Mapping[str, str]) -> int:
 
 def _development_secret(var_dir: Path) -> str:
     """A random key kept under ``var/`` so development links survive a restart."""
+    private_dir(var_dir)
     path = var_dir / "secret_key"
     if path.exists():
         return path.read_text().strip()
-    var_dir.mkdir(parents=True, exist_ok=True)
     key = secrets.token_urlsafe(32)
-    path.write_text(key)
-    path.chmod(0o600)
+    write_private(path, key.encode())
     return key
 
 

@@ -8,6 +8,7 @@ import sys
 import click
 
 from mailer import runtime
+from mailer.text import strip_controls
 
 
 class _Rollback(Exception):
@@ -36,10 +37,10 @@ def _print_report(report, limit: int = 50) -> None:
     c = report.counts
     click.echo(", ".join(f"{k} {c[k]}" for k in ("created", "updated", "duplicate", "suppressed", "invalid")))
     if report.ignored_columns:
-        click.echo(f"Ignored columns: {', '.join(report.ignored_columns)}")
+        click.echo(strip_controls(f"Ignored columns: {', '.join(report.ignored_columns)}", keep=""))
     notable = [r for r in report.rows if r.outcome in ("invalid", "duplicate", "suppressed")]
     for r in notable[:limit]:
-        click.echo(f"  line {r.line}: {r.outcome:10} {r.email}  {r.message}")
+        click.echo(strip_controls(f"  line {r.line}: {r.outcome:10} {r.email}  {r.message}", keep=""))
     if len(notable) > limit:
         click.echo(f"  ... and {len(notable) - limit} more (use --report FILE for every row)")
 
@@ -90,11 +91,13 @@ def import_cmd(file: str, source: str | None, basis: str, skip_invalid: bool, dr
 def _write_report(path: str | None, report) -> None:
     if not path:
         return
+    from subscribers.export import spreadsheet_safe
+
     with open(path, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(["line", "email", "outcome", "message"])
         for r in report.rows:
-            w.writerow([r.line, r.email, r.outcome, r.message])
+            w.writerow([r.line, spreadsheet_safe(r.email), r.outcome, spreadsheet_safe(r.message)])
 
 
 @subscribers.command("export")

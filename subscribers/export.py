@@ -1,4 +1,8 @@
-"""CSV export of subscribers, in the columns the importer reads back."""
+"""CSV export of subscribers, in the columns the importer reads back.
+
+Every cell is defused against spreadsheet formulas (:func:`spreadsheet_safe`); the
+importer undoes that (:func:`spreadsheet_value`), so an export imports back unchanged.
+"""
 from __future__ import annotations
 
 import csv
@@ -14,9 +18,23 @@ COLUMNS = ["email", "name", "organisation", "organisation_type", "practice_code"
            "partners", "status", "consent_basis", "created_at", "confirmed_at", "paused_until"]
 
 
-def _safe(value: str) -> str:
-    """Defuse spreadsheet formulas (a name starting with = + - @ runs in Excel)."""
-    return "'" + value if value[:1] in ("=", "+", "-", "@") else value
+# A cell starting with one of these is a formula to Excel, LibreOffice and Google Sheets
+# (tab and CR too, as some of them skip leading whitespace). The apostrophe is in the set so
+# that defusing can be undone exactly: see spreadsheet_value.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "'")
+
+
+def spreadsheet_safe(value: str) -> str:
+    """``value`` as a CSV cell no spreadsheet runs as a formula: an apostrophe (the
+    spreadsheet's own "this is text" mark) goes before a risky first character. An email
+    address may well start with = + - or ', so the email column needs it as much as names."""
+    return "'" + value if value.startswith(_FORMULA_START) else value
+
+
+def spreadsheet_value(cell: str) -> str:
+    """The value :func:`spreadsheet_safe` defused, so an export imports back unchanged; a
+    cell that is not a defused one (say ``'Tis``) is returned as it is."""
+    return cell[1:] if cell.startswith("'") and cell[1:].startswith(_FORMULA_START) else cell
 
 
 def export_csv(session: Session, out: TextIO, status: str | None = None) -> int:
@@ -37,12 +55,12 @@ def export_csv(session: Session, out: TextIO, status: str | None = None) -> int:
     writer.writerow(COLUMNS)
     n = 0
     for s in session.execute(q.execution_options(yield_per=2000)).scalars():
-        writer.writerow([
-            s.email, _safe(s.name), _safe(s.organisation), s.organisation_type, s.practice_code,
+        writer.writerow([spreadsheet_safe(cell) for cell in (
+            s.email, s.name, s.organisation, s.organisation_type, s.practice_code,
             ";".join(sorted(topics.get(s.id, []))), ";".join(sorted(partners.get(s.id, []))),
             s.status, s.consent_basis, s.created_at.isoformat() if s.created_at else "",
             s.confirmed_at.isoformat() if s.confirmed_at else "",
             s.paused_until.isoformat() if s.paused_until else "",
-        ])
+        )])
         n += 1
     return n

@@ -26,6 +26,7 @@ from mailer.content.models import Partner, Topic
 from mailer.db import utcnow
 from mailer.validation import InvalidInput, clean_text
 from subscribers import suppression
+from subscribers.export import spreadsheet_value
 from subscribers.models import (
     CONFIRMED,
     ORGANISATION_TYPES,
@@ -136,11 +137,11 @@ def import_csv(session: Session, stream: TextIO, *, source: str, basis: str,
     for value, label in ORGANISATION_TYPES:
         org_types[value] = org_types[label.casefold()] = value
     existing = {e.lower(): i for e, i in session.execute(select(Subscriber.email, Subscriber.id))}
-    suppressed = suppression.all_hashes(session)
+    suppressed = suppression.SuppressedSet(session)
 
     def cell(row, name):
         i = cols.get(name)
-        return row[i].strip() if i is not None and i < len(row) else ""
+        return spreadsheet_value(row[i].strip()) if i is not None and i < len(row) else ""
 
     seen: set[str] = set()
     new_rows: list[dict] = []
@@ -177,7 +178,7 @@ def import_csv(session: Session, stream: TextIO, *, source: str, basis: str,
                 report.rows.append(RowResult(line, address, "duplicate", "appears earlier in the file"))
                 continue
             seen.add(key)
-            if suppressed and suppression.email_hash(address) in suppressed:
+            if address in suppressed:
                 report.rows.append(RowResult(line, address, "suppressed",
                                              "on the suppression list; only the person can opt in again"))
                 continue

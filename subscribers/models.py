@@ -96,8 +96,9 @@ class ConsentEvent(Base):
 class Suppression(Base):
     """An address that must not be mailed, kept only as a hash so erasure leaves no address.
 
-    The hash is unkeyed (SHA-256 of the case-folded address with a fixed prefix) so it
-    survives a ``SECRET_KEY`` rotation; it stops imports bringing an address back.
+    The hash is keyed (HMAC under the suppression key, see :mod:`subscribers.suppression`),
+    so the database alone cannot tell whether an address is listed; it stops imports
+    bringing an address back.
     """
 
     __tablename__ = "suppressions"

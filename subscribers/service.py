@@ -267,11 +267,11 @@ def recipients(session: Session, ids: Sequence[int] | None = None, *,
         q = q.where(Subscriber.id.in_(ids), func.coalesce(Subscriber.status, "") == CONFIRMED)
     rows = session.execute(q.order_by(Subscriber.id)).all()
     if ids is None:
-        suppressed = suppression.all_hashes(session)
-    else:  # only this batch's hashes, not the whole list
-        suppressed = suppression.hashes_among(session, {suppression.email_hash(r.email) for r in rows})
+        suppressed = suppression.SuppressedSet(session)
+    else:  # only this batch's addresses, not the whole list
+        suppressed = suppression.suppressed_among(session, {r.email for r in rows})
     if suppressed:
-        rows = [r for r in rows if suppression.email_hash(r.email) not in suppressed]
+        rows = [r for r in rows if r.email not in suppressed]
     wanted = {r.id for r in rows}
     topics: dict[int, set[int]] = {}
     partners: dict[int, set[int]] = {}

@@ -32,3 +32,28 @@ def test_partner_link_rotation_prints_a_working_link(app, client, demo):
     assert result.exit_code == 0
     path = result.output.strip().split("digest.example.org", 1)[1]
     assert "Naz Project London" in client.get(path).text
+
+
+def test_items_show_and_partners_list_never_print_terminal_escapes(app, session, demo):
+    """Rows stored before intake cleaned them (or written by anything else) still reach the
+    terminal without escape sequences: the CLI strips them when it prints."""
+    from mailer.content.models import Item
+
+    item = session.scalars(select(Item).order_by(Item.id)).first()
+    item.title = "Clinic \x1b]0;owned\x07evenings\x1b[2J"
+    item.body_markdown = "First line\r\n\x1b[1;31mred\x1b[0m second\x9b2J"
+    partner = item.partner
+    partner.feed_url = "https://feeds.example.org/rss"
+    partner.feed_error = "HTTP 503 \x1b]8;;https://evil.example/\x1b\\Service\x1b]8;;\x1b\\ Unavailable\x1b[H"
+    session.commit()
+    runner = app.test_cli_runner()
+    shown = runner.invoke(main, ["items", "show", str(item.id)])
+    listed = runner.invoke(main, ["partners", "list"])
+    items = runner.invoke(main, ["items", "list"])
+    for result in (shown, listed, items):
+        assert result.exit_code == 0, result.output
+        assert not any(ch in result.output for ch in "\x1b\x07\x9b\r"), repr(result.output)
+    assert "title    Clinic evenings" in shown.output
+    assert "First line\n" in shown.output and "red second" in shown.output
+    assert "feed ERROR: HTTP 503 Service Unavailable" in listed.output
+    assert "Clinic evenings" in items.output

@@ -91,6 +91,26 @@ def test_archive_lists_sent_editions_in_public_form_with_a_feed(sent, client, se
     assert entries[0].find(f"{ATOM}link").get("href") == f"https://digest.example.org/archive/{PERIOD}"
     assert entries[0].find(f"{ATOM}summary").text == "Our December round-up."
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", root.find(f"{ATOM}updated").text)
+    assert entries[0].find(f"{ATOM}id").text == f"tag:digest.example.org,2026:edition-{PERIOD}"
+
+
+# RFC 4151: tagURI = "tag:" authorityName "," date ":" specific; authorityName is a DNS name
+# or an email address, so a port (or anything but letters, digits, dots and dashes) breaks it.
+TAG_URI = re.compile(r"tag:[A-Za-z0-9.-]+,\d{4}(-\d\d(-\d\d)?)?:[\x21-\x7e]+")
+
+
+def test_atom_entry_ids_are_valid_tag_uris_when_base_url_has_a_port(sent, rt, settings, transport):
+    import dataclasses
+
+    from mailer.app import create_app
+
+    app = create_app(dataclasses.replace(settings, base_url="http://127.0.0.1:5077"), transport)
+    root = ET.fromstring(app.test_client().get("/archive/feed.atom").data)
+    ids = [e.find(f"{ATOM}id").text for e in root.findall(f"{ATOM}entry")]
+    assert ids == [f"tag:127.0.0.1,2026:edition-{PERIOD}"]
+    assert all(TAG_URI.fullmatch(i) for i in ids)
+    links = [e.find(f"{ATOM}link").get("href") for e in root.findall(f"{ATOM}entry")]
+    assert links == [f"http://127.0.0.1:5077/archive/{PERIOD}"]  # links keep the port
 
 
 def test_preview_page_as_choices_and_as_subscriber_then_test_send(session, client, rt, transport):

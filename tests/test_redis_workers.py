@@ -60,7 +60,7 @@ def stack(tmp_path):
     redis.Redis.from_url(redis_url).flushdb()
     port = _port()
     env = {**os.environ, "DATABASE_URL": pg, "REDIS_URL": redis_url, "OUTBOX_DIR": str(tmp_path / "outbox"),
-           "VAR_DIR": str(tmp_path / "var"), "SECRET_KEY": "redis-test-key", "MAILER_ENV": "production",
+           "VAR_DIR": str(tmp_path / "var"), "SECRET_KEY": "redis-test-key", "MAILER_ENV": "test",
            "BASE_URL": f"http://127.0.0.1:{port}"}
     _run(env, "db", "upgrade")
     engine = create_engine(pg)

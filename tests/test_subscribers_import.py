@@ -128,6 +128,35 @@ def test_export_round_trips_through_import(cli, rt, demo, tmp_path):
     assert result.exit_code == 0 and "created 0, updated 3" in result.output
 
 
+FORMULA_EMAILS = ["=1+2@example.org", "+441234@example.org", "-sum@example.org", "'quoted@example.org"]
+
+
+def test_export_defuses_formulas_in_every_text_column_and_imports_back(cli, rt, demo, tmp_path):
+    """Addresses may start with = + - or ': the email column is defused like the names, and
+    an import of the export restores every value exactly."""
+    with rt.db.transaction() as s:
+        for i, email in enumerate(FORMULA_EMAILS):
+            s.add(Subscriber(email=email, status="confirmed", name=["@SUM(A1)", "=cmd", "-2", "'Tis"][i],
+                             organisation="\t=HYPERLINK(\"https://evil.example\")" if i == 0 else "\r+1"))
+    out = tmp_path / "out.csv"
+    assert cli("export", str(out)).exit_code == 0
+    rows = list(csv.reader(out.open(encoding="utf-8", newline="")))
+    for row in rows[1:]:
+        for value in row:
+            assert not value.startswith(("=", "+", "-", "@", "\t", "\r")), row
+    by_email = {r[0]: r for r in rows[1:]}
+    assert by_email["'=1+2@example.org"][1:3] == ["'@SUM(A1)", "'\t=HYPERLINK(\"https://evil.example\")"]
+    assert by_email["''quoted@example.org"][1] == "''Tis"
+
+    # The import of the export finds every address again and leaves every name as it was.
+    result = cli("import", str(out), "--basis", "consent")
+    assert result.exit_code == 0 and "created 0, updated 7," in result.output, result.output
+    with rt.db.transaction() as s:
+        names = {e: service.find(s, e).name for e in FORMULA_EMAILS}
+    assert names == {"=1+2@example.org": "@SUM(A1)", "+441234@example.org": "=cmd",
+                     "-sum@example.org": "-2", "'quoted@example.org": "'Tis"}
+
+
 def test_purge_revoke_and_suppress_commands(cli, rt, demo):
     from datetime import timedelta
 

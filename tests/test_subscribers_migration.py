@@ -32,7 +32,7 @@ def test_pending_request_migration_keeps_rows_and_reverses(tmp_path):
     from alembic import command
 
     url = f"sqlite:///{tmp_path / 'p.db'}"
-    upgrade(url, "6_delivery_engine")
+    upgrade(url, "7_keyed_suppression", suppression_keys=(b"k" * 32,))
     engine = create_engine(url)
     with engine.begin() as conn:
         conn.execute(text("INSERT INTO subscribers (email, name, organisation, status, token_version, created_at) "
@@ -40,9 +40,59 @@ def test_pending_request_migration_keeps_rows_and_reverses(tmp_path):
     upgrade(url, "8_pending_subscription")
     with engine.begin() as conn:
         assert conn.execute(text("SELECT name, pending_request FROM subscribers")).one() == ("A", None)
-    command.downgrade(alembic_config(url), "6_delivery_engine")
+    command.downgrade(alembic_config(url), "7_keyed_suppression")
     with engine.begin() as conn:
         columns = [r[1] for r in conn.execute(text("PRAGMA table_info(subscribers)"))]
         assert "pending_request" not in columns
         assert conn.execute(text("SELECT name FROM subscribers")).scalar() == "A"
     engine.dispose()
+
+
+def test_keyed_suppression_migration_rekeys_known_addresses(tmp_path):
+    """Migration 7: entries (and bounce records) of addresses the database still holds are
+    re-keyed; an erased person's entry keeps its old hash and still matches, and is re-keyed
+    when the address comes by; downgrade restores the unkeyed hashes of known addresses."""
+    import hashlib
+
+    from mailer.db import Database
+    from mailer.schema import downgrade
+    from subscribers import suppression
+
+    def unkeyed(a):
+        return hashlib.sha256(b"ertg-suppression:" + a.encode()).hexdigest()
+
+    keys = (b"k" * 32,)
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    upgrade(url, "6_delivery_engine")
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO subscribers (email, name, organisation, organisation_type, practice_code, "
+                          "status, consent_basis, token_version, created_at) VALUES ('left@example.org', '', '', "
+                          "'', '', 'unsubscribed', 'consent', 1, '2026-01-01 10:00:00')"))
+        for address, reason in (("left@example.org", "unsubscribed"), ("erased@example.org", "erased")):
+            conn.execute(text("INSERT INTO suppressions (email_hash, reason, source, created_at) "
+                              "VALUES (:h, :r, 'test', '2026-01-01 10:00:00')"), {"h": unkeyed(address), "r": reason})
+        conn.execute(text("INSERT INTO bounces (email_hash, kind, detail, received_at) "
+                          "VALUES (:h, 'soft', '', '2026-01-01 10:00:00')"), {"h": unkeyed("left@example.org")})
+    upgrade(url, suppression_keys=keys)
+    with engine.begin() as conn:
+        hashes = set(conn.execute(text("SELECT email_hash FROM suppressions")).scalars())
+        bounce = conn.execute(text("SELECT email_hash FROM bounces")).scalar()
+    left = suppression.email_hash("left@example.org", keys[0])
+    assert hashes == {left, unkeyed("erased@example.org")} and bounce == left
+
+    db = Database(url, info={"suppression_keys": keys})
+    with db.transaction() as s:
+        assert suppression.is_suppressed(s, "left@example.org")
+        assert suppression.is_suppressed(s, "Erased@example.org")  # matched, and re-keyed now
+    with engine.begin() as conn:
+        hashes = set(conn.execute(text("SELECT email_hash FROM suppressions")).scalars())
+    assert hashes == {left, suppression.email_hash("erased@example.org", keys[0])}
+    db.dispose()
+
+    downgrade(url, "6_delivery_engine", suppression_keys=keys)
+    with engine.begin() as conn:
+        hashes = set(conn.execute(text("SELECT email_hash FROM suppressions")).scalars())
+        bounce = conn.execute(text("SELECT email_hash FROM bounces")).scalar()
+    engine.dispose()
+    assert unkeyed("left@example.org") in hashes and bounce == unkeyed("left@example.org")

@@ -241,6 +241,42 @@ def test_erase_leaves_only_a_hash_and_blocks_import(rt, catalogue):
         assert service.find(s, "priya@riverside.example.org") is None
 
 
+def test_suppression_hash_is_keyed_and_survives_a_key_rotation(rt, settings):
+    """The database alone cannot tell whether an address is listed: the stored hash is an
+    HMAC, not the SHA-256 anyone can compute. Rotating SECRET_KEY (the old one kept as a
+    fallback) or setting SUPPRESSION_KEY later loses no entry."""
+    import dataclasses
+    import hashlib
+
+    from mailer.db import Database
+
+    address = "Priya@Riverside.example.org"
+    with rt.db.transaction() as s:
+        suppression.suppress(s, address, "unsubscribed", "link")
+    with rt.db.transaction() as s:
+        stored = s.scalar(select(Suppression.email_hash))
+    guess = hashlib.sha256(b"ertg-suppression:" + address.casefold().encode()).hexdigest()
+    assert stored != guess and stored == suppression.email_hash(address, settings.suppression_keys[0])
+
+    rotated = dataclasses.replace(settings, secret_key="a-new-secret-key-of-some-length-0123",
+                                  secret_key_fallbacks=(settings.secret_key,))
+    explicit = dataclasses.replace(rotated, suppression_key="an-explicit-suppression-key-0123456")
+    assert rotated.suppression_keys[0] != settings.suppression_keys[0] != explicit.suppression_keys[0]
+    for later in (rotated, explicit):
+        db = Database(settings.database_url, info={"suppression_keys": later.suppression_keys})
+        with db.transaction() as s:
+            assert suppression.is_suppressed(s, "priya@riverside.example.org")
+            assert suppression.suppressed_among(s, [address, "other@example.org"]) == {address}
+            assert address in suppression.SuppressedSet(s)
+        with db.transaction() as s:  # looked up once, the entry moved to the newest key
+            assert s.scalar(select(Suppression.email_hash)) == suppression.current_hash(s, address)
+        db.dispose()
+    db = Database(settings.database_url)  # a session without keys cannot guess them
+    with db.transaction() as s, pytest.raises(RuntimeError, match="suppression keys"):
+        suppression.is_suppressed(s, address)
+    db.dispose()
+
+
 def test_purge_removes_only_old_pending_requests(rt, catalogue):
     with rt.db.transaction() as s:
         old = service.subscribe(s, "old@example.org", _choices(s, catalogue)).subscriber

@@ -58,6 +58,83 @@ def test_production_requires_a_secret_key(tmp_path):
         Settings.from_env({"MAILER_ENV": "production", "VAR_DIR": str(tmp_path)})
 
 
+STRONG = "a9F3kQ-7xZpL0vR2sT8uW1yB4cD6eG5hJ"  # 34 characters, 33 distinct
+
+
+@pytest.mark.parametrize("environ, complaint", [
+    ({"SECRET_KEY": "x", "BASE_URL": "https://digest.example.org"}, "SECRET_KEY is too weak"),
+    ({"SECRET_KEY": "a" * 64, "BASE_URL": "https://digest.example.org"}, "SECRET_KEY is too weak"),
+    ({"SECRET_KEY": STRONG, "SECRET_KEY_FALLBACKS": "old", "BASE_URL": "https://digest.example.org"},
+     "SECRET_KEY_FALLBACKS is too weak"),
+    ({"SECRET_KEY": STRONG, "SUPPRESSION_KEY": "short", "BASE_URL": "https://digest.example.org"},
+     "SUPPRESSION_KEY is too weak"),
+    ({"SECRET_KEY": STRONG, "BASE_URL": "http://digest.example.org"}, "BASE_URL must be https://"),
+    ({"SECRET_KEY": STRONG}, "BASE_URL must be https://"),  # the development default
+])
+def test_production_refuses_a_weak_key_or_plain_http(tmp_path, environ, complaint):
+    with pytest.raises(ConfigError, match=complaint):
+        Settings.from_env({"MAILER_ENV": "production", "VAR_DIR": str(tmp_path), **environ})
+    assert not (tmp_path / "secret_key").exists()
+
+
+def test_production_starts_with_a_strong_key_over_https(tmp_path):
+    s = Settings.from_env({"MAILER_ENV": "production", "VAR_DIR": str(tmp_path), "SECRET_KEY": STRONG,
+                           "BASE_URL": "https://digest.example.org"})
+    assert s.secret_key == STRONG and not s.development
+
+
+def test_a_forgotten_mailer_env_warns_and_is_refused_beside_a_database_server(tmp_path, caplog):
+    with caplog.at_level("WARNING", logger="mailer.settings"):
+        assert Settings.from_env({"VAR_DIR": str(tmp_path)}).development
+    assert "MAILER_ENV is not set" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="mailer.settings"):
+        Settings.from_env({"VAR_DIR": str(tmp_path), "MAILER_ENV": "development"})
+    assert caplog.text == ""  # said on purpose: no warning
+    server = "postgresql+psycopg://mailer@db.internal/mailer"
+    with pytest.raises(ConfigError, match="MAILER_ENV is not set, but DATABASE_URL"):
+        Settings.from_env({"VAR_DIR": str(tmp_path), "DATABASE_URL": server})
+    assert Settings.from_env({"VAR_DIR": str(tmp_path), "DATABASE_URL": server,
+                              "MAILER_ENV": "development"}).database_url == server
+
+
+def test_var_database_and_outbox_are_private(tmp_path):
+    """The key file, the SQLite database (and its WAL) and every email in the outbox are
+    readable by the service's user only, even under a permissive umask."""
+    import os
+    import stat
+
+    from sqlalchemy import text
+
+    from mailer.db import Database
+    from mailer.delivery.transport import FileOutbox
+
+    def mode(path):
+        return stat.S_IMODE(path.stat().st_mode)
+
+    old = os.umask(0o022)
+    try:
+        var = tmp_path / "var"
+        s = Settings.from_env({"VAR_DIR": str(var), "MAILER_ENV": "development"})
+        db = Database(s.database_url)
+        with db.transaction() as session:
+            session.execute(text("CREATE TABLE t (x INTEGER)"))
+            session.execute(text("INSERT INTO t VALUES (1)"))
+        FileOutbox(s.outbox_dir).send("a@example.org", "b@example.org", b"Subject: x\r\n\r\nhi")
+        assert mode(var) == 0o700 and mode(var / "secret_key") == 0o600
+        assert mode(var / "mailer.db") == 0o600 and mode(var / "mailer.db-wal") == 0o600
+        assert mode(s.outbox_dir) == 0o700
+        [eml] = s.outbox_dir.glob("*.eml")
+        assert mode(eml) == 0o600
+        db.dispose()
+        var.chmod(0o755)  # an older install left it open: the next start closes it
+        (var / "mailer.db").chmod(0o644)
+        Database(Settings.from_env({"VAR_DIR": str(var), "MAILER_ENV": "development"}).database_url).dispose()
+        assert mode(var) == 0o700 and mode(var / "mailer.db") == 0o600
+    finally:
+        os.umask(old)
+
+
 def test_embedded_defaults(tmp_path):
     s = Settings.from_env({"VAR_DIR": str(tmp_path)})
     assert s.database_url == f"sqlite:///{tmp_path / 'mailer.db'}"
@@ -70,6 +147,16 @@ def test_embedded_defaults(tmp_path):
 def test_bad_base_url_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="BASE_URL"):
         Settings.from_env({"VAR_DIR": str(tmp_path), "BASE_URL": "digest.example.org"})
+
+
+def test_development_base_url_follows_port(tmp_path):
+    """`PORT=5077 ./scripts/dev` serves on 5077, so its links must point there too."""
+    assert Settings.from_env({"VAR_DIR": str(tmp_path)}).base_url == "http://127.0.0.1:5000"
+    assert Settings.from_env({"VAR_DIR": str(tmp_path), "PORT": "5077"}).base_url == "http://127.0.0.1:5077"
+    explicit = {"VAR_DIR": str(tmp_path), "PORT": "5077", "BASE_URL": "https://digest.example.org/"}
+    assert Settings.from_env(explicit).base_url == "https://digest.example.org"
+    with pytest.raises(ConfigError, match="PORT"):
+        Settings.from_env({"VAR_DIR": str(tmp_path), "PORT": "http"})
 
 
 def test_scheduler_defaults_to_first_tuesday_at_nine_london():

@@ -23,6 +23,7 @@ from mailer.content.intake import SUMMARY_MAX, TITLE_MAX, ItemDraft, check_draft
 from mailer.content.models import ITEM_KINDS, Item, Partner, Topic
 from mailer.content.sanitize import BODY_MAX, clean_html, html_to_text, strip_invisible
 from mailer.db import Database, utcnow
+from mailer.text import strip_controls
 from mailer.validation import InvalidInput
 
 log = logging.getLogger(__name__)
@@ -100,7 +101,7 @@ def draft_from_entry(entry, topics: dict[str, Topic]) -> tuple[ItemDraft, str]:
     """The draft for one entry, and its raw HTML body (kept as the partner's original)."""
     title = _shorten(" ".join(strip_invisible(html_to_text(entry.get("title", ""))).split()), TITLE_MAX)
     content = entry.get("content") or []
-    body_html = content[0].get("value", "") if content else ""
+    body_html = strip_controls(content[0].get("value", "")) if content else ""
     summary_html = entry.get("summary", "") or body_html
     summary = _shorten(html_to_text(summary_html), SUMMARY_MAX) or title
     terms = [(tag.get("term") or "").strip() for tag in entry.get("tags", []) or []]
@@ -161,12 +162,14 @@ def poll_partner(session: Session, partner: Partner, options: FetchOptions, *, t
             return PollResult(partner.slug, not_modified=True)
         entries = parse_feed(got.body, got.content_type)
     except (FetchError, FeedError) as err:
-        partner.feed_error = str(err)[:1000]
+        # The message may quote the server (an HTTP reason phrase, a parser's complaint).
+        partner.feed_error = strip_controls(str(err), keep="")[:1000]
         return PollResult(partner.slug, error=partner.feed_error)
     result = ingest_entries(session, partner, entries, today=today)
-    partner.feed_etag = (got.etag or None) and got.etag[:500]
-    partner.feed_modified = (got.last_modified or None) and got.last_modified[:100]
-    partner.feed_error = ("skipped " + "; ".join(result.skipped))[:1000] if result.skipped else None
+    partner.feed_etag = strip_controls(got.etag, keep="")[:500] or None
+    partner.feed_modified = strip_controls(got.last_modified, keep="")[:100] or None
+    partner.feed_error = (strip_controls("skipped " + "; ".join(result.skipped), keep="")[:1000]
+                          if result.skipped else None)
     return result
 
 

@@ -2,8 +2,9 @@
 
 A feed URL is typed by a partner, so the fetch is guarded: only http and https; every
 address the name resolves to is checked, and the connection goes to the checked address
-(no second DNS lookup for a rebinding trick to slip through); private, loopback,
-link-local, multicast and reserved addresses are refused unless ``allow_private`` is set;
+(no second DNS lookup for a rebinding trick to slip through); every address that is not
+globally routable (private, shared, loopback, link-local, multicast, reserved, and IPv6
+forms that embed such an IPv4 address) is refused unless ``allow_private`` is set;
 redirects are followed a bounded number of times, each hop checked again; the whole
 fetch has one deadline (a server that trickles a byte a second still times out); the body
 is capped. Bodies are asked for uncompressed, so a small gzip cannot expand past the cap.
@@ -47,11 +48,30 @@ class Fetched:
     content_type: str | None
 
 
-def _refused(ip: ipaddress._BaseAddress) -> bool:
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast
-            or ip.is_reserved or ip.is_unspecified)
+# NAT64 prefixes (RFC 6052, RFC 8215): the low 32 bits are an IPv4 address a translator
+# connects to. IPv4-compatible addresses (::/96) are deprecated (RFC 4291): none is a feed.
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address leads to: mapped, 6to4, Teredo (server and client)
+    and NAT64. A packet to the IPv6 address may well arrive at any of them."""
+    found = [ip.ipv4_mapped, ip.sixtofour, *(ip.teredo or ())]
+    if any(ip in net for net in _NAT64):
+        found.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    return [v4 for v4 in found if v4 is not None]
+
+
+def refused(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """True unless ``ip`` is globally routable (ipaddress's ``is_global``: no private,
+    shared 100.64.0.0/10, loopback, link-local, benchmarking or reserved space), and so is
+    every IPv4 address it embeds. An allowlist: a range nobody thought of is refused."""
+    if not ip.is_global or ip.is_multicast:
+        return True
+    if isinstance(ip, ipaddress.IPv6Address):
+        return ip in _IPV4_COMPATIBLE or any(refused(v4) for v4 in _embedded_ipv4(ip))
+    return False
 
 
 _resolver = ThreadPoolExecutor(max_workers=4, thread_name_prefix="feed-dns")
@@ -74,9 +94,9 @@ def resolve(host: str, port: int, allow_private: bool, timeout: float = 10.0) ->
         raise FetchError(f"cannot resolve {host}")
     if not allow_private:
         for addr in addresses:
-            if _refused(ipaddress.ip_address(addr.split("%")[0])):
+            if refused(ipaddress.ip_address(addr.split("%")[0])):
                 raise FetchError(f"refused to fetch {host}: it resolves to a private or "
-                                 f"local address ({addr})")
+                                 f"local address, not a public one ({addr})")
     return addresses[0]
 
 

@@ -13,6 +13,8 @@ import unicodedata
 import nh3
 from markdown_it import MarkdownIt
 
+from mailer.text import strip_controls
+
 BODY_MAX = 20_000  # characters of Markdown; a digest item is a teaser, not an article
 
 _TAGS = {
@@ -30,11 +32,9 @@ _md = MarkdownIt("commonmark", {"html": True, "linkify": False, "typographer": F
 
 
 def strip_invisible(text: str) -> str:
-    """``text`` in NFC with direction overrides, zero-width characters and C0 controls (other
-    than tab and newline) removed."""
-    text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
-    text = _INVISIBLE.sub("", text)
-    return "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) != "Cc")
+    """``text`` in NFC with direction overrides, zero-width characters, terminal escape
+    sequences and control characters (other than tab and newline) removed."""
+    return strip_controls(_INVISIBLE.sub("", unicodedata.normalize("NFC", text)))
 
 
 def clean_html(html: str) -> str:

@@ -22,7 +22,7 @@ HARD, SOFT, COMPLAINT = "hard", "soft", "complaint"
 class Bounce(Base):
     """One bounce or complaint report (hard, soft or complaint).
 
-    Like the suppression list it keeps no address: ``email_hash`` is the suppression hash and
+    Like the suppression list it keeps no address: ``email_hash`` is the keyed suppression hash and
     the address is blanked out of ``detail``, so erasing a subscriber leaves nothing here
     that names them.
     """
@@ -57,23 +57,20 @@ def suppress(session: Session, email: str, kind: str, source: str) -> bool:
 
 def suppressed(session: Session, emails: Iterable[str]) -> set[str]:
     """The addresses among ``emails`` that are on the suppression list (one query)."""
-    by_hash = {suppression.email_hash(e): e for e in emails}
-    if not by_hash:
-        return set()
-    return {by_hash[h] for h in suppression.hashes_among(session, by_hash)}
+    return suppression.suppressed_among(session, emails)
 
 
 def log_bounce(session: Session, delivery_id: int | None, email: str, kind: str, detail: str) -> None:
     """Append a report to the bounce log, without the address."""
     scrubbed = re.sub(re.escape(email), "<recipient>", detail, flags=re.IGNORECASE)
-    session.add(Bounce(delivery_id=delivery_id, email_hash=suppression.email_hash(email), kind=kind,
+    session.add(Bounce(delivery_id=delivery_id, email_hash=suppression.current_hash(session, email), kind=kind,
                        detail=scrubbed[:500]))
     session.flush()
 
 
 def soft_bounce_count(session: Session, email: str) -> int:
     return session.scalar(select(func.count()).select_from(Bounce).where(
-        Bounce.email_hash == suppression.email_hash(email), Bounce.kind == SOFT)) or 0
+        Bounce.email_hash.in_(suppression.hashes_of(session, email)), Bounce.kind == SOFT)) or 0
 
 
 # A refused recipient is suppressed at once when the relay says the mailbox does not exist
@@ -94,7 +91,7 @@ def record_refusal(session: Session, delivery_id: int, email: str, reply: str) -
     if the mailbox is gone or it was refused often enough. True if suppressed now."""
     log_bounce(session, delivery_id, email, HARD, f"relay: {reply}")
     refusals = session.scalar(select(func.count()).select_from(Bounce).where(
-        Bounce.email_hash == suppression.email_hash(email), Bounce.kind == HARD)) or 0
+        Bounce.email_hash.in_(suppression.hashes_of(session, email)), Bounce.kind == HARD)) or 0
     if mailbox_gone(reply) or refusals >= REFUSALS_BEFORE_SUPPRESSION:
         return suppress(session, email, HARD, "relay refusal")
     return False

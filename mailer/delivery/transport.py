@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from mailer.files import private_dir, write_private
+
 
 class PermanentFailure(Exception):
     """The relay refused this message for good (5xx); retrying will not help.
@@ -61,10 +63,10 @@ class FileOutbox:
         self.directory = Path(directory)
 
     def send(self, sender: str, recipient: str, message: bytes) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
+        private_dir(self.directory)  # every email holds an address and personal links
         name = f"{uuid.uuid1().hex}.eml"
         tmp = self.directory / f".{name}.tmp"
-        tmp.write_bytes(f"Return-Path: <{sender}>\r\n".encode("utf-8") + message)
+        write_private(tmp, f"Return-Path: <{sender}>\r\n".encode("utf-8") + message)
         os.replace(tmp, self.directory / name)  # readers never see half a message
 
     def close(self) -> None:

@@ -32,6 +32,9 @@ STRING_FIELDS = ("kind", "title", "summary", "body", "link", "image_url", "image
                  "contact_email")
 REQUIRED = ("kind", "title", "summary", "link", "topics")
 KEY_MAX = 200
+# An item is an object holding a list of slugs; anything nested deeper than this is not one,
+# and refusing it early keeps a hostile body from exhausting the parser's recursion.
+MAX_DEPTH = 8
 
 
 def error(status: int, code: str, message: str, field: str | None = None, headers=None):
@@ -44,6 +47,33 @@ def error(status: int, code: str, message: str, field: str | None = None, header
 @bp.errorhandler(HTTPException)
 def http_error(e: HTTPException):
     return error(e.code or 500, e.name.lower().replace(" ", "_"), e.description or e.name)
+
+
+def _too_deep(value, limit: int = MAX_DEPTH) -> bool:
+    """True if ``value`` nests lists/objects more than ``limit`` levels (stops early)."""
+    if limit < 0:
+        return True
+    if isinstance(value, dict):
+        return any(_too_deep(v, limit - 1) for v in value.values())
+    if isinstance(value, list):
+        return any(_too_deep(v, limit - 1) for v in value)
+    return False
+
+
+def _json_body():
+    """The parsed JSON body (None if it is not JSON); InvalidInput if it nests too deeply.
+
+    json raises RecursionError, not ValueError, past a thousand levels or so: that would
+    be an unauthenticated 500 without this check.
+    """
+    try:
+        data = request.get_json(silent=True)
+        too_deep = _too_deep(data)
+    except RecursionError:
+        data, too_deep = None, True
+    if too_deep:
+        raise InvalidInput("request", f"the JSON body is nested too deeply (more than {MAX_DEPTH} levels).")
+    return data
 
 
 def _bearer() -> str:
@@ -103,7 +133,10 @@ def create_item():
     if len(key) > KEY_MAX or any(ord(c) < 33 or ord(c) > 126 for c in key):
         return error(400, "invalid", f"Idempotency-Key must be up to {KEY_MAX} visible ASCII characters.",
                      "Idempotency-Key")
-    data = request.get_json(silent=True)
+    try:
+        data = _json_body()
+    except InvalidInput as err:
+        return error(400, "invalid", err.message, err.field)
     db = rt().db
     for attempt in (1, 2):  # a second try only after losing a race on the same key
         try:

@@ -11,6 +11,7 @@ feed, and the editor's preview page with test-send.
 from __future__ import annotations
 
 from datetime import timezone
+from urllib.parse import urlsplit
 from xml.etree import ElementTree as ET
 
 from flask import Blueprint, Response, abort, render_template, request, url_for
@@ -122,7 +123,8 @@ def archive_feed():
         dt = dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
         return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
-    host = base.split("//", 1)[1].split("/", 1)[0]
+    # A tag URI's authority is a DNS name (RFC 4151): the port of BASE_URL has no place there.
+    host = urlsplit(base).hostname or "localhost"
     sub(feed, "title", "End Racism This Generation: monthly digest")
     sub(feed, "id", f"{base}/archive")
     sub(feed, "link", href=f"{base}/archive/feed.atom", rel="self", type="application/atom+xml")

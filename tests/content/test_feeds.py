@@ -46,6 +46,15 @@ LATIN1 = ('<?xml version="1.0" encoding="iso-8859-1"?><rss version="2.0"><channe
           '<description>Se\xf1ora Garc\xeda speaks.</description></item></channel></rss>').encode("latin-1")
 
 
+ESCAPES = """<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0"><channel><title>x</title>
+<item><title>Screening \x1b]0;owned\x07day\x1b[2J</title><guid>e1</guid>
+<link>https://example.org/screening</link>
+<description>Come \x1b[1;31malong\x1b[0m.</description>
+<content:encoded xmlns:content="http://purl.org/rss/1.0/modules/content/">&lt;p&gt;Body \x1b]8;;https://evil.example/\x1b\\here\x1b]8;;\x1b\\&lt;/p&gt;</content:encoded>
+</item></channel></rss>"""
+
+
 class Feeds(BaseHTTPRequestHandler):
     changing = [RSS]
     hits: list[tuple[str, str | None]] = []
@@ -114,6 +123,16 @@ class Feeds(BaseHTTPRequestHandler):
         elif p == "/loop":
             self.send_response(302)
             self.send_header("Location", "/loop")
+            self.end_headers()
+        elif p == "/escapes":
+            self._send(ESCAPES.encode())
+        elif p == "/escaped-reason":
+            self.send_response(503, "Service \x1b]0;owned\x07Unavailable\x1b[2J")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        elif p == "/to-metadata":
+            self.send_response(302)
+            self.send_header("Location", "http://metadata.example.org/latest/meta-data/")
             self.end_headers()
         elif p == "/moved":
             self.send_response(301)
@@ -253,3 +272,82 @@ def test_fetch_refuses_local_addresses_and_other_schemes(url):
     with pytest.raises(FetchError) as err:
         fetch(url, replace(OPTS, allow_private=False))
     assert any(w in str(err.value) for w in ("private or local", "only http", "user name")), str(err.value)
+
+
+# --- addresses that are not global (DNS and the internet mocked: the outside boundary) ---
+
+class FakeInternet:
+    """Names resolve to the addresses given; a connection to a "public" address reaches the
+    loopback test server instead, as if it were that host on the internet."""
+
+    def __init__(self, monkeypatch, server: str, names: dict[str, str], public: set[str]):
+        import socket
+
+        real_resolve, real_connect = socket.getaddrinfo, socket.create_connection
+        port = int(server.rsplit(":", 1)[1])
+
+        def getaddrinfo(host, p, *args, **kwargs):
+            if host in names:
+                family = socket.AF_INET6 if ":" in names[host] else socket.AF_INET
+                return [(family, socket.SOCK_STREAM, 6, "", (names[host], p))]
+            return real_resolve(host, p, *args, **kwargs)
+
+        def create_connection(address, *args, **kwargs):
+            if address[0] in public:
+                return real_connect(("127.0.0.1", port), *args, **kwargs)
+            raise AssertionError(f"the fetcher connected to {address[0]}")
+
+        monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+        monkeypatch.setattr(socket, "create_connection", create_connection)
+
+
+@pytest.mark.parametrize("address", [
+    "100.64.0.1", "100.100.100.200",  # shared address space (a cloud's metadata service)
+    "198.18.0.1", "192.0.0.1", "240.0.0.1",  # benchmarking, IETF protocol, reserved
+    "::ffff:100.64.0.1",  # IPv4-mapped shared space
+    "2002:a9fe:a9fe::1", "2002:6440:1::1",  # 6to4 around 169.254.169.254 and 100.64.0.1
+    "2001:0:4136:e378:8000:63bf:3fff:fdd2",  # Teredo
+    "64:ff9b::a9fe:a9fe",  # NAT64 to the link-local metadata address
+    "::a9fe:a9fe",  # IPv4-compatible (deprecated)
+])
+def test_fetch_refuses_every_address_that_is_not_global(monkeypatch, server, address):
+    from mailer.content.fetch import FetchError, fetch
+
+    FakeInternet(monkeypatch, server, {"feeds.example.org": address}, public=set())
+    with pytest.raises(FetchError, match="not a public one"):
+        fetch("http://feeds.example.org/rss", replace(OPTS, allow_private=False))
+    if ":" in address:  # the same address typed as a literal
+        with pytest.raises(FetchError, match="not a public one"):
+            fetch(f"http://[{address}]/rss", replace(OPTS, allow_private=False))
+
+
+def test_every_redirect_hop_must_be_global(monkeypatch, server, rt, session):
+    """A public feed that redirects to a name in shared address space is refused at that hop,
+    and the refusal is what the partner's feed error says."""
+    from mailer.content.fetch import fetch
+
+    FakeInternet(monkeypatch, server, {"feeds.example.org": "93.184.216.34",
+                                       "metadata.example.org": "100.100.100.200"},
+                 public={"93.184.216.34"})
+    options = replace(OPTS, allow_private=False)
+    assert fetch("http://feeds.example.org/rss", options).status == 200  # public: fetched
+    make_partner(rt, "naz", feed_url="http://feeds.example.org/to-metadata")
+    result = _poll(rt, options=options)["naz"]
+    assert result.error and "100.100.100.200" in result.error and "not a public one" in result.error
+    assert _items(session, "naz") == []
+
+
+def test_terminal_escapes_from_feeds_are_stripped_before_they_are_stored(rt, session, server):
+    """Entry text, the partner's raw body and the feed error quoting a server's reason phrase
+    are stored without escape sequences or control characters."""
+    make_partner(rt, "esc", feed_url=f"{server}/escapes")
+    make_partner(rt, "reason", feed_url=f"{server}/escaped-reason")
+    results = _poll(rt)
+    assert results["esc"].new_item_ids and not results["esc"].error
+    [item] = _items(session, "esc")
+    stored = [item.title, item.summary, item.body_markdown, item.body_html]
+    assert not any(ch in text for text in stored for ch in "\x1b\x07")
+    assert item.title == "Screening day" and item.summary == "Come along."
+    assert "Body here" in item.body_markdown and "Body here" in item.body_html
+    error = _partner(session, "reason").feed_error
+    assert error == "HTTP 503 Service Unavailable"

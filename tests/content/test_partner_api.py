@@ -110,3 +110,35 @@ def test_openapi_document_describes_the_endpoints(client, rt):
     assert new["properties"]["summary"]["maxLength"] == 600
     assert new["properties"]["topics"]["items"]["enum"] == ["sexual-health", "heart-health", "mental-health"]
     assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+
+
+def test_terminal_escape_sequences_are_stripped_at_intake(client, rt, session):
+    """Summary and body lose whole escape sequences (no "[2J" left behind); a title holding
+    a control character is refused with its field named."""
+    _, _, token = make_partner(rt)
+    payload = {**ITEM, "summary": "Audit \x1b[2J\x1b[1;31mnow\x1b[0m\x07 please.",
+               "body": "Read \x1b]8;;https://evil.example/\x1b\\this\x1b]8;;\x1b\\ first.\r\nThanks\x9b2J"}
+    resp = client.post("/api/v1/items", json=payload, headers=_auth(token))
+    assert resp.status_code == 201, resp.json
+    session.expire_all()
+    item = session.get(Item, resp.json["id"])
+    assert item.summary == "Audit now please."
+    assert item.body_markdown == "Read this first.\nThanks"
+    resp = client.post("/api/v1/items", json={**ITEM, "title": "Tool\x1b]0;pwned\x07"},
+                       headers=_auth(token))
+    assert resp.status_code == 422 and resp.json["error"]["field"] == "title"
+
+
+def test_deeply_nested_json_is_a_clear_400_not_a_500(client, rt, session):
+    """Before any token is checked, the body is parsed: nesting that would exhaust the
+    parser's recursion is refused with a JSON error, for strangers and partners alike."""
+    _, _, token = make_partner(rt)
+    for depth in (100_000, 30):
+        body = b'{"topics": ' + b"[" * depth + b"]" * depth + b"}"
+        for headers in ({}, _auth(token)):
+            resp = client.post("/api/v1/items", data=body,
+                               headers={**headers, "Content-Type": "application/json"})
+            assert resp.status_code == 400, (depth, resp.status_code)
+            assert resp.is_json and resp.json["error"]["field"] == "request"
+            assert "nested" in resp.json["error"]["message"]
+    assert _items(session) == 0

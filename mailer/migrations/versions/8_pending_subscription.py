@@ -1,13 +1,13 @@
 """pending subscription requests: the profile someone asked for, kept apart until confirmed
 
 Revision ID: 8_pending_subscription
-Revises: 6_delivery_engine
+Revises: 7_keyed_suppression
 """
 from alembic import op
 import sqlalchemy as sa
 
 revision = "8_pending_subscription"
-down_revision = "6_delivery_engine"
+down_revision = "7_keyed_suppression"
 branch_labels = None
 depends_on = None
 
