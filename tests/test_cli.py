@@ -1,6 +1,11 @@
-"""Operator commands: clear errors that change nothing."""
+"""Operator commands: clear errors that change nothing, and a command tree that matches
+README's command table."""
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
+import pytest
 from sqlalchemy import func, select
 
 from mailer.cli import main
@@ -32,3 +37,113 @@ def test_partner_link_rotation_prints_a_working_link(app, client, demo):
     assert result.exit_code == 0
     path = result.output.strip().split("digest.example.org", 1)[1]
     assert "Naz Project London" in client.get(path).text
+
+
+# --- the command tree and README ---------------------------------------------------------
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+FLASK_BUILTINS = {"run", "shell", "routes"}  # Flask's own commands; README only mentions them
+_OPTION = re.compile(r"(?<![\w-])(--?[A-Za-z][\w-]*)")
+
+
+def _section(help_text: str, title: str) -> list[str]:
+    """The lines of one section (``Options:``, ``Commands:``) of a click help page."""
+    lines, inside = [], False
+    for line in help_text.splitlines():
+        if line.endswith(":") and not line.startswith(" "):
+            inside = line == f"{title}:"
+        elif inside:
+            lines.append(line)
+    return lines
+
+
+def _help_tree(invoke) -> dict[tuple[str, ...], list[frozenset[str]]]:
+    """Every leaf command under ``mailer`` -> its options, each as the set of its names
+    (``-o, --output``; ``--wait / --no-wait``), read from ``--help`` pages only (what an
+    operator sees), walking each group's ``Commands:`` list recursively."""
+    tree: dict[tuple[str, ...], list[frozenset[str]]] = {}
+
+    def walk(path: tuple[str, ...]) -> None:
+        result = invoke([*path, "--help"])
+        assert result.exit_code == 0, (path, result.output)
+        # An entry starts two spaces in; its wrapped help text is indented further.
+        names = [m.group(1) for line in _section(result.output, "Commands")
+                 if (m := re.match(r"^  (\S+)", line))]
+        if names:
+            for name in names:
+                if not (path == () and name in FLASK_BUILTINS):
+                    walk((*path, name))
+            return
+        options = [frozenset(_OPTION.findall(re.split(r"\s{2,}", line.strip())[0]))
+                   for line in _section(result.output, "Options") if line.startswith("  -")]
+        tree[path] = [o for o in options if o != {"--help"}]
+
+    walk(())
+    return tree
+
+
+def _readme_tree(text: str) -> dict[tuple[str, ...], set[str]]:
+    """Every command README's command table names -> the options its row mentions."""
+    table = text.split("## The operator's `mailer` command", 1)[1].split("\n## ", 1)[0]
+    tree: dict[tuple[str, ...], set[str]] = {}
+    for row in table.splitlines():
+        cells = re.split(r"(?<!\\)\|", row)  # a \| inside a cell is a literal bar
+        if len(cells) < 3 or not cells[1].strip().startswith("`"):
+            continue
+        for usage in re.findall(r"`([^`]+)`", cells[1]):
+            words = usage.replace("\\|", "|").split()
+            assert words[0] == "mailer", f"README row names {usage!r}: write the whole command"
+            # Command names come first, in lower case; an argument (SLUG, YYYY-MM, [FILE])
+            # or an option ends them.
+            path: tuple[str, ...] = ()
+            for word in words[1:]:
+                if not re.fullmatch(r"[a-z][a-z0-9-]*", word):
+                    break
+                path += (word,)
+            assert path not in tree, f"README lists `mailer {' '.join(path)}` twice"
+            tree[path] = set(_OPTION.findall(" ".join(words[1 + len(path):])))
+    return tree
+
+
+def _drift(actual, documented) -> list[str]:
+    """Where the commands and README's table disagree, one line per disagreement."""
+    def name(path):
+        return "mailer " + " ".join(path)
+
+    problems = [f"missing from README: {name(p)}" for p in sorted(actual.keys() - documented.keys())]
+    problems += [f"in README but no such command: {name(p)}"
+                 for p in sorted(documented.keys() - actual.keys())]
+    for path in sorted(actual.keys() & documented.keys()):
+        options, mentioned = actual[path], documented[path]
+        problems += [f"README gives {name(path)} an option it does not have: {o}"
+                     for o in sorted(mentioned - set().union(*options))]
+        problems += [f"README leaves out an option of {name(path)}: {' / '.join(sorted(o))}"
+                     for o in options if not o & mentioned]
+    return problems
+
+
+@pytest.fixture
+def command_tree(app):
+    runner = app.test_cli_runner()
+    return _help_tree(lambda args: runner.invoke(main, args))
+
+
+def test_readme_command_table_lists_every_command_and_option(command_tree):
+    assert ("edition", "send") in command_tree and ("partners", "token", "issue") in command_tree
+    assert len(command_tree) > 30  # the walk went down every group
+    assert _drift(command_tree, _readme_tree(README.read_text(encoding="utf-8"))) == []
+
+
+@pytest.mark.parametrize("before, after, problem", [
+    ("| `mailer feeds poll [SLUG]` |", "| poll feeds |", "missing from README: mailer feeds poll"),
+    ("`mailer partners list`", "`mailer partners list` / `mailer partners purge`",
+     "in README but no such command: mailer partners purge"),
+    ("`mailer partners list`", "`mailer partners list [--colour]`",
+     "README gives mailer partners list an option it does not have: --colour"),
+    ("`mailer edition send YYYY-MM [--wait] [--timeout SECONDS]`", "`mailer edition send YYYY-MM [--wait]`",
+     "README leaves out an option of mailer edition send: --timeout"),
+])
+def test_the_readme_check_notices_drift(command_tree, before, after, problem):
+    text = README.read_text(encoding="utf-8")
+    assert before in text
+    assert problem in _drift(command_tree, _readme_tree(text.replace(before, after, 1)))

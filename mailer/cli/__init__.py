@@ -6,6 +6,9 @@ One module per command group; each defines its group (or single command) with
 :mod:`mailer.cli._common` from this package, so there is no import cycle.
 
 Each command is a shell: it opens a transaction, calls the domain, prints the outcome.
+Commands import the domain inside their bodies on purpose: ``mailer --help`` and each
+command then load only what they use, and nothing chooses the queue broker (which
+``mailer.broker`` does when imported) before the app factory has configured the process.
 README's command table lists every command and option; ``tests/test_cli.py`` keeps the two
 in step.
 """
