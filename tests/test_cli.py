@@ -39,6 +39,56 @@ def test_partner_link_rotation_prints_a_working_link(app, client, demo):
     assert "Naz Project London" in client.get(path).text
 
 
+def test_partner_commands_from_add_to_revoked_token(app, client, demo):
+    """partners add/edit/list, the submission link and API tokens, then items list/edit on
+    an item the new partner posted through the API."""
+    def run(*args):
+        result = app.test_cli_runner().invoke(main, list(args))
+        return result.exit_code, result.output
+
+    code, out = run("partners", "add", "acme-trust", "--name", "Acme Trust", "--trusted",
+                    "--contact-email", "comms@acme.example.org")
+    assert code == 0 and out.startswith("Added acme-trust. Submission link (shown once): ")
+    form = out.strip().split("digest.example.org", 1)[1]
+    assert "Acme Trust" in client.get(form).text
+    code, out = run("partners", "add", "acme-trust", "--name", "Someone else")
+    assert code == 1 and "already exists" in out
+    assert run("partners", "edit", "acme-trust", "--not-trusted", "--website", "https://acme.example.org") == (
+        0, "Updated acme-trust.\n")
+    line = next(x for x in run("partners", "list")[1].splitlines() if x.startswith("acme-trust"))
+    assert line.split()[1:] == ["-", "no", "feed"]
+
+    code, out = run("partners", "token", "issue", "acme-trust", "--label", "newsroom")
+    token_id, secret = int(out.split()[1]), out.strip().splitlines()[-1]
+    assert code == 0 and secret.startswith("ertg_")
+    resp = client.post("/api/v1/items", headers={"Authorization": f"Bearer {secret}"}, json={
+        "kind": "news", "title": "Acme launches a helpline", "summary": "Open every evening.",
+        "link": "https://acme.example.org/helpline", "topics": ["mental-health"]})
+    assert resp.status_code == 201, resp.text
+    item_id = resp.json["id"]
+    assert f"{item_id:5}  submitted  " in run("items", "list", "--status", "submitted")[1]
+    assert "Acme launches" not in run("items", "list", "--status", "approved")[1]
+    assert run("items", "edit", str(item_id), "--topic", "no-such-topic") == (1, "Error: No topic 'no-such-topic'.\n")
+    assert run("items", "edit", str(item_id), "--topic", "heart-health", "--topic", "policy",
+               "--body", "Line one\\nline two", "--note", "broader")[0] == 0
+    code, out = run("items", "show", str(item_id))
+    assert "  topics   heart-health, policy" in out and "  body     Line one\nline two" in out
+    assert run("items", "show", "99999") == (1, "Error: There is no item 99999.\n")
+
+    tokens = run("partners", "token", "list", "acme-trust")[1]
+    assert f"{token_id:5}  " in tokens and " live " in tokens and "newsroom" in tokens
+    assert run("partners", "token", "revoke", str(token_id)) == (0, f"Token {token_id} revoked.\n")
+    assert " revoked " in run("partners", "token", "list", "acme-trust")[1]
+    assert client.get(f"/api/v1/items/{item_id}", headers={"Authorization": f"Bearer {secret}"}).status_code == 401
+    assert run("partners", "token", "revoke", "99999")[0] == 1
+
+    assert run("partners", "revoke-link", "acme-trust")[0] == 0
+    assert client.get(form).status_code == 404
+    line = next(x for x in run("partners", "list")[1].splitlines() if x.startswith("acme-trust"))
+    assert line.split()[1] == "no-link"
+    assert run("partners", "link", "nobody") == (1, "Error: No partner with slug 'nobody'.\n")
+
+
 # --- the command tree and README ---------------------------------------------------------
 
 README = Path(__file__).resolve().parents[1] / "README.md"

@@ -186,5 +186,5 @@ def needs_decision_notice(item: Item) -> bool:
     return item.status in (APPROVED, REJECTED) and bool(item.contact_email) and item.decision_sent_at is None
 
 
-__all__ = ["InvalidInput", "ModerationError", "get_item", "list_items", "approve", "reject", "withdraw", "set_featured",
-           "edit", "draft_of", "original_of", "needs_decision_notice"]
+__all__ = ["InvalidInput", "ModerationError", "get_item", "list_items", "approve", "reject", "withdraw",
+           "set_featured", "edit", "draft_of", "original_of", "needs_decision_notice"]
