@@ -203,6 +203,18 @@ def unsubscribe(session: Session, sub: Subscriber, *, source: str, ip: str | Non
     return True
 
 
+def suppress_address(session: Session, email: str, reason: str, *, source: str) -> str:
+    """Never mail ``email`` again until its owner opts in afresh: suppress the address and
+    unsubscribe its subscriber, if any. Returns the normalised address; raises
+    :class:`InvalidInput` for a malformed one (and changes nothing)."""
+    address = normalise_email(email)
+    sub = by_address(session, address)
+    if sub is not None:
+        unsubscribe(session, sub, source=source)
+    suppression.suppress(session, address, reason, source)
+    return address
+
+
 def resubscribe(session: Session, sub: Subscriber, *, ip: str | None = None) -> None:
     """An unsubscribed person asks to come back: pending again, with their old choices,
     until they confirm the fresh link (the suppression stays until then)."""

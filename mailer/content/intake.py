@@ -130,6 +130,11 @@ def _text(field_name: str, value: str | None, limit: int, *, required: bool = Fa
     return value
 
 
+def topic_ids(session: Session, slugs) -> dict[str, int]:
+    """Topic id by slug, for those of ``slugs`` that name a topic (the caller reports the rest)."""
+    return dict(session.execute(select(Topic.slug, Topic.id).where(Topic.slug.in_(list(slugs)))).all())
+
+
 def check_draft(session: Session, draft: ItemDraft, *, today: date,
                 require_topics: bool = True) -> CheckedItem:
     """Validate every field of ``draft``; raise :class:`InvalidInput` for the first bad one.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailer.content.intake import ItemDraft, check_draft
@@ -23,11 +24,20 @@ class ModerationError(ValueError):
     """The item cannot move that way (unknown, already decided, already sent...)."""
 
 
-def _item(session: Session, item_id: int) -> Item:
+def get_item(session: Session, item_id: int) -> Item:
+    """The item ``item_id``, or :class:`ModerationError` saying there is none."""
     item = session.get(Item, item_id)
     if item is None:
         raise ModerationError(f"There is no item {item_id}.")
     return item
+
+
+def list_items(session: Session, status: str | None = None) -> list[Item]:
+    """Every item (or those in ``status``), oldest first."""
+    q = select(Item).order_by(Item.id)
+    if status:
+        q = q.where(Item.status == status)
+    return list(session.scalars(q))
 
 
 def _editor(editor: str) -> str:
@@ -55,7 +65,7 @@ def approve(session: Session, item_id: int, editor: str) -> Item:
     """Approve a submitted item (approving it twice is harmless). It needs a topic first:
     an item without one would reach nobody."""
     editor = _editor(editor)
-    item = _item(session, item_id)
+    item = get_item(session, item_id)
     if item.status == APPROVED:
         return item
     if item.status != SUBMITTED:
@@ -75,7 +85,7 @@ def reject(session: Session, item_id: int, editor: str, reason: str) -> Item:
         raise ModerationError("Give the partner a reason for rejecting (--reason).")
     if len(reason) > 1000:
         raise ModerationError("The reason must be at most 1000 characters.")
-    item = _item(session, item_id)
+    item = get_item(session, item_id)
     if item.status == REJECTED:
         return item
     if item.status != SUBMITTED:
@@ -91,7 +101,7 @@ def withdraw(session: Session, item_id: int, editor: str, reason: str = "") -> I
     It leaves a draft edition at once; an item already sent cannot be withdrawn.
     """
     editor = _editor(editor)
-    item = _item(session, item_id)
+    item = get_item(session, item_id)
     if item.status == WITHDRAWN:
         return item
     if item.status != APPROVED:
@@ -106,7 +116,7 @@ def withdraw(session: Session, item_id: int, editor: str, reason: str = "") -> I
 
 def set_featured(session: Session, item_id: int, editor: str, featured: bool = True) -> Item:
     editor = _editor(editor)
-    item = _item(session, item_id)
+    item = get_item(session, item_id)
     if item.status in (REJECTED, WITHDRAWN):
         raise ModerationError(f"Item {item_id} is {item.status}; it cannot be featured.")
     if item.featured != featured:
@@ -151,7 +161,7 @@ def edit(session: Session, item_id: int, editor: str, draft: ItemDraft, *, today
     Raises InvalidInput for a bad field, ModerationError once the item is decided.
     """
     editor = _editor(editor)
-    item = _item(session, item_id)
+    item = get_item(session, item_id)
     if item.status != SUBMITTED:
         raise ModerationError(f"Item {item_id} is {item.status}; only submitted items can be edited.")
     checked = check_draft(session, draft, today=today, require_topics=False)
@@ -176,5 +186,5 @@ def needs_decision_notice(item: Item) -> bool:
     return item.status in (APPROVED, REJECTED) and bool(item.contact_email) and item.decision_sent_at is None
 
 
-__all__ = ["InvalidInput", "ModerationError", "approve", "reject", "withdraw", "set_featured",
-           "edit", "draft_of", "original_of", "needs_decision_notice"]
+__all__ = ["InvalidInput", "ModerationError", "get_item", "list_items", "approve", "reject", "withdraw",
+           "set_featured", "edit", "draft_of", "original_of", "needs_decision_notice"]

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
 from mailer.content.models import APPROVED, REJECTED, Item
 from mailer.delivery.message import Envelope, MessageTemplate
 from mailer.rendering import fill, render_html, render_text
@@ -46,6 +49,17 @@ def notice_owed(kind: str, item: Item) -> bool:
 
 def decision_kind(item: Item) -> str | None:
     return {APPROVED: APPROVED_NOTICE, REJECTED: REJECTED_NOTICE}.get(item.status)
+
+
+def decisions_owed(session: Session, item_ids) -> list[tuple[str, int]]:
+    """``(kind, item_id)`` of the decision notice owed for each of ``item_ids`` whose contact
+    has not heard yet (for the caller to enqueue after its commit)."""
+    owed = []
+    for item in session.scalars(select(Item).where(Item.id.in_(list(item_ids)))):
+        kind = decision_kind(item)
+        if kind and notice_owed(kind, item):
+            owed.append((kind, item.id))
+    return owed
 
 
 def compose_notice(kind: str, settings: Settings, item: Item) -> Envelope:

@@ -149,3 +149,14 @@ def create_partner(session: Session, slug: str, fields: PartnerFields) -> Partne
 
 def partner_by_slug(session: Session, slug: str) -> Partner | None:
     return session.scalar(select(Partner).where(Partner.slug == slug))
+
+
+def all_partners(session: Session) -> list[Partner]:
+    """Every partner, by slug."""
+    return list(session.scalars(select(Partner).order_by(Partner.slug)))
+
+
+def api_tokens_of(session: Session, partner: Partner) -> list[ApiToken]:
+    """``partner``'s API tokens, live and revoked, oldest first."""
+    return list(session.scalars(select(ApiToken).where(ApiToken.partner_id == partner.id)
+                                .order_by(ApiToken.id)))

@@ -72,6 +72,13 @@ def enqueue_batches(ids: list[int]) -> int:
     return len(ids)
 
 
+def enqueue_again(ids: list[int], edition_id: int) -> None:
+    """Enqueue deliveries of a sending edition again (after resume or resend-unknown) and
+    keep its watchdog going."""
+    enqueue_batches(ids)
+    _watch_later(edition_id)
+
+
 def _watch_later(edition_id: int, token: str | None = None) -> None:
     """Schedule the edition's watchdog. A new ``token`` starts a chain that only runs on if
     no other chain is alive, so repeated starts and sweeps never multiply watchdogs."""

@@ -156,6 +156,11 @@ def breaker_key(edition_id: int) -> str:
     return f"mailer:breaker:{edition_id}"
 
 
+def reset_breaker(redis_url: str | None, edition_id: int) -> None:
+    """Start the edition's failure streak afresh (the operator says the relay is fixed)."""
+    counters_for(redis_url).reset(breaker_key(edition_id))
+
+
 @dataclass
 class BatchResult:
     sent: int = 0

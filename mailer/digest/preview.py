@@ -58,6 +58,16 @@ def as_choices(session: Session, topic_slugs=(), partner_slugs=(), topic_ids=(),
     return Recipient(STAND_IN_ID, "subscriber@example.invalid", "", 0, t, p)
 
 
+def profile(session: Session, subscriber: str | None = None, topic_slugs=(), partner_slugs=()) -> Recipient:
+    """Who to preview as: the subscriber with that address, or a stand-in with those choices
+    (one or the other, not both)."""
+    if subscriber and (topic_slugs or partner_slugs):
+        raise PreviewError("Preview as --subscriber or as --topic/--partner choices, not both.")
+    if subscriber:
+        return as_subscriber(session, subscriber)
+    return as_choices(session, topic_slugs, partner_slugs)
+
+
 _cache: dict[tuple, PreparedEdition] = {}
 _lock = Lock()
 

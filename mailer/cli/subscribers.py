@@ -1,4 +1,7 @@
-"""``mailer subscribers ...``: import, export, purge, revoke and suppress (shells only)."""
+"""``mailer subscribers``: import, export, purge, revoke and suppress.
+
+Shells over the :mod:`subscribers` domain: each opens a transaction, calls it and prints.
+"""
 from __future__ import annotations
 
 import csv
@@ -8,16 +11,12 @@ import sys
 import click
 
 from mailer import runtime
+from mailer.cli._common import fail
 from mailer.text import strip_controls
 
 
 class _Rollback(Exception):
     """Raised inside a transaction to leave the database as it was."""
-
-
-def _fail(message: str) -> None:
-    click.echo(f"Error: {message}", err=True)
-    sys.exit(1)
 
 
 def _open(path: str, mode: str, encoding: str):
@@ -78,11 +77,11 @@ def import_cmd(file: str, source: str | None, basis: str, skip_invalid: bool, dr
         report = refused.report
         _print_report(report)
         _write_report(report_path, report)
-        _fail("some rows are invalid, so nothing was imported. Fix them, or use --skip-invalid.")
+        fail("some rows are invalid, so nothing was imported. Fix them, or use --skip-invalid.")
     except ImportError_ as err:
-        _fail(str(err))
+        fail(str(err))
     except UnicodeDecodeError:
-        _fail("the file is not UTF-8 text; save it as CSV UTF-8 and try again.")
+        fail("the file is not UTF-8 text; save it as CSV UTF-8 and try again.")
     _print_report(report)
     _write_report(report_path, report)
     click.echo("Dry run: nothing was written." if dry_run else "Import complete.")
@@ -137,7 +136,7 @@ def revoke_cmd(email: str) -> None:
     with runtime.current().db.transaction() as s:
         sub = find(s, email)
         if sub is None or sub.status == "erased":
-            _fail(f"No subscriber with address {email!r}.")
+            fail(f"No subscriber with address {email!r}.")
         revoke_links(s, sub, source="admin")
     click.echo(f"Every earlier link for {sub.email} is revoked.")
 
@@ -148,15 +147,11 @@ def revoke_cmd(email: str) -> None:
 def suppress_cmd(email: str, reason: str) -> None:
     """Put EMAIL on the suppression list (and unsubscribe it if subscribed)."""
     from mailer.validation import InvalidInput
-    from subscribers import service, suppression
+    from subscribers.service import suppress_address
 
     with runtime.current().db.transaction() as s:
         try:
-            address = service.normalise_email(email)
+            address = suppress_address(s, email, reason, source="admin")
         except InvalidInput as err:
-            _fail(err.message)
-        sub = service.find(s, address)
-        if sub is not None and sub.status != "unsubscribed":
-            service.unsubscribe(s, sub, source="admin")
-        suppression.suppress(s, address, reason, "admin")
+            fail(err.message)
     click.echo(f"{address} is suppressed ({reason}).")

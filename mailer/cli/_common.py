@@ -1,0 +1,16 @@
+"""What every command module shares: the one way a command reports an error."""
+from __future__ import annotations
+
+import sys
+from typing import NoReturn
+
+import click
+
+
+def fail(message: str) -> NoReturn:
+    """Print ``Error: message`` on standard error and exit with status 1.
+
+    Commands call this before or instead of committing, so a refused command changes nothing.
+    """
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(1)

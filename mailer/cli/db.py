@@ -1,0 +1,22 @@
+"""``mailer db``: the database schema."""
+from __future__ import annotations
+
+import click
+
+from mailer import runtime
+
+
+@click.group("db")
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Apply the Alembic migrations to DATABASE_URL."""
+    from mailer.schema import upgrade
+
+    settings = runtime.current().settings
+    upgrade(settings.database_url, revision, suppression_keys=settings.suppression_keys)
+    click.echo(f"Database is at revision {revision}.")

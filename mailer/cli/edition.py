@@ -1,0 +1,436 @@
+"""``mailer edition``: monthly editions from build to sent.
+
+Building and editing are shells over :mod:`mailer.digest` (editions, lifecycle, preview);
+sending and its control over :mod:`mailer.delivery` (control, fan-out). Each command opens a
+transaction, calls the domain, enqueues after the commit and prints the outcome.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import click
+
+from mailer import runtime
+from mailer.cli._common import fail
+from mailer.text import strip_controls
+
+
+@click.group("edition")
+def edition() -> None:
+    """Monthly editions: build, send, follow."""
+
+
+def _domain_errors():
+    from mailer.digest.editions import EditionError
+    from mailer.validation import InvalidInput
+
+    return (EditionError, InvalidInput)
+
+
+# --- build and send ---------------------------------------------------------------------
+
+@edition.command("build")
+@click.option("--period", required=True, help="YYYY-MM")
+def edition_build(period: str) -> None:
+    """Create or rebuild PERIOD's draft edition from approved items."""
+    from mailer.digest.compose import load_plan
+    from mailer.digest.editions import EditionError, build_edition
+
+    with runtime.current().db.transaction() as s:
+        try:
+            ed = build_edition(s, period)
+        except EditionError as err:
+            fail(str(err))
+        plan = load_plan(s, ed)
+        click.echo(f"Edition {period} ({ed.status}): {len(plan.items)} items in "
+                   f"{len(plan.sections)} sections. Subject: {ed.subject}")
+        for section in plan.sections:
+            click.echo(f"  {section.name}: {len(section.items)}")
+
+
+@edition.command("send")
+@click.argument("period")
+@click.option("--wait/--no-wait", default=False, help="Show progress until every delivery is done.")
+@click.option("--timeout", default=3600, show_default=True, help="Seconds to wait at most.")
+def edition_send(period: str, wait: bool, timeout: int) -> None:
+    """Send PERIOD's edition through the queue. Sending again sends nothing new."""
+    from mailer.broker import drain, embedded
+    from mailer.delivery.actors import start_edition
+    from mailer.digest.lifecycle import get_edition
+    from mailer.digest.models import CANCELLED, PAUSED
+    from mailer.queue import enqueue
+
+    rt = runtime.current()
+    with rt.db.transaction() as s:
+        try:
+            ed = get_edition(s, period)
+        except _domain_errors() as err:
+            fail(str(err))
+        if ed.status in (PAUSED, CANCELLED):
+            fail(f"The {period} edition is {ed.status}"
+                 + (f"; `mailer edition resume {period}` carries on." if ed.status == PAUSED else "."))
+        edition_id = ed.id
+    enqueue(start_edition, edition_id)
+    if wait:
+        _wait_for(edition_id, timeout)
+    elif embedded():
+        click.echo("Sending in this process (no REDIS_URL)...")
+        drain()
+        _print_counts(edition_id)
+    else:
+        click.echo(f"Queued the {period} edition; `mailer edition status {period}` follows it.")
+
+
+def _counts(edition_id: int) -> tuple[dict, str]:
+    """Deliveries by status, and the edition's status, in one short transaction."""
+    from mailer.delivery.fanout import counts
+    from mailer.digest.models import Edition
+
+    with runtime.current().db.transaction() as s:
+        return counts(s, edition_id), s.get(Edition, edition_id).status
+
+
+def _print_counts(edition_id: int) -> dict:
+    c, status = _counts(edition_id)
+    click.echo(f"Edition {status}: " + ", ".join(f"{k} {v}" for k, v in sorted(c.items())) if c
+               else f"Edition {status}: no deliveries yet.")
+    return c
+
+
+def _wait_for(edition_id: int, timeout: int) -> None:
+    from mailer.digest.models import DRAFT, SENDING
+
+    deadline = time.monotonic() + timeout
+    with click.progressbar(length=1, label="Sending", show_pos=True, show_percent=True) as bar:
+        while True:
+            c, status = _counts(edition_id)
+            total = sum(c.values())
+            finished = total - c.get("pending", 0) - c.get("sending", 0)
+            if total:
+                bar.length = total
+                bar.update(finished - bar.pos)
+            if status not in (DRAFT, SENDING):  # sent, or paused / cancelled
+                break
+            if time.monotonic() > deadline:
+                fail("Timed out waiting; the edition carries on in the background.")
+            time.sleep(0.3)
+    _print_counts(edition_id)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = int(seconds)
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s" if m else f"{s}s"
+
+
+def format_progress(p) -> str:
+    """The status block `mailer edition status` prints."""
+    lines = [f"Edition {p.period}: {p.status}",
+             f"  sent {p.sent}, failed {p.failed}, pending {p.pending} of {p.total}"
+             f"  ({p.rate:.1f} msg/s over the last minute, ETA {_duration(p.eta_seconds)})"]
+    other = {k: v for k, v in sorted(p.counts.items()) if k not in ("sent", "pending", "sending")}
+    if other:
+        lines.append("  " + ", ".join(f"{k} {v}" for k, v in other.items()))
+    if p.counts.get("unknown"):
+        lines.append("  unknown: a worker died while sending these; they were not resent "
+                     f"(`mailer edition resend-unknown {p.period}` sends them again)")
+    for at, kind, detail in p.events[-5:]:
+        lines.append(f"  {at:%Y-%m-%d %H:%M:%S} {kind}: {detail}")
+    return "\n".join(lines)
+
+
+@edition.command("status")
+@click.argument("period")
+@click.option("--wait", is_flag=True, help="Show a live progress bar until the send ends.")
+def edition_status(period: str, wait: bool) -> None:
+    """Progress of PERIOD's send: sent, failed, pending, rate and ETA."""
+    from mailer.delivery.control import ControlError, edition_progress
+    from mailer.digest.models import DRAFT, SENDING
+
+    db = runtime.current().db
+    try:
+        p = edition_progress(db, period)
+    except ControlError as err:
+        fail(str(err))
+    if wait and p.status in (DRAFT, SENDING):
+        with click.progressbar(length=max(1, p.total), label="Sending", show_pos=True,
+                               item_show_func=lambda _: f"{p.rate:.0f} msg/s") as bar:
+            while p.status in (DRAFT, SENDING):
+                bar.length = max(1, p.total)
+                bar.update(p.done - bar.pos)
+                time.sleep(0.5)
+                p = edition_progress(db, period)
+            bar.update(p.done - bar.pos)
+    click.echo(format_progress(p))
+
+
+# --- the editor's fields and the schedule ----------------------------------------------
+
+@edition.command("edit")
+@click.argument("period")
+@click.option("--subject", help="Subject line (default: 'Your campaign digest - Month YYYY').")
+@click.option("--preheader", help="The short line inboxes show after the subject.")
+@click.option("--intro", help="The editor's note at the top ('-' reads it from standard input).")
+@click.option("--featured", type=int, help="Id of an item of this edition to show first.")
+@click.option("--no-featured", is_flag=True, help="Show no featured item.")
+def edition_edit(period, subject, preheader, intro, featured, no_featured):
+    """Set PERIOD's subject, preheader, intro note or featured item (draft or scheduled)."""
+    from mailer.digest import lifecycle
+
+    changes = {}
+    if subject is not None:
+        changes["subject"] = subject
+    if preheader is not None:
+        changes["preheader"] = preheader
+    if intro is not None:
+        changes["intro"] = sys.stdin.read() if intro == "-" else intro
+    if featured is not None and no_featured:
+        fail("Give --featured ID or --no-featured, not both.")
+    if featured is not None or no_featured:
+        changes["featured_item_id"] = None if no_featured else featured
+    if not changes:
+        fail("Nothing to change: give --subject, --preheader, --intro, --featured or --no-featured.")
+    with runtime.current().db.transaction() as s:
+        try:
+            lifecycle.edit(s, lifecycle.get_edition(s, period), **changes)
+        except _domain_errors() as err:
+            fail(str(err))
+    click.echo(f"Updated the {period} edition: {', '.join(sorted(changes))}.")
+
+
+@edition.command("show")
+@click.argument("period")
+def edition_show(period):
+    """PERIOD's status, editor fields and sections."""
+    from mailer.digest import lifecycle
+    from mailer.digest.compose import load_plan
+
+    with runtime.current().db.transaction() as s:
+        try:
+            ed = lifecycle.get_edition(s, period)
+        except _domain_errors() as err:
+            fail(str(err))
+        plan = load_plan(s, ed)
+        click.echo(f"Edition {ed.period}: {ed.status}"
+                   + (f" for {ed.scheduled_for:%Y-%m-%d %H:%M} UTC" if ed.scheduled_for else ""))
+        click.echo(strip_controls(f"Subject:   {ed.subject}"))
+        click.echo(strip_controls(f"Preheader: {ed.preheader or '(generated)'}"))
+        click.echo(strip_controls(f"Intro:     {ed.intro or '(none)'}"))
+        click.echo(f"Featured:  {ed.featured_item_id or '(none)'}")
+        seen: set[int] = set()
+        for section in plan.sections:
+            click.echo(strip_controls(f"  {section.name}", keep=""))
+            for item in section.items:
+                mark = "+" if item.id in seen else " "
+                seen.add(item.id)
+                click.echo(strip_controls(f"   {mark}{item.id:5}  {item.dated}  {item.title[:70]}", keep=""))
+        if len(seen) < len(plan.placements):
+            click.echo("  (+ also under an earlier topic: each reader gets it once, under the first "
+                       "of its topics they chose)")
+
+
+@edition.command("schedule")
+@click.argument("period")
+@click.option("--at", "at", required=True, help="'YYYY-MM-DD HH:MM' in SCHEDULE_TIMEZONE")
+def edition_schedule(period, at):
+    """Send PERIOD's edition at a set time (the scheduler process starts it)."""
+    from mailer.digest import lifecycle
+
+    tz = ZoneInfo(runtime.current().settings.schedule_timezone)
+    try:
+        when = datetime.strptime(at, "%Y-%m-%d %H:%M").replace(tzinfo=tz)
+    except ValueError:
+        fail(f"--at must look like 2026-12-01 09:00, not {at!r}.")
+    with runtime.current().db.transaction() as s:
+        try:
+            lifecycle.schedule(s, lifecycle.get_edition(s, period), when)
+        except _domain_errors() as err:
+            fail(str(err))
+    click.echo(f"The {period} edition will be sent at {when:%Y-%m-%d %H:%M %Z}.")
+
+
+@edition.command("unschedule")
+@click.argument("period")
+def edition_unschedule(period):
+    """Put a scheduled edition back to draft."""
+    from mailer.digest import lifecycle
+
+    with runtime.current().db.transaction() as s:
+        try:
+            lifecycle.unschedule(s, lifecycle.get_edition(s, period))
+        except _domain_errors() as err:
+            fail(str(err))
+    click.echo(f"The {period} edition is a draft again.")
+
+
+# --- sending control --------------------------------------------------------------------
+
+def _enqueue_again(ids: list[int], edition_id: int) -> None:
+    from mailer.broker import ensure_embedded_worker
+    from mailer.delivery.actors import enqueue_again
+
+    ensure_embedded_worker()
+    enqueue_again(ids, edition_id)
+
+
+@edition.command("pause")
+@click.argument("period")
+@click.option("--reason", default="")
+def edition_pause(period: str, reason: str) -> None:
+    """Stop sending PERIOD's edition (messages in flight finish); `resume` carries on."""
+    from mailer.delivery.control import ControlError, edition_by_period, pause
+
+    with runtime.current().db.transaction() as s:
+        try:
+            pause(s, edition_by_period(s, period), "cli", reason)
+        except ControlError as err:
+            fail(str(err))
+    click.echo(f"Paused the {period} edition.")
+
+
+@edition.command("resume")
+@click.argument("period")
+def edition_resume(period: str) -> None:
+    """Carry on sending a paused edition (also after the circuit breaker tripped)."""
+    from mailer.delivery.control import ControlError, edition_by_period, resume
+    from mailer.delivery.sending import reset_breaker
+
+    rt = runtime.current()
+    with rt.db.transaction() as s:
+        try:
+            ed = edition_by_period(s, period)
+            ids = resume(s, ed, "cli")
+        except ControlError as err:
+            fail(str(err))
+        edition_id = ed.id
+    # The operator says the relay is fixed: the failure streak starts afresh.
+    reset_breaker(rt.settings.redis_url, edition_id)
+    _enqueue_again(ids, edition_id)
+    click.echo(f"Resumed the {period} edition: {len(ids)} deliveries queued.")
+
+
+@edition.command("cancel")
+@click.argument("period")
+@click.confirmation_option(prompt="Cancel this edition? Deliveries not yet sent never will be.")
+def edition_cancel(period: str) -> None:
+    """Cancel PERIOD's edition (draft, scheduled, sending or paused); unsent deliveries
+    are never sent."""
+    from mailer.delivery.control import ControlError, cancel, edition_by_period
+
+    with runtime.current().db.transaction() as s:
+        try:
+            n = cancel(s, edition_by_period(s, period), "cli")
+        except ControlError as err:
+            fail(str(err))
+    click.echo(f"Cancelled the {period} edition: {n} deliveries will not be sent.")
+
+
+@edition.command("resend-unknown")
+@click.argument("period")
+def edition_resend_unknown(period: str) -> None:
+    """Send again the deliveries whose fate is unknown (their worker died mid-send).
+    Some of these people may then get the edition twice."""
+    from mailer.delivery.control import ControlError, edition_by_period, resend_unknown
+
+    with runtime.current().db.transaction() as s:
+        try:
+            ed = edition_by_period(s, period)
+            ids = resend_unknown(s, ed, "cli")
+        except ControlError as err:
+            fail(str(err))
+        edition_id = ed.id
+    _enqueue_again(ids, edition_id)
+    click.echo(f"Queued {len(ids)} deliveries of unknown fate again.")
+
+
+# --- previews and test sends ------------------------------------------------------------
+
+_profile_options = [
+    click.option("--subscriber", help="Preview as this subscriber (email address)."),
+    click.option("--topic", "topics", multiple=True, help="Topic slug (repeatable)."),
+    click.option("--partner", "partners", multiple=True, help="Partner slug (repeatable)."),
+]
+
+
+def _with_profile(f):
+    for option in reversed(_profile_options):
+        f = option(f)
+    return f
+
+
+@edition.command("preview")
+@click.argument("period")
+@_with_profile
+@click.option("--text", is_flag=True, help="The plain-text part instead of the HTML.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write to a file.")
+def edition_preview(period, subscriber, topics, partners, text, output):
+    """Render one copy of PERIOD's edition, as a subscriber or as chosen topics/partners."""
+    from mailer.digest import lifecycle, preview
+    from mailer.digest.compose import copy_for
+
+    rt = runtime.current()
+    with rt.db.transaction() as s:
+        try:
+            who = preview.profile(s, subscriber, topics, partners)
+            prepared = preview.prepared(s, lifecycle.get_edition(s, period), rt.settings)
+        except _domain_errors() as err:
+            fail(str(err))
+    copy = copy_for(prepared, who)
+    if copy is None:
+        fail("Those choices match no item in this edition: that subscriber would be skipped.")
+    body = copy[1] if text else copy[0]
+    if output:
+        output.write_text(body, encoding="utf-8")
+        click.echo(f"Wrote {output} ({len(body.encode('utf-8')):,} bytes).")
+    else:
+        click.echo(body)
+
+
+@edition.command("preview-link")
+@click.argument("period")
+def edition_preview_link(period):
+    """A link (valid 24 hours) to PERIOD's preview page: desktop and mobile, test-send."""
+    from mailer.digest import lifecycle, preview
+
+    rt = runtime.current()
+    with rt.db.transaction() as s:
+        try:
+            ed = lifecycle.get_edition(s, period)
+        except _domain_errors() as err:
+            fail(str(err))
+        token = preview.preview_token(rt.settings, ed.id)
+    click.echo(f"{rt.settings.base_url}/preview/{token}")
+
+
+@edition.command("test-send")
+@click.argument("period")
+@click.option("--to", "to_address", required=True, help="Where to send the test.")
+@_with_profile
+def edition_test_send(period, to_address, subscriber, topics, partners):
+    """Send one test copy of PERIOD's edition to any address, now. Its links act on nobody."""
+    from mailer.delivery.outgoing import Outgoing
+    from mailer.delivery.transport import PermanentFailure, TransientFailure
+    from mailer.digest import lifecycle, preview
+
+    rt = runtime.current()
+    with rt.db.transaction() as s:
+        try:
+            who = preview.profile(s, subscriber, topics, partners)
+            prepared = preview.prepared(s, lifecycle.get_edition(s, period), rt.settings)
+            envelope = preview.make_test_send(prepared, rt.settings, who, to_address)
+        except _domain_errors() as err:
+            fail(str(err))
+    try:
+        Outgoing(rt.settings, rt.transport).one_off(envelope)  # signed, with a return path
+    except (PermanentFailure, TransientFailure) as err:
+        fail(f"The test could not be sent: {err}")
+    finally:
+        rt.transport.close()
+    click.echo(f"Sent a test of the {period} edition to {envelope.recipient}.")
