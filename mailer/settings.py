@@ -42,6 +42,13 @@ class Settings:
     # "email me my link" / subscribe requests allowed per hour, per address and per client
     rate_per_address: int = 3
     rate_per_client: int = 20
+    # Partner routes, per hour: items one partner may submit (form and API together), and
+    # receipts one contact address may be sent. Preview page: test sends per link and per
+    # target address.
+    partner_submissions_per_hour: int = 30
+    partner_receipts_per_hour: int = 10
+    preview_sends_per_link: int = 10
+    preview_sends_per_address: int = 3
     batch_size: int = 100
     # Partner feeds: refuse private/loopback/link-local addresses unless this is on.
     feed_allow_private: bool = False
@@ -129,13 +136,18 @@ def _positive_int(e: Mapping[str, str], name: str, default: int) -> int:
 
 
 def _subscriber_settings(e: Mapping[str, str]) -> dict:
-    """Settings of the subscription lifecycle (issue 3)."""
+    """Settings of the subscription lifecycle (issue 3) and the limits on pages that take
+    a stranger's input or send email (issue 9)."""
     return dict(
         confirm_max_age_days=_positive_int(e, "CONFIRM_MAX_AGE_DAYS", 7),
         purge_unconfirmed_days=_positive_int(e, "PURGE_UNCONFIRMED_AFTER_DAYS", 30),
         consent_log_ip=(e.get("CONSENT_LOG_IP") or "1").lower() not in ("0", "false", "no", "off"),
         rate_per_address=_positive_int(e, "RATE_LIMIT_PER_ADDRESS", 3),
         rate_per_client=_positive_int(e, "RATE_LIMIT_PER_CLIENT", 20),
+        partner_submissions_per_hour=_positive_int(e, "PARTNER_SUBMISSIONS_PER_HOUR", 30),
+        partner_receipts_per_hour=_positive_int(e, "PARTNER_RECEIPTS_PER_HOUR", 10),
+        preview_sends_per_link=_positive_int(e, "PREVIEW_SENDS_PER_LINK", 10),
+        preview_sends_per_address=_positive_int(e, "PREVIEW_SENDS_PER_ADDRESS", 3),
     )
 
 
