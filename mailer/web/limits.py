@@ -29,13 +29,13 @@ def limiter() -> Limiter:
 
 
 def keyed(value: str) -> str:
-    """A short keyed hash of ``value`` (an address or a token) to count it under.
+    """A short keyed hash of ``value`` (a token, or an address the caller casefolded, as
+    addresses match ignoring case) to count it under.
 
     Keyed with ``SECRET_KEY``: whoever can read the counter store cannot test a guessed
     address against it.
     """
-    digest = hmac.new(rt().settings.secret_key.encode(), value.strip().casefold().encode(),
-                      hashlib.sha256).hexdigest()
+    digest = hmac.new(rt().settings.secret_key.encode(), value.encode(), hashlib.sha256).hexdigest()
     return digest[:32]
 
 

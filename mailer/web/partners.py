@@ -108,7 +108,7 @@ def notice_allowed(address: str | None) -> bool:
     kept either way; only the email is skipped)."""
     if not address:
         return False
-    return not wait_for((f"receipt-to:{keyed(address)}", rt().settings.partner_receipts_per_hour))
+    return not wait_for((f"receipt-to:{keyed(address.casefold())}", rt().settings.partner_receipts_per_hour))
 
 
 def queue_notice(kind: str, item_id: int) -> None:
