@@ -58,6 +58,13 @@ class Settings:
     trusted_proxies: int = 0
     # How long a manage link opens the preference centre (unsubscribe links never expire).
     manage_link_max_age_days: int = 90
+    # Partner routes, per hour: items one partner may submit (form and API together), and
+    # receipts one contact address may be sent. Preview page: test sends per link and per
+    # target address.
+    partner_submissions_per_hour: int = 30
+    partner_receipts_per_hour: int = 10
+    preview_sends_per_link: int = 10
+    preview_sends_per_address: int = 3
     batch_size: int = 100
     # Partner feeds: refuse private/loopback/link-local addresses unless this is on.
     feed_allow_private: bool = False
@@ -226,7 +233,8 @@ def _positive_int(e: Mapping[str, str], name: str, default: int) -> int:
 
 
 def _subscriber_settings(e: Mapping[str, str]) -> dict:
-    """Settings of the subscription lifecycle (issue 3)."""
+    """Settings of the subscription lifecycle (issue 3) and the limits on pages that take
+    a stranger's input or send email (issue 9)."""
     return dict(
         confirm_max_age_days=_positive_int(e, "CONFIRM_MAX_AGE_DAYS", 7),
         purge_unconfirmed_days=_positive_int(e, "PURGE_UNCONFIRMED_AFTER_DAYS", 30),
@@ -235,6 +243,10 @@ def _subscriber_settings(e: Mapping[str, str]) -> dict:
         rate_per_client=_positive_int(e, "RATE_LIMIT_PER_CLIENT", 20),
         trusted_proxies=_proxy_count(e),
         manage_link_max_age_days=_positive_int(e, "MANAGE_LINK_MAX_AGE_DAYS", 90),
+        partner_submissions_per_hour=_positive_int(e, "PARTNER_SUBMISSIONS_PER_HOUR", 30),
+        partner_receipts_per_hour=_positive_int(e, "PARTNER_RECEIPTS_PER_HOUR", 10),
+        preview_sends_per_link=_positive_int(e, "PREVIEW_SENDS_PER_LINK", 10),
+        preview_sends_per_address=_positive_int(e, "PREVIEW_SENDS_PER_ADDRESS", 3),
     )
 
 

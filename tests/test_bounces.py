@@ -148,6 +148,7 @@ def test_bounces_of_transactional_mail_are_matched_and_suppress_the_address(app,
         pending = Subscriber(email="typo@nhs.example", status="pending")
         s.add(pending)
         partner = s.scalars(select(Partner)).first()
+        partner.contact_email = "gone@partner.example"  # notices go to the registered contact only
         item = submit_item(s, partner, ItemDraft(
             title="Clinic", summary="s", link="https://example.org/c", kind="news",
             topic_ids=[s.scalars(select(Topic)).first().id], contact_email="gone@partner.example"),

@@ -8,7 +8,6 @@ from xml.etree import ElementTree as ET
 import pytest
 from sqlalchemy import select
 
-from mailer.digest import preview
 from mailer.digest.editions import build_edition
 from mailer.digest.models import Edition
 from subscribers.models import Subscriber
@@ -113,15 +112,23 @@ def test_atom_entry_ids_are_valid_tag_uris_when_base_url_has_a_port(sent, rt, se
     assert links == [f"http://127.0.0.1:5077/archive/{PERIOD}"]  # links keep the port
 
 
-def test_preview_page_as_choices_and_as_subscriber_then_test_send(session, client, rt, transport):
+def _preview_link(app, period=PERIOD, *extra):
+    from mailer.cli import main
+
+    r = app.test_cli_runner().invoke(main, ["edition", "preview-link", period, *extra])
+    assert r.exit_code == 0, r.output
+    return r.output.strip().removeprefix("https://digest.example.org")
+
+
+def test_preview_page_as_choices_then_test_send(session, app, client, rt, transport):
     w = standard_world(session)
     w.subscriber("amina@x.org", topics=["sexual-health"], name="Amina Rahman")
-    ed = build_edition(session, PERIOD)
+    build_edition(session, PERIOD)
     session.commit()
-    token = preview.preview_token(rt.settings, ed.id)
+    link = _preview_link(app)
     assert client.get("/preview/forged-token").status_code == 400
 
-    page = client.get(f"/preview/{token}?topic={w.topics['mental-health'].id}")
+    page = client.get(f"{link}?topic={w.topics['mental-health'].id}")
     assert page.status_code == 200
     assert 'id="desktop"' in page.text and 'id="mobile"' in page.text and "width:320px" in page.text
     frame = re.search(r'id="desktop"[^>]*src="([^"]+)"', page.text).group(1).replace("&amp;", "&")
@@ -129,27 +136,98 @@ def test_preview_page_as_choices_and_as_subscriber_then_test_send(session, clien
     assert "BME staff networks meet" in html.text and "PrEP clinic evenings" not in html.text
     assert html.headers["X-Frame-Options"] == "SAMEORIGIN"
 
-    as_amina = client.get(f"/preview/{token}/frame?subscriber=amina@x.org")
-    assert "Hello Amina Rahman," in as_amina.text and "PrEP clinic evenings" in as_amina.text
-
-    page = client.get(f"/preview/{token}?subscriber=amina@x.org")
-    resp = client.post(f"/preview/{token}", data={"csrf_token": csrf_token(page.text),
-                                                  "subscriber": "amina@x.org", "to": "editor@campaign.example"})
+    sexual = str(w.topics["sexual-health"].id)
+    resp = client.post(link, data={"csrf_token": csrf_token(page.text), "topic": sexual,
+                                   "to": "editor@campaign.example"})
     assert resp.status_code == 200 and "Sent a test to editor@campaign.example" in resp.text
     (message,) = transport.messages
     assert message.recipient == "editor@campaign.example"
     msg = message_from_bytes(message.data, policy=policy.default)
     assert msg["Subject"] == "[Test] Your campaign digest - December 2026"
-    # The test's links act on nobody: they carry the stand-in id 0, not Amina's.
+    assert "PrEP clinic evenings" in msg.get_body(("plain",)).get_content()
+    # The test's links act on nobody: they carry the stand-in id 0.
     from subscribers.tokens import Tokens
 
     tokens = Tokens(rt.settings.secret_key)
     unsubscribe = next(u for u in links_in(message.data) if "/u/" in u).rsplit("/", 1)[1]
     assert tokens.read("unsubscribe", unsubscribe).subscriber_id == 0
     # Bad address: a clear error, nothing sent.
-    resp = client.post(f"/preview/{token}", data={"csrf_token": csrf_token(page.text),
-                                                  "subscriber": "amina@x.org", "to": "not an address"})
+    resp = client.post(link, data={"csrf_token": csrf_token(page.text), "topic": sexual,
+                                   "to": "not an address"})
     assert resp.status_code == 400 and len(transport.messages) == 1
+
+
+def test_a_preview_link_reveals_no_subscriber(session, app, client, transport):
+    w = standard_world(session)
+    w.subscriber("amina@x.org", topics=["sexual-health"], name="Amina Rahman")
+    build_edition(session, PERIOD)
+    session.commit()
+    link = _preview_link(app)
+    token = csrf_token(client.get(f"{link}?topic={w.topics['heart-health'].id}").text)
+
+    def answers(address):
+        got = [client.get(f"{link}?subscriber={address}"), client.get(f"{link}/frame?subscriber={address}"),
+               client.post(link, data={"csrf_token": token, "subscriber": address, "to": "me@campaign.example"})]
+        return [(r.status_code, r.text.replace(address, "ADDRESS")) for r in got]
+
+    known, unknown = answers("amina@x.org"), answers("nobody@x.org")
+    assert known == unknown  # the same answer whether or not the address is subscribed
+    assert all(status == 400 and "mailer edition preview" in text for status, text in known)
+    assert not any("Amina" in text or "PrEP clinic evenings" in text for _, text in known)
+    assert 'name="subscriber"' not in client.get(link).text
+    assert transport.messages == []
+
+
+def test_preview_links_can_be_revoked(session, app, client):
+    standard_world(session)
+    build_edition(session, PERIOD)
+    session.commit()
+    first, second = _preview_link(app), _preview_link(app)
+    assert client.get(first).status_code == 200 and client.get(second).status_code == 200
+    from mailer.cli import main
+
+    r = app.test_cli_runner().invoke(main, ["edition", "preview-link", PERIOD, "--revoke"])
+    assert r.exit_code == 0 and "stopped working" in r.output and "/preview/" not in r.output
+    for old in (first, second, f"{first}/frame?topic=1"):
+        resp = client.get(old)
+        assert resp.status_code == 400 and "has been revoked" in resp.text
+    assert client.get(_preview_link(app)).status_code == 200  # a link issued afterwards works
+    r = app.test_cli_runner().invoke(main, ["edition", "preview-link", "2026-11", "--revoke"])
+    assert r.exit_code == 1  # no such edition: said, not ignored
+
+
+def test_test_sends_are_limited_per_link_and_per_address(session, rt, settings, transport):
+    import dataclasses
+
+    from mailer.app import create_app
+    from subscribers.ratelimit import MemoryLimiter
+
+    app = create_app(dataclasses.replace(settings, preview_sends_per_link=3, preview_sends_per_address=2),
+                     transport)
+    clock = [0.0]
+    app.extensions["subscribers.limiter"] = MemoryLimiter(clock=lambda: clock[0])
+    client = app.test_client()
+    w = standard_world(session)
+    build_edition(session, PERIOD)
+    session.commit()
+    link, other_link = _preview_link(app), _preview_link(app)
+    topic = str(w.topics["sexual-health"].id)
+
+    def send(via, to):
+        page = client.get(f"{via}?topic={topic}")
+        return client.post(via, data={"csrf_token": csrf_token(page.text), "topic": topic, "to": to})
+
+    assert [send(link, "a@campaign.example").status_code for _ in range(2)] == [200, 200]
+    clock[0] = 600
+    refused = send(link, "a@campaign.example")  # that address has had its two
+    assert refused.status_code == 429 and refused.headers["Retry-After"] == "3000"
+    assert "Too many test sends" in refused.text and "nothing was sent" in refused.text
+    assert send(other_link, "a@campaign.example").status_code == 429  # per address, whichever link
+    assert send(link, "b@campaign.example").status_code == 429  # this link has had its three
+    assert send(other_link, "b@campaign.example").status_code == 200
+    assert [m.recipient for m in transport.messages] == ["a@campaign.example"] * 2 + ["b@campaign.example"]
+    clock[0] = 3600
+    assert send(link, "a@campaign.example").status_code == 200  # a new hour
 
 
 def test_cli_preview_and_test_send(session, app, rt, transport, tmp_path):
@@ -170,4 +248,26 @@ def test_cli_preview_and_test_send(session, app, rt, transport, tmp_path):
     assert [m.recipient for m in transport.messages] == ["me@campaign.example"]
     r = runner.invoke(main, ["edition", "preview-link", PERIOD])
     assert r.output.startswith("https://digest.example.org/preview/")
+    r = runner.invoke(main, ["edition", "preview", PERIOD, "--subscriber", "nobody@x.org"])
+    assert r.exit_code == 1 and "No subscriber" in r.output  # on the server, the CLI may say so
     assert w  # the world was used through slugs
+
+
+def test_the_preview_links_migration_keeps_editions_and_goes_back(tmp_path):
+    from alembic import command
+    from sqlalchemy import create_engine, inspect, text
+
+    from mailer.schema import alembic_config, upgrade
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    upgrade(url, "8_pending_subscription", suppression_keys=(b"k" * 32,))
+    engine = create_engine(url)
+    with engine.begin() as c:
+        c.execute(text("INSERT INTO editions (id, period, status, subject, intro, built_at) "
+                       "VALUES (1, '2026-12', 'draft', 'December', '', '2026-12-01 09:00:00')"))
+    upgrade(url, "9_preview_links")
+    with engine.begin() as c:
+        assert c.execute(text("SELECT period, preview_generation FROM editions")).all() == [("2026-12", 0)]
+    command.downgrade(alembic_config(url), "8_pending_subscription")
+    assert "preview_generation" not in {col["name"] for col in inspect(create_engine(url)).get_columns("editions")}
+    engine.dispose()

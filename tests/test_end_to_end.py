@@ -49,6 +49,7 @@ def test_partner_item_reaches_subscriber_inbox_and_one_click_unsubscribe_stops_i
     # 2. Submit: a partner's secret link; the item waits as submitted.
     with rt.db.transaction() as s:
         secret = rotate_submit_secret(s.get(Partner, naz.id))
+        s.get(Partner, naz.id).contact_email = "comms@naz.example.org"  # registered by the team
     page = client.get(f"/submit/{secret}")
     resp = client.post(f"/submit/{secret}", data={
         "csrf_token": csrf_token(page.text), "kind": "event",
@@ -56,7 +57,7 @@ def test_partner_item_reaches_subscriber_inbox_and_one_click_unsubscribe_stops_i
         "summary": "New evening sessions with community advocates.",
         "link": "https://www.naz.org.uk/prep", "topics": [str(topics["sexual-health"])],
         "event_date": date.today().isoformat(), "event_time": "18:30", "event_place": "Online",
-        "contact_email": "comms@naz.example.org",
+        "contact_email": "amara@naz.example.org",  # the person sending it in
     })
     assert resp.status_code == 200
     item = session.scalar(select(Item).where(Item.title.like("PrEP%")))
@@ -65,7 +66,7 @@ def test_partner_item_reaches_subscriber_inbox_and_one_click_unsubscribe_stops_i
     # ... approved from the CLI.
     runner = rt and client.application.test_cli_runner()
     assert runner.invoke(main, ["items", "approve", str(item.id)]).exit_code == 0
-    # ... and the partner's contact heard twice: a receipt, then the decision.
+    # ... and the partner's registered contact heard twice: a receipt, then the decision.
     assert [_parse(m.data)["Subject"].split(":")[0] for m in transport.messages
             if m.recipient == "comms@naz.example.org"] == ["Received", "Approved for the digest"]
 

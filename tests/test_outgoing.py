@@ -43,6 +43,7 @@ def test_every_kind_of_email_is_dkim_signed_and_carries_our_return_path(
     amina = w.subscriber("amina@x.org", topics=["sexual-health"], name="Amina Rahman")
     pending = w.subscriber("new@x.org", topics=["sexual-health"], status="pending")
     partner = w.partners["naz"]
+    partner.contact_email = "comms@naz.example.org"  # notices go to the registered contact only
     item = submit_item(session, partner, ItemDraft(
         title="Clinic evenings", summary="s", link="https://naz.example.org/c", kind="news",
         topic_ids=[w.topics["sexual-health"].id], contact_email="comms@naz.example.org"),
@@ -67,10 +68,11 @@ def test_every_kind_of_email_is_dkim_signed_and_carries_our_return_path(
     assert cli(app, "edition", "test-send", PERIOD, "--to", "me@campaign.example",
                "--partner", "naz").exit_code == 0
     client = app.test_client()
-    token = preview.preview_token(r.settings, ed.id)
-    page = client.get(f"/preview/{token}?subscriber=amina@x.org")
+    topic = w.topics["sexual-health"].id
+    token = preview.preview_token(r.settings, ed)
+    page = client.get(f"/preview/{token}?topic={topic}")
     resp = client.post(f"/preview/{token}", data={"csrf_token": csrf_token(page.text),
-                                                  "subscriber": "amina@x.org", "to": "editor@campaign.example"})
+                                                  "topic": topic, "to": "editor@campaign.example"})
     assert "Sent a test to editor@campaign.example" in resp.text
 
     subjects = [message_from_bytes(data, policy=policy.default)["Subject"] for _, _, data in relay.messages]

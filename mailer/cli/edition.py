@@ -395,7 +395,9 @@ def edition_preview(period, subscriber, topics, partners, text, output):
 
 @edition.command("preview-link")
 @click.argument("period")
-def edition_preview_link(period):
+@click.option("--revoke", is_flag=True,
+              help="Make every preview link of PERIOD issued so far stop working (issues none).")
+def edition_preview_link(period, revoke):
     """A link (valid 24 hours) to PERIOD's preview page: desktop and mobile, test-send."""
     from mailer.digest import lifecycle, preview
 
@@ -405,8 +407,14 @@ def edition_preview_link(period):
             ed = lifecycle.get_edition(s, period)
         except _domain_errors() as err:
             fail(str(err))
-        token = preview.preview_token(rt.settings, ed.id)
-    click.echo(f"{rt.settings.base_url}/preview/{token}")
+        if revoke:
+            preview.revoke_preview_links(ed)
+        else:
+            token = preview.preview_token(rt.settings, ed)
+    if revoke:
+        click.echo(f"Every preview link of the {period} edition issued so far has stopped working.")
+    else:
+        click.echo(f"{rt.settings.base_url}/preview/{token}")
 
 
 @edition.command("test-send")

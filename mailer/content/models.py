@@ -48,7 +48,7 @@ class Partner(Base):
     active: Mapped[bool] = mapped_column(default=True)
     description: Mapped[str] = mapped_column(String(500), default="", server_default="")
     logo_url: Mapped[str | None] = mapped_column(String(2000))
-    # Where the editors write to; partner notices go to each item's own contact address.
+    # Set by the campaign team: the only address partner notices (receipts, decisions) go to.
     contact_email: Mapped[str | None] = mapped_column(String(320))
     # Items from a trusted partner skip moderation (they arrive approved).
     trusted: Mapped[bool] = mapped_column(default=False, server_default="0")
@@ -118,7 +118,8 @@ class Item(Base):
     # Publish window: not before (embargo) / not after (expiry); either may be open.
     publish_from: Mapped[date | None] = mapped_column(Date)
     publish_until: Mapped[date | None] = mapped_column(Date)
-    # Who the editors' decision goes to.
+    # Who sent the item in (typed into the form or API), for the editors to reply to by
+    # hand; automatic notices go to the partner's registered contact instead.
     contact_email: Mapped[str | None] = mapped_column(String(320))
     source: Mapped[str] = mapped_column(String(10), default="form", server_default="form")
     # Dedupe key within the partner: "feed:<entry id or link>" or "api:<Idempotency-Key>".

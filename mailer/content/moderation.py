@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from mailer.content.intake import ItemDraft, check_draft
 from mailer.content.models import APPROVED, REJECTED, SUBMITTED, WITHDRAWN, Item, ItemEvent
+from mailer.content.notices import notice_address
 from mailer.db import utcnow
 from mailer.validation import InvalidInput, clean_text
 
@@ -182,8 +183,10 @@ def original_of(item: Item) -> dict | None:
 
 
 def needs_decision_notice(item: Item) -> bool:
-    """True when the partner has a contact address and has not yet heard the decision."""
-    return item.status in (APPROVED, REJECTED) and bool(item.contact_email) and item.decision_sent_at is None
+    """True when the item's partner is to hear the decision and has not yet
+    (see :func:`mailer.content.notices.notice_address` for who hears)."""
+    return (item.status in (APPROVED, REJECTED) and notice_address(item) is not None
+            and item.decision_sent_at is None)
 
 
 __all__ = ["InvalidInput", "ModerationError", "get_item", "list_items", "approve", "reject", "withdraw",

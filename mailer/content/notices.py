@@ -1,12 +1,20 @@
 """Emails to a partner's contact about one item: a receipt when it arrives, and the
 editor's decision (approved, or rejected with the reason).
 
+They go only to the partner's registered contact (``Partner.contact_email``, set by the
+campaign team), never to the address typed into the form or the API: whoever holds a
+submission link or token could type anyone's address, and a receipt per post would make
+us a mail cannon aimed at strangers. The typed address stays on the item for the editors
+to reply to by hand. Items a person did not send in (feed entries, which carry no typed
+contact) get no notices.
+
 Each kind is rendered once per process with placeholders and filled per item, like the
 subscriber emails. Which notice is owed is decided from the item's columns
 (``receipt_sent_at``, ``decision_sent_at``), never from the queue.
 """
 from __future__ import annotations
 
+import unicodedata
 from functools import lru_cache
 
 from sqlalchemy import select
@@ -19,10 +27,25 @@ from mailer.settings import Settings
 
 RECEIPT, APPROVED_NOTICE, REJECTED_NOTICE = "receipt", "approved", "rejected"
 NOTICE_KINDS = (RECEIPT, APPROVED_NOTICE, REJECTED_NOTICE)
+SUBJECT_TITLE_MAX = 60
+
+
+def subject_title(title: str) -> str:
+    """The only part of a notice's subject the poster chooses: the title on one line,
+    without control, format (bidi) or unassigned characters, cut at a word to at most
+    :data:`SUBJECT_TITLE_MAX` characters. The rest of the subject is ours."""
+    visible = "".join(ch for ch in title if ch.isspace() or unicodedata.category(ch)[0] != "C")
+    short = " ".join(visible.split())  # any run of spaces or line breaks becomes one space
+    if len(short) > SUBJECT_TITLE_MAX:
+        cut = short[:SUBJECT_TITLE_MAX - 1]
+        if " " in cut[SUBJECT_TITLE_MAX // 2:]:
+            cut = cut.rsplit(" ", 1)[0]
+        short = cut + "…"
+    return short or "(untitled)"
 
 
 def _subject(kind: str, title: str) -> str:
-    short = title if len(title) <= 70 else title[:69] + "…"
+    short = subject_title(title)
     return {
         RECEIPT: f"Received: {short}",
         APPROVED_NOTICE: f"Approved for the digest: {short}",
@@ -37,9 +60,17 @@ def _rendered(kind: str, postal_address: str) -> tuple[str, str]:
     return render_html("partner_notice.mjml", context), render_text("partner_notice.txt", context)
 
 
-def notice_owed(kind: str, item: Item) -> bool:
-    """True when ``item``'s contact should get the ``kind`` notice and has not yet."""
+def notice_address(item: Item) -> str | None:
+    """Where notices about ``item`` go: its partner's registered contact, for items a
+    person sent in (form or API, with a typed contact); None when nobody is to hear."""
     if not item.contact_email:
+        return None
+    return item.partner.contact_email or None
+
+
+def notice_owed(kind: str, item: Item) -> bool:
+    """True when ``item``'s partner should get the ``kind`` notice and has not yet."""
+    if notice_address(item) is None:
         return False
     if kind == RECEIPT:
         return item.receipt_sent_at is None
@@ -63,7 +94,7 @@ def decisions_owed(session: Session, item_ids) -> list[tuple[str, int]]:
 
 
 def compose_notice(kind: str, settings: Settings, item: Item) -> Envelope:
-    """The ``kind`` notice about ``item`` for its contact address."""
+    """The ``kind`` notice about ``item`` for its partner's registered contact."""
     html, text = _rendered(kind, settings.postal_address)
     values = {
         "PARTNER": item.partner.name,
@@ -74,5 +105,5 @@ def compose_notice(kind: str, settings: Settings, item: Item) -> Envelope:
     }
     template = MessageTemplate(mail_from=settings.mail_from, subject=_subject(kind, item.title),
                                auto_submitted=True, reply_to=settings.reply_to)
-    return template.build(to_name="", to_address=item.contact_email,
+    return template.build(to_name="", to_address=notice_address(item),
                           text=fill(text, values, html=False), html=fill(html, values, html=True))

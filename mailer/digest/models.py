@@ -32,3 +32,5 @@ class Edition(Base):
     featured_item_id: Mapped[int | None] = mapped_column(Integer)
     scheduled_for: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Carried in every preview link; raising it makes every link issued so far stop working.
+    preview_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

@@ -4,9 +4,16 @@ test sends to any address, and the signed link to the preview page.
 Test sends and "as these choices" previews use a stand-in recipient with id 0, so their
 manage, unsubscribe and view links are well-formed but act on nobody: an editor clicking
 "Unsubscribe" in a test email must not unsubscribe a real person.
+
+A preview link is a bearer secret until the console brings logins, so it is kept weak:
+it lasts a day, previews only by topics and partners (a copy "as subscriber EMAIL" is the
+CLI's, where it cannot reveal to a link holder who is subscribed), and every link of an
+edition can be revoked at once (:func:`revoke_preview_links`), by the generation number
+each link carries.
 """
 from __future__ import annotations
 
+import secrets
 from functools import lru_cache
 from threading import Lock
 
@@ -105,19 +112,35 @@ def _serializer(secret_key: str, fallbacks: tuple[str, ...]) -> URLSafeTimedSeri
     return URLSafeTimedSerializer([*fallbacks, secret_key], salt="ertg-edition-preview")
 
 
-def preview_token(settings: Settings, edition_id: int) -> str:
-    """A token for the preview page of one edition, valid for :data:`PREVIEW_MAX_AGE`."""
-    return _serializer(settings.secret_key, settings.secret_key_fallbacks).dumps(["preview", edition_id])
+def preview_token(settings: Settings, edition: Edition) -> str:
+    """A token for ``edition``'s preview page, valid for :data:`PREVIEW_MAX_AGE` or until
+    the edition's preview links are revoked. A random part makes every link distinct, so
+    limits can count per link."""
+    return _serializer(settings.secret_key, settings.secret_key_fallbacks).dumps(
+        ["preview", edition.id, edition.preview_generation, secrets.token_hex(4)])
 
 
-def read_preview_token(settings: Settings, token: str) -> int:
-    """The edition id in ``token``, or :class:`PreviewError`."""
+def revoke_preview_links(edition: Edition) -> None:
+    """Make every preview link of ``edition`` issued so far stop working (new ones work)."""
+    edition.preview_generation = (edition.preview_generation or 0) + 1
+
+
+def edition_for_preview(session: Session, settings: Settings, token: str) -> Edition:
+    """The edition whose live preview link carries ``token``, or :class:`PreviewError`
+    saying whether it is forged, expired or revoked."""
     try:
         data = _serializer(settings.secret_key, settings.secret_key_fallbacks).loads(token, max_age=PREVIEW_MAX_AGE)
     except SignatureExpired:
         raise PreviewError("This preview link has expired; make a new one with `mailer edition preview-link`.") from None
     except BadSignature:
         raise PreviewError("This preview link is not valid.") from None
-    if not (isinstance(data, list) and len(data) == 2 and data[0] == "preview" and isinstance(data[1], int)):
+    if not (isinstance(data, list) and len(data) == 4 and data[0] == "preview"
+            and all(isinstance(x, int) and not isinstance(x, bool) for x in data[1:3])):
         raise PreviewError("This preview link is not valid.")
-    return data[1]
+    edition = session.get(Edition, data[1])
+    if edition is None:
+        raise PreviewError("This preview link is not valid: its edition no longer exists.")
+    if data[2] != edition.preview_generation:
+        raise PreviewError("This preview link has been revoked; ask for a new one "
+                           "(`mailer edition preview-link`).")
+    return edition

@@ -6,6 +6,11 @@ the form (:func:`mailer.content.intake.check_draft`). Errors are JSON naming the
 ``{"error": {"code": "invalid", "field": "link", "message": "..."}}``. An
 ``Idempotency-Key`` header makes a retried POST return the item the first one created
 instead of a second item; the same key with a different body is refused (409).
+
+The form's limits apply (see :mod:`mailer.web.partners`): past
+``PARTNER_SUBMISSIONS_PER_HOUR`` items a partner gets 429 with ``Retry-After`` and
+nothing is stored (a replayed Idempotency-Key is not counted); notices go only to the
+partner's registered contact, never to the ``contact_email`` in the body.
 """
 from __future__ import annotations
 
@@ -18,12 +23,13 @@ from werkzeug.exceptions import HTTPException
 
 from mailer.content.intake import ItemDraft, submit_item
 from mailer.content.models import Item, Topic
-from mailer.content.notices import RECEIPT, decision_kind
+from mailer.content.notices import RECEIPT, decision_kind, notice_address
 from mailer.content.partners import partner_for_api_token
-from mailer.queue import enqueue
 from mailer.validation import InvalidInput
 from mailer.web.helpers import rt
+from mailer.web.limits import retry_after_text
 from mailer.web.openapi import openapi_document
+from mailer.web.partners import notice_allowed, queue_notice, submission_wait
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -164,18 +170,24 @@ def create_item():
                 except InvalidInput as err:
                     s.rollback()
                     return error(422, "invalid", err.message, err.field)
+                wait = submission_wait(partner)  # counted only for an item that passed every check
+                if wait:
+                    limit = rt().settings.partner_submissions_per_hour
+                    s.rollback()
+                    return error(429, "rate_limited",
+                                 f"This partner has sent {limit} items this hour, the most we take in "
+                                 f"an hour. Nothing was stored: send it again in {retry_after_text(wait)} "
+                                 f"(Retry-After: {wait} seconds).", headers={"Retry-After": str(wait)})
                 body, item_id = item_json(item), item.id
                 notice = decision_kind(item) or RECEIPT
-                contact = item.contact_email
+                emailed = notice_allowed(notice_address(item))
         except IntegrityError:
             if attempt == 2 or not key:
                 raise
             continue  # the other request committed first: answer as a replay
         break
-    if contact:
-        from mailer.delivery.partner_actors import send_partner_notice
-
-        enqueue(send_partner_notice, notice, item_id)
+    if emailed:
+        queue_notice(notice, item_id)
     return jsonify(body), 201, {"Location": f"/api/v1/items/{item_id}"}
 
 

@@ -5,8 +5,8 @@ feed, and the editor's preview page with test-send.
 - ``/archive``, ``/archive/<period>``, ``/archive/feed.atom``: sent editions in their
   public form (every item, no greeting by name, no personal links).
 - ``/preview/<token>``: the preview page for one edition (token from
-  ``mailer edition preview-link``): as a subscriber or chosen topics/partners, in desktop
-  and mobile widths, and a test-send form.
+  ``mailer edition preview-link``, revocable): as chosen topics/partners, in desktop and
+  mobile widths, and a test-send form limited per link and per target address.
 """
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from mailer.digest.compose import archive_copy, copy_for, period_label
 from mailer.digest.editions import EditionError, parse_period
 from mailer.digest.models import SENDING, SENT, Edition
 from mailer.web.helpers import rt
+from mailer.web.limits import keyed, retry_after_text, wait_for
 from subscribers.service import recipients, subscriber_from_token
 from subscribers.tokens import TokenError, Tokens
 
@@ -145,15 +146,16 @@ def archive_feed():
 
 # --- the editor's preview page -------------------------------------------------------
 
+AS_SUBSCRIBER_REFUSED = ("A preview link shows the edition as chosen topics and partners only. "
+                         "To see one subscriber's copy, run `mailer edition preview PERIOD "
+                         "--subscriber EMAIL` on the server.")
+
+
 def _preview_edition(s, token: str) -> Edition:
     try:
-        edition_id = preview.read_preview_token(rt().settings, token)
+        return preview.edition_for_preview(s, rt().settings, token)
     except preview.PreviewError as err:
         abort(Response(render_template("subscribers/link_error.html", reason=str(err)), 400))
-    edition = s.get(Edition, edition_id)
-    if edition is None:
-        abort(404)
-    return edition
 
 
 def _int_list(name: str) -> list[int]:
@@ -165,18 +167,31 @@ def _int_list(name: str) -> list[int]:
 
 
 def _who(s):
-    """The preview profile in the request: ``subscriber`` email, or ``topic``/``partner`` ids."""
-    email = (request.values.get("subscriber") or "").strip()
-    if email:
-        return preview.as_subscriber(s, email)
+    """The preview profile in the request: ``topic``/``partner`` ids.
+
+    A ``subscriber`` address is refused without being looked up, so a link holder learns
+    nothing about who is subscribed, nor anyone's name or choices.
+    """
+    if request.values.get("subscriber"):
+        raise preview.PreviewError(AS_SUBSCRIBER_REFUSED)
     return preview.as_choices(s, topic_ids=_int_list("topic"), partner_ids=_int_list("partner"))
+
+
+def _test_send_wait(token: str, address: str) -> int:
+    """Count one test send through link ``token`` to ``address``: 0 if within
+    ``PREVIEW_SENDS_PER_LINK`` and ``PREVIEW_SENDS_PER_ADDRESS`` this hour, else the seconds
+    to wait."""
+    settings = rt().settings
+    return wait_for((f"preview-link:{keyed(token)}", settings.preview_sends_per_link),
+                    (f"preview-to:{keyed(address.casefold())}", settings.preview_sends_per_address))
 
 
 @bp.route("/preview/<token>", methods=["GET", "POST"])
 def preview_page(token: str):
-    """Choose a profile; see desktop and mobile frames; send a test."""
+    """Choose topics and partners; see desktop and mobile frames; send a test."""
     r = rt()
     error = notice = None
+    wait = 0
     with r.db.transaction() as s:
         edition = _preview_edition(s, token)
         topics = list(s.scalars(select(Topic).order_by(Topic.position, Topic.id)))
@@ -194,8 +209,14 @@ def preview_page(token: str):
             except (EditionError, ValueError) as err:
                 error = getattr(err, "message", None) or str(err)
         elif request.method == "POST":
-            error = "Choose a subscriber or some topics and partners first."
+            error = "Choose some topics and partners first."
         period, subject, status = edition.period, edition.subject, edition.status
+    if envelope is not None:
+        wait = _test_send_wait(token, envelope.recipient)
+        if wait:
+            error = (f"Too many test sends through this link or to {envelope.recipient} this hour; "
+                     f"nothing was sent. Try again in {retry_after_text(wait)}.")
+            envelope = None
     if envelope is not None:
         try:
             Outgoing(r.settings, r.transport).one_off(envelope)  # signed, with a return path
@@ -207,12 +228,15 @@ def preview_page(token: str):
     query = request.values.to_dict(flat=False)
     query.pop("to", None), query.pop("csrf_token", None)
     frame_url = url_for("digest.preview_frame", token=token, **query) if has_profile and not error else None
-    return render_template(
+    page = render_template(
         "digest/preview.html", title=f"Preview: {subject}", period=period, subject=subject,
         status=status, topics=topics, partners=partners, frame_url=frame_url, error=error,
         notice=notice, chosen_topics=set(_int_list("topic")), chosen_partners=set(_int_list("partner")),
-        subscriber=request.values.get("subscriber", ""), to=request.form.get("to", ""),
-    ), (400 if error else 200)
+        to=request.form.get("to", ""),
+    )
+    if wait:
+        return page, 429, {"Retry-After": str(wait)}
+    return page, (400 if error else 200)
 
 
 @bp.get("/preview/<token>/frame")
@@ -227,8 +251,8 @@ def preview_frame(token: str):
         prepared = preview.prepared(s, edition, r.settings)
     copy = copy_for(prepared, who)
     if copy is None:
-        return Response("Those choices match no item in this edition: this subscriber would be "
-                        "skipped.", mimetype="text/plain")
+        return Response("Those choices match no item in this edition: a subscriber with them "
+                        "would be skipped.", mimetype="text/plain")
     if request.args.get("format") == "text":
         return Response(copy[1], mimetype="text/plain")
     return _email_page(copy[0], private=True)

@@ -31,7 +31,9 @@ def openapi_document(base_url: str, topic_slugs: list[str]) -> dict:
             "event_place": _s("Required for events.", maxLength=PLACE_MAX),
             "publish_from": _s("Not before this day (embargo).", format="date"),
             "publish_until": _s("Not after this day (expiry).", format="date"),
-            "contact_email": _s("Gets the receipt and the editor's decision.", format="email"),
+            "contact_email": _s("Who sent the item in, for the editors to reply to. With it, the receipt "
+                                "and the editors' decision are emailed to your organisation's "
+                                "registered contact (never to this address).", format="email"),
         },
     }
     item = {
@@ -76,7 +78,9 @@ def openapi_document(base_url: str, topic_slugs: list[str]) -> dict:
                               "200": ok("A replay of an earlier request with the same Idempotency-Key."),
                               "400": err("Malformed request."), "401": err("Missing, unknown or revoked token."),
                               "409": err("Idempotency-Key reused with a different body."),
-                              "413": err("Request too large."), "422": err("A field is invalid; see error.field.")},
+                              "413": err("Request too large."), "422": err("A field is invalid; see error.field."),
+                              "429": err("Too many items from this partner this hour; nothing was stored. "
+                                         "The Retry-After header says in how many seconds to try again.")},
             }},
             "/items/{id}": {"get": {
                 "summary": "One of your items, with its moderation state",

@@ -3,6 +3,12 @@
 ``/submit/<secret>`` shows and takes the form; ``/submit/<secret>/preview`` renders the
 item as the digest will show it (the page's script calls it as the partner types; without
 script the "Preview" button posts the whole form and gets the page back with the preview).
+
+Limits (per hour, shared with the API): ``PARTNER_SUBMISSIONS_PER_HOUR`` items per
+partner, past which the form comes back with a 429 and ``Retry-After`` and nothing is
+stored; ``PARTNER_RECEIPTS_PER_HOUR`` notices per contact address, past which the item is
+kept but its receipt is not emailed. Notices go to the partner's registered contact only
+(see :mod:`mailer.content.notices`).
 """
 from __future__ import annotations
 
@@ -17,11 +23,13 @@ from wtforms.validators import Optional
 
 from mailer.content.intake import SUMMARY_MAX, TITLE_MAX, ItemDraft, check_draft, recent_duplicate, submit_item
 from mailer.content.models import ITEM_KINDS, Topic
-from mailer.content.notices import RECEIPT, decision_kind
+from mailer.content.notices import RECEIPT, decision_kind, notice_address
 from mailer.content.partners import partner_for_secret
+from mailer.delivery.partner_actors import send_partner_notice
 from mailer.queue import enqueue
 from mailer.validation import InvalidInput
 from mailer.web.helpers import rt
+from mailer.web.limits import keyed, retry_after_text, wait_for
 from subscribers.forms import CheckboxesField
 
 bp = Blueprint("partners", __name__)
@@ -43,7 +51,8 @@ class ItemForm(FlaskForm):
     event_place = StringField("Where (a place, or \"online\")")
     publish_from = DateField("Not before (optional embargo)", validators=[Optional()])
     publish_until = DateField("Not after (optional expiry)", validators=[Optional()])
-    contact_email = StringField("Your email, for the editor's reply")
+    contact_email = StringField("Your email, for the editors to reply to you "
+                                "(receipts go to your organisation's registered contact)")
 
     def draft(self) -> ItemDraft:
         iso = lambda v: v.isoformat() if v else ""  # noqa: E731
@@ -81,6 +90,32 @@ def _error_on(form: ItemForm, err: InvalidInput) -> None:
         field.errors = [*field.errors, err.message]
 
 
+def submission_wait(partner) -> int:
+    """Count one submission for ``partner`` (form and API together): 0 if within
+    ``PARTNER_SUBMISSIONS_PER_HOUR``, else the seconds until it may submit again."""
+    return wait_for((f"partner-submit:{partner.id}", rt().settings.partner_submissions_per_hour))
+
+
+def too_many_message(partner, wait: int) -> str:
+    limit = rt().settings.partner_submissions_per_hour
+    return (f"{partner.name} has sent {limit} items this hour, the most we take in an hour. "
+            f"Nothing was stored: please send this item again in {retry_after_text(wait)}.")
+
+
+def notice_allowed(address: str | None) -> bool:
+    """Count one notice to ``address`` (the partner's registered contact); False when there
+    is nobody to tell or it has had ``PARTNER_RECEIPTS_PER_HOUR`` this hour (the item is
+    kept either way; only the email is skipped)."""
+    if not address:
+        return False
+    return not wait_for((f"receipt-to:{keyed(address.casefold())}", rt().settings.partner_receipts_per_hour))
+
+
+def queue_notice(kind: str, item_id: int) -> None:
+    """Queue the notice about an item (call after its transaction committed)."""
+    enqueue(send_partner_notice, kind, item_id)
+
+
 @bp.route("/submit/<secret>", methods=["GET", "POST"])
 def submit(secret: str):
     with rt().db.transaction() as s:
@@ -110,13 +145,20 @@ def submit(secret: str):
             page = render_template("partners/submit.html", form=form, partner=partner, secret=secret)
             s.rollback()  # checks run before any write; this is belt and braces
             return page, 400
-        item_id, contact = item.id, item.contact_email
+        # Counted only once the item passed every check, so a typo costs no allowance.
+        wait = submission_wait(partner)
+        if wait:  # the page keeps what they typed; nothing is stored
+            form.form_errors.append(too_many_message(partner, wait))
+            page = render_template("partners/submit.html", form=form, partner=partner, secret=secret)
+            s.rollback()
+            return page, 429, {"Retry-After": str(wait)}
+        item_id, address = item.id, notice_address(item)
         notice = decision_kind(item) or RECEIPT  # a trusted partner's item is approved at once
-        page = render_template("partners/submitted.html", item=item, partner=partner)
-    if contact:
-        from mailer.delivery.partner_actors import send_partner_notice
-
-        enqueue(send_partner_notice, notice, item_id)
+        emailed = notice_allowed(address)
+        page = render_template("partners/submitted.html", item=item, partner=partner,
+                               emailed=emailed, registered=bool(address))
+    if emailed:
+        queue_notice(notice, item_id)
     return page
 
 

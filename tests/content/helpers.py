@@ -7,8 +7,10 @@ from mailer.content.models import Partner, Topic
 from mailer.content.partners import issue_api_token, rotate_submit_secret
 
 
-def make_partner(rt, slug="naz-project-london", *, trusted=False, feed_url=None, contact=None):
-    """A partner with topics in place; returns (partner_id, submit secret, api token)."""
+def make_partner(rt, slug="naz-project-london", *, trusted=False, feed_url=None,
+                 contact="office@partner.example.org"):
+    """A partner with topics in place and a registered contact (where notices go);
+    returns (partner_id, submit secret, api token)."""
     with rt.db.transaction() as s:
         if s.scalar(select(Topic.id).limit(1)) is None:
             s.add_all([Topic(slug="sexual-health", name="Sexual health", position=0),

@@ -32,8 +32,8 @@ def test_create_then_read_an_item(client, rt, session, transport, queue):
     assert resp.headers["Location"] == f"/api/v1/items/{body['id']}"
     got = client.get(f"/api/v1/items/{body['id']}", headers=_auth(token))
     assert got.status_code == 200 and got.json["title"] == ITEM["title"]
-    queue()
-    assert [m.recipient for m in transport.messages] == ["editor@partner.example.org"]
+    queue()  # the receipt goes to the registered contact, not the body's contact_email
+    assert [m.recipient for m in transport.messages] == ["office@partner.example.org"]
 
 
 def test_errors_are_json_and_name_the_field(client, rt, session):
@@ -142,3 +142,29 @@ def test_deeply_nested_json_is_a_clear_400_not_a_500(client, rt, session):
             assert resp.is_json and resp.json["error"]["field"] == "request"
             assert "nested" in resp.json["error"]["message"]
     assert _items(session) == 0
+
+
+def test_api_submissions_are_limited_per_partner_and_receipts_go_to_the_registered_contact(
+        rt, settings, transport, session, queue):
+    import dataclasses
+
+    from mailer.app import create_app
+
+    app = create_app(dataclasses.replace(settings, partner_submissions_per_hour=2), transport)
+    client = app.test_client()
+    _, _, token = make_partner(rt)
+    posts = [client.post("/api/v1/items", json={**ITEM, "title": f"Item {n}",
+                                               "contact_email": f"victim{n}@elsewhere.example"},
+                         headers={**_auth(token), "Idempotency-Key": f"k{n}"}) for n in range(3)]
+    assert [p.status_code for p in posts] == [201, 201, 429]
+    limited = posts[2]
+    assert 1 <= int(limited.headers["Retry-After"]) <= 3600
+    assert limited.json["error"]["code"] == "rate_limited" and "Nothing was stored" in limited.json["error"]["message"]
+    # A replay of an accepted request is not a new submission, so it is not refused.
+    replay = client.post("/api/v1/items", json={**ITEM, "title": "Item 0", "contact_email": "victim0@elsewhere.example"},
+                         headers={**_auth(token), "Idempotency-Key": "k0"})
+    assert replay.status_code == 200 and replay.json["id"] == posts[0].json["id"]
+    assert _items(session) == 2
+    queue()
+    assert [m.recipient for m in transport.messages] == ["office@partner.example.org"] * 2
+    assert "429" in client.get("/api/v1/openapi.json").json["paths"]["/items"]["post"]["responses"]

@@ -1,13 +1,17 @@
 """The partner submission form: fields, refusals with hostile input, preview, receipt."""
 from __future__ import annotations
 
+import dataclasses
 from datetime import date, timedelta
 from email import message_from_bytes, policy
 
+import pytest
 from sqlalchemy import func, select
 
+from mailer.app import create_app
 from mailer.content.models import Item, Partner
 from mailer.content.partners import revoke_submit_secret, rotate_submit_secret
+from subscribers.ratelimit import MemoryLimiter
 from tests.conftest import csrf_token
 from tests.content.helpers import make_partner, topic_ids
 
@@ -61,8 +65,9 @@ def test_event_with_everything_is_stored_sanitised_and_receipt_is_emailed(client
     assert "[evil](javascript:alert(1))" in html  # left as inert text, not a link
     assert '<h3>who it is for</h3>' in html and 'href="https://www.naz.org.uk/book"' in html
     assert [e.action for e in item.events] == ["submitted"]
-    queue()
-    assert [m.recipient for m in transport.messages] == ["comms@naz.example.org"]
+    queue()  # to the partner's registered contact; the typed address is for the editors
+    assert [m.recipient for m in transport.messages] == ["office@partner.example.org"]
+    assert item.contact_email == "comms@naz.example.org"
     msg = message_from_bytes(transport.messages[0].data, policy=policy.default)
     assert msg["Subject"] == "Received: PrEP evenings"
     assert f"reference {item.id}" in msg.get_body(("plain",)).get_content()
@@ -177,3 +182,85 @@ def test_invisible_and_direction_characters_are_stripped_from_body_and_summary(c
     assert item.summary == "Pay here: evil"
     for ch in "\u200b\u200d\u202e\u2066\u2069":
         assert ch not in item.body_html and ch not in item.summary
+
+
+@pytest.fixture
+def limited(rt, settings, transport):
+    """``make(**limits)``: a client of an app with these settings changed and a limiter on a
+    hand-moved clock; returns (client, clock) where ``clock[0]`` is the time in seconds."""
+    def make(**limits):
+        app = create_app(dataclasses.replace(settings, **limits), transport)
+        app.config["TESTING"] = True
+        clock = [0.0]
+        app.extensions["subscribers.limiter"] = MemoryLimiter(clock=lambda: clock[0])
+        return app.test_client(), clock
+    return make
+
+
+def test_receipts_go_only_to_the_registered_contact_with_a_safe_subject(client, rt, session, transport, queue):
+    _, secret, _ = make_partner(rt)
+    t = str(topic_ids(session)["sexual-health"])
+    title = ("URGENT your account is suspended - verify at https://evil.example/login today or lose "
+             "access forever, reply with your password")
+    resp = client.post(f"/submit/{secret}", data=_form(client, secret, topics=[t], title=title,
+                                                       contact_email="stranger@victim.example"))
+    assert resp.status_code == 200
+    assert "registered contact address" in resp.text and "stranger@victim.example" not in resp.text
+    queue()
+    assert [m.recipient for m in transport.messages] == ["office@partner.example.org"]
+    subject = message_from_bytes(transport.messages[0].data, policy=policy.default)["Subject"]
+    assert subject == "Received: URGENT your account is suspended - verify at…"
+    assert "evil.example" not in subject and len(subject) <= len("Received: ") + 60
+    # The typed address stays on the item for the editors to reply to by hand.
+    assert session.scalar(select(Item)).contact_email == "stranger@victim.example"
+
+    # A partner the team has no contact for: the item is kept, nobody is emailed.
+    _, other, _ = make_partner(rt, "afiya-trust", contact=None)
+    resp = client.post(f"/submit/{other}", data=_form(client, other, topics=[t], title="Second",
+                                                      contact_email="stranger@victim.example"))
+    assert resp.status_code == 200 and "no contact address for Afiya Trust" in resp.text
+    queue()
+    assert _count(session) == 2 and len(transport.messages) == 1
+
+
+def test_submissions_per_partner_are_limited_with_retry_after_and_nothing_stored(limited, rt, session, transport, queue):
+    client, clock = limited(partner_submissions_per_hour=3)
+    _, secret, token = make_partner(rt)
+    _, other, _ = make_partner(rt, "afiya-trust")
+    t = str(topic_ids(session)["sexual-health"])
+    for n in range(3):
+        assert client.post(f"/submit/{secret}", data=_form(client, secret, topics=[t], title=f"Item {n}")).status_code == 200
+    # A form with a mistake costs no allowance: it stores nothing anyway.
+    assert client.post(f"/submit/{secret}", data=_form(client, secret, topics=[t], link="ftp://x")).status_code == 400
+    clock[0] = 1200
+    resp = client.post(f"/submit/{secret}", data=_form(client, secret, topics=[t], title="One too many"))
+    assert resp.status_code == 429
+    assert resp.headers["Retry-After"] == "2400"
+    assert "has sent 3 items this hour" in resp.text and "again in about 40 minutes" in resp.text
+    assert 'value="One too many"' in resp.text  # what they typed is still on the page
+    # The API counts against the same allowance.
+    api = client.post("/api/v1/items", headers={"Authorization": f"Bearer {token}"}, json={
+        "kind": "news", "title": "By API", "summary": "s", "link": "https://example.org/a",
+        "topics": ["sexual-health"], "contact_email": "comms@naz.example.org"})
+    assert api.status_code == 429 and api.headers["Retry-After"] == "2400"
+    assert api.json["error"]["code"] == "rate_limited"
+    assert _count(session) == 3
+    # Another partner has its own allowance; the first has a new one once the hour is over.
+    assert client.post(f"/submit/{other}", data=_form(client, other, topics=[t])).status_code == 200
+    clock[0] = 3600
+    assert client.post(f"/submit/{secret}", data=_form(client, secret, topics=[t], title="Next hour")).status_code == 200
+    queue()
+    assert _count(session) == 5 and len(transport.messages) == 5
+
+
+def test_receipts_per_contact_address_are_limited(limited, rt, session, transport, queue):
+    client, clock = limited(partner_receipts_per_hour=2)
+    _, secret, _ = make_partner(rt)
+    t = str(topic_ids(session)["sexual-health"])
+    pages = [client.post(f"/submit/{secret}", data=_form(client, secret, topics=[t], title=f"Item {n}"))
+             for n in range(3)]
+    assert [p.status_code for p in pages] == [200, 200, 200]
+    assert "has had many emails from us this hour" in pages[2].text
+    queue()
+    assert _count(session) == 3  # every item is kept; only the third receipt is not sent
+    assert [m.recipient for m in transport.messages] == ["office@partner.example.org"] * 2
