@@ -14,10 +14,12 @@ from sqlalchemy.orm import Session
 
 from mailer.content.models import Partner, Topic
 from mailer.delivery.message import Envelope, MessageTemplate
+from mailer.digest.clip import SECTION_CAP
 from mailer.digest.editions import MONTHS, edition_items, parse_period
 from mailer.digest.models import Edition
 from mailer.digest.plan import DigestPlan, plan_digest
-from mailer.digest.render import RenderedDigest, assemble, digest_context, personalise, render_digest
+from mailer.digest.render import (MORE, RenderedDigest, assemble, digest_context, personalise,
+                                  render_digest)
 from mailer.settings import Settings
 from subscribers.links import Links
 from subscribers.service import Recipient
@@ -79,8 +81,14 @@ def message_template(settings: Settings, subject: str) -> MessageTemplate:
     )
 
 
-def personal_values(prepared: PreparedEdition, recipient: Recipient, links: Links | None = None) -> dict[str, str]:
-    """The placeholder values for ``recipient``: greeting, address, reason and links."""
+def item_count(n: int) -> str:
+    return f"{n} item" if n == 1 else f"{n} items"
+
+
+def personal_values(prepared: PreparedEdition, recipient: Recipient, mask: int,
+                    links: Links | None = None) -> dict[str, str]:
+    """The placeholder values for ``recipient`` (whose items are ``mask``): greeting,
+    address, reason, their number of items and links."""
     links = links or prepared.links
     sid, version = recipient.id, recipient.token_version
     return {
@@ -90,6 +98,7 @@ def personal_values(prepared: PreparedEdition, recipient: Recipient, links: Link
         "MANAGE_URL": links.manage(sid, version),
         "UNSUBSCRIBE_URL": links.unsubscribe(sid, version),
         "VIEW_URL": links.view(prepared.period, sid, version),
+        "ITEM_COUNT": item_count(mask.bit_count()),  # one placement per item in a copy
     }
 
 
@@ -97,14 +106,22 @@ def compose(prepared: PreparedEdition, recipient: Recipient, *, to_address: str 
             template: MessageTemplate | None = None) -> Envelope | None:
     """``recipient``'s digest, or None when none of the edition's items is for them.
 
-    ``to_address``/``template`` send the same copy elsewhere under another subject (test
-    sends); normal delivery leaves both unset.
+    Each section shows at most :data:`~mailer.digest.clip.SECTION_CAP` items, then "and N
+    more online" (a link to that section of the recipient's web copy), so no copy grows
+    past Gmail's clipping size. ``to_address``/``template`` send the same copy elsewhere
+    under another subject (test sends); normal delivery leaves both unset.
     """
     mask = prepared.plan.mask_for(recipient.topic_ids, recipient.partner_ids)
     if not mask:
         return None
-    values = personal_values(prepared, recipient)
-    html, text = assemble(prepared.rendered, prepared.rendered.recipient_mask(mask), values)
+    values = personal_values(prepared, recipient, mask)
+    rendered = prepared.rendered
+    shown, more = prepared.plan.capped(mask, SECTION_CAP)
+    copy_mask = rendered.recipient_mask(shown)
+    for number, hidden in more:
+        copy_mask |= rendered.more_bit(number)
+        values[f"{MORE}{number}"] = str(hidden)
+    html, text = assemble(rendered, copy_mask, values)
     return (template or prepared.template).build_encoded(
         to_name=recipient.name if to_address is None else "",
         to_address=to_address or recipient.email,
@@ -112,12 +129,13 @@ def compose(prepared: PreparedEdition, recipient: Recipient, *, to_address: str 
 
 
 def copy_for(prepared: PreparedEdition, recipient: Recipient) -> tuple[str, str] | None:
-    """``recipient``'s copy as (html, text) for the web (view online, preview)."""
+    """``recipient``'s copy as (html, text) for the web (view online, preview): every one
+    of their items, no section capped."""
     mask = prepared.plan.mask_for(recipient.topic_ids, recipient.partner_ids)
     if not mask:
         return None
     return personalise(prepared.rendered, prepared.rendered.recipient_mask(mask),
-                       personal_values(prepared, recipient))
+                       personal_values(prepared, recipient, mask))
 
 
 def archive_copy(prepared: PreparedEdition) -> tuple[str, str]:
@@ -126,4 +144,4 @@ def archive_copy(prepared: PreparedEdition) -> tuple[str, str]:
     every_item = plan.mask_for(plan.topic_names, plan.partner_names)
     return personalise(prepared.rendered, prepared.rendered.public_mask(every_item),
                        {"GREETING": "", "EMAIL": "", "WHY": "", "MANAGE_URL": "",
-                        "UNSUBSCRIBE_URL": "", "VIEW_URL": ""})
+                        "UNSUBSCRIBE_URL": "", "VIEW_URL": "", "ITEM_COUNT": item_count(len(plan.items))})
