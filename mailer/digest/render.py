@@ -216,16 +216,27 @@ def personalise(rendered: RenderedDigest, mask: int, values: Mapping[str, str]) 
     return html, text
 
 
-def assemble(rendered: RenderedDigest, mask: int, values: Mapping[str, str]) -> tuple[bytes, bytes]:
-    """(html, text) bodies quoted-printable encoded, ready for the MIME message.
-
-    The per-recipient hot path: choose pre-encoded pieces, encode only the few values.
-    """
+def encode_values(values: Mapping[str, str]) -> tuple[dict[str, bytes], dict[str, bytes]]:
+    """``values`` quoted-printable encoded for the (html, text) parts (HTML-escaped first)."""
     text_vals, html_vals = {}, {}
     for k, v in values.items():
         text_vals[k] = encoded = qp_fragment(v)
         safe = escape(v)
         html_vals[k] = encoded if safe == v else qp_fragment(safe)
+    return html_vals, text_vals
+
+
+def assemble(rendered: RenderedDigest, mask: int, values: Mapping[str, str],
+             encoded: tuple[Mapping[str, bytes], Mapping[str, bytes]] | None = None) -> tuple[bytes, bytes]:
+    """(html, text) bodies quoted-printable encoded, ready for the MIME message.
+
+    The per-recipient hot path: choose pre-encoded pieces, encode only the few values.
+    ``encoded`` holds values already encoded (:func:`encode_values`), shared by copies.
+    """
+    html_vals, text_vals = encode_values(values)
+    if encoded is not None:
+        html_vals.update(encoded[0])
+        text_vals.update(encoded[1])
     return _join(rendered.html, mask, html_vals), _join(rendered.plain, mask, text_vals)
 
 
