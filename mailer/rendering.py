@@ -37,6 +37,7 @@ def _no_fetch(url):  # pragma: no cover - only reached by an @import in a templa
 
 cssutils.util._defaultFetcher = _no_fetch
 
+
 @jinja2.pass_context
 def _data_only(context, value):
     """Every ``{{ expression }}`` passes here: a value that is not one of our markers loses
@@ -138,7 +139,11 @@ class Markers:
         return Markup(f"__PH{self.nonce}_{name}__")
 
     def defuse(self, value: str) -> str:
-        return value.replace(self.nonce, "") if self.nonce in value else value
+        """``value`` without the nonce (again and again: removing one must not join two
+        halves into a new one)."""
+        while self.nonce in value:
+            value = value.replace(self.nonce, "")
+        return value
 
     def context(self) -> dict:
         """Template variables: ``block``, ``ph`` (shadowing the fixed-form global) and the
