@@ -1,15 +1,19 @@
 """Email rendering: Jinja2, then MJML, then CSS inlining, and the block/placeholder scheme
 that lets one render serve every recipient.
 
-Templates render once with every block present and with placeholders such as
-``__PH_MANAGE_URL__`` where personal values go. Blocks are delimited by markers
-``<!--BLOCK:kind:n-->``; :func:`split_blocks` cuts the output at those markers so a
-recipient's copy is only a choice of blocks plus :func:`fill` of the placeholders.
+Templates render once with every block present and with placeholders where personal
+values go. Transactional emails use the fixed form ``__PH_MANAGE_URL__`` (filled by
+:func:`fill`, their values never pass through the templates). The digest, whose render
+holds partner text, uses :class:`Markers`: block markers and placeholders carrying a
+random per-render nonce, so no partner title, summary, link or feed entry can produce
+one, and any value that does contain the nonce has it removed before output (the
+``finalize`` hook below). Only what the template wrote is cut and filled.
 """
 from __future__ import annotations
 
 import logging
 import re
+import secrets
 from html import escape
 from pathlib import Path
 from typing import Mapping
@@ -17,6 +21,7 @@ from typing import Mapping
 import cssutils
 import cssutils.util
 import jinja2
+from markupsafe import Markup
 from mjml import mjml_to_html
 from premailer import Premailer
 
@@ -32,11 +37,23 @@ def _no_fetch(url):  # pragma: no cover - only reached by an @import in a templa
 
 cssutils.util._defaultFetcher = _no_fetch
 
+
+@jinja2.pass_context
+def _data_only(context, value):
+    """Every ``{{ expression }}`` passes here: a value that is not one of our markers loses
+    the render's nonce, so data can never become a marker (HTML and text templates alike)."""
+    markers = context.get("markers")
+    if markers is not None and value.__class__ is str:
+        return markers.defuse(value)
+    return value
+
+
 _env = jinja2.Environment(
     loader=jinja2.FileSystemLoader(TEMPLATES),
     autoescape=jinja2.select_autoescape(["mjml", "html"]),
     undefined=jinja2.StrictUndefined,
     keep_trailing_newline=True,
+    finalize=_data_only,
 )
 
 
@@ -125,18 +142,54 @@ def fill(text: str, values: Mapping[str, str], *, html: bool) -> str:
     return _PLACEHOLDER.sub(lambda m: values[m.group(1)], text)
 
 
-_MARKER = re.compile(r"<!--BLOCK:([a-z]+)(?::(\d+))?-->\n?")
+class Markers:
+    """The block markers and placeholders of one render, named with a fresh random nonce.
 
-
-def split_blocks(rendered: str) -> list[tuple[str, int, str]]:
-    """Cut ``rendered`` at its block markers into ``(kind, number, text)`` triples.
-
-    Text before the first marker is kind ``always``. Markers themselves are dropped.
+    A template writes ``{{ block('item', 3) }}`` and ``{{ ph('MANAGE_URL') }}`` (both
+    :class:`~markupsafe.Markup`, so autoescaping leaves them alone); the renderer cuts at
+    :attr:`block_re` and fills :attr:`placeholder_re`. The nonce is never shown to anyone
+    (markers are cut out before a copy exists), so stored text cannot guess it, and
+    :meth:`defuse` removes it from data anyway.
     """
-    out: list[tuple[str, int, str]] = []
-    kind, number, pos = "always", 0, 0
-    for m in _MARKER.finditer(rendered):
-        out.append((kind, number, rendered[pos : m.start()]))
-        kind, number, pos = m.group(1), int(m.group(2) or 0), m.end()
-    out.append((kind, number, rendered[pos:]))
-    return [b for b in out if b[2]]
+
+    def __init__(self, nonce: str | None = None):
+        self.nonce = nonce or secrets.token_hex(12)
+        n = re.escape(self.nonce)
+        self.block_re = re.compile(rf"<!--BLOCK{n}:([a-z]+):(\d+)-->\n?")
+        self.placeholder_re = re.compile(rf"__PH{n}_([A-Z0-9_]+?)__")
+
+    def block(self, kind: str, number: int = 0) -> Markup:
+        return Markup(f"<!--BLOCK{self.nonce}:{kind}:{int(number)}-->")
+
+    def ph(self, name: str) -> Markup:
+        return Markup(f"__PH{self.nonce}_{name}__")
+
+    def defuse(self, value: str) -> str:
+        """``value`` without the nonce (again and again: removing one must not join two
+        halves into a new one)."""
+        while self.nonce in value:
+            value = value.replace(self.nonce, "")
+        return value
+
+    def context(self) -> dict:
+        """Template variables: ``block``, ``ph`` (shadowing the fixed-form global) and the
+        ``markers`` themselves (which switch on :func:`_data_only`)."""
+        return {"markers": self, "block": self.block, "ph": self.ph}
+
+    def split(self, rendered: str) -> list[tuple[str, int, str]]:
+        """Cut ``rendered`` at its block markers into ``(kind, number, text)`` triples.
+
+        Text before the first marker is kind ``always``; markers themselves are dropped.
+        Raises ``ValueError`` if the nonce survives in the text: a marker the template
+        wrote was mangled on the way (by MJML or the inliner), a bug to see at once.
+        """
+        out: list[tuple[str, int, str]] = []
+        kind, number, pos = "always", 0, 0
+        for m in self.block_re.finditer(rendered):
+            out.append((kind, number, rendered[pos : m.start()]))
+            kind, number, pos = m.group(1), int(m.group(2)), m.end()
+        out.append((kind, number, rendered[pos:]))
+        for _, _, text in out:
+            if self.nonce in self.placeholder_re.sub("", text):
+                raise ValueError("a block marker or placeholder was mangled in rendering")
+        return [b for b in out if b[2]]

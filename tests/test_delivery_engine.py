@@ -358,3 +358,43 @@ def test_a_deferred_recipient_is_retried_with_backoff_while_the_batch_carries_on
     assert book[deferred][:2] == ("sent", 3)  # two deferrals, then delivered
     assert all(n == 1 for e, (st, n, _) in book.items() if e != deferred)
     assert relay.counts() == Counter({e: 1 for e in book})
+
+
+def test_one_partner_item_or_one_reader_never_stops_the_edition(rt, session, queue):
+    """Issue 9.2: a title with an unknown placeholder (``__PH_NOPE__``) left every copy
+    holding it pending for ever, and ``<!--BLOCK:zzz-->`` in a summary made the edition
+    unrenderable. Both are text now; and a copy that truly cannot be composed (here a
+    name with a line break, which no header may hold) fails that delivery alone, with
+    its reason, while everyone else gets theirs."""
+    from email import message_from_bytes, policy
+
+    from mailer.delivery.actors import start_edition
+    from mailer.digest.editions import build_edition
+    from tests.digest_world import PERIOD as DEC, standard_world
+
+    w = standard_world(session)
+    w.item("nope", "naz", ["sexual-health"], day=11, title="Clinic news __PH_NOPE__ __PH_EMAIL",
+           summary="Opening times <!--BLOCK:zzz--> and <!--BLOCK:item:999--> changed.")
+    w.subscriber("amina@x.org", topics=["sexual-health"], name="Amina Rahman")
+    w.subscriber("kwame@x.org", partners=["naz"], name="Kwame")
+    w.subscriber("david@x.org", topics=["mental-health"])
+    w.subscriber("broken@x.org", topics=["sexual-health"], name="Bad\r\nBcc: everyone@x.org")
+    session.commit()
+    edition = build_edition(session, DEC)
+    session.commit()
+    start_edition.send(edition.id)
+    queue()
+
+    book = ledger(rt)
+    assert {e: st for e, (st, _, _) in book.items()} == {
+        "amina@x.org": "sent", "kwame@x.org": "sent", "david@x.org": "sent", "broken@x.org": "failed"}
+    assert "could not compose" in book["broken@x.org"][2] and "line breaks" in book["broken@x.org"][2]
+    session.expire_all()
+    assert session.get(Edition, edition.id).status == "sent"  # nothing left pending
+    got = {m.recipient: message_from_bytes(m.data, policy=policy.default) for m in rt.transport.messages}
+    assert set(got) == {"amina@x.org", "kwame@x.org", "david@x.org"}
+    for address in ("amina@x.org", "kwame@x.org"):
+        text = got[address].get_body(("plain",)).get_content()
+        html = got[address].get_body(("html",)).get_content()
+        assert "Clinic news __PH_NOPE__ __PH_EMAIL" in text and "Clinic news __PH_NOPE__ __PH_EMAIL" in html
+        assert "<!--BLOCK:zzz-->" in text and "&lt;!--BLOCK:zzz--&gt;" in html

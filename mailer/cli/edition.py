@@ -36,8 +36,11 @@ def _domain_errors():
 @edition.command("build")
 @click.option("--period", required=True, help="YYYY-MM")
 def edition_build(period: str) -> None:
-    """Create or rebuild PERIOD's draft edition from approved items."""
-    from mailer.digest.compose import load_plan
+    """Create or rebuild PERIOD's draft edition from approved items.
+
+    Renders it once, so a copy that could pass Gmail's clipping size is reported now."""
+    from mailer.digest.clip import GMAIL_CLIP_BYTES, SECTION_CAP, largest_copy_bytes
+    from mailer.digest.compose import prepare_edition
     from mailer.digest.editions import EditionError, build_edition
 
     with runtime.current().db.transaction() as s:
@@ -45,11 +48,18 @@ def edition_build(period: str) -> None:
             ed = build_edition(s, period)
         except EditionError as err:
             fail(str(err))
-        plan = load_plan(s, ed)
+        prepared = prepare_edition(s, ed, runtime.current().settings)
+        plan = prepared.plan
         click.echo(f"Edition {period} ({ed.status}): {len(plan.items)} items in "
                    f"{len(plan.sections)} sections. Subject: {ed.subject}")
         for section in plan.sections:
             click.echo(f"  {section.name}: {len(section.items)}")
+        largest = largest_copy_bytes(plan, prepared.rendered)
+        if largest >= GMAIL_CLIP_BYTES:
+            click.echo(f"Warning: a reader's copy could reach {largest // 1024} KB of HTML, and Gmail "
+                       f"clips above {GMAIL_CLIP_BYTES // 1024} KB, hiding the footer with the "
+                       f"unsubscribe link. Sections already show at most {SECTION_CAP} items each; "
+                       f"shorten summaries or hold some items for next month.", err=True)
 
 
 @edition.command("send")

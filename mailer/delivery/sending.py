@@ -271,7 +271,12 @@ def deliver_batch(db: Database, transport: Transport, settings: Settings,
                         # Unsubscribed, or suppressed, since the fan-out: nothing to send.
                         chunk.skipped(row, "suppressed" if person else None)
                         continue
-                    envelope = compose(prepared, person)
+                    try:
+                        envelope = compose(prepared, person)
+                    except Exception as exc:  # this reader's copy only; the others go on
+                        log.exception("delivery %s: could not compose the digest", row.id)
+                        chunk.failed(row, f"could not compose this copy: {type(exc).__name__}: {exc}")
+                        continue
                     if envelope is None:
                         chunk.skipped(row)  # chose other topics since the fan-out
                         continue

@@ -7,17 +7,19 @@ the same prepared render.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailer.content.models import Partner, Topic
 from mailer.delivery.message import Envelope, MessageTemplate
+from mailer.digest.clip import SECTION_CAP
 from mailer.digest.editions import MONTHS, edition_items, parse_period
 from mailer.digest.models import Edition
 from mailer.digest.plan import DigestPlan, plan_digest
-from mailer.digest.render import RenderedDigest, assemble, digest_context, personalise, render_digest
+from mailer.digest.render import (MORE, RenderedDigest, assemble, digest_context, encode_values,
+                                  personalise, render_digest)
 from mailer.settings import Settings
 from subscribers.links import Links
 from subscribers.service import Recipient
@@ -34,6 +36,15 @@ class PreparedEdition:
     rendered: RenderedDigest
     template: MessageTemplate
     links: Links
+    # (topic ids, partner ids) -> _Copy: what every reader with those choices shares.
+    copies: dict = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class _Copy:
+    mask: int  # the reader's items (0: nothing to read)
+    copy_mask: int  # the blocks of their emailed copy: capped sections, "more" lines
+    encoded: tuple  # (html, text) pre-encoded values: reason, item count, "more" counts
 
 
 def period_label(period: str) -> str:
@@ -79,45 +90,77 @@ def message_template(settings: Settings, subject: str) -> MessageTemplate:
     )
 
 
-def personal_values(prepared: PreparedEdition, recipient: Recipient, links: Links | None = None) -> dict[str, str]:
-    """The placeholder values for ``recipient``: greeting, address, reason and links."""
-    links = links or prepared.links
-    sid, version = recipient.id, recipient.token_version
+def item_count(n: int) -> str:
+    return f"{n} item" if n == 1 else f"{n} items"
+
+
+def personal_values(prepared: PreparedEdition, recipient: Recipient) -> dict[str, str]:
+    """The placeholder values that are ``recipient``'s own: greeting, address and links.
+    (Those that depend only on their choices come from :func:`choice_values`.)"""
+    links, sid, version = prepared.links, recipient.id, recipient.token_version
     return {
         "GREETING": f" {recipient.name}" if recipient.name else "",
         "EMAIL": recipient.email,
-        "WHY": prepared.plan.why(recipient.topic_ids, recipient.partner_ids),
         "MANAGE_URL": links.manage(sid, version),
         "UNSUBSCRIBE_URL": links.unsubscribe(sid, version),
         "VIEW_URL": links.view(prepared.period, sid, version),
     }
 
 
+def choice_values(plan: DigestPlan, topic_ids, partner_ids, mask: int) -> dict[str, str]:
+    """The reason for the email and the number of items (``mask``) in the copy."""
+    return {"WHY": plan.why(topic_ids, partner_ids), "ITEM_COUNT": item_count(mask.bit_count())}
+
+
 def compose(prepared: PreparedEdition, recipient: Recipient, *, to_address: str | None = None,
             template: MessageTemplate | None = None) -> Envelope | None:
     """``recipient``'s digest, or None when none of the edition's items is for them.
 
-    ``to_address``/``template`` send the same copy elsewhere under another subject (test
-    sends); normal delivery leaves both unset.
+    Each section shows at most :data:`~mailer.digest.clip.SECTION_CAP` items, then "and N
+    more online" (a link to that section of the recipient's web copy), so no copy grows
+    past Gmail's clipping size. ``to_address``/``template`` send the same copy elsewhere
+    under another subject (test sends); normal delivery leaves both unset.
     """
-    mask = prepared.plan.mask_for(recipient.topic_ids, recipient.partner_ids)
-    if not mask:
+    key = (recipient.topic_ids, recipient.partner_ids)
+    copy = prepared.copies.get(key)
+    if copy is None:
+        copy = _emailed_copy(prepared, *key)
+        if len(prepared.copies) < 20_000:
+            prepared.copies[key] = copy
+    if not copy.mask:
         return None
     values = personal_values(prepared, recipient)
-    html, text = assemble(prepared.rendered, prepared.rendered.recipient_mask(mask), values)
+    html, text = assemble(prepared.rendered, copy.copy_mask, values, copy.encoded)
     return (template or prepared.template).build_encoded(
         to_name=recipient.name if to_address is None else "",
         to_address=to_address or recipient.email,
         text_qp=text, html_qp=html, unsubscribe_url=values["UNSUBSCRIBE_URL"])
 
 
+def _emailed_copy(prepared: PreparedEdition, topic_ids, partner_ids) -> _Copy:
+    """The part of an emailed copy that depends only on the reader's choices."""
+    plan, rendered = prepared.plan, prepared.rendered
+    mask = plan.mask_for(topic_ids, partner_ids)
+    if not mask:
+        return _Copy(0, 0, ({}, {}))
+    shown, more = plan.capped(mask, SECTION_CAP)
+    copy_mask = rendered.recipient_mask(shown)
+    shared = choice_values(plan, topic_ids, partner_ids, mask)  # one placement per item
+    for number, hidden in more:
+        copy_mask |= rendered.more_bit(number)
+        shared[f"{MORE}{number}"] = str(hidden)
+    return _Copy(mask, copy_mask, encode_values(shared))
+
+
 def copy_for(prepared: PreparedEdition, recipient: Recipient) -> tuple[str, str] | None:
-    """``recipient``'s copy as (html, text) for the web (view online, preview)."""
+    """``recipient``'s copy as (html, text) for the web (view online, preview): every one
+    of their items, no section capped."""
     mask = prepared.plan.mask_for(recipient.topic_ids, recipient.partner_ids)
     if not mask:
         return None
-    return personalise(prepared.rendered, prepared.rendered.recipient_mask(mask),
-                       personal_values(prepared, recipient))
+    values = personal_values(prepared, recipient)
+    values.update(choice_values(prepared.plan, recipient.topic_ids, recipient.partner_ids, mask))
+    return personalise(prepared.rendered, prepared.rendered.recipient_mask(mask), values)
 
 
 def archive_copy(prepared: PreparedEdition) -> tuple[str, str]:
@@ -126,4 +169,4 @@ def archive_copy(prepared: PreparedEdition) -> tuple[str, str]:
     every_item = plan.mask_for(plan.topic_names, plan.partner_names)
     return personalise(prepared.rendered, prepared.rendered.public_mask(every_item),
                        {"GREETING": "", "EMAIL": "", "WHY": "", "MANAGE_URL": "",
-                        "UNSUBSCRIBE_URL": "", "VIEW_URL": ""})
+                        "UNSUBSCRIBE_URL": "", "VIEW_URL": "", "ITEM_COUNT": item_count(len(plan.items))})

@@ -89,6 +89,7 @@ class DigestPlan:
     partner_names: dict[int, str]
     entries: tuple[_Entry, ...]
     _cache: dict = field(default_factory=dict, repr=False)
+    _capped: dict = field(default_factory=dict, repr=False)
 
     @property
     def placements(self) -> list[PlannedItem]:
@@ -123,6 +124,28 @@ class DigestPlan:
             if len(self._cache) < 100_000:
                 self._cache[key] = mask
         return mask
+
+    def capped(self, mask: int, per_section: int) -> tuple[int, tuple[tuple[int, int], ...]]:
+        """``mask`` with at most ``per_section`` placements in each section (the first
+        ones, in digest order), and (section number, placements left out) for each
+        section that lost some. Remembered per mask, like :meth:`mask_for`."""
+        hit = self._capped.get(mask)
+        if hit is None:
+            shown, more = mask, []
+            for section in self.sections:
+                mine = mask & section.mask
+                over = mine.bit_count() - per_section
+                if over > 0:
+                    keep, rest = 0, mine
+                    for _ in range(per_section):
+                        lowest = rest & -rest
+                        keep, rest = keep | lowest, rest ^ lowest
+                    shown = (shown & ~mine) | keep
+                    more.append((section.number, over))
+            hit = (shown, tuple(more))
+            if len(self._capped) < 100_000:
+                self._capped[mask] = hit
+        return hit
 
     def why(self, topic_ids: Iterable[int], partner_ids: Iterable[int]) -> str:
         """"Sexual health and Naz Project London": the choices that explain this email."""

@@ -3,7 +3,8 @@
 The stages, each callable and timeable on its own:
 
 1. :func:`digest_sources` - Jinja2 renders ``digest.mjml`` and ``digest.txt`` with every
-   item present and ``__PH_NAME__`` placeholders where personal values go.
+   item present, block markers and placeholders from a fresh :class:`Markers` (a random
+   nonce in every marker name, so partner text can never be, or make, one of them).
 2. :func:`mailer.rendering.compile_mjml` - MJML to HTML (~100 ms for 60 items).
 3. :func:`mailer.rendering.inline_css` - premailer (~50-100 ms).
 4. :func:`cut` - split both outputs at their block markers and placeholders into
@@ -17,24 +18,29 @@ Masks: item ``n`` is bit ``n``; a section's mask is the OR of its items'. Two mo
 tell the personal copy from the public one (the archive): blocks marked ``personal``
 (greeting, view-online, manage and unsubscribe links) carry :attr:`Pieces.personal_bit`,
 blocks marked ``public`` (the archive's "subscribe" footer) carry :attr:`Pieces.public_bit`.
+Then one bit per section for its "and N more online" line, which only emailed copies
+whose section was capped select (see :mod:`mailer.digest.clip`).
 """
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass, field
 from html import escape
 from typing import Mapping
 
+from markupsafe import Markup
+
 from mailer.delivery.message import qp_fragment
 from mailer.digest.plan import DigestPlan
-from mailer.rendering import compile_mjml, inline_css, render_text, split_blocks, template_source
+from mailer.rendering import Markers, compile_mjml, inline_css, render_text, template_source
 
 ALWAYS = -1  # a block every copy gets
 
-# Personal values each digest needs (see templates/email/digest.*).
-PERSONAL = ("GREETING", "EMAIL", "WHY", "MANAGE_URL", "UNSUBSCRIBE_URL", "VIEW_URL")
-_PLACEHOLDER = re.compile(r"__PH_([A-Z_]+?)__")
+# Personal values each digest needs (see templates/email/digest.*), and the one filled
+# per capped section (MORE_<section number>, only in emailed copies).
+PERSONAL = ("GREETING", "EMAIL", "WHY", "MANAGE_URL", "UNSUBSCRIBE_URL", "VIEW_URL", "ITEM_COUNT")
+MORE = "MORE_"
+DEFAULT_PREHEADER = "This month from the campaign's partners: "
 
 
 _SELECTIONS_KEPT = 20_000  # distinct copies remembered (~1 KB each); 8 topics x 6 partners is 16,384
@@ -76,6 +82,10 @@ class RenderedDigest:
     personal_bit: int
     public_bit: int
 
+    def more_bit(self, section_number: int) -> int:
+        """The bit of a section's "and N more online" line."""
+        return self.public_bit << (1 + section_number)
+
     def recipient_mask(self, item_mask: int) -> int:
         """A recipient's copy: their items and the personal blocks (none if no items)."""
         return item_mask | self.personal_bit if item_mask else 0
@@ -87,11 +97,13 @@ class RenderedDigest:
 
 def digest_context(plan: DigestPlan, *, subject: str, intro: str, period_label: str,
                    settings, preheader: str = "", lang: str = "en") -> dict:
+    """The template variables, all of them data. An empty ``preheader`` means the default
+    one, which counts each copy's own items (a placeholder filled per copy)."""
     items = plan.items
     return {
         "subject": subject,
         "intro": intro,
-        "preheader": preheader or f"This month from the campaign's partners: {len(items)} items",
+        "preheader": preheader,
         "period_label": period_label,
         "sections": plan.sections,
         "items": items,
@@ -103,14 +115,18 @@ def digest_context(plan: DigestPlan, *, subject: str, intro: str, period_label: 
     }
 
 
-def digest_sources(context: Mapping) -> tuple[str, str]:
-    """Stage 1: (MJML source, plain text) with every item present."""
+def digest_sources(context: Mapping, markers: Markers) -> tuple[str, str]:
+    """Stage 1: (MJML source, plain text) with every item present and ``markers``'s blocks
+    and placeholders. The subject becomes a placeholder too (see :func:`render_digest`)."""
+    context = {**context, **markers.context(), "subject": markers.ph("SUBJECT")}
+    if not context["preheader"]:
+        context["preheader"] = Markup.escape(DEFAULT_PREHEADER) + markers.ph("ITEM_COUNT")
     return template_source("digest.mjml", context), render_text("digest.txt", context)
 
 
-def _split(text: str, mask: int) -> list[tuple[int, str, str]]:
+def _split(text: str, mask: int, markers: Markers) -> list[tuple[int, str, str]]:
     out, pos = [], 0
-    for m in _PLACEHOLDER.finditer(text):
+    for m in markers.placeholder_re.finditer(text):
         if m.start() > pos:
             out.append((mask, text[pos:m.start()], ""))
         out.append((mask, "", m.group(1)))
@@ -120,12 +136,19 @@ def _split(text: str, mask: int) -> list[tuple[int, str, str]]:
     return out
 
 
-def cut(plan: DigestPlan, rendered: str) -> Pieces:
-    """Stage 4: ``rendered`` cut at block markers and placeholders, literals encoded once."""
+def _allowed(name: str) -> bool:
+    return name in PERSONAL or (name.startswith(MORE) and name[len(MORE):].isdigit())
+
+
+def cut(plan: DigestPlan, rendered: str, markers: Markers) -> Pieces:
+    """Stage 4: ``rendered`` cut at ``markers``'s blocks and placeholders, literals encoded
+    once. Only markers of this render count: any other text, whatever it looks like, is a
+    literal. A block kind or placeholder the code does not know raises ``ValueError`` here,
+    at render time, never later for one recipient."""
     n = plan.bits
     personal_bit, public_bit = 1 << n, 1 << (n + 1)
     triples: list[tuple[int, str, str]] = []
-    for kind, number, text in split_blocks(rendered):
+    for kind, number, text in markers.split(rendered):
         if kind == "always":
             mask = ALWAYS
         elif kind == "item":
@@ -136,9 +159,14 @@ def cut(plan: DigestPlan, rendered: str) -> Pieces:
             mask = personal_bit
         elif kind == "public":
             mask = public_bit
+        elif kind == "more":
+            mask = public_bit << (1 + number)
         else:
             raise ValueError(f"unknown block kind {kind!r} in a digest template")
-        triples.extend(_split(text, mask))
+        triples.extend(_split(text, mask, markers))
+    unknown = {name for _, _, name in triples if name and not _allowed(name)}
+    if unknown:
+        raise ValueError(f"unknown placeholder(s) {', '.join(sorted(unknown))} in a digest template")
     # Adjacent literals with the same mask become one piece: fewer pieces to walk per copy.
     merged: list[tuple[int, str, str]] = []
     for m, lit, name in triples:
@@ -159,15 +187,19 @@ def render_digest(plan: DigestPlan, context: Mapping,
     Runs MJML and the inliner exactly once each. ``timings`` (if given) receives the
     seconds each stage took: ``jinja``, ``mjml``, ``inline``, ``cut``.
     """
+    markers = Markers()
     t0 = time.perf_counter()
-    source, plain = digest_sources(context)
+    source, plain = digest_sources(context, markers)
     t1 = time.perf_counter()
-    html = compile_mjml(source)
+    # The subject is the same for every copy, so it is filled here, escaped for an
+    # attribute: MJML copies <mj-title> into aria-label after decoding its quotes.
+    subject = escape(markers.defuse(context["subject"]), quote=True)
+    html = compile_mjml(source).replace(markers.ph("SUBJECT"), subject)
     t2 = time.perf_counter()
     html = inline_css(html)
     t3 = time.perf_counter()
     n = plan.bits
-    result = RenderedDigest(cut(plan, html), cut(plan, plain), 1 << n, 1 << (n + 1))
+    result = RenderedDigest(cut(plan, html, markers), cut(plan, plain, markers), 1 << n, 1 << (n + 1))
     if timings is not None:
         timings.update(jinja=t1 - t0, mjml=t2 - t1, inline=t3 - t2, cut=time.perf_counter() - t3)
     return result
@@ -184,16 +216,27 @@ def personalise(rendered: RenderedDigest, mask: int, values: Mapping[str, str]) 
     return html, text
 
 
-def assemble(rendered: RenderedDigest, mask: int, values: Mapping[str, str]) -> tuple[bytes, bytes]:
-    """(html, text) bodies quoted-printable encoded, ready for the MIME message.
-
-    The per-recipient hot path: choose pre-encoded pieces, encode only the few values.
-    """
+def encode_values(values: Mapping[str, str]) -> tuple[dict[str, bytes], dict[str, bytes]]:
+    """``values`` quoted-printable encoded for the (html, text) parts (HTML-escaped first)."""
     text_vals, html_vals = {}, {}
     for k, v in values.items():
         text_vals[k] = encoded = qp_fragment(v)
         safe = escape(v)
         html_vals[k] = encoded if safe == v else qp_fragment(safe)
+    return html_vals, text_vals
+
+
+def assemble(rendered: RenderedDigest, mask: int, values: Mapping[str, str],
+             encoded: tuple[Mapping[str, bytes], Mapping[str, bytes]] | None = None) -> tuple[bytes, bytes]:
+    """(html, text) bodies quoted-printable encoded, ready for the MIME message.
+
+    The per-recipient hot path: choose pre-encoded pieces, encode only the few values.
+    ``encoded`` holds values already encoded (:func:`encode_values`), shared by copies.
+    """
+    html_vals, text_vals = encode_values(values)
+    if encoded is not None:
+        html_vals.update(encoded[0])
+        text_vals.update(encoded[1])
     return _join(rendered.html, mask, html_vals), _join(rendered.plain, mask, text_vals)
 
 
