@@ -229,7 +229,10 @@ def dependency_checks(database: Engine | None, redis_url: str | None, smtp_url: 
         wait([f for _, f in futures], timeout=timeout)
         checks: list[Check] = []
         for names, future in futures:
-            if future.done():
+            if future.done() and future.exception() is not None:  # a bug, not an outage
+                checks += [Check(n, FAIL, f"the check itself failed: {_error(future.exception())}")
+                           for n in names]
+            elif future.done():
                 checks += future.result()
             else:  # left running: its own timeouts end it; the probe cannot wait
                 checks += [Check(n, FAIL, f"no answer within {timeout:g} s",
