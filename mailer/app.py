@@ -39,6 +39,7 @@ def create_app(settings: Settings | None = None, transport: Transport | None = N
     csrf.init_app(app)
 
     from mailer.web.digest import bp as digest_bp
+    from mailer.web.health import bp as health_bp
     from mailer.web.api import bp as api_bp
     from mailer.web.partners import bp as partners_bp
     from subscribers.views import bp as subscribers_bp
@@ -47,6 +48,7 @@ def create_app(settings: Settings | None = None, transport: Transport | None = N
     app.register_blueprint(partners_bp)
     app.register_blueprint(digest_bp)
     app.register_blueprint(api_bp)
+    app.register_blueprint(health_bp)
     csrf.exempt(api_bp)  # bearer tokens, no cookies: CSRF cannot apply
 
     @app.errorhandler(404)

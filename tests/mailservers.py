@@ -73,7 +73,9 @@ class Relay:
         from aiosmtpd.smtp import AuthResult
 
         ok = (auth_data.login.decode(), auth_data.password.decode()) == self.login
-        return AuthResult(success=ok)
+        # handled=False: aiosmtpd answers a refusal with 535 itself (handled=True would
+        # leave the client waiting for a reply that never comes).
+        return AuthResult(success=ok, handled=ok)
 
     def start(self) -> "Relay":
         params = {"enable_SMTPUTF8": self.smtputf8}

@@ -21,6 +21,8 @@ from mailer.app import create_app
 from mailer.cli.bounces import bounces
 from mailer.cli.db import db
 from mailer.cli.demo import seed_demo
+from mailer.cli.dns import dns_records
+from mailer.cli.doctor import doctor
 from mailer.cli.edition import edition
 from mailer.cli.feeds import feeds
 from mailer.cli.items import items
@@ -34,7 +36,8 @@ def main() -> None:
     """Campaign digest service: web app, workers, editions and demo data."""
 
 
-for _command in (db, seed_demo, partners, items, feeds, edition, subscribers, bounces, worker):
+for _command in (db, seed_demo, partners, items, feeds, edition, subscribers, bounces, worker,
+                 doctor, dns_records):
     main.add_command(_command)
 
 __all__ = ["main"]
