@@ -109,8 +109,8 @@ def transition(session: Session, edition: Edition | int, move: Move, *, quiet: b
         .execution_options(synchronize_session=False)).first()
     obj = session.identity_map.get(identity_key(Edition, edition_id))
     if moved is not None:
-        for key, value in changes.items():
-            if obj is not None:
+        if obj is not None:
+            for key, value in changes.items():
                 set_committed_value(obj, key, value)
         return True
     period, status = session.execute(
