@@ -2,7 +2,9 @@
 until sending starts; bad input changes nothing."""
 from __future__ import annotations
 
+import ast
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -133,3 +135,203 @@ def test_cancelling_mid_send_stops_pending_deliveries(world, session, rt, app):
     assert session.get(Edition, ed.id).status == "cancelled"
     code, out = _cli(app, "edition", "send", PERIOD)
     assert code == 1 and "cancelled" in out
+
+
+# --- The state machine (mailer.digest.status): the table, its refusals, its one owner ---
+
+# Spelled out here rather than read from the module, so a change to the table shows up as a
+# failing test: move -> (the states it moves from, where it leads, states where it is
+# allowed and changes nothing).
+TABLE = {
+    "SCHEDULE": ({"draft"}, "scheduled", set()),
+    "UNSCHEDULE": ({"scheduled"}, "draft", set()),
+    "START": ({"draft", "scheduled"}, "sending", {"sending", "sent"}),
+    "PAUSE": ({"sending"}, "paused", set()),
+    "RESUME": ({"paused"}, "sending", set()),
+    "RESEND": ({"sent"}, "sending", {"sending"}),
+    "FINISH": ({"sending"}, "sent", set()),
+    "CANCEL": ({"draft", "scheduled", "sending", "paused"}, "cancelled", set()),
+}
+STATUSES = ("draft", "scheduled", "sending", "paused", "sent", "cancelled")
+
+
+def _edition_in(session, status: str, period: str = "2030-01") -> Edition:
+    ed = Edition(period=period, subject="Subject")
+    session.add(ed)
+    session.flush()
+    # Arranging a state directly, as a test may: the source tree may not (see below).
+    session.execute(Edition.__table__.update().where(Edition.__table__.c.id == ed.id).values(status=status))
+    session.commit()
+    session.expire_all()
+    return session.get(Edition, ed.id)
+
+
+def test_the_transition_table_allows_exactly_these_moves(session):
+    from mailer.digest import status as sm
+
+    assert {m.name for m in sm.MOVES} == {getattr(sm, k).name for k in TABLE}
+    for i, (key, (sources, to, stays)) in enumerate(TABLE.items()):
+        move = getattr(sm, key)
+        for j, start in enumerate(STATUSES):
+            ed = _edition_in(session, start, period=f"20{30 + i}-{j + 1:02d}")
+            extra = {"scheduled_for": datetime(2031, 1, 1, tzinfo=timezone.utc)} if key == "SCHEDULE" else {}
+            if start in sources or start in stays:
+                assert sm.transition(session, ed, move, **extra) is True, (key, start)
+                session.commit()
+                expected = to if start in sources else start
+            else:
+                with pytest.raises(sm.EditionStateError) as refused:
+                    sm.transition(session, ed, move, **extra)
+                assert (refused.value.status, refused.value.move) == (start, move)
+                assert f"is {start}; it cannot " in str(refused.value)
+                assert f"({start} -> {to})" in str(refused.value)
+                session.rollback()
+                expected = start
+            session.expire_all()
+            assert session.get(Edition, ed.id).status == expected, (key, start)
+
+
+def test_moves_set_and_clear_their_columns_and_keep_the_object_in_step(session):
+    from mailer.digest import status as sm
+
+    ed = _edition_in(session, "draft")
+    when = datetime(2031, 1, 1, 9, tzinfo=timezone.utc)
+    sm.transition(session, ed, sm.SCHEDULE, scheduled_for=when)
+    assert (ed.status, ed.scheduled_for) == ("scheduled", when)  # without a reload
+    sm.transition(session, ed, sm.UNSCHEDULE)
+    assert (ed.status, ed.scheduled_for) == ("draft", None)
+    sm.transition(session, ed, sm.START)
+    sm.transition(session, ed.id, sm.FINISH)  # by id, as a worker does
+    assert ed.status == "sent" and ed.sent_at is not None
+    session.commit()
+    session.expire_all()
+    row = session.get(Edition, ed.id)
+    assert (row.status, row.scheduled_for) == ("sent", None) and row.sent_at is not None
+    with pytest.raises(TypeError):
+        sm.transition(session, ed, sm.SCHEDULE)  # a scheduled time is needed
+
+
+def test_a_refused_move_says_which_states_and_changes_nothing(session):
+    from mailer.digest import status as sm
+
+    ed = _edition_in(session, "sent")
+    with pytest.raises(EditionError) as refused:  # the digest layer's error, so callers catch one type
+        sm.transition(session, ed, sm.CANCEL)
+    assert str(refused.value) == ("The 2030-01 edition is sent; it cannot be cancelled (sent -> cancelled): "
+                                  "only a draft, scheduled, sending or paused edition can.")
+    with pytest.raises(sm.EditionStateError, match=r"^The 2030-01 edition is sent; it cannot be paused "
+                                                     r"\(sent -> paused\): only a sending edition can\.$"):
+        sm.check(ed, sm.PAUSE)
+    # Quietly, as the sending worker asks: False, nothing changed.
+    assert sm.transition(session, ed.id, sm.PAUSE, quiet=True) is False
+    session.commit()
+    session.expire_all()
+    assert session.get(Edition, ed.id).status == "sent"
+
+
+def test_a_stale_edition_cannot_overwrite_a_move_made_meanwhile(rt, session):
+    """The operator loaded the edition while it was sending; a worker finished it before the
+    cancel arrived. The cancel is refused with the state the worker left, not applied."""
+    from mailer.digest import status as sm
+
+    ed = _edition_in(session, "sending")
+    assert ed.status == "sending"
+    with rt.db.transaction() as other:
+        sm.transition(other, ed.id, sm.FINISH)
+    with pytest.raises(sm.EditionStateError, match="is sent; it cannot be cancelled"):
+        lifecycle.cancel(session, ed)
+    assert ed.status == "sent"  # the object now tells the truth
+    session.rollback()
+    session.expire_all()
+    assert session.get(Edition, ed.id).cancelled_at is None
+
+
+# The source tree that must not change an edition's status except through the owner.
+ROOT = Path(__file__).resolve().parents[1]
+OWNER = ROOT / "mailer" / "digest" / "status.py"
+LOOKUP = ROOT / "mailer" / "digest" / "editions.py"
+# Objects whose ``.status`` other modules may set: items (moderation) and subscribers.
+NOT_EDITIONS = {"item", "sub"}
+
+
+def _names_edition(node) -> bool:
+    return any(isinstance(n, ast.Name) and n.id == "Edition" for n in ast.walk(node))
+
+
+def _status_writes(tree: ast.AST) -> list[int]:
+    """Line numbers where ``tree`` may write an edition's status: ``x.status = ...`` on
+    anything but a known non-edition, ``setattr(x, "status", ...)``, ``Edition(status=...)``,
+    and ``update(Edition)...values(status=... | **kw | {...})``."""
+    found = []
+    for node in ast.walk(tree):
+        targets = []
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, (ast.AugAssign, ast.AnnAssign)):
+            targets = [node.target]
+        for target in targets:
+            for t in (target.elts if isinstance(target, ast.Tuple) else [target]):
+                if isinstance(t, ast.Attribute) and t.attr == "status" and not (
+                        isinstance(t.value, ast.Name) and t.value.id in NOT_EDITIONS):
+                    found.append(node.lineno)
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        if isinstance(func, ast.Name) and func.id == "setattr" and len(node.args) > 1 \
+                and isinstance(node.args[1], ast.Constant) and node.args[1].value == "status":
+            found.append(node.lineno)
+        if isinstance(func, ast.Name) and func.id == "Edition" \
+                and any(k.arg in ("status", None) for k in node.keywords):
+            found.append(node.lineno)
+        if isinstance(func, ast.Attribute) and func.attr == "values" and _names_edition(func.value) \
+                and (node.args or any(k.arg in ("status", None) for k in node.keywords)):
+            found.append(node.lineno)
+    return sorted(found)
+
+
+def _period_lookups(tree: ast.AST) -> list[int]:
+    """Line numbers comparing ``Edition.period ==`` or calling ``filter_by(period=...)``."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare) and isinstance(node.left, ast.Attribute) \
+                and node.left.attr == "period" and _names_edition(node.left) \
+                and any(isinstance(op, ast.Eq) for op in node.ops):
+            found.append(node.lineno)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                and node.func.attr == "filter_by" and any(k.arg == "period" for k in node.keywords):
+            found.append(node.lineno)
+    return sorted(found)
+
+
+def _sources():
+    files = [*(ROOT / "mailer").rglob("*.py"), *(ROOT / "subscribers").rglob("*.py"), ROOT / "scheduler.py"]
+    return [(f, ast.parse(f.read_text(), str(f))) for f in files if "migrations" not in f.parts]
+
+
+def test_the_detectors_see_every_way_of_writing_a_status():
+    bad = ast.parse(
+        "edition.status = 'sent'\n"
+        "ed.status, ed.sent_at = SENT, now\n"
+        "setattr(e, 'status', 'paused')\n"
+        "Edition(period='2030-01', status='sent')\n"
+        "s.execute(update(Edition).where(Edition.id == 1).values(status='sent'))\n"
+        "s.execute(update(Edition).values(**changes))\n"
+        "s.execute(Edition.__table__.update().values({'status': 'sent'}))\n"
+        "s.scalar(select(Edition).where(Edition.period == p))\n"
+        "s.query(Edition).filter_by(period=p)\n")
+    assert _status_writes(bad) == [1, 2, 3, 4, 5, 6, 7]
+    assert _period_lookups(bad) == [8, 9]
+    fine = ast.parse("item.status = APPROVED\nsub.status = ERASED\n"
+                     "update(Delivery).values(status=SENT)\nselect(Edition).where(Edition.status == SENT)\n")
+    assert _status_writes(fine) == [] and _period_lookups(fine) == []
+
+
+def test_only_the_state_machine_writes_an_editions_status():
+    writers = {str(f.relative_to(ROOT)): lines for f, tree in _sources() if (lines := _status_writes(tree))}
+    assert writers == {str(OWNER.relative_to(ROOT)): writers.get(str(OWNER.relative_to(ROOT)))}
+    assert writers[str(OWNER.relative_to(ROOT))], "the owner itself writes it (the detector works)"
+
+
+def test_one_lookup_of_an_edition_by_period():
+    lookups = {str(f.relative_to(ROOT)): lines for f, tree in _sources() if (lines := _period_lookups(tree))}
+    assert list(lookups) == [str(LOOKUP.relative_to(ROOT))] and len(lookups[str(LOOKUP.relative_to(ROOT))]) == 1

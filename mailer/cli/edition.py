@@ -70,8 +70,9 @@ def edition_send(period: str, wait: bool, timeout: int) -> None:
     """Send PERIOD's edition through the queue. Sending again sends nothing new."""
     from mailer.broker import drain, embedded
     from mailer.delivery.actors import start_edition
+    from mailer.digest import status
     from mailer.digest.lifecycle import get_edition
-    from mailer.digest.models import CANCELLED, PAUSED
+    from mailer.digest.models import PAUSED
     from mailer.queue import enqueue
 
     rt = runtime.current()
@@ -80,7 +81,7 @@ def edition_send(period: str, wait: bool, timeout: int) -> None:
             ed = get_edition(s, period)
         except _domain_errors() as err:
             fail(str(err))
-        if ed.status in (PAUSED, CANCELLED):
+        if not status.START.allows(ed.status):  # paused or cancelled
             fail(f"The {period} edition is {ed.status}"
                  + (f"; `mailer edition resume {period}` carries on." if ed.status == PAUSED else "."))
         edition_id = ed.id
@@ -112,18 +113,19 @@ def _print_counts(edition_id: int) -> dict:
 
 
 def _wait_for(edition_id: int, timeout: int) -> None:
-    from mailer.digest.models import DRAFT, SENDING
+    from mailer.delivery.models import PENDING, SENDING
+    from mailer.digest.models import UNFINISHED
 
     deadline = time.monotonic() + timeout
     with click.progressbar(length=1, label="Sending", show_pos=True, show_percent=True) as bar:
         while True:
             c, status = _counts(edition_id)
             total = sum(c.values())
-            finished = total - c.get("pending", 0) - c.get("sending", 0)
+            finished = total - c.get(PENDING, 0) - c.get(SENDING, 0)
             if total:
                 bar.length = total
                 bar.update(finished - bar.pos)
-            if status not in (DRAFT, SENDING):  # sent, or paused / cancelled
+            if status not in UNFINISHED:  # sent, or paused / cancelled
                 break
             if time.monotonic() > deadline:
                 fail("Timed out waiting; the edition carries on in the background.")
@@ -142,13 +144,15 @@ def _duration(seconds: float | None) -> str:
 
 def format_progress(p) -> str:
     """The status block `mailer edition status` prints."""
+    from mailer.delivery.models import PENDING, SENDING, SENT, UNKNOWN
+
     lines = [f"Edition {p.period}: {p.status}",
              f"  sent {p.sent}, failed {p.failed}, pending {p.pending} of {p.total}"
              f"  ({p.rate:.1f} msg/s over the last minute, ETA {_duration(p.eta_seconds)})"]
-    other = {k: v for k, v in sorted(p.counts.items()) if k not in ("sent", "pending", "sending")}
+    other = {k: v for k, v in sorted(p.counts.items()) if k not in (SENT, PENDING, SENDING)}
     if other:
         lines.append("  " + ", ".join(f"{k} {v}" for k, v in other.items()))
-    if p.counts.get("unknown"):
+    if p.counts.get(UNKNOWN):
         lines.append("  unknown: a worker died while sending these; they were not resent "
                      f"(`mailer edition resend-unknown {p.period}` sends them again)")
     for at, kind, detail in p.events[-5:]:
@@ -162,17 +166,17 @@ def format_progress(p) -> str:
 def edition_status(period: str, wait: bool) -> None:
     """Progress of PERIOD's send: sent, failed, pending, rate and ETA."""
     from mailer.delivery.control import ControlError, edition_progress
-    from mailer.digest.models import DRAFT, SENDING
+    from mailer.digest.models import UNFINISHED
 
     db = runtime.current().db
     try:
         p = edition_progress(db, period)
     except ControlError as err:
         fail(str(err))
-    if wait and p.status in (DRAFT, SENDING):
+    if wait and p.status in UNFINISHED:
         with click.progressbar(length=max(1, p.total), label="Sending", show_pos=True,
                                item_show_func=lambda _: f"{p.rate:.0f} msg/s") as bar:
-            while p.status in (DRAFT, SENDING):
+            while p.status in UNFINISHED:
                 bar.length = max(1, p.total)
                 bar.update(p.done - bar.pos)
                 time.sleep(0.5)

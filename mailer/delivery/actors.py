@@ -24,9 +24,9 @@ from mailer.delivery.transactional import compose_transactional
 from mailer.delivery.transport import PermanentFailure
 from mailer.delivery.outgoing import Outgoing
 from mailer.digest.compose import load_plan
-from mailer.digest.editions import build_edition
-from mailer.digest.models import SENDING, Edition
-from subscribers.models import Subscriber
+from mailer.digest.editions import build_edition, find_edition
+from mailer.digest.models import CANCELLED, DRAFT, SCHEDULED, SENDING, Edition
+from subscribers.models import ERASED, Subscriber
 
 log = logging.getLogger(__name__)
 DIGEST_PRIORITY = 10  # lower runs first; transactional keeps the default 0
@@ -40,7 +40,7 @@ def send_transactional(kind: str, subscriber_id: int) -> None:
     rt = runtime.current()
     with rt.db.transaction() as s:
         sub = s.get(Subscriber, subscriber_id)
-        if sub is None or sub.status == "erased":
+        if sub is None or sub.status == ERASED:
             return  # erased or purged before the email went out
         envelope = compose_transactional(kind, rt.settings, sub)
     outgoing = Outgoing(rt.settings, rt.transport)
@@ -157,10 +157,10 @@ def run_period(period: str) -> None:
     """The monthly job: build ``period``'s edition if it is still a draft, then send it."""
     rt = runtime.current()
     with rt.db.transaction() as s:
-        edition = s.query(Edition).filter_by(period=period).one_or_none()
-        if edition is not None and edition.status in ("scheduled", "cancelled"):
+        edition = find_edition(s, period)
+        if edition is not None and edition.status in (SCHEDULED, CANCELLED):
             return  # the editor set a time (send_due_editions sends it) or stopped it
-        if edition is None or edition.status == "draft":
+        if edition is None or edition.status == DRAFT:
             edition = build_edition(s, period)
         edition_id = edition.id
     start_edition.send(edition_id)

@@ -5,6 +5,8 @@ the admin UI call them; :func:`progress` is what a status page shows.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -12,9 +14,11 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from mailer.db import utcnow
-from mailer.delivery.control_models import PAUSED, SendEvent
-from mailer.delivery.models import PENDING, SENDING, SENT, UNKNOWN, Delivery
+from mailer.delivery.control_models import SendEvent
+from mailer.delivery.models import BOUNCED, FAILED, PENDING, SENDING, SENT, UNKNOWN, Delivery
 from mailer.delivery.sending import pause_edition
+from mailer.digest import lifecycle, status
+from mailer.digest.editions import EditionError, get_edition
 from mailer.digest.models import SENDING as EDITION_SENDING
 from mailer.digest.models import Edition
 
@@ -22,32 +26,40 @@ RATE_WINDOW = 60  # seconds of recent sends the rate is measured over
 
 
 class ControlError(ValueError):
-    """The edition is not in a state that allows this."""
+    """The edition is not in a state that allows this (the message of the digest layer's
+    :class:`~mailer.digest.editions.EditionError`, or its state machine's refusal)."""
 
 
-def edition_by_period(session: Session, period: str) -> Edition:
-    """The edition for ``period`` (the digest lifecycle's lookup), as a :class:`ControlError`."""
-    from mailer.digest.editions import EditionError
-    from mailer.digest.lifecycle import get_edition
-
+@contextmanager
+def _refused_as_control_error() -> Iterator[None]:
+    """The digest layer's refusals (no such edition, a move its state does not allow),
+    raised as :class:`ControlError` for this layer's callers."""
     try:
-        return get_edition(session, period)
+        yield
     except EditionError as err:
         raise ControlError(str(err)) from None
 
 
+def edition_by_period(session: Session, period: str) -> Edition:
+    """The edition for ``period`` (the digest's one lookup), as a :class:`ControlError`."""
+    with _refused_as_control_error():
+        return get_edition(session, period)
+
+
 def pause(session: Session, edition: Edition, by: str = "operator", reason: str = "") -> None:
     """Stop claiming new deliveries; messages already handed to the relay finish."""
-    if not pause_edition(session, edition.id, reason or "paused by the operator", by):
-        raise ControlError(f"The {edition.period} edition is {edition.status}, not sending.")
+    with _refused_as_control_error():
+        status.check(edition, status.PAUSE)
+        if not pause_edition(session, edition.id, reason or "paused by the operator", by):
+            # Another process moved it on since it was loaded (its status is now current).
+            raise status.EditionStateError(edition.period, edition.status, status.PAUSE)
 
 
 def resume(session: Session, edition: Edition, by: str = "operator") -> list[int]:
     """Sending again; returns the pending ids to enqueue. Backoff waits are cleared: the
     operator resumes because the relay is fixed."""
-    if edition.status != PAUSED:
-        raise ControlError(f"The {edition.period} edition is {edition.status}, not paused.")
-    edition.status = EDITION_SENDING
+    with _refused_as_control_error():
+        status.transition(session, edition, status.RESUME)
     session.add(SendEvent(edition_id=edition.id, kind="resumed", by=by))
     session.execute(update(Delivery).where(Delivery.edition_id == edition.id,
                                            Delivery.status == PENDING)
@@ -59,27 +71,23 @@ def resume(session: Session, edition: Edition, by: str = "operator") -> list[int
 def cancel(session: Session, edition: Edition, by: str = "operator") -> int:
     """Cancel a draft, scheduled, sending or paused edition (the digest layer's rule) and log
     who did it; returns how many pending deliveries will now never be sent."""
-    from mailer.digest.editions import EditionError
-    from mailer.digest.lifecycle import cancel as cancel_edition
-
-    try:
-        n = cancel_edition(session, edition)
-    except EditionError as err:
-        raise ControlError(str(err)) from None
+    with _refused_as_control_error():
+        n = lifecycle.cancel(session, edition)
     session.add(SendEvent(edition_id=edition.id, kind="cancelled", detail=f"{n} not sent", by=by))
     return n
 
 
 def resend_unknown(session: Session, edition: Edition, by: str = "operator") -> list[int]:
     """The operator's choice to send again the deliveries whose fate is unknown."""
-    if edition.status not in (EDITION_SENDING, "sent"):
-        raise ControlError(f"The {edition.period} edition is {edition.status}.")
+    with _refused_as_control_error():
+        status.check(edition, status.RESEND)
     ids = list(session.scalars(update(Delivery).where(
         Delivery.edition_id == edition.id, Delivery.status == UNKNOWN)
         .values(status=PENDING, next_attempt_at=None, updated_at=utcnow())
         .returning(Delivery.id)))
     if ids:
-        edition.status = EDITION_SENDING
+        with _refused_as_control_error():
+            status.transition(session, edition, status.RESEND)
         session.add(SendEvent(edition_id=edition.id, kind="resent", detail=f"{len(ids)} unknown", by=by))
     return ids
 
@@ -161,7 +169,7 @@ def progress(session: Session, edition: Edition) -> Progress:
         select(SendEvent).where(SendEvent.edition_id == edition.id).order_by(SendEvent.id))]
     return Progress(period=edition.period, status=edition.status, counts=counts,
                     total=sum(counts.values()), sent=counts.get(SENT, 0),
-                    failed=counts.get("failed", 0) + counts.get("bounced", 0), pending=pending,
+                    failed=counts.get(FAILED, 0) + counts.get(BOUNCED, 0), pending=pending,
                     rate=rate, eta_seconds=eta, events=events)
 
 

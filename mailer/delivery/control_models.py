@@ -8,8 +8,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from mailer.db import Base, utcnow
 
-from mailer.digest.models import CANCELLED, PAUSED  # noqa: F401  (re-exported for this layer)
-
 
 class SendEvent(Base):
     __tablename__ = "send_events"

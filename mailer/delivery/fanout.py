@@ -8,8 +8,9 @@ from sqlalchemy.orm import Session
 
 from mailer.db import utcnow
 from mailer.delivery.models import PENDING, SKIPPED, Delivery
+from mailer.digest import status
 from mailer.digest.editions import EditionError
-from mailer.digest.models import DRAFT, SCHEDULED, SENDING, Edition
+from mailer.digest.models import Edition
 from mailer.digest.plan import DigestPlan
 from subscribers.service import recipients
 
@@ -27,8 +28,7 @@ def start_edition(session: Session, edition: Edition, plan: DigestPlan) -> FanOu
     Calling it again adds nothing for subscribers already in the ledger, so a repeated
     send never mails anyone twice.
     """
-    if edition.status not in (DRAFT, SCHEDULED, SENDING, "sent"):
-        raise EditionError(f"The {edition.period} edition is {edition.status}.")
+    status.check(edition, status.START)
     if not plan.sections:
         raise EditionError(f"The {edition.period} edition has no approved items to send.")
     have = set(session.scalars(select(Delivery.subscriber_id).where(Delivery.edition_id == edition.id)))
@@ -44,8 +44,7 @@ def start_edition(session: Session, edition: Edition, plan: DigestPlan) -> FanOu
                      "created_at": now, "updated_at": now})
     for start in range(0, len(rows), 5000):
         session.execute(insert(Delivery), rows[start:start + 5000])
-    if edition.status in (DRAFT, SCHEDULED):
-        edition.status = SENDING
+    status.transition(session, edition, status.START)
     return FanOut(created=len(rows) - skipped, skipped=skipped)
 
 

@@ -30,16 +30,16 @@ from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from mailer.db import Database, utcnow
-from mailer.delivery.control_models import PAUSED, SendEvent
+from mailer.delivery.control_models import SendEvent
 from mailer.delivery.limits import RateLimiter, counters_for
 from mailer.delivery.models import FAILED, OPEN, PENDING, SENDING, SENT, SKIPPED, UNKNOWN, Delivery
 from mailer.delivery.suppression import record_refusal, suppressed
 from mailer.delivery.transport import PermanentFailure, TransientFailure, Transport
 from mailer.delivery.outgoing import Outgoing
 from mailer.delivery.message import MessageTemplate
+from mailer.digest import status as edition_status
 from mailer.digest.compose import LIST_NAME, PreparedEdition, compose, prepare_edition
 from mailer.digest.models import SENDING as EDITION_SENDING
-from mailer.digest.models import SENT as EDITION_SENT
 from mailer.digest.models import Edition
 from mailer.settings import Settings
 from subscribers.service import recipients
@@ -130,8 +130,7 @@ def finish_if_done(session: Session, edition_id: int) -> bool:
         Delivery.edition_id == edition_id, Delivery.status.in_(OPEN)).limit(1))
     if busy is not None:
         return False
-    session.execute(update(Edition).where(Edition.id == edition_id, Edition.status == EDITION_SENDING)
-                    .values(status=EDITION_SENT, sent_at=utcnow()))
+    edition_status.transition(session, edition_id, edition_status.FINISH, quiet=True)
     return True
 
 
@@ -142,9 +141,7 @@ def backoff_seconds(attempts: int, base: float, cap: float) -> float:
 
 def pause_edition(session: Session, edition_id: int, reason: str, by: str) -> bool:
     """Pause a sending edition (the breaker, or an operator). True if it was sending."""
-    done = session.execute(update(Edition).where(Edition.id == edition_id,
-                                                 Edition.status == EDITION_SENDING)
-                           .values(status=PAUSED)).rowcount
+    done = edition_status.transition(session, edition_id, edition_status.PAUSE, quiet=True)
     if done:
         session.add(SendEvent(edition_id=edition_id, kind="paused" if by != "breaker" else "breaker",
                               detail=reason[:500], by=by))

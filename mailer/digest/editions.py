@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from mailer.content.models import APPROVED, Item
 from mailer.content.window import in_publish_window
 from mailer.db import utcnow
-from mailer.digest.models import DRAFT, SCHEDULED, Edition
+from mailer.digest.models import EDITABLE, Edition
 
 _PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 MONTHS = ("January February March April May June July August September October "
@@ -39,6 +39,21 @@ def default_subject(period: str) -> str:
     return f"Your campaign digest - {MONTHS[start.month - 1]} {start.year}"
 
 
+def find_edition(session: Session, period: str) -> Edition | None:
+    """The edition for ``period``, or None if there is none yet: the one lookup of an
+    edition by period. EditionError if ``period`` is malformed."""
+    parse_period(period)
+    return session.scalar(select(Edition).where(Edition.period == period))
+
+
+def get_edition(session: Session, period: str) -> Edition:
+    """The edition for ``period`` or :class:`EditionError` saying how to make it."""
+    edition = find_edition(session, period)
+    if edition is None:
+        raise EditionError(f"There is no {period} edition. Build it first: mailer edition build --period {period}")
+    return edition
+
+
 def build_edition(session: Session, period: str) -> Edition:
     """Create or rebuild the draft edition for ``period`` and freeze its items.
 
@@ -49,12 +64,12 @@ def build_edition(session: Session, period: str) -> Edition:
     stays scheduled. A featured item that is no longer carried stops being featured.
     """
     start, end = parse_period(period)
-    edition = session.scalar(select(Edition).where(Edition.period == period))
+    edition = find_edition(session, period)
     if edition is None:
-        edition = Edition(period=period, subject=default_subject(period), status=DRAFT)
+        edition = Edition(period=period, subject=default_subject(period))  # a draft
         session.add(edition)
         session.flush()
-    elif edition.status not in (DRAFT, SCHEDULED):
+    elif edition.status not in EDITABLE:
         raise EditionError(f"The {period} edition is already {edition.status}; its items are frozen.")
     session.execute(update(Item).where(Item.edition_id == edition.id).values(edition_id=None))
     session.execute(

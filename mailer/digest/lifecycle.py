@@ -1,17 +1,13 @@
-"""An edition's life: draft -> scheduled -> sending -> sent, or cancelled on the way.
+"""An edition's life as the editor sees it: edit, schedule, unschedule, cancel, and which
+scheduled editions are due.
 
-| from | to | by |
-|---|---|---|
-| draft | scheduled | :func:`schedule` (a time in the future) |
-| scheduled | draft | :func:`unschedule` |
-| draft, scheduled | sending | the fan-out (``mailer.delivery.fanout.start_edition``) |
-| sending | sent | the last delivery finishing (``mailer.delivery.sending.finish_if_done``) |
-| draft, scheduled, sending | cancelled | :func:`cancel` (deliveries not yet sent stop) |
-
-Editors can change the subject, preheader, intro and featured item while the edition is a
-draft or scheduled (:func:`edit`); from ``sending`` on, what subscribers get is fixed.
-Functions take a session and never commit; bad input raises :class:`EditionError` and
-changes nothing.
+The statuses and the moves between them (draft -> scheduled -> sending -> sent, sending <->
+paused, cancelled on the way) are :mod:`mailer.digest.status`'s; this module asks it for
+them. Editors can change the subject, preheader, intro and featured item while the edition
+is a draft or scheduled (:func:`edit`); from ``sending`` on, what subscribers get is fixed.
+Functions take a session and never commit; bad input raises :class:`EditionError` (a
+refused move :class:`~mailer.digest.status.EditionStateError`, one of them) and changes
+nothing.
 """
 from __future__ import annotations
 
@@ -23,23 +19,13 @@ from sqlalchemy.orm import Session
 
 from mailer.content.models import Item
 from mailer.db import utcnow
+from mailer.delivery.models import CANCELLED as DELIVERY_CANCELLED
 from mailer.delivery.models import PENDING, Delivery
-from mailer.digest.editions import EditionError, parse_period
-from mailer.digest.models import CANCELLED, DRAFT, PAUSED, SCHEDULED, SENDING, Edition
-
-EDITABLE = (DRAFT, SCHEDULED)
-CANCELLED_DELIVERY = "cancelled"  # a delivery that will not be sent because its edition stopped
+from mailer.digest import status
+from mailer.digest.editions import EditionError, edition_items, get_edition  # noqa: F401  (get_edition: for the CLI)
+from mailer.digest.models import EDITABLE, SCHEDULED, Edition
 
 _UNSET = object()
-
-
-def get_edition(session: Session, period: str) -> Edition:
-    """The edition for ``period`` or :class:`EditionError` saying how to make it."""
-    parse_period(period)
-    edition = session.scalar(select(Edition).where(Edition.period == period))
-    if edition is None:
-        raise EditionError(f"There is no {period} edition. Build it first: mailer edition build --period {period}")
-    return edition
 
 
 def _text(field: str, value: str, max_length: int, *, multiline: bool = False) -> str:
@@ -87,36 +73,30 @@ def edit(session: Session, edition: Edition, *, subject=_UNSET, preheader=_UNSET
 
 def schedule(session: Session, edition: Edition, when: datetime, *, now: datetime | None = None) -> Edition:
     """Plan the send for ``when`` (timezone-aware, in the future). Needs items to send."""
-    from mailer.digest.editions import edition_items
-
-    if edition.status != DRAFT:
-        raise EditionError(f"Only a draft can be scheduled; the {edition.period} edition is {edition.status}.")
+    status.check(edition, status.SCHEDULE)
     if when.tzinfo is None:
         raise EditionError("The schedule time needs a time zone.")
     if when <= (now or utcnow()):
         raise EditionError(f"The schedule time {when:%Y-%m-%d %H:%M %Z} is in the past.")
     if not edition_items(session, edition.id):
         raise EditionError(f"The {edition.period} edition has no items; approve some and rebuild it first.")
-    edition.status, edition.scheduled_for = SCHEDULED, when.astimezone(timezone.utc)
+    status.transition(session, edition, status.SCHEDULE, scheduled_for=when.astimezone(timezone.utc))
     return edition
 
 
 def unschedule(session: Session, edition: Edition) -> Edition:
-    if edition.status != SCHEDULED:
-        raise EditionError(f"The {edition.period} edition is {edition.status}, not scheduled.")
-    edition.status, edition.scheduled_for = DRAFT, None
+    """Back to a draft: the planned time is forgotten."""
+    status.transition(session, edition, status.UNSCHEDULE)
     return edition
 
 
 def cancel(session: Session, edition: Edition) -> int:
     """Stop ``edition``. Deliveries still pending are marked cancelled (a worker that has
     already claimed one finishes it). Returns how many deliveries were stopped."""
-    if edition.status not in (DRAFT, SCHEDULED, SENDING, PAUSED):
-        raise EditionError(f"The {edition.period} edition is {edition.status}; it cannot be cancelled.")
+    status.transition(session, edition, status.CANCEL)
     stopped = session.execute(
         update(Delivery).where(Delivery.edition_id == edition.id, Delivery.status == PENDING)
-        .values(status=CANCELLED_DELIVERY, updated_at=utcnow())).rowcount
-    edition.status, edition.cancelled_at = CANCELLED, utcnow()
+        .values(status=DELIVERY_CANCELLED, updated_at=utcnow())).rowcount
     return stopped or 0
 
 

@@ -8,11 +8,16 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from mailer.db import Base, utcnow
 
+# An edition's statuses, spelled here only. Which moves between them are allowed, and the
+# one place that makes them, is mailer.digest.status.
 DRAFT, SENDING, SENT = "draft", "sending", "sent"
 SCHEDULED, CANCELLED, PAUSED = "scheduled", "cancelled", "paused"
-# draft -> scheduled -> sending -> sent; sending <-> paused (operator or circuit breaker);
-# draft/scheduled/sending/paused -> cancelled.
 STATUSES = (DRAFT, SCHEDULED, SENDING, PAUSED, SENT, CANCELLED)
+# Still the editor's until the send starts: its fields may change, a rebuild changes its items.
+EDITABLE = (DRAFT, SCHEDULED)
+# A send asked for and not yet over (a draft until the fan-out has run): what an operator
+# waiting on ``mailer edition send --wait`` or ``edition status --wait`` waits through.
+UNFINISHED = (DRAFT, SENDING)
 
 
 class Edition(Base):
@@ -20,7 +25,7 @@ class Edition(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     period: Mapped[str] = mapped_column(String(7), unique=True)  # YYYY-MM
-    status: Mapped[str] = mapped_column(String(20), default=DRAFT)
+    status: Mapped[str] = mapped_column(String(20), default=DRAFT)  # a new edition is a draft
     subject: Mapped[str] = mapped_column(String(200))
     intro: Mapped[str] = mapped_column(String(2000), default="")
     built_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -21,7 +21,7 @@ from mailer.content.models import Partner, Topic
 from mailer.delivery.outgoing import Outgoing
 from mailer.digest import preview
 from mailer.digest.compose import archive_copy, copy_for, period_label
-from mailer.digest.editions import EditionError, parse_period
+from mailer.digest.editions import EditionError, find_edition
 from mailer.digest.models import SENDING, SENT, Edition
 from mailer.web.helpers import rt
 from mailer.web.limits import keyed, retry_after_text, wait_for
@@ -46,10 +46,9 @@ def _email_page(html: str, *, private: bool) -> Response:
 
 def _published(s, period: str) -> Edition:
     try:
-        parse_period(period)
-    except EditionError:
+        edition = find_edition(s, period)
+    except EditionError:  # not a period at all
         abort(404)
-    edition = s.scalar(select(Edition).where(Edition.period == period))
     if edition is None or edition.status not in PUBLISHED:
         abort(404)
     return edition
