@@ -25,6 +25,7 @@ from mailer.cli.edition import edition
 from mailer.cli.feeds import feeds
 from mailer.cli.items import items
 from mailer.cli.partners import partners
+from mailer.cli.schedule import schedule
 from mailer.cli.subscribers import subscribers
 from mailer.cli.worker import worker
 
@@ -34,7 +35,7 @@ def main() -> None:
     """Campaign digest service: web app, workers, editions and demo data."""
 
 
-for _command in (db, seed_demo, partners, items, feeds, edition, subscribers, bounces, worker):
+for _command in (db, seed_demo, partners, items, feeds, edition, subscribers, bounces, worker, schedule):
     main.add_command(_command)
 
 __all__ = ["main"]
