@@ -79,8 +79,10 @@ class PgLeadership:
                 self.conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
                 # And from the server's side: a leader whose machine vanished loses its
                 # session (and the lock) within ~25 s instead of the kernel's two hours.
+                from sqlalchemy import text
+
                 for setting, value in (("idle", 10), ("interval", 5), ("count", 3)):
-                    self._sql(f"SET tcp_keepalives_{setting} = {value}")
+                    self.conn.execute(text(f"SET tcp_keepalives_{setting} = {value}"))
             if self._sql("SELECT pg_try_advisory_lock(:k)", k=self.key):
                 return True
         except Exception as err:  # noqa: BLE001 - the database is down: try again later

@@ -131,12 +131,14 @@ class Due:
     fire: list[datetime] = field(default_factory=list)
     missed: list[datetime] = field(default_factory=list)
     more_missed: bool = False
+    covered: int = 0  # earlier runs the one to fire stands in for
 
 
 def due_runs(job: Job, last: datetime, now: datetime, grace: timedelta) -> Due:
     """What ``job`` owes between its latest recorded time ``last`` and ``now``: run times to
-    fire (at most ``grace`` late; for a job that is not ``each``, only the latest) and run
-    times missed beyond the grace window."""
+    fire (at most ``grace`` late) and run times missed beyond the grace window. A job that
+    is not ``each`` fires only its latest due run, which covers every earlier one, missed
+    or not; its misses are recorded only when nothing is left to fire."""
     due, when = Due(), last
     for _ in range(CATCH_UP_SCAN):
         when = job.next_after(when)
@@ -146,7 +148,9 @@ def due_runs(job: Job, last: datetime, now: datetime, grace: timedelta) -> Due:
     else:
         due.more_missed = True
     if not job.each and due.fire:
-        due.fire = due.fire[-1:]
+        # One run does the work of all: it covers the older misses too.
+        due.covered = len(due.fire) - 1 + len(due.missed)
+        due.fire, due.missed = due.fire[-1:], []
     return due
 
 
@@ -182,7 +186,7 @@ class Scheduler:
             if due.missed:
                 self._record_missed(job, due, now)
             for when in due.fire:
-                if self._fire(job, when, now):
+                if self._fire(job, when, now, due.covered):
                     fired.append((job.id, when))
         return fired
 
@@ -219,11 +223,13 @@ class Scheduler:
                       job.id, when.isoformat(), self._grace_text())
         self.last[job.id] = max(self.last[job.id], due.missed[-1])
 
-    def _fire(self, job: Job, when: datetime, now: datetime) -> bool:
+    def _fire(self, job: Job, when: datetime, now: datetime, covered: int = 0) -> bool:
         """Record, then enqueue, one run. False if the run was already recorded (by this or
         another scheduler): then nothing is enqueued."""
         late = now - when
-        detail = f"{int(late.total_seconds() // 60)} min late" if late > timedelta(minutes=1) else ""
+        notes = [f"{int(late.total_seconds() // 60)} min late"] if late > timedelta(minutes=1) else []
+        notes += [f"covers {covered} earlier run(s) missed"] if covered else []
+        detail = "; ".join(notes)
         with self.db.transaction() as s:
             run = runs.claim(s, job.id, when, outcome=runs.ENQUEUED, leader=self.me, now=now, detail=detail)
             if run is not None:
