@@ -429,3 +429,26 @@ def test_embedded_mode_uses_a_file_lock_that_one_process_holds(tmp_path):
     first.release()
     assert second.holder() is None and second.acquire() and first.holder() == "b:2"
     second.release()
+
+
+def test_bounce_job_applies_new_reports_in_the_maildir_once(rt, settings, tmp_path, queue):
+    import mailbox
+
+    from tests.test_bounces import dsn
+
+    box = mailbox.Maildir(str(tmp_path / "bounces"), create=True)
+    box.add(dsn("bounces+1-forged@ertg.example.org", "a@example.org", "failed", "5.1.1"))
+    with_source = dataclasses.replace(settings, bounce_source=tmp_path / "bounces")
+    runtime.configure(with_source, rt.transport)
+    s = scheduler(rt, with_source, FileLeadership(tmp_path / "lock"), {"bounces"})
+    s.step(datetime(2026, 11, 30, 12, 1, tzinfo=UTC))
+    assert s.step(datetime(2026, 11, 30, 12, 10, 1, tzinfo=UTC)) == [("bounces", datetime(2026, 11, 30, 12, 10, tzinfo=UTC))]
+    queue()
+    assert s.step(datetime(2026, 11, 30, 12, 20, 1, tzinfo=UTC)) == [("bounces", datetime(2026, 11, 30, 12, 20, tzinfo=UTC))]
+    queue()
+    first, second = [r for r in runs(rt, "bounces") if r.outcome != "registered"]
+    # A forged return path changes nothing, but the report is read, and read once.
+    assert (first.outcome, first.detail) == ("done", "1 message(s): hard 0, soft 0, complaints 0, unmatched 1")
+    assert second.detail.startswith("0 message(s)")
+    (key,) = list(box.keys())
+    assert box.get_message(key).get_subdir() == "cur" and "S" in box.get_message(key).get_flags()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 from datetime import date
-from email import message_from_bytes, policy
 from pathlib import Path
 
 import dramatiq
@@ -54,9 +53,9 @@ def process_bounces(run_id: int | None = None) -> None:
         if source is None or not (Path(source) / "new").is_dir():
             raise ValueError(f"BOUNCE_SOURCE {source} is not a maildir (no new/ directory)")
         box = mailbox.Maildir(str(source), factory=None, create=False)
-        keys = [k for k in box.iterkeys() if box.get_subdir(k) == "new"]
+        fresh = [(k, m) for k in box.iterkeys() if (m := box.get_message(k)).get_subdir() == "new"]
         paths = ReturnPaths(rt.settings.secret_key, rt.settings.delivery, rt.settings.sender_domain)
-        reports = [r for k in keys for r in bounces.parse(message_from_bytes(box.get_bytes(k), policy=policy.compat32), paths)]
+        reports = [r for _, msg in fresh for r in bounces.parse(msg, paths)]
     except (ValueError, OSError) as err:
         with rt.db.transaction() as s:
             schedule_runs.finish(s, run_id, schedule_runs.FAILED, str(err))
@@ -64,11 +63,10 @@ def process_bounces(run_id: int | None = None) -> None:
         return
     with rt.db.transaction() as s:
         tally = bounces.apply(s, reports)
-        detail = (f"{len(keys)} message(s): hard {tally.hard}, soft {tally.soft}, complaints "
+        detail = (f"{len(fresh)} message(s): hard {tally.hard}, soft {tally.soft}, complaints "
                   f"{tally.complaints}, unmatched {tally.unmatched}")
         schedule_runs.finish(s, run_id, schedule_runs.DONE, detail)
-    for k in keys:
-        msg = box.get_message(k)
+    for k, msg in fresh:
         msg.set_subdir("cur")
         msg.add_flag("S")
         box[k] = msg
