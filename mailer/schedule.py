@@ -175,9 +175,13 @@ class Scheduler:
         if not self.leading:
             if not self.leadership.acquire():
                 return []
+            try:
+                self._load(now)
+            except Exception:
+                self.leadership.release()  # let a standby that can reach the database lead
+                raise
             self.leading = True
             log.info("scheduler %s leads (%s)", self.me, self.leadership.name)
-            self._load(now)
         elif not self._still_leading():  # also renews a lease that needs it
             return []
         fired = []
@@ -234,17 +238,20 @@ class Scheduler:
             run = runs.claim(s, job.id, when, outcome=runs.ENQUEUED, leader=self.me, now=now, detail=detail)
             if run is not None:
                 runs.prune(s, job.id, now)
-        self.last[job.id] = max(self.last[job.id], when)
         if run is None:
+            self.last[job.id] = max(self.last[job.id], when)
             log.info("job %s for %s was already fired elsewhere", job.id, when.isoformat())
             return False
         try:
             self.send(job.actor, job.args(when, run.id))
-        except Exception as err:
+        except Exception:
+            # The queue is down: take the record back, so the next step (this leader's or
+            # a successor's) tries again while the run is inside the grace window.
             with self.db.transaction() as s:
-                runs.finish(s, run.id, runs.FAILED, f"could not enqueue: {err.__class__.__name__}: {err}")
-            log.exception("job %s: could not enqueue", job.id)
+                runs.release(s, run.id)
+            log.exception("job %s: could not enqueue the run due %s; trying again", job.id, when.isoformat())
             return False
+        self.last[job.id] = max(self.last[job.id], when)
         log.info("job %s fired for %s%s", job.id, when.isoformat(), f" ({detail})" if detail else "")
         return True
 

@@ -79,6 +79,11 @@ def finish(session: Session, run_id: int | None, outcome: str, detail: str = "",
     return run
 
 
+def release(session: Session, run_id: int) -> None:
+    """Take back a run that was recorded but could not be enqueued, so it is tried again."""
+    session.execute(delete(ScheduleRun).where(ScheduleRun.id == run_id))
+
+
 def last_scheduled(session: Session) -> dict[str, datetime]:
     """Each job's latest recorded scheduled time (runs, misses and registrations alike)."""
     rows = session.execute(select(ScheduleRun.job, func.max(ScheduleRun.scheduled_for))

@@ -452,3 +452,20 @@ def test_bounce_job_applies_new_reports_in_the_maildir_once(rt, settings, tmp_pa
     assert second.detail.startswith("0 message(s)")
     (key,) = list(box.keys())
     assert box.get_message(key).get_subdir() == "cur" and "S" in box.get_message(key).get_flags()
+
+
+def test_a_run_the_queue_refused_is_tried_again_not_lost(rt, settings, tmp_path):
+    class QueueDownOnce(Sent):
+        def __call__(self, actor, args):
+            if not hasattr(self, "failed"):
+                self.failed = True
+                raise ConnectionError("Redis is down")
+            super().__call__(actor, args)
+
+    sent = QueueDownOnce()
+    s = scheduler(rt, settings, FileLeadership(tmp_path / "lock"), {"monthly-digest"}, send=sent)
+    s.step(datetime(2026, 11, 30, tzinfo=UTC))
+    at = DEC_RUN.astimezone(UTC)
+    assert s.step(at) == [] and [r.outcome for r in runs(rt, "monthly-digest")] == ["registered"]
+    assert s.step(at + timedelta(seconds=2)) == [("monthly-digest", DEC_RUN)]
+    assert sent == [("mailer.delivery.actors:run_period", ("2026-12", runs(rt, "monthly-digest")[-1].id))]

@@ -7,6 +7,7 @@ given its id (see :mod:`mailer.schedule_runs`).
 from __future__ import annotations
 
 import logging
+import mailbox
 from datetime import date
 from pathlib import Path
 
@@ -45,8 +46,6 @@ def process_bounces(run_id: int | None = None) -> None:
 
     Only messages in ``new/`` are read; once applied (committed) each moves to ``cur/``
     marked seen, so no report is applied twice and the operator can still read them."""
-    import mailbox
-
     rt = runtime.current()
     source = rt.settings.bounce_source
     try:
