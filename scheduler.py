@@ -1,81 +1,38 @@
-"""The scheduler process: maps cron triggers to actor sends, nothing else.
+"""The scheduler process: ``python scheduler.py``. Run one or more; one leads and fires.
 
-Run exactly one (``python scheduler.py``). The monthly job sends ``run_period`` for the
-current month on ``DIGEST_SCHEDULE`` (APScheduler cron fields, default the first Tuesday
-at 09:00) in ``SCHEDULE_TIMEZONE`` (default Europe/London).
+The job table, leadership and missed-run handling live in :mod:`mailer.schedule` and
+:mod:`mailer.leadership`; this entry point only assembles the process and loops until
+SIGTERM or Ctrl-C.
 """
 from __future__ import annotations
 
 import logging
-from datetime import datetime
-from zoneinfo import ZoneInfo
-
-from apscheduler.schedulers.blocking import BlockingScheduler
-from apscheduler.triggers.cron import CronTrigger
+import signal
+import threading
 
 from mailer import runtime
-from mailer.settings import Settings
-
-
-def parse_cron(spec: str, timezone: str) -> CronTrigger:
-    """``"day=1st tue,hour=9,minute=0"`` -> a CronTrigger in ``timezone``."""
-    fields = {}
-    for part in spec.split(","):
-        key, _, value = part.partition("=")
-        fields[key.strip()] = value.strip()
-    return CronTrigger(timezone=ZoneInfo(timezone), **fields)
-
-
-def send_current_period(tz: str) -> None:
-    from mailer.delivery.actors import run_period
-
-    run_period.send(datetime.now(ZoneInfo(tz)).strftime("%Y-%m"))
-
-
-def send_due() -> None:
-    from mailer.delivery.actors import send_due_editions
-
-    send_due_editions.send()
-
-
-def sweep_sends() -> None:
-    from mailer.delivery.actors import sweep
-
-    sweep.send()
-
-
-def build_scheduler(settings: Settings) -> BlockingScheduler:
-    scheduler = BlockingScheduler(timezone=ZoneInfo(settings.schedule_timezone))
-    scheduler.add_job(send_current_period, parse_cron(settings.digest_schedule, settings.schedule_timezone),
-                      args=[settings.schedule_timezone], id="monthly-digest",
-                      coalesce=True, max_instances=1, misfire_grace_time=6 * 3600)
-    # Editions an editor scheduled for a set time (`mailer edition schedule`).
-    scheduler.add_job(send_due, CronTrigger(minute="*", timezone=ZoneInfo(settings.schedule_timezone)),
-                      id="scheduled-editions", coalesce=True, max_instances=1, misfire_grace_time=3600)
-    scheduler.add_job(send_purge_unconfirmed, CronTrigger(hour=3, minute=30, timezone=ZoneInfo(settings.schedule_timezone)),
-                      id="purge-unconfirmed", coalesce=True, max_instances=1, misfire_grace_time=6 * 3600)
-    # Keeps every sending edition watched (dead workers, lost queue messages).
-    scheduler.add_job(sweep_sends, "interval", minutes=5, id="delivery-sweep", coalesce=True,
-                      max_instances=1)
-    return scheduler
-
-
-def send_purge_unconfirmed() -> None:
-    from subscribers.tasks import purge_unconfirmed_job
-
-    purge_unconfirmed_job.send()
+from mailer.db import utcnow
+from mailer.leadership import leadership_for
+from mailer.schedule import build_scheduler, parse_cron  # noqa: F401  (parse_cron: kept importable from here)
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     rt = runtime.configure()
-    from mailer.broker import ensure_embedded_worker
+    from mailer.broker import ensure_embedded_worker  # after configure: importing it picks the broker
 
+    # Embedded mode (no REDIS_URL): the queue lives in this process, so it works it off too.
     ensure_embedded_worker()
-    scheduler = build_scheduler(rt.settings)
-    job = scheduler.get_job("monthly-digest")
-    logging.info("monthly digest job: %s", job.trigger)
-    scheduler.start()
+    scheduler = build_scheduler(rt.settings, rt.db, leadership_for(rt.settings))
+    for job in scheduler.jobs:
+        logging.info("job %s: %s; next %s", job.id, job.describe,
+                     ", ".join(f"{w:%Y-%m-%d %H:%M %Z}" for w in job.upcoming(utcnow(), 1)))
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        scheduler.run(stop)
+    except KeyboardInterrupt:
+        pass
 
 
 if __name__ == "__main__":

@@ -74,6 +74,12 @@ class Settings:
     reply_to: str | None = None
     # Keys the suppression list's hashes (see subscribers.suppression); empty: from SECRET_KEY.
     suppression_key: str = ""
+    # The scheduler: minutes between partner feed polls; how late a missed run may still
+    # run (past it, the miss is recorded and shown instead); a maildir of bounce reports
+    # to process on a schedule (None: bounces come only through `mailer bounces process`).
+    feed_poll_minutes: int = 60
+    schedule_grace_hours: int = 24
+    bounce_source: Path | None = None
     extra: dict = field(default_factory=dict)
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
 
@@ -159,6 +165,7 @@ class Settings:
             feed_max_bytes=int(e.get("FEED_MAX_BYTES", "2000000")),
             suppression_key=e.get("SUPPRESSION_KEY") or "",
             **_subscriber_settings(e),
+            **_schedule_settings(e),
             delivery=DeliveryConfig.from_env(e),
         )
 
@@ -247,6 +254,16 @@ def _subscriber_settings(e: Mapping[str, str]) -> dict:
         partner_receipts_per_hour=_positive_int(e, "PARTNER_RECEIPTS_PER_HOUR", 10),
         preview_sends_per_link=_positive_int(e, "PREVIEW_SENDS_PER_LINK", 10),
         preview_sends_per_address=_positive_int(e, "PREVIEW_SENDS_PER_ADDRESS", 3),
+    )
+
+
+def _schedule_settings(e: Mapping[str, str]) -> dict:
+    """Settings of the scheduler process (issue 13)."""
+    source = (e.get("BOUNCE_SOURCE") or "").strip()
+    return dict(
+        feed_poll_minutes=_positive_int(e, "FEED_POLL_MINUTES", 60),
+        schedule_grace_hours=_positive_int(e, "SCHEDULE_GRACE_HOURS", 24),
+        bounce_source=Path(source).resolve() if source else None,
     )
 
 

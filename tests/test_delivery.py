@@ -148,9 +148,9 @@ def test_relay_down_leaves_deliveries_pending_for_retry(rt, settings, edition):
 
 def test_scheduler_job_builds_and_sends_the_period(rt, transport, queue, edition):
     from mailer.delivery.actors import run_period
-    from scheduler import build_scheduler
+    from mailer.schedule import jobs
 
-    job = build_scheduler(rt.settings).get_job("monthly-digest")
+    job = next(j for j in jobs(rt.settings) if j.id == "monthly-digest")
     assert str(job.trigger).startswith("cron[day='1st tue', hour='9', minute='0'")
     enqueue(run_period, "2026-11")
     queue()

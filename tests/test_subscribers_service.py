@@ -303,7 +303,7 @@ def test_purge_removes_only_old_pending_requests(rt, catalogue):
 
 
 def test_scheduler_runs_the_purge_daily(settings):
-    from scheduler import build_scheduler
+    from mailer.schedule import jobs
 
-    job = build_scheduler(settings).get_job("purge-unconfirmed")
-    assert job is not None and "hour='3'" in str(job.trigger)
+    job = next(j for j in jobs(settings) if j.id == "purge-unconfirmed")
+    assert job.actor == "subscribers.tasks:purge_unconfirmed_job" and "hour='3'" in str(job.trigger)

@@ -176,7 +176,9 @@ def poll_partner(session: Session, partner: Partner, options: FetchOptions, *, t
 def poll_feeds(db: Database, options: FetchOptions, *, today: date, slug: str | None = None) -> list[PollResult]:
     """Poll every active partner with a feed (or only ``slug``), one transaction each.
 
-    This is the edge the CLI and the scheduler call: a partner's items and its feed state
+    The edges call it: ``mailer feeds poll`` and the ``poll_feeds`` actor
+    (:mod:`mailer.delivery.scheduled_actors`), which the scheduler sends every
+    ``FEED_POLL_MINUTES``. A partner's items and its feed state
     commit together; an unexpected failure rolls that partner back, is recorded on it in
     a fresh transaction, and the next partner is polled.
     """

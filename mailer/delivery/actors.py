@@ -14,18 +14,19 @@ import logging
 import uuid
 
 import dramatiq
+from sqlalchemy import select
 
 import mailer.broker  # noqa: F401  (the broker must be set before actors are declared)
-from mailer import runtime
+from mailer import runtime, schedule_runs
 from mailer.delivery import control, fanout
 from mailer.delivery.limits import counters_for
 from mailer.delivery.sending import deliver_batch, finish_if_done
-from mailer.delivery.transactional import compose_transactional
+from mailer.delivery.transactional import compose_transactional, editors_notice
 from mailer.delivery.transport import PermanentFailure
 from mailer.delivery.outgoing import Outgoing
 from mailer.digest.compose import load_plan
-from mailer.digest.editions import build_edition, find_edition
-from mailer.digest.models import CANCELLED, DRAFT, SCHEDULED, SENDING, Edition
+from mailer.digest.editions import build_edition, edition_items, find_edition
+from mailer.digest.models import DRAFT, SCHEDULED, SENDING, Edition
 from subscribers.models import ERASED, Subscriber
 
 log = logging.getLogger(__name__)
@@ -97,10 +98,19 @@ def start_edition(edition_id: int) -> None:
     """Fan an edition out into deliveries and enqueue the pending ones in batches."""
     rt = runtime.current()
     with rt.db.transaction() as s:
-        edition = s.get(Edition, edition_id)
-        fanout.start_edition(s, edition, load_plan(s, edition))
-        ids = control.pending_ids(s, edition_id, due_only=True)
-        done = finish_if_done(s, edition_id)
+        ids, done = _fan_out(s, s.get(Edition, edition_id))
+    _enqueue_started(rt, edition_id, ids, done)
+
+
+def _fan_out(s, edition: Edition) -> tuple[list[int], bool]:
+    """Fan ``edition`` out (it becomes ``sending``); its due pending deliveries, and
+    whether it is already done (nobody to send to)."""
+    fanout.start_edition(s, edition, load_plan(s, edition))
+    return control.pending_ids(s, edition.id, due_only=True), finish_if_done(s, edition.id)
+
+
+def _enqueue_started(rt, edition_id: int, ids: list[int], done: bool) -> None:
+    """After the fan-out's commit: enqueue the deliveries and watch the edition."""
     if ids and rt.db.engine.dialect.name == "postgresql":
         # Thousands of new rows: fresh statistics keep the planner on the primary key.
         with rt.db.engine.connect() as conn:
@@ -153,17 +163,59 @@ def sweep() -> None:
 
 
 @dramatiq.actor(queue_name="digest", max_retries=3, priority=DIGEST_PRIORITY)
-def run_period(period: str) -> None:
-    """The monthly job: build ``period``'s edition if it is still a draft, then send it."""
+def run_period(period: str, run_id: int | None = None) -> None:
+    """The monthly job: build ``period``'s edition and start sending it, once.
+
+    Only a draft (or a month with no edition yet) is built and started. An edition that is
+    already sending, paused or sent (an operator sent it by hand, or this job ran before),
+    scheduled by an editor, or cancelled is left alone, so a second firing or a retry sends
+    nothing. A month with no items sends nothing and tells the editors (by email to
+    ``REPLY_TO`` if set; in the log and the run's outcome always). The outcome goes on the
+    scheduler's run ``run_id`` (see :mod:`mailer.schedule_runs`).
+    """
     rt = runtime.current()
+    empty_notice, started = False, None
     with rt.db.transaction() as s:
-        edition = find_edition(s, period)
-        if edition is not None and edition.status in (SCHEDULED, CANCELLED):
-            return  # the editor set a time (send_due_editions sends it) or stopped it
-        if edition is None or edition.status == DRAFT:
-            edition = build_edition(s, period)
+        edition = find_edition(s, period, lock=True)
+        if edition is not None and edition.status != DRAFT:
+            detail = (f"the {period} edition is {edition.status}"
+                      + (" (an editor scheduled it)" if edition.status == SCHEDULED else "")
+                      + "; nothing sent")
+            log.info("monthly job: %s", detail)
+            schedule_runs.finish(s, run_id, schedule_runs.SKIPPED, detail)
+            return
+        edition = build_edition(s, period)
         edition_id = edition.id
-    start_edition.send(edition_id)
+        if not edition_items(s, edition_id):
+            run = s.get(schedule_runs.ScheduleRun, run_id) if run_id is not None else None
+            empty_notice = run is None or run.outcome != schedule_runs.EMPTY  # once per run
+            detail = f"the {period} edition has no approved items; nothing sent"
+            log.warning("monthly job: %s. Approve items, then `mailer edition send %s`.", detail, period)
+            schedule_runs.finish(s, run_id, schedule_runs.EMPTY, detail)
+        else:
+            # Fanned out under the row lock: the edition leaves draft in this transaction,
+            # so a later firing or retry finds it sending and leaves it; a hand send only
+            # adds readers the ledger does not have yet.
+            started = _fan_out(s, edition)
+            schedule_runs.finish(s, run_id, schedule_runs.SENDING, f"the {period} edition is sending")
+    if empty_notice:
+        tell_editors_empty(rt, period)
+    if started is not None:
+        _enqueue_started(rt, edition_id, *started)
+
+
+def tell_editors_empty(rt, period: str) -> None:
+    """Email the editors (``REPLY_TO``) that the month's edition went out empty-handed."""
+    if not rt.settings.reply_to:
+        return
+    envelope = editors_notice(rt.settings, f"The {period} edition was not sent: it has no items",
+                              f"The monthly job found no approved items for the {period} edition, "
+                              f"so nothing was sent. Approve items, then run: mailer edition send {period}")
+    outgoing = Outgoing(rt.settings, rt.transport)
+    try:
+        outgoing.one_off(envelope)
+    finally:
+        outgoing.close()
 
 
 @dramatiq.actor(queue_name="digest", max_retries=3)
@@ -205,6 +257,4 @@ def requeue_pending() -> int:
 
 
 def select_sending():
-    from sqlalchemy import select
-
     return select(Edition.id).where(Edition.status == SENDING)

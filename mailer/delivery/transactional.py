@@ -5,6 +5,7 @@ a burst of sign-ups costs no MJML compiles.
 """
 from __future__ import annotations
 
+from email.utils import parseaddr
 from functools import lru_cache
 
 from mailer.delivery.message import Envelope, MessageTemplate
@@ -45,3 +46,13 @@ def compose_transactional(kind: str, settings: Settings, sub: Subscriber) -> Env
     template = MessageTemplate(mail_from=settings.mail_from, subject=SUBJECTS[kind], auto_submitted=True)
     return template.build(to_name=sub.name, to_address=sub.email,
                           text=fill(text, values, html=False), html=fill(html, values, html=True))
+
+
+def editors_notice(settings: Settings, subject: str, text: str) -> Envelope:
+    """A short plain note to the editors (``REPLY_TO``) from the service itself, such as
+    "this month's edition had nothing in it". ``subject`` and ``text`` are our own words."""
+    from html import escape
+
+    template = MessageTemplate(mail_from=settings.mail_from, subject=subject, auto_submitted=True)
+    return template.build(to_name="", to_address=parseaddr(settings.reply_to)[1], text=text + "\n",
+                          html=f"<!doctype html><html><body><p>{escape(text)}</p></body></html>")

@@ -39,11 +39,14 @@ def default_subject(period: str) -> str:
     return f"Your campaign digest - {MONTHS[start.month - 1]} {start.year}"
 
 
-def find_edition(session: Session, period: str) -> Edition | None:
+def find_edition(session: Session, period: str, *, lock: bool = False) -> Edition | None:
     """The edition for ``period``, or None if there is none yet: the one lookup of an
-    edition by period. EditionError if ``period`` is malformed."""
+    edition by period. EditionError if ``period`` is malformed. ``lock`` takes the row
+    lock (SELECT ... FOR UPDATE) until the transaction ends, for a caller that decides
+    from the status and must not race another (the monthly job)."""
     parse_period(period)
-    return session.scalar(select(Edition).where(Edition.period == period))
+    query = select(Edition).where(Edition.period == period)
+    return session.scalar(query.with_for_update() if lock else query)
 
 
 def get_edition(session: Session, period: str) -> Edition:
