@@ -300,3 +300,11 @@ def test_a_mix_of_good_and_unknown_recipients_gets_one_answer_each(app, rt, demo
         assert rows[1].outcome == "no bounce or complaint report in it"
         assert consent(s, reader)[0].status == "unsubscribed"
         assert consent(s, other)[0].status == "confirmed" and not is_suppressed(s, other)
+
+
+def test_the_inbound_domain_loads_without_web_queue_or_smtp_libraries():
+    """mailer/inbound is domain code: the receiver and the actor are its edges."""
+    code = ("import sys, mailer.inbound.store, mailer.inbound.handlers; "
+            "print(sorted(m for m in ('flask', 'dramatiq', 'aiosmtpd', 'click') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
