@@ -80,6 +80,8 @@ class Settings:
     feed_poll_minutes: int = 60
     schedule_grace_hours: int = 24
     bounce_source: Path | None = None
+    # Largest message the LMTP receiver accepts (larger: 552 per recipient).
+    inbound_max_bytes: int = 10_000_000
     extra: dict = field(default_factory=dict)
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
 
@@ -164,6 +166,7 @@ class Settings:
             feed_timeout=float(e.get("FEED_TIMEOUT", "10")),
             feed_max_bytes=int(e.get("FEED_MAX_BYTES", "2000000")),
             suppression_key=e.get("SUPPRESSION_KEY") or "",
+            inbound_max_bytes=_positive_int(e, "INBOUND_MAX_BYTES", 10_000_000),
             **_subscriber_settings(e),
             **_schedule_settings(e),
             delivery=DeliveryConfig.from_env(e),

@@ -98,6 +98,10 @@ def test_worker_killed_mid_send_edition_completes_without_second_emails(rt, redi
     try:
         start_sending(redis_url, edition)
         wait_for(lambda: len(relay.messages) >= 30, 30, "the first messages")
+        # Kill while a chunk is claimed (on a loaded machine the poll above can land between
+        # chunks, and a kill there leaves nothing in flight to test).
+        wait_for(lambda: any(st == "sending" for st, _, _ in ledger(rt, edition).values()),
+                 30, "a claimed chunk", 0.005)
         doomed.kill9_worker()  # SIGKILL: no chance to record anything
         survivor = Workers(env)
         wait_for(lambda: status(rt, edition) == "sent", 90, "the edition to complete", 0.3)

@@ -171,3 +171,11 @@ def test_scheduler_defaults_to_first_tuesday_at_nine_london():
     assert fire == datetime(2026, 12, 1, 9, 0, tzinfo=london)  # 1 December 2026 is a Tuesday
     fire = trigger.get_next_fire_time(None, datetime(2027, 6, 2, tzinfo=london))
     assert (fire.month, fire.day, fire.hour, fire.utcoffset().total_seconds()) == (7, 6, 9, 3600)
+
+
+def test_inbound_max_bytes_defaults_to_ten_megabytes_and_refuses_nonsense(tmp_path):
+    assert Settings.from_env({"VAR_DIR": str(tmp_path)}).inbound_max_bytes == 10_000_000
+    assert Settings.from_env({"VAR_DIR": str(tmp_path), "INBOUND_MAX_BYTES": "2000"}).inbound_max_bytes == 2000
+    for bad in ("10MB", "0"):
+        with pytest.raises(ConfigError, match="INBOUND_MAX_BYTES"):
+            Settings.from_env({"VAR_DIR": str(tmp_path), "INBOUND_MAX_BYTES": bad})

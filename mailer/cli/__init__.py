@@ -26,6 +26,7 @@ from mailer.cli.doctor import doctor
 from mailer.cli.edition import edition
 from mailer.cli.feeds import feeds
 from mailer.cli.items import items
+from mailer.cli.lmtp import lmtp
 from mailer.cli.partners import partners
 from mailer.cli.schedule import schedule
 from mailer.cli.subscribers import subscribers
@@ -38,7 +39,7 @@ def main() -> None:
 
 
 for _command in (db, seed_demo, partners, items, feeds, edition, subscribers, bounces, worker,
-                 doctor, dns_records, schedule):
+                 lmtp, doctor, dns_records, schedule):
     main.add_command(_command)
 
 __all__ = ["main"]

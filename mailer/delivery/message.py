@@ -172,7 +172,8 @@ class Envelope:
 class MessageTemplate:
     """The parts of a mailing that every recipient shares, encoded once.
 
-    ``list_unsubscribe_mailto`` turns on the RFC 2369/8058 headers (digests); transactional
+    ``list_unsubscribe_mailto`` turns on the RFC 2369/8058 headers (digests) and is their
+    mailto unless a recipient's own is given to :meth:`build_encoded`; transactional
     emails such as confirmations leave it off. ``auto_submitted`` marks a message sent by
     a machine in answer to something (RFC 3834: confirmations, links, partner notices), so
     auto-responders stay quiet. ``reply_to`` sends replies to the editors rather than the
@@ -218,10 +219,11 @@ class MessageTemplate:
         self._date_second, self._date_value = -1, ""
 
     def build(self, *, to_name: str, to_address: str, text: str, html: str,
-              unsubscribe_url: str | None = None) -> Envelope:
+              unsubscribe_url: str | None = None, unsubscribe_mailto: str | None = None) -> Envelope:
         """The complete message for one recipient."""
         return self.build_encoded(to_name=to_name, to_address=to_address, text_qp=_qp(text),
-                                  html_qp=_qp(html), unsubscribe_url=unsubscribe_url)
+                                  html_qp=_qp(html), unsubscribe_url=unsubscribe_url,
+                                  unsubscribe_mailto=unsubscribe_mailto)
 
     def _date(self) -> str:
         # Formatting costs a few microseconds; one value per second serves every message.
@@ -233,9 +235,12 @@ class MessageTemplate:
         return self._date_value
 
     def build_encoded(self, *, to_name: str, to_address: str, text_qp: bytes, html_qp: bytes,
-                      unsubscribe_url: str | None = None) -> Envelope:
+                      unsubscribe_url: str | None = None,
+                      unsubscribe_mailto: str | None = None) -> Envelope:
         """The complete message for one recipient from bodies already quoted-printable
-        encoded with CRLF line ends (see :func:`qp_fragment`)."""
+        encoded with CRLF line ends (see :func:`qp_fragment`). ``unsubscribe_mailto`` is the
+        recipient's own unsubscribe address (``unsubscribe+TOKEN@``), so a mail to it
+        unsubscribes exactly them."""
         head = [
             f"To: {encode_address(to_name, to_address)}",
             f"Date: {self._date()}",
@@ -244,8 +249,9 @@ class MessageTemplate:
         if unsubscribe_url:
             if self.mailto is None:
                 raise ValueError("this mailing has no List-Unsubscribe mailto configured")
+            mailto = _check(unsubscribe_mailto or self.mailto)
             # One line of up to 998 octets: folding or RFC 2047 here breaks one-click clients.
-            head.append(f"List-Unsubscribe: <{_check(unsubscribe_url)}>, <mailto:{self.mailto}?subject=unsubscribe>")
+            head.append(f"List-Unsubscribe: <{_check(unsubscribe_url)}>, <mailto:{mailto}?subject=unsubscribe>")
         data = b"".join((
             self._shared,
             ("\r\n".join(head) + "\r\n").encode("utf-8"),

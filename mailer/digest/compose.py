@@ -134,7 +134,8 @@ def compose(prepared: PreparedEdition, recipient: Recipient, *, to_address: str 
     return (template or prepared.template).build_encoded(
         to_name=recipient.name if to_address is None else "",
         to_address=to_address or recipient.email,
-        text_qp=text, html_qp=html, unsubscribe_url=values["UNSUBSCRIBE_URL"])
+        text_qp=text, html_qp=html, unsubscribe_url=values["UNSUBSCRIBE_URL"],
+        unsubscribe_mailto=prepared.links.unsubscribe_mailto(recipient.id, recipient.token_version))
 
 
 def _emailed_copy(prepared: PreparedEdition, topic_ids, partner_ids) -> _Copy:
