@@ -27,8 +27,9 @@ from mailer.digest.compose import PreparedEdition, compose, message_template, pr
 from mailer.digest.editions import EditionError
 from mailer.digest.models import Edition
 from mailer.settings import Settings
+from mailer.validation import email_address
 from subscribers.models import Subscriber
-from subscribers.service import Recipient, normalise_email, recipients
+from subscribers.service import Recipient, recipients
 
 PREVIEW_MAX_AGE = 24 * 3600  # preview page links work for a day
 STAND_IN_ID = 0
@@ -40,7 +41,7 @@ class PreviewError(EditionError):
 
 def as_subscriber(session: Session, email: str) -> Recipient:
     """The confirmed subscriber with ``email``, with their current choices."""
-    sub = session.scalar(select(Subscriber).where(Subscriber.email == normalise_email(email)))
+    sub = session.scalar(select(Subscriber).where(Subscriber.email == email_address("email", email)))
     if sub is None:
         raise PreviewError(f"No subscriber has the address {email}.")
     found = recipients(session, [sub.id])
@@ -97,7 +98,7 @@ def make_test_send(prepared_edition: PreparedEdition, settings: Settings, recipi
 
     Links are re-pointed at the stand-in (id 0) even when previewing a real subscriber.
     """
-    address = normalise_email(to_address)
+    address = email_address("to", to_address)
     stand_in = Recipient(STAND_IN_ID, recipient.email, recipient.name, 0,
                          recipient.topic_ids, recipient.partner_ids)
     template = message_template(settings, f"[Test] {prepared_edition.subject}")
