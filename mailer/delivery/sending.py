@@ -22,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import random
-import threading
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -38,7 +37,8 @@ from mailer.delivery.transport import PermanentFailure, TransientFailure, Transp
 from mailer.delivery.outgoing import Outgoing
 from mailer.delivery.message import MessageTemplate
 from mailer.digest import status as edition_status
-from mailer.digest.compose import LIST_NAME, PreparedEdition, compose, prepare_edition
+from mailer.digest.cache import prepared_editions
+from mailer.digest.compose import LIST_NAME, PreparedEdition, compose
 from mailer.digest.models import SENDING as EDITION_SENDING
 from mailer.digest.models import Edition
 from mailer.settings import Settings
@@ -46,23 +46,14 @@ from subscribers.service import recipients
 
 log = logging.getLogger(__name__)
 
-_prepared: dict[tuple[int, object], PreparedEdition] = {}
-_prepared_lock = threading.Lock()
-
-
 def prepared_for(session: Session, edition: Edition, settings: Settings) -> PreparedEdition:
-    """The edition's render, made once per process (keyed by build time and the editor's
-    fields, so a rebuild or an edit renders afresh) and shared by all worker threads."""
-    key = (edition.id, edition.built_at, edition.subject, edition.preheader, edition.intro,
-           edition.featured_item_id)
-    with _prepared_lock:
-        if key not in _prepared:
-            _prepared.clear()  # one edition sends at a time; do not hoard renders
-            prepared = prepare_edition(session, edition, settings)
-            # The mailing's own headers (Reply-To, Feedback-ID) belong to sending, not to the
-            # render that web copies and test sends share.
-            _prepared[key] = dataclasses.replace(prepared, template=digest_template(settings, edition))
-        return _prepared[key]
+    """The edition's render from the one cache (:mod:`mailer.digest.cache`: made once per
+    process and version, shared by all worker threads), with the mailing's own headers."""
+    # Reply-To and Feedback-ID belong to sending, not to the render that web copies and
+    # test sends share: a variant of the cached render.
+    return prepared_editions.get(
+        session, edition, settings, variant="mailing",
+        finish=lambda prepared: dataclasses.replace(prepared, template=digest_template(settings, edition)))
 
 
 def feedback_id(settings: Settings, edition: Edition) -> str:

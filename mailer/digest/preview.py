@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import secrets
 from functools import lru_cache
-from threading import Lock
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import select
@@ -23,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from mailer.content.models import Partner, Topic
 from mailer.delivery.message import Envelope
-from mailer.digest.compose import PreparedEdition, compose, message_template, prepare_edition
+from mailer.digest.compose import PreparedEdition, compose, message_template
 from mailer.digest.editions import EditionError
 from mailer.digest.models import Edition
 from mailer.settings import Settings
@@ -74,22 +73,6 @@ def profile(session: Session, subscriber: str | None = None, topic_slugs=(), par
     if subscriber:
         return as_subscriber(session, subscriber)
     return as_choices(session, topic_slugs, partner_slugs)
-
-
-_cache: dict[tuple, PreparedEdition] = {}
-_lock = Lock()
-
-
-def prepared(session: Session, edition: Edition, settings: Settings) -> PreparedEdition:
-    """The edition's render for web faces and previews, remembered while unchanged."""
-    key = (edition.id, edition.built_at, edition.subject, edition.preheader, edition.intro,
-           edition.featured_item_id, settings.base_url)
-    with _lock:
-        if key not in _cache:
-            if len(_cache) >= 4:
-                _cache.clear()
-            _cache[key] = prepare_edition(session, edition, settings)
-        return _cache[key]
 
 
 def make_test_send(prepared_edition: PreparedEdition, settings: Settings, recipient: Recipient,
