@@ -5,14 +5,13 @@ The paths here are the routes of ``subscribers.views``; a test checks they agree
 from __future__ import annotations
 
 from mailer.settings import Settings
-from subscribers.minting import TokenMinter
 from subscribers.tokens import Tokens
 
 
 class Links:
     def __init__(self, settings: Settings):
         self.base = settings.base_url
-        self.tokens = TokenMinter(Tokens(settings.secret_key, settings.secret_key_fallbacks))
+        self.tokens = Tokens(settings.secret_key, settings.secret_key_fallbacks)
 
     def confirm(self, subscriber_id: int, version: int) -> str:
         return f"{self.base}/confirm/{self.tokens.make('confirm', subscriber_id, version)}"
