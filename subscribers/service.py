@@ -36,6 +36,8 @@ from subscribers.models import (
     UNSUBSCRIBED,
     ConsentEvent,
     Subscriber,
+    subscriber_partners,
+    subscriber_topics,
 )
 from subscribers.tokens import TokenError, Tokens
 
@@ -264,8 +266,6 @@ def recipients(session: Session, ids: Sequence[int] | None = None, *,
     That is: confirmed, not paused on ``today`` (default: the UTC date), and not on the
     suppression list. Four queries, whatever the number of subscribers.
     """
-    from subscribers.models import subscriber_partners, subscriber_topics
-
     today = today or utcnow().date()
     q = select(Subscriber.id, Subscriber.email, Subscriber.name, Subscriber.token_version).where(
         or_(Subscriber.paused_until.is_(None), Subscriber.paused_until <= today))

@@ -32,7 +32,7 @@ from mailer.db import Database, utcnow
 from mailer.delivery.control_models import SendEvent
 from mailer.delivery.limits import RateLimiter, counters_for
 from mailer.delivery.models import FAILED, OPEN, PENDING, SENDING, SENT, SKIPPED, UNKNOWN, Delivery
-from mailer.delivery.suppression import record_refusal, suppressed
+from mailer.delivery.suppression import record_refusal
 from mailer.delivery.transport import PermanentFailure, TransientFailure, Transport
 from mailer.delivery.outgoing import Outgoing
 from mailer.delivery.message import MessageTemplate
@@ -45,6 +45,11 @@ from mailer.settings import Settings
 from subscribers.service import recipients
 
 log = logging.getLogger(__name__)
+
+# Why a delivery is skipped when recipients() no longer returns its person (it does not say
+# which of these happened after the fan-out).
+NO_LONGER_RECEIVES = ("no longer receives digests (unsubscribed, paused, erased or suppressed "
+                      "since the fan-out)")
 
 def prepared_for(session: Session, edition: Edition, settings: Settings) -> PreparedEdition:
     """The edition's render from the one cache (:mod:`mailer.digest.cache`: made once per
@@ -248,16 +253,16 @@ def deliver_batch(db: Database, transport: Transport, settings: Settings,
                     continue
                 edition_id = rows[0].edition_id
                 prepared = prepared_for(s, s.get(Edition, edition_id), settings)
+                # Only the people who still receive digests: unsubscribed, paused, erased or
+                # suppressed since the fan-out, a person is missing here.
                 people = {r.id: r for r in recipients(s, [r.subscriber_id for r in rows])}
-                blocked = suppressed(s, [p.email for p in people.values()])
             chunk = _Chunk(rows, settings)
             in_flight, interrupted, connection_down = None, None, None
             try:
                 for row in rows:
                     person = people.get(row.subscriber_id)
-                    if person is None or person.email.lower() in blocked:
-                        # Unsubscribed, or suppressed, since the fan-out: nothing to send.
-                        chunk.skipped(row, "suppressed" if person else None)
+                    if person is None:
+                        chunk.skipped(row, NO_LONGER_RECEIVES)
                         continue
                     try:
                         envelope = compose(prepared, person)
