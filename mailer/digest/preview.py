@@ -22,7 +22,7 @@ from mailer.digest.compose import PreparedEdition, compose, message_template
 from mailer.digest.editions import EditionError
 from mailer.digest.models import Edition
 from mailer.settings import Settings
-from mailer.validation import email_address
+from mailer.validation import InvalidInput, email_address
 from subscribers.models import Subscriber
 from subscribers.service import Recipient, recipients
 from subscribers.tokens import TokenError, Tokens
@@ -78,7 +78,10 @@ def make_test_send(prepared_edition: PreparedEdition, settings: Settings, recipi
 
     Links are re-pointed at the stand-in (id 0) even when previewing a real subscriber.
     """
-    address = email_address("to", to_address)
+    try:
+        address = email_address("to", to_address)
+    except InvalidInput as err:
+        raise PreviewError(f"The test address {err.message}") from None
     stand_in = Recipient(STAND_IN_ID, recipient.email, recipient.name, 0,
                          recipient.topic_ids, recipient.partner_ids)
     template = message_template(settings, f"[Test] {prepared_edition.subject}")
