@@ -1,4 +1,5 @@
-"""What a subscriber tells us, checked: address, profile fields and choices.
+"""What a subscriber tells us, checked: profile fields and choices (the address is
+:func:`mailer.validation.email_address`'s).
 
 The "no topic chosen" rule lives here: no topics means only the items of the partners
 followed; neither a topic nor a partner is refused. Nothing here writes.

@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 NO_LONGER_RECEIVES = ("no longer receives digests (unsubscribed, paused, erased or suppressed "
                       "since the fan-out)")
 
+
 def prepared_for(session: Session, edition: Edition, settings: Settings) -> PreparedEdition:
     """The edition's render from the one cache (:mod:`mailer.digest.cache`: made once per
     process and version, shared by all worker threads), with the mailing's own headers."""
@@ -253,8 +254,8 @@ def deliver_batch(db: Database, transport: Transport, settings: Settings,
                     continue
                 edition_id = rows[0].edition_id
                 prepared = prepared_for(s, s.get(Edition, edition_id), settings)
-                # Only the people who still receive digests: unsubscribed, paused, erased or
-                # suppressed since the fan-out, a person is missing here.
+                # Only people who still receive digests: whoever unsubscribed, paused, was
+                # erased or suppressed since the fan-out is missing, and skipped below.
                 people = {r.id: r for r in recipients(s, [r.subscriber_id for r in rows])}
             chunk = _Chunk(rows, settings)
             in_flight, interrupted, connection_down = None, None, None
