@@ -1,5 +1,7 @@
 """The campaign digest engine: content, editions, rendering and delivery.
 
-Domain modules here import neither Flask nor Dramatiq; the web blueprints in
-``mailer.web``, the actors in ``mailer.delivery.actors`` and the CLI are thin shells.
+The domain packages (``content``, ``digest``, ``delivery``, with ``subscribers`` beside
+them) import neither Flask, Dramatiq nor Click, take a session and never commit. The edges
+(web blueprints, Dramatiq actors, CLI commands, the scheduler) are thin shells over them:
+they alone open transactions and enqueue work.
 """

@@ -1,7 +1,8 @@
 """One settings object, read once from the environment.
 
-Web, worker and scheduler processes all call :func:`get_settings`; tests build their own
-:class:`Settings` with :meth:`Settings.from_env` and an explicit mapping.
+:meth:`Settings.from_env` reads every variable (README's configuration table lists them);
+a process does so once, when its runtime is assembled at start-up, and everything it runs
+is handed that one object. Tests build their own with an explicit mapping.
 """
 from __future__ import annotations
 
@@ -65,7 +66,6 @@ class Settings:
     partner_receipts_per_hour: int = 10
     preview_sends_per_link: int = 10
     preview_sends_per_address: int = 3
-    batch_size: int = 100
     # Partner feeds: refuse private/loopback/link-local addresses unless this is on.
     feed_allow_private: bool = False
     feed_timeout: float = 10.0
@@ -82,7 +82,6 @@ class Settings:
     bounce_source: Path | None = None
     # Largest message the LMTP receiver accepts (larger: 552 per recipient).
     inbound_max_bytes: int = 10_000_000
-    extra: dict = field(default_factory=dict)
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
 
     @property

@@ -18,13 +18,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable, TextIO
 
-from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import insert, select, text, update
 from sqlalchemy.orm import Session
 
 from mailer.content.models import Partner, Topic
 from mailer.db import utcnow
-from mailer.validation import InvalidInput, clean_text
+from mailer.validation import InvalidInput, clean_text, email_address
 from subscribers import suppression
 from subscribers.export import spreadsheet_value
 from subscribers.models import (
@@ -155,12 +154,7 @@ def import_csv(session: Session, stream: TextIO, *, source: str, basis: str,
                 continue  # blank line
             raw = cell(row, "email")
             try:
-                if "\r" in raw or "\n" in raw:
-                    raise InvalidInput("email", "The email address must not contain line breaks.")
-                try:
-                    address = validate_email(raw, check_deliverability=False).normalized
-                except EmailNotValidError as exc:
-                    raise InvalidInput("email", str(exc)) from None
+                address = email_address("email", raw)
                 name = clean_text("name", cell(row, "name"), 120)
                 org = clean_text("organisation", cell(row, "organisation"), 200)
                 raw_type = cell(row, "organisation_type")

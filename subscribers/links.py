@@ -6,14 +6,13 @@ from __future__ import annotations
 
 from mailer.settings import Settings
 from subscribers.address_tokens import AddressTokens
-from subscribers.minting import TokenMinter
 from subscribers.tokens import Tokens
 
 
 class Links:
     def __init__(self, settings: Settings):
         self.base = settings.base_url
-        self.tokens = TokenMinter(Tokens(settings.secret_key, settings.secret_key_fallbacks))
+        self.tokens = Tokens(settings.secret_key, settings.secret_key_fallbacks)
         self.address_tokens = AddressTokens(settings.secret_key, settings.secret_key_fallbacks)
         self.unsubscribe_local, _, self.unsubscribe_domain = settings.unsubscribe_mailto.partition("@")
 

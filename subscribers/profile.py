@@ -1,4 +1,5 @@
-"""What a subscriber tells us, checked: address, profile fields and choices.
+"""What a subscriber tells us, checked: profile fields and choices (the address is
+:func:`mailer.validation.email_address`'s).
 
 The "no topic chosen" rule lives here: no topics means only the items of the partners
 followed; neither a topic nor a partner is refused. Nothing here writes.
@@ -9,8 +10,6 @@ import re
 from dataclasses import dataclass
 from typing import Iterable
 
-from email_validator import EmailNotValidError
-from email_validator import validate_email as _validate_email
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -27,20 +26,6 @@ ORGANISATION_TYPE_VALUES = frozenset(v for v, _ in ORGANISATION_TYPES)
 # have 3 to 6 letters and digits (trusts: RXX or RXX01).
 _GP_CODE = re.compile(r"[A-Z][0-9]{5}")
 _ODS_CODE = re.compile(r"[A-Z0-9]{3,6}")
-
-
-def normalise_email(address: str) -> str:
-    """The address in the form we store, or :class:`InvalidInput`.
-
-    Internationalised addresses are accepted; no DNS lookup is made (deliverability is
-    proven by the confirmation email, not by a resolver).
-    """
-    if any(ch in (address or "") for ch in "\r\n"):
-        raise InvalidInput("email", "The email address must not contain line breaks.")
-    try:
-        return _validate_email((address or "").strip(), check_deliverability=False).normalized
-    except EmailNotValidError as exc:
-        raise InvalidInput("email", str(exc)) from None
 
 
 def clean_organisation_type(value: str | None) -> str:

@@ -17,7 +17,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from mailer.db import utcnow
-from mailer.validation import InvalidInput
+from mailer.validation import InvalidInput, email_address
 from subscribers import suppression
 from subscribers.profile import (  # noqa: F401  (re-exported: callers use service.*)
     MAX_PAUSE_DAYS,
@@ -27,7 +27,6 @@ from subscribers.profile import (  # noqa: F401  (re-exported: callers use servi
     choices_from_request,
     clean_organisation_type,
     clean_practice_code,
-    normalise_email,
     request_data,
     validate_choices,
 )
@@ -37,6 +36,8 @@ from subscribers.models import (
     UNSUBSCRIBED,
     ConsentEvent,
     Subscriber,
+    subscriber_partners,
+    subscriber_topics,
 )
 from subscribers.tokens import TokenError, Tokens
 
@@ -86,7 +87,7 @@ def subscribe(
     is left untouched; its owner is mailed a manage link. An unsubscribed address goes back
     to pending, keeping its old profile, and stays suppressed until confirmed.
     """
-    address = normalise_email(email)
+    address = email_address("email", email)
     existing = by_address(session, address)
     if existing is not None and existing.status == CONFIRMED:
         return SubscribeOutcome(existing, "manage")
@@ -207,7 +208,7 @@ def suppress_address(session: Session, email: str, reason: str, *, source: str) 
     """Never mail ``email`` again until its owner opts in afresh: suppress the address and
     unsubscribe its subscriber, if any. Returns the normalised address; raises
     :class:`InvalidInput` for a malformed one (and changes nothing)."""
-    address = normalise_email(email)
+    address = email_address("email", email)
     sub = by_address(session, address)
     if sub is not None:
         unsubscribe(session, sub, source=source)
@@ -234,7 +235,7 @@ def revoke_links(session: Session, sub: Subscriber, *, source: str = "link",
 def find(session: Session, email: str) -> Subscriber | None:
     """The subscriber with ``email`` (any spelling email-validator normalises), or None."""
     try:
-        address = normalise_email(email)
+        address = email_address("email", email)
     except InvalidInput:
         return None
     return by_address(session, address)
@@ -265,8 +266,6 @@ def recipients(session: Session, ids: Sequence[int] | None = None, *,
     That is: confirmed, not paused on ``today`` (default: the UTC date), and not on the
     suppression list. Four queries, whatever the number of subscribers.
     """
-    from subscribers.models import subscriber_partners, subscriber_topics
-
     today = today or utcnow().date()
     q = select(Subscriber.id, Subscriber.email, Subscriber.name, Subscriber.token_version).where(
         or_(Subscriber.paused_until.is_(None), Subscriber.paused_until <= today))

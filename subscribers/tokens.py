@@ -8,16 +8,24 @@ subscriber's ``token_version`` revokes every token issued before.
 Lifetimes are the caller's choice (``max_age_seconds``): confirm links last
 ``CONFIRM_MAX_AGE_DAYS``, manage links ``MANAGE_LINK_MAX_AGE_DAYS``; unsubscribe links never
 expire, because an old digest's unsubscribe link must always work.
+
+:class:`Tokens` is the one place that signs links: subscribers' links and editors' preview
+links (``mailer.digest.preview``) alike.
 """
 from __future__ import annotations
 
+import hmac
+import secrets
 import time
 from dataclasses import dataclass
 from typing import Callable
 
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
+from itsdangerous.encoding import base64_encode, int_to_bytes
 
 PURPOSES = ("confirm", "manage", "unsubscribe", "view")
+# The salt of an edition's preview-page links. Changing it would break live preview links.
+PREVIEW_SALT = "ertg-edition-preview"
 
 
 # What each purpose's link is called on an error page ("this is a link to ...").
@@ -48,6 +56,12 @@ class TokenClaims:
     version: int
 
 
+@dataclass(frozen=True)
+class PreviewClaims:
+    edition_id: int
+    generation: int  # the edition's preview_generation when the link was made
+
+
 def _now() -> float:
     return time.time()
 
@@ -64,19 +78,48 @@ def _signer_with_clock(clock: Callable[[], float]) -> type[TimestampSigner]:
 
 
 class Tokens:
+    """Signs and reads link tokens with ``SECRET_KEY`` (and verifies with the fallbacks).
+
+    :meth:`make` is on the hot path: a digest carries three tokens (manage, unsubscribe,
+    view), so it is fast; :meth:`read` and the preview links use itsdangerous as it is.
+    """
+
     def __init__(self, secret_key: str, fallbacks: tuple[str, ...] = (),
                  clock: Callable[[], float] | None = None):
         """``clock`` (seconds since the epoch) stands in for the time in tests."""
         # itsdangerous signs with the last key and verifies with any of them.
         self._keys = [*fallbacks, secret_key]
         self.clock = clock or _now
-        signer = TimestampSigner if clock is None else _signer_with_clock(clock)
-        self._serializers = {
-            p: URLSafeTimedSerializer(self._keys, salt=f"ertg-{p}", signer=signer) for p in PURPOSES
-        }
+        self._signer = TimestampSigner if clock is None else _signer_with_clock(clock)
+        self._serializers = {p: self.serializer(f"ertg-{p}") for p in PURPOSES}
+        self._minting: dict[str, tuple[bytes, str]] = {}
+        self._stamp: tuple[int, bytes] = (-1, b"")
+
+    def serializer(self, salt: str) -> URLSafeTimedSerializer:
+        """An itsdangerous serializer over these keys and this clock, for ``salt``."""
+        return URLSafeTimedSerializer(self._keys, salt=salt, signer=self._signer)
 
     def make(self, purpose: str, subscriber_id: int, version: int) -> str:
-        return self._serializers[purpose].dumps([subscriber_id, version])
+        """A ``purpose`` token for ``[subscriber_id, version]``: the very bytes
+        itsdangerous's ``dumps`` makes (same payload, timestamp and HMAC), at a fraction of
+        its ~70 us. itsdangerous re-derives the signing key, tries zlib and builds a signer
+        on every call; here the key is derived once per purpose and the timestamp encoded
+        once per second."""
+        key, digest = self._minting.get(purpose) or self._minting_key(purpose)
+        now = int(self.clock())
+        stamp = self._stamp  # one tuple, so threads never pair a second with another's stamp
+        if stamp[0] != now:
+            stamp = self._stamp = (now, base64_encode(int_to_bytes(now)))
+        # The compact JSON itsdangerous writes; payloads this small are never compressed.
+        value = base64_encode(b"[%d,%d]" % (subscriber_id, version)) + b"." + stamp[1]
+        return (value + b"." + base64_encode(hmac.digest(key, value, digest))).decode("ascii")
+
+    def _minting_key(self, purpose: str) -> tuple[bytes, str]:
+        signer = self._serializers[purpose].make_signer()
+        if getattr(signer, "key_derivation", None) != "django-concat" or signer.sep not in (".", b"."):
+            raise RuntimeError("itsdangerous defaults changed; Tokens.make must follow")
+        self._minting[purpose] = found = (signer.derive_key(), signer.digest_method().name)
+        return found
 
     def read(self, purpose: str, token: str, max_age_seconds: int | None = None) -> TokenClaims:
         """The claims in ``token``, or :class:`TokenError` if it is forged, expired or not
@@ -99,6 +142,25 @@ class Tokens:
         ):
             raise TokenError("This link is not valid.")
         return TokenClaims(subscriber_id=data[0], version=data[1])
+
+    def make_preview(self, edition_id: int, generation: int) -> str:
+        """A token for an edition's preview page. A random part makes every link distinct,
+        so limits can count per link."""
+        return self.serializer(PREVIEW_SALT).dumps(["preview", edition_id, generation, secrets.token_hex(4)])
+
+    def read_preview(self, token: str, max_age_seconds: int) -> PreviewClaims:
+        """The edition and generation in a preview token, or :class:`TokenError` (``expired``
+        or ``tampered``). Whether the generation is still current is the caller's check."""
+        try:
+            data = self.serializer(PREVIEW_SALT).loads(token, max_age=max_age_seconds)
+        except SignatureExpired:
+            raise TokenError("This link has expired.", "expired") from None
+        except BadSignature:
+            raise TokenError("This link is not valid.") from None
+        if not (isinstance(data, list) and len(data) == 4 and data[0] == "preview"
+                and all(isinstance(x, int) and not isinstance(x, bool) for x in data[1:3])):
+            raise TokenError("This link is not valid.")
+        return PreviewClaims(edition_id=data[1], generation=data[2])
 
     def _purpose_of(self, token: str, exclude: str) -> str | None:
         """The purpose a genuine token was signed for, if it was not ``exclude``."""

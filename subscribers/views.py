@@ -16,7 +16,7 @@ from mailer.app import csrf
 from mailer.content.models import Partner, Topic
 from mailer.delivery.actors import send_transactional
 from mailer.queue import enqueue
-from mailer.validation import InvalidInput
+from mailer.validation import InvalidInput, email_address
 from mailer.web.helpers import client_ip, rt
 from subscribers import service
 from subscribers.forms import ButtonForm, LinkRequestForm, SubscribeForm
@@ -121,7 +121,7 @@ def subscribe():
             return render_template("subscribers/subscribe.html", form=form), status
         try:
             choices = _choices(s, form)
-            address = service.normalise_email(form.email.data)
+            address = email_address("email", form.email.data)
         except InvalidInput as err:
             s.rollback()
             _attach(form, err)
@@ -198,7 +198,7 @@ def request_link():
         status = 400 if request.method == "POST" else 200
         return render_template("subscribers/request_link.html", form=form), status
     try:
-        address = service.normalise_email(form.email.data)
+        address = email_address("email", form.email.data)
     except InvalidInput as err:
         _attach(form, err)
         return render_template("subscribers/request_link.html", form=form), 400

@@ -79,6 +79,31 @@ def test_unsubscribed_after_fan_out_is_skipped_not_sent(rt, transport, queue, ed
     assert sorted(m.recipient for m in transport.messages) == ["a@example.org", "c@example.org"]
 
 
+def test_suppressed_after_fan_out_is_skipped_with_the_reason(rt, transport, edition):
+    # A hard bounce elsewhere puts c@ on the suppression list while still "confirmed"; a
+    # paused or unsubscribed person is missing from the batch the same way.
+    from mailer.delivery import fanout
+    from mailer.delivery.sending import deliver_batch
+    from mailer.digest.compose import load_plan
+    from subscribers import suppression
+
+    with rt.db.transaction() as s:
+        fanout.start_edition(s, s.get(Edition, edition), load_plan(s, s.get(Edition, edition)))
+        suppression.suppress(s, "c@example.org", "hard_bounce", "test")
+        s.scalar(select(Subscriber).where(Subscriber.email == "b@example.org")).paused_until = date(2099, 1, 1)
+        ids = fanout.pending_ids(s, edition)
+    result = deliver_batch(rt.db, transport, rt.settings, ids)
+    assert (result.sent, result.skipped) == (1, 2)
+    assert [m.recipient for m in transport.messages] == ["a@example.org"]
+    with rt.db.transaction() as s:
+        rows = s.execute(select(Subscriber.email, Delivery.status, Delivery.error)
+                         .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+                         .where(Delivery.id.in_(ids))).all()
+        skipped = {r.email: r.error for r in rows if r.status == "skipped"}
+        assert skipped == {e: "no longer receives digests (unsubscribed, paused, erased or suppressed "
+                              "since the fan-out)" for e in ("b@example.org", "c@example.org")}
+
+
 class _Relay:
     """aiosmtpd handler: refuses addresses starting with 'bounce', keeps the rest."""
 

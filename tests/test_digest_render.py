@@ -8,9 +8,9 @@ from email.header import decode_header, make_header
 import pytest
 
 import mailer.rendering
-from mailer.delivery import sending
 from mailer.delivery.message import qp_fragment
 from mailer.digest import lifecycle
+from mailer.digest.cache import prepared_editions
 from mailer.digest.compose import archive_copy, compose, copy_for, prepare_edition
 from mailer.digest.editions import build_edition
 from subscribers.service import recipients
@@ -55,7 +55,7 @@ def test_mjml_and_inliner_run_once_per_edition_not_per_recipient(session, rt, qu
     inliner = Counter(mailer.rendering.Premailer)
     monkeypatch.setattr(mailer.rendering, "mjml_to_html", mjml)
     monkeypatch.setattr(mailer.rendering, "Premailer", inliner)
-    sending._prepared.clear()
+    prepared_editions.clear()
 
     enqueue(start_edition, edition.id)
     queue()
@@ -227,7 +227,7 @@ def _send_all(session, queue):
 
     edition = build_edition(session, PERIOD)
     session.commit()
-    sending._prepared.clear()
+    prepared_editions.clear()
     start_edition.send(edition.id)
     queue()
     return edition

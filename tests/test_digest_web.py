@@ -156,6 +156,7 @@ def test_preview_page_as_choices_then_test_send(session, app, client, rt, transp
     resp = client.post(link, data={"csrf_token": csrf_token(page.text), "topic": sexual,
                                    "to": "not an address"})
     assert resp.status_code == 400 and len(transport.messages) == 1
+    assert "The test address is not a valid email address (" in resp.text
 
 
 def test_a_preview_link_reveals_no_subscriber(session, app, client, transport):

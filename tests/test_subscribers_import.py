@@ -175,6 +175,9 @@ def test_purge_revoke_and_suppress_commands(cli, rt, demo):
     assert cli("revoke", "nobody@example.org").exit_code == 1
     result = cli("suppress", "practice.manager@thepeaks.example.org", "--reason", "hard_bounce")
     assert result.exit_code == 0
+    refused = cli("suppress", "not-an-address", "--reason", "hard_bounce")
+    assert refused.exit_code == 1
+    assert "The address is not a valid email address (An email address must have an @-sign.)." in refused.output
     with rt.db.transaction() as s:
         assert "practice.manager@thepeaks.example.org" not in {r.email for r in service.recipients(s)}
 

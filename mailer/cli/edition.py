@@ -387,13 +387,14 @@ def _with_profile(f):
 def edition_preview(period, subscriber, topics, partners, text, output):
     """Render one copy of PERIOD's edition, as a subscriber or as chosen topics/partners."""
     from mailer.digest import lifecycle, preview
+    from mailer.digest.cache import prepared_editions
     from mailer.digest.compose import copy_for
 
     rt = runtime.current()
     with rt.db.transaction() as s:
         try:
             who = preview.profile(s, subscriber, topics, partners)
-            prepared = preview.prepared(s, lifecycle.get_edition(s, period), rt.settings)
+            prepared = prepared_editions.get(s, lifecycle.get_edition(s, period), rt.settings)
         except _domain_errors() as err:
             fail(str(err))
     copy = copy_for(prepared, who)
@@ -440,12 +441,13 @@ def edition_test_send(period, to_address, subscriber, topics, partners):
     from mailer.delivery.outgoing import Outgoing
     from mailer.delivery.transport import PermanentFailure, TransientFailure
     from mailer.digest import lifecycle, preview
+    from mailer.digest.cache import prepared_editions
 
     rt = runtime.current()
     with rt.db.transaction() as s:
         try:
             who = preview.profile(s, subscriber, topics, partners)
-            prepared = preview.prepared(s, lifecycle.get_edition(s, period), rt.settings)
+            prepared = prepared_editions.get(s, lifecycle.get_edition(s, period), rt.settings)
             envelope = preview.make_test_send(prepared, rt.settings, who, to_address)
         except _domain_errors() as err:
             fail(str(err))

@@ -153,5 +153,5 @@ def suppress_cmd(email: str, reason: str) -> None:
         try:
             address = suppress_address(s, email, reason, source="admin")
         except InvalidInput as err:
-            fail(err.message)
+            fail(f"The address {err.message}")
     click.echo(f"{address} is suppressed ({reason}).")

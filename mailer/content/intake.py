@@ -13,14 +13,13 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from urllib.parse import urlsplit
 
-from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailer.content.models import APPROVED, ITEM_KINDS, SUBMITTED, Item, ItemEvent, Partner, Topic
 from mailer.content.sanitize import BODY_MAX, markdown_to_html, strip_invisible
 from mailer.db import utcnow
-from mailer.validation import InvalidInput, clean_text, web_link
+from mailer.validation import InvalidInput, clean_text, email_address, web_link
 
 TITLE_MAX = 200
 SUMMARY_MAX = 600
@@ -90,16 +89,6 @@ def item_link(field_name: str, url: str | None) -> str:
     except UnicodeError:
         raise InvalidInput(field_name, "has a web address name that is not valid.") from None
     return url
-
-
-def email_address(field_name: str, value: str | None) -> str | None:
-    value = (value or "").strip()
-    if not value:
-        return None
-    try:
-        return validate_email(value, check_deliverability=False).normalized
-    except EmailNotValidError as err:
-        raise InvalidInput(field_name, f"is not a valid email address ({err}).") from None
 
 
 def _iso_date(field_name: str, value: str) -> date | None:
@@ -175,7 +164,7 @@ def check_draft(session: Session, draft: ItemDraft, *, today: date,
         raise InvalidInput("publish_until", "is already in the past.")
     if publish_from and publish_until and publish_until < publish_from:
         raise InvalidInput("publish_until", "must be on or after the 'not before' date.")
-    contact = email_address("contact_email", draft.contact_email)
+    contact = email_address("contact_email", draft.contact_email, required=False)
     ids = {int(i) for i in draft.topic_ids}
     topics = list(session.scalars(select(Topic).where(Topic.id.in_(ids)).order_by(Topic.position))) if ids else []
     if len(topics) != len(ids):

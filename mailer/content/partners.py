@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailer.content.intake import email_address, item_link
+from mailer.content.intake import item_link
 from mailer.content.models import ApiToken, Partner
 from mailer.db import utcnow
-from mailer.validation import InvalidInput, clean_text
+from mailer.validation import InvalidInput, clean_text, email_address
 
 TOKEN_PREFIX = "ertg_"
 _SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
@@ -119,7 +119,7 @@ def apply_partner_fields(partner: Partner, f: PartnerFields) -> Partner:
     if f.logo_url is not None:
         partner.logo_url = _optional_link("logo_url", f.logo_url)
     if f.contact_email is not None:
-        partner.contact_email = email_address("contact_email", f.contact_email)
+        partner.contact_email = email_address("contact_email", f.contact_email, required=False)
     if f.feed_url is not None:
         new = _optional_link("feed_url", f.feed_url)
         if new != partner.feed_url:  # a new feed starts afresh

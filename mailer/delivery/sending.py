@@ -22,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import random
-import threading
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -33,12 +32,13 @@ from mailer.db import Database, utcnow
 from mailer.delivery.control_models import SendEvent
 from mailer.delivery.limits import RateLimiter, counters_for
 from mailer.delivery.models import FAILED, OPEN, PENDING, SENDING, SENT, SKIPPED, UNKNOWN, Delivery
-from mailer.delivery.suppression import record_refusal, suppressed
+from mailer.delivery.suppression import record_refusal
 from mailer.delivery.transport import PermanentFailure, TransientFailure, Transport
 from mailer.delivery.outgoing import Outgoing
 from mailer.delivery.message import MessageTemplate
 from mailer.digest import status as edition_status
-from mailer.digest.compose import LIST_NAME, PreparedEdition, compose, prepare_edition
+from mailer.digest.cache import prepared_editions
+from mailer.digest.compose import LIST_NAME, PreparedEdition, compose
 from mailer.digest.models import SENDING as EDITION_SENDING
 from mailer.digest.models import Edition
 from mailer.settings import Settings
@@ -46,23 +46,20 @@ from subscribers.service import recipients
 
 log = logging.getLogger(__name__)
 
-_prepared: dict[tuple[int, object], PreparedEdition] = {}
-_prepared_lock = threading.Lock()
+# Why a delivery is skipped when recipients() no longer returns its person (it does not say
+# which of these happened after the fan-out).
+NO_LONGER_RECEIVES = ("no longer receives digests (unsubscribed, paused, erased or suppressed "
+                      "since the fan-out)")
 
 
 def prepared_for(session: Session, edition: Edition, settings: Settings) -> PreparedEdition:
-    """The edition's render, made once per process (keyed by build time and the editor's
-    fields, so a rebuild or an edit renders afresh) and shared by all worker threads."""
-    key = (edition.id, edition.built_at, edition.subject, edition.preheader, edition.intro,
-           edition.featured_item_id)
-    with _prepared_lock:
-        if key not in _prepared:
-            _prepared.clear()  # one edition sends at a time; do not hoard renders
-            prepared = prepare_edition(session, edition, settings)
-            # The mailing's own headers (Reply-To, Feedback-ID) belong to sending, not to the
-            # render that web copies and test sends share.
-            _prepared[key] = dataclasses.replace(prepared, template=digest_template(settings, edition))
-        return _prepared[key]
+    """The edition's render from the one cache (:mod:`mailer.digest.cache`: made once per
+    process and version, shared by all worker threads), with the mailing's own headers."""
+    # Reply-To and Feedback-ID belong to sending, not to the render that web copies and
+    # test sends share: a variant of the cached render.
+    return prepared_editions.get(
+        session, edition, settings, variant="mailing",
+        finish=lambda prepared: dataclasses.replace(prepared, template=digest_template(settings, edition)))
 
 
 def feedback_id(settings: Settings, edition: Edition) -> str:
@@ -257,16 +254,16 @@ def deliver_batch(db: Database, transport: Transport, settings: Settings,
                     continue
                 edition_id = rows[0].edition_id
                 prepared = prepared_for(s, s.get(Edition, edition_id), settings)
+                # Only people who still receive digests: whoever unsubscribed, paused, was
+                # erased or suppressed since the fan-out is missing, and skipped below.
                 people = {r.id: r for r in recipients(s, [r.subscriber_id for r in rows])}
-                blocked = suppressed(s, [p.email for p in people.values()])
             chunk = _Chunk(rows, settings)
             in_flight, interrupted, connection_down = None, None, None
             try:
                 for row in rows:
                     person = people.get(row.subscriber_id)
-                    if person is None or person.email.lower() in blocked:
-                        # Unsubscribed, or suppressed, since the fan-out: nothing to send.
-                        chunk.skipped(row, "suppressed" if person else None)
+                    if person is None:
+                        chunk.skipped(row, NO_LONGER_RECEIVES)
                         continue
                     try:
                         envelope = compose(prepared, person)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Iterable
 
 from sqlalchemy import DateTime, ForeignKey, String, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -53,11 +52,6 @@ def suppress(session: Session, email: str, kind: str, source: str) -> bool:
     # reason: it tells the operator the mailbox, not just the person, said no.
     suppression.suppress(session, email, reason, source)
     return True
-
-
-def suppressed(session: Session, emails: Iterable[str]) -> set[str]:
-    """The addresses among ``emails`` that are on the suppression list (one query)."""
-    return suppression.suppressed_among(session, emails)
 
 
 def log_bounce(session: Session, delivery_id: int | None, email: str, kind: str, detail: str) -> None:

@@ -13,22 +13,19 @@ each link carries.
 """
 from __future__ import annotations
 
-import secrets
-from functools import lru_cache
-from threading import Lock
-
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailer.content.models import Partner, Topic
 from mailer.delivery.message import Envelope
-from mailer.digest.compose import PreparedEdition, compose, message_template, prepare_edition
+from mailer.digest.compose import PreparedEdition, compose, message_template
 from mailer.digest.editions import EditionError
 from mailer.digest.models import Edition
 from mailer.settings import Settings
+from mailer.validation import InvalidInput, email_address
 from subscribers.models import Subscriber
-from subscribers.service import Recipient, normalise_email, recipients
+from subscribers.service import Recipient, recipients
+from subscribers.tokens import TokenError, Tokens
 
 PREVIEW_MAX_AGE = 24 * 3600  # preview page links work for a day
 STAND_IN_ID = 0
@@ -40,7 +37,7 @@ class PreviewError(EditionError):
 
 def as_subscriber(session: Session, email: str) -> Recipient:
     """The confirmed subscriber with ``email``, with their current choices."""
-    sub = session.scalar(select(Subscriber).where(Subscriber.email == normalise_email(email)))
+    sub = session.scalar(select(Subscriber).where(Subscriber.email == email_address("email", email)))
     if sub is None:
         raise PreviewError(f"No subscriber has the address {email}.")
     found = recipients(session, [sub.id])
@@ -75,29 +72,16 @@ def profile(session: Session, subscriber: str | None = None, topic_slugs=(), par
     return as_choices(session, topic_slugs, partner_slugs)
 
 
-_cache: dict[tuple, PreparedEdition] = {}
-_lock = Lock()
-
-
-def prepared(session: Session, edition: Edition, settings: Settings) -> PreparedEdition:
-    """The edition's render for web faces and previews, remembered while unchanged."""
-    key = (edition.id, edition.built_at, edition.subject, edition.preheader, edition.intro,
-           edition.featured_item_id, settings.base_url)
-    with _lock:
-        if key not in _cache:
-            if len(_cache) >= 4:
-                _cache.clear()
-            _cache[key] = prepare_edition(session, edition, settings)
-        return _cache[key]
-
-
 def make_test_send(prepared_edition: PreparedEdition, settings: Settings, recipient: Recipient,
                  to_address: str) -> Envelope:
     """``recipient``'s copy, addressed to ``to_address``, subject marked as a test.
 
     Links are re-pointed at the stand-in (id 0) even when previewing a real subscriber.
     """
-    address = normalise_email(to_address)
+    try:
+        address = email_address("to", to_address)
+    except InvalidInput as err:
+        raise PreviewError(f"The test address {err.message}") from None
     stand_in = Recipient(STAND_IN_ID, recipient.email, recipient.name, 0,
                          recipient.topic_ids, recipient.partner_ids)
     template = message_template(settings, f"[Test] {prepared_edition.subject}")
@@ -107,17 +91,15 @@ def make_test_send(prepared_edition: PreparedEdition, settings: Settings, recipi
     return envelope
 
 
-@lru_cache(maxsize=8)
-def _serializer(secret_key: str, fallbacks: tuple[str, ...]) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer([*fallbacks, secret_key], salt="ertg-edition-preview")
+def _tokens(settings: Settings) -> Tokens:
+    return Tokens(settings.secret_key, settings.secret_key_fallbacks)
 
 
 def preview_token(settings: Settings, edition: Edition) -> str:
     """A token for ``edition``'s preview page, valid for :data:`PREVIEW_MAX_AGE` or until
-    the edition's preview links are revoked. A random part makes every link distinct, so
-    limits can count per link."""
-    return _serializer(settings.secret_key, settings.secret_key_fallbacks).dumps(
-        ["preview", edition.id, edition.preview_generation, secrets.token_hex(4)])
+    the edition's preview links are revoked (every link is distinct, so limits can count
+    per link)."""
+    return _tokens(settings).make_preview(edition.id, edition.preview_generation)
 
 
 def revoke_preview_links(edition: Edition) -> None:
@@ -129,18 +111,16 @@ def edition_for_preview(session: Session, settings: Settings, token: str) -> Edi
     """The edition whose live preview link carries ``token``, or :class:`PreviewError`
     saying whether it is forged, expired or revoked."""
     try:
-        data = _serializer(settings.secret_key, settings.secret_key_fallbacks).loads(token, max_age=PREVIEW_MAX_AGE)
-    except SignatureExpired:
-        raise PreviewError("This preview link has expired; make a new one with `mailer edition preview-link`.") from None
-    except BadSignature:
+        claims = _tokens(settings).read_preview(token, PREVIEW_MAX_AGE)
+    except TokenError as err:
+        if err.kind == "expired":
+            raise PreviewError("This preview link has expired; make a new one with "
+                               "`mailer edition preview-link`.") from None
         raise PreviewError("This preview link is not valid.") from None
-    if not (isinstance(data, list) and len(data) == 4 and data[0] == "preview"
-            and all(isinstance(x, int) and not isinstance(x, bool) for x in data[1:3])):
-        raise PreviewError("This preview link is not valid.")
-    edition = session.get(Edition, data[1])
+    edition = session.get(Edition, claims.edition_id)
     if edition is None:
         raise PreviewError("This preview link is not valid: its edition no longer exists.")
-    if data[2] != edition.preview_generation:
+    if claims.generation != edition.preview_generation:
         raise PreviewError("This preview link has been revoked; ask for a new one "
                            "(`mailer edition preview-link`).")
     return edition

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from mailer.content.models import Partner, Topic
 from mailer.delivery.outgoing import Outgoing
 from mailer.digest import preview
+from mailer.digest.cache import prepared_editions
 from mailer.digest.compose import archive_copy, copy_for, period_label
 from mailer.digest.editions import EditionError, find_edition
 from mailer.digest.models import SENDING, SENT, Edition
@@ -66,7 +67,7 @@ def view_online(period: str, token: str):
             return render_template("subscribers/link_error.html", reason=err.reason), 400
         edition = _published(s, period)
         who = recipients(s, [sub.id])
-        prepared = preview.prepared(s, edition, r.settings)
+        prepared = prepared_editions.get(s, edition, r.settings)
     copy = copy_for(prepared, who[0]) if who else None
     if copy is None:
         return render_template("digest/nothing.html", period=period_label(period),
@@ -95,7 +96,7 @@ def archive_edition(period: str):
         edition = _published(s, period)
         if edition.status != SENT:
             abort(404)
-        prepared = preview.prepared(s, edition, r.settings)
+        prepared = prepared_editions.get(s, edition, r.settings)
     return _email_page(archive_copy(prepared)[0], private=False)
 
 
@@ -202,7 +203,7 @@ def preview_page(token: str):
             try:
                 who = _who(s)
                 if request.method == "POST":
-                    prepared = preview.prepared(s, edition, r.settings)
+                    prepared = prepared_editions.get(s, edition, r.settings)
                     envelope = preview.make_test_send(prepared, r.settings, who,
                                                       request.form.get("to", ""))
             except (EditionError, ValueError) as err:
@@ -247,7 +248,7 @@ def preview_frame(token: str):
             who = _who(s)
         except (EditionError, ValueError) as err:
             return Response(str(err), status=400, mimetype="text/plain")
-        prepared = preview.prepared(s, edition, r.settings)
+        prepared = prepared_editions.get(s, edition, r.settings)
     copy = copy_for(prepared, who)
     if copy is None:
         return Response("Those choices match no item in this edition: a subscriber with them "
