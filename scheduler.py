@@ -14,6 +14,9 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from mailer import runtime
+from mailer.actors.digest import run_period, send_due_editions, sweep
+from mailer.actors.housekeeping import purge_unconfirmed_job
+from mailer.boot import boot
 from mailer.settings import Settings
 
 
@@ -27,21 +30,15 @@ def parse_cron(spec: str, timezone: str) -> CronTrigger:
 
 
 def send_current_period(tz: str) -> None:
-    from mailer.delivery.actors import run_period
-
-    run_period.send(datetime.now(ZoneInfo(tz)).strftime("%Y-%m"))
+    runtime.current().queue.send(run_period, datetime.now(ZoneInfo(tz)).strftime("%Y-%m"))
 
 
 def send_due() -> None:
-    from mailer.delivery.actors import send_due_editions
-
-    send_due_editions.send()
+    runtime.current().queue.send(send_due_editions)
 
 
 def sweep_sends() -> None:
-    from mailer.delivery.actors import sweep
-
-    sweep.send()
+    runtime.current().queue.send(sweep)
 
 
 def build_scheduler(settings: Settings) -> BlockingScheduler:
@@ -61,17 +58,13 @@ def build_scheduler(settings: Settings) -> BlockingScheduler:
 
 
 def send_purge_unconfirmed() -> None:
-    from subscribers.tasks import purge_unconfirmed_job
-
-    purge_unconfirmed_job.send()
+    runtime.current().queue.send(purge_unconfirmed_job)
 
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO)
-    rt = runtime.configure()
-    from mailer.broker import ensure_embedded_worker
-
-    ensure_embedded_worker()
+    rt = boot(Settings.from_env())
+    rt.queue.ensure_worker()
     scheduler = build_scheduler(rt.settings)
     job = scheduler.get_job("monthly-digest")
     logging.info("monthly digest job: %s", job.trigger)

@@ -6,16 +6,16 @@ One module per command group; each defines its group (or single command) with
 :mod:`mailer.cli._common` from this package, so there is no import cycle.
 
 Each command is a shell: it opens a transaction, calls the domain, prints the outcome.
-Commands import the domain inside their bodies on purpose: ``mailer --help`` and each
-command then load only what they use, and nothing chooses the queue broker (which
-``mailer.broker`` does when imported) before the app factory has configured the process.
-README's command table lists every command and option; ``tests/test_cli.py`` keeps the two
+Commands import the domain inside their bodies so that ``mailer --help`` and each command
+load only what they use. Before any command but ``doctor`` runs, :func:`main` boots the
+process through the app factory (settings from the environment; under Flask's test runner,
+the test's app), so commands reach it with :func:`mailer.runtime.current`. README's command table lists every command and option; ``tests/test_cli.py`` keeps the two
 in step.
 """
 from __future__ import annotations
 
 import click
-from flask.cli import FlaskGroup
+from flask.cli import FlaskGroup, ScriptInfo
 
 from mailer.app import create_app
 from mailer.cli.bounces import bounces
@@ -29,11 +29,23 @@ from mailer.cli.items import items
 from mailer.cli.partners import partners
 from mailer.cli.subscribers import subscribers
 from mailer.cli.worker import worker
+from mailer.settings import Settings
+
+# `doctor` reports on configurations the service refuses to start with: it must not boot.
+UNBOOTED = frozenset({"doctor"})
 
 
-@click.group(cls=FlaskGroup, create_app=lambda: create_app(), add_version_option=False)
-def main() -> None:
+def app_from_environment():
+    """The CLI's entry point into the process: settings from the environment, booted."""
+    return create_app(Settings.from_env())
+
+
+@click.group(cls=FlaskGroup, create_app=app_from_environment, add_version_option=False)
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """Campaign digest service: web app, workers, editions and demo data."""
+    if ctx.invoked_subcommand not in UNBOOTED:
+        ctx.ensure_object(ScriptInfo).load_app()  # boots the process (see the module docstring)
 
 
 for _command in (db, seed_demo, partners, items, feeds, edition, subscribers, bounces, worker,
