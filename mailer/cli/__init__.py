@@ -7,15 +7,16 @@ One module per command group; each defines its group (or single command) with
 
 Each command is a shell: it opens a transaction, calls the domain, prints the outcome.
 Commands import the domain inside their bodies so that ``mailer --help`` and each command
-load only what they use. Before any command but ``doctor`` runs, :func:`main` boots the
-process through the app factory (settings from the environment; under Flask's test runner,
-the test's app), so commands reach it with :func:`mailer.runtime.current`. README's command table lists every command and option; ``tests/test_cli.py`` keeps the two
-in step.
+load only what they use. When a command (any but ``doctor``) runs, after its arguments are
+parsed, so ``--help`` needs no working configuration, the process is booted through the
+app factory: settings from the environment, or under Flask's test runner the test's app.
+Commands reach it with :func:`mailer.runtime.current`. README's command table lists every
+command and option; ``tests/test_cli.py`` keeps the two in step.
 """
 from __future__ import annotations
 
 import click
-from flask.cli import FlaskGroup, ScriptInfo
+from flask.cli import FlaskGroup, with_appcontext
 
 from mailer.app import create_app
 from mailer.cli.bounces import bounces
@@ -40,16 +41,24 @@ def app_from_environment():
     return create_app(Settings.from_env())
 
 
+def booted(command: click.Command) -> click.Command:
+    """``command`` (each command of a group) loads the app, and so boots the process,
+    before its body runs: Flask's ``with_appcontext``, as its own commands have."""
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            booted(sub)
+    elif command.callback is not None:
+        command.callback = with_appcontext(command.callback)
+    return command
+
+
 @click.group(cls=FlaskGroup, create_app=app_from_environment, add_version_option=False)
-@click.pass_context
-def main(ctx: click.Context) -> None:
+def main() -> None:
     """Campaign digest service: web app, workers, editions and demo data."""
-    if ctx.invoked_subcommand not in UNBOOTED:
-        ctx.ensure_object(ScriptInfo).load_app()  # boots the process (see the module docstring)
 
 
 for _command in (db, seed_demo, partners, items, feeds, edition, subscribers, bounces, worker,
                  doctor, dns_records):
-    main.add_command(_command)
+    main.add_command(_command if _command.name in UNBOOTED else booted(_command))
 
 __all__ = ["main"]
