@@ -10,19 +10,18 @@ import logging
 import signal
 import threading
 
-from mailer import runtime
+from mailer.boot import boot
 from mailer.db import utcnow
 from mailer.leadership import leadership_for
 from mailer.schedule import build_scheduler, parse_cron  # noqa: F401  (parse_cron: kept importable from here)
+from mailer.settings import Settings
 
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    rt = runtime.configure()
-    from mailer.broker import ensure_embedded_worker  # after configure: importing it picks the broker
-
+    rt = boot(Settings.from_env())
     # Embedded mode (no REDIS_URL): the queue lives in this process, so it works it off too.
-    ensure_embedded_worker()
+    rt.queue.ensure_worker()
     scheduler = build_scheduler(rt.settings, rt.db, leadership_for(rt.settings))
     for job in scheduler.jobs:
         logging.info("job %s: %s; next %s", job.id, job.describe,

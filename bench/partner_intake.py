@@ -22,7 +22,7 @@ tmp = tempfile.mkdtemp(prefix="bench-intake-")
 os.environ.setdefault("VAR_DIR", tmp)
 os.environ.pop("REDIS_URL", None)
 
-from mailer import runtime  # noqa: E402
+from mailer.boot import boot  # noqa: E402
 from mailer.content.feeds import poll_feeds  # noqa: E402
 from mailer.content.fetch import FetchOptions  # noqa: E402
 from mailer.content.models import Partner, Topic  # noqa: E402
@@ -66,7 +66,7 @@ def main() -> None:
     settings = Settings.from_env({**os.environ, "DATABASE_URL": url, "SECRET_KEY": "bench",
                                   "MAILER_ENV": "test", "VAR_DIR": tmp})
     upgrade(url)
-    rt = runtime.configure(settings, MemoryTransport())
+    rt = boot(settings, transport=MemoryTransport())
     print(f"database: {url.split(':')[0]}, cpus: {os.cpu_count()}")
 
     runs = []

@@ -191,14 +191,15 @@ def _run(args, db_url: str, redis_url: str, workdir: Path, sink: "Sink", procs: 
 
     import redis
 
-    from mailer import runtime
+    from mailer.boot import boot
     from mailer.schema import reset
+    from mailer.settings import Settings
 
     print(f"database {db_url}, redis {redis_url}, sink 127.0.0.1:{sink.port}", flush=True)
     redis.Redis.from_url(redis_url).flushdb()
     ensure_database(db_url)
     reset(db_url)
-    rt = runtime.configure()
+    rt = boot(Settings.from_env())
     t = time.perf_counter()
     from mailer.delivery.sending import prepared_for
     from mailer.digest.compose import compose
@@ -234,14 +235,14 @@ def _run(args, db_url: str, redis_url: str, workdir: Path, sink: "Sink", procs: 
         ready += "is ready for action" in line
     threading.Thread(target=lambda: [None for _ in worker.stderr], daemon=True).start()  # keep draining
 
-    from mailer.delivery.actors import start_edition
+    from mailer.actors.digest import start_edition
     from mailer.digest.models import Edition
 
     workers = children(worker.pid)
     cpu0 = sum(cpu_seconds(p) for p in workers)
     sink_cpu0 = cpu_seconds(sink.proc.pid)
     t0 = time.perf_counter()
-    start_edition.send(edition_id)
+    rt.queue.send(start_edition, edition_id)
     status, last = "", 0.0
     while time.perf_counter() - t0 < args.timeout:
         time.sleep(0.25)

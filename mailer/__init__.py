@@ -3,5 +3,6 @@
 The domain packages (``content``, ``digest``, ``delivery``, with ``subscribers`` beside
 them) import neither Flask, Dramatiq nor Click, take a session and never commit. The edges
 (web blueprints, Dramatiq actors, CLI commands, the scheduler) are thin shells over them:
-they alone open transactions and enqueue work.
+they alone open transactions and enqueue work. The process is assembled from settings
+in one place, :func:`mailer.boot.boot`.
 """

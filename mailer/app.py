@@ -4,21 +4,28 @@ from __future__ import annotations
 from pathlib import Path
 
 from flask import Flask, render_template, request
-from flask_wtf.csrf import CSRFError, CSRFProtect
+from flask_wtf.csrf import CSRFError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from mailer import runtime
-from mailer.web import access_log
+from mailer.boot import boot
 from mailer.delivery.transport import Transport
 from mailer.settings import Settings
+from mailer.web import access_log, csrf
+from mailer.web.api import bp as api_bp
+from mailer.web.api import http_error
+from mailer.web.digest import bp as digest_bp
+from mailer.web.health import bp as health_bp
+from mailer.web.partners import bp as partners_bp
+from mailer.web.subscribers import bp as subscribers_bp
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
-csrf = CSRFProtect()
 
 
-def create_app(settings: Settings | None = None, transport: Transport | None = None) -> Flask:
-    """Build the web app over ``settings`` (default: the environment's)."""
-    rt = runtime.configure(settings, transport)
+def create_app(settings: Settings, transport: Transport | None = None) -> Flask:
+    """Boot the process over ``settings`` (:func:`mailer.boot.boot`: database, transport,
+    queue) and build the web app on it. Views reach the runtime through
+    :func:`mailer.runtime.current`."""
+    rt = boot(settings, transport=transport)
     app = Flask(__name__, template_folder=str(TEMPLATES))
     app.config.update(
         SECRET_KEY=rt.settings.secret_key,
@@ -28,7 +35,6 @@ def create_app(settings: Settings | None = None, transport: Transport | None = N
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=rt.settings.base_url.startswith("https://"),
     )
-    app.extensions["mailer.runtime"] = rt
     if rt.settings.trusted_proxies:
         # Behind N proxies the peer is the nearest proxy; the client is the Nth address from
         # the right of X-Forwarded-For. Anything further left was written by the client and
@@ -37,13 +43,6 @@ def create_app(settings: Settings | None = None, transport: Transport | None = N
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)
     access_log.install(app.logger)  # log routes, never the tokens in them
     csrf.init_app(app)
-
-    from mailer.web.digest import bp as digest_bp
-    from mailer.web.health import bp as health_bp
-    from mailer.web.api import bp as api_bp
-    from mailer.web.partners import bp as partners_bp
-    from subscribers.views import bp as subscribers_bp
-
     app.register_blueprint(subscribers_bp)
     app.register_blueprint(partners_bp)
     app.register_blueprint(digest_bp)
@@ -59,8 +58,6 @@ def create_app(settings: Settings | None = None, transport: Transport | None = N
     @app.errorhandler(413)
     def too_large(e):
         if request.path.startswith("/api/"):
-            from mailer.web.api import http_error
-
             return http_error(e)
         return render_template("error.html", title="Too much data",
                                message="That request was too large to accept."), 413

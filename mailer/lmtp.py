@@ -7,7 +7,7 @@ message is checked (``501 5.6.0`` per recipient when malformed; ``552 5.3.4`` wh
 than ``INBOUND_MAX_BYTES``), written to ``inbound_messages`` and committed, and only then
 answered ``250`` per recipient; its ids go to the queue (``process_inbound``). A database
 failure answers ``451`` (the MTA tries again later); a lost queue message is re-enqueued
-from the table (:func:`mailer.delivery.inbound_actors.requeue_unprocessed`). We never send
+from the table (:func:`mailer.actors.inbound.requeue_unprocessed`). We never send
 a reply to anything received.
 
 aiosmtpd runs the protocol in its own thread and event loop; database work runs in

@@ -1,7 +1,9 @@
-"""Process-wide wiring: the settings, database and mail transport one process uses.
+"""The process's runtime: settings and everything built from them, once.
 
-Web, worker, scheduler and CLI processes call :func:`configure` once at start-up (the app
-factory does it); actors and commands then reach the same objects through :func:`current`.
+:func:`assemble` builds a :class:`Runtime` from settings (database, mail transport,
+counters, queue); :func:`mailer.boot.boot` installs it. Views, actors, commands and the
+scheduler all reach it the same way, through :func:`current`. Nothing here reads the
+environment: only entry points turn the environment into :class:`~mailer.settings.Settings`.
 """
 from __future__ import annotations
 
@@ -9,8 +11,10 @@ from dataclasses import dataclass
 
 import mailer.models  # noqa: F401  every mapper known before the first session, in any process
 from mailer.db import Database
+from mailer.delivery.limits import Counters, counters_for
 from mailer.delivery.transport import Transport, transport_from_settings
-from mailer.settings import Settings, get_settings
+from mailer.queue import Queue
+from mailer.settings import Settings
 
 
 @dataclass
@@ -18,27 +22,40 @@ class Runtime:
     settings: Settings
     db: Database
     transport: Transport
+    counters: Counters
+    queue: Queue
 
 
 _current: Runtime | None = None
 
 
-def configure(settings: Settings | None = None, transport: Transport | None = None) -> Runtime:
-    """Make ``settings`` (default: the environment's) this process's runtime."""
-    global _current
-    settings = settings or get_settings()
-    if _current is not None and _current.settings is settings and transport is None:
-        return _current
-    if _current is not None:
-        _current.db.dispose()
-    _current = Runtime(
+def assemble(settings: Settings, *, transport: Transport | None = None,
+             queue: Queue | None = None) -> Runtime:
+    """Build a runtime over ``settings``; ``transport`` and ``queue`` replace the ones the
+    settings would make (tests pass a memory transport; a new runtime may keep a queue)."""
+    return Runtime(
         settings=settings,
         db=Database(settings.database_url, info={"suppression_keys": settings.suppression_keys}),
         transport=transport or transport_from_settings(settings),
+        counters=counters_for(settings.redis_url),
+        queue=queue or Queue.from_settings(settings),
     )
+
+
+def install(rt: Runtime) -> Runtime:
+    """Make ``rt`` this process's runtime (:func:`mailer.boot.boot` calls this)."""
+    global _current
+    _current = rt
+    return rt
+
+
+def installed() -> Runtime | None:
+    """This process's runtime, or None before boot."""
     return _current
 
 
 def current() -> Runtime:
-    """The runtime :func:`configure` set, configuring from the environment if none was."""
-    return _current or configure()
+    """This process's runtime. Raises RuntimeError before :func:`mailer.boot.boot`."""
+    if _current is None:
+        raise RuntimeError("the process is not booted: an entry point must call mailer.boot.boot()")
+    return _current

@@ -99,31 +99,33 @@ def jobs(settings: Settings) -> list[Job]:
     tz = settings.schedule_timezone
     zone = ZoneInfo(tz)
     table = [
-        Job("monthly-digest", parse_cron(settings.digest_schedule, tz), "mailer.delivery.actors:run_period",
+        Job("monthly-digest", parse_cron(settings.digest_schedule, tz), "mailer.actors.digest:run_period",
             f"build and send the month's edition ({settings.digest_schedule})", args=_period(tz), each=True),
         Job("scheduled-editions", CronTrigger(minute="*", timezone=zone),
-            "mailer.delivery.actors:send_due_editions", "start editions an editor scheduled (every minute)"),
+            "mailer.actors.digest:send_due_editions", "start editions an editor scheduled (every minute)"),
         Job("feed-poll", IntervalTrigger(minutes=settings.feed_poll_minutes, start_date=EPOCH, timezone=zone),
-            "mailer.delivery.scheduled_actors:poll_feeds",
+            "mailer.actors.scheduled:poll_feeds",
             f"poll partner feeds (every {settings.feed_poll_minutes} min)", args=lambda when, run_id: (run_id,)),
         Job("purge-unconfirmed", CronTrigger(hour=3, minute=30, timezone=zone),
-            "subscribers.tasks:purge_unconfirmed_job", "delete expired subscription requests (daily 03:30)"),
+            "mailer.actors.housekeeping:purge_unconfirmed_job", "delete expired subscription requests (daily 03:30)"),
         Job("delivery-sweep", IntervalTrigger(minutes=5, start_date=EPOCH, timezone=zone),
-            "mailer.delivery.actors:sweep", "watch every sending edition (every 5 min)"),
+            "mailer.actors.digest:sweep", "watch every sending edition (every 5 min)"),
     ]
     if settings.bounce_source:
         table.append(Job("bounces", IntervalTrigger(minutes=10, start_date=EPOCH, timezone=zone),
-                         "mailer.delivery.scheduled_actors:process_bounces",
+                         "mailer.actors.scheduled:process_bounces",
                          f"process bounce reports in {settings.bounce_source} (every 10 min)",
                          args=lambda when, run_id: (run_id,)))
     return table
 
 
 def send_actor(path: str, args: tuple) -> None:
-    """Enqueue ``module:actor`` with ``args``. Imported here, not at the top: importing
-    actors chooses the broker, which must wait until the process has been configured."""
+    """Enqueue the job ``module:name`` with ``args`` on this process's queue. Found by
+    name when a job fires, so the job table stays plain data."""
+    from mailer.runtime import current  # the assembly layer sits above this edge's table
+
     module, _, name = path.partition(":")
-    getattr(importlib.import_module(module), name).send(*args)
+    current().queue.send(getattr(importlib.import_module(module), name), *args)
 
 
 @dataclass

@@ -1,10 +1,10 @@
-"""Entry module for `dramatiq mailer.worker`: configures the runtime, declares the actors."""
-from mailer import runtime
+"""Entry module of ``dramatiq mailer.worker``: importing it boots the process.
 
-runtime.configure()
+Booting on import is this module's one purpose (the ``dramatiq`` command imports it and
+then uses the broker it set); no other module imports it. Settings come from the
+environment, as in every entry point.
+"""
+from mailer.boot import boot
+from mailer.settings import Settings
 
-from mailer.delivery import actors  # noqa: E402,F401
-from mailer.delivery import inbound_actors  # noqa: E402,F401
-from mailer.delivery import partner_actors  # noqa: E402,F401
-from mailer.delivery import scheduled_actors  # noqa: E402,F401
-from subscribers import tasks  # noqa: E402,F401
+broker = boot(Settings.from_env()).queue.broker

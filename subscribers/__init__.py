@@ -1,4 +1,5 @@
-"""The audience: subscribers, their choices, consent ledger, tokens and public pages.
+"""The audience: subscribers, their choices, consent ledger and tokens.
 
-Everything here except ``subscribers.views`` is free of Flask and Dramatiq.
+Domain code, free of Flask and Dramatiq: the public pages are in
+:mod:`mailer.web.subscribers`, the housekeeping job in :mod:`mailer.actors.housekeeping`.
 """

@@ -1,6 +1,6 @@
 """Absolute URLs for the links in emails, built without a request (workers have none).
 
-The paths here are the routes of ``subscribers.views``; a test checks they agree.
+The paths here are the routes of :mod:`mailer.web.subscribers`; a test checks they agree.
 """
 from __future__ import annotations
 

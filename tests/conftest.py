@@ -7,22 +7,15 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 
-# The broker is chosen when mailer.broker is first imported: keep this process in embedded
-# mode whatever the shell says. Tests that need Redis start their own processes.
-os.environ.pop("REDIS_URL", None)
-os.environ["VAR_DIR"] = tempfile.mkdtemp(prefix="mailer-test-var-")
-os.environ["MAILER_ENV"] = "test"
+import pytest
+from sqlalchemy import text
 
-import pytest  # noqa: E402
-from sqlalchemy import text  # noqa: E402
-
-from mailer import runtime  # noqa: E402
-from mailer.db import Base  # noqa: E402
-from mailer.delivery.transport import MemoryTransport  # noqa: E402
-from mailer.settings import Settings  # noqa: E402
-import mailer.models  # noqa: E402,F401
+from mailer.boot import boot
+from mailer.db import Base
+from mailer.delivery.transport import MemoryTransport
+from mailer.settings import Settings
+import mailer.models  # noqa: F401
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 PG_URL = os.environ.get("TEST_DATABASE_URL")
@@ -71,8 +64,9 @@ def transport() -> MemoryTransport:
 
 @pytest.fixture
 def rt(settings, transport):
-    """This process's runtime over a clean database."""
-    r = runtime.configure(settings, transport)
+    """This process's runtime over a clean database (embedded queue: the settings name no
+    Redis; tests that need Redis start their own processes)."""
+    r = boot(settings, transport=transport)
     tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
     with r.db.engine.begin() as conn:
         if conn.dialect.name == "postgresql":
@@ -108,12 +102,10 @@ def client(app):
 @pytest.fixture
 def queue(rt):
     """Run queued work to completion: ``queue()`` returns once the in-process queues are empty."""
-    from mailer.broker import drain, ensure_embedded_worker
-
-    ensure_embedded_worker()
+    rt.queue.ensure_worker()
 
     def run(timeout_ms: int = 60_000):
-        drain(timeout_ms)
+        rt.queue.drain(timeout_ms)
 
     return run
 

@@ -141,8 +141,8 @@ def test_bounces_of_transactional_mail_are_matched_and_suppress_the_address(app,
     from mailer.cli import main
     from mailer.content.intake import ItemDraft, submit_item
     from mailer.content.models import Partner, Topic
-    from mailer.delivery.actors import send_transactional
-    from mailer.delivery.partner_actors import send_partner_notice
+    from mailer.actors.transactional import send_transactional
+    from mailer.actors.partners import send_partner_notice
 
     with rt.db.transaction() as s:
         pending = Subscriber(email="typo@nhs.example", status="pending")
@@ -155,8 +155,8 @@ def test_bounces_of_transactional_mail_are_matched_and_suppress_the_address(app,
             today=date.today())
         s.flush()
         pending_id, item_id = pending.id, item.id
-    send_transactional.fn("confirm", pending_id)
-    send_partner_notice.fn("receipt", item_id)
+    send_transactional("confirm", pending_id)
+    send_partner_notice("receipt", item_id)
     runner = app.test_cli_runner()
     assert runner.invoke(main, ["edition", "build", "--period", PERIOD]).exit_code == 0
     assert runner.invoke(main, ["edition", "test-send", PERIOD, "--to", "old-editor@campaign.example",

@@ -8,15 +8,15 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
+from mailer.boot import boot
 from mailer import runtime
 from mailer.content.models import Item, Partner, Topic
-from mailer.delivery.actors import start_edition
+from mailer.actors.digest import start_edition
 from mailer.delivery.fanout import counts
 from mailer.delivery.models import Delivery
 from mailer.delivery.transport import SMTPTransport
 from mailer.digest.editions import build_edition
 from mailer.digest.models import Edition
-from mailer.queue import enqueue
 from subscribers.models import Subscriber
 
 
@@ -42,9 +42,9 @@ def _ledger(rt, edition_id):
 
 
 def test_send_is_idempotent_and_skips_people_with_nothing_to_read(rt, transport, queue, edition):
-    enqueue(start_edition, edition)
+    runtime.current().queue.send(start_edition, edition)
     queue()
-    enqueue(start_edition, edition)  # a second send, or a redelivered message
+    runtime.current().queue.send(start_edition, edition)  # a second send, or a redelivered message
     queue()
     assert sorted(m.recipient for m in transport.messages) == ["a@example.org", "b@example.org", "c@example.org"]
     with rt.db.transaction() as s:
@@ -54,12 +54,12 @@ def test_send_is_idempotent_and_skips_people_with_nothing_to_read(rt, transport,
 
 
 def test_redelivered_batch_message_sends_nothing_twice(rt, transport, queue, edition):
-    from mailer.delivery.actors import send_deliveries
+    from mailer.actors.digest import send_deliveries
 
-    enqueue(start_edition, edition)
+    runtime.current().queue.send(start_edition, edition)
     queue()
     ids = [d.id for d in _ledger(rt, edition).values()]
-    send_deliveries.send(ids)  # as if the broker delivered the batch again
+    runtime.current().queue.send(send_deliveries, ids)  # as if the broker delivered the batch again
     queue()
     assert len(transport.messages) == 3
 
@@ -72,7 +72,7 @@ def test_unsubscribed_after_fan_out_is_skipped_not_sent(rt, transport, queue, ed
         fanout.start_edition(s, s.get(Edition, edition), load_plan(s, s.get(Edition, edition)))
         s.scalar(select(Subscriber).where(Subscriber.email == "b@example.org")).status = "unsubscribed"
         ids = fanout.pending_ids(s, edition)
-    from mailer.delivery.actors import enqueue_batches
+    from mailer.actors.digest import enqueue_batches
 
     enqueue_batches(ids)
     queue()
@@ -140,8 +140,8 @@ def test_sends_through_real_smtp_and_a_refused_address_fails_without_stalling(rt
     relay, port = smtp_relay
     with rt.db.transaction() as s:
         s.scalar(select(Subscriber).where(Subscriber.email == "b@example.org")).email = "bounce@example.org"
-    runtime.configure(settings, SMTPTransport(f"smtp://127.0.0.1:{port}?timeout=5"))
-    enqueue(start_edition, edition)
+    boot(settings, transport=SMTPTransport(f"smtp://127.0.0.1:{port}?timeout=5"))
+    runtime.current().queue.send(start_edition, edition)
     queue()
     assert sorted(r for r, _ in relay.received) == ["a@example.org", "c@example.org"]
     assert b"List-Unsubscribe-Post: List-Unsubscribe=One-Click" in relay.received[0][1]
@@ -172,12 +172,12 @@ def test_relay_down_leaves_deliveries_pending_for_retry(rt, settings, edition):
 
 
 def test_scheduler_job_builds_and_sends_the_period(rt, transport, queue, edition):
-    from mailer.delivery.actors import run_period
+    from mailer.actors.digest import run_period
     from mailer.schedule import jobs
 
     job = next(j for j in jobs(rt.settings) if j.id == "monthly-digest")
     assert str(job.trigger).startswith("cron[day='1st tue', hour='9', minute='0'")
-    enqueue(run_period, "2026-11")
+    runtime.current().queue.send(run_period, "2026-11")
     queue()
     assert len(transport.messages) == 3
 
@@ -191,7 +191,7 @@ def test_paused_and_suppressed_subscribers_get_no_digest(rt, transport, queue, e
         paused = s.scalar(select(Subscriber).where(Subscriber.email == "a@example.org"))
         service.pause(s, paused, date.today() + timedelta(days=40), today=date.today())
         suppression.suppress(s, "B@example.org", "complaint", "admin")
-    enqueue(start_edition, edition)
+    runtime.current().queue.send(start_edition, edition)
     queue()
     assert [m.recipient for m in transport.messages] == ["c@example.org"]
 
@@ -203,7 +203,7 @@ AISHA = "عائشہ.خان@example.org"
 def test_a_non_ascii_address_with_a_name_goes_out_with_smtputf8_or_fails_for_good(
         rt, settings, queue, edition, smtputf8):
     """Issue 9 finding 4: the digest to such an address crashed the batch in encode_address."""
-    from mailer.delivery.actors import send_transactional
+    from mailer.actors.transactional import send_transactional
     from mailer.delivery.transport import PermanentFailure
     from tests.mailservers import Relay
 
@@ -213,14 +213,14 @@ def test_a_non_ascii_address_with_a_name_goes_out_with_smtputf8_or_fails_for_goo
         aisha_id = aisha.id
     relay = Relay(smtputf8=smtputf8).start()
     try:
-        runtime.configure(settings, SMTPTransport(relay.url))
-        enqueue(start_edition, edition)
+        boot(settings, transport=SMTPTransport(relay.url))
+        runtime.current().queue.send(start_edition, edition)
         queue()
         if smtputf8:
-            send_transactional.fn("link", aisha_id)
+            send_transactional("link", aisha_id)
         else:
             with pytest.raises(PermanentFailure, match="SMTPUTF8"):  # the actor's throws=: no retry
-                send_transactional.fn("link", aisha_id)
+                send_transactional("link", aisha_id)
     finally:
         relay.stop()
     row = _ledger(rt, edition)[aisha_id]
@@ -261,14 +261,14 @@ def test_digests_carry_reply_to_and_a_feedback_id_per_edition_confirmations_only
     from dataclasses import replace
     from email import message_from_bytes, policy
 
-    from mailer.delivery.actors import send_transactional
+    from mailer.actors.transactional import send_transactional
 
-    runtime.configure(replace(settings, reply_to="editors@ertg.example.org"), transport)
-    enqueue(start_edition, edition)
+    boot(replace(settings, reply_to="editors@ertg.example.org"), transport=transport)
+    runtime.current().queue.send(start_edition, edition)
     queue()
     with rt.db.transaction() as s:
         sub = s.scalar(select(Subscriber).where(Subscriber.email == "a@example.org"))
-    send_transactional.fn("link", sub.id)
+    send_transactional("link", sub.id)
     *digests, link = [message_from_bytes(m.data, policy=policy.default) for m in transport.messages]
     assert len(digests) == 3
     for msg in digests:

@@ -15,6 +15,7 @@ from datetime import date
 import pytest
 from sqlalchemy import select
 
+from mailer.boot import boot
 from mailer import runtime
 from mailer.delivery.config import DeliveryConfig
 from mailer.delivery.models import Delivery
@@ -42,7 +43,7 @@ def use_relay(rt, smtp_url: str, **knobs):
     env = {"SEND_BATCH_SIZE": "10", "SEND_CHUNK_SIZE": "5", "SEND_RETRY_SECONDS": "0.2"}
     env.update({k: str(v) for k, v in knobs.items()})
     settings = replace(rt.settings, smtp_url=smtp_url, delivery=DeliveryConfig.from_env(env))
-    return runtime.configure(settings, SMTPTransport(smtp_url))
+    return boot(settings, transport=SMTPTransport(smtp_url))
 
 
 def cli(app, *args, **kw):
@@ -116,7 +117,7 @@ def test_breaker_pauses_a_failing_send_and_tells_the_operator_then_resume_comple
 
 def test_pause_holds_deliveries_resume_sends_them_cancel_stops_the_rest(rt, app, readers, queue):
     from mailer.delivery import fanout
-    from mailer.delivery.actors import enqueue_batches
+    from mailer.actors.digest import enqueue_batches
     from mailer.digest.compose import load_plan
 
     relay = Relay().start()
@@ -179,7 +180,7 @@ def test_a_delivery_left_sending_by_a_dead_worker_becomes_unknown_and_only_the_o
         s.execute(update(Delivery).where(Delivery.id.in_(ids[:2]))
                   .values(status="sending", attempts=1, updated_at=utcnow() - timedelta(hours=1)))
         assert control.reap_stale(s, ed.id, lease_seconds=600) == 2
-    from mailer.delivery.actors import enqueue_batches
+    from mailer.actors.digest import enqueue_batches
 
     enqueue_batches(ids)
     queue()
@@ -325,7 +326,7 @@ def test_restart_in_embedded_mode_requeues_pending_and_waits_out_backoffs(
 
     from mailer.db import utcnow
     from mailer.delivery import fanout
-    from mailer.delivery.actors import requeue_pending
+    from mailer.actors.digest import requeue_pending
     from mailer.digest.compose import load_plan
 
     queue()  # this process's worker threads are running
@@ -368,7 +369,7 @@ def test_one_partner_item_or_one_reader_never_stops_the_edition(rt, session, que
     its reason, while everyone else gets theirs."""
     from email import message_from_bytes, policy
 
-    from mailer.delivery.actors import start_edition
+    from mailer.actors.digest import start_edition
     from mailer.digest.editions import build_edition
     from tests.digest_world import PERIOD as DEC, standard_world
 
@@ -382,7 +383,7 @@ def test_one_partner_item_or_one_reader_never_stops_the_edition(rt, session, que
     session.commit()
     edition = build_edition(session, DEC)
     session.commit()
-    start_edition.send(edition.id)
+    runtime.current().queue.send(start_edition, edition.id)
     queue()
 
     book = ledger(rt)

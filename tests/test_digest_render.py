@@ -7,6 +7,7 @@ from email.header import decode_header, make_header
 
 import pytest
 
+from mailer import runtime
 import mailer.rendering
 from mailer.delivery.message import qp_fragment
 from mailer.digest import lifecycle
@@ -37,9 +38,8 @@ class Counter:
 
 
 def test_mjml_and_inliner_run_once_per_edition_not_per_recipient(session, rt, queue, monkeypatch):
-    from mailer.delivery.actors import start_edition
-    from mailer.queue import enqueue
-
+    from mailer.actors.digest import start_edition
+    
     w = standard_world(session)
     topics, partners = list(w.topics), list(w.partners)
     n = 0
@@ -57,7 +57,7 @@ def test_mjml_and_inliner_run_once_per_edition_not_per_recipient(session, rt, qu
     monkeypatch.setattr(mailer.rendering, "Premailer", inliner)
     prepared_editions.clear()
 
-    enqueue(start_edition, edition.id)
+    runtime.current().queue.send(start_edition, edition.id)
     queue()
 
     assert len(rt.transport.messages) == n == 63
@@ -223,12 +223,12 @@ def _hostile_world(session) -> World:
 
 
 def _send_all(session, queue):
-    from mailer.delivery.actors import start_edition
+    from mailer.actors.digest import start_edition
 
     edition = build_edition(session, PERIOD)
     session.commit()
     prepared_editions.clear()
-    start_edition.send(edition.id)
+    runtime.current().queue.send(start_edition, edition.id)
     queue()
     return edition
 

@@ -8,6 +8,7 @@ from xml.etree import ElementTree as ET
 import pytest
 from sqlalchemy import select
 
+from mailer import runtime
 from mailer.digest import preview
 from mailer.digest.editions import build_edition
 from mailer.digest.models import Edition
@@ -21,7 +22,7 @@ ATOM = "{http://www.w3.org/2005/Atom}"
 @pytest.fixture
 def sent(session, rt, queue):
     """The standard world's December edition, sent to two subscribers."""
-    from mailer.delivery.actors import start_edition
+    from mailer.actors.digest import start_edition
 
     w = standard_world(session)
     w.subscriber("amina@x.org", topics=["sexual-health"], name="Amina Rahman")
@@ -30,7 +31,7 @@ def sent(session, rt, queue):
     ed = build_edition(session, PERIOD)
     ed.intro = "Our December round-up."
     session.commit()
-    start_edition.send(ed.id)
+    runtime.current().queue.send(start_edition, ed.id)
     queue()
     session.expire_all()
     assert session.get(Edition, ed.id).status == "sent"
@@ -279,7 +280,7 @@ def test_partner_syntax_in_an_item_renders_as_text_on_every_web_face(session, cl
     """Issue 9.1/9.2: the preview answered 500 for a summary holding ``<!--BLOCK:zzz-->``,
     and partner placeholders filled in the viewer's address. Preview, view online and the
     archive now show the partner's text as written, and nobody's address where it put one."""
-    from mailer.delivery.actors import start_edition
+    from mailer.actors.digest import start_edition
 
     w = standard_world(session)
     bad = w.item("bad", "naz", ["sexual-health"], day=12, title="Hello __PH_EMAIL__ __PH_NOPE__",
@@ -298,7 +299,7 @@ def test_partner_syntax_in_an_item_renders_as_text_on_every_web_face(session, cl
             assert "subscriber@example.invalid" not in frame.text.replace(
                 "sent to subscriber@example.invalid", "", 1)
 
-    start_edition.send(ed.id)
+    runtime.current().queue.send(start_edition, ed.id)
     queue()
     data, _ = _message_for(rt.transport, "amina@x.org")
     view = next(u for u in links_in(data) if "/view/" in u).removeprefix(rt.settings.base_url)

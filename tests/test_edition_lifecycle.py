@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from mailer import runtime
 from mailer.delivery.models import Delivery
 from mailer.digest import lifecycle
 from mailer.digest.editions import EditionError, build_edition
@@ -74,7 +75,7 @@ def test_only_the_editions_own_items_can_be_featured(world, session):
 
 
 def test_schedule_then_due_then_send_then_sent(world, session, rt, queue):
-    from mailer.delivery.actors import send_due_editions
+    from mailer.actors.digest import send_due_editions
 
     ed = build_edition(session, PERIOD)
     now = datetime.now(timezone.utc)
@@ -94,7 +95,7 @@ def test_schedule_then_due_then_send_then_sent(world, session, rt, queue):
     # Time passes: the scheduler's actor starts it.
     session.execute(Edition.__table__.update().values(scheduled_for=now - timedelta(seconds=1)))
     session.commit()
-    send_due_editions.send()
+    runtime.current().queue.send(send_due_editions)
     queue()
     session.expire_all()
     assert session.get(Edition, ed.id).status == "sent"

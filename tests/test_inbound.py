@@ -33,10 +33,11 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture
 def receiver(rt):
     """The receiver on a free loopback port, handing ids to the in-process queue."""
-    from mailer.delivery.inbound_actors import process_inbound, router
+    from mailer.actors.inbound import process_inbound, router
     from mailer.lmtp import Receiver
 
-    r = Receiver(rt.db, router(), process_inbound.send, port=free_port(),
+    r = Receiver(rt.db, router(), lambda message_id: rt.queue.send(process_inbound, message_id),
+                 port=free_port(),
                  max_bytes=rt.settings.inbound_max_bytes).start()
     yield r
     r.stop()
@@ -202,12 +203,13 @@ def test_a_dsn_arriving_over_lmtp_at_a_return_path_suppresses_the_hard_bounced_a
 
 def test_an_accepted_message_is_stored_before_the_250_and_processed_once_after_a_crash(
         app, rt, demo, settings, transport, receiver, tmp_path):
-    from mailer.broker import broker, stop_embedded_worker
-    from mailer.delivery.inbound_actors import process_inbound
+    from mailer.actors.inbound import process_inbound
 
     send_edition(app)
     reader = sorted(unsubscribe_mailtos(transport).items())[0]
-    stop_embedded_worker()  # the queue is stopped: nothing processes what is enqueued
+    rt.queue.stop()  # the queue is stopped: nothing processes what is enqueued
+    actor = rt.queue.broker.get_actor(process_inbound.__name__)
+    receiver.handler.enqueue = lambda message_id: actor.send(message_id)  # (queue.send restarts it)
     with lmtp(receiver) as client:
         _, replies = transaction(client, "reader@nhs.example", [reader[1]], mail())
     assert replies[0][0] == 250
@@ -217,7 +219,7 @@ def test_an_accepted_message_is_stored_before_the_250_and_processed_once_after_a
         assert (row.status, row.route, row.recipient) == ("received", "unsubscribe", reader[1])
         assert row.raw == mail() and row.mail_from == "reader@nhs.example"
         assert consent(s, reader[0])[0].status == "confirmed"
-    broker.flush_all()  # the process dies: its in-process queue goes with it
+    rt.queue.broker.flush_all()  # the process dies: its in-process queue goes with it
 
     # A new `mailer lmtp` process finds the message waiting and processes it.
     env = {**os.environ, "DATABASE_URL": settings.database_url, "SECRET_KEY": "test-secret-key",

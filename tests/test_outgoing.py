@@ -8,6 +8,7 @@ from email import message_from_bytes, policy
 
 import pytest
 
+from mailer import runtime
 from mailer.content.intake import ItemDraft, submit_item
 from mailer.content.moderation import approve
 from mailer.delivery.verp import ADDRESS, DELIVERY, NOTICE, SUBSCRIBER, ReturnPaths
@@ -35,8 +36,9 @@ def test_every_kind_of_email_is_dkim_signed_and_carries_our_return_path(
     import dkim
 
     from mailer.app import create_app
-    from mailer.delivery.actors import send_transactional, start_edition
-    from mailer.delivery.partner_actors import send_partner_notice
+    from mailer.actors.digest import start_edition
+    from mailer.actors.transactional import send_transactional
+    from mailer.actors.partners import send_partner_notice
 
     r, relay, public = signing_relay
     w = standard_world(session)
@@ -56,14 +58,14 @@ def test_every_kind_of_email_is_dkim_signed_and_carries_our_return_path(
         "editor@campaign.example": (ADDRESS, None),
     }
 
-    start_edition.send(ed.id)
+    runtime.current().queue.send(start_edition, ed.id)
     queue()
-    send_transactional.fn("confirm", pending.id)
-    send_transactional.fn("link", amina.id)
-    send_partner_notice.fn("receipt", item.id)
+    send_transactional("confirm", pending.id)
+    send_transactional("link", amina.id)
+    send_partner_notice("receipt", item.id)
     with r.db.transaction() as s:
         approve(s, item.id, "editor")
-    send_partner_notice.fn("approved", item.id)
+    send_partner_notice("approved", item.id)
     app = create_app(r.settings, r.transport)
     assert cli(app, "edition", "test-send", PERIOD, "--to", "me@campaign.example",
                "--partner", "naz").exit_code == 0

@@ -21,11 +21,11 @@ from sqlalchemy import select, text
 
 from mailer import runtime
 from mailer.content.models import Item, Partner, Topic
-from mailer.delivery.actors import run_period, start_edition
+from mailer.actors.digest import run_period, start_edition
 from mailer.delivery.models import Delivery
 from mailer.digest.models import Edition
 from mailer.leadership import FileLeadership, PgLeadership, RedisLeadership, leadership_for
-from mailer.queue import enqueue
+from mailer.boot import boot
 from mailer.schedule import Job, Scheduler, jobs, parse_cron, status
 from mailer.schedule_runs import ScheduleRun
 from subscribers.models import Subscriber
@@ -116,7 +116,7 @@ def test_a_scheduler_running_through_the_autumn_night_fires_a_nightly_job_once(r
     while now < datetime(2026, 10, 25, 4, 0, tzinfo=UTC):  # 01:30 BST and 01:30 GMT both pass
         s.step(now)
         now += timedelta(minutes=7)
-    assert sent == [("mailer.delivery.actors:run_period", ("2026-10", runs(rt, "monthly-digest")[-1].id))]
+    assert sent == [("mailer.actors.digest:run_period", ("2026-10", runs(rt, "monthly-digest")[-1].id))]
 
 
 def test_feed_polling_enqueues_the_actor_every_feed_poll_minutes(rt, settings, tmp_path, queue):
@@ -125,7 +125,7 @@ def test_feed_polling_enqueues_the_actor_every_feed_poll_minutes(rt, settings, t
     with rt.db.transaction() as s:
         s.add(Partner(slug="naz", name="Naz", active=True, feed_url="http://127.0.0.1:9/feed.xml"))
     hourly = dataclasses.replace(settings, feed_poll_minutes=60, feed_allow_private=True, feed_timeout=2.0)
-    runtime.configure(hourly, rt.transport)
+    boot(hourly, transport=rt.transport)
     s = scheduler(rt, hourly, FileLeadership(tmp_path / "lock"), {"feed-poll"})
     fired = [s.step(datetime(2026, 11, 30, 9, 40, tzinfo=UTC))]
     fired += [s.step(datetime(2026, 11, 30, h, m, 5, tzinfo=UTC)) for h, m in ((10, 0), (10, 30), (10, 59), (11, 0))]
@@ -170,10 +170,10 @@ def test_the_months_edition_goes_out_once_however_often_it_is_fired(rt, transpor
     restarted = scheduler(rt, rt.settings, FileLeadership(tmp_path / "c.lock"), {"monthly-digest"})
     assert restarted.step(at + timedelta(minutes=5)) == []
     queue()
-    enqueue(run_period, "2026-12", None)  # the job's message delivered again
+    runtime.current().queue.send(run_period, "2026-12", None)  # the job's message delivered again
     with rt.db.transaction() as s:
         edition_id = s.scalar(select(Edition.id).where(Edition.period == "2026-12"))
-    enqueue(start_edition, edition_id)  # `mailer edition send 2026-12`
+    runtime.current().queue.send(start_edition, edition_id)  # `mailer edition send 2026-12`
     queue()
     assert sorted(m.recipient for m in transport.messages) == ["a@example.org", "b@example.org", "c@example.org"]
     (run,) = [r for r in runs(rt, "monthly-digest") if r.outcome != "registered"]
@@ -188,7 +188,7 @@ def test_an_edition_sent_by_hand_first_is_not_sent_again_by_the_job(rt, transpor
 
     with rt.db.transaction() as s:
         edition_id = build_edition(s, "2026-12").id
-    enqueue(start_edition, edition_id)
+    runtime.current().queue.send(start_edition, edition_id)
     queue()
     with rt.db.transaction() as s:  # a new reader since: the job must not send them last month's
         s.add(Subscriber(email="late@example.org", status="confirmed",
@@ -205,12 +205,12 @@ def test_an_edition_sent_by_hand_first_is_not_sent_again_by_the_job(rt, transpor
 def test_an_empty_month_sends_nothing_and_tells_the_editors(rt, settings, transport, queue, tmp_path):
     with rt.db.transaction() as s:
         s.add(Subscriber(email="a@example.org", status="confirmed"))
-    runtime.configure(dataclasses.replace(settings, reply_to="Editors <editors@ertg.example.org>"), transport)
+    boot(dataclasses.replace(settings, reply_to="Editors <editors@ertg.example.org>"), transport=transport)
     s = scheduler(rt, settings, FileLeadership(tmp_path / "lock"), {"monthly-digest"})
     s.step(datetime(2026, 11, 30, tzinfo=UTC))
     s.step(DEC_RUN.astimezone(UTC))
     queue()
-    enqueue(run_period, "2026-12", runs(rt, "monthly-digest")[-1].id)  # a retry tells nobody again
+    runtime.current().queue.send(run_period, "2026-12", runs(rt, "monthly-digest")[-1].id)  # a retry tells nobody again
     queue()
     assert [m.recipient for m in transport.messages] == ["editors@ertg.example.org"]
     assert b"The 2026-12 edition was not sent: it has no items" in transport.messages[0].data
@@ -231,7 +231,7 @@ def test_a_run_missed_while_no_scheduler_ran_runs_late_within_the_grace_window(r
     fired = scheduler(rt, settings, FileLeadership(lock), table, send=sent).step(back)
     assert fired == [("monthly-digest", DEC_RUN),  # the month's digest, late
                      ("feed-poll", datetime(2026, 12, 2, 8, 0, tzinfo=UTC))]  # 36 missed polls: one poll now
-    assert sent[0] == ("mailer.delivery.actors:run_period", ("2026-12", runs(rt, "monthly-digest")[-1].id))
+    assert sent[0] == ("mailer.actors.digest:run_period", ("2026-12", runs(rt, "monthly-digest")[-1].id))
     assert runs(rt, "monthly-digest")[-1].detail == "1380 min late"
     assert runs(rt, "feed-poll")[-1].detail == "covers 35 earlier run(s) missed"
     assert [r for r in runs(rt) if r.outcome == "missed"] == []  # the poll now covers the 11 older ones
@@ -439,7 +439,7 @@ def test_bounce_job_applies_new_reports_in_the_maildir_once(rt, settings, tmp_pa
     box = mailbox.Maildir(str(tmp_path / "bounces"), create=True)
     box.add(dsn("bounces+1-forged@ertg.example.org", "a@example.org", "failed", "5.1.1"))
     with_source = dataclasses.replace(settings, bounce_source=tmp_path / "bounces")
-    runtime.configure(with_source, rt.transport)
+    boot(with_source, transport=rt.transport)
     s = scheduler(rt, with_source, FileLeadership(tmp_path / "lock"), {"bounces"})
     s.step(datetime(2026, 11, 30, 12, 1, tzinfo=UTC))
     assert s.step(datetime(2026, 11, 30, 12, 10, 1, tzinfo=UTC)) == [("bounces", datetime(2026, 11, 30, 12, 10, tzinfo=UTC))]
@@ -468,4 +468,4 @@ def test_a_run_the_queue_refused_is_tried_again_not_lost(rt, settings, tmp_path)
     at = DEC_RUN.astimezone(UTC)
     assert s.step(at) == [] and [r.outcome for r in runs(rt, "monthly-digest")] == ["registered"]
     assert s.step(at + timedelta(seconds=2)) == [("monthly-digest", DEC_RUN)]
-    assert sent == [("mailer.delivery.actors:run_period", ("2026-12", runs(rt, "monthly-digest")[-1].id))]
+    assert sent == [("mailer.actors.digest:run_period", ("2026-12", runs(rt, "monthly-digest")[-1].id))]

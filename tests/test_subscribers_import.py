@@ -185,13 +185,13 @@ def test_purge_revoke_and_suppress_commands(cli, rt, demo):
 def test_purge_job_runs_from_the_queue(rt, demo, queue):
     from datetime import timedelta
 
+    from mailer.actors.housekeeping import purge_unconfirmed_job
     from mailer.db import utcnow
-    from subscribers.tasks import purge_unconfirmed_job
 
     with rt.db.transaction() as s:
         s.add(Subscriber(email="stale@example.org", status="pending",
                          requested_at=utcnow() - timedelta(days=45)))
-    purge_unconfirmed_job.send()
+    rt.queue.send(purge_unconfirmed_job)
     queue()
     with rt.db.transaction() as s:
         assert service.find(s, "stale@example.org") is None

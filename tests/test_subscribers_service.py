@@ -306,4 +306,4 @@ def test_scheduler_runs_the_purge_daily(settings):
     from mailer.schedule import jobs
 
     job = next(j for j in jobs(settings) if j.id == "purge-unconfirmed")
-    assert job.actor == "subscribers.tasks:purge_unconfirmed_job" and "hour='3'" in str(job.trigger)
+    assert job.actor == "mailer.actors.housekeeping:purge_unconfirmed_job" and "hour='3'" in str(job.trigger)

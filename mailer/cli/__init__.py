@@ -6,16 +6,17 @@ One module per command group; each defines its group (or single command) with
 :mod:`mailer.cli._common` from this package, so there is no import cycle.
 
 Each command is a shell: it opens a transaction, calls the domain, prints the outcome.
-Commands import the domain inside their bodies on purpose: ``mailer --help`` and each
-command then load only what they use, and nothing chooses the queue broker (which
-``mailer.broker`` does when imported) before the app factory has configured the process.
-README's command table lists every command and option; ``tests/test_cli.py`` keeps the two
-in step.
+Commands import the domain inside their bodies so that ``mailer --help`` and each command
+load only what they use. When a command (any but ``doctor``) runs, after its arguments are
+parsed, so ``--help`` needs no working configuration, the process is booted through the
+app factory: settings from the environment, or under Flask's test runner the test's app.
+Commands reach it with :func:`mailer.runtime.current`. README's command table lists every
+command and option; ``tests/test_cli.py`` keeps the two in step.
 """
 from __future__ import annotations
 
 import click
-from flask.cli import FlaskGroup
+from flask.cli import FlaskGroup, with_appcontext
 
 from mailer.app import create_app
 from mailer.cli.bounces import bounces
@@ -31,15 +32,35 @@ from mailer.cli.partners import partners
 from mailer.cli.schedule import schedule
 from mailer.cli.subscribers import subscribers
 from mailer.cli.worker import worker
+from mailer.settings import Settings
+
+# `doctor` reports on configurations the service refuses to start with: it must not boot.
+UNBOOTED = frozenset({"doctor"})
 
 
-@click.group(cls=FlaskGroup, create_app=lambda: create_app(), add_version_option=False)
+def app_from_environment():
+    """The CLI's entry point into the process: settings from the environment, booted."""
+    return create_app(Settings.from_env())
+
+
+def booted(command: click.Command) -> click.Command:
+    """``command`` (each command of a group) loads the app, and so boots the process,
+    before its body runs: Flask's ``with_appcontext``, as its own commands have."""
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            booted(sub)
+    elif command.callback is not None:
+        command.callback = with_appcontext(command.callback)
+    return command
+
+
+@click.group(cls=FlaskGroup, create_app=app_from_environment, add_version_option=False)
 def main() -> None:
     """Campaign digest service: web app, workers, editions and demo data."""
 
 
 for _command in (db, seed_demo, partners, items, feeds, edition, subscribers, bounces, worker,
                  lmtp, doctor, dns_records, schedule):
-    main.add_command(_command)
+    main.add_command(_command if _command.name in UNBOOTED else booted(_command))
 
 __all__ = ["main"]

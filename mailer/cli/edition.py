@@ -68,12 +68,10 @@ def edition_build(period: str) -> None:
 @click.option("--timeout", default=3600, show_default=True, help="Seconds to wait at most.")
 def edition_send(period: str, wait: bool, timeout: int) -> None:
     """Send PERIOD's edition through the queue. Sending again sends nothing new."""
-    from mailer.broker import drain, embedded
-    from mailer.delivery.actors import start_edition
+    from mailer.actors.digest import start_edition
     from mailer.digest import status
     from mailer.digest.lifecycle import get_edition
     from mailer.digest.models import PAUSED
-    from mailer.queue import enqueue
 
     rt = runtime.current()
     with rt.db.transaction() as s:
@@ -85,12 +83,12 @@ def edition_send(period: str, wait: bool, timeout: int) -> None:
             fail(f"The {period} edition is {ed.status}"
                  + (f"; `mailer edition resume {period}` carries on." if ed.status == PAUSED else "."))
         edition_id = ed.id
-    enqueue(start_edition, edition_id)
+    rt.queue.send(start_edition, edition_id)
     if wait:
         _wait_for(edition_id, timeout)
-    elif embedded():
+    elif rt.queue.embedded:
         click.echo("Sending in this process (no REDIS_URL)...")
-        drain()
+        rt.queue.drain()
         _print_counts(edition_id)
     else:
         click.echo(f"Queued the {period} edition; `mailer edition status {period}` follows it.")
@@ -287,10 +285,9 @@ def edition_unschedule(period):
 # --- sending control --------------------------------------------------------------------
 
 def _enqueue_again(ids: list[int], edition_id: int) -> None:
-    from mailer.broker import ensure_embedded_worker
-    from mailer.delivery.actors import enqueue_again
+    from mailer.actors.digest import enqueue_again
 
-    ensure_embedded_worker()
+    runtime.current().queue.ensure_worker()
     enqueue_again(ids, edition_id)
 
 

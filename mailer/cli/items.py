@@ -23,19 +23,16 @@ def items() -> None:
 
 def notify_decisions(item_ids) -> None:
     """Queue the decision email for each decided item whose contact has not heard yet."""
+    from mailer.actors.partners import send_partner_notice
     from mailer.content.notices import decisions_owed
-    from mailer.delivery.partner_actors import send_partner_notice
-    from mailer.queue import enqueue
 
-    with runtime.current().db.transaction() as s:
+    rt = runtime.current()
+    with rt.db.transaction() as s:
         owed = decisions_owed(s, item_ids)
     for kind, item_id in owed:
-        enqueue(send_partner_notice, kind, item_id)
-    if owed:
-        from mailer.broker import drain, embedded
-
-        if embedded():
-            drain()  # this process is the worker: send before the command exits
+        rt.queue.send(send_partner_notice, kind, item_id)
+    if owed and rt.queue.embedded:
+        rt.queue.drain()  # this process is the worker: send before the command exits
 
 
 @items.command("list")

@@ -25,13 +25,13 @@ SWEEP_SECONDS = 300
 def lmtp(host: str, port: int) -> None:
     """Receive inbound mail over LMTP: unsubscribe addresses and bounces."""
     from mailer import runtime
-    from mailer.delivery.inbound_actors import process_inbound, requeue_unprocessed, router
-    from mailer.broker import ensure_embedded_worker
+    from mailer.actors.inbound import process_inbound, requeue_unprocessed, router
     from mailer.lmtp import Receiver
 
     rt = runtime.current()
-    ensure_embedded_worker()  # embedded mode: this process works off what it enqueues
-    receiver = Receiver(rt.db, router(), process_inbound.send, host=host, port=port,
+    rt.queue.ensure_worker()  # embedded mode: this process works off what it enqueues
+    receiver = Receiver(rt.db, router(), lambda message_id: rt.queue.send(process_inbound, message_id),
+                        host=host, port=port,
                         max_bytes=rt.settings.inbound_max_bytes)
     try:
         receiver.start()

@@ -6,20 +6,21 @@ import time
 
 import click
 
+from mailer import runtime
+
 
 @click.command("worker")
 @click.option("--processes", default=2, show_default=True)
 @click.option("--threads", default=4, show_default=True)
 def worker(processes: int, threads: int) -> None:
     """Run queue workers: `dramatiq` processes with REDIS_URL, else threads in this process."""
-    from mailer.broker import embedded, ensure_embedded_worker
-
-    if not embedded():
+    queue = runtime.current().queue
+    if not queue.embedded:
         from dramatiq.cli import main as dramatiq_main
 
         sys.argv = ["dramatiq", "mailer.worker", "--processes", str(processes), "--threads", str(threads)]
         sys.exit(dramatiq_main())
-    ensure_embedded_worker(threads)
+    queue.ensure_worker(threads)
     click.echo("Embedded worker running (no REDIS_URL); Ctrl-C to stop.")
     try:
         while True:

@@ -177,7 +177,7 @@ def poll_feeds(db: Database, options: FetchOptions, *, today: date, slug: str | 
     """Poll every active partner with a feed (or only ``slug``), one transaction each.
 
     The edges call it: ``mailer feeds poll`` and the ``poll_feeds`` actor
-    (:mod:`mailer.delivery.scheduled_actors`), which the scheduler sends every
+    (:mod:`mailer.actors.scheduled`), which the scheduler sends every
     ``FEED_POLL_MINUTES``. A partner's items and its feed state
     commit together; an unexpected failure rolls that partner back, is recorded on it in
     a fresh transaction, and the next partner is polled.

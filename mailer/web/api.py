@@ -25,8 +25,8 @@ from mailer.content.intake import ItemDraft, submit_item
 from mailer.content.models import Item, Topic
 from mailer.content.notices import RECEIPT, decision_kind, notice_address
 from mailer.content.partners import partner_for_api_token
+from mailer.runtime import current as rt
 from mailer.validation import InvalidInput
-from mailer.web.helpers import rt
 from mailer.web.limits import retry_after_text
 from mailer.web.openapi import openapi_document
 from mailer.web.partners import notice_allowed, queue_notice, submission_wait

@@ -24,7 +24,7 @@ from mailer.digest.cache import prepared_editions
 from mailer.digest.compose import archive_copy, copy_for, period_label
 from mailer.digest.editions import EditionError, find_edition
 from mailer.digest.models import SENDING, SENT, Edition
-from mailer.web.helpers import rt
+from mailer.runtime import current as rt
 from mailer.web.limits import keyed, retry_after_text, wait_for
 from subscribers.service import recipients, subscriber_from_token
 from subscribers.tokens import TokenError, Tokens

@@ -17,7 +17,7 @@ import logging
 from flask import Blueprint, jsonify
 
 from mailer.health import readiness
-from mailer.web.helpers import rt
+from mailer.runtime import current as rt
 
 bp = Blueprint("health", __name__)
 log = logging.getLogger(__name__)

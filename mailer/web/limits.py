@@ -14,7 +14,7 @@ import hmac
 
 from flask import current_app
 
-from mailer.web.helpers import rt
+from mailer.runtime import current as rt
 from subscribers.ratelimit import Limiter, make_limiter
 
 HOUR = 3600

@@ -25,12 +25,11 @@ from mailer.content.intake import SUMMARY_MAX, TITLE_MAX, ItemDraft, check_draft
 from mailer.content.models import ITEM_KINDS, Topic
 from mailer.content.notices import RECEIPT, decision_kind, notice_address
 from mailer.content.partners import partner_for_secret
-from mailer.delivery.partner_actors import send_partner_notice
-from mailer.queue import enqueue
+from mailer.actors.partners import send_partner_notice
+from mailer.runtime import current as rt
 from mailer.validation import InvalidInput
-from mailer.web.helpers import rt
+from mailer.web.forms import CheckboxesField
 from mailer.web.limits import keyed, retry_after_text, wait_for
-from subscribers.forms import CheckboxesField
 
 bp = Blueprint("partners", __name__)
 
@@ -113,7 +112,7 @@ def notice_allowed(address: str | None) -> bool:
 
 def queue_notice(kind: str, item_id: int) -> None:
     """Queue the notice about an item (call after its transaction committed)."""
-    enqueue(send_partner_notice, kind, item_id)
+    rt().queue.send(send_partner_notice, kind, item_id)
 
 
 @bp.route("/submit/<secret>", methods=["GET", "POST"])

@@ -22,18 +22,18 @@ def _item(rt, contact="comms@partner.example.org"):
 
 
 def test_a_redelivered_notice_job_sends_one_email(rt, transport):
-    from mailer.delivery.partner_actors import send_partner_notice
+    from mailer.actors.partners import send_partner_notice
 
     item_id = _item(rt)
-    send_partner_notice.fn("receipt", item_id)
-    send_partner_notice.fn("receipt", item_id)
+    send_partner_notice("receipt", item_id)
+    send_partner_notice("receipt", item_id)
     assert len(transport.messages) == 1
-    send_partner_notice.fn("approved", item_id)  # not approved: nothing owed
+    send_partner_notice("approved", item_id)  # not approved: nothing owed
     assert len(transport.messages) == 1
 
 
 def test_a_transient_failure_releases_the_claim_for_the_retry(rt, transport, session):
-    from mailer.delivery.partner_actors import send_partner_notice
+    from mailer.actors.partners import send_partner_notice
 
     item_id = _item(rt)
 
@@ -42,10 +42,10 @@ def test_a_transient_failure_releases_the_claim_for_the_retry(rt, transport, ses
 
     transport.send, real = refuse, transport.send
     with pytest.raises(TransientFailure):
-        send_partner_notice.fn("receipt", item_id)
+        send_partner_notice("receipt", item_id)
     assert session.get(Item, item_id).receipt_sent_at is None
     transport.send = real
-    send_partner_notice.fn("receipt", item_id)
+    send_partner_notice("receipt", item_id)
     assert len(transport.messages) == 1
 
 
@@ -72,15 +72,15 @@ def test_notices_are_marked_auto_submitted_and_replies_go_to_the_editors(rt, tra
     from dataclasses import replace
     from email import message_from_bytes, policy
 
-    from mailer import runtime
-    from mailer.delivery.partner_actors import send_partner_notice
+    from mailer.boot import boot
+    from mailer.actors.partners import send_partner_notice
 
     item_id = _item(rt)
-    send_partner_notice.fn("receipt", item_id)
-    runtime.configure(replace(rt.settings, reply_to="Digest editors <editors@ertg.example.org>"), transport)
+    send_partner_notice("receipt", item_id)
+    boot(replace(rt.settings, reply_to="Digest editors <editors@ertg.example.org>"), transport=transport)
     with rt.db.transaction() as s:
         s.get(Item, item_id).status = "approved"
-    send_partner_notice.fn("approved", item_id)
+    send_partner_notice("approved", item_id)
     receipt, decision = (message_from_bytes(m.data, policy=policy.default) for m in transport.messages)
     assert receipt["Auto-Submitted"] == decision["Auto-Submitted"] == "auto-generated"
     assert receipt["Reply-To"] is None  # REPLY_TO unset: replies go to MAIL_FROM
@@ -94,12 +94,12 @@ def test_notice_names_the_sender_once_isolates_the_title_and_has_a_heading(rt, t
     import re
     from email import message_from_bytes, policy
 
-    from mailer.delivery.partner_actors import send_partner_notice
+    from mailer.actors.partners import send_partner_notice
 
     item_id = _item(rt)
     with rt.db.transaction() as s:
         s.get(Item, item_id).title = "نسلی مساوات کے لیے مقامی سرجریوں کا عہد"
-    send_partner_notice.fn("receipt", item_id)
+    send_partner_notice("receipt", item_id)
     msg = message_from_bytes(transport.messages[0].data, policy=policy.default)
     html = msg.get_body(("html",)).get_content()
     text = msg.get_body(("plain",)).get_content()

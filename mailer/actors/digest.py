@@ -1,58 +1,34 @@
-"""Dramatiq actors: thin shells that open a transaction, call the domain, and enqueue.
+"""The digest jobs: start an edition, send its batches, watch it, and the scheduler's jobs.
 
-Messages carry ids only. Every actor is safe to run twice: the ledger, not the queue,
-decides whether an email goes out.
-
-Two queues: ``transactional`` (confirmations, manage links: one person waiting) and
-``digest`` (editions in batches). Transactional actors have the higher priority, so a
-worker that has digest batches prefetched still takes a confirmation first; production
-may also run a worker with ``--queues transactional`` alone.
+Thin shells that open a transaction, call the domain, and enqueue after the commit (see
+:mod:`mailer.actors` for the rules every job keeps).
 """
 from __future__ import annotations
 
 import logging
 import uuid
+from datetime import timezone
 
-import dramatiq
 from sqlalchemy import select
 
-import mailer.broker  # noqa: F401  (the broker must be set before actors are declared)
 from mailer import runtime, schedule_runs
+from mailer.db import utcnow
 from mailer.delivery import control, fanout
-from mailer.delivery.limits import counters_for
 from mailer.delivery.sending import deliver_batch, finish_if_done
-from mailer.delivery.transactional import compose_transactional, editors_notice
-from mailer.delivery.transport import PermanentFailure
 from mailer.delivery.outgoing import Outgoing
+from mailer.delivery.transactional import editors_notice
+from mailer.digest import lifecycle
 from mailer.digest.compose import load_plan
 from mailer.digest.editions import build_edition, edition_items, find_edition
 from mailer.digest.models import DRAFT, SCHEDULED, SENDING, Edition
-from subscribers.models import ERASED, Subscriber
+from mailer.queue import job
 
 log = logging.getLogger(__name__)
 DIGEST_PRIORITY = 10  # lower runs first; transactional keeps the default 0
 
 
-@dramatiq.actor(queue_name="transactional", max_retries=8, min_backoff=2_000, max_backoff=600_000,
-                throws=(PermanentFailure,))
-def send_transactional(kind: str, subscriber_id: int) -> None:
-    """Send a confirmation ("confirm"), "already subscribed" ("manage") or requested
-    manage-link ("link") email."""
-    rt = runtime.current()
-    with rt.db.transaction() as s:
-        sub = s.get(Subscriber, subscriber_id)
-        if sub is None or sub.status == ERASED:
-            return  # erased or purged before the email went out
-        envelope = compose_transactional(kind, rt.settings, sub)
-    outgoing = Outgoing(rt.settings, rt.transport)
-    try:
-        outgoing.to_subscriber(envelope, subscriber_id)
-    finally:
-        outgoing.close()
-
-
-@dramatiq.actor(queue_name="digest", max_retries=3, priority=DIGEST_PRIORITY,
-                time_limit=10 * 60_000)
+@job(queue_name="digest", max_retries=3, priority=DIGEST_PRIORITY,
+     time_limit=10 * 60_000)
 def send_deliveries(delivery_ids: list[int]) -> None:
     """Send a batch of digest deliveries (ids of ``Delivery`` rows).
 
@@ -62,14 +38,13 @@ def send_deliveries(delivery_ids: list[int]) -> None:
     rt = runtime.current()
     result = deliver_batch(rt.db, rt.transport, rt.settings, delivery_ids)
     if result.retry and not result.paused:
-        send_deliveries.send_with_options(args=(result.retry,),
-                                          delay=int(result.retry_delay * 1000) + 50)
+        rt.queue.send(send_deliveries, result.retry, delay_ms=int(result.retry_delay * 1000) + 50)
 
 
 def enqueue_batches(ids: list[int]) -> int:
-    size = runtime.current().settings.delivery.batch_size
-    for batch in fanout.batches(ids, size):
-        send_deliveries.send(batch)
+    rt = runtime.current()
+    for batch in fanout.batches(ids, rt.settings.delivery.batch_size):
+        rt.queue.send(send_deliveries, batch)
     return len(ids)
 
 
@@ -83,17 +58,16 @@ def enqueue_again(ids: list[int], edition_id: int) -> None:
 def _watch_later(edition_id: int, token: str | None = None) -> None:
     """Schedule the edition's watchdog. A new ``token`` starts a chain that only runs on if
     no other chain is alive, so repeated starts and sweeps never multiply watchdogs."""
-    from mailer.broker import embedded
-
-    if embedded():
+    rt = runtime.current()
+    if rt.queue.embedded:
         # One process: no worker can die alone and the queue dies with the process;
         # start-up (requeue_pending) is the recovery there.
         return
-    delay = int(runtime.current().settings.delivery.watch_seconds * 1000)
-    watch_edition.send_with_options(args=(edition_id, token or uuid.uuid4().hex), delay=delay)
+    delay = int(rt.settings.delivery.watch_seconds * 1000)
+    rt.queue.send(watch_edition, edition_id, token or uuid.uuid4().hex, delay_ms=delay)
 
 
-@dramatiq.actor(queue_name="digest", max_retries=3, priority=DIGEST_PRIORITY)
+@job(queue_name="digest", max_retries=3, priority=DIGEST_PRIORITY)
 def start_edition(edition_id: int) -> None:
     """Fan an edition out into deliveries and enqueue the pending ones in batches."""
     rt = runtime.current()
@@ -120,14 +94,14 @@ def _enqueue_started(rt, edition_id: int, ids: list[int], done: bool) -> None:
         _watch_later(edition_id)
 
 
-@dramatiq.actor(queue_name="digest", max_retries=20, priority=DIGEST_PRIORITY)
+@job(queue_name="digest", max_retries=20, priority=DIGEST_PRIORITY)
 def watch_edition(edition_id: int, token: str = "") -> None:
     """The edition's watchdog, every ``SEND_WATCH_SECONDS`` while it is sending: marks
     deliveries of dead workers ``unknown``, enqueues again pending deliveries whose queue
     messages were lost (nothing moved for a whole lease), and closes the edition when done."""
     rt = runtime.current()
     cfg = rt.settings.delivery
-    counters, key = counters_for(rt.settings.redis_url), f"mailer:watch:{edition_id}"
+    counters, key = rt.counters, f"mailer:watch:{edition_id}"
     if not counters.hold(key, token, cfg.watch_seconds * 3 + 5):
         return  # another watchdog chain is alive for this edition
     with rt.db.transaction() as s:
@@ -151,7 +125,7 @@ def watch_edition(edition_id: int, token: str = "") -> None:
         _watch_later(edition_id, token)
 
 
-@dramatiq.actor(queue_name="digest", max_retries=3, priority=DIGEST_PRIORITY)
+@job(queue_name="digest", max_retries=3, priority=DIGEST_PRIORITY)
 def sweep() -> None:
     """Start a watchdog for every sending edition that has none (the scheduler sends this
     every few minutes, so a watchdog lost with a non-persistent Redis comes back)."""
@@ -162,7 +136,7 @@ def sweep() -> None:
         _watch_later(eid)
 
 
-@dramatiq.actor(queue_name="digest", max_retries=3, priority=DIGEST_PRIORITY)
+@job(queue_name="digest", max_retries=3, priority=DIGEST_PRIORITY)
 def run_period(period: str, run_id: int | None = None) -> None:
     """The monthly job: build ``period``'s edition and start sending it, once.
 
@@ -218,16 +192,14 @@ def tell_editors_empty(rt, period: str) -> None:
         outgoing.close()
 
 
-@dramatiq.actor(queue_name="digest", max_retries=3)
+@job(queue_name="digest", max_retries=3)
 def send_due_editions() -> None:
     """Start every scheduled edition whose time has come (the scheduler runs this each minute)."""
-    from mailer.digest.lifecycle import due
-
     rt = runtime.current()
     with rt.db.transaction() as s:
-        ids = [e.id for e in due(s)]
+        ids = [e.id for e in lifecycle.due(s)]
     for edition_id in ids:
-        start_edition.send(edition_id)
+        rt.queue.send(start_edition, edition_id)
 
 
 def requeue_pending() -> int:
@@ -244,15 +216,12 @@ def requeue_pending() -> int:
     for eid in editions:
         _watch_later(eid)
     if waiting:
-        from mailer.db import utcnow
-
         latest = max(at for _, at in waiting)
         if latest.tzinfo is None:
-            from datetime import timezone
             latest = latest.replace(tzinfo=timezone.utc)
         delay_ms = max(0, int((latest - utcnow()).total_seconds() * 1000)) + 50
         for batch in fanout.batches([i for i, _ in waiting], rt.settings.delivery.batch_size):
-            send_deliveries.send_with_options(args=(batch,), delay=delay_ms)
+            rt.queue.send(send_deliveries, batch, delay_ms=delay_ms)
     return enqueue_batches(due) + len(waiting)
 
 

@@ -1,29 +1,27 @@
-"""The actor that emails partners about their items (receipt, decision).
+"""The job that emails partners about their items (receipt, decision).
 
-A thin shell like the others in :mod:`mailer.delivery.actors`: the item row is the
+A thin shell like the others in :mod:`mailer.actors`: the item row is the
 ledger. The notice is claimed (its ``*_sent_at`` set and committed) before it leaves, so
 a redelivered message sends nothing twice; a transient failure releases the claim and
 lets Dramatiq retry.
 """
 from __future__ import annotations
 
-import dramatiq
-
-import mailer.broker  # noqa: F401  (the broker must be set before actors are declared)
 from mailer import runtime
 from mailer.content.models import Item
 from mailer.content.notices import RECEIPT, compose_notice, notice_owed
 from mailer.db import utcnow
 from mailer.delivery.outgoing import Outgoing
 from mailer.delivery.transport import PermanentFailure
+from mailer.queue import job
 
 
 def _column(kind: str) -> str:
     return "receipt_sent_at" if kind == RECEIPT else "decision_sent_at"
 
 
-@dramatiq.actor(queue_name="transactional", max_retries=8, min_backoff=2_000, max_backoff=600_000,
-                throws=(PermanentFailure,))
+@job(queue_name="transactional", max_retries=8, min_backoff=2_000, max_backoff=600_000,
+     throws=(PermanentFailure,))
 def send_partner_notice(kind: str, item_id: int) -> None:
     """Send the ``kind`` notice ("receipt", "approved" or "rejected") about item ``item_id``."""
     rt = runtime.current()

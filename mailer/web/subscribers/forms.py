@@ -1,21 +1,15 @@
-"""Web forms (Flask-WTF for CSRF and rendering; the rules live in subscribers.service)."""
+"""The subscriber pages' forms (Flask-WTF for CSRF and rendering; the rules live in
+:mod:`subscribers.service`)."""
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import DateField, SelectField, SelectMultipleField, StringField, widgets
+from wtforms import DateField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length
 
 from mailer.content.models import Partner, Topic
+from mailer.web.forms import CheckboxesField
 from subscribers.models import ORGANISATION_TYPES
-
-
-class CheckboxesField(SelectMultipleField):
-    widget = widgets.ListWidget(prefix_label=False)
-    option_widget = widgets.CheckboxInput()
-
-    def pre_validate(self, form):
-        pass  # unknown ids are refused by the service with a clear message
 
 
 class PreferencesForm(FlaskForm):

@@ -9,13 +9,11 @@ from __future__ import annotations
 import logging
 import threading
 
-import dramatiq
-
-import mailer.broker  # noqa: F401  (the broker must be set before actors are declared)
 from mailer import runtime
 from mailer.inbound import store
 from mailer.inbound.handlers import default_router
 from mailer.inbound.routing import InboundError, Router
+from mailer.queue import job
 
 log = logging.getLogger(__name__)
 _router: tuple = (None, None)  # (settings, the table built from them)
@@ -32,7 +30,7 @@ def router() -> Router:
         return _router[1]
 
 
-@dramatiq.actor(queue_name="transactional", max_retries=10, min_backoff=1_000, max_backoff=300_000)
+@job(queue_name="transactional", max_retries=10, min_backoff=1_000, max_backoff=300_000)
 def process_inbound(message_id: int) -> None:
     """Handle accepted inbound message ``message_id`` (idempotent)."""
     rt = runtime.current()
@@ -55,5 +53,5 @@ def requeue_unprocessed(older_than_seconds: float = 0) -> int:
     with rt.db.transaction() as s:
         ids = store.unprocessed(s, older_than_seconds)
     for message_id in ids:
-        process_inbound.send(message_id)
+        rt.queue.send(process_inbound, message_id)
     return len(ids)

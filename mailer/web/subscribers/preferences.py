@@ -1,8 +1,8 @@
 """The preference centre (no login): change, pause, resume, re-subscribe, replace links,
 download and erase, reached through the signed manage link in every email.
 
-Web shell only, on the ``subscribers`` blueprint; rules live in :mod:`subscribers.service`
-and :mod:`subscribers.rights`.
+Web shell only (URL rules in :mod:`mailer.web.subscribers`); rules live in
+:mod:`subscribers.service` and :mod:`subscribers.rights`.
 """
 from __future__ import annotations
 
@@ -10,26 +10,24 @@ import json
 
 from flask import Response, render_template, request, url_for
 
+from mailer.actors.transactional import send_transactional
 from mailer.db import utcnow
-from mailer.delivery.actors import send_transactional
-from mailer.queue import enqueue
+from mailer.runtime import current as rt
 from mailer.validation import InvalidInput
-from mailer.web.helpers import rt
+from mailer.web.subscribers.common import (
+    allowed,
+    attach_error,
+    catalogue,
+    choices,
+    consent_ip,
+    link_error,
+    tokens,
+    too_many,
+)
+from mailer.web.subscribers.forms import ButtonForm, PauseForm, PreferencesForm
 from subscribers import rights, service
-from subscribers.forms import ButtonForm, PauseForm, PreferencesForm
 from subscribers.models import CONFIRMED, PENDING, UNSUBSCRIBED
 from subscribers.tokens import TokenError
-from subscribers.views import (
-    _allowed,
-    _attach,
-    _catalogue,
-    _choices,
-    _ip,
-    _link_error,
-    _too_many,
-    _tokens,
-    bp,
-)
 
 
 def _manage_page(s, sub, form, token, status=200, **extra):
@@ -38,7 +36,7 @@ def _manage_page(s, sub, form, token, status=200, **extra):
         pause_form=extra.pop("pause_form", None) or PauseForm(formdata=None),
         button=ButtonForm(formdata=None), paused=service.is_paused(sub, utcnow().date()),
         unsubscribe_url=url_for("subscribers.unsubscribe",
-                                token=_tokens().make("unsubscribe", sub.id, sub.token_version)),
+                                token=tokens().make("unsubscribe", sub.id, sub.token_version)),
         **extra), status
 
 
@@ -47,24 +45,23 @@ def _manage_sub(s, token):
 
     Preference access (changes, data download, erasure) needs a recent link, so a manage
     link in an old, forwarded or leaked email stops opening someone's data; unsubscribe
-    links are not limited (see :func:`subscribers.views.unsubscribe`).
+    links are not limited (see :func:`mailer.web.subscribers.pages.unsubscribe`).
     """
     max_age = rt().settings.manage_link_max_age_days * 86400
-    return service.subscriber_from_token(s, _tokens(), "manage", token, max_age)
+    return service.subscriber_from_token(s, tokens(), "manage", token, max_age)
 
 
 def _manage_error(err: TokenError, token: str):
-    return _link_error(err, "manage", token)
+    return link_error(err, "manage", token)
 
 
-@bp.route("/manage/<token>", methods=["GET", "POST"])
 def manage(token: str):
     with rt().db.transaction() as s:
         try:
             sub = _manage_sub(s, token)
         except TokenError as err:
             return _manage_error(err, token)
-        topics, partners = _catalogue(s)
+        topics, partners = catalogue(s)
         form = PreferencesForm(obj=None if request.method == "POST" else sub).set_choices(topics, partners)
         if request.method == "GET":
             form.topics.data = [t.id for t in sub.topics]
@@ -74,11 +71,11 @@ def manage(token: str):
         if not form.validate_on_submit():
             return _manage_page(s, sub, form, token, 400)
         try:
-            choices = _choices(s, form)
+            picked = choices(s, form)
         except InvalidInput as err:  # raised before anything changed
-            _attach(form, err)
+            attach_error(form, err)
             return _manage_page(s, sub, form, token, 400)
-        service.update_preferences(s, sub, choices, ip=_ip())
+        service.update_preferences(s, sub, picked, ip=consent_ip())
         return _manage_page(s, sub, form, token, saved="Your preferences are saved. They apply from the next digest.")
 
 
@@ -90,7 +87,7 @@ def _action(token: str, form_cls, act, template="subscribers/manage.html"):
         except TokenError as err:
             return _manage_error(err, token)
         form = form_cls()
-        topics, partners = _catalogue(s)
+        topics, partners = catalogue(s)
         prefs = PreferencesForm(formdata=None, obj=sub).set_choices(topics, partners)
         prefs.topics.data = [t.id for t in sub.topics]
         prefs.partners.data = [p.id for p in sub.partners]
@@ -112,46 +109,41 @@ def _action(token: str, form_cls, act, template="subscribers/manage.html"):
         if response is None:
             response = _manage_page(s, sub, prefs, token, saved=getattr(act, "message", "Saved."))
     if email:
-        enqueue(send_transactional, *email)
+        rt().queue.send(send_transactional, *email)
     return response
 
 
-@bp.post("/manage/<token>/pause")
 def pause(token: str):
     def act(s, sub, form):
         if sub.status != CONFIRMED:
             raise InvalidInput("until", "Only an active subscription can be paused.")
-        service.pause(s, sub, form.until.data, today=utcnow().date(), ip=_ip())
+        service.pause(s, sub, form.until.data, today=utcnow().date(), ip=consent_ip())
     act.message = "Your digest is paused. It starts again automatically on the date you chose."
     return _action(token, PauseForm, act)
 
 
-@bp.post("/manage/<token>/resume")
 def resume(token: str):
     def act(s, sub, form):
-        service.resume(s, sub, ip=_ip())
+        service.resume(s, sub, ip=consent_ip())
     act.message = "Your digest is no longer paused."
     return _action(token, ButtonForm, act)
 
 
-@bp.post("/manage/<token>/resubscribe")
 def resubscribe(token: str):
     def act(s, sub, form):
-        service.resubscribe(s, sub, ip=_ip())
+        service.resubscribe(s, sub, ip=consent_ip())
         return (render_template("subscribers/check_email.html", days=rt().settings.confirm_max_age_days),
                 ("confirm", sub.id))
     return _action(token, ButtonForm, act)
 
 
-@bp.post("/manage/<token>/revoke")
 def revoke(token: str):
     def act(s, sub, form):
-        service.revoke_links(s, sub, ip=_ip())
+        service.revoke_links(s, sub, ip=consent_ip())
         return render_template("subscribers/revoked.html", sub=sub), ("link", sub.id)
     return _action(token, ButtonForm, act)
 
 
-@bp.post("/manage/<token>/renew")
 def renew(token: str):
     """Mail a fresh manage link to the address an expired one was for (the button on the
     expired-link page). The link must still be genuine and not revoked; only its age is
@@ -162,20 +154,19 @@ def renew(token: str):
                                message="This form expired. Open your link again and press the button."), 400
     with rt().db.transaction() as s:
         try:
-            sub = service.subscriber_from_token(s, _tokens(), "manage", token)
+            sub = service.subscriber_from_token(s, tokens(), "manage", token)
         except TokenError as err:
-            return _link_error(err, "manage")
-        client, address_ok = _allowed(sub.email)
+            return link_error(err, "manage")
+        client, address_ok = allowed(sub.email)
         if not client.allowed:
-            return _too_many(client)
+            return too_many(client)
         kind = "confirm" if sub.status == PENDING else "link"  # not confirmed yet: that link
         subscriber_id = sub.id
     if address_ok:
-        enqueue(send_transactional, kind, subscriber_id)
+        rt().queue.send(send_transactional, kind, subscriber_id)
     return render_template("subscribers/link_sent.html", renewed=True)
 
 
-@bp.get("/manage/<token>/data")
 def download(token: str):
     with rt().db.transaction() as s:
         try:
@@ -189,7 +180,6 @@ def download(token: str):
         "Cache-Control": "no-store"})
 
 
-@bp.route("/manage/<token>/erase", methods=["GET", "POST"])
 def erase(token: str):
     with rt().db.transaction() as s:
         try:

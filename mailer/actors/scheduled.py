@@ -11,19 +11,17 @@ import mailbox
 from datetime import date
 from pathlib import Path
 
-import dramatiq
-
-import mailer.broker  # noqa: F401  (the broker must be set before actors are declared)
 from mailer import runtime, schedule_runs
 from mailer.content import feeds
 from mailer.content.fetch import FetchOptions
 from mailer.delivery import bounces
 from mailer.delivery.verp import ReturnPaths
+from mailer.queue import job
 
 log = logging.getLogger(__name__)
 
 
-@dramatiq.actor(queue_name="digest", max_retries=0, time_limit=30 * 60_000)
+@job(queue_name="digest", max_retries=0, time_limit=30 * 60_000)
 def poll_feeds(run_id: int | None = None) -> None:
     """Poll every active partner's feed once (``FEED_POLL_MINUTES`` apart). No retries: a
     failing feed is recorded on its partner and the next poll tries again."""
@@ -40,7 +38,7 @@ def poll_feeds(run_id: int | None = None) -> None:
         schedule_runs.finish(s, run_id, schedule_runs.DONE if not errors else schedule_runs.FAILED, detail)
 
 
-@dramatiq.actor(queue_name="digest", max_retries=0)
+@job(queue_name="digest", max_retries=0)
 def process_bounces(run_id: int | None = None) -> None:
     """Apply the bounce and complaint reports that arrived in ``BOUNCE_SOURCE`` (a maildir).
 

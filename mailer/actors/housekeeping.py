@@ -1,18 +1,16 @@
-"""Queue jobs of the subscriber layer (thin shells the scheduler sends)."""
+"""Housekeeping jobs of the subscriber layer (thin shells the scheduler sends)."""
 from __future__ import annotations
 
 import logging
 
-import dramatiq
-
-import mailer.broker  # noqa: F401  (the broker must be set before actors are declared)
 from mailer import runtime
+from mailer.queue import job
 from subscribers.housekeeping import purge_unconfirmed
 
 log = logging.getLogger(__name__)
 
 
-@dramatiq.actor(queue_name="transactional", max_retries=3)
+@job(queue_name="transactional", max_retries=3)
 def purge_unconfirmed_job() -> None:
     """Delete pending requests older than PURGE_UNCONFIRMED_AFTER_DAYS."""
     rt = runtime.current()

@@ -1,0 +1,43 @@
+"""Start-up: the one way a process is assembled from its settings.
+
+Every entry point calls :func:`boot` once with settings it read from the environment:
+``wsgi.py`` and the ``mailer`` CLI through :func:`mailer.app.create_app`, ``dramatiq
+mailer.worker`` in :mod:`mailer.worker`, and ``scheduler.py``. Tests call it with their own
+settings and a memory transport. Nothing else builds a database, transport or broker.
+"""
+from __future__ import annotations
+
+import dramatiq
+
+from mailer import runtime
+from mailer.actors import JOBS
+from mailer.actors.digest import requeue_pending
+from mailer.delivery.transport import Transport
+from mailer.runtime import Runtime
+from mailer.settings import Settings
+
+
+def boot(settings: Settings, *, transport: Transport | None = None) -> Runtime:
+    """Assemble the runtime for ``settings`` (and ``transport``, default the one the settings
+    name), declare the jobs on its broker, and make it this process's runtime.
+
+    Booting again with the same settings and transport returns the same runtime. With
+    other settings the old runtime's database is closed; its queue (and any worker
+    threads) is kept when the new settings would build the same one, else stopped.
+    """
+    old = runtime.installed()
+    if old is not None and old.settings == settings and transport in (None, old.transport):
+        return old
+    queue = None
+    if old is not None:
+        old.db.dispose()
+        if old.queue.fits(settings):
+            queue = old.queue
+        else:
+            old.queue.stop()
+    rt = runtime.assemble(settings, transport=transport, queue=queue)
+    rt.queue.declare(JOBS)
+    rt.queue.on_start = requeue_pending
+    # The `dramatiq` command takes the broker of the module it imports from here.
+    dramatiq.set_broker(rt.queue.broker)
+    return runtime.install(rt)
