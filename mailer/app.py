@@ -9,7 +9,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from mailer import runtime
 from mailer.web import access_log
-from mailer.delivery.transport import Transport
+from mailer.mail.transport import Transport
 from mailer.settings import Settings
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"

@@ -126,7 +126,7 @@ def check_relay(url: str, timeout: float = READY_TIMEOUT) -> Check:
     """``relay``: the SMTP relay at ``url`` (an ``SMTP_URL``) accepts a connection and
     answers EHLO within ``timeout`` seconds (TLS from the start for ``smtps://``; STARTTLS
     and logging in are left to :func:`check_relay_tls`, which ``mailer doctor`` runs)."""
-    from mailer.delivery.transport import SMTPTransport
+    from mailer.mail.transport import SMTPTransport
 
     relay = SMTPTransport(url)
     where = f"{relay.host}:{relay.port}"
@@ -149,7 +149,7 @@ def check_relay_tls(url: str, timeout: float = 10.0) -> Check:
     """``relay_tls``: what the relay does with our credentials: TLS (SMTPS or STARTTLS)
     with a certificate that verifies, then the login. Without credentials or TLS in the
     URL there is nothing to check (SKIP)."""
-    from mailer.delivery.transport import SMTPTransport
+    from mailer.mail.transport import SMTPTransport
 
     relay = SMTPTransport(url)
     where = f"{relay.host}:{relay.port}"

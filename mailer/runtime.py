@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import mailer.models  # noqa: F401  every mapper known before the first session, in any process
 from mailer.db import Database
-from mailer.delivery.transport import Transport, transport_from_settings
+from mailer.mail.transport import Transport, transport_from_settings
 from mailer.settings import Settings, get_settings
 
 

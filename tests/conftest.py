@@ -20,7 +20,7 @@ from sqlalchemy import text  # noqa: E402
 
 from mailer import runtime  # noqa: E402
 from mailer.db import Base  # noqa: E402
-from mailer.delivery.transport import MemoryTransport  # noqa: E402
+from mailer.mail.transport import MemoryTransport  # noqa: E402
 from mailer.settings import Settings  # noqa: E402
 import mailer.models  # noqa: E402,F401
 

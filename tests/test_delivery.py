@@ -13,7 +13,7 @@ from mailer.content.models import Item, Partner, Topic
 from mailer.delivery.actors import start_edition
 from mailer.delivery.fanout import counts
 from mailer.delivery.models import Delivery
-from mailer.delivery.transport import SMTPTransport
+from mailer.mail.transport import SMTPTransport
 from mailer.digest.editions import build_edition
 from mailer.digest.models import Edition
 from mailer.queue import enqueue
@@ -179,7 +179,7 @@ def test_a_non_ascii_address_with_a_name_goes_out_with_smtputf8_or_fails_for_goo
         rt, settings, queue, edition, smtputf8):
     """Issue 9 finding 4: the digest to such an address crashed the batch in encode_address."""
     from mailer.delivery.actors import send_transactional
-    from mailer.delivery.transport import PermanentFailure
+    from mailer.mail.transport import PermanentFailure
     from tests.mailservers import Relay
 
     with rt.db.transaction() as s:

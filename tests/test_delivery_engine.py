@@ -16,9 +16,9 @@ import pytest
 from sqlalchemy import select
 
 from mailer import runtime
-from mailer.delivery.config import DeliveryConfig
+from mailer.settings.delivery import DeliveryConfig
 from mailer.delivery.models import Delivery
-from mailer.delivery.transport import SMTPTransport
+from mailer.mail.transport import SMTPTransport
 from mailer.digest.models import Edition
 from tests.conftest import REDIS_URL, need
 from tests.mailservers import Relay, free_port
@@ -206,7 +206,7 @@ def test_every_digest_carries_list_headers_a_verp_return_path_and_a_valid_dkim_s
         rt, app, readers, queue, tmp_path):
     import dkim
 
-    from mailer.delivery.verp import ReturnPaths
+    from mailer.mail.verp import ReturnPaths
 
     key, public = _rsa_key(tmp_path)
     relay = Relay(pipelining=True).start()  # also exercises the pipelined SMTP transaction
@@ -274,7 +274,7 @@ def test_rate_limits_are_shared_by_workers_through_redis():
 def test_smtp_url_with_tls_and_login_reaches_an_authenticating_relay(tmp_path, mode):
     """SMTP_URL's smtps:// and ?starttls=1 encrypt, user:pass logs in, ?cafile= trusts
     the relay's private CA; a wrong password is a transient failure, never a send."""
-    from mailer.delivery.transport import TransientFailure
+    from mailer.mail.transport import TransientFailure
 
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),

@@ -7,9 +7,9 @@ from email.header import decode_header, make_header
 
 import pytest
 
-import mailer.rendering
+import mailer.mail.rendering
 from mailer.delivery import sending
-from mailer.delivery.message import qp_fragment
+from mailer.mail.message import qp_fragment
 from mailer.digest import lifecycle
 from mailer.digest.compose import archive_copy, compose, copy_for, prepare_edition
 from mailer.digest.editions import build_edition
@@ -51,10 +51,10 @@ def test_mjml_and_inliner_run_once_per_edition_not_per_recipient(session, rt, qu
     session.commit()
     edition = build_edition(session, PERIOD)
     session.commit()
-    mjml = Counter(mailer.rendering.mjml_to_html)
-    inliner = Counter(mailer.rendering.Premailer)
-    monkeypatch.setattr(mailer.rendering, "mjml_to_html", mjml)
-    monkeypatch.setattr(mailer.rendering, "Premailer", inliner)
+    mjml = Counter(mailer.mail.rendering.mjml_to_html)
+    inliner = Counter(mailer.mail.rendering.Premailer)
+    monkeypatch.setattr(mailer.mail.rendering, "mjml_to_html", mjml)
+    monkeypatch.setattr(mailer.mail.rendering, "Premailer", inliner)
     sending._prepared.clear()
 
     enqueue(start_edition, edition.id)

@@ -10,7 +10,7 @@ import pytest
 
 from mailer.content.intake import ItemDraft, submit_item
 from mailer.content.moderation import approve
-from mailer.delivery.verp import ADDRESS, DELIVERY, NOTICE, SUBSCRIBER, ReturnPaths
+from mailer.mail.verp import ADDRESS, DELIVERY, NOTICE, SUBSCRIBER, ReturnPaths
 from mailer.digest import preview
 from mailer.digest.editions import build_edition
 from subscribers.models import Subscriber

@@ -107,7 +107,7 @@ def test_var_database_and_outbox_are_private(tmp_path):
     from sqlalchemy import text
 
     from mailer.db import Database
-    from mailer.delivery.transport import FileOutbox
+    from mailer.mail.transport import FileOutbox
 
     def mode(path):
         return stat.S_IMODE(path.stat().st_mode)

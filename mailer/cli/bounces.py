@@ -22,7 +22,7 @@ def bounces_process(source: str) -> None:
     """Read DSN bounces and ARF complaints from SOURCE (a maildir, an mbox file, or
     `-` for stdin) and apply them: hard bounces and complaints suppress the address."""
     from mailer.delivery import bounces as b
-    from mailer.delivery.verp import ReturnPaths
+    from mailer.mail.verp import ReturnPaths
 
     rt = runtime.current()
     paths = ReturnPaths(rt.settings.secret_key, rt.settings.delivery, rt.settings.sender_domain)

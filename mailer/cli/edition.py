@@ -437,8 +437,8 @@ def edition_preview_link(period, revoke):
 @_with_profile
 def edition_test_send(period, to_address, subscriber, topics, partners):
     """Send one test copy of PERIOD's edition to any address, now. Its links act on nobody."""
-    from mailer.delivery.outgoing import Outgoing
-    from mailer.delivery.transport import PermanentFailure, TransientFailure
+    from mailer.mail.outgoing import Outgoing
+    from mailer.mail.transport import PermanentFailure, TransientFailure
     from mailer.digest import lifecycle, preview
 
     rt = runtime.current()

@@ -21,8 +21,8 @@ from mailer.delivery import control, fanout
 from mailer.delivery.limits import counters_for
 from mailer.delivery.sending import deliver_batch, finish_if_done
 from mailer.delivery.transactional import compose_transactional
-from mailer.delivery.transport import PermanentFailure
-from mailer.delivery.outgoing import Outgoing
+from mailer.mail.transport import PermanentFailure
+from mailer.mail.outgoing import Outgoing
 from mailer.digest.compose import load_plan
 from mailer.digest.editions import build_edition, find_edition
 from mailer.digest.models import CANCELLED, DRAFT, SCHEDULED, SENDING, Edition

@@ -34,9 +34,9 @@ from mailer.delivery.control_models import SendEvent
 from mailer.delivery.limits import RateLimiter, counters_for
 from mailer.delivery.models import FAILED, OPEN, PENDING, SENDING, SENT, SKIPPED, UNKNOWN, Delivery
 from mailer.delivery.suppression import record_refusal, suppressed
-from mailer.delivery.transport import PermanentFailure, TransientFailure, Transport
-from mailer.delivery.outgoing import Outgoing
-from mailer.delivery.message import MessageTemplate
+from mailer.mail.transport import PermanentFailure, TransientFailure, Transport
+from mailer.mail.outgoing import Outgoing
+from mailer.mail.message import MessageTemplate
 from mailer.digest import status as edition_status
 from mailer.digest.compose import LIST_NAME, PreparedEdition, compose, prepare_edition
 from mailer.digest.models import SENDING as EDITION_SENDING

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from mailer.delivery.message import Envelope, MessageTemplate
-from mailer.rendering import fill, render_html, render_text
+from mailer.mail.message import Envelope, MessageTemplate
+from mailer.mail.rendering import fill, render_html, render_text
 from mailer.settings import Settings
 from subscribers.links import Links
 from subscribers.models import Subscriber

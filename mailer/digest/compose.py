@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailer.content.models import Partner, Topic
-from mailer.delivery.message import Envelope, MessageTemplate
+from mailer.mail.message import Envelope, MessageTemplate
 from mailer.digest.clip import SECTION_CAP
 from mailer.digest.editions import MONTHS, edition_items, parse_period
 from mailer.digest.models import Edition

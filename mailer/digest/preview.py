@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailer.content.models import Partner, Topic
-from mailer.delivery.message import Envelope
+from mailer.mail.message import Envelope
 from mailer.digest.compose import PreparedEdition, compose, message_template, prepare_edition
 from mailer.digest.editions import EditionError
 from mailer.digest.models import Edition

@@ -18,7 +18,7 @@ from flask import Blueprint, Response, abort, render_template, request, url_for
 from sqlalchemy import select
 
 from mailer.content.models import Partner, Topic
-from mailer.delivery.outgoing import Outgoing
+from mailer.mail.outgoing import Outgoing
 from mailer.digest import preview
 from mailer.digest.compose import archive_copy, copy_for, period_label
 from mailer.digest.editions import EditionError, find_edition

@@ -9,7 +9,7 @@ from sqlalchemy import create_engine, text
 
 from mailer.content.intake import ItemDraft, submit_item
 from mailer.content.models import Item, Partner
-from mailer.delivery.transport import TransientFailure
+from mailer.mail.transport import TransientFailure
 from tests.content.helpers import make_partner, topic_ids
 
 

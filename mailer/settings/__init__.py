@@ -1,4 +1,8 @@
-"""One settings object, read once from the environment.
+"""One settings object, read once from the environment: the foundation every layer reads.
+
+This package imports nothing of the service but :mod:`mailer.files`: the delivery settings
+(:mod:`.delivery`) and the meaning of ``SMTP_URL`` (:mod:`.smtp`) live here too, so the
+domain and the email mechanics read their configuration from below.
 
 Web, worker and scheduler processes all call :func:`get_settings`; tests build their own
 :class:`Settings` with :meth:`Settings.from_env` and an explicit mapping.
@@ -16,9 +20,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Mapping
 
-from mailer.delivery.config import DeliveryConfig
-from mailer.delivery.transport import check_smtp_url
 from mailer.files import private_dir, write_private
+from mailer.settings.delivery import DeliveryConfig
+from mailer.settings.smtp import parse_smtp_url
 
 
 log = logging.getLogger(__name__)
@@ -125,7 +129,7 @@ class Settings:
         smtp_url = e.get("SMTP_URL") or None
         if smtp_url:
             try:
-                check_smtp_url(smtp_url)
+                parse_smtp_url(smtp_url)
             except ValueError as err:
                 raise ConfigError(str(err)) from None
         reply_to = (e.get("REPLY_TO") or "").strip() or None
