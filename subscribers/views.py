@@ -6,22 +6,24 @@ the transaction, and queues emails after the commit.
 """
 from __future__ import annotations
 
-from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, redirect, render_template, request, url_for
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from flask_wtf.csrf import CSRFError
 
 from mailer.app import csrf
+from mailer.counters import Verdict
 from mailer.content.models import Partner, Topic
 from mailer.delivery.actors import send_transactional
 from mailer.queue import enqueue
 from mailer.validation import InvalidInput
 from mailer.web.helpers import client_ip, rt
+from mailer.web.limits import limiter as _limiter
+from mailer.web.limits import retry_after_header
 from subscribers import service
 from subscribers.forms import ButtonForm, LinkRequestForm, SubscribeForm
 from subscribers.models import CONFIRMED, PENDING, UNSUBSCRIBED
-from subscribers.ratelimit import Limiter, Verdict, make_limiter, retry_after_header
 from subscribers.suppression import email_hash
 from subscribers.tokens import TokenError, Tokens
 
@@ -37,13 +39,6 @@ def _tokens() -> Tokens:
 def _ip() -> str | None:
     """The client's address for the consent ledger, when the operator records it."""
     return client_ip() if rt().settings.consent_log_ip else None
-
-
-def _limiter() -> Limiter:
-    ext = current_app.extensions
-    if "subscribers.limiter" not in ext:
-        ext["subscribers.limiter"] = make_limiter(rt().settings.redis_url)
-    return ext["subscribers.limiter"]
 
 
 def _allowed(address: str) -> tuple[Verdict, bool]:

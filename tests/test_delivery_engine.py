@@ -240,7 +240,8 @@ def test_every_digest_carries_list_headers_a_verp_return_path_and_a_valid_dkim_s
 
 
 def test_rate_limits_are_shared_by_workers_through_redis():
-    from mailer.delivery.limits import Counters, RateLimiter
+    from mailer.counters import RedisCounters
+    from mailer.delivery.limits import RateLimiter
 
     url = need(REDIS_URL, "TEST_REDIS_URL")
     prefix = f"test:rate:{time.time_ns()}"
@@ -249,7 +250,7 @@ def test_rate_limits_are_shared_by_workers_through_redis():
     lock = threading.Lock()
 
     def worker(domains):  # each "worker" has its own Redis connection, as processes would
-        limiter = RateLimiter(Counters(url), config.rate, config.rate_for, prefix=prefix)
+        limiter = RateLimiter(RedisCounters.from_url(url), config.rate, config.rate_for, prefix=prefix)
         for d in domains:
             limiter.acquire(d)
             with lock:
@@ -300,9 +301,9 @@ def test_smtp_url_with_tls_and_login_reaches_an_authenticating_relay(tmp_path, m
 
 @pytest.mark.parametrize("backend", ["memory", "redis"])
 def test_only_one_watchdog_chain_holds_an_edition(backend):
-    from mailer.delivery.limits import Counters
+    from mailer.counters import counters_from_url
 
-    counters = Counters(need(REDIS_URL, "TEST_REDIS_URL") if backend == "redis" else None)
+    counters = counters_from_url(need(REDIS_URL, "TEST_REDIS_URL") if backend == "redis" else None)
     key = f"mailer:watch:test-{time.time_ns()}"
     assert counters.hold(key, "chain-a", 0.3)
     assert counters.hold(key, "chain-a", 0.3)  # the holder carries on

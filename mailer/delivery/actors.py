@@ -18,7 +18,7 @@ import dramatiq
 import mailer.broker  # noqa: F401  (the broker must be set before actors are declared)
 from mailer import runtime
 from mailer.delivery import control, fanout
-from mailer.delivery.limits import counters_for
+from mailer.counters import counters_for
 from mailer.delivery.sending import deliver_batch, finish_if_done
 from mailer.delivery.transactional import compose_transactional
 from mailer.mail.transport import PermanentFailure

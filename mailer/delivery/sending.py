@@ -31,7 +31,8 @@ from sqlalchemy.orm import Session
 
 from mailer.db import Database, utcnow
 from mailer.delivery.control_models import SendEvent
-from mailer.delivery.limits import RateLimiter, counters_for
+from mailer.counters import counters_for
+from mailer.delivery.limits import RateLimiter
 from mailer.delivery.models import FAILED, OPEN, PENDING, SENDING, SENT, SKIPPED, UNKNOWN, Delivery
 from mailer.delivery.suppression import record_refusal, suppressed
 from mailer.mail.transport import PermanentFailure, TransientFailure, Transport
