@@ -172,11 +172,12 @@ def items_feature(item_id, off, editor):
 @click.option("--editor", default="cli", show_default=True)
 def items_withdraw(item_id, reason, editor):
     """Take an approved item back before it is sent."""
-    from mailer.content.moderation import ModerationError, withdraw
+    from mailer.content.moderation import ModerationError
+    from mailer.digest.editions import withdraw_item
 
     with runtime.current().db.transaction() as s:
         try:
-            withdraw(s, item_id, editor, reason)
+            withdraw_item(s, item_id, editor, reason)
         except ModerationError as err:
             fail(str(err))
     click.echo(f"Withdrew {item_id}.")
