@@ -8,9 +8,9 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from mailer import runtime
-from mailer.web import access_log
 from mailer.mail.transport import Transport
 from mailer.settings import Settings
+from mailer.web import access_log
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 csrf = CSRFProtect()
@@ -38,9 +38,11 @@ def create_app(settings: Settings | None = None, transport: Transport | None = N
     access_log.install(app.logger)  # log routes, never the tokens in them
     csrf.init_app(app)
 
+    # Imported once the app exists: the blueprints import the broker (which reads the
+    # environment), and subscribers.views imports this module for csrf.
+    from mailer.web.api import bp as api_bp
     from mailer.web.digest import bp as digest_bp
     from mailer.web.health import bp as health_bp
-    from mailer.web.api import bp as api_bp
     from mailer.web.partners import bp as partners_bp
     from subscribers.views import bp as subscribers_bp
 
@@ -59,6 +61,7 @@ def create_app(settings: Settings | None = None, transport: Transport | None = N
     @app.errorhandler(413)
     def too_large(e):
         if request.path.startswith("/api/"):
+            # like the blueprints above, not before the app exists
             from mailer.web.api import http_error
 
             return http_error(e)

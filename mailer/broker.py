@@ -22,6 +22,7 @@ QUEUES = ("transactional", "digest")
 
 def make_broker(settings: Settings) -> dramatiq.Broker:
     if settings.redis_url:
+        # dramatiq's Redis broker is loaded only when REDIS_URL asks for it
         from dramatiq.brokers.redis import RedisBroker
 
         return RedisBroker(url=settings.redis_url)

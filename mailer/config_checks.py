@@ -12,11 +12,12 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+from collections.abc import Mapping
 from email.utils import parseaddr
-from typing import Mapping
 from urllib.parse import urlsplit
 
 from mailer.health import FAIL, OK, SKIP, WARN, Check
+from mailer.mail.dkim_key import DkimKeyError, public_key
 from mailer.settings import SECRET_MIN_DISTINCT, SECRET_MIN_LENGTH, ConfigError, Settings
 from mailer.settings.smtp import parse_smtp_url
 
@@ -155,8 +156,6 @@ def aligned(a: str, b: str) -> bool:
 def check_dkim(e: Mapping[str, str], production: bool) -> Check:
     """``dkim``: the key file is readable, an RSA key of 2048 bits (1024 at the least), its
     selector is a DNS name, and its domain aligns with MAIL_FROM's for DMARC."""
-    from mailer.mail.dkim_key import DkimKeyError, public_key
-
     key_file, selector = e.get("DKIM_PRIVATE_KEY_FILE") or "", (e.get("DKIM_SELECTOR") or "").strip()
     sender = parseaddr(e.get("MAIL_FROM") or DEFAULT_MAIL_FROM)[1].rpartition("@")[2].lower()
     domain = (e.get("DKIM_DOMAIN") or sender).strip().lower()
@@ -229,7 +228,7 @@ def check_smtp(e: Mapping[str, str], production: bool) -> Check:
     tls, host = relay.tls, relay.host.lower()
     where = f"{host}:{relay.port}"
     if tls and not relay.verify:
-        return Check("smtp", FAIL if production else WARN, f"SMTP_URL turns certificate checks "
+        return Check("smtp", FAIL if production else WARN, "SMTP_URL turns certificate checks "
                      "off (?verify=0): anyone on the path can read the mail and the password",
                      "Remove ?verify=0; for a private CA add ?cafile=PATH.")
     if not tls and not _loopback(host):

@@ -3,6 +3,8 @@ from mailer import runtime
 
 runtime.configure()
 
-from mailer.delivery import actors  # noqa: E402,F401
-from mailer.delivery import partner_actors  # noqa: E402,F401
+from mailer.delivery import (
+    actors,  # noqa: E402,F401
+    partner_actors,  # noqa: E402,F401
+)
 from subscribers import tasks  # noqa: E402,F401

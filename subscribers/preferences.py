@@ -27,8 +27,8 @@ from subscribers.views import (
     _choices,
     _ip,
     _link_error,
-    _too_many,
     _tokens,
+    _too_many,
     bp,
 )
 

@@ -6,8 +6,8 @@ followed; neither a topic nor a partner is refused. Nothing here writes.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from email_validator import EmailNotValidError
 from email_validator import validate_email as _validate_email

@@ -9,9 +9,9 @@ partners they follow; choosing neither a topic nor a partner is refused.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Sequence
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
@@ -19,6 +19,15 @@ from sqlalchemy.orm import Session
 from mailer.db import utcnow
 from mailer.validation import InvalidInput
 from subscribers import suppression
+from subscribers.models import (
+    CONFIRMED,
+    PENDING,
+    UNSUBSCRIBED,
+    ConsentEvent,
+    Subscriber,
+    subscriber_partners,
+    subscriber_topics,
+)
 from subscribers.profile import (  # noqa: F401  (re-exported: callers use service.*)
     MAX_PAUSE_DAYS,
     NO_CHOICE_MESSAGE,
@@ -30,13 +39,6 @@ from subscribers.profile import (  # noqa: F401  (re-exported: callers use servi
     normalise_email,
     request_data,
     validate_choices,
-)
-from subscribers.models import (
-    CONFIRMED,
-    PENDING,
-    UNSUBSCRIBED,
-    ConsentEvent,
-    Subscriber,
 )
 from subscribers.tokens import TokenError, Tokens
 
@@ -265,8 +267,6 @@ def recipients(session: Session, ids: Sequence[int] | None = None, *,
     That is: confirmed, not paused on ``today`` (default: the UTC date), and not on the
     suppression list. Four queries, whatever the number of subscribers.
     """
-    from subscribers.models import subscriber_partners, subscriber_topics
-
     today = today or utcnow().date()
     q = select(Subscriber.id, Subscriber.email, Subscriber.name, Subscriber.token_version).where(
         or_(Subscriber.paused_until.is_(None), Subscriber.paused_until <= today))

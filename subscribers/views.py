@@ -7,14 +7,13 @@ the transaction, and queues emails after the commit.
 from __future__ import annotations
 
 from flask import Blueprint, redirect, render_template, request, url_for
+from flask_wtf.csrf import CSRFError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from flask_wtf.csrf import CSRFError
-
 from mailer.app import csrf
-from mailer.counters import Verdict
 from mailer.content.models import Partner, Topic
+from mailer.counters import Verdict
 from mailer.delivery.actors import send_transactional
 from mailer.queue import enqueue
 from mailer.validation import InvalidInput

@@ -18,11 +18,11 @@ os.environ["MAILER_ENV"] = "test"
 import pytest  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
+import mailer.models  # noqa: E402,F401
 from mailer import runtime  # noqa: E402
 from mailer.db import Base  # noqa: E402
 from mailer.mail.transport import MemoryTransport  # noqa: E402
 from mailer.settings import Settings  # noqa: E402
-import mailer.models  # noqa: E402,F401
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 PG_URL = os.environ.get("TEST_DATABASE_URL")

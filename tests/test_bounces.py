@@ -9,8 +9,8 @@ from sqlalchemy import select
 
 from mailer.delivery.models import Delivery
 from mailer.delivery.suppression import Bounce, soft_bounce_count
-from subscribers.suppression import is_suppressed
 from subscribers.models import Subscriber
+from subscribers.suppression import is_suppressed
 
 PERIOD = date.today().strftime("%Y-%m")
 

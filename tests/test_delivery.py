@@ -13,9 +13,9 @@ from mailer.content.models import Item, Partner, Topic
 from mailer.delivery.actors import start_edition
 from mailer.delivery.fanout import counts
 from mailer.delivery.models import Delivery
-from mailer.mail.transport import SMTPTransport
 from mailer.digest.editions import build_edition
 from mailer.digest.models import Edition
+from mailer.mail.transport import SMTPTransport
 from mailer.queue import enqueue
 from subscribers.models import Subscriber
 
@@ -129,8 +129,8 @@ def test_sends_through_real_smtp_and_a_refused_address_fails_without_stalling(rt
 
 
 def test_relay_down_leaves_deliveries_pending_for_retry(rt, settings, edition):
-    from mailer.delivery.sending import deliver_batch
     from mailer.delivery import fanout
+    from mailer.delivery.sending import deliver_batch
     from mailer.digest.compose import load_plan
 
     with rt.db.transaction() as s:

@@ -16,10 +16,10 @@ import pytest
 from sqlalchemy import select
 
 from mailer import runtime
-from mailer.settings.delivery import DeliveryConfig
 from mailer.delivery.models import Delivery
-from mailer.mail.transport import SMTPTransport
 from mailer.digest.models import Edition
+from mailer.mail.transport import SMTPTransport
+from mailer.settings.delivery import DeliveryConfig
 from tests.conftest import REDIS_URL, need
 from tests.mailservers import Relay, free_port
 
@@ -219,7 +219,7 @@ def test_every_digest_carries_list_headers_a_verp_return_path_and_a_valid_dkim_s
     with r.db.transaction() as s:
         by_id = {d.id: d for d in s.scalars(select(Delivery))}
     seen_ids = set()
-    for rcpt, return_path, data in relay.messages:
+    for _rcpt, return_path, data in relay.messages:
         delivery_id = paths.delivery_id(return_path)
         assert delivery_id in by_id and by_id[delivery_id].status == "sent"
         seen_ids.add(delivery_id)
@@ -371,7 +371,8 @@ def test_one_partner_item_or_one_reader_never_stops_the_edition(rt, session, que
 
     from mailer.delivery.actors import start_edition
     from mailer.digest.editions import build_edition
-    from tests.digest_world import PERIOD as DEC, standard_world
+    from tests.digest_world import PERIOD as DEC
+    from tests.digest_world import standard_world
 
     w = standard_world(session)
     w.item("nope", "naz", ["sexual-health"], day=11, title="Clinic news __PH_NOPE__ __PH_EMAIL",

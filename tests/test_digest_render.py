@@ -9,10 +9,10 @@ import pytest
 
 import mailer.mail.rendering
 from mailer.delivery import sending
-from mailer.mail.message import qp_fragment
 from mailer.digest import lifecycle
 from mailer.digest.compose import archive_copy, compose, copy_for, prepare_edition
 from mailer.digest.editions import build_edition
+from mailer.mail.message import qp_fragment
 from subscribers.service import recipients
 from subscribers.tokens import Tokens
 from tests.digest_world import PERIOD, World, standard_world

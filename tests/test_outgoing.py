@@ -10,10 +10,9 @@ import pytest
 
 from mailer.content.intake import ItemDraft, submit_item
 from mailer.content.moderation import approve
-from mailer.mail.verp import ADDRESS, DELIVERY, NOTICE, SUBSCRIBER, ReturnPaths
 from mailer.digest import preview
 from mailer.digest.editions import build_edition
-from subscribers.models import Subscriber
+from mailer.mail.verp import ADDRESS, DELIVERY, NOTICE, SUBSCRIBER, ReturnPaths
 from tests.conftest import csrf_token
 from tests.digest_world import PERIOD, standard_world
 from tests.mailservers import Relay

@@ -12,9 +12,11 @@ import click
 @click.option("--threads", default=4, show_default=True)
 def worker(processes: int, threads: int) -> None:
     """Run queue workers: `dramatiq` processes with REDIS_URL, else threads in this process."""
+    # importing the broker reads the environment: not until the command runs
     from mailer.broker import embedded, ensure_embedded_worker
 
     if not embedded():
+        # only the Redis mode hands over to dramatiq's own command line
         from dramatiq.cli import main as dramatiq_main
 
         sys.argv = ["dramatiq", "mailer.worker", "--processes", str(processes), "--threads", str(threads)]

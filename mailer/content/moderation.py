@@ -179,5 +179,5 @@ def needs_decision_notice(item: Item) -> bool:
             and item.decision_sent_at is None)
 
 
-__all__ = ["InvalidInput", "ModerationError", "get_item", "list_items", "approve", "reject", "withdraw",
+__all__ = ["InvalidInput", "ModerationError", "get_item", "list_items", "approve", "reject", "mark_withdrawn",
            "set_featured", "edit", "draft_of", "original_of", "needs_decision_notice"]

@@ -12,20 +12,25 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import timezone
 
 import dramatiq
+from sqlalchemy import select
 
 import mailer.broker  # noqa: F401  (the broker must be set before actors are declared)
 from mailer import runtime
-from mailer.delivery import control, fanout
+from mailer.broker import embedded
 from mailer.counters import counters_for
+from mailer.db import utcnow
+from mailer.delivery import control, fanout
 from mailer.delivery.sending import deliver_batch, finish_if_done
 from mailer.delivery.transactional import compose_transactional
-from mailer.mail.transport import PermanentFailure
-from mailer.mail.outgoing import Outgoing
 from mailer.digest.compose import load_plan
 from mailer.digest.editions import build_edition, find_edition
+from mailer.digest.lifecycle import due
 from mailer.digest.models import CANCELLED, DRAFT, SCHEDULED, SENDING, Edition
+from mailer.mail.outgoing import Outgoing
+from mailer.mail.transport import PermanentFailure
 from subscribers.models import ERASED, Subscriber
 
 log = logging.getLogger(__name__)
@@ -82,8 +87,6 @@ def enqueue_again(ids: list[int], edition_id: int) -> None:
 def _watch_later(edition_id: int, token: str | None = None) -> None:
     """Schedule the edition's watchdog. A new ``token`` starts a chain that only runs on if
     no other chain is alive, so repeated starts and sweeps never multiply watchdogs."""
-    from mailer.broker import embedded
-
     if embedded():
         # One process: no worker can die alone and the queue dies with the process;
         # start-up (requeue_pending) is the recovery there.
@@ -169,8 +172,6 @@ def run_period(period: str) -> None:
 @dramatiq.actor(queue_name="digest", max_retries=3)
 def send_due_editions() -> None:
     """Start every scheduled edition whose time has come (the scheduler runs this each minute)."""
-    from mailer.digest.lifecycle import due
-
     rt = runtime.current()
     with rt.db.transaction() as s:
         ids = [e.id for e in due(s)]
@@ -192,11 +193,8 @@ def requeue_pending() -> int:
     for eid in editions:
         _watch_later(eid)
     if waiting:
-        from mailer.db import utcnow
-
         latest = max(at for _, at in waiting)
         if latest.tzinfo is None:
-            from datetime import timezone
             latest = latest.replace(tzinfo=timezone.utc)
         delay_ms = max(0, int((latest - utcnow()).total_seconds() * 1000)) + 50
         for batch in fanout.batches([i for i, _ in waiting], rt.settings.delivery.batch_size):
@@ -205,6 +203,4 @@ def requeue_pending() -> int:
 
 
 def select_sending():
-    from sqlalchemy import select
-
     return select(Edition.id).where(Edition.status == SENDING)

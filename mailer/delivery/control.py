@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
@@ -163,7 +163,6 @@ def progress(session: Session, edition: Edition) -> Progress:
     first = session.scalar(select(func.min(Delivery.sent_at)).where(
         Delivery.edition_id == edition.id, Delivery.sent_at >= since))
     if first is not None and first.tzinfo is None:
-        from datetime import timezone
         first = first.replace(tzinfo=timezone.utc)
     span = max(1.0, (utcnow() - first).total_seconds()) if first else RATE_WINDOW
     rate = recent / span if recent else 0.0

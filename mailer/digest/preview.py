@@ -22,10 +22,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailer.content.models import Partner, Topic
-from mailer.mail.message import Envelope
 from mailer.digest.compose import PreparedEdition, compose, message_template, prepare_edition
 from mailer.digest.editions import EditionError
 from mailer.digest.models import Edition
+from mailer.mail.message import Envelope
 from mailer.settings import Settings
 from subscribers.models import Subscriber
 from subscribers.service import Recipient, normalise_email, recipients

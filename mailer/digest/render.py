@@ -24,14 +24,14 @@ whose section was capped select (see :mod:`mailer.digest.clip`).
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from html import escape
-from typing import Mapping
 
 from markupsafe import Markup
 
-from mailer.mail.message import qp_fragment
 from mailer.digest.plan import DigestPlan
+from mailer.mail.message import qp_fragment
 from mailer.mail.rendering import Markers, compile_mjml, inline_css, render_text, template_source
 
 ALWAYS = -1  # a block every copy gets

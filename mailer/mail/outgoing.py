@@ -8,9 +8,9 @@ calls a transport's ``send``.
 """
 from __future__ import annotations
 
+from mailer.mail.dkim import Signer
 from mailer.mail.message import Envelope
 from mailer.mail.transport import Transport
-from mailer.mail.dkim import Signer
 from mailer.mail.verp import ReturnPaths
 
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+from collections.abc import Mapping
 from html import escape
 from pathlib import Path
-from typing import Mapping
 
 import cssutils
 import cssutils.util

@@ -66,7 +66,7 @@ class FileOutbox:
         private_dir(self.directory)  # every email holds an address and personal links
         name = f"{uuid.uuid1().hex}.eml"
         tmp = self.directory / f".{name}.tmp"
-        write_private(tmp, f"Return-Path: <{sender}>\r\n".encode("utf-8") + message)
+        write_private(tmp, f"Return-Path: <{sender}>\r\n".encode() + message)
         os.replace(tmp, self.directory / name)  # readers never see half a message
 
     def close(self) -> None:

@@ -14,16 +14,15 @@ import hmac
 import logging
 import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.utils import parseaddr
 from functools import lru_cache
 from pathlib import Path
-from typing import Mapping
 
 from mailer.files import private_dir, write_private
 from mailer.settings.delivery import DeliveryConfig
 from mailer.settings.smtp import parse_smtp_url
-
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +107,7 @@ class Settings:
         return f"digest.{self.sender_domain}"
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read every setting from ``environ`` (default ``os.environ``).
 
         Raises :class:`ConfigError` for a setting that cannot work, such as a missing

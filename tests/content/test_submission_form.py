@@ -15,7 +15,6 @@ from mailer.counters import MemoryCounters
 from tests.conftest import csrf_token
 from tests.content.helpers import make_partner, topic_ids
 
-
 SOON = date.today() + timedelta(days=7)
 LATER = date.today() + timedelta(days=20)
 
