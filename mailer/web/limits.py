@@ -1,7 +1,8 @@
 """Request limits for the partner routes and the preview page (web edge only).
 
 One counter store per app (:mod:`mailer.counters`), shared with the subscriber pages:
-Redis with ``REDIS_URL``, so every web process counts together; else this process. Keys name what is counted: ``partner-submit:<id>``, ``receipt-to:<hash>``,
+Redis with ``REDIS_URL``, so every web process counts together; else this process. Keys
+name what is counted: ``partner-submit:<id>``, ``receipt-to:<hash>``,
 ``preview-link:<hash>``, ``preview-to:<hash>``. Addresses and tokens are never keys
 themselves, only a keyed hash of them, so the counter store holds no address or working
 link.
