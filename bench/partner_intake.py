@@ -28,7 +28,7 @@ from mailer.content.fetch import FetchOptions  # noqa: E402
 from mailer.content.models import Partner, Topic  # noqa: E402
 from mailer.content.partners import issue_api_token  # noqa: E402
 from mailer.content.sanitize import markdown_to_html  # noqa: E402
-from mailer.delivery.transport import MemoryTransport  # noqa: E402
+from mailer.mail.transport import MemoryTransport  # noqa: E402
 from mailer.schema import upgrade  # noqa: E402
 from mailer.settings import Settings  # noqa: E402
 

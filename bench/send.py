@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _run(args, db_url: str, redis_url: str, workdir: Path, sink: "Sink", procs: list) -> int:
+def _run(args, db_url: str, redis_url: str, workdir: Path, sink: Sink, procs: list) -> int:
     env = dict(os.environ, DATABASE_URL=db_url, REDIS_URL=redis_url, MAILER_ENV="test",
                SECRET_KEY="bench-secret", VAR_DIR=str(workdir / "var"),
                SMTP_URL=f"smtp://127.0.0.1:{sink.port}", BASE_URL="https://digest.example.org",

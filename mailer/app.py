@@ -8,7 +8,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from mailer.boot import boot
-from mailer.delivery.transport import Transport
+from mailer.mail.transport import Transport
 from mailer.settings import Settings
 from mailer.web import access_log, csrf
 from mailer.web.api import bp as api_bp

@@ -12,7 +12,7 @@ import dramatiq
 from mailer import runtime
 from mailer.actors import JOBS
 from mailer.actors.digest import requeue_pending
-from mailer.delivery.transport import Transport
+from mailer.mail.transport import Transport
 from mailer.runtime import Runtime
 from mailer.settings import Settings
 

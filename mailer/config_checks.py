@@ -12,12 +12,14 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+from collections.abc import Mapping
 from email.utils import parseaddr
-from typing import Mapping
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 from mailer.health import FAIL, OK, SKIP, WARN, Check
+from mailer.mail.dkim_key import DkimKeyError, public_key
 from mailer.settings import SECRET_MIN_DISTINCT, SECRET_MIN_LENGTH, ConfigError, Settings
+from mailer.settings.smtp import parse_smtp_url
 
 DEFAULT_MAIL_FROM = "End Racism This Generation <digest@ertg.localhost>"
 MAKE_SECRET = "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
@@ -154,8 +156,6 @@ def aligned(a: str, b: str) -> bool:
 def check_dkim(e: Mapping[str, str], production: bool) -> Check:
     """``dkim``: the key file is readable, an RSA key of 2048 bits (1024 at the least), its
     selector is a DNS name, and its domain aligns with MAIL_FROM's for DMARC."""
-    from mailer.dkim_key import DkimKeyError, public_key
-
     key_file, selector = e.get("DKIM_PRIVATE_KEY_FILE") or "", (e.get("DKIM_SELECTOR") or "").strip()
     sender = parseaddr(e.get("MAIL_FROM") or DEFAULT_MAIL_FROM)[1].rpartition("@")[2].lower()
     domain = (e.get("DKIM_DOMAIN") or sender).strip().lower()
@@ -214,8 +214,6 @@ def _mode(path: str) -> int | None:
 def check_smtp(e: Mapping[str, str], production: bool) -> Check:
     """``smtp``: production hands mail to a relay, over TLS when it logs in or leaves the
     machine, with certificate checks on."""
-    from mailer.delivery.transport import check_smtp_url
-
     url = e.get("SMTP_URL") or ""
     if not url:
         if production:
@@ -224,16 +222,13 @@ def check_smtp(e: Mapping[str, str], production: bool) -> Check:
                          "(smtps://user:pass@host:465 or smtp://user:pass@host:587?starttls=1).")
         return Check("smtp", SKIP, "no relay: emails go to the file outbox")
     try:
-        check_smtp_url(url)
+        relay = parse_smtp_url(url)
     except ValueError as exc:
         return Check("smtp", FAIL, str(exc), "Correct SMTP_URL (README: Configuration).")
-    parts = urlsplit(url)
-    query = parse_qs(parts.query)
-    tls = parts.scheme == "smtps" or query.get("starttls", ["0"])[0].lower() in ("1", "true", "yes")
-    host = (parts.hostname or "localhost").lower()
-    where = f"{host}:{parts.port or (465 if parts.scheme == 'smtps' else 25)}"
-    if tls and query.get("verify", ["1"])[0].lower() in ("0", "false", "no"):
-        return Check("smtp", FAIL if production else WARN, f"SMTP_URL turns certificate checks "
+    tls, host = relay.tls, relay.host.lower()
+    where = f"{host}:{relay.port}"
+    if tls and not relay.verify:
+        return Check("smtp", FAIL if production else WARN, "SMTP_URL turns certificate checks "
                      "off (?verify=0): anyone on the path can read the mail and the password",
                      "Remove ?verify=0; for a private CA add ?cafile=PATH.")
     if not tls and not _loopback(host):

@@ -4,7 +4,7 @@
   envelope sender is ``bounces+...@<bounce domain>``. Receivers check SPF against that
   domain, not the From header's; one SPF record per domain name.
 - **DKIM** (RFC 6376) at ``<selector>._domainkey.<signing domain>``: the public key of
-  ``DKIM_PRIVATE_KEY_FILE`` (:mod:`mailer.dkim_key`), so signatures verify.
+  ``DKIM_PRIVATE_KEY_FILE`` (:mod:`mailer.mail.dkim_key`), so signatures verify.
 - **DMARC** (RFC 7489) at ``_dmarc.<From domain>``: what receivers do with mail that passes
   neither aligned SPF nor aligned DKIM, and where they send reports.
 - **MX** for the bounce domain when it differs from the sender's: bounces must reach the
@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 
 from mailer.config_checks import aligned
-from mailer.dkim_key import public_key
+from mailer.mail.dkim_key import public_key
 
 _HOST = re.compile(r"^(?=.{1,253}$)(?:[A-Za-z0-9_](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
                    r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")

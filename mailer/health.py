@@ -17,13 +17,16 @@ from __future__ import annotations
 
 import smtplib
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Callable
 
+import redis
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
+
+from mailer.mail.transport import SMTPTransport
 
 OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
 
@@ -54,6 +57,7 @@ def _error(exc: BaseException) -> str:
 @lru_cache(maxsize=1)
 def migration_heads() -> tuple[str, ...]:
     """The newest revision(s) this release's migrations define (read once per process)."""
+    # alembic (and mailer.schema with it) loads only when a probe runs, not in every web process
     from alembic.script import ScriptDirectory
 
     from mailer.schema import MIGRATIONS
@@ -64,6 +68,7 @@ def migration_heads() -> tuple[str, ...]:
 def check_database(engine: Engine) -> list[Check]:
     """Two checks over one connection: ``database`` (a ``SELECT 1`` answers) and
     ``migrations`` (the schema is at :func:`migration_heads`)."""
+    # alembic (and mailer.schema with it) loads only when a probe runs, not in every web process
     from alembic.runtime.migration import MigrationContext
 
     started = time.monotonic()
@@ -100,6 +105,7 @@ def check_database(engine: Engine) -> list[Check]:
 
 @lru_cache(maxsize=1)
 def _known_revisions() -> frozenset[str]:
+    # alembic (and mailer.schema with it) loads only when a probe runs, not in every web process
     from alembic.script import ScriptDirectory
 
     from mailer.schema import MIGRATIONS
@@ -109,8 +115,6 @@ def _known_revisions() -> frozenset[str]:
 
 def check_redis(url: str, timeout: float = READY_TIMEOUT) -> Check:
     """``redis``: a PING on a fresh connection answers within ``timeout`` seconds."""
-    import redis
-
     client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
     try:
         client.ping()
@@ -126,8 +130,6 @@ def check_relay(url: str, timeout: float = READY_TIMEOUT) -> Check:
     """``relay``: the SMTP relay at ``url`` (an ``SMTP_URL``) accepts a connection and
     answers EHLO within ``timeout`` seconds (TLS from the start for ``smtps://``; STARTTLS
     and logging in are left to :func:`check_relay_tls`, which ``mailer doctor`` runs)."""
-    from mailer.delivery.transport import SMTPTransport
-
     relay = SMTPTransport(url)
     where = f"{relay.host}:{relay.port}"
     try:
@@ -149,8 +151,6 @@ def check_relay_tls(url: str, timeout: float = 10.0) -> Check:
     """``relay_tls``: what the relay does with our credentials: TLS (SMTPS or STARTTLS)
     with a certificate that verifies, then the login. Without credentials or TLS in the
     URL there is nothing to check (SKIP)."""
-    from mailer.delivery.transport import SMTPTransport
-
     relay = SMTPTransport(url)
     where = f"{relay.host}:{relay.port}"
     if not (relay.ssl or relay.starttls or relay.username):

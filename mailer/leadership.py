@@ -17,12 +17,18 @@ believe they lead, for a moment, cannot fire the same run twice.
 """
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
+
+import redis
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +63,6 @@ class PgLeadership:
     name = "PostgreSQL advisory lock"
 
     def __init__(self, url: str, me: str | None = None, key: int = PG_LOCK_KEY):
-        from sqlalchemy import create_engine
-        from sqlalchemy.pool import NullPool
 
         self.me, self.key = me or process_id(), key
         self.engine = create_engine(url, poolclass=NullPool, connect_args={
@@ -69,7 +73,6 @@ class PgLeadership:
         self.conn = None
 
     def _sql(self, sql: str, **params):
-        from sqlalchemy import text
 
         return self.conn.execute(text(sql), params).scalar()
 
@@ -111,7 +114,6 @@ class PgLeadership:
             self._drop()
 
     def holder(self) -> str | None:
-        from sqlalchemy import text
 
         with self.engine.connect() as conn:
             name = conn.execute(text(
@@ -202,7 +204,6 @@ class FileLeadership:
         self.path, self.me, self.fd = Path(path), me or process_id(), None
 
     def acquire(self) -> bool:
-        import fcntl
 
         if self.fd is not None:
             return True
@@ -228,7 +229,6 @@ class FileLeadership:
             self.fd = None
 
     def holder(self) -> str | None:
-        import fcntl
 
         if self.fd is not None:
             return self.me
@@ -253,7 +253,6 @@ def leadership_for(settings, me: str | None = None) -> Leadership:
     if settings.database_url.startswith("postgresql"):
         return PgLeadership(settings.database_url, me)
     if settings.redis_url:
-        import redis
 
         return RedisLeadership(redis.Redis.from_url(settings.redis_url), me)
     return FileLeadership(settings.var_dir / "scheduler.lock", me)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.lmtp import LMTP
@@ -118,7 +118,7 @@ class Receiver:
                                       enable_SMTPUTF8=True, ident="mailer LMTP")
         self.host, self.port = host, port
 
-    def start(self) -> "Receiver":
+    def start(self) -> Receiver:
         self.controller.start()
         return self
 

@@ -15,9 +15,10 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 import dramatiq
+from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 
 from mailer.settings import Settings
@@ -37,7 +38,6 @@ def job(**options) -> Callable:
 
 def make_broker(settings: Settings) -> dramatiq.Broker:
     if settings.redis_url:
-        from dramatiq.brokers.redis import RedisBroker
 
         return RedisBroker(url=settings.redis_url)
     broker = StubBroker()
@@ -63,7 +63,7 @@ class Queue:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "Queue":
+    def from_settings(cls, settings: Settings) -> Queue:
         return cls(make_broker(settings), threads=settings.worker_threads, redis_url=settings.redis_url)
 
     def fits(self, settings: Settings) -> bool:

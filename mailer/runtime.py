@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import mailer.models  # noqa: F401  every mapper known before the first session, in any process
+from mailer.counters import CounterStore, counters_for
 from mailer.db import Database
-from mailer.delivery.limits import Counters, counters_for
-from mailer.delivery.transport import Transport, transport_from_settings
+from mailer.mail.transport import Transport, transport_from_settings
 from mailer.queue import Queue
 from mailer.settings import Settings
 
@@ -22,7 +22,7 @@ class Runtime:
     settings: Settings
     db: Database
     transport: Transport
-    counters: Counters
+    counters: CounterStore
     queue: Queue
 
 

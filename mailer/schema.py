@@ -5,6 +5,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import create_engine, text
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -44,8 +45,6 @@ def reset(database_url: str) -> None:
     everything in it. A SQLite file is expected to be new (a fresh temporary path).
     """
     if database_url.startswith("postgresql"):
-        from sqlalchemy import create_engine, text
-
         engine = create_engine(database_url)
         with engine.begin() as conn:
             conn.execute(text("DROP SCHEMA public CASCADE"))

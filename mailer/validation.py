@@ -6,8 +6,7 @@ import unicodedata
 from urllib.parse import urlsplit
 
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
-from email_validator.rfc_constants import (CASE_INSENSITIVE_MAILBOX_NAMES, DOMAIN_MAX_LENGTH,
-                                           EMAIL_MAX_LENGTH)
+from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES, DOMAIN_MAX_LENGTH, EMAIL_MAX_LENGTH
 
 
 class InvalidInput(ValueError):

@@ -15,8 +15,9 @@ from __future__ import annotations
 import csv
 import re
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable, TextIO
+from typing import TextIO
 
 from sqlalchemy import insert, select, text, update
 from sqlalchemy.orm import Session
@@ -62,7 +63,7 @@ class ImportError_(Exception):
 class ImportRefused(Exception):
     """Some rows are invalid and ``skip_invalid`` was not given; nothing was written."""
 
-    def __init__(self, report: "ImportReport"):
+    def __init__(self, report: ImportReport):
         super().__init__(f"{report.counts['invalid']} invalid rows; nothing was imported")
         self.report = report
 
@@ -230,15 +231,15 @@ def _write(session: Session, new_rows, new_choices, updates, *, source: str, bas
                  "unsubscribed_at": None, "paused_until": None} for r in chunk]
         if postgres:
             ids = _reserve_ids(session, len(rows))
-            for i, r in zip(ids, rows):
+            for i, r in zip(ids, rows, strict=True):
                 r["id"] = i
             _insert_values(session, Subscriber.__table__, rows)
         else:
             ids = list(session.scalars(
                 insert(Subscriber).returning(Subscriber.id, sort_by_parameter_order=True), rows))
         choices = new_choices[start:start + _BATCH]
-        t_rows = [{"subscriber_id": i, "topic_id": t} for i, (ts, _) in zip(ids, choices) for t in ts]
-        p_rows = [{"subscriber_id": i, "partner_id": p} for i, (_, ps) in zip(ids, choices) for p in ps]
+        t_rows = [{"subscriber_id": i, "topic_id": t} for i, (ts, _) in zip(ids, choices, strict=True) for t in ts]
+        p_rows = [{"subscriber_id": i, "partner_id": p} for i, (_, ps) in zip(ids, choices, strict=True) for p in ps]
         _insert_values(session, subscriber_topics, t_rows)
         _insert_values(session, subscriber_partners, p_rows)
         _insert_values(session, ConsentEvent.__table__, [{**event, "subscriber_id": i} for i in ids])

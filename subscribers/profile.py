@@ -7,8 +7,8 @@ followed; neither a topic nor a partner is refused. Nothing here writes.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session

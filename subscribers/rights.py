@@ -5,8 +5,6 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from mailer.db import utcnow
-from mailer.delivery.models import Delivery
-from mailer.digest.models import Edition
 from subscribers import suppression
 from subscribers.models import ERASED, ConsentEvent, Subscriber
 from subscribers.service import pending_choices, record
@@ -25,14 +23,15 @@ def _pending(session: Session, sub: Subscriber) -> dict | None:
             "topics": [t.name for t in requested.topics], "partners": [p.name for p in requested.partners]}
 
 
-def export_data(session: Session, sub: Subscriber) -> dict:
-    """Profile, choices, consent ledger and deliveries of ``sub`` as JSON-ready data."""
+def export_data(session: Session, sub: Subscriber, deliveries: list[dict]) -> dict:
+    """Profile, choices, consent ledger and deliveries of ``sub`` as JSON-ready data.
+
+    ``deliveries`` is the delivery history the ledger keeps for ``sub``
+    (:func:`mailer.delivery.history.deliveries_of`): subscribers sit below delivery, so the
+    caller brings it.
+    """
     events = session.scalars(select(ConsentEvent).where(ConsentEvent.subscriber_id == sub.id)
                              .order_by(ConsentEvent.at, ConsentEvent.id))
-    deliveries = session.execute(
-        select(Edition.period, Delivery.status, Delivery.sent_at, Delivery.created_at)
-        .join(Edition, Edition.id == Delivery.edition_id)
-        .where(Delivery.subscriber_id == sub.id).order_by(Edition.period))
     return {
         "exported_at": utcnow().isoformat(),
         "profile": {
@@ -53,10 +52,7 @@ def export_data(session: Session, sub: Subscriber) -> dict:
              "wording_version": e.wording_version, "ip": e.ip, "detail": e.detail}
             for e in events
         ],
-        "deliveries": [
-            {"edition": d.period, "status": d.status, "sent_at": _iso(d.sent_at)}
-            for d in deliveries
-        ],
+        "deliveries": list(deliveries),
     }
 
 

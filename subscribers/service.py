@@ -9,9 +9,9 @@ partners they follow; choosing neither a topic nor a partner is refused.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Sequence
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
@@ -19,6 +19,15 @@ from sqlalchemy.orm import Session
 from mailer.db import utcnow
 from mailer.validation import InvalidInput, email_address
 from subscribers import suppression
+from subscribers.models import (
+    CONFIRMED,
+    PENDING,
+    UNSUBSCRIBED,
+    ConsentEvent,
+    Subscriber,
+    subscriber_partners,
+    subscriber_topics,
+)
 from subscribers.profile import (  # noqa: F401  (re-exported: callers use service.*)
     MAX_PAUSE_DAYS,
     NO_CHOICE_MESSAGE,
@@ -29,15 +38,6 @@ from subscribers.profile import (  # noqa: F401  (re-exported: callers use servi
     clean_practice_code,
     request_data,
     validate_choices,
-)
-from subscribers.models import (
-    CONFIRMED,
-    PENDING,
-    UNSUBSCRIBED,
-    ConsentEvent,
-    Subscriber,
-    subscriber_partners,
-    subscriber_topics,
 )
 from subscribers.tokens import TokenError, Tokens
 

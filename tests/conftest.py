@@ -11,11 +11,11 @@ import re
 import pytest
 from sqlalchemy import text
 
+import mailer.models  # noqa: F401
 from mailer.boot import boot
 from mailer.db import Base
-from mailer.delivery.transport import MemoryTransport
+from mailer.mail.transport import MemoryTransport
 from mailer.settings import Settings
-import mailer.models  # noqa: F401
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 PG_URL = os.environ.get("TEST_DATABASE_URL")

@@ -53,11 +53,11 @@ class Relay:
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if any(r in address for r in self.refuse):
-            return "550 5.1.1 <%s>: mailbox unavailable" % address
+            return f"550 5.1.1 <{address}>: mailbox unavailable"
         for fragment, times in self.defer.items():
             if fragment in address and times > 0:
                 self.defer[fragment] = times - 1
-                return "450 4.2.0 <%s>: greylisted, try again later" % address
+                return f"450 4.2.0 <{address}>: greylisted, try again later"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -77,7 +77,7 @@ class Relay:
         # leave the client waiting for a reply that never comes).
         return AuthResult(success=ok, handled=ok)
 
-    def start(self) -> "Relay":
+    def start(self) -> Relay:
         params = {"enable_SMTPUTF8": self.smtputf8}
         if self.tls:
             import ssl
@@ -168,7 +168,7 @@ class PrivateRedis:
         self.dir = directory
         self.proc = None
 
-    def start(self) -> "PrivateRedis":
+    def start(self) -> PrivateRedis:
         exe = shutil.which("redis-server")
         self.proc = subprocess.Popen([exe, "--port", str(self.port), "--bind", "127.0.0.1",
                                       "--dir", str(self.dir), "--appendonly", "yes",

@@ -9,8 +9,8 @@ from sqlalchemy import select
 
 from mailer.delivery.models import Delivery
 from mailer.delivery.suppression import Bounce, soft_bounce_count
-from subscribers.suppression import is_suppressed
 from subscribers.models import Subscriber
+from subscribers.suppression import is_suppressed
 
 PERIOD = date.today().strftime("%Y-%m")
 
@@ -138,11 +138,11 @@ def test_bounces_and_complaints_from_maildir_mbox_and_stdin(app, rt, demo, queue
 def test_bounces_of_transactional_mail_are_matched_and_suppress_the_address(app, rt, demo, transport):
     """Issue 9 finding 14: confirmations, manage links, partner notices and test sends went
     out with the plain sender as return path, so their bounces matched nothing."""
+    from mailer.actors.partners import send_partner_notice
+    from mailer.actors.transactional import send_transactional
     from mailer.cli import main
     from mailer.content.intake import ItemDraft, submit_item
     from mailer.content.models import Partner, Topic
-    from mailer.actors.transactional import send_transactional
-    from mailer.actors.partners import send_partner_notice
 
     with rt.db.transaction() as s:
         pending = Subscriber(email="typo@nhs.example", status="pending")

@@ -8,15 +8,15 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
-from mailer.boot import boot
 from mailer import runtime
-from mailer.content.models import Item, Partner, Topic
 from mailer.actors.digest import start_edition
+from mailer.boot import boot
+from mailer.content.models import Item, Partner, Topic
 from mailer.delivery.fanout import counts
 from mailer.delivery.models import Delivery
-from mailer.delivery.transport import SMTPTransport
 from mailer.digest.editions import build_edition
 from mailer.digest.models import Edition
+from mailer.mail.transport import SMTPTransport
 from subscribers.models import Subscriber
 
 
@@ -154,8 +154,8 @@ def test_sends_through_real_smtp_and_a_refused_address_fails_without_stalling(rt
 
 
 def test_relay_down_leaves_deliveries_pending_for_retry(rt, settings, edition):
-    from mailer.delivery.sending import deliver_batch
     from mailer.delivery import fanout
+    from mailer.delivery.sending import deliver_batch
     from mailer.digest.compose import load_plan
 
     with rt.db.transaction() as s:
@@ -204,7 +204,7 @@ def test_a_non_ascii_address_with_a_name_goes_out_with_smtputf8_or_fails_for_goo
         rt, settings, queue, edition, smtputf8):
     """Issue 9 finding 4: the digest to such an address crashed the batch in encode_address."""
     from mailer.actors.transactional import send_transactional
-    from mailer.delivery.transport import PermanentFailure
+    from mailer.mail.transport import PermanentFailure
     from tests.mailservers import Relay
 
     with rt.db.transaction() as s:

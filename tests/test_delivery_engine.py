@@ -15,12 +15,12 @@ from datetime import date
 import pytest
 from sqlalchemy import select
 
-from mailer.boot import boot
 from mailer import runtime
-from mailer.delivery.config import DeliveryConfig
+from mailer.boot import boot
 from mailer.delivery.models import Delivery
-from mailer.delivery.transport import SMTPTransport
 from mailer.digest.models import Edition
+from mailer.mail.transport import SMTPTransport
+from mailer.settings.delivery import DeliveryConfig
 from tests.conftest import REDIS_URL, need
 from tests.mailservers import Relay, free_port
 
@@ -116,8 +116,8 @@ def test_breaker_pauses_a_failing_send_and_tells_the_operator_then_resume_comple
 
 
 def test_pause_holds_deliveries_resume_sends_them_cancel_stops_the_rest(rt, app, readers, queue):
-    from mailer.delivery import fanout
     from mailer.actors.digest import enqueue_batches
+    from mailer.delivery import fanout
     from mailer.digest.compose import load_plan
 
     relay = Relay().start()
@@ -207,7 +207,7 @@ def test_every_digest_carries_list_headers_a_verp_return_path_and_a_valid_dkim_s
         rt, app, readers, queue, tmp_path):
     import dkim
 
-    from mailer.delivery.verp import ReturnPaths
+    from mailer.mail.verp import ReturnPaths
 
     key, public = _rsa_key(tmp_path)
     relay = Relay(pipelining=True).start()  # also exercises the pipelined SMTP transaction
@@ -220,7 +220,7 @@ def test_every_digest_carries_list_headers_a_verp_return_path_and_a_valid_dkim_s
     with r.db.transaction() as s:
         by_id = {d.id: d for d in s.scalars(select(Delivery))}
     seen_ids = set()
-    for rcpt, return_path, data in relay.messages:
+    for _rcpt, return_path, data in relay.messages:
         delivery_id = paths.delivery_id(return_path)
         assert delivery_id in by_id and by_id[delivery_id].status == "sent"
         seen_ids.add(delivery_id)
@@ -241,7 +241,8 @@ def test_every_digest_carries_list_headers_a_verp_return_path_and_a_valid_dkim_s
 
 
 def test_rate_limits_are_shared_by_workers_through_redis():
-    from mailer.delivery.limits import Counters, RateLimiter
+    from mailer.counters import RedisCounters
+    from mailer.delivery.limits import RateLimiter
 
     url = need(REDIS_URL, "TEST_REDIS_URL")
     prefix = f"test:rate:{time.time_ns()}"
@@ -250,7 +251,7 @@ def test_rate_limits_are_shared_by_workers_through_redis():
     lock = threading.Lock()
 
     def worker(domains):  # each "worker" has its own Redis connection, as processes would
-        limiter = RateLimiter(Counters(url), config.rate, config.rate_for, prefix=prefix)
+        limiter = RateLimiter(RedisCounters.from_url(url), config.rate, config.rate_for, prefix=prefix)
         for d in domains:
             limiter.acquire(d)
             with lock:
@@ -275,7 +276,7 @@ def test_rate_limits_are_shared_by_workers_through_redis():
 def test_smtp_url_with_tls_and_login_reaches_an_authenticating_relay(tmp_path, mode):
     """SMTP_URL's smtps:// and ?starttls=1 encrypt, user:pass logs in, ?cafile= trusts
     the relay's private CA; a wrong password is a transient failure, never a send."""
-    from mailer.delivery.transport import TransientFailure
+    from mailer.mail.transport import TransientFailure
 
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
@@ -301,9 +302,9 @@ def test_smtp_url_with_tls_and_login_reaches_an_authenticating_relay(tmp_path, m
 
 @pytest.mark.parametrize("backend", ["memory", "redis"])
 def test_only_one_watchdog_chain_holds_an_edition(backend):
-    from mailer.delivery.limits import Counters
+    from mailer.counters import counters_from_url
 
-    counters = Counters(need(REDIS_URL, "TEST_REDIS_URL") if backend == "redis" else None)
+    counters = counters_from_url(need(REDIS_URL, "TEST_REDIS_URL") if backend == "redis" else None)
     key = f"mailer:watch:test-{time.time_ns()}"
     assert counters.hold(key, "chain-a", 0.3)
     assert counters.hold(key, "chain-a", 0.3)  # the holder carries on
@@ -324,9 +325,9 @@ def test_restart_in_embedded_mode_requeues_pending_and_waits_out_backoffs(
 
     from sqlalchemy import update
 
+    from mailer.actors.digest import requeue_pending
     from mailer.db import utcnow
     from mailer.delivery import fanout
-    from mailer.actors.digest import requeue_pending
     from mailer.digest.compose import load_plan
 
     queue()  # this process's worker threads are running
@@ -371,7 +372,8 @@ def test_one_partner_item_or_one_reader_never_stops_the_edition(rt, session, que
 
     from mailer.actors.digest import start_edition
     from mailer.digest.editions import build_edition
-    from tests.digest_world import PERIOD as DEC, standard_world
+    from tests.digest_world import PERIOD as DEC
+    from tests.digest_world import standard_world
 
     w = standard_world(session)
     w.item("nope", "naz", ["sexual-health"], day=11, title="Clinic news __PH_NOPE__ __PH_EMAIL",

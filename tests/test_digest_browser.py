@@ -3,14 +3,12 @@ scrolling, every text at least 4.5:1 contrast in light and dark mode, and right-
 scripts laid out right to left."""
 from __future__ import annotations
 
-
 import pytest
 
 from mailer.digest.compose import copy_for, prepare_edition
 from mailer.digest.editions import build_edition
 from subscribers.service import recipients
 from tests.digest_world import PERIOD, standard_world
-
 
 # For each element with its own visible text: its colour against the first opaque
 # background behind it, as a WCAG 2 contrast ratio.

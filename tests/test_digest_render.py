@@ -7,13 +7,13 @@ from email.header import decode_header, make_header
 
 import pytest
 
+import mailer.mail.rendering
 from mailer import runtime
-import mailer.rendering
-from mailer.delivery.message import qp_fragment
 from mailer.digest import lifecycle
 from mailer.digest.cache import prepared_editions
 from mailer.digest.compose import archive_copy, compose, copy_for, prepare_edition
 from mailer.digest.editions import build_edition
+from mailer.mail.message import qp_fragment
 from subscribers.service import recipients
 from subscribers.tokens import Tokens
 from tests.digest_world import PERIOD, World, standard_world
@@ -39,7 +39,7 @@ class Counter:
 
 def test_mjml_and_inliner_run_once_per_edition_not_per_recipient(session, rt, queue, monkeypatch):
     from mailer.actors.digest import start_edition
-    
+
     w = standard_world(session)
     topics, partners = list(w.topics), list(w.partners)
     n = 0
@@ -51,10 +51,10 @@ def test_mjml_and_inliner_run_once_per_edition_not_per_recipient(session, rt, qu
     session.commit()
     edition = build_edition(session, PERIOD)
     session.commit()
-    mjml = Counter(mailer.rendering.mjml_to_html)
-    inliner = Counter(mailer.rendering.Premailer)
-    monkeypatch.setattr(mailer.rendering, "mjml_to_html", mjml)
-    monkeypatch.setattr(mailer.rendering, "Premailer", inliner)
+    mjml = Counter(mailer.mail.rendering.mjml_to_html)
+    inliner = Counter(mailer.mail.rendering.Premailer)
+    monkeypatch.setattr(mailer.mail.rendering, "mjml_to_html", mjml)
+    monkeypatch.setattr(mailer.mail.rendering, "Premailer", inliner)
     prepared_editions.clear()
 
     runtime.current().queue.send(start_edition, edition.id)

@@ -203,12 +203,12 @@ def test_test_sends_are_limited_per_link_and_per_address(session, rt, settings, 
     import dataclasses
 
     from mailer.app import create_app
-    from subscribers.ratelimit import MemoryLimiter
+    from mailer.counters import MemoryCounters
 
     app = create_app(dataclasses.replace(settings, preview_sends_per_link=3, preview_sends_per_address=2),
                      transport)
     clock = [0.0]
-    app.extensions["subscribers.limiter"] = MemoryLimiter(clock=lambda: clock[0])
+    app.extensions["subscribers.limiter"] = MemoryCounters(clock=lambda: clock[0])
     client = app.test_client()
     w = standard_world(session)
     build_edition(session, PERIOD)

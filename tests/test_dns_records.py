@@ -1,4 +1,4 @@
-"""`mailer dns-records` (mailer/cli/dns.py, mailer/dns_records.py, mailer/dkim_key.py): the
+"""`mailer dns-records` (mailer/cli/dns.py, mailer/dns_records.py, mailer/mail/dkim_key.py): the
 printed records, parsed back and checked the way receivers use them."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from mailer.cli import main
-from mailer.delivery.transport import MemoryTransport
+from mailer.mail.transport import MemoryTransport
 from mailer.settings import Settings
 
 MESSAGE = (b"From: ERTG <digest@ertg.example.org>\r\nTo: nurse@nhs.example\r\n"

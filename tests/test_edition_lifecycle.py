@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from mailer import runtime
 from mailer.delivery.models import Delivery
-from mailer.digest import lifecycle
+from mailer.digest import lifecycle, status
 from mailer.digest.editions import EditionError, build_edition
 from mailer.digest.models import Edition
 from tests.digest_world import PERIOD, standard_world
@@ -106,7 +106,7 @@ def test_schedule_then_due_then_send_then_sent(world, session, rt, queue):
     with pytest.raises(EditionError, match="no longer be edited"):
         lifecycle.edit(session, session.get(Edition, ed.id), subject="Too late")
     with pytest.raises(EditionError, match="cannot be cancelled"):
-        lifecycle.cancel(session, session.get(Edition, ed.id))
+        status.transition(session, session.get(Edition, ed.id), status.CANCEL)
 
 
 def test_unschedule_returns_to_draft(world, session):
@@ -240,7 +240,7 @@ def test_a_stale_edition_cannot_overwrite_a_move_made_meanwhile(rt, session):
     with rt.db.transaction() as other:
         sm.transition(other, ed.id, sm.FINISH)
     with pytest.raises(sm.EditionStateError, match="is sent; it cannot be cancelled"):
-        lifecycle.cancel(session, ed)
+        sm.transition(session, ed, sm.CANCEL)
     assert ed.status == "sent"  # the object now tells the truth
     session.rollback()
     session.expire_all()

@@ -7,7 +7,7 @@ from email.header import decode_header, make_header
 
 import pytest
 
-from mailer.delivery.message import HeaderInjection, MessageTemplate
+from mailer.mail.message import HeaderInjection, MessageTemplate
 
 
 def _template(**kw):

@@ -11,10 +11,9 @@ import pytest
 from mailer import runtime
 from mailer.content.intake import ItemDraft, submit_item
 from mailer.content.moderation import approve
-from mailer.delivery.verp import ADDRESS, DELIVERY, NOTICE, SUBSCRIBER, ReturnPaths
 from mailer.digest import preview
 from mailer.digest.editions import build_edition
-from subscribers.models import Subscriber
+from mailer.mail.verp import ADDRESS, DELIVERY, NOTICE, SUBSCRIBER, ReturnPaths
 from tests.conftest import csrf_token
 from tests.digest_world import PERIOD, standard_world
 from tests.mailservers import Relay
@@ -35,10 +34,10 @@ def test_every_kind_of_email_is_dkim_signed_and_carries_our_return_path(
         signing_relay, session, queue, tmp_path):
     import dkim
 
-    from mailer.app import create_app
     from mailer.actors.digest import start_edition
-    from mailer.actors.transactional import send_transactional
     from mailer.actors.partners import send_partner_notice
+    from mailer.actors.transactional import send_transactional
+    from mailer.app import create_app
 
     r, relay, public = signing_relay
     w = standard_world(session)

@@ -198,8 +198,8 @@ def test_subscribing_a_non_ascii_address_with_a_name_writes_the_confirmation_to_
     from email import message_from_string, policy
 
     from mailer.app import create_app
-    from mailer.delivery.transport import FileOutbox
-    from mailer.delivery.verp import SUBSCRIBER, ReturnPaths
+    from mailer.mail.transport import FileOutbox
+    from mailer.mail.verp import SUBSCRIBER, ReturnPaths
 
     address = "عائشہ.خان@example.org"
     outbox = tmp_path / "outbox"

@@ -1,16 +1,13 @@
-"""CSV import and export through the `mailer subscribers` commands, and the rate limiters."""
+"""CSV import and export through the `mailer subscribers` commands."""
 from __future__ import annotations
 
 import csv
-import time
 
 import pytest
 from sqlalchemy import func, select
 
 from subscribers import service, suppression
 from subscribers.models import ConsentEvent, Subscriber
-from subscribers.ratelimit import MemoryLimiter, RedisLimiter
-from tests.conftest import REDIS_URL, need
 
 GOOD = """E-mail Address,Full name,Organization,Type,ODS code,Topics,Partners,Notes
 lead@riverside.example.org,Priya Patel,Riverside Surgery,GP practice,a81001,heart-health;Policy,,call back
@@ -195,66 +192,3 @@ def test_purge_job_runs_from_the_queue(rt, demo, queue):
     queue()
     with rt.db.transaction() as s:
         assert service.find(s, "stale@example.org") is None
-
-
-def test_memory_limiter_counts_per_key_and_window():
-    now = [0.0]
-    lim = MemoryLimiter(clock=lambda: now[0])
-    assert [lim.hit("a", 2, 60) for _ in range(3)] == [True, True, False]
-    assert lim.hit("b", 2, 60)
-    now[0] = 61
-    assert lim.hit("a", 2, 60)
-    now[0] = 100  # the window that began at 61 ends at 121: a refusal says when to come back
-    assert lim.check("a", 2, 60).retry_after == 0 and lim.check("a", 2, 60).retry_after == 21
-
-
-def test_memory_limiter_says_when_the_window_ends():
-    now = [100.0]
-    lim = MemoryLimiter(clock=lambda: now[0])
-    assert lim.check("a", 1, 3600).allowed
-    now[0] = 100.0 + 3599.5
-    refused = lim.check("a", 1, 3600)
-    assert not refused.allowed and refused.retry_after == 1
-    now[0] = 100.0 + 600
-    lim2 = MemoryLimiter(clock=lambda: now[0])
-    lim2.check("b", 0, 3600)
-    assert lim2.check("b", 0, 3600).retry_after == 3600
-
-
-@pytest.mark.redis
-def test_redis_limiter_says_when_the_shared_window_ends():
-    import redis
-
-    url = need(REDIS_URL, "TEST_REDIS_URL")
-    client = redis.Redis.from_url(url)
-    prefix = f"test-rl-{time.time_ns()}:"
-    try:
-        lim = RedisLimiter(client, prefix, clock=lambda: 7200.0 + 1234.25)
-        assert lim.check("k", 1, 3600).allowed
-        refused = lim.check("k", 1, 3600)
-        assert (refused.allowed, refused.retry_after) == (False, 3600 - 1234)
-    finally:
-        for k in client.scan_iter(prefix + "*"):
-            client.delete(k)
-
-
-@pytest.mark.redis
-def test_redis_limiter_is_shared_between_instances():
-    import redis
-
-    url = need(REDIS_URL, "TEST_REDIS_URL")
-    client = redis.Redis.from_url(url)
-    prefix = f"test-rl-{time.time_ns()}:"
-    try:
-        a, b = RedisLimiter(client, prefix), RedisLimiter(redis.Redis.from_url(url), prefix)
-        assert a.hit("k", 2, 3600) and b.hit("k", 2, 3600)
-        assert not a.hit("k", 2, 3600)  # the second web process saw the first one's hits
-        assert b.hit("other", 2, 3600)
-        assert 1 <= a.check("k", 2, 3600).retry_after <= 3600  # refused, with the seconds to the window's end
-        at = [7200.0 + 100]
-        c = RedisLimiter(client, prefix + "clocked:", clock=lambda: at[0])
-        assert [c.check("k", 1, 3600).retry_after for _ in range(2)] == [0, 3500]
-        assert all(0 < client.ttl(k) <= 3601 for k in client.scan_iter(prefix + "*"))
-    finally:
-        for k in client.scan_iter(prefix + "*"):
-            client.delete(k)

@@ -28,8 +28,9 @@ def test_existing_subscribers_survive_the_migration(tmp_path):
 
 
 def test_pending_request_migration_keeps_rows_and_reverses(tmp_path):
-    from mailer.schema import alembic_config
     from alembic import command
+
+    from mailer.schema import alembic_config
 
     url = f"sqlite:///{tmp_path / 'p.db'}"
     upgrade(url, "7_keyed_suppression", suppression_keys=(b"k" * 32,))

@@ -98,7 +98,7 @@ def test_a_stranger_resubscribing_an_address_changes_nothing_until_its_owner_con
         assert (sub.name, sub.organisation, sub.practice_code) == ("Priya Patel", "Riverside Surgery", "A81001")
         assert [t.slug for t in sub.topics] == ["heart-health"] and sub.partners == []
         assert sub.status == "pending" and suppression.is_suppressed(s, sub.email)
-        assert rights.export_data(s, sub)["pending_request"]["name"] == "Mallory"
+        assert rights.export_data(s, sub, [])["pending_request"]["name"] == "Mallory"
         # The owner's own change (manage link) has the last word over a typed request.
         service.update_preferences(s, sub, _choices(s, catalogue, topics=("mental-health",)))
         service.confirm(s, sub)
@@ -119,7 +119,7 @@ def test_confirming_applies_the_request_and_a_new_address_stays_blank_until_then
         assert service.confirm(s, sub)
         assert (sub.name, sub.organisation_type, sub.practice_code) == ("Amina K", "", "")
         assert [t.slug for t in sub.topics] == ["heart-health"] and sub.partners == []
-        assert sub.pending_request is None and rights.export_data(s, sub)["pending_request"] is None
+        assert sub.pending_request is None and rights.export_data(s, sub, [])["pending_request"] is None
         assert sub.id in {r.id for r in service.recipients(s)}
 
 
@@ -202,19 +202,20 @@ def test_tokens_purpose_expiry_rotation_and_revocation(rt, catalogue):
 
 
 def test_export_data_holds_profile_choices_ledger_deliveries(rt, catalogue):
+    from mailer.delivery.history import deliveries_of
     from mailer.delivery.models import Delivery
     from mailer.digest.models import Edition
 
     with rt.db.transaction() as s:
         sub = _new_confirmed(s, catalogue, organisation_type="gp_practice", practice_code="A81001")
-        data = rights.export_data(s, sub)
+        data = rights.export_data(s, sub, deliveries_of(s, sub.id))
         assert data["deliveries"] == []
         ed = Edition(period="2026-10", status="sent", subject="October", intro="", built_at=utcnow())
         s.add(ed)
         s.flush()
         s.add(Delivery(edition_id=ed.id, subscriber_id=sub.id, status="sent", sent_at=utcnow()))
         s.flush()
-        data = rights.export_data(s, sub)
+        data = rights.export_data(s, sub, deliveries_of(s, sub.id))
         assert [(d["edition"], d["status"]) for d in data["deliveries"]] == [("2026-10", "sent")]
     assert data["profile"]["email"] == "priya@riverside.example.org"
     assert data["profile"]["practice_code"] == "A81001"

@@ -163,7 +163,7 @@ def test_var_database_and_outbox_are_private(tmp_path):
     from sqlalchemy import text
 
     from mailer.db import Database
-    from mailer.delivery.transport import FileOutbox
+    from mailer.mail.transport import FileOutbox
 
     def mode(path):
         return stat.S_IMODE(path.stat().st_mode)
@@ -203,6 +203,19 @@ def test_embedded_defaults(tmp_path):
 def test_bad_base_url_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="BASE_URL"):
         Settings.from_env({"VAR_DIR": str(tmp_path), "BASE_URL": "digest.example.org"})
+
+
+def test_smtp_url_is_read_once_for_settings_and_the_transport(tmp_path):
+    """Settings refuse an SMTP_URL the transport could not use, with the reason; a good one
+    is taken apart the same way for the transport and the doctor."""
+    from mailer.settings.smtp import parse_smtp_url
+
+    with pytest.raises(ConfigError, match=r"\?timeout= must be a number"):
+        Settings.from_env({"VAR_DIR": str(tmp_path), "SMTP_URL": "smtp://relay.example:25?timeout=soon"})
+    relay = parse_smtp_url("smtp://digest:s%40cret@relay.example:587?starttls=1&verify=0&timeout=5")
+    assert (relay.host, relay.port, relay.tls, relay.verify, relay.timeout) == ("relay.example", 587, True, False, 5.0)
+    assert (relay.username, relay.password) == ("digest", "s@cret")
+    assert parse_smtp_url("smtps://relay.example").port == 465
 
 
 def test_development_base_url_follows_port(tmp_path):

@@ -15,12 +15,12 @@ from mailer import runtime, schedule_runs
 from mailer.db import utcnow
 from mailer.delivery import control, fanout
 from mailer.delivery.sending import deliver_batch, finish_if_done
-from mailer.delivery.outgoing import Outgoing
 from mailer.delivery.transactional import editors_notice
 from mailer.digest import lifecycle
 from mailer.digest.compose import load_plan
 from mailer.digest.editions import build_edition, edition_items, find_edition
 from mailer.digest.models import DRAFT, SCHEDULED, SENDING, Edition
+from mailer.mail.outgoing import Outgoing
 from mailer.queue import job
 
 log = logging.getLogger(__name__)

@@ -11,8 +11,8 @@ from mailer import runtime
 from mailer.content.models import Item
 from mailer.content.notices import RECEIPT, compose_notice, notice_owed
 from mailer.db import utcnow
-from mailer.delivery.outgoing import Outgoing
-from mailer.delivery.transport import PermanentFailure
+from mailer.mail.outgoing import Outgoing
+from mailer.mail.transport import PermanentFailure
 from mailer.queue import job
 
 

@@ -15,7 +15,7 @@ from mailer import runtime, schedule_runs
 from mailer.content import feeds
 from mailer.content.fetch import FetchOptions
 from mailer.delivery import bounces
-from mailer.delivery.verp import ReturnPaths
+from mailer.mail.verp import ReturnPaths
 from mailer.queue import job
 
 log = logging.getLogger(__name__)

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from mailer import runtime
-from mailer.delivery.outgoing import Outgoing
 from mailer.delivery.transactional import compose_transactional
-from mailer.delivery.transport import PermanentFailure
+from mailer.mail.outgoing import Outgoing
+from mailer.mail.transport import PermanentFailure
 from mailer.queue import job
 from subscribers.models import ERASED, Subscriber
 

@@ -9,6 +9,7 @@ import click
 
 from mailer import runtime
 from mailer.cli._common import fail
+from mailer.delivery import bounces as b
 
 
 @click.group("bounces")
@@ -21,8 +22,8 @@ def bounces() -> None:
 def bounces_process(source: str) -> None:
     """Read DSN bounces and ARF complaints from SOURCE (a maildir, an mbox file, or
     `-` for stdin) and apply them: hard bounces and complaints suppress the address."""
-    from mailer.delivery import bounces as b
-    from mailer.delivery.verp import ReturnPaths
+    # loaded when the command runs, so `mailer --help` stays fast
+    from mailer.mail.verp import ReturnPaths
 
     rt = runtime.current()
     paths = ReturnPaths(rt.settings.secret_key, rt.settings.delivery, rt.settings.sender_domain)

@@ -15,6 +15,7 @@ def db() -> None:
 @click.option("--revision", default="head", show_default=True)
 def db_upgrade(revision: str) -> None:
     """Apply the Alembic migrations to DATABASE_URL."""
+    # loaded when the command runs, so `mailer --help` stays fast
     from mailer.schema import upgrade
 
     settings = runtime.current().settings

@@ -11,6 +11,7 @@ from mailer import runtime
 @click.command("seed-demo")
 def seed_demo() -> None:
     """Load demo topics, partners, approved items and confirmed subscribers (once)."""
+    # loaded when the command runs, so `mailer --help` stays fast
     from mailer.demo import seed_demo as load_demo
 
     rt = runtime.current()

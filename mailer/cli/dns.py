@@ -21,6 +21,7 @@ def dns_records(spf: tuple[str, ...], mx: str | None, dmarc_policy: str,
                 dmarc_report: str | None) -> None:
     """Print the SPF, DKIM, DMARC and bounce (MX) records, from MAIL_FROM, BOUNCE_DOMAIN
     and the DKIM settings."""
+    # loaded when the command runs, so `mailer --help` stays fast
     from mailer.dns_records import RecordError, relay_mechanism, sending_records, spf_mechanism
 
     settings = runtime.current().settings

@@ -13,6 +13,8 @@ import sys
 import click
 
 from mailer.cli._common import fail
+from mailer.db import Database
+from mailer.settings import ConfigError, Settings
 
 _MARK = {"ok": "ok", "warn": "WARN", "fail": "FAIL", "skip": "-"}
 DOCTOR_TIMEOUT = 5.0
@@ -20,9 +22,9 @@ DOCTOR_TIMEOUT = 5.0
 
 def run_checks(environ) -> list:
     """Configuration checks, then the services the environment names."""
+    # loaded when the command runs, so `mailer --help` stays fast
     from mailer.config_checks import configuration_checks
     from mailer.health import dependency_checks
-    from mailer.settings import ConfigError, Settings
 
     checks = configuration_checks(environ)
     try:
@@ -34,8 +36,6 @@ def run_checks(environ) -> list:
     smtp_url = settings.smtp_url if settings else None  # an unusable URL is reported above
     engine = None
     if database_url:
-        from mailer.db import Database
-
         engine = Database(database_url).engine
     try:
         checks += dependency_checks(engine, redis_url, smtp_url, DOCTOR_TIMEOUT)
@@ -43,6 +43,7 @@ def run_checks(environ) -> list:
         if engine is not None:
             engine.dispose()
     if smtp_url:
+        # loaded when the command runs, so `mailer --help` stays fast
         from mailer.health import check_relay_tls
 
         checks.append(check_relay_tls(smtp_url, DOCTOR_TIMEOUT))

@@ -16,7 +16,12 @@ import click
 
 from mailer import runtime
 from mailer.cli._common import fail
+from mailer.delivery.models import PENDING, SENDING, SENT, UNKNOWN
+from mailer.digest import lifecycle, preview, status
+from mailer.digest.models import PAUSED, UNFINISHED, Edition
+from mailer.mail.transport import PermanentFailure, TransientFailure
 from mailer.text import strip_controls
+from mailer.validation import InvalidInput
 
 
 @click.group("edition")
@@ -25,8 +30,8 @@ def edition() -> None:
 
 
 def _domain_errors():
+    # loaded when the command runs, so `mailer --help` stays fast
     from mailer.digest.editions import EditionError
-    from mailer.validation import InvalidInput
 
     return (EditionError, InvalidInput)
 
@@ -39,6 +44,7 @@ def edition_build(period: str) -> None:
     """Create or rebuild PERIOD's draft edition from approved items.
 
     Renders it once, so a copy that could pass Gmail's clipping size is reported now."""
+    # loaded when the command runs, so `mailer --help` stays fast
     from mailer.digest.clip import GMAIL_CLIP_BYTES, SECTION_CAP, largest_copy_bytes
     from mailer.digest.compose import prepare_edition
     from mailer.digest.editions import EditionError, build_edition
@@ -68,10 +74,9 @@ def edition_build(period: str) -> None:
 @click.option("--timeout", default=3600, show_default=True, help="Seconds to wait at most.")
 def edition_send(period: str, wait: bool, timeout: int) -> None:
     """Send PERIOD's edition through the queue. Sending again sends nothing new."""
+    # loaded when the command runs, so `mailer --help` stays fast
     from mailer.actors.digest import start_edition
-    from mailer.digest import status
     from mailer.digest.lifecycle import get_edition
-    from mailer.digest.models import PAUSED
 
     rt = runtime.current()
     with rt.db.transaction() as s:
@@ -96,8 +101,8 @@ def edition_send(period: str, wait: bool, timeout: int) -> None:
 
 def _counts(edition_id: int) -> tuple[dict, str]:
     """Deliveries by status, and the edition's status, in one short transaction."""
+    # loaded when the command runs, so `mailer --help` stays fast
     from mailer.delivery.fanout import counts
-    from mailer.digest.models import Edition
 
     with runtime.current().db.transaction() as s:
         return counts(s, edition_id), s.get(Edition, edition_id).status
@@ -111,9 +116,6 @@ def _print_counts(edition_id: int) -> dict:
 
 
 def _wait_for(edition_id: int, timeout: int) -> None:
-    from mailer.delivery.models import PENDING, SENDING
-    from mailer.digest.models import UNFINISHED
-
     deadline = time.monotonic() + timeout
     with click.progressbar(length=1, label="Sending", show_pos=True, show_percent=True) as bar:
         while True:
@@ -142,8 +144,6 @@ def _duration(seconds: float | None) -> str:
 
 def format_progress(p) -> str:
     """The status block `mailer edition status` prints."""
-    from mailer.delivery.models import PENDING, SENDING, SENT, UNKNOWN
-
     lines = [f"Edition {p.period}: {p.status}",
              f"  sent {p.sent}, failed {p.failed}, pending {p.pending} of {p.total}"
              f"  ({p.rate:.1f} msg/s over the last minute, ETA {_duration(p.eta_seconds)})"]
@@ -163,8 +163,8 @@ def format_progress(p) -> str:
 @click.option("--wait", is_flag=True, help="Show a live progress bar until the send ends.")
 def edition_status(period: str, wait: bool) -> None:
     """Progress of PERIOD's send: sent, failed, pending, rate and ETA."""
+    # loaded when the command runs, so `mailer --help` stays fast
     from mailer.delivery.control import ControlError, edition_progress
-    from mailer.digest.models import UNFINISHED
 
     db = runtime.current().db
     try:
@@ -194,8 +194,6 @@ def edition_status(period: str, wait: bool) -> None:
 @click.option("--no-featured", is_flag=True, help="Show no featured item.")
 def edition_edit(period, subject, preheader, intro, featured, no_featured):
     """Set PERIOD's subject, preheader, intro note or featured item (draft or scheduled)."""
-    from mailer.digest import lifecycle
-
     changes = {}
     if subject is not None:
         changes["subject"] = subject
@@ -221,7 +219,7 @@ def edition_edit(period, subject, preheader, intro, featured, no_featured):
 @click.argument("period")
 def edition_show(period):
     """PERIOD's status, editor fields and sections."""
-    from mailer.digest import lifecycle
+    # loaded when the command runs, so `mailer --help` stays fast
     from mailer.digest.compose import load_plan
 
     with runtime.current().db.transaction() as s:
@@ -253,8 +251,6 @@ def edition_show(period):
 @click.option("--at", "at", required=True, help="'YYYY-MM-DD HH:MM' in SCHEDULE_TIMEZONE")
 def edition_schedule(period, at):
     """Send PERIOD's edition at a set time (the scheduler process starts it)."""
-    from mailer.digest import lifecycle
-
     tz = ZoneInfo(runtime.current().settings.schedule_timezone)
     try:
         when = datetime.strptime(at, "%Y-%m-%d %H:%M").replace(tzinfo=tz)
@@ -272,8 +268,6 @@ def edition_schedule(period, at):
 @click.argument("period")
 def edition_unschedule(period):
     """Put a scheduled edition back to draft."""
-    from mailer.digest import lifecycle
-
     with runtime.current().db.transaction() as s:
         try:
             lifecycle.unschedule(s, lifecycle.get_edition(s, period))
@@ -285,6 +279,7 @@ def edition_unschedule(period):
 # --- sending control --------------------------------------------------------------------
 
 def _enqueue_again(ids: list[int], edition_id: int) -> None:
+    # loaded when the command runs, so `mailer --help` stays fast
     from mailer.actors.digest import enqueue_again
 
     runtime.current().queue.ensure_worker()
@@ -296,6 +291,7 @@ def _enqueue_again(ids: list[int], edition_id: int) -> None:
 @click.option("--reason", default="")
 def edition_pause(period: str, reason: str) -> None:
     """Stop sending PERIOD's edition (messages in flight finish); `resume` carries on."""
+    # loaded when the command runs, so `mailer --help` stays fast
     from mailer.delivery.control import ControlError, edition_by_period, pause
 
     with runtime.current().db.transaction() as s:
@@ -310,6 +306,7 @@ def edition_pause(period: str, reason: str) -> None:
 @click.argument("period")
 def edition_resume(period: str) -> None:
     """Carry on sending a paused edition (also after the circuit breaker tripped)."""
+    # loaded when the command runs, so `mailer --help` stays fast
     from mailer.delivery.control import ControlError, edition_by_period, resume
     from mailer.delivery.sending import reset_breaker
 
@@ -333,6 +330,7 @@ def edition_resume(period: str) -> None:
 def edition_cancel(period: str) -> None:
     """Cancel PERIOD's edition (draft, scheduled, sending or paused); unsent deliveries
     are never sent."""
+    # loaded when the command runs, so `mailer --help` stays fast
     from mailer.delivery.control import ControlError, cancel, edition_by_period
 
     with runtime.current().db.transaction() as s:
@@ -348,6 +346,7 @@ def edition_cancel(period: str) -> None:
 def edition_resend_unknown(period: str) -> None:
     """Send again the deliveries whose fate is unknown (their worker died mid-send).
     Some of these people may then get the edition twice."""
+    # loaded when the command runs, so `mailer --help` stays fast
     from mailer.delivery.control import ControlError, edition_by_period, resend_unknown
 
     with runtime.current().db.transaction() as s:
@@ -383,6 +382,7 @@ def _with_profile(f):
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write to a file.")
 def edition_preview(period, subscriber, topics, partners, text, output):
     """Render one copy of PERIOD's edition, as a subscriber or as chosen topics/partners."""
+    # loaded when the command runs, so `mailer --help` stays fast
     from mailer.digest import lifecycle, preview
     from mailer.digest.cache import prepared_editions
     from mailer.digest.compose import copy_for
@@ -411,8 +411,6 @@ def edition_preview(period, subscriber, topics, partners, text, output):
               help="Make every preview link of PERIOD issued so far stop working (issues none).")
 def edition_preview_link(period, revoke):
     """A link (valid 24 hours) to PERIOD's preview page: desktop and mobile, test-send."""
-    from mailer.digest import lifecycle, preview
-
     rt = runtime.current()
     with rt.db.transaction() as s:
         try:
@@ -435,10 +433,10 @@ def edition_preview_link(period, revoke):
 @_with_profile
 def edition_test_send(period, to_address, subscriber, topics, partners):
     """Send one test copy of PERIOD's edition to any address, now. Its links act on nobody."""
-    from mailer.delivery.outgoing import Outgoing
-    from mailer.delivery.transport import PermanentFailure, TransientFailure
+    # loaded when the command runs, so `mailer --help` stays fast
     from mailer.digest import lifecycle, preview
     from mailer.digest.cache import prepared_editions
+    from mailer.mail.outgoing import Outgoing
 
     rt = runtime.current()
     with rt.db.transaction() as s:

@@ -19,6 +19,7 @@ def feeds():
 @click.argument("slug", required=False)
 def feeds_poll(slug):
     """Poll every partner's feed (or only SLUG's) once; new entries arrive as items."""
+    # loaded when the command runs, so `mailer --help` stays fast
     from mailer.content.feeds import poll_feeds
     from mailer.content.fetch import FetchOptions
 

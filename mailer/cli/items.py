@@ -6,6 +6,7 @@ prints the outcome, and enqueues partner notices after the commit.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import date
 
 import click
@@ -23,6 +24,7 @@ def items() -> None:
 
 def notify_decisions(item_ids) -> None:
     """Queue the decision email for each decided item whose contact has not heard yet."""
+    # loaded when the command runs, so `mailer --help` stays fast
     from mailer.actors.partners import send_partner_notice
     from mailer.content.notices import decisions_owed
 
@@ -39,6 +41,7 @@ def notify_decisions(item_ids) -> None:
 @click.option("--status", default=None, help="submitted, approved, rejected or withdrawn")
 def items_list(status: str | None) -> None:
     """Items (all, or those with --status), oldest first."""
+    # loaded when the command runs, so `mailer --help` stays fast
     from mailer.content.moderation import list_items
 
     with runtime.current().db.transaction() as s:
@@ -50,6 +53,7 @@ def items_list(status: str | None) -> None:
 @click.argument("item_id", type=int)
 def items_show(item_id):
     """An item in full, with the partner's original and the moderation log."""
+    # loaded when the command runs, so `mailer --help` stays fast
     from mailer.content.moderation import ModerationError, get_item, original_of
 
     with runtime.current().db.transaction() as s:
@@ -78,6 +82,7 @@ def items_show(item_id):
 @click.option("--editor", default="cli", show_default=True)
 def items_approve(item_ids: tuple[int, ...], editor: str) -> None:
     """Approve submitted items so the next edition can carry them; tells each partner."""
+    # loaded when the command runs, so `mailer --help` stays fast
     from mailer.content.moderation import ModerationError, approve
 
     with runtime.current().db.transaction() as s:
@@ -96,6 +101,7 @@ def items_approve(item_ids: tuple[int, ...], editor: str) -> None:
 @click.option("--editor", default="cli", show_default=True)
 def items_reject(item_id: int, reason: str, editor: str) -> None:
     """Reject a submitted item; the partner's contact gets the reason."""
+    # loaded when the command runs, so `mailer --help` stays fast
     from mailer.content.moderation import ModerationError, reject
 
     with runtime.current().db.transaction() as s:
@@ -121,8 +127,7 @@ def items_reject(item_id: int, reason: str, editor: str) -> None:
 @click.option("--editor", default="cli", show_default=True)
 def items_edit(item_id, topics, note, editor, **changes):
     """Edit a submitted item before approving it; the partner's original is kept."""
-    from dataclasses import replace
-
+    # loaded when the command runs, so `mailer --help` stays fast
     from mailer.content.intake import topic_ids
     from mailer.content.moderation import ModerationError, draft_of, edit, get_item
 
@@ -153,6 +158,7 @@ def items_edit(item_id, topics, note, editor, **changes):
 @click.option("--editor", default="cli", show_default=True)
 def items_feature(item_id, off, editor):
     """Mark an item as featured (or not)."""
+    # loaded when the command runs, so `mailer --help` stays fast
     from mailer.content.moderation import ModerationError, set_featured
 
     with runtime.current().db.transaction() as s:
@@ -169,11 +175,13 @@ def items_feature(item_id, off, editor):
 @click.option("--editor", default="cli", show_default=True)
 def items_withdraw(item_id, reason, editor):
     """Take an approved item back before it is sent."""
-    from mailer.content.moderation import ModerationError, withdraw
+    # loaded when the command runs, so `mailer --help` stays fast
+    from mailer.content.moderation import ModerationError
+    from mailer.digest.editions import withdraw_item
 
     with runtime.current().db.transaction() as s:
         try:
-            withdraw(s, item_id, editor, reason)
+            withdraw_item(s, item_id, editor, reason)
         except ModerationError as err:
             fail(str(err))
     click.echo(f"Withdrew {item_id}.")

@@ -24,6 +24,7 @@ SWEEP_SECONDS = 300
               help="TCP port to listen on.")
 def lmtp(host: str, port: int) -> None:
     """Receive inbound mail over LMTP: unsubscribe addresses and bounces."""
+    # loaded when the command runs, so `mailer --help` stays fast
     from mailer import runtime
     from mailer.actors.inbound import process_inbound, requeue_unprocessed, router
     from mailer.lmtp import Receiver

@@ -19,6 +19,7 @@ def partners() -> None:
 
 
 def _partner(s, slug):
+    # loaded when the command runs, so `mailer --help` stays fast
     from mailer.content.partners import partner_by_slug
 
     p = partner_by_slug(s, slug)
@@ -43,6 +44,7 @@ def _with_partner_options(f):
 
 
 def _fields(kw):
+    # loaded when the command runs, so `mailer --help` stays fast
     from mailer.content.partners import PartnerFields
 
     return PartnerFields(**{k: kw.get(k) for k in ("name", "website", "description", "logo_url",
@@ -54,6 +56,7 @@ def _fields(kw):
 @_with_partner_options
 def partners_add(slug, **kw):
     """Add a partner and print its submission link."""
+    # loaded when the command runs, so `mailer --help` stays fast
     from mailer.content.partners import create_partner, rotate_submit_secret
 
     rt = runtime.current()
@@ -71,6 +74,7 @@ def partners_add(slug, **kw):
 @_with_partner_options
 def partners_edit(slug, **kw):
     """Change a partner's details (only the options given)."""
+    # loaded when the command runs, so `mailer --help` stays fast
     from mailer.content.partners import apply_partner_fields
 
     with runtime.current().db.transaction() as s:
@@ -84,6 +88,7 @@ def partners_edit(slug, **kw):
 @partners.command("list")
 def partners_list():
     """Partners, with their flags and the state of their feed."""
+    # loaded when the command runs, so `mailer --help` stays fast
     from mailer.content.partners import all_partners
 
     with runtime.current().db.transaction() as s:
@@ -99,6 +104,7 @@ def partners_list():
 @click.argument("slug")
 def partners_link(slug: str) -> None:
     """Issue a new submission link for SLUG (the old one stops working)."""
+    # loaded when the command runs, so `mailer --help` stays fast
     from mailer.content.partners import rotate_submit_secret
 
     rt = runtime.current()
@@ -111,6 +117,7 @@ def partners_link(slug: str) -> None:
 @click.argument("slug")
 def partners_revoke_link(slug):
     """Switch a partner's submission link off (API tokens keep working)."""
+    # loaded when the command runs, so `mailer --help` stays fast
     from mailer.content.partners import revoke_submit_secret
 
     with runtime.current().db.transaction() as s:
@@ -128,6 +135,7 @@ def token():
 @click.option("--label", default="", help="what the token is for")
 def token_issue(slug, label):
     """Issue an API token for SLUG (printed once; only its hash is kept)."""
+    # loaded when the command runs, so `mailer --help` stays fast
     from mailer.content.partners import issue_api_token
 
     with runtime.current().db.transaction() as s:
@@ -143,6 +151,7 @@ def token_issue(slug, label):
 @click.argument("token_id", type=int)
 def token_revoke(token_id):
     """Make API token TOKEN_ID stop working."""
+    # loaded when the command runs, so `mailer --help` stays fast
     from mailer.content.partners import revoke_api_token
 
     with runtime.current().db.transaction() as s:
@@ -155,6 +164,7 @@ def token_revoke(token_id):
 @click.argument("slug")
 def token_list(slug):
     """SLUG's API tokens: prefix, live or revoked, last use."""
+    # loaded when the command runs, so `mailer --help` stays fast
     from mailer.content.partners import api_tokens_of
 
     with runtime.current().db.transaction() as s:

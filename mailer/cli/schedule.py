@@ -17,6 +17,7 @@ def schedule() -> None:
 def schedule_show() -> None:
     """Every job: its next three runs, its last run and outcome, missed runs; and which
     scheduler process leads."""
+    # loaded when the command runs, so `mailer --help` stays fast
     from mailer.leadership import leadership_for
     from mailer.schedule import status
     from mailer.schedule_runs import aware

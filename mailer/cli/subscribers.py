@@ -13,6 +13,7 @@ import click
 from mailer import runtime
 from mailer.cli._common import fail
 from mailer.text import strip_controls
+from mailer.validation import InvalidInput
 
 
 class _Rollback(Exception):
@@ -61,6 +62,7 @@ def import_cmd(file: str, source: str | None, basis: str, skip_invalid: bool, dr
     Imported people are confirmed with the given basis. Addresses on the suppression list
     are never imported. Nothing is written unless the whole import succeeds.
     """
+    # loaded when the command runs, so `mailer --help` stays fast
     from subscribers.importer import ImportError_, ImportRefused, import_csv
 
     report = None
@@ -90,6 +92,7 @@ def import_cmd(file: str, source: str | None, basis: str, skip_invalid: bool, dr
 def _write_report(path: str | None, report) -> None:
     if not path:
         return
+    # loaded when the command runs, so `mailer --help` stays fast
     from subscribers.export import spreadsheet_safe
 
     with open(path, "w", newline="", encoding="utf-8") as fh:
@@ -104,6 +107,7 @@ def _write_report(path: str | None, report) -> None:
 @click.option("--status", type=click.Choice(["pending", "confirmed", "unsubscribed"]), default=None)
 def export_cmd(file: str, status: str | None) -> None:
     """Write subscribers as CSV to FILE (default: standard output)."""
+    # loaded when the command runs, so `mailer --help` stays fast
     from subscribers.export import export_csv
 
     with runtime.current().db.transaction() as s:
@@ -118,6 +122,7 @@ def export_cmd(file: str, status: str | None) -> None:
               help="Age of a pending request to purge (default: PURGE_UNCONFIRMED_AFTER_DAYS).")
 def purge_cmd(days: int | None) -> None:
     """Delete subscription requests nobody confirmed in time."""
+    # loaded when the command runs, so `mailer --help` stays fast
     from subscribers.housekeeping import purge_unconfirmed
 
     rt = runtime.current()
@@ -131,6 +136,7 @@ def purge_cmd(days: int | None) -> None:
 @click.argument("email")
 def revoke_cmd(email: str) -> None:
     """Make every link already sent to EMAIL stop working."""
+    # loaded when the command runs, so `mailer --help` stays fast
     from subscribers.service import find, revoke_links
 
     with runtime.current().db.transaction() as s:
@@ -146,7 +152,7 @@ def revoke_cmd(email: str) -> None:
 @click.option("--reason", type=click.Choice(["hard_bounce", "complaint", "unsubscribed"]), required=True)
 def suppress_cmd(email: str, reason: str) -> None:
     """Put EMAIL on the suppression list (and unsubscribe it if subscribed)."""
-    from mailer.validation import InvalidInput
+    # loaded when the command runs, so `mailer --help` stays fast
     from subscribers.service import suppress_address
 
     with runtime.current().db.transaction() as s:

@@ -16,6 +16,7 @@ def worker(processes: int, threads: int) -> None:
     """Run queue workers: `dramatiq` processes with REDIS_URL, else threads in this process."""
     queue = runtime.current().queue
     if not queue.embedded:
+        # only the Redis mode hands over to dramatiq's own command line
         from dramatiq.cli import main as dramatiq_main
 
         sys.argv = ["dramatiq", "mailer.worker", "--processes", str(processes), "--threads", str(threads)]

@@ -185,7 +185,7 @@ def fetch(url: str, options: FetchOptions, *, etag: str | None = None,
             body = _read_capped(resp, conn, deadline, options.max_bytes)
             return Fetched(url, 200, body, resp.getheader("ETag"), resp.getheader("Last-Modified"),
                            resp.getheader("Content-Type"))
-        except (socket.timeout, TimeoutError):
+        except TimeoutError:
             raise FetchError("timed out fetching the feed") from None
         except ssl.SSLError as err:
             raise FetchError(f"TLS error: {err.reason or err}") from None

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import (Column, Date, DateTime, ForeignKey, Integer, String, Table, Text,
-                        UniqueConstraint)
+from sqlalchemy import Column, Date, DateTime, ForeignKey, Integer, String, Table, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from mailer.db import Base, utcnow
@@ -136,7 +135,7 @@ class Item(Base):
 
     partner: Mapped[Partner] = relationship(lazy="joined")
     topics: Mapped[list[Topic]] = relationship(secondary=item_topics, order_by=Topic.position)
-    events: Mapped[list["ItemEvent"]] = relationship(order_by="ItemEvent.id", back_populates="item",
+    events: Mapped[list[ItemEvent]] = relationship(order_by="ItemEvent.id", back_populates="item",
                                                      cascade="all, delete-orphan")
 
     __table_args__ = (UniqueConstraint("partner_id", "source_key"),)

@@ -52,16 +52,6 @@ def _log(item: Item, action: str, editor: str, reason: str | None = None) -> Non
     item.events.append(ItemEvent(action=action, actor=editor, reason=reason, at=utcnow()))
 
 
-def _sent(session: Session, item: Item) -> bool:
-    """True once an edition carrying the item has started sending (it is frozen then)."""
-    if item.edition_id is None:
-        return False
-    from mailer.digest.models import DRAFT, Edition  # a leaf module: no cycle
-
-    edition = session.get(Edition, item.edition_id)
-    return edition is not None and edition.status != DRAFT
-
-
 def approve(session: Session, item_id: int, editor: str) -> Item:
     """Approve a submitted item (approving it twice is harmless). It needs a topic first:
     an item without one would reach nobody."""
@@ -96,10 +86,12 @@ def reject(session: Session, item_id: int, editor: str, reason: str) -> Item:
     return item
 
 
-def withdraw(session: Session, item_id: int, editor: str, reason: str = "") -> Item:
-    """Take an approved item back before any edition carrying it is sent.
+def mark_withdrawn(session: Session, item_id: int, editor: str, reason: str = "") -> Item:
+    """Take an approved item back, out of the edition that carries it.
 
-    It leaves a draft edition at once; an item already sent cannot be withdrawn.
+    Items know nothing of editions' states: the caller makes sure the item's edition has
+    not left draft (:func:`mailer.digest.editions.withdraw_item` does; an item already
+    sent cannot be withdrawn). Withdrawing twice is harmless.
     """
     editor = _editor(editor)
     item = get_item(session, item_id)
@@ -107,8 +99,6 @@ def withdraw(session: Session, item_id: int, editor: str, reason: str = "") -> I
         return item
     if item.status != APPROVED:
         raise ModerationError(f"Item {item_id} is {item.status}; only approved items can be withdrawn.")
-    if _sent(session, item):
-        raise ModerationError(f"Item {item_id} has already gone out in an edition; it cannot be withdrawn.")
     item.status, item.edition_id = WITHDRAWN, None
     item.decided_at, item.decided_by = utcnow(), editor
     _log(item, "withdrawn", editor, reason.strip() or None)
@@ -189,5 +179,5 @@ def needs_decision_notice(item: Item) -> bool:
             and item.decision_sent_at is None)
 
 
-__all__ = ["InvalidInput", "ModerationError", "get_item", "list_items", "approve", "reject", "withdraw",
+__all__ = ["InvalidInput", "ModerationError", "get_item", "list_items", "approve", "reject", "mark_withdrawn",
            "set_featured", "edit", "draft_of", "original_of", "needs_decision_notice"]

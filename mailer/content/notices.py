@@ -21,8 +21,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailer.content.models import APPROVED, REJECTED, Item
-from mailer.delivery.message import Envelope, MessageTemplate
-from mailer.rendering import fill, render_html, render_text
+from mailer.mail.message import Envelope, MessageTemplate
+from mailer.mail.rendering import fill, render_html, render_text
 from mailer.settings import Settings
 
 RECEIPT, APPROVED_NOTICE, REJECTED_NOTICE = "receipt", "approved", "rejected"

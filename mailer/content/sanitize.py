@@ -7,6 +7,7 @@ partner typed is stored beside the HTML, so the cleaning can be redone if the ru
 """
 from __future__ import annotations
 
+import html as _html
 import re
 import unicodedata
 
@@ -64,7 +65,5 @@ def markdown_to_html(markdown: str) -> str:
 
 def html_to_text(html: str) -> str:
     """Plain text from (feed) HTML: every tag dropped, entities decoded, spaces collapsed."""
-    import html as _html
-
     text = nh3.clean(html, tags=set(), attributes={}, strip_comments=True)
     return re.sub(r"\s+", " ", _html.unescape(text)).strip()

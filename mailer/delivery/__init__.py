@@ -1,1 +1,1 @@
-"""Delivery: the ledger of who gets which edition, messages, transports and actors."""
+"""Delivery: the ledger of who gets which edition, fan-out, sending, limits and bounces."""

@@ -4,7 +4,7 @@ Reports are matched through the per-recipient return path (VERP) they were sent 
 for complaints, the return path inside the original message they quote: a digest
 delivery, a subscriber's confirmation or link email, a partner notice, or a one-off
 (test send) whose return path is bound to its recipient address (see
-:mod:`mailer.delivery.verp`). A report that names no genuine return path of ours is
+:mod:`mailer.mail.verp`). A report that names no genuine return path of ours is
 counted as unmatched and changes nothing: anyone can send mail to the bounce mailbox, and
 a forged report must not be able to suppress somebody's address.
 
@@ -15,20 +15,21 @@ from __future__ import annotations
 
 import mailbox
 import sys
+import tempfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from email import message_from_binary_file, message_from_bytes, policy
 from email.message import Message
 from email.utils import getaddresses
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from mailer.content.models import Item
-from mailer.delivery.models import SENT, UNKNOWN, Delivery, BOUNCED
+from mailer.delivery.models import BOUNCED, SENT, UNKNOWN, Delivery
 from mailer.delivery.suppression import COMPLAINT, HARD, SOFT, log_bounce, suppress
-from mailer.delivery.verp import ADDRESS, DELIVERY, NOTICE, SUBSCRIBER, ReturnPaths, Target
+from mailer.mail.verp import ADDRESS, DELIVERY, NOTICE, SUBSCRIBER, ReturnPaths, Target
 from subscribers.models import Subscriber
 from subscribers.service import unsubscribe
 
@@ -218,8 +219,6 @@ def read_messages(source: str | None) -> Iterator[Message]:
         return
     data = sys.stdin.buffer.read()
     if data.startswith(b"From "):
-        import tempfile
-
         with tempfile.NamedTemporaryFile(suffix=".mbox") as tmp:
             tmp.write(data)
             tmp.flush()

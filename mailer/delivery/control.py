@@ -8,16 +8,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from mailer.db import utcnow
 from mailer.delivery.control_models import SendEvent
-from mailer.delivery.models import BOUNCED, FAILED, PENDING, SENDING, SENT, UNKNOWN, Delivery
+from mailer.delivery.models import BOUNCED, CANCELLED, FAILED, PENDING, SENDING, SENT, UNKNOWN, Delivery
 from mailer.delivery.sending import pause_edition
-from mailer.digest import lifecycle, status
+from mailer.digest import status
 from mailer.digest.editions import EditionError, get_edition
 from mailer.digest.models import SENDING as EDITION_SENDING
 from mailer.digest.models import Edition
@@ -70,9 +70,13 @@ def resume(session: Session, edition: Edition, by: str = "operator") -> list[int
 
 def cancel(session: Session, edition: Edition, by: str = "operator") -> int:
     """Cancel a draft, scheduled, sending or paused edition (the digest layer's rule) and log
-    who did it; returns how many pending deliveries will now never be sent."""
+    who did it. Deliveries still pending are marked cancelled (a worker that has already
+    claimed one finishes it); returns how many will now never be sent."""
     with _refused_as_control_error():
-        n = lifecycle.cancel(session, edition)
+        status.transition(session, edition, status.CANCEL)
+    n = session.execute(
+        update(Delivery).where(Delivery.edition_id == edition.id, Delivery.status == PENDING)
+        .values(status=CANCELLED, updated_at=utcnow())).rowcount or 0
     session.add(SendEvent(edition_id=edition.id, kind="cancelled", detail=f"{n} not sent", by=by))
     return n
 
@@ -159,7 +163,6 @@ def progress(session: Session, edition: Edition) -> Progress:
     first = session.scalar(select(func.min(Delivery.sent_at)).where(
         Delivery.edition_id == edition.id, Delivery.sent_at >= since))
     if first is not None and first.tzinfo is None:
-        from datetime import timezone
         first = first.replace(tzinfo=timezone.utc)
     span = max(1.0, (utcnow() - first).total_seconds()) if first else RATE_WINDOW
     rate = recent / span if recent else 0.0

@@ -28,19 +28,20 @@ from datetime import timedelta
 from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from mailer.counters import counters_for
 from mailer.db import Database, utcnow
 from mailer.delivery.control_models import SendEvent
-from mailer.delivery.limits import RateLimiter, counters_for
+from mailer.delivery.limits import RateLimiter
 from mailer.delivery.models import FAILED, OPEN, PENDING, SENDING, SENT, SKIPPED, UNKNOWN, Delivery
 from mailer.delivery.suppression import record_refusal
-from mailer.delivery.transport import PermanentFailure, TransientFailure, Transport
-from mailer.delivery.outgoing import Outgoing
-from mailer.delivery.message import MessageTemplate
 from mailer.digest import status as edition_status
 from mailer.digest.cache import prepared_editions
 from mailer.digest.compose import LIST_NAME, PreparedEdition, compose
 from mailer.digest.models import SENDING as EDITION_SENDING
 from mailer.digest.models import Edition
+from mailer.mail.message import MessageTemplate
+from mailer.mail.outgoing import Outgoing
+from mailer.mail.transport import PermanentFailure, TransientFailure, Transport
 from mailer.settings import Settings
 from subscribers.service import recipients
 

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from email.utils import parseaddr
 from functools import lru_cache
+from html import escape
 
-from mailer.delivery.message import Envelope, MessageTemplate
-from mailer.rendering import fill, render_html, render_text
+from mailer.mail.message import Envelope, MessageTemplate
+from mailer.mail.rendering import fill, render_html, render_text
 from mailer.settings import Settings
 from subscribers.links import Links
 from subscribers.models import Subscriber
@@ -51,7 +52,6 @@ def compose_transactional(kind: str, settings: Settings, sub: Subscriber) -> Env
 def editors_notice(settings: Settings, subject: str, text: str) -> Envelope:
     """A short plain note to the editors (``REPLY_TO``) from the service itself, such as
     "this month's edition had nothing in it". ``subject`` and ``text`` are our own words."""
-    from html import escape
 
     template = MessageTemplate(mail_from=settings.mail_from, subject=subject, auto_submitted=True)
     return template.build(to_name="", to_address=parseaddr(settings.reply_to)[1], text=text + "\n",

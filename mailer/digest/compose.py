@@ -13,13 +13,20 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailer.content.models import Partner, Topic
-from mailer.delivery.message import Envelope, MessageTemplate
 from mailer.digest.clip import SECTION_CAP
 from mailer.digest.editions import MONTHS, edition_items, parse_period
 from mailer.digest.models import Edition
 from mailer.digest.plan import DigestPlan, plan_digest
-from mailer.digest.render import (MORE, RenderedDigest, assemble, digest_context, encode_values,
-                                  personalise, render_digest)
+from mailer.digest.render import (
+    MORE,
+    RenderedDigest,
+    assemble,
+    digest_context,
+    encode_values,
+    personalise,
+    render_digest,
+)
+from mailer.mail.message import Envelope, MessageTemplate
 from mailer.settings import Settings
 from subscribers.links import Links
 from subscribers.service import Recipient

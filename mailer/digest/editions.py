@@ -7,10 +7,11 @@ from datetime import date
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from mailer.content import moderation
 from mailer.content.models import APPROVED, Item
 from mailer.content.window import in_publish_window
 from mailer.db import utcnow
-from mailer.digest.models import EDITABLE, Edition
+from mailer.digest.models import DRAFT, EDITABLE, Edition
 
 _PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 MONTHS = ("January February March April May June July August September October "
@@ -102,3 +103,15 @@ def build_edition(session: Session, period: str) -> Edition:
 
 def edition_items(session: Session, edition_id: int) -> list[Item]:
     return list(session.scalars(select(Item).where(Item.edition_id == edition_id).order_by(Item.id)))
+
+
+def withdraw_item(session: Session, item_id: int, editor: str, reason: str = "") -> Item:
+    """Take an approved item back before any edition carrying it is sent: it leaves a draft
+    edition at once. Once its edition has left draft (scheduled, sending, sent...) the item
+    is frozen in it and :class:`~mailer.content.moderation.ModerationError` says so."""
+    item = moderation.get_item(session, item_id)
+    edition = session.get(Edition, item.edition_id) if item.edition_id is not None else None
+    if item.status == APPROVED and edition is not None and edition.status != DRAFT:
+        raise moderation.ModerationError(
+            f"Item {item_id} has already gone out in an edition; it cannot be withdrawn.")
+    return moderation.mark_withdrawn(session, item_id, editor, reason)

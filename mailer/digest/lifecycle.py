@@ -1,5 +1,6 @@
-"""An edition's life as the editor sees it: edit, schedule, unschedule, cancel, and which
-scheduled editions are due.
+"""An edition's life as the editor sees it: edit, schedule, unschedule, and which scheduled
+editions are due. Cancelling stops deliveries too, so it is the delivery layer's
+(:func:`mailer.delivery.control.cancel`).
 
 The statuses and the moves between them (draft -> scheduled -> sending -> sent, sending <->
 paused, cancelled on the way) are :mod:`mailer.digest.status`'s; this module asks it for
@@ -14,13 +15,11 @@ from __future__ import annotations
 import unicodedata
 from datetime import datetime, timezone
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailer.content.models import Item
 from mailer.db import utcnow
-from mailer.delivery.models import CANCELLED as DELIVERY_CANCELLED
-from mailer.delivery.models import PENDING, Delivery
 from mailer.digest import status
 from mailer.digest.editions import EditionError, edition_items, get_edition  # noqa: F401  (get_edition: for the CLI)
 from mailer.digest.models import EDITABLE, SCHEDULED, Edition
@@ -88,16 +87,6 @@ def unschedule(session: Session, edition: Edition) -> Edition:
     """Back to a draft: the planned time is forgotten."""
     status.transition(session, edition, status.UNSCHEDULE)
     return edition
-
-
-def cancel(session: Session, edition: Edition) -> int:
-    """Stop ``edition``. Deliveries still pending are marked cancelled (a worker that has
-    already claimed one finishes it). Returns how many deliveries were stopped."""
-    status.transition(session, edition, status.CANCEL)
-    stopped = session.execute(
-        update(Delivery).where(Delivery.edition_id == edition.id, Delivery.status == PENDING)
-        .values(status=DELIVERY_CANCELLED, updated_at=utcnow())).rowcount
-    return stopped or 0
 
 
 def due(session: Session, now: datetime | None = None) -> list[Edition]:

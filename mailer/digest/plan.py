@@ -15,9 +15,9 @@ thousand distinct sets, so :meth:`DigestPlan.mask_for` caches per set.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Iterable, Sequence
 
 from mailer.content.models import ITEM_KINDS, Item, Partner, Topic
 

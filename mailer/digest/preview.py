@@ -17,10 +17,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailer.content.models import Partner, Topic
-from mailer.delivery.message import Envelope
 from mailer.digest.compose import PreparedEdition, compose, message_template
 from mailer.digest.editions import EditionError
 from mailer.digest.models import Edition
+from mailer.mail.message import Envelope
 from mailer.settings import Settings
 from mailer.validation import InvalidInput, email_address
 from subscribers.models import Subscriber

@@ -5,8 +5,8 @@ The stages, each callable and timeable on its own:
 1. :func:`digest_sources` - Jinja2 renders ``digest.mjml`` and ``digest.txt`` with every
    item present, block markers and placeholders from a fresh :class:`Markers` (a random
    nonce in every marker name, so partner text can never be, or make, one of them).
-2. :func:`mailer.rendering.compile_mjml` - MJML to HTML (~100 ms for 60 items).
-3. :func:`mailer.rendering.inline_css` - premailer (~50-100 ms).
+2. :func:`mailer.mail.rendering.compile_mjml` - MJML to HTML (~100 ms for 60 items).
+3. :func:`mailer.mail.rendering.inline_css` - premailer (~50-100 ms).
 4. :func:`cut` - split both outputs at their block markers and placeholders into
    :class:`Pieces`, with every literal piece quoted-printable encoded once.
 
@@ -24,15 +24,15 @@ whose section was capped select (see :mod:`mailer.digest.clip`).
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from html import escape
-from typing import Mapping
 
 from markupsafe import Markup
 
-from mailer.delivery.message import qp_fragment
 from mailer.digest.plan import DigestPlan
-from mailer.rendering import Markers, compile_mjml, inline_css, render_text, template_source
+from mailer.mail.message import qp_fragment
+from mailer.mail.rendering import Markers, compile_mjml, inline_css, render_text, template_source
 
 ALWAYS = -1  # a block every copy gets
 

@@ -10,8 +10,8 @@ from email import message_from_bytes, policy
 from sqlalchemy.orm import Session
 
 from mailer.delivery import bounces
-from mailer.delivery.verp import ReturnPaths
 from mailer.inbound.routing import Arrival, InboundError, Route, Router, split_address
+from mailer.mail.verp import ReturnPaths
 from subscribers.address_tokens import AddressTokens
 from subscribers.models import Subscriber
 from subscribers.service import unsubscribe

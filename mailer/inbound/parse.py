@@ -40,7 +40,7 @@ def parse(raw: bytes) -> Message:
     if not lines or not lines[0] or not _FIELD.match(lines[0]):
         raise Malformed("the message does not start with a header field")
     for number, line in enumerate(lines[1:], start=2):
-        if not line[:1] in (b" ", b"\t") and not _FIELD.match(line):
+        if line[:1] not in (b" ", b"\t") and not _FIELD.match(line):
             raise Malformed(f"header line {number} is neither a field nor a continuation")
     msg = message_from_bytes(raw, policy=policy.compat32)
     if not msg.get("From"):

@@ -5,7 +5,7 @@ recognises an address wins. Today there are two kinds:
 
 * ``unsubscribe``: ``unsubscribe+<token>@<MAIL_FROM domain>``, the mailto of a digest's
   ``List-Unsubscribe``; the token (:mod:`subscribers.address_tokens`) names one reader.
-* ``bounce``: the VERP return paths of :mod:`mailer.delivery.verp` (signed, so a forged
+* ``bounce``: the VERP return paths of :mod:`mailer.mail.verp` (signed, so a forged
   one is unknown), and the bare bounce mailbox, which feedback loops (ARF) may report to.
 
 Every other address is unknown (the receiver answers 550 5.1.1), group addresses among

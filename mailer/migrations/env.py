@@ -1,6 +1,7 @@
 """Alembic environment: migrates the database in the process's settings (or the URL given)."""
 from alembic import context
 
+from mailer.db import make_engine
 from mailer.models import Base
 
 config = context.config
@@ -12,7 +13,6 @@ def run_migrations_online() -> None:
     if connection is not None:
         _run(connection)
         return
-    from mailer.db import make_engine
 
     engine = make_engine(config.get_main_option("sqlalchemy.url"))
     with engine.connect() as conn:

@@ -18,12 +18,12 @@ from flask import Blueprint, Response, abort, render_template, request, url_for
 from sqlalchemy import select
 
 from mailer.content.models import Partner, Topic
-from mailer.delivery.outgoing import Outgoing
 from mailer.digest import preview
 from mailer.digest.cache import prepared_editions
 from mailer.digest.compose import archive_copy, copy_for, period_label
 from mailer.digest.editions import EditionError, find_edition
 from mailer.digest.models import SENDING, SENT, Edition
+from mailer.mail.outgoing import Outgoing
 from mailer.runtime import current as rt
 from mailer.web.limits import keyed, retry_after_text, wait_for
 from subscribers.service import recipients, subscriber_from_token

@@ -1,8 +1,8 @@
 """Request limits for the partner routes and the preview page (web edge only).
 
-One counter store per app: the same :mod:`subscribers.ratelimit` limiter the subscriber
-pages use (Redis with ``REDIS_URL``, so every web process counts together; else this
-process). Keys name what is counted: ``partner-submit:<id>``, ``receipt-to:<hash>``,
+One counter store per app (:mod:`mailer.counters`), shared with the subscriber pages:
+Redis with ``REDIS_URL``, so every web process counts together; else this process. Keys
+name what is counted: ``partner-submit:<id>``, ``receipt-to:<hash>``,
 ``preview-link:<hash>``, ``preview-to:<hash>``. Addresses and tokens are never keys
 themselves, only a keyed hash of them, so the counter store holds no address or working
 link.
@@ -14,18 +14,27 @@ import hmac
 
 from flask import current_app
 
+from mailer.counters import CounterStore, Verdict, counters_from_url
 from mailer.runtime import current as rt
-from subscribers.ratelimit import Limiter, make_limiter
 
 HOUR = 3600
+# Request-limit windows in Redis sit under this prefix, apart from the delivery counters.
+PREFIX = "ertg:rl:"
 
 
-def limiter() -> Limiter:
-    """The app's limiter (shared with the subscriber pages, which keep it under this name)."""
+def limiter() -> CounterStore:
+    """The app's request counters, made on first use (tests put their own, with a clock,
+    under the same name)."""
     ext = current_app.extensions
     if "subscribers.limiter" not in ext:
-        ext["subscribers.limiter"] = make_limiter(rt().settings.redis_url)
+        ext["subscribers.limiter"] = counters_from_url(rt().settings.redis_url, PREFIX)
     return ext["subscribers.limiter"]
+
+
+def retry_after_header(verdict: Verdict) -> dict[str, str]:
+    """The ``Retry-After`` header (RFC 9110, delay in seconds) for a refused request; every
+    web route that limits clients answers with it."""
+    return {"Retry-After": str(max(1, verdict.retry_after))}
 
 
 def keyed(value: str) -> str:

@@ -21,11 +21,11 @@ from wtforms import DateField, SelectField, StringField, TextAreaField, TimeFiel
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Optional
 
+from mailer.actors.partners import send_partner_notice
 from mailer.content.intake import SUMMARY_MAX, TITLE_MAX, ItemDraft, check_draft, recent_duplicate, submit_item
 from mailer.content.models import ITEM_KINDS, Topic
 from mailer.content.notices import RECEIPT, decision_kind, notice_address
 from mailer.content.partners import partner_for_secret
-from mailer.actors.partners import send_partner_notice
 from mailer.runtime import current as rt
 from mailer.validation import InvalidInput
 from mailer.web.forms import CheckboxesField

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from mailer.content import moderation as m
 from mailer.content.intake import ItemDraft, submit_item
 from mailer.content.models import Item, Partner
-from mailer.digest.editions import build_edition
+from mailer.digest.editions import build_edition, withdraw_item
 from mailer.digest.models import Edition
 from tests.content.helpers import make_partner, topic_ids
 
@@ -106,7 +106,7 @@ def test_featured_and_withdraw_before_sent(rt, session):
     session.expire_all()
     assert session.get(Item, a).featured and session.get(Item, a).edition_id is not None
     with rt.db.transaction() as s:
-        m.withdraw(s, b, "amina", "event cancelled")
+        withdraw_item(s, b, "amina", "event cancelled")
         build_edition(s, period)  # a rebuild leaves it out
     session.expire_all()
     assert session.get(Item, b).status == "withdrawn" and session.get(Item, b).edition_id is None
@@ -114,8 +114,8 @@ def test_featured_and_withdraw_before_sent(rt, session):
         s.scalar(select(Edition)).status = "sending"
     with rt.db.transaction() as s:
         with pytest.raises(m.ModerationError, match="already gone out"):
-            m.withdraw(s, a, "amina")
-        assert m.withdraw(s, b, "amina").status == "withdrawn"  # twice is harmless
+            withdraw_item(s, a, "amina")
+        assert withdraw_item(s, b, "amina").status == "withdrawn"  # twice is harmless
         with pytest.raises(m.ModerationError, match="withdrawn"):
             m.set_featured(s, b, "amina")
 

@@ -9,7 +9,7 @@ from sqlalchemy import create_engine, text
 
 from mailer.content.intake import ItemDraft, submit_item
 from mailer.content.models import Item, Partner
-from mailer.delivery.transport import TransientFailure
+from mailer.mail.transport import TransientFailure
 from tests.content.helpers import make_partner, topic_ids
 
 
@@ -72,8 +72,8 @@ def test_notices_are_marked_auto_submitted_and_replies_go_to_the_editors(rt, tra
     from dataclasses import replace
     from email import message_from_bytes, policy
 
-    from mailer.boot import boot
     from mailer.actors.partners import send_partner_notice
+    from mailer.boot import boot
 
     item_id = _item(rt)
     send_partner_notice("receipt", item_id)

@@ -8,6 +8,7 @@ import pytest
 
 from tests.content.helpers import make_partner
 
+
 @pytest.fixture
 def live(live_server):
     return live_server

@@ -11,10 +11,9 @@ from sqlalchemy import func, select
 from mailer.app import create_app
 from mailer.content.models import Item, Partner
 from mailer.content.partners import revoke_submit_secret, rotate_submit_secret
-from subscribers.ratelimit import MemoryLimiter
+from mailer.counters import MemoryCounters
 from tests.conftest import csrf_token
 from tests.content.helpers import make_partner, topic_ids
-
 
 SOON = date.today() + timedelta(days=7)
 LATER = date.today() + timedelta(days=20)
@@ -192,7 +191,7 @@ def limited(rt, settings, transport):
         app = create_app(dataclasses.replace(settings, **limits), transport)
         app.config["TESTING"] = True
         clock = [0.0]
-        app.extensions["subscribers.limiter"] = MemoryLimiter(clock=lambda: clock[0])
+        app.extensions["subscribers.limiter"] = MemoryCounters(clock=lambda: clock[0])
         return app.test_client(), clock
     return make
 

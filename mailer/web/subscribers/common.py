@@ -7,13 +7,13 @@ from flask import render_template, url_for
 from sqlalchemy import select
 
 from mailer.content.models import Partner, Topic
+from mailer.counters import Verdict
 from mailer.runtime import current as rt
 from mailer.validation import InvalidInput
 from mailer.web.helpers import client_ip
-from mailer.web.limits import limiter
+from mailer.web.limits import limiter, retry_after_header
 from mailer.web.subscribers.forms import ButtonForm
 from subscribers import service
-from subscribers.ratelimit import Verdict, retry_after_header
 from subscribers.suppression import email_hash
 from subscribers.tokens import TokenError, Tokens
 

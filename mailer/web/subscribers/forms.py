@@ -26,7 +26,7 @@ class PreferencesForm(FlaskForm):
     topics = CheckboxesField("Topics", coerce=int)
     partners = CheckboxesField("Partners", coerce=int)
 
-    def set_choices(self, topics: list[Topic], partners: list[Partner]) -> "PreferencesForm":
+    def set_choices(self, topics: list[Topic], partners: list[Partner]) -> PreferencesForm:
         self.topics.choices = [SelectChoice(t.id, t.name) for t in topics]
         self.partners.choices = [SelectChoice(p.id, p.name) for p in partners]
         return self

@@ -12,6 +12,7 @@ from flask import Response, render_template, request, url_for
 
 from mailer.actors.transactional import send_transactional
 from mailer.db import utcnow
+from mailer.delivery.history import deliveries_of
 from mailer.runtime import current as rt
 from mailer.validation import InvalidInput
 from mailer.web.subscribers.common import (
@@ -173,7 +174,7 @@ def download(token: str):
             sub = _manage_sub(s, token)
         except TokenError as err:
             return _manage_error(err, token)
-        data = rights.export_data(s, sub)
+        data = rights.export_data(s, sub, deliveries_of(s, sub.id))
     body = json.dumps(data, indent=2, ensure_ascii=False)
     return Response(body, mimetype="application/json", headers={
         "Content-Disposition": 'attachment; filename="my-digest-data.json"',

@@ -1,16 +1,17 @@
 """The one send path: every message the service sends leaves through :class:`Outgoing`.
 
 It DKIM-signs the message when a key is configured and hands it to the transport with a
-return path of ours (VERP, see :mod:`mailer.delivery.verp`), so every kind of email is
+return path of ours (VERP, see :mod:`mailer.mail.verp`), so every kind of email is
 signed and every bounce can be matched. Callers say what the message is (a digest
 delivery, a subscriber email, a partner notice or a one-off to an address); nobody else
 calls a transport's ``send``.
 """
 from __future__ import annotations
 
-from mailer.delivery.message import Envelope
-from mailer.delivery.transport import Transport
-from mailer.delivery.verp import ReturnPaths, Signer
+from mailer.mail.dkim import Signer
+from mailer.mail.message import Envelope
+from mailer.mail.transport import Transport
+from mailer.mail.verp import ReturnPaths
 
 
 class Outgoing:

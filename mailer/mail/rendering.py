@@ -14,9 +14,9 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+from collections.abc import Mapping
 from html import escape
 from pathlib import Path
-from typing import Mapping
 
 import cssutils
 import cssutils.util
@@ -25,7 +25,7 @@ from markupsafe import Markup
 from mjml import mjml_to_html
 from premailer import Premailer
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "email"
+TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "email"
 
 cssutils.log.setLevel(logging.CRITICAL)  # MJML's mso-/-webkit- properties are not errors
 

@@ -1,4 +1,4 @@
-"""Per-recipient return paths (VERP) and DKIM signatures, applied to finished messages.
+"""Per-recipient return paths (VERP): the envelope sender that lets a bounce name its message.
 
 Every message we send carries a return path that names what it was, so its bounce can be
 matched and the address suppressed:
@@ -19,13 +19,7 @@ import hmac
 import re
 from dataclasses import dataclass
 
-from mailer.delivery.config import DeliveryConfig
-
-# Headers a DKIM signature covers; List-* so a relay cannot strip or alter unsubscribing.
-SIGNED_HEADERS = (b"from", b"to", b"subject", b"date", b"message-id", b"mime-version",
-                  b"content-type", b"reply-to", b"auto-submitted", b"feedback-id",
-                  b"list-id", b"list-unsubscribe", b"list-unsubscribe-post")
-
+from mailer.settings.delivery import DeliveryConfig
 
 DELIVERY, SUBSCRIBER, NOTICE, ADDRESS = "delivery", "subscriber", "notice", "address"
 _PREFIX = {DELIVERY: "", SUBSCRIBER: "s", NOTICE: "n", ADDRESS: "a"}
@@ -97,22 +91,3 @@ class ReturnPaths:
         """The digest delivery a return path names, or None."""
         target = self.target(address)
         return target.id if target is not None and target.kind == DELIVERY else None
-
-
-class Signer:
-    """DKIM-signs messages with dkimpy when a key is configured, else passes them through."""
-
-    def __init__(self, config: DeliveryConfig, sender_domain: str):
-        self.key = config.dkim_key
-        self.selector = (config.dkim_selector or "").encode()
-        self.domain = (config.dkim_domain or sender_domain).encode()
-
-    def __call__(self, message: bytes) -> bytes:
-        if not self.key:
-            return message
-        import dkim
-
-        signature = dkim.sign(message, self.selector, self.domain, self.key,
-                              include_headers=list(SIGNED_HEADERS),
-                              canonicalize=(b"relaxed", b"relaxed"), linesep=b"\r\n")
-        return signature + message

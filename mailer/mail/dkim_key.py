@@ -31,6 +31,7 @@ class PublicKey:
 
 def public_key(private_pem: bytes) -> PublicKey:
     """The public key of ``private_pem`` (an RSA key in PEM), or :class:`DkimKeyError`."""
+    # dkimpy pulls in dnspython (~0.25 s); only a configured key needs it.
     from dkim.crypto import UnparsableKeyError, parse_pem_private_key
 
     try:

@@ -5,8 +5,8 @@ these as ``settings.delivery``), so web, workers and scheduler agree.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 
 class DeliveryConfigError(ValueError):
@@ -60,7 +60,7 @@ class DeliveryConfig:
     dkim_key: bytes | None = None
 
     @classmethod
-    def from_env(cls, e: Mapping[str, str]) -> "DeliveryConfig":
+    def from_env(cls, e: Mapping[str, str]) -> DeliveryConfig:
         key = None
         key_file = e.get("DKIM_PRIVATE_KEY_FILE")
         if key_file:

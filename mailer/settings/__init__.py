@@ -1,4 +1,8 @@
-"""One settings object, read once from the environment.
+"""One settings object, read once from the environment: the foundation every layer reads.
+
+This package imports nothing of the service but :mod:`mailer.files`: the delivery settings
+(:mod:`.delivery`) and the meaning of ``SMTP_URL`` (:mod:`.smtp`) live here too, so the
+domain and the email mechanics read their configuration from below.
 
 :meth:`Settings.from_env` reads every variable (README's configuration table lists them);
 a process does so once, when its runtime is assembled at start-up, and everything it runs
@@ -11,16 +15,15 @@ import hmac
 import logging
 import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.utils import parseaddr
 from functools import lru_cache
 from pathlib import Path
-from typing import Mapping
 
-from mailer.delivery.config import DeliveryConfig
-from mailer.delivery.transport import check_smtp_url
 from mailer.files import private_dir, write_private
-
+from mailer.settings.delivery import DeliveryConfig
+from mailer.settings.smtp import parse_smtp_url
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +114,7 @@ class Settings:
         return f"digest.{self.sender_domain}"
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read every setting from ``environ`` (default ``os.environ``).
 
         Raises :class:`ConfigError` for a setting that cannot work, such as a missing
@@ -132,7 +135,7 @@ class Settings:
         smtp_url = e.get("SMTP_URL") or None
         if smtp_url:
             try:
-                check_smtp_url(smtp_url)
+                parse_smtp_url(smtp_url)
             except ValueError as err:
                 raise ConfigError(str(err)) from None
         reply_to = (e.get("REPLY_TO") or "").strip() or None

@@ -13,9 +13,9 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import parse_qs, unquote, urlsplit
 
 from mailer.files import private_dir, write_private
+from mailer.settings.smtp import parse_smtp_url
 
 
 class PermanentFailure(Exception):
@@ -66,7 +66,7 @@ class FileOutbox:
         private_dir(self.directory)  # every email holds an address and personal links
         name = f"{uuid.uuid1().hex}.eml"
         tmp = self.directory / f".{name}.tmp"
-        write_private(tmp, f"Return-Path: <{sender}>\r\n".encode("utf-8") + message)
+        write_private(tmp, f"Return-Path: <{sender}>\r\n".encode() + message)
         os.replace(tmp, self.directory / name)  # readers never see half a message
 
     def close(self) -> None:
@@ -95,26 +95,10 @@ class MemoryTransport:
         pass
 
 
-_YES = ("1", "true", "yes")
-
-
-def check_smtp_url(url: str) -> None:
-    """Raise ``ValueError`` saying what is wrong with ``url`` as an ``SMTP_URL``: not
-    smtp:// or smtps://, or credentials that would cross the network without TLS."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("smtp", "smtps"):
-        raise ValueError("SMTP_URL must start with smtp:// or smtps://")
-    starttls = parse_qs(parts.query).get("starttls", ["0"])[0].lower() in _YES
-    if (parts.username or parts.password) and parts.scheme != "smtps" and not starttls:
-        raise ValueError("SMTP_URL has a user name or password but no TLS: use smtps:// or add "
-                         "?starttls=1, so the credentials are never sent in clear")
-
-
 class SMTPTransport:
     """Sends through an SMTP relay, keeping one connection per thread between messages.
 
-    ``SMTP_URL`` forms: ``smtp://host:25``, ``smtp://user:pass@host:587?starttls=1``,
-    ``smtps://user:pass@host:465``; ``?timeout=SECONDS`` (default 30), ``?cafile=PATH``.
+    ``SMTP_URL`` forms: see :mod:`mailer.settings.smtp`.
     A user name or password needs TLS (``smtps://`` or ``?starttls=1``): credentials are
     never sent over a plain connection, and such a URL is refused with ``ValueError``.
 
@@ -124,22 +108,16 @@ class SMTPTransport:
     """
 
     def __init__(self, url: str):
-        check_smtp_url(url)
-        parts = urlsplit(url)
-        query = parse_qs(parts.query)
-        self.host = parts.hostname or "localhost"
-        self.port = parts.port or (465 if parts.scheme == "smtps" else 25)
-        self.ssl = parts.scheme == "smtps"
-        self.starttls = query.get("starttls", ["0"])[0].lower() in _YES
-        self.timeout = float(query.get("timeout", ["30"])[0])
+        relay = parse_smtp_url(url)
+        self.host, self.port, self.timeout = relay.host, relay.port, relay.timeout
+        self.ssl, self.starttls = relay.ssl, relay.starttls
         # ?cafile=/path trusts a private CA (a relay inside the trust's network);
         # ?verify=0 turns certificate checks off (testing only).
-        self.tls = ssl.create_default_context(cafile=query.get("cafile", [None])[0])
-        if query.get("verify", ["1"])[0] in ("0", "false", "no"):
+        self.tls = ssl.create_default_context(cafile=relay.cafile)
+        if not relay.verify:
             self.tls.check_hostname = False
             self.tls.verify_mode = ssl.CERT_NONE
-        self.username = unquote(parts.username) if parts.username else None
-        self.password = unquote(parts.password) if parts.password else None
+        self.username, self.password = relay.username, relay.password
         self._local = threading.local()
 
     def _connection(self) -> smtplib.SMTP:

@@ -66,7 +66,7 @@ def encode_address(name: str, address: str, header_name: str = "To") -> str:
     """``Name <local@domain>``: RFC 2047 for a non-ASCII name, IDNA for a non-ASCII domain.
 
     A non-ASCII local part stays UTF-8 (RFC 6532); the relay must then offer SMTPUTF8,
-    which the transport checks (see :mod:`mailer.delivery.transport`).
+    which the transport checks (see :mod:`mailer.mail.transport`).
     """
     _check(name)
     _check(address)
