@@ -1,7 +1,11 @@
 """Fixtures, one per boundary: settings, database, transport, app and client, queue.
 
-Every database test runs on SQLite, and on PostgreSQL too when ``TEST_DATABASE_URL`` is
-set. Under ``CI=true`` a missing PostgreSQL or Redis fails the run instead of skipping.
+Database tests run on SQLite. Those where the dialect matters (locking, bulk statements,
+dialect branches, migrations, concurrency) are marked ``@pytest.mark.dialects("sqlite",
+"postgresql")`` (or ``BOTH_DIALECTS``) and run on PostgreSQL too when ``TEST_DATABASE_URL``
+is set. Under ``CI=true`` a missing PostgreSQL or Redis fails the run instead of skipping.
+Each database is migrated once per session and served by one engine for the whole run;
+every test starts from empty tables.
 """
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ import pytest  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
 from mailer import runtime  # noqa: E402
-from mailer.db import Base  # noqa: E402
+from mailer.db import Base, Database  # noqa: E402
 from mailer.delivery.transport import MemoryTransport  # noqa: E402
 from mailer.settings import Settings  # noqa: E402
 import mailer.models  # noqa: E402,F401
@@ -38,7 +42,29 @@ def need(value: str | None, what: str) -> str:
     return value
 
 
-@pytest.fixture(scope="session", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+DIALECTS = ("sqlite", "postgresql")
+BOTH_DIALECTS = pytest.mark.dialects(*DIALECTS)
+
+
+def pytest_generate_tests(metafunc):
+    """Give every test that uses the database the dialects its ``dialects`` marker names
+    (default: SQLite only). A test that parametrizes ``database_url`` itself is left alone."""
+    if "database_url" not in metafunc.fixturenames:
+        return
+    if any("database_url" in str(m.args[0]) for m in metafunc.definition.iter_markers("parametrize")):
+        return
+    marker = metafunc.definition.get_closest_marker("dialects")
+    names = marker.args if marker else ("sqlite",)
+    unknown = set(names) - set(DIALECTS)
+    if unknown:
+        raise pytest.UsageError(f"{metafunc.definition.nodeid}: unknown dialects {sorted(unknown)}")
+    metafunc.parametrize(
+        "database_url",
+        [pytest.param(n, marks=pytest.mark.postgres) if n == "postgresql" else n for n in names],
+        indirect=True, scope="session")
+
+
+@pytest.fixture(scope="session")
 def database_url(request, tmp_path_factory):
     """A migrated, empty database (via Alembic, as production would have it)."""
     from mailer.schema import reset
@@ -49,6 +75,15 @@ def database_url(request, tmp_path_factory):
         url = need(PG_URL, "TEST_DATABASE_URL")
     reset(url)
     return url
+
+
+@pytest.fixture(scope="session")
+def databases():
+    """Open databases by (URL, suppression keys): one engine per database for the run."""
+    opened: dict[tuple, Database] = {}
+    yield opened
+    for db in opened.values():
+        db.dispose()
 
 
 @pytest.fixture
@@ -70,9 +105,12 @@ def transport() -> MemoryTransport:
 
 
 @pytest.fixture
-def rt(settings, transport):
-    """This process's runtime over a clean database."""
-    r = runtime.configure(settings, transport)
+def rt(settings, transport, databases):
+    """This process's runtime over a clean database (the session's engine, emptied)."""
+    key = (settings.database_url, settings.suppression_keys)
+    if key not in databases:
+        databases[key] = Database(settings.database_url, info={"suppression_keys": settings.suppression_keys})
+    r = runtime.configure(settings, transport, database=databases[key])
     tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
     with r.db.engine.begin() as conn:
         if conn.dialect.name == "postgresql":
@@ -81,7 +119,26 @@ def rt(settings, transport):
             for name in tables:
                 conn.execute(text(f"DELETE FROM {name}"))
     yield r
-    r.db.dispose()
+    _discard_queued_work()
+
+
+def _discard_queued_work() -> None:
+    """Drop the messages a test queued but never waited for, and let the ones in hand finish.
+
+    The embedded worker lives for the whole run: a leftover message (a receipt for item 1,
+    say) would otherwise run in the next test, against that test's rows with the same ids,
+    or wait out a retry backoff inside the next ``queue()``.
+    """
+    from mailer import broker
+
+    worker = broker._worker
+    if worker is None:
+        return
+    while True:
+        broker.broker.flush_all()
+        worker.join()
+        if not any(broker.broker.queues[q].qsize() for q in broker.broker.queues):
+            return
 
 
 @pytest.fixture

@@ -20,8 +20,10 @@ from mailer.delivery.config import DeliveryConfig
 from mailer.delivery.models import Delivery
 from mailer.delivery.transport import SMTPTransport
 from mailer.digest.models import Edition
-from tests.conftest import REDIS_URL, need
+from tests.conftest import BOTH_DIALECTS, REDIS_URL, need
 from tests.mailservers import Relay, free_port
+
+pytestmark = BOTH_DIALECTS  # the dialect matters here: see tests/conftest.py
 
 PERIOD = date.today().strftime("%Y-%m")
 

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from tests.conftest import REDIS_URL, need
 from tests.mailservers import PrivateRedis, Relay, Workers, free_port
 
-pytestmark = [pytest.mark.redis, pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)]
+pytestmark = [pytest.mark.redis, pytest.mark.dialects("postgresql")]
 PERIOD = date.today().strftime("%Y-%m")
 
 

@@ -18,7 +18,7 @@ from mailer.content.models import Partner
 from tests.conftest import REDIS_URL, need
 from tests.content.helpers import make_partner, topic_ids
 
-pytestmark = pytest.mark.redis
+pytestmark = [pytest.mark.redis, pytest.mark.dialects("postgresql")]  # a worker process: once, on PostgreSQL
 
 
 class Inbox:
