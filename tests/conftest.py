@@ -187,6 +187,34 @@ def demo(rt):
     return secrets
 
 
+@pytest.fixture(scope="session")
+def dkim_key(tmp_path_factory) -> tuple[str, bytes]:
+    """One 2048-bit RSA DKIM key for the run: (path of the PKCS#1 PEM, base64 DER public key
+    as a DKIM TXT record's p= holds it). openssl makes it, as an operator would."""
+    import base64
+    import subprocess
+
+    key = tmp_path_factory.mktemp("dkim") / "dkim.pem"
+    subprocess.run(["openssl", "genrsa", "-traditional", "-out", str(key), "2048"], check=True,
+                   capture_output=True)
+    der = subprocess.run(["openssl", "rsa", "-in", str(key), "-pubout", "-outform", "DER"],
+                         check=True, capture_output=True).stdout
+    return str(key), base64.b64encode(der)
+
+
+@pytest.fixture(scope="session")
+def tls_cert(tmp_path_factory) -> tuple[str, str]:
+    """One self-signed certificate for 127.0.0.1 for the run: (cert path, key path)."""
+    import subprocess
+
+    d = tmp_path_factory.mktemp("tls")
+    cert, key = d / "cert.pem", d / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+                    "-out", str(cert), "-days", "1", "-subj", "/CN=relay.test",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    return str(cert), str(key)
+
+
 def csrf_token(html: str) -> str:
     m = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html)
     assert m, "page has no CSRF token"
@@ -236,7 +264,8 @@ def live_server(rt, settings, transport):
 
     app = create_app(dataclasses.replace(settings, base_url="http://127.0.0.1"), transport)
     server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # A short poll so shutdown() returns at once rather than after the default half second.
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()

@@ -40,9 +40,14 @@ return grant
 
 
 class Counters:
-    """Window counters and failure streaks: Redis when ``url`` is given, else in memory."""
+    """Window counters and failure streaks: Redis when ``url`` is given, else in memory.
 
-    def __init__(self, url: str | None = None):
+    ``clock`` (monotonic seconds) times in-memory holds and ``sleep`` waits between Redis
+    retries; tests pass their own instead of waiting."""
+
+    def __init__(self, url: str | None = None, *, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep):
+        self._clock, self._sleep = clock, sleep
         self._lock = threading.Lock()
         self._mem: dict[str, int] = {}
         self._redis = None
@@ -64,7 +69,7 @@ class Counters:
                 if self._redis is None or not _is_redis_error(exc):
                     raise
                 log.warning("Redis unavailable for rate limits (%s); retrying in %.1fs", exc, delay)
-                time.sleep(delay)
+                self._sleep(delay)
                 delay = min(delay * 2, 5.0)
 
     def take(self, key: str, want: int, limit: int) -> int:
@@ -88,7 +93,7 @@ class Counters:
         if self._redis is not None:
             return bool(self._retrying(lambda: self._hold(keys=[key], args=[token, ms])))
         with self._lock:
-            now = time.monotonic()
+            now = self._clock()
             held = self._mem.get(key)
             if held and held[0] != token and held[1] > now:
                 return False
@@ -137,10 +142,15 @@ def _is_redis_error(exc: Exception) -> bool:
 
 
 class RateLimiter:
-    """Blocks until a message to ``domain`` may leave under the overall and domain rates."""
+    """Blocks until a message to ``domain`` may leave under the overall and domain rates.
+
+    ``clock`` (wall-clock seconds: windows are shared between machines) and ``sleep`` are
+    injectable so tests need not wait for real seconds to pass."""
 
     def __init__(self, counters: Counters, rate: float | None, rate_for: Callable[[str], float | None],
-                 prefix: str = "mailer:rate"):
+                 prefix: str = "mailer:rate", *, clock: Callable[[], float] = time.time,
+                 sleep: Callable[[float], None] = time.sleep):
+        self._clock, self._sleep = clock, sleep
         self.counters = counters
         self.rate = rate
         self.rate_for = rate_for
@@ -151,7 +161,7 @@ class RateLimiter:
         allowance = self._local.__dict__.setdefault("allowance", {})
         per_window = max(1, int(limit))
         while True:
-            window = int(time.time())
+            window = int(self._clock())
             have_window, left = allowance.get(name, (None, 0))
             if have_window == window and left > 0:
                 allowance[name] = (window, left - 1)
@@ -161,7 +171,7 @@ class RateLimiter:
             if got:
                 allowance[name] = (window, got - 1)
                 return
-            time.sleep(max(0.001, window + 1 - time.time()))
+            self._sleep(max(0.001, window + 1 - self._clock()))
 
     def acquire(self, domain: str) -> None:
         domain_rate = self.rate_for(domain)
