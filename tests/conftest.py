@@ -86,17 +86,19 @@ def databases():
         db.dispose()
 
 
+# The environment every test's settings share (worker processes a test starts get it too).
+TEST_ENV = {
+    "MAILER_ENV": "test",
+    "BASE_URL": "https://digest.example.org",
+    "SECRET_KEY": "test-secret-key",
+    "MAIL_FROM": "End Racism This Generation <digest@ertg.example.org>",
+    "WORKER_THREADS": "2",
+}
+
+
 @pytest.fixture
 def settings(database_url, tmp_path) -> Settings:
-    return Settings.from_env({
-        "MAILER_ENV": "test",
-        "DATABASE_URL": database_url,
-        "VAR_DIR": str(tmp_path / "var"),
-        "BASE_URL": "https://digest.example.org",
-        "SECRET_KEY": "test-secret-key",
-        "MAIL_FROM": "End Racism This Generation <digest@ertg.example.org>",
-        "WORKER_THREADS": "2",
-    })
+    return Settings.from_env({**TEST_ENV, "DATABASE_URL": database_url, "VAR_DIR": str(tmp_path / "var")})
 
 
 @pytest.fixture
