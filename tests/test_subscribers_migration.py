@@ -100,9 +100,9 @@ def test_keyed_suppression_migration_rekeys_known_addresses(tmp_path):
 
 
 @BOTH_DIALECTS
-def test_the_whole_chain_downgrades_to_nothing_and_upgrades_to_the_models(database_url, settings):
+def test_the_whole_chain_downgrades_to_nothing_and_upgrades_to_the_models(rt, database_url, settings):
     """Every migration reverses on both databases, and the head is what the models declare.
-    (The run's database, migrated at the start, is left migrated and empty.)"""
+    (The run's database, emptied by ``rt``, is left migrated and empty.)"""
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
     from sqlalchemy import inspect
