@@ -22,20 +22,25 @@ def boot(settings: Settings, *, transport: Transport | None = None) -> Runtime:
     name), declare the jobs on its broker, and make it this process's runtime.
 
     Booting again with the same settings and transport returns the same runtime. With
-    other settings the old runtime's database is closed; its queue (and any worker
-    threads) is kept when the new settings would build the same one, else stopped.
+    other settings, the old runtime's database engine is kept when it serves the same URL
+    with the same keys (else closed), and its queue (and any worker threads) is kept when
+    the new settings would build the same one (else stopped): re-booting, as tests and
+    apps with adjusted settings do, opens no second engine.
     """
     old = runtime.installed()
     if old is not None and old.settings == settings and transport in (None, old.transport):
         return old
-    queue = None
+    queue = database = None
     if old is not None:
-        old.db.dispose()
+        if old.db.url == settings.database_url and old.db.info == runtime.database_info(settings):
+            database = old.db
+        else:
+            old.db.dispose()
         if old.queue.fits(settings):
             queue = old.queue
         else:
             old.queue.stop()
-    rt = runtime.assemble(settings, transport=transport, queue=queue)
+    rt = runtime.assemble(settings, transport=transport, queue=queue, database=database)
     rt.queue.declare(JOBS)
     rt.queue.on_start = requeue_pending
     # The `dramatiq` command takes the broker of the module it imports from here.

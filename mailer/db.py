@@ -73,10 +73,11 @@ class Database:
         """``info`` is given to every session (``session.info``): the runtime puts the
         suppression keys there, which domain code needs and must not fetch from globals."""
         self.url = url
+        self.info = dict(info or {})
         if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
             _private_sqlite(url.removeprefix("sqlite:///"))
         self.engine = make_engine(url)
-        self.sessions = sessionmaker(self.engine, expire_on_commit=False, info=dict(info or {}))
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False, info=dict(self.info))
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

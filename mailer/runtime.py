@@ -29,13 +29,19 @@ class Runtime:
 _current: Runtime | None = None
 
 
+def database_info(settings: Settings) -> dict:
+    """What a :class:`Database` for ``settings`` carries in every session's ``info``."""
+    return {"suppression_keys": settings.suppression_keys}
+
+
 def assemble(settings: Settings, *, transport: Transport | None = None,
-             queue: Queue | None = None) -> Runtime:
-    """Build a runtime over ``settings``; ``transport`` and ``queue`` replace the ones the
-    settings would make (tests pass a memory transport; a new runtime may keep a queue)."""
+             queue: Queue | None = None, database: Database | None = None) -> Runtime:
+    """Build a runtime over ``settings``; ``transport``, ``queue`` and ``database`` replace
+    the ones the settings would make (tests pass a memory transport; a new runtime may keep
+    the old one's queue and engine)."""
     return Runtime(
         settings=settings,
-        db=Database(settings.database_url, info={"suppression_keys": settings.suppression_keys}),
+        db=database or Database(settings.database_url, info=database_info(settings)),
         transport=transport or transport_from_settings(settings),
         counters=counters_for(settings.redis_url),
         queue=queue or Queue.from_settings(settings),

@@ -1,7 +1,11 @@
 """Fixtures, one per boundary: settings, database, transport, app and client, queue.
 
-Every database test runs on SQLite, and on PostgreSQL too when ``TEST_DATABASE_URL`` is
-set. Under ``CI=true`` a missing PostgreSQL or Redis fails the run instead of skipping.
+Database tests run on SQLite. Those where the dialect matters (locking, bulk statements,
+dialect branches, migrations, concurrency) are marked ``@pytest.mark.dialects("sqlite",
+"postgresql")`` (or ``BOTH_DIALECTS``) and run on PostgreSQL too when ``TEST_DATABASE_URL``
+is set. Under ``CI=true`` a missing PostgreSQL or Redis fails the run instead of skipping.
+Each database is migrated once per session and served by one engine for the whole run;
+every test starts from empty tables.
 """
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import pytest
 from sqlalchemy import text
 
 import mailer.models  # noqa: F401
+from mailer import runtime
 from mailer.boot import boot
 from mailer.db import Base
 from mailer.mail.transport import MemoryTransport
@@ -31,7 +36,29 @@ def need(value: str | None, what: str) -> str:
     return value
 
 
-@pytest.fixture(scope="session", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+DIALECTS = ("sqlite", "postgresql")
+BOTH_DIALECTS = pytest.mark.dialects(*DIALECTS)
+
+
+def pytest_generate_tests(metafunc):
+    """Give every test that uses the database the dialects its ``dialects`` marker names
+    (default: SQLite only). A test that parametrizes ``database_url`` itself is left alone."""
+    if "database_url" not in metafunc.fixturenames:
+        return
+    if any("database_url" in str(m.args[0]) for m in metafunc.definition.iter_markers("parametrize")):
+        return
+    marker = metafunc.definition.get_closest_marker("dialects")
+    names = marker.args if marker else ("sqlite",)
+    unknown = set(names) - set(DIALECTS)
+    if unknown:
+        raise pytest.UsageError(f"{metafunc.definition.nodeid}: unknown dialects {sorted(unknown)}")
+    metafunc.parametrize(
+        "database_url",
+        [pytest.param(n, marks=pytest.mark.postgres) if n == "postgresql" else n for n in names],
+        indirect=True, scope="session")
+
+
+@pytest.fixture(scope="session")
 def database_url(request, tmp_path_factory):
     """A migrated, empty database (via Alembic, as production would have it)."""
     from mailer.schema import reset
@@ -44,17 +71,19 @@ def database_url(request, tmp_path_factory):
     return url
 
 
+# The environment every test's settings share (worker processes a test starts get it too).
+TEST_ENV = {
+    "MAILER_ENV": "test",
+    "BASE_URL": "https://digest.example.org",
+    "SECRET_KEY": "test-secret-key",
+    "MAIL_FROM": "End Racism This Generation <digest@ertg.example.org>",
+    "WORKER_THREADS": "2",
+}
+
+
 @pytest.fixture
 def settings(database_url, tmp_path) -> Settings:
-    return Settings.from_env({
-        "MAILER_ENV": "test",
-        "DATABASE_URL": database_url,
-        "VAR_DIR": str(tmp_path / "var"),
-        "BASE_URL": "https://digest.example.org",
-        "SECRET_KEY": "test-secret-key",
-        "MAIL_FROM": "End Racism This Generation <digest@ertg.example.org>",
-        "WORKER_THREADS": "2",
-    })
+    return Settings.from_env({**TEST_ENV, "DATABASE_URL": database_url, "VAR_DIR": str(tmp_path / "var")})
 
 
 @pytest.fixture
@@ -75,7 +104,26 @@ def rt(settings, transport):
             for name in tables:
                 conn.execute(text(f"DELETE FROM {name}"))
     yield r
-    r.db.dispose()
+    _discard_queued_work()
+
+
+def _discard_queued_work() -> None:
+    """Drop the messages a test queued but never waited for, and let the ones in hand finish.
+
+    The embedded worker lives for the whole run: a leftover message (a receipt for item 1,
+    say) would otherwise run in the next test, against that test's rows with the same ids,
+    or wait out a retry backoff inside the next ``queue()``.
+    """
+    rt = runtime.installed()
+    worker = rt.queue._worker if rt is not None else None
+    if worker is None:
+        return
+    broker = rt.queue.broker
+    while True:
+        broker.flush_all()
+        worker.join()
+        if not any(broker.queues[q].qsize() for q in broker.queues):
+            return
 
 
 @pytest.fixture
@@ -120,6 +168,34 @@ def demo(rt):
     with rt.db.transaction() as s:
         secrets = seed_demo(s, date.today())
     return secrets
+
+
+@pytest.fixture(scope="session")
+def dkim_key(tmp_path_factory) -> tuple[str, bytes]:
+    """One 2048-bit RSA DKIM key for the run: (path of the PKCS#1 PEM, base64 DER public key
+    as a DKIM TXT record's p= holds it). openssl makes it, as an operator would."""
+    import base64
+    import subprocess
+
+    key = tmp_path_factory.mktemp("dkim") / "dkim.pem"
+    subprocess.run(["openssl", "genrsa", "-traditional", "-out", str(key), "2048"], check=True,
+                   capture_output=True)
+    der = subprocess.run(["openssl", "rsa", "-in", str(key), "-pubout", "-outform", "DER"],
+                         check=True, capture_output=True).stdout
+    return str(key), base64.b64encode(der)
+
+
+@pytest.fixture(scope="session")
+def tls_cert(tmp_path_factory) -> tuple[str, str]:
+    """One self-signed certificate for 127.0.0.1 for the run: (cert path, key path)."""
+    import subprocess
+
+    d = tmp_path_factory.mktemp("tls")
+    cert, key = d / "cert.pem", d / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+                    "-out", str(cert), "-days", "1", "-subj", "/CN=relay.test",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    return str(cert), str(key)
 
 
 def csrf_token(html: str) -> str:
@@ -171,7 +247,8 @@ def live_server(rt, settings, transport):
 
     app = create_app(dataclasses.replace(settings, base_url="http://127.0.0.1"), transport)
     server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # A short poll so shutdown() returns at once rather than after the default half second.
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()

@@ -59,7 +59,7 @@ def test_gunicorn_access_log_records_routes_not_tokens(settings, tmp_path):
             except OSError:
                 if time.monotonic() > deadline or proc.poll() is not None:
                     pytest.fail("gunicorn did not start")
-                time.sleep(0.2)
+                time.sleep(0.05)
         for path in PATHS:
             _get(f"http://127.0.0.1:{port}{path}")
     finally:

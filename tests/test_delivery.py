@@ -18,6 +18,9 @@ from mailer.digest.editions import build_edition
 from mailer.digest.models import Edition
 from mailer.mail.transport import SMTPTransport
 from subscribers.models import Subscriber
+from tests.conftest import BOTH_DIALECTS
+
+pytestmark = BOTH_DIALECTS  # the dialect matters here: see tests/conftest.py
 
 
 @pytest.fixture

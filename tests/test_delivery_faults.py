@@ -1,6 +1,9 @@
 """Fault tests with real processes: `dramatiq` workers on Redis and PostgreSQL, an SMTP
 relay on loopback. A worker killed with SIGKILL, Redis restarted, a relay that refuses
-connections for a while: each time the edition completes and nobody gets two emails."""
+connections for a while: each time the edition completes and nobody gets two emails.
+
+The kill test starts (and kills) workers of its own; the others share one set of workers,
+one relay and one private Redis for the module, emptied and left idle between tests."""
 from __future__ import annotations
 
 import os
@@ -11,10 +14,10 @@ from datetime import date
 import pytest
 from sqlalchemy import select
 
-from tests.conftest import REDIS_URL, need
-from tests.mailservers import PrivateRedis, Relay, Workers, free_port
+from tests.conftest import REDIS_URL, TEST_ENV, need
+from tests.mailservers import PrivateRedis, Relay, Workers
 
-pytestmark = [pytest.mark.redis, pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)]
+pytestmark = [pytest.mark.redis, pytest.mark.dialects("postgresql")]
 PERIOD = date.today().strftime("%Y-%m")
 
 
@@ -37,25 +40,89 @@ def redis_url():
     return url
 
 
-@pytest.fixture
-def edition(rt):
-    """An edition of the 40-item benchmark catalogue for 3 demo + 150 readers."""
+def make_edition(rt, readers: int) -> int:
+    """An edition of the 40-item benchmark catalogue for 3 demo + ``readers`` readers."""
     from bench.seed import seed
     from mailer.digest.editions import build_edition
 
     with rt.db.transaction() as s:
-        seed(s, 150, date.today(), random.Random(1))
+        seed(s, readers, date.today(), random.Random(1))
         return build_edition(s, PERIOD).id
 
 
-def worker_env(rt, redis_url: str, smtp_url: str, **knobs) -> dict[str, str]:
-    s = rt.settings
-    env = dict(os.environ, DATABASE_URL=s.database_url, REDIS_URL=redis_url, SMTP_URL=smtp_url,
-               MAILER_ENV="test", SECRET_KEY=s.secret_key, BASE_URL=s.base_url, MAIL_FROM=s.mail_from,
-               VAR_DIR=str(s.var_dir), SEND_BATCH_SIZE="20", SEND_CHUNK_SIZE="5",
+@pytest.fixture
+def edition(rt):
+    """153 deliveries: a run long enough to overtake (see the transactional test)."""
+    return make_edition(rt, 150)
+
+
+@pytest.fixture
+def short_edition(rt):
+    """63 deliveries: enough for a fault to strike mid-send."""
+    return make_edition(rt, 60)
+
+
+def worker_env(database_url: str, var_dir, redis_url: str, smtp_url: str, **knobs) -> dict[str, str]:
+    env = dict(os.environ, **TEST_ENV, DATABASE_URL=database_url, REDIS_URL=redis_url, SMTP_URL=smtp_url,
+               VAR_DIR=str(var_dir), SEND_BATCH_SIZE="20", SEND_CHUNK_SIZE="5",
                SEND_LEASE_SECONDS="2", SEND_WATCH_SECONDS="0.5", SEND_RETRY_SECONDS="0.3")
     env.update({k: str(v) for k, v in knobs.items()})
     return env
+
+
+class Fleet:
+    """The module's shared workers, with the relay and private Redis they use."""
+
+    def __init__(self, redis: PrivateRedis, relay: Relay, workers: Workers):
+        self.redis, self.relay, self.workers = redis, relay, workers
+
+    def idle(self) -> None:
+        """Wait until the workers have nothing queued, delayed or in hand, then forget
+        everything Redis holds (queues, holds, rate windows): the next test starts clean."""
+        import redis as redis_client
+        from dramatiq.brokers.redis import RedisBroker
+
+        broker = RedisBroker(url=self.redis.url)
+        try:
+            for queue in ("digest", "transactional"):
+                broker.join(queue, interval=50, timeout=60_000)
+        finally:
+            broker.close()
+        redis_client.Redis.from_url(self.redis.url).flushdb()
+
+
+@pytest.fixture(scope="module")
+def shared_fleet(database_url, tmp_path_factory):
+    need(REDIS_URL, "TEST_REDIS_URL")  # the Redis tests are on: this module's Redis is its own
+    server = PrivateRedis(tmp_path_factory.mktemp("redis")).start()
+    relay = Relay().start()
+    workers = None
+    try:
+        # Breaker off: the relay-refusing test wants the retries, not a paused edition.
+        workers = Workers(worker_env(database_url, tmp_path_factory.mktemp("var"), server.url, relay.url,
+                                     SEND_BREAKER_FAILURES=10_000))
+        yield Fleet(server, relay, workers)
+    finally:
+        if workers is not None:
+            workers.stop()
+        relay.stop()
+        server.stop()
+
+
+@pytest.fixture
+def fleet(rt, shared_fleet):
+    """The shared workers, idle, with an empty relay (no delay) and an empty Redis."""
+    shared_fleet.idle()
+    relay = shared_fleet.relay
+    with relay._lock:
+        relay.messages.clear()
+    relay.delay = 0.0
+    yield shared_fleet
+    if relay.controller is None:  # a test that switched the relay off
+        relay.start()
+    if shared_fleet.redis.proc.poll() is not None:  # a test that stopped Redis
+        shared_fleet.redis.start()
+    shared_fleet.idle()
 
 
 def start_sending(redis_url: str, edition_id: int) -> None:
@@ -89,9 +156,10 @@ def ledger(rt, edition_id: int) -> dict[str, tuple[str, int, str | None]]:
     return {r.email.lower(): (r.status, r.attempts, r.error) for r in rows}
 
 
-def test_worker_killed_mid_send_edition_completes_without_second_emails(rt, redis_url, edition):
+def test_worker_killed_mid_send_edition_completes_without_second_emails(rt, redis_url, short_edition):
+    edition = short_edition
     relay = Relay(delay=0.04).start()
-    env = worker_env(rt, redis_url, relay.url)
+    env = worker_env(rt.settings.database_url, rt.settings.var_dir, redis_url, relay.url)
     # Only the doomed worker runs until the kill, so it certainly holds claimed deliveries
     # in flight (the relay is slow) when it dies; the survivor starts afterwards.
     doomed, survivor = Workers(env), None
@@ -126,22 +194,16 @@ def test_worker_killed_mid_send_edition_completes_without_second_emails(rt, redi
     assert len(book) == len(by_status["sent"]) + len(unknown)
 
 
-def test_redis_restart_mid_send_edition_completes(rt, edition, tmp_path):
-    server = PrivateRedis(tmp_path).start()
-    relay = Relay(delay=0.02).start()
-    workers = Workers(worker_env(rt, server.url, relay.url))
-    try:
-        start_sending(server.url, edition)
-        wait_for(lambda: len(relay.messages) >= 20, 30, "the first messages")
-        server.stop()
-        time.sleep(1.0)
-        sent_while_down = len(relay.messages)
-        server.start()  # same port, same AOF: the queue comes back
-        wait_for(lambda: status(rt, edition) == "sent", 90, "the edition to complete", 0.3)
-    finally:
-        workers.stop()
-        relay.stop()
-        server.stop()
+def test_redis_restart_mid_send_edition_completes(rt, fleet, short_edition):
+    edition, server, relay = short_edition, fleet.redis, fleet.relay
+    relay.delay = 0.02
+    start_sending(server.url, edition)
+    wait_for(lambda: len(relay.messages) >= 20, 30, "the first messages")
+    server.stop()
+    time.sleep(1.0)  # Redis really is away for a while (PostgreSQL + Redis only)
+    sent_while_down = len(relay.messages)
+    server.start()  # same port, same AOF: the queue comes back
+    wait_for(lambda: status(rt, edition) == "sent", 90, "the edition to complete", 0.3)
     got = relay.counts()
     book = ledger(rt, edition)
     assert sent_while_down < len(book)  # the restart really was mid-send
@@ -150,24 +212,18 @@ def test_redis_restart_mid_send_edition_completes(rt, edition, tmp_path):
 
 
 def test_relay_refusing_connections_then_back_edition_completes_with_retries_in_ledger(
-        rt, redis_url, edition):
-    port = free_port()  # nothing listens here yet
-    workers = Workers(worker_env(rt, redis_url, f"smtp://127.0.0.1:{port}?timeout=5",
-                                 SEND_BREAKER_FAILURES=10_000))
-    relay = Relay(port)
-    try:
-        start_sending(redis_url, edition)
+        rt, fleet, short_edition):
+    edition, relay = short_edition, fleet.relay
+    relay.stop()  # nothing listens on its port for now
+    start_sending(fleet.redis.url, edition)
 
-        def refused():
-            return [e for e, (st, n, err) in ledger(rt, edition).items()
-                    if st == "pending" and n >= 1 and "cannot connect" in (err or "")]
-        wait_for(refused, 30, "a refused attempt recorded in the ledger", 0.3)
-        time.sleep(1.0)
-        relay.start()
-        wait_for(lambda: status(rt, edition) == "sent", 90, "the edition to complete", 0.3)
-    finally:
-        workers.stop()
-        relay.stop()
+    def refused():
+        return [e for e, (st, n, err) in ledger(rt, edition).items()
+                if st == "pending" and n >= 1 and "cannot connect" in (err or "")]
+    wait_for(refused, 30, "a refused attempt recorded in the ledger", 0.3)
+    time.sleep(1.0)  # refused for a while (PostgreSQL + Redis only)
+    relay.start()
+    wait_for(lambda: status(rt, edition) == "sent", 90, "the edition to complete", 0.3)
     got = relay.counts()
     book = ledger(rt, edition)
     assert {st for st, _, _ in book.values()} == {"sent"}
@@ -175,7 +231,7 @@ def test_relay_refusing_connections_then_back_edition_completes_with_retries_in_
     assert max(n for _, n, _ in book.values()) >= 2  # retried, and the ledger shows it
 
 
-def test_a_transactional_email_overtakes_a_digest_run(rt, redis_url, edition):
+def test_a_transactional_email_overtakes_a_digest_run(rt, fleet, edition):
     """Someone waiting for a manage link is not queued behind the edition's batches."""
     from dramatiq import Message
     from dramatiq.brokers.redis import RedisBroker
@@ -186,28 +242,24 @@ def test_a_transactional_email_overtakes_a_digest_run(rt, redis_url, edition):
         person = s.scalar(select(Subscriber).order_by(Subscriber.id.desc()).limit(1))
         person_id, person_email = person.id, person.email.lower()
     # 153 digests at 80 ms on 2 threads: a run of ~6 s, in batches of ~1.6 s.
-    relay = Relay(delay=0.08).start()
-    workers = Workers(worker_env(rt, redis_url, relay.url))
-    try:
-        start_sending(redis_url, edition)
-        wait_for(lambda: len(relay.messages) >= 5, 30, "the digest run to start")
-        broker = RedisBroker(url=redis_url)
-        broker.declare_queue("transactional")
-        broker.enqueue(Message(queue_name="transactional", actor_name="send_transactional",
-                               args=("manage", person_id), kwargs={}, options={}))
-        broker.close()
-        asked = time.monotonic()
+    relay, redis_url = fleet.relay, fleet.redis.url
+    relay.delay = 0.08
+    start_sending(redis_url, edition)
+    wait_for(lambda: len(relay.messages) >= 5, 30, "the digest run to start")
+    broker = RedisBroker(url=redis_url)
+    broker.declare_queue("transactional")
+    broker.enqueue(Message(queue_name="transactional", actor_name="send_transactional",
+                           args=("manage", person_id), kwargs={}, options={}))
+    broker.close()
+    asked = time.monotonic()
 
-        def manage_link_arrived():
-            return any(r.lower() == person_email and b"/manage/" in d and b"List-Id" not in d
-                       for r, _, d in list(relay.messages))
-        wait_for(manage_link_arrived, 30, "the manage-link email")
-        waited = time.monotonic() - asked
-        digest_done = status(rt, edition) == "sent"
-        wait_for(lambda: status(rt, edition) == "sent", 90, "the edition to complete", 0.3)
-    finally:
-        workers.stop()
-        relay.stop()
+    def manage_link_arrived():
+        return any(r.lower() == person_email and b"/manage/" in d and b"List-Id" not in d
+                   for r, _, d in list(relay.messages))
+    wait_for(manage_link_arrived, 30, "the manage-link email")
+    waited = time.monotonic() - asked
+    digest_done = status(rt, edition) == "sent"
+    wait_for(lambda: status(rt, edition) == "sent", 90, "the edition to complete", 0.3)
     assert not digest_done, "the digest run finished first: the test proved nothing"
     # At most the batch a thread is busy with, not the run's queue of batches.
     assert waited < 3, f"the manage link waited {waited:.1f}s behind digest batches"

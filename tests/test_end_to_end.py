@@ -12,7 +12,9 @@ from mailer.content.partners import rotate_submit_secret
 from mailer.delivery.models import Delivery
 from mailer.digest.models import Edition
 from subscribers.models import Subscriber
-from tests.conftest import csrf_token, links_in
+from tests.conftest import BOTH_DIALECTS, csrf_token, links_in
+
+pytestmark = BOTH_DIALECTS  # the dialect matters here: see tests/conftest.py
 
 
 def _parse(data: bytes):

@@ -17,15 +17,15 @@ from mailer.mail.verp import ADDRESS, DELIVERY, NOTICE, SUBSCRIBER, ReturnPaths
 from tests.conftest import csrf_token
 from tests.digest_world import PERIOD, standard_world
 from tests.mailservers import Relay
-from tests.test_delivery_engine import _rsa_key, cli, use_relay
+from tests.test_delivery_engine import cli, use_relay
 
 
 @pytest.fixture
-def signing_relay(rt, tmp_path):
+def signing_relay(rt, dkim_key):
     """This process sending through a real relay, with a DKIM key; yields (relay, public key)."""
-    key, public = _rsa_key(tmp_path)
+    key, public = dkim_key
     relay = Relay().start()
-    r = use_relay(rt, relay.url, DKIM_SELECTOR="mail2026", DKIM_PRIVATE_KEY_FILE=str(key))
+    r = use_relay(rt, relay.url, DKIM_SELECTOR="mail2026", DKIM_PRIVATE_KEY_FILE=key)
     yield r, relay, public
     relay.stop()
 

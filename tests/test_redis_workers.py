@@ -44,7 +44,7 @@ def _wait_for(predicate, timeout=30, what="condition"):
         value = predicate()
         if value:
             return value
-        time.sleep(0.2)
+        time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
 
 
@@ -52,8 +52,10 @@ def _messages(outbox: Path):
     return [message_from_bytes(p.read_bytes(), policy=policy.default) for p in sorted(outbox.glob("*.eml"))]
 
 
-@pytest.fixture
-def stack(tmp_path):
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    """gunicorn and a dramatiq worker over a freshly seeded database, for the module."""
+    tmp_path = tmp_path_factory.mktemp("stack")
     pg, redis_url = need(PG_URL, "TEST_DATABASE_URL"), need(REDIS_URL, "TEST_REDIS_URL")
     import redis
 
@@ -62,29 +64,35 @@ def stack(tmp_path):
     env = {**os.environ, "DATABASE_URL": pg, "REDIS_URL": redis_url, "OUTBOX_DIR": str(tmp_path / "outbox"),
            "VAR_DIR": str(tmp_path / "var"), "SECRET_KEY": "redis-test-key", "MAILER_ENV": "test",
            "BASE_URL": f"http://127.0.0.1:{port}"}
-    _run(env, "db", "upgrade")
+    # What `mailer db upgrade` does, in this process: a mailer process costs seconds to start.
+    from mailer.schema import upgrade
+    from mailer.settings import Settings
+
+    upgrade(pg, suppression_keys=Settings.from_env(env).suppression_keys)
     engine = create_engine(pg)
     with engine.begin() as conn:
         tables = conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname='public' "
                                    "AND tablename <> 'alembic_version'")).scalars().all()
         conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
     engine.dispose()
-    _run(env, "seed-demo")
     procs = [
         subprocess.Popen([str(BIN / "dramatiq"), "mailer.worker", "--processes", "1", "--threads", "2"],
                          env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
         subprocess.Popen([str(BIN / "gunicorn"), "-b", f"127.0.0.1:{port}", "-w", "1", "wsgi:app"],
                          env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
     ]
-    _wait_for(lambda: _up(port), what="gunicorn")
-    yield env, port, tmp_path / "outbox"
-    for p in procs:
-        p.terminate()
-    for p in procs:
-        try:
-            p.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            p.kill()
+    try:
+        _run(env, "seed-demo")  # while the worker and the web server boot
+        _wait_for(lambda: _up(port), what="gunicorn")
+        yield env, port, tmp_path / "outbox"
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
 
 
 def _up(port):

@@ -8,6 +8,9 @@ from sqlalchemy import func, select
 
 from subscribers import service, suppression
 from subscribers.models import ConsentEvent, Subscriber
+from tests.conftest import BOTH_DIALECTS
+
+pytestmark = BOTH_DIALECTS  # the dialect matters here: see tests/conftest.py
 
 GOOD = """E-mail Address,Full name,Organization,Type,ODS code,Topics,Partners,Notes
 lead@riverside.example.org,Priya Patel,Riverside Surgery,GP practice,a81001,heart-health;Policy,,call back
