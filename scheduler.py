@@ -13,12 +13,13 @@ import threading
 from mailer import runtime
 from mailer.db import utcnow
 from mailer.leadership import leadership_for
+from mailer.logs import configure_logging
 from mailer.schedule import build_scheduler, parse_cron  # noqa: F401  (parse_cron: kept importable from here)
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     rt = runtime.configure()
+    configure_logging(rt.settings)
     from mailer.broker import ensure_embedded_worker  # after configure: importing it picks the broker
 
     # Embedded mode (no REDIS_URL): the queue lives in this process, so it works it off too.

@@ -8,6 +8,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from mailer import runtime
+from mailer.logs import configure_logging
 from mailer.web import access_log
 from mailer.delivery.transport import Transport
 from mailer.settings import Settings
@@ -36,6 +37,10 @@ def create_app(settings: Settings | None = None, transport: Transport | None = N
         n = rt.settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)
     access_log.install(app.logger)  # log routes, never the tokens in them
+    configure_logging(rt.settings)
+    from mailer.web import metrics as web_metrics
+
+    web_metrics.install(app)  # /metrics; request ids, latency and one log line per request
     csrf.init_app(app)
 
     from mailer.web.digest import bp as digest_bp

@@ -14,6 +14,7 @@ import threading
 import dramatiq
 from dramatiq.brokers.stub import StubBroker
 
+from mailer.metrics.workers import add_log_context
 from mailer.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ def make_broker(settings: Settings) -> dramatiq.Broker:
 
 
 broker = make_broker(get_settings())
+add_log_context(broker)  # each message starts with no edition/delivery ids in its log lines
 dramatiq.set_broker(broker)
 
 _worker: dramatiq.Worker | None = None

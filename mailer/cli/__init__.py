@@ -35,6 +35,9 @@ from mailer.cli.worker import worker
 @click.group(cls=FlaskGroup, create_app=lambda: create_app(), add_version_option=False)
 def main() -> None:
     """Campaign digest service: web app, workers, editions and demo data."""
+    from mailer.logs import configure_from_environment
+
+    configure_from_environment()
 
 
 for _command in (db, seed_demo, partners, items, feeds, edition, subscribers, bounces, worker,

@@ -17,6 +17,10 @@ def worker(processes: int, threads: int) -> None:
     if not embedded():
         from dramatiq.cli import main as dramatiq_main
 
+        from mailer import runtime
+        from mailer.metrics.workers import prepare
+
+        prepare(runtime.current().settings)  # WORKER_METRICS: Dramatiq's metrics port and directory
         sys.argv = ["dramatiq", "mailer.worker", "--processes", str(processes), "--threads", str(threads)]
         sys.exit(dramatiq_main())
     ensure_embedded_worker(threads)

@@ -16,6 +16,8 @@ import threading
 import time
 from typing import Callable
 
+from mailer.metrics import events
+
 log = logging.getLogger(__name__)
 
 # Atomically grant up to ARGV[1] permits from KEYS[1]'s window of ARGV[2] permits.
@@ -161,7 +163,9 @@ class RateLimiter:
             if got:
                 allowance[name] = (window, got - 1)
                 return
-            time.sleep(max(0.001, window + 1 - time.time()))
+            wait = max(0.001, window + 1 - time.time())
+            events.rate_limit_wait(wait)
+            time.sleep(wait)
 
     def acquire(self, domain: str) -> None:
         domain_rate = self.rate_for(domain)

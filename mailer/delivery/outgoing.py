@@ -11,6 +11,7 @@ from __future__ import annotations
 from mailer.delivery.message import Envelope
 from mailer.delivery.transport import Transport
 from mailer.delivery.verp import ReturnPaths, Signer
+from mailer.metrics import events
 
 
 class Outgoing:
@@ -23,6 +24,7 @@ class Outgoing:
 
     def _send(self, envelope: Envelope, return_path: str) -> None:
         self.transport.send(return_path, envelope.recipient, self.sign(envelope.data))
+        events.email_sent()
 
     def delivery(self, envelope: Envelope, delivery_id: int) -> None:
         """A digest copy, recorded as ``Delivery`` ``delivery_id``."""

@@ -19,6 +19,7 @@ from mailer.content import feeds
 from mailer.content.fetch import FetchOptions
 from mailer.delivery import bounces
 from mailer.delivery.verp import ReturnPaths
+from mailer.metrics import events
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,7 @@ def poll_feeds(run_id: int | None = None) -> None:
     options = FetchOptions(timeout=st.feed_timeout, max_bytes=st.feed_max_bytes,
                            allow_private=st.feed_allow_private)
     results = feeds.poll_feeds(rt.db, options, today=date.today())
+    events.feed_polls(results)
     new = sum(len(r.new_item_ids) for r in results)
     errors = [r.partner for r in results if r.error]
     detail = f"{len(results)} feed(s), {new} new item(s)" + (f", errors: {', '.join(errors)}" if errors else "")

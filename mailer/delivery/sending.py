@@ -29,6 +29,7 @@ from datetime import timedelta
 from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from mailer import logs
 from mailer.db import Database, utcnow
 from mailer.delivery.control_models import SendEvent
 from mailer.delivery.limits import RateLimiter, counters_for
@@ -41,6 +42,7 @@ from mailer.digest import status as edition_status
 from mailer.digest.compose import LIST_NAME, PreparedEdition, compose, prepare_edition
 from mailer.digest.models import SENDING as EDITION_SENDING
 from mailer.digest.models import Edition
+from mailer.metrics import events
 from mailer.settings import Settings
 from subscribers.service import recipients
 
@@ -205,6 +207,7 @@ class _Chunk:
 
     def transient(self, row, error) -> float:
         """Back to pending with backoff, or failed once the attempts are used up."""
+        events.deferred()
         self.trailing_failures += 1
         self.last_error = error
         if row.attempts >= self.cfg.max_attempts:
@@ -256,6 +259,7 @@ def deliver_batch(db: Database, transport: Transport, settings: Settings,
                 if not rows:
                     continue
                 edition_id = rows[0].edition_id
+                logs.bind(edition_id=edition_id)
                 prepared = prepared_for(s, s.get(Edition, edition_id), settings)
                 people = {r.id: r for r in recipients(s, [r.subscriber_id for r in rows])}
                 blocked = suppressed(s, [p.email for p in people.values()])
@@ -280,6 +284,7 @@ def deliver_batch(db: Database, transport: Transport, settings: Settings,
                     if limited:
                         limiter.acquire(person.email.rpartition("@")[2].lower())
                     in_flight = row.id
+                    logs.bind(delivery_id=row.id)
                     try:
                         outgoing.delivery(envelope, row.id)
                     except PermanentFailure as exc:
@@ -298,6 +303,7 @@ def deliver_batch(db: Database, transport: Transport, settings: Settings,
                 interrupted = exc
                 raise
             finally:
+                logs.bind(delivery_id=None)
                 next_at = error = None
                 if connection_down:
                     next_at = chunk.now + timedelta(seconds=connection_down[0])
