@@ -267,6 +267,7 @@ def deliver_batch(db: Database, transport: Transport, settings: Settings,
             in_flight, interrupted, connection_down = None, None, None
             try:
                 for row in rows:
+                    logs.bind(delivery_id=row.id)
                     person = people.get(row.subscriber_id)
                     if person is None or person.email.lower() in blocked:
                         # Unsubscribed, or suppressed, since the fan-out: nothing to send.
@@ -284,7 +285,6 @@ def deliver_batch(db: Database, transport: Transport, settings: Settings,
                     if limited:
                         limiter.acquire(person.email.rpartition("@")[2].lower())
                     in_flight = row.id
-                    logs.bind(delivery_id=row.id)
                     try:
                         outgoing.delivery(envelope, row.id)
                     except PermanentFailure as exc:
