@@ -234,3 +234,80 @@ def test_queue_depth_is_read_from_redis():
         for key in client.scan_iter("mailer-metrics-test*"):
             client.delete(key)
         broker.close()
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+def test_worker_and_gunicorn_processes_report_together(tmp_path):
+    """Production shape: `mailer worker` with two dramatiq processes serves their summed
+    events and Dramatiq's own metrics on WORKER_METRICS; two gunicorn workers sharing
+    PROMETHEUS_MULTIPROC_DIR answer /metrics with every request counted once."""
+    import os
+    import subprocess
+    import urllib.request
+
+    import redis
+
+    from tests.test_redis_workers import BIN, ROOT, _port, _run, _up, _wait_for
+
+    pg, redis_url = need(os.environ.get("TEST_DATABASE_URL"), "TEST_DATABASE_URL"), need(REDIS_URL, "TEST_REDIS_URL")
+    redis.Redis.from_url(redis_url).flushdb()
+    web_port, worker_port = _port(), _port()
+    (tmp_path / "web-metrics").mkdir()
+    env = {**os.environ, "DATABASE_URL": pg, "REDIS_URL": redis_url, "OUTBOX_DIR": str(tmp_path / "outbox"),
+           "VAR_DIR": str(tmp_path / "var"), "SECRET_KEY": "redis-test-key", "MAILER_ENV": "test",
+           "BASE_URL": f"http://127.0.0.1:{web_port}", "WORKER_METRICS": f"127.0.0.1:{worker_port}",
+           "dramatiq_prom_db": str(tmp_path / "worker-metrics"), "LOG_FORMAT": "json"}
+    _run(env, "db", "upgrade")
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(pg)
+    with engine.begin() as conn:
+        tables = conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname='public' "
+                                   "AND tablename <> 'alembic_version'")).scalars().all()
+        conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+    _run(env, "seed-demo")
+    worker_log = open(tmp_path / "worker.log", "w")
+    procs = [
+        subprocess.Popen([str(BIN / "mailer"), "worker", "--processes", "2", "--threads", "2"], env=env,
+                         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=worker_log, start_new_session=True),
+        subprocess.Popen([str(BIN / "gunicorn"), "-b", f"127.0.0.1:{web_port}", "-w", "2", "wsgi:app"],
+                         env={**env, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "web-metrics")},
+                         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+    ]
+    try:
+        _wait_for(lambda: _up(web_port) and _up(worker_port), timeout=60, what="gunicorn and worker metrics")
+        period = datetime.now().strftime("%Y-%m")
+        _run(env, "edition", "build", "--period", period)
+        assert "Edition sent: sent 3" in _run(env, "edition", "send", period, "--wait", "--timeout", "90")
+
+        def read(url):
+            text_ = urllib.request.urlopen(url, timeout=10).read().decode()
+            return {(s.name, frozenset(s.labels.items())): s.value
+                    for fam in text_string_to_metric_families(text_) for s in fam.samples}
+
+        workers = read(f"http://127.0.0.1:{worker_port}/")
+        assert value(workers, "mailer_emails_sent_total") == 3
+        assert sum(v for (n, labels), v in workers.items() if n == "dramatiq_messages_total"
+                   and ("actor_name", "send_deliveries") in labels) >= 1
+
+        for _ in range(6):
+            urllib.request.urlopen(f"http://127.0.0.1:{web_port}/healthz", timeout=10).read()
+        web = read(f"http://127.0.0.1:{web_port}/metrics")  # loopback: METRICS_ALLOW's default
+        assert value(web, "mailer_http_request_duration_seconds_count",
+                     route="/healthz", method="GET", status="200") == 6
+        assert value(web, "mailer_deliveries", edition=period, status="sent") == 3
+        assert value(web, "mailer_queue_messages", queue="digest", state="waiting") == 0
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        worker_log.close()
+    lines = [json.loads(line) for line in (tmp_path / "worker.log").read_text().splitlines()
+             if line.startswith("{")]
+    assert any("ready for action" in ln["message"] for ln in lines)  # worker processes log JSON
