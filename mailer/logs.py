@@ -12,10 +12,11 @@ settings; calling it again replaces the handler it installed, never adds a secon
   live in context variables, so each thread and each request sees its own; Dramatiq
   messages start clean (:class:`mailer.metrics.workers.ClearIds`).
 - **Redaction**: the finished line (message, arguments and traceback alike) goes through
-  :func:`mailer.web.access_log.redact`, so a token path or a full manage URL is written
+  :func:`mailer.redaction.redact` (as the request loggers' filter in
+  :mod:`mailer.web.access_log` does), so a token path or a full manage URL is written
   as its route (``/manage/<token>``), whoever logged it.
 
-Foundation: imports nothing of the domain (``access_log.redact`` is a pure function).
+Foundation: imports nothing of the domain or the edges.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ import logging
 import sys
 from typing import Any
 
-from mailer.web.access_log import redact
+from mailer.redaction import redact
 
 FORMATS = ("text", "json")
 IDS = ("request_id", "edition_id", "delivery_id")
