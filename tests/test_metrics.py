@@ -108,6 +108,50 @@ def test_bounces_complaints_schedule_runs_feeds_and_leader_are_read_from_the_sto
     assert value(scrape(client), "mailer_scheduler_has_leader") == 0
 
 
+def test_deferrals_and_rate_limit_waits_are_counted_where_they_happen(rt, client, session, queue):
+    """A greylisting relay defers one reader twice; SEND_RATE=2 makes the senders wait."""
+    from mailer import runtime
+    from mailer.delivery.config import DeliveryConfig
+    from mailer.delivery.transport import SMTPTransport
+    from tests.mailservers import Relay
+
+    relay = Relay(defer={"kwame@": 2}).start()
+    try:
+        cfg = DeliveryConfig.from_env({"SEND_RETRY_SECONDS": "0.2", "SEND_RATE": "2"})
+        runtime.configure(dataclasses.replace(rt.settings, smtp_url=relay.url, delivery=cfg),
+                          SMTPTransport(relay.url))
+        before = scrape(client)
+        period = _send_world_edition(session, queue)
+        after = scrape(client)
+    finally:
+        relay.stop()
+    assert relay.counts()["kwame@x.org"] == 1
+    assert value(after, "mailer_deliveries", edition=period, status="sent") == 3
+    delta = {name: value(after, name) - value(before, name) for name in (
+        "mailer_deliveries_deferred_total", "mailer_rate_limit_waits_total",
+        "mailer_rate_limit_wait_seconds_total", "mailer_emails_sent_total")}
+    assert delta["mailer_deliveries_deferred_total"] == 2
+    assert delta["mailer_emails_sent_total"] == 3
+    assert delta["mailer_rate_limit_waits_total"] >= 1 and delta["mailer_rate_limit_wait_seconds_total"] > 0
+
+
+def test_a_failing_feed_poll_is_counted_and_shown_as_failing(rt, client, session, queue):
+    from mailer.content.models import Partner
+    from mailer.delivery.scheduled_actors import poll_feeds
+
+    session.add(Partner(slug="local", name="Local", feed_url="http://127.0.0.1:9/feed.xml"))
+    session.commit()
+    before = scrape(client)
+    poll_feeds.send()
+    queue()
+    after = scrape(client)
+    polls = "mailer_feed_polls_total"
+    assert value(after, polls, outcome="error") - value(before, polls, outcome="error") == 1
+    assert value(after, polls, outcome="ok") == value(before, polls, outcome="ok")
+    assert value(after, "mailer_feeds", state="failing") == 1
+    assert value(after, "mailer_feed_last_poll_timestamp_seconds") > 0
+
+
 def test_request_latency_is_labelled_by_route_template_never_the_token(client):
     for _ in range(2):
         client.get(f"/manage/{TOKEN}")
