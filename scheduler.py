@@ -13,13 +13,14 @@ import threading
 from mailer.boot import boot
 from mailer.db import utcnow
 from mailer.leadership import leadership_for
+from mailer.logs import configure_logging
 from mailer.schedule import build_scheduler, parse_cron  # noqa: F401  (parse_cron: kept importable from here)
 from mailer.settings import Settings
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     rt = boot(Settings.from_env())
+    configure_logging(rt.settings)
     # Embedded mode (no REDIS_URL): the queue lives in this process, so it works it off too.
     rt.queue.ensure_worker()
     scheduler = build_scheduler(rt.settings, rt.db, leadership_for(rt.settings))

@@ -8,9 +8,11 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from mailer.boot import boot
+from mailer.logs import configure_logging
 from mailer.mail.transport import Transport
 from mailer.settings import Settings
 from mailer.web import access_log, csrf
+from mailer.web import metrics as web_metrics
 from mailer.web.api import bp as api_bp
 from mailer.web.api import http_error
 from mailer.web.digest import bp as digest_bp
@@ -42,6 +44,8 @@ def create_app(settings: Settings, transport: Transport | None = None) -> Flask:
         n = rt.settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)
     access_log.install(app.logger)  # log routes, never the tokens in them
+    configure_logging(rt.settings)
+    web_metrics.install(app, rt.settings)  # /metrics; request ids, latency and one log line per request
     csrf.init_app(app)
     app.register_blueprint(subscribers_bp)
     app.register_blueprint(partners_bp)

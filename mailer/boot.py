@@ -13,6 +13,7 @@ from mailer import runtime
 from mailer.actors import JOBS
 from mailer.actors.digest import requeue_pending
 from mailer.mail.transport import Transport
+from mailer.metrics.workers import add_log_context
 from mailer.runtime import Runtime
 from mailer.settings import Settings
 
@@ -41,6 +42,8 @@ def boot(settings: Settings, *, transport: Transport | None = None) -> Runtime:
         else:
             old.queue.stop()
     rt = runtime.assemble(settings, transport=transport, queue=queue, database=database)
+    if queue is None:  # a new broker: each message starts with no edition/delivery ids in its logs
+        add_log_context(rt.queue.broker)
     rt.queue.declare(JOBS)
     rt.queue.on_start = requeue_pending
     # The `dramatiq` command takes the broker of the module it imports from here.

@@ -5,6 +5,11 @@ then uses the broker it set); no other module imports it. Settings come from the
 environment, as in every entry point.
 """
 from mailer.boot import boot
+from mailer.logs import configure_logging
+from mailer.metrics.workers import serve_metrics
 from mailer.settings import Settings
 
-broker = boot(Settings.from_env()).queue.broker
+_rt = boot(Settings.from_env())
+configure_logging(_rt.settings)
+broker = _rt.queue.broker
+serve_metrics(broker, _rt.settings)  # Dramatiq's Prometheus middleware, when WORKER_METRICS is set

@@ -12,6 +12,7 @@ from datetime import date
 from pathlib import Path
 
 from mailer import runtime, schedule_runs
+from mailer import telemetry as events
 from mailer.content import feeds
 from mailer.content.fetch import FetchOptions
 from mailer.delivery import bounces
@@ -30,6 +31,7 @@ def poll_feeds(run_id: int | None = None) -> None:
     options = FetchOptions(timeout=st.feed_timeout, max_bytes=st.feed_max_bytes,
                            allow_private=st.feed_allow_private)
     results = feeds.poll_feeds(rt.db, options, today=date.today())
+    events.feed_polls(results)
     new = sum(len(r.new_item_ids) for r in results)
     errors = [r.partner for r in results if r.error]
     detail = f"{len(results)} feed(s), {new} new item(s)" + (f", errors: {', '.join(errors)}" if errors else "")

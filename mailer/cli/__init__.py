@@ -32,7 +32,8 @@ from mailer.cli.partners import partners
 from mailer.cli.schedule import schedule
 from mailer.cli.subscribers import subscribers
 from mailer.cli.worker import worker
-from mailer.settings import Settings
+from mailer.logs import configure_logging
+from mailer.settings import ConfigError, Settings
 
 # `doctor` reports on configurations the service refuses to start with: it must not boot.
 UNBOOTED = frozenset({"doctor"})
@@ -57,6 +58,13 @@ def booted(command: click.Command) -> click.Command:
 @click.group(cls=FlaskGroup, create_app=app_from_environment, add_version_option=False)
 def main() -> None:
     """Campaign digest service: web app, workers, editions and demo data."""
+    # Logging from the environment's settings, or the defaults when they cannot be read
+    # (`mailer doctor` must still run and say why).
+    try:
+        settings = Settings.from_env()
+    except (ConfigError, ValueError):
+        settings = None
+    configure_logging(settings)
 
 
 for _command in (db, seed_demo, partners, items, feeds, edition, subscribers, bounces, worker,

@@ -19,6 +19,9 @@ def worker(processes: int, threads: int) -> None:
         # only the Redis mode hands over to dramatiq's own command line
         from dramatiq.cli import main as dramatiq_main
 
+        from mailer.metrics.workers import prepare
+
+        prepare(runtime.current().settings)  # WORKER_METRICS: Dramatiq's metrics port and directory
         sys.argv = ["dramatiq", "mailer.worker", "--processes", str(processes), "--threads", str(threads)]
         sys.exit(dramatiq_main())
     queue.ensure_worker(threads)

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from mailer import telemetry as events
 from mailer.counters import CounterStore
 
 
@@ -50,7 +51,9 @@ class RateLimiter:
             if got:
                 allowance[name] = (window, got - 1)
                 return
-            self._sleep(max(0.001, window + 1 - self._clock()))
+            wait = max(0.001, window + 1 - self._clock())
+            events.rate_limit_wait(wait)
+            self._sleep(wait)
 
     def acquire(self, domain: str) -> None:
         domain_rate = self.rate_for(domain)

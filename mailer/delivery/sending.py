@@ -28,6 +28,8 @@ from datetime import timedelta
 from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from mailer import logs
+from mailer import telemetry as events
 from mailer.counters import counters_for
 from mailer.db import Database, utcnow
 from mailer.delivery.control_models import SendEvent
@@ -203,6 +205,7 @@ class _Chunk:
 
     def transient(self, row, error) -> float:
         """Back to pending with backoff, or failed once the attempts are used up."""
+        events.deferred()
         self.trailing_failures += 1
         self.last_error = error
         if row.attempts >= self.cfg.max_attempts:
@@ -254,6 +257,7 @@ def deliver_batch(db: Database, transport: Transport, settings: Settings,
                 if not rows:
                     continue
                 edition_id = rows[0].edition_id
+                logs.bind(edition_id=edition_id)
                 prepared = prepared_for(s, s.get(Edition, edition_id), settings)
                 # Only people who still receive digests: whoever unsubscribed, paused, was
                 # erased or suppressed since the fan-out is missing, and skipped below.
@@ -262,6 +266,7 @@ def deliver_batch(db: Database, transport: Transport, settings: Settings,
             in_flight, interrupted, connection_down = None, None, None
             try:
                 for row in rows:
+                    logs.bind(delivery_id=row.id)
                     person = people.get(row.subscriber_id)
                     if person is None:
                         chunk.skipped(row, NO_LONGER_RECEIVES)
@@ -296,6 +301,7 @@ def deliver_batch(db: Database, transport: Transport, settings: Settings,
                 interrupted = exc
                 raise
             finally:
+                logs.bind(delivery_id=None)
                 next_at = error = None
                 if connection_down:
                     next_at = chunk.now + timedelta(seconds=connection_down[0])

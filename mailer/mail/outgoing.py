@@ -8,6 +8,7 @@ calls a transport's ``send``.
 """
 from __future__ import annotations
 
+from mailer import telemetry as events
 from mailer.mail.dkim import Signer
 from mailer.mail.message import Envelope
 from mailer.mail.transport import Transport
@@ -24,6 +25,7 @@ class Outgoing:
 
     def _send(self, envelope: Envelope, return_path: str) -> None:
         self.transport.send(return_path, envelope.recipient, self.sign(envelope.data))
+        events.email_sent()
 
     def delivery(self, envelope: Envelope, delivery_id: int) -> None:
         """A digest copy, recorded as ``Delivery`` ``delivery_id``."""

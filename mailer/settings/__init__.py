@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import logging
 import os
 import secrets
@@ -85,6 +86,12 @@ class Settings:
     bounce_source: Path | None = None
     # Largest message the LMTP receiver accepts (larger: 552 per recipient).
     inbound_max_bytes: int = 10_000_000
+    # Logs and metrics (issue 13): text or JSON lines; who may read /metrics.
+    log_format: str = "text"
+    log_level: str = "INFO"
+    metrics_allow: tuple = ()  # ipaddress networks
+    metrics_token: str = ""
+    worker_metrics: tuple[str, int] | None = None  # (host, port) of the workers' exposition
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
 
     @property
@@ -171,6 +178,7 @@ class Settings:
             inbound_max_bytes=_positive_int(e, "INBOUND_MAX_BYTES", 10_000_000),
             **_subscriber_settings(e),
             **_schedule_settings(e),
+            **_observability_settings(e),
             delivery=DeliveryConfig.from_env(e),
         )
 
@@ -270,6 +278,34 @@ def _schedule_settings(e: Mapping[str, str]) -> dict:
         schedule_grace_hours=_positive_int(e, "SCHEDULE_GRACE_HOURS", 24),
         bounce_source=Path(source).resolve() if source else None,
     )
+
+
+def _observability_settings(e: Mapping[str, str]) -> dict:
+    """LOG_FORMAT, LOG_LEVEL, METRICS_ALLOW, METRICS_TOKEN and WORKER_METRICS (see
+    mailer.logs, mailer.web.metrics, mailer.metrics.workers)."""
+
+    fmt = (e.get("LOG_FORMAT") or "text").strip().lower()
+    if fmt not in ("text", "json"):
+        raise ConfigError(f"LOG_FORMAT must be text or json, not {fmt!r}")
+    level = (e.get("LOG_LEVEL") or "INFO").strip().upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise ConfigError(f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, not {level!r}")
+    networks = []
+    for part in (e.get("METRICS_ALLOW") or "127.0.0.1/32,::1/128").split(","):
+        if part.strip():
+            try:
+                networks.append(ipaddress.ip_network(part.strip(), strict=False))
+            except ValueError:
+                raise ConfigError(f"METRICS_ALLOW must list networks such as 10.0.0.0/8, not {part.strip()!r}") from None
+    token = (e.get("METRICS_TOKEN") or "").strip()
+    if token and len(token) < 16:
+        raise ConfigError("METRICS_TOKEN must be at least 16 characters (or unset)")
+    worker = (e.get("WORKER_METRICS") or "").strip()
+    host, _, port = worker.rpartition(":")
+    if worker and not (host and port.isdigit() and 0 < int(port) < 65536):
+        raise ConfigError(f"WORKER_METRICS must be host:port (e.g. 127.0.0.1:9191), not {worker!r}")
+    return dict(log_format=fmt, log_level=level, metrics_allow=tuple(networks), metrics_token=token,
+                worker_metrics=(host.strip("[]"), int(port)) if worker else None)
 
 
 def _proxy_count(e: Mapping[str, str]) -> int:

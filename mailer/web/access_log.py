@@ -10,22 +10,12 @@ its route (``/manage/<token>/data``) and drops its query string, whichever serve
 from __future__ import annotations
 
 import logging
-import re
 
-# A secret is the path segment after one of these prefixes (after the period for /view/).
-_TOKEN_PATH = re.compile(
-    r"(?P<route>/(?:u|confirm|manage|submit|preview)/|/view/[^/?#\s\"]+/)"
-    r"[^/?#\s\"]+(?P<rest>[^?#\s\"]*)(?:\?[^#\s\"]*)?"
-)
+from mailer.redaction import redact  # the one rewrite, shared with mailer.logs
 
 # The loggers that write request paths: Werkzeug's development server and gunicorn's access
 # log; the app's own logger is added by install() (Flask logs "Exception on /path").
 REQUEST_LOGGERS = ("werkzeug", "gunicorn.access", "gunicorn.error")
-
-
-def redact(text: str) -> str:
-    """``text`` with every token path replaced by its route, query string dropped."""
-    return _TOKEN_PATH.sub(lambda m: f"{m['route']}<token>{m['rest']}", text)
 
 
 class RedactTokens(logging.Filter):
