@@ -296,8 +296,7 @@ def test_schedule_show_lists_jobs_next_runs_last_outcome_and_the_leader(app, rt,
 # --- one leader -------------------------------------------------------------------------
 
 def _pg(rt):
-    if rt.db.engine.dialect.name != "postgresql":
-        pytest.skip("PostgreSQL advisory locks")
+    assert rt.db.engine.dialect.name == "postgresql"  # the tests using it are marked so
     return rt.settings.database_url
 
 
@@ -318,6 +317,7 @@ def _until(check, seconds: float) -> float:
     return time.monotonic() - start
 
 
+@pytest.mark.dialects("postgresql")
 def test_two_schedulers_on_one_postgresql_database_only_the_leader_fires(rt, settings):
     url = _pg(rt)
     sent = Sent()
@@ -348,6 +348,7 @@ def test_two_schedulers_on_one_postgresql_database_only_the_leader_fires(rt, set
         a_lock.close(), b_lock.close()
 
 
+@pytest.mark.dialects("postgresql")
 def test_a_standby_takes_the_postgresql_lock_as_soon_as_the_leader_process_dies(rt):
     url = _pg(rt)
     child = _child("import sys, time; from mailer.leadership import PgLeadership\n"
