@@ -4,5 +4,6 @@ from mailer.delivery.models import Delivery  # noqa: F401
 from mailer.delivery.suppression import Bounce  # noqa: F401
 from mailer.delivery.control_models import SendEvent  # noqa: F401
 from mailer.digest.models import Edition  # noqa: F401
+from mailer.staff.models import AuditEntry, RecoveryCode, StaffUser  # noqa: F401
 from subscribers.models import ConsentEvent, Subscriber, Suppression  # noqa: F401
 from mailer.db import Base  # noqa: F401

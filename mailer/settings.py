@@ -74,6 +74,11 @@ class Settings:
     reply_to: str | None = None
     # Keys the suppression list's hashes (see subscribers.suppression); empty: from SECRET_KEY.
     suppression_key: str = ""
+    # The editors' console: an edition changed by one person is approved by another; a
+    # login lasts at most this many hours, and ends after this many idle minutes.
+    require_second_approver: bool = True
+    console_session_hours: int = 12
+    console_idle_minutes: int = 30
     extra: dict = field(default_factory=dict)
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
 
@@ -158,6 +163,7 @@ class Settings:
             feed_timeout=float(e.get("FEED_TIMEOUT", "10")),
             feed_max_bytes=int(e.get("FEED_MAX_BYTES", "2000000")),
             suppression_key=e.get("SUPPRESSION_KEY") or "",
+            **_console_settings(e),
             **_subscriber_settings(e),
             delivery=DeliveryConfig.from_env(e),
         )
@@ -247,6 +253,16 @@ def _subscriber_settings(e: Mapping[str, str]) -> dict:
         partner_receipts_per_hour=_positive_int(e, "PARTNER_RECEIPTS_PER_HOUR", 10),
         preview_sends_per_link=_positive_int(e, "PREVIEW_SENDS_PER_LINK", 10),
         preview_sends_per_address=_positive_int(e, "PREVIEW_SENDS_PER_ADDRESS", 3),
+    )
+
+
+def _console_settings(e: Mapping[str, str]) -> dict:
+    """Settings of the editors' console (issue 11)."""
+    return dict(
+        require_second_approver=(e.get("REQUIRE_SECOND_APPROVER") or "1").lower()
+        not in ("0", "false", "no", "off"),
+        console_session_hours=_positive_int(e, "CONSOLE_SESSION_HOURS", 12),
+        console_idle_minutes=_positive_int(e, "CONSOLE_IDLE_MINUTES", 30),
     )
 
 

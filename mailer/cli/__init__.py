@@ -28,6 +28,7 @@ from mailer.cli.feeds import feeds
 from mailer.cli.items import items
 from mailer.cli.partners import partners
 from mailer.cli.subscribers import subscribers
+from mailer.cli.users import users
 from mailer.cli.worker import worker
 
 
@@ -37,7 +38,7 @@ def main() -> None:
 
 
 for _command in (db, seed_demo, partners, items, feeds, edition, subscribers, bounces, worker,
-                 doctor, dns_records):
+                 doctor, dns_records, users):
     main.add_command(_command)
 
 __all__ = ["main"]
