@@ -49,6 +49,8 @@ def create_app(settings: Settings | None = None, transport: Transport | None = N
     app.register_blueprint(digest_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(health_bp)
+    from mailer.web import console
+    console.init_app(app)  # /admin, and the security headers every page carries
     csrf.exempt(api_bp)  # bearer tokens, no cookies: CSRF cannot apply
 
     @app.errorhandler(404)

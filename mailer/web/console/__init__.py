@@ -1,0 +1,29 @@
+"""The editors' console under ``/admin``: a blueprint as a package.
+
+``access`` holds the login session and the ``require(permission)`` check every view
+carries; ``auth`` the login, second-factor, logout and enrolment pages; ``dashboard``,
+``audit`` and ``staff`` the screens. :func:`init_app` is the one thing the app factory
+calls.
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import Blueprint, Flask
+
+bp = Blueprint("console", __name__, url_prefix="/admin")
+
+# Route modules register themselves on ``bp`` when imported; they import ``bp`` from here,
+# so they are imported after it exists.
+from mailer.web.console import access, audit, auth, dashboard, staff  # noqa: E402,F401
+from mailer.web import security_headers  # noqa: E402
+
+
+def init_app(app: Flask) -> None:
+    """Register the console and the security headers every page carries."""
+    settings = app.extensions["mailer.runtime"].settings
+    # The session cookie of a console login lasts at most this long (the server also checks
+    # the login's age and idleness at every request: see access.load_staff).
+    app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(hours=settings.console_session_hours)
+    app.register_blueprint(bp)
+    security_headers.install(app, https=settings.base_url.startswith("https://"))
