@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
+from wtforms.fields.choices import SelectChoice
 from wtforms import BooleanField, PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, Length
 
@@ -33,7 +34,7 @@ class PlainForm(FlaskForm):
 
 class CreateStaffForm(FlaskForm):
     username = StringField("User name", validators=[DataRequired("Enter a user name."), Length(max=60)])
-    role = SelectField("Role", choices=[(r, r.capitalize()) for r in ROLES])
+    role = SelectField("Role", choices=[SelectChoice(r, r.capitalize()) for r in ROLES])
 
 
 class ResetForm(FlaskForm):
