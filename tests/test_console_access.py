@@ -266,7 +266,8 @@ def test_an_editor_without_two_factor_must_enrol_and_sees_recovery_codes_once(ap
 def test_a_viewer_may_use_the_console_without_two_factor(app, client, staff):
     r = post_login(client, "viewer")
     assert r.headers["Location"] == "/admin/"
-    assert client.get("/admin/").status_code == 200
+    page = client.get("/admin/")
+    assert page.status_code == 200 and 'href="/admin/two-factor">set up two-factor' in page.text
 
 
 # --- sessions ---------------------------------------------------------------------------

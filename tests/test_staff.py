@@ -81,6 +81,23 @@ def test_a_totp_code_is_accepted_once_and_never_again():
     assert not twofactor.accept_totp(user, totp.at(T0), T0 + 30)  # an older step after a newer one
 
 
+def test_two_logins_racing_with_one_code_cannot_both_get_in(rt, session):
+    """The second request loaded the account before the first stored the step: the
+    database, not the loaded object, decides."""
+    user = make(session)
+    user.totp_secret = pyotp.random_base32()
+    session.commit()
+    code = pyotp.TOTP(user.totp_secret).at(T0)
+    with rt.db.sessions() as first, rt.db.sessions() as second:
+        a, b = first.get(StaffUser, user.id), second.get(StaffUser, user.id)
+        assert b.totp_last_step == 0  # loaded before the first request commits
+        assert twofactor.accept_totp(a, code, T0, session=first)
+        first.commit()
+        assert not twofactor.accept_totp(b, code, T0, session=second)
+    session.expire_all()
+    assert session.get(StaffUser, user.id).totp_last_step == T0 // 30
+
+
 def test_totp_allows_one_step_of_clock_drift_and_no_more():
     user = StaffUser(username="alice", role="editor", totp_secret=pyotp.random_base32(), totp_last_step=0)
     totp = pyotp.TOTP(user.totp_secret)

@@ -63,7 +63,7 @@ def check_password(session: Session, username: str, password: str, *, ip: str | 
 def check_second_factor(session: Session, user: StaffUser, code: str, *, ip: str | None,
                         now: float, when: datetime) -> Attempt:
     """The second step: a fresh TOTP code, or an unused recovery code (spent here)."""
-    if twofactor.accept_totp(user, code, now):
+    if twofactor.accept_totp(user, code, now, session=session):
         return Attempt(user)
     if twofactor.use_recovery_code(user, code, when):
         audit.record(session, user, "login.recovery_code", user,

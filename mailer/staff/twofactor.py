@@ -12,6 +12,9 @@ import secrets
 from datetime import datetime, timezone
 
 import pyotp
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from mailer.staff.models import RecoveryCode, StaffUser
 
@@ -43,15 +46,30 @@ def matching_step(secret: str, code: str, now: float) -> int | None:
     return None
 
 
-def accept_totp(user: StaffUser, code: str, now: float, secret: str | None = None) -> bool:
+def accept_totp(user: StaffUser, code: str, now: float, secret: str | None = None,
+                session: Session | None = None) -> bool:
     """Whether ``code`` is a fresh TOTP code of ``user`` (or of ``secret`` during enrolment);
-    on success its step is recorded so it can never be used again."""
+    on success its step is recorded so it can never be used again.
+
+    With ``session`` the step is claimed in the database by one conditional UPDATE, so two
+    requests racing with the same code cannot both get in: only one of them moves the
+    stored step forward.
+    """
     secret = secret or user.totp_secret
     if not secret:
         return False
     step = matching_step(secret, code, now)
     if step is None or step <= (user.totp_last_step or 0):
         return False
+    if session is not None:
+        claimed = session.execute(
+            update(StaffUser).where(StaffUser.id == user.id, StaffUser.totp_last_step < step)
+            .values(totp_last_step=step).execution_options(synchronize_session=False))
+        if claimed.rowcount != 1:
+            session.refresh(user, ["totp_last_step"])
+            return False
+        set_committed_value(user, "totp_last_step", step)
+        return True
     user.totp_last_step = step
     return True
 
