@@ -11,7 +11,7 @@ from mailer.boot import boot
 from mailer.logs import configure_logging
 from mailer.mail.transport import Transport
 from mailer.settings import Settings
-from mailer.web import access_log, csrf
+from mailer.web import access_log, console, csrf
 from mailer.web import metrics as web_metrics
 from mailer.web.api import bp as api_bp
 from mailer.web.api import http_error
@@ -52,6 +52,7 @@ def create_app(settings: Settings, transport: Transport | None = None) -> Flask:
     app.register_blueprint(digest_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(health_bp)
+    console.init_app(app, rt.settings)  # /admin, and the security headers every page carries
     csrf.exempt(api_bp)  # bearer tokens, no cookies: CSRF cannot apply
 
     @app.errorhandler(404)

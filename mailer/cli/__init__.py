@@ -31,6 +31,7 @@ from mailer.cli.lmtp import lmtp
 from mailer.cli.partners import partners
 from mailer.cli.schedule import schedule
 from mailer.cli.subscribers import subscribers
+from mailer.cli.users import users
 from mailer.cli.worker import worker
 from mailer.logs import configure_logging
 from mailer.settings import ConfigError, Settings
@@ -68,7 +69,7 @@ def main() -> None:
 
 
 for _command in (db, seed_demo, partners, items, feeds, edition, subscribers, bounces, worker,
-                 lmtp, doctor, dns_records, schedule):
+                 lmtp, doctor, dns_records, schedule, users):
     main.add_command(_command if _command.name in UNBOOTED else booted(_command))
 
 __all__ = ["main"]

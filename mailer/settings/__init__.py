@@ -92,6 +92,11 @@ class Settings:
     metrics_allow: tuple = ()  # ipaddress networks
     metrics_token: str = ""
     worker_metrics: tuple[str, int] | None = None  # (host, port) of the workers' exposition
+    # The editors' console: an edition changed by one person is approved by another; a
+    # login lasts at most this many hours, and ends after this many idle minutes.
+    require_second_approver: bool = True
+    console_session_hours: int = 12
+    console_idle_minutes: int = 30
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
 
     @property
@@ -176,6 +181,7 @@ class Settings:
             feed_max_bytes=int(e.get("FEED_MAX_BYTES", "2000000")),
             suppression_key=e.get("SUPPRESSION_KEY") or "",
             inbound_max_bytes=_positive_int(e, "INBOUND_MAX_BYTES", 10_000_000),
+            **_console_settings(e),
             **_subscriber_settings(e),
             **_schedule_settings(e),
             **_observability_settings(e),
@@ -306,6 +312,16 @@ def _observability_settings(e: Mapping[str, str]) -> dict:
         raise ConfigError(f"WORKER_METRICS must be host:port (e.g. 127.0.0.1:9191), not {worker!r}")
     return dict(log_format=fmt, log_level=level, metrics_allow=tuple(networks), metrics_token=token,
                 worker_metrics=(host.strip("[]"), int(port)) if worker else None)
+
+
+def _console_settings(e: Mapping[str, str]) -> dict:
+    """Settings of the editors' console (issue 11)."""
+    return dict(
+        require_second_approver=(e.get("REQUIRE_SECOND_APPROVER") or "1").lower()
+        not in ("0", "false", "no", "off"),
+        console_session_hours=_positive_int(e, "CONSOLE_SESSION_HOURS", 12),
+        console_idle_minutes=_positive_int(e, "CONSOLE_IDLE_MINUTES", 30),
+    )
 
 
 def _proxy_count(e: Mapping[str, str]) -> int:

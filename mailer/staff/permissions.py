@@ -1,0 +1,49 @@
+"""Who may do what in the console: the one list of roles and their permissions.
+
+Every console view names the permission it needs (``require(...)`` in
+:mod:`mailer.web.console.access`); tests walk this table role by role.
+"""
+from __future__ import annotations
+
+# Permission names, one per kind of screen or action.
+DASHBOARD = "dashboard.view"
+ITEMS_MODERATE = "items.moderate"          # claim, edit, approve, reject, feature, withdraw
+PARTNERS_MANAGE = "partners.manage"        # partners, their links, tokens and topics
+EDITIONS_EDIT = "editions.edit"            # build and edit editions, preview, test-send
+EDITIONS_APPROVE = "editions.approve"      # approve another person's edition
+EDITIONS_SEND = "editions.send"            # schedule, send, pause, resume, cancel
+SUBSCRIBERS_MANAGE = "subscribers.manage"  # search, suppress, erase, import, export
+AUDIT_VIEW = "audit.view"
+STAFF_MANAGE = "staff.manage"              # accounts, roles, password and 2FA resets
+SETTINGS_VIEW = "settings.view"
+
+ALL_PERMISSIONS = frozenset({
+    DASHBOARD, ITEMS_MODERATE, PARTNERS_MANAGE, EDITIONS_EDIT, EDITIONS_APPROVE, EDITIONS_SEND,
+    SUBSCRIBERS_MANAGE, AUDIT_VIEW, STAFF_MANAGE, SETTINGS_VIEW,
+})
+
+ADMIN, EDITOR, MODERATOR, VIEWER = "admin", "editor", "moderator", "viewer"
+
+# admin: everything. editor: content, editions and subscribers, and may schedule and send.
+# moderator: partner items and partners, never sends. viewer: the read-only dashboard.
+ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
+    ADMIN: ALL_PERMISSIONS,
+    EDITOR: frozenset({DASHBOARD, ITEMS_MODERATE, EDITIONS_EDIT, EDITIONS_APPROVE, EDITIONS_SEND,
+                       SUBSCRIBERS_MANAGE}),
+    MODERATOR: frozenset({DASHBOARD, ITEMS_MODERATE, PARTNERS_MANAGE}),
+    VIEWER: frozenset({DASHBOARD}),
+}
+ROLES = tuple(ROLE_PERMISSIONS)
+
+
+def allows(role: str, permission: str) -> bool:
+    """Whether ``role`` has ``permission``. An unknown role or permission allows nothing."""
+    if permission not in ALL_PERMISSIONS:
+        raise KeyError(f"unknown permission {permission!r}")  # a typo in a view must not pass silently
+    return permission in ROLE_PERMISSIONS.get(role, frozenset())
+
+
+def needs_two_factor(role: str) -> bool:
+    """Roles that can send (or grant themselves anything) must enrol TOTP before using the
+    console."""
+    return allows(role, EDITIONS_SEND) or allows(role, STAFF_MANAGE)

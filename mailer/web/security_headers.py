@@ -1,0 +1,40 @@
+"""Security headers on every response.
+
+Public pages keep the app's policy (``default-src 'self'``, inline styles allowed because
+the public templates carry a ``<style>`` block; never inline script) and gain
+``frame-ancestors 'none'`` wherever the page refuses framing anyway. Console pages set
+their own stricter policy (see :func:`console_headers`). HSTS is sent when ``BASE_URL``
+is https.
+"""
+from __future__ import annotations
+
+from flask import Flask, Response
+
+HSTS = "max-age=31536000; includeSubDomains"
+
+# No inline script or style at all, nothing from elsewhere, no framing, forms only to us.
+CONSOLE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+               "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+
+
+def console_headers(resp: Response) -> Response:
+    """The console's headers: strict policy, no framing, and nothing cached (its pages show
+    personal data and one-time secrets)."""
+    resp.headers["Content-Security-Policy"] = CONSOLE_CSP
+    resp.headers["X-Frame-Options"] = "DENY"
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+def install(app: Flask, *, https: bool) -> None:
+    @app.after_request
+    def _every_page(resp: Response) -> Response:
+        resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+        resp.headers.setdefault("Referrer-Policy", "no-referrer")
+        resp.headers.setdefault("X-Frame-Options", "DENY")
+        csp = resp.headers.get("Content-Security-Policy")
+        if csp and "frame-ancestors" not in csp and resp.headers["X-Frame-Options"] == "DENY":
+            resp.headers["Content-Security-Policy"] = f"{csp}; frame-ancestors 'none'; base-uri 'none'"
+        if https:
+            resp.headers.setdefault("Strict-Transport-Security", HSTS)
+        return resp
