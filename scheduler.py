@@ -4,6 +4,7 @@ The job table, leadership and missed-run handling live in :mod:`mailer.schedule`
 :mod:`mailer.leadership`; this entry point only assembles the process and loops until
 SIGTERM or Ctrl-C.
 """
+
 from __future__ import annotations
 
 import logging
@@ -25,8 +26,12 @@ def main() -> None:
     rt.queue.ensure_worker()
     scheduler = build_scheduler(rt.settings, rt.db, leadership_for(rt.settings))
     for job in scheduler.jobs:
-        logging.info("job %s: %s; next %s", job.id, job.describe,
-                     ", ".join(f"{w:%Y-%m-%d %H:%M %Z}" for w in job.upcoming(utcnow(), 1)))
+        logging.info(
+            "job %s: %s; next %s",
+            job.id,
+            job.describe,
+            ", ".join(f"{w:%Y-%m-%d %H:%M %Z}" for w in job.upcoming(utcnow(), 1)),
+        )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:

@@ -1,4 +1,5 @@
 """WSGI entry point: ``gunicorn wsgi:app``. Boots the process from the environment."""
+
 from mailer.app import create_app
 from mailer.settings import Settings
 

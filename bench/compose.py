@@ -13,6 +13,7 @@ sending. The compose loop runs pinned to one CPU core. The last line is machine-
 
 This is a benchmark, not a test: it asserts nothing about speed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,46 +30,87 @@ from datetime import date
 from sqlalchemy import insert
 
 # Words for plausible titles and summaries (the sizes matter, not the prose).
-WORDS = ("health equality practice staff network partner community trust surgery patients "
-         "screening heart mental sexual services minority ethnic pledge progress policy review "
-         "tool audit event workshop evening report guidance toolkit outreach support local").split()
-NAMES = ["Amina Rahman", "David Okafor", "Priya Patel", "", "Siobhán Ní Bhriain", "", "Kwame Mensah",
-         "عائشہ خان", "Joanna Kowalska", ""]
+WORDS = (
+    "health equality practice staff network partner community trust surgery patients "
+    "screening heart mental sexual services minority ethnic pledge progress policy review "
+    "tool audit event workshop evening report guidance toolkit outreach support local"
+).split()
+NAMES = [
+    "Amina Rahman",
+    "David Okafor",
+    "Priya Patel",
+    "",
+    "Siobhán Ní Bhriain",
+    "",
+    "Kwame Mensah",
+    "عائشہ خان",
+    "Joanna Kowalska",
+    "",
+]
 
 
 def _sentence(rng: random.Random, n: int) -> str:
     return " ".join(rng.choice(WORDS) for _ in range(n)).capitalize()
 
 
-def seed(session, rng: random.Random, *, subscribers: int, items: int, topics: int, partners: int,
-         period_start: date) -> None:
+def seed(
+    session, rng: random.Random, *, subscribers: int, items: int, topics: int, partners: int, period_start: date
+) -> None:
     """Catalogue, approved items dated in the period, and confirmed subscribers, in bulk."""
     from mailer.content.models import APPROVED, Item, Partner, Topic, item_topics
     from subscribers.models import CONFIRMED, Subscriber, subscriber_partners, subscriber_topics
 
-    session.execute(insert(Topic), [{"id": i + 1, "slug": f"topic-{i + 1}", "name": f"Topic {i + 1} "
-                                     + _sentence(rng, 2), "position": i} for i in range(topics)])
-    session.execute(insert(Partner), [{"id": i + 1, "slug": f"partner-{i + 1}",
-                                       "name": f"Partner charity {i + 1}", "active": True,
-                                       "website": f"https://partner{i + 1}.example.org"}
-                                      for i in range(partners)])
+    session.execute(
+        insert(Topic),
+        [
+            {"id": i + 1, "slug": f"topic-{i + 1}", "name": f"Topic {i + 1} " + _sentence(rng, 2), "position": i}
+            for i in range(topics)
+        ],
+    )
+    session.execute(
+        insert(Partner),
+        [
+            {
+                "id": i + 1,
+                "slug": f"partner-{i + 1}",
+                "name": f"Partner charity {i + 1}",
+                "active": True,
+                "website": f"https://partner{i + 1}.example.org",
+            }
+            for i in range(partners)
+        ],
+    )
     kinds = ["news", "case_study", "event", "resource", "call_to_action", "pledge_update"]
     rows, links = [], []
     for i in range(items):
-        rows.append({"id": i + 1, "partner_id": rng.randint(1, partners), "kind": rng.choice(kinds),
-                     "title": _sentence(rng, rng.randint(6, 12)),
-                     "summary": _sentence(rng, rng.randint(25, 45)) + ".",
-                     "link": f"https://partner.example.org/news/{i + 1}-{_sentence(rng, 3).replace(' ', '-').lower()}",
-                     "status": APPROVED, "dated": period_start.replace(day=rng.randint(1, 28))})
+        rows.append(
+            {
+                "id": i + 1,
+                "partner_id": rng.randint(1, partners),
+                "kind": rng.choice(kinds),
+                "title": _sentence(rng, rng.randint(6, 12)),
+                "summary": _sentence(rng, rng.randint(25, 45)) + ".",
+                "link": f"https://partner.example.org/news/{i + 1}-{_sentence(rng, 3).replace(' ', '-').lower()}",
+                "status": APPROVED,
+                "dated": period_start.replace(day=rng.randint(1, 28)),
+            }
+        )
         for t in rng.sample(range(1, topics + 1), rng.randint(1, 2)):
             links.append({"item_id": i + 1, "topic_id": t})
     session.execute(insert(Item), rows)
     session.execute(insert(item_topics), links)
     subs, chosen_t, chosen_p = [], [], []
     for i in range(1, subscribers + 1):
-        subs.append({"id": i, "email": f"member{i}@trust{i % 97}.nhs.example.org",
-                     "name": rng.choice(NAMES), "organisation": "", "status": CONFIRMED,
-                     "token_version": 1})
+        subs.append(
+            {
+                "id": i,
+                "email": f"member{i}@trust{i % 97}.nhs.example.org",
+                "name": rng.choice(NAMES),
+                "organisation": "",
+                "status": CONFIRMED,
+                "token_version": 1,
+            }
+        )
         ts = rng.sample(range(1, topics + 1), rng.randint(0, 3))
         ps = rng.sample(range(1, partners + 1), rng.randint(0 if ts else 1, 2))
         chosen_t += [{"subscriber_id": i, "topic_id": t} for t in ts]
@@ -99,8 +141,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--topics", type=int, default=8)
     ap.add_argument("--partners", type=int, default=6)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--database", help="SQLAlchemy URL to use instead of a temporary SQLite file "
-                    "(its schema is dropped and recreated)")
+    ap.add_argument(
+        "--database",
+        help="SQLAlchemy URL to use instead of a temporary SQLite file (its schema is dropped and recreated)",
+    )
     args = ap.parse_args(argv)
 
     from mailer.db import Database
@@ -113,18 +157,35 @@ def main(argv: list[str] | None = None) -> int:
     tmp = tempfile.mkdtemp(prefix="bench-compose-")
     url = args.database or f"sqlite:///{tmp}/bench.db"
     reset(url)
-    settings = Settings.from_env({"MAILER_ENV": "test", "DATABASE_URL": url, "VAR_DIR": tmp,
-                                  "SECRET_KEY": "bench-secret", "BASE_URL": "https://digest.example.org"})
+    settings = Settings.from_env(
+        {
+            "MAILER_ENV": "test",
+            "DATABASE_URL": url,
+            "VAR_DIR": tmp,
+            "SECRET_KEY": "bench-secret",
+            "BASE_URL": "https://digest.example.org",
+        }
+    )
     db = Database(url, info={"suppression_keys": settings.suppression_keys})
     period = "2026-12"
     rng = random.Random(args.seed)
 
     t = time.perf_counter()
     with db.transaction() as s:
-        seed(s, rng, subscribers=args.subscribers, items=args.items, topics=args.topics,
-             partners=args.partners, period_start=date(2026, 12, 1))
-    print(f"seeded {args.subscribers} subscribers, {args.items} items, {args.topics} topics, "
-          f"{args.partners} partners in {time.perf_counter() - t:.1f} s", file=sys.stderr)
+        seed(
+            s,
+            rng,
+            subscribers=args.subscribers,
+            items=args.items,
+            topics=args.topics,
+            partners=args.partners,
+            period_start=date(2026, 12, 1),
+        )
+    print(
+        f"seeded {args.subscribers} subscribers, {args.items} items, {args.topics} topics, "
+        f"{args.partners} partners in {time.perf_counter() - t:.1f} s",
+        file=sys.stderr,
+    )
 
     with db.transaction() as s:
         edition = build_edition(s, period)
@@ -136,9 +197,12 @@ def main(argv: list[str] | None = None) -> int:
         t = time.perf_counter()
         people = recipients(s)
         load_s = time.perf_counter() - t
-    print(f"prepared the edition in {prep_s * 1000:.0f} ms "
-          + " ".join(f"{k}={v * 1000:.1f}ms" for k, v in timings.items())
-          + f"; loaded {len(people)} recipients in {load_s:.1f} s", file=sys.stderr)
+    print(
+        f"prepared the edition in {prep_s * 1000:.0f} ms "
+        + " ".join(f"{k}={v * 1000:.1f}ms" for k, v in timings.items())
+        + f"; loaded {len(people)} recipients in {load_s:.1f} s",
+        file=sys.stderr,
+    )
 
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core, honestly
@@ -154,15 +218,19 @@ def main(argv: list[str] | None = None) -> int:
     elapsed, cpu = time.perf_counter() - t, time.process_time() - cpu
     composed = len(sizes)
     # On a shared machine wall time includes waiting for the core; CPU time does not.
-    print(f"composed {composed} messages ({skipped} skipped: nothing to read) in {elapsed:.2f} s "
-          f"on one core, {elapsed / max(composed, 1) * 1e6:.0f} us each; CPU {cpu:.2f} s, "
-          f"{composed / cpu:.0f} messages per CPU-second; load average {os.getloadavg()[0]:.1f}",
-          file=sys.stderr)
+    print(
+        f"composed {composed} messages ({skipped} skipped: nothing to read) in {elapsed:.2f} s "
+        f"on one core, {elapsed / max(composed, 1) * 1e6:.0f} us each; CPU {cpu:.2f} s, "
+        f"{composed / cpu:.0f} messages per CPU-second; load average {os.getloadavg()[0]:.1f}",
+        file=sys.stderr,
+    )
     sys.stderr.flush()
-    print(f"compose messages/s={composed / elapsed:.0f} mjml_ms={timings.get('mjml', 0) * 1000:.1f} "
-          f"inline_ms={timings.get('inline', 0) * 1000:.1f} "
-          f"median_bytes={int(statistics.median(sizes)) if sizes else 0} "
-          f"max_bytes={max(sizes) if sizes else 0} peak_rss_mb={_peak_rss_mb():.0f}")
+    print(
+        f"compose messages/s={composed / elapsed:.0f} mjml_ms={timings.get('mjml', 0) * 1000:.1f} "
+        f"inline_ms={timings.get('inline', 0) * 1000:.1f} "
+        f"median_bytes={int(statistics.median(sizes)) if sizes else 0} "
+        f"max_bytes={max(sizes) if sizes else 0} peak_rss_mb={_peak_rss_mb():.0f}"
+    )
     return 0
 
 

@@ -6,6 +6,7 @@ Without --database-url it uses a fresh SQLite file in a temporary directory; wit
 PostgreSQL URL it DROPS and recreates schema public there, so point it at a scratch
 database. It times the import itself (parse, validate, write, commit), not the file making.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,11 +32,17 @@ def make_csv(path: Path, rows: int, topics: list[str], partners: list[str]) -> N
         w.writerow(["Email", "Name", "Organisation", "Organisation type", "Practice code", "Topics", "Partners"])
         for i in range(rows):
             kind = rnd.choice(kinds)
-            w.writerow([f"person{i}@practice{i % 5000}.nhs.example.uk", f"Person {i}",
-                        f"Organisation {i % 5000}", kind,
-                        f"A{i % 100000:05d}" if kind == "GP practice" else "",
-                        ";".join(rnd.sample(topics, rnd.randint(0, 3))),
-                        ";".join(rnd.sample(partners, rnd.randint(1, 2)))])
+            w.writerow(
+                [
+                    f"person{i}@practice{i % 5000}.nhs.example.uk",
+                    f"Person {i}",
+                    f"Organisation {i % 5000}",
+                    kind,
+                    f"A{i % 100000:05d}" if kind == "GP practice" else "",
+                    ";".join(rnd.sample(topics, rnd.randint(0, 3))),
+                    ";".join(rnd.sample(partners, rnd.randint(1, 2))),
+                ]
+            )
 
 
 def main() -> None:
@@ -73,8 +80,10 @@ def main() -> None:
     c = report.counts
     print(f"database: {url.split(':')[0]}  rows: {args.rows}  cores: {os.cpu_count()}")
     print(f"created {c['created']}, invalid {c['invalid']}; subscribers in database: {total}")
-    print(f"import took {elapsed:.2f} s wall ({args.rows / elapsed:,.0f} rows/s), "
-          f"{cpu:.2f} s CPU in this process; load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"import took {elapsed:.2f} s wall ({args.rows / elapsed:,.0f} rows/s), "
+        f"{cpu:.2f} s CPU in this process; load average {os.getloadavg()[0]:.1f}"
+    )
     db.dispose()
 
 

@@ -5,6 +5,7 @@
 
 Prints timings; asserts nothing (speed targets live here, not in tests).
 """
+
 from __future__ import annotations
 
 import os
@@ -33,16 +34,21 @@ from mailer.schema import upgrade  # noqa: E402
 from mailer.settings import Settings  # noqa: E402
 
 ENTRIES = 200
-BODY = ("## Why it matters\n\nMinority ethnic patients report **lower satisfaction** with "
-        "[sexual health services](https://example.org/report). <script>x()</script>\n\n"
-        + "- a point about access, outreach and interpreters\n" * 40)
+BODY = (
+    "## Why it matters\n\nMinority ethnic patients report **lower satisfaction** with "
+    "[sexual health services](https://example.org/report). <script>x()</script>\n\n"
+    + "- a point about access, outreach and interpreters\n"
+    * 40
+)
 
 
 def feed(n: int, offset: int = 0) -> bytes:
     items = "".join(
         f"<item><title>Post {i}</title><link>https://example.org/p/{i}</link><guid>g{i}</guid>"
         f"<category>Sexual health</category><description>&lt;p&gt;Summary {i} with "
-        f"&lt;b&gt;bold&lt;/b&gt; text.&lt;/p&gt;</description></item>" for i in range(offset, offset + n))
+        f"&lt;b&gt;bold&lt;/b&gt; text.&lt;/p&gt;</description></item>"
+        for i in range(offset, offset + n)
+    )
     return f'<?xml version="1.0"?><rss version="2.0"><channel><title>b</title>{items}</channel></rss>'.encode()
 
 
@@ -63,8 +69,9 @@ class Handler(BaseHTTPRequestHandler):
 
 def main() -> None:
     url = os.environ.get("DATABASE_URL") or f"sqlite:///{tmp}/bench.db"
-    settings = Settings.from_env({**os.environ, "DATABASE_URL": url, "SECRET_KEY": "bench",
-                                  "MAILER_ENV": "test", "VAR_DIR": tmp})
+    settings = Settings.from_env(
+        {**os.environ, "DATABASE_URL": url, "SECRET_KEY": "bench", "MAILER_ENV": "test", "VAR_DIR": tmp}
+    )
     upgrade(url)
     rt = boot(settings, transport=MemoryTransport())
     print(f"database: {url.split(':')[0]}, cpus: {os.cpu_count()}")
@@ -84,8 +91,12 @@ def main() -> None:
         if s.scalar(select(Topic.id).where(Topic.slug == "sexual-health")) is None:
             s.add(Topic(slug="sexual-health", name="Sexual health", position=0))
         s.execute(Partner.__table__.update().values(active=False))  # poll only this run's partner
-        p = Partner(slug=f"bench-{time.time_ns()}", name="Bench", feed_url=f"http://127.0.0.1:{httpd.server_address[1]}/feed",
-                    description="")
+        p = Partner(
+            slug=f"bench-{time.time_ns()}",
+            name="Bench",
+            feed_url=f"http://127.0.0.1:{httpd.server_address[1]}/feed",
+            description="",
+        )
         s.add(p)
         s.flush()
         _, token = issue_api_token(s, p)
@@ -96,8 +107,10 @@ def main() -> None:
     t = time.perf_counter()
     poll_feeds(rt.db, opts, today=date.today())
     again = time.perf_counter() - t
-    print(f"feed poll, {ENTRIES} new entries: {first * 1000:.0f} ms ({first / ENTRIES * 1000:.2f} ms/entry, "
-          f"{len(r.new_item_ids)} items); re-poll, all seen: {again * 1000:.0f} ms")
+    print(
+        f"feed poll, {ENTRIES} new entries: {first * 1000:.0f} ms ({first / ENTRIES * 1000:.2f} ms/entry, "
+        f"{len(r.new_item_ids)} items); re-poll, all seen: {again * 1000:.0f} ms"
+    )
     httpd.shutdown()
 
     from mailer.app import create_app
@@ -106,13 +119,24 @@ def main() -> None:
     n = 300
     t = time.perf_counter()
     for i in range(n):
-        resp = client.post("/api/v1/items", json={
-            "kind": "news", "title": f"API item {i}", "summary": "Summary.", "link": "https://example.org/a",
-            "topics": ["sexual-health"], "body": BODY}, headers={"Authorization": f"Bearer {token}"})
+        resp = client.post(
+            "/api/v1/items",
+            json={
+                "kind": "news",
+                "title": f"API item {i}",
+                "summary": "Summary.",
+                "link": "https://example.org/a",
+                "topics": ["sexual-health"],
+                "body": BODY,
+            },
+            headers={"Authorization": f"Bearer {token}"},
+        )
         assert resp.status_code == 201, resp.json
     took = time.perf_counter() - t
-    print(f"API POST /api/v1/items, {n} requests in one thread: {n / took:.0f} req/s "
-          f"({took / n * 1000:.2f} ms each, receipts not enqueued: no contact)")
+    print(
+        f"API POST /api/v1/items, {n} requests in one thread: {n / took:.0f} req/s "
+        f"({took / n * 1000:.2f} ms each, receipts not enqueued: no contact)"
+    )
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ servers, database `bench` and Redis db 14). The schema in that database is dropp
 recreated and the Redis db flushed. Needs Debian's `postfix` package for smtp-sink and
 smtp-source (Postfix itself is never started).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -81,8 +82,17 @@ class Sink:
         os.chmod(workdir / "dev" / "log", 0o666)
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
-        cmd = [need("smtp-sink"), "-u", "nobody" if os.geteuid() == 0 else os.environ.get("USER", ""),
-               "-R", str(workdir), "-s", "RCPT", f"127.0.0.1:{self.port}", "1024"]
+        cmd = [
+            need("smtp-sink"),
+            "-u",
+            "nobody" if os.geteuid() == 0 else os.environ.get("USER", ""),
+            "-R",
+            str(workdir),
+            "-s",
+            "RCPT",
+            f"127.0.0.1:{self.port}",
+            "1024",
+        ]
         if os.geteuid() != 0:
             sys.exit("smtp-sink needs root for -R (chroot); run the benchmark as root")
         self.proc = subprocess.Popen(cmd)
@@ -117,9 +127,24 @@ class Sink:
 def ceiling(sink: Sink, size: int, messages: int, sessions: int) -> float:
     """Messages per second smtp-source pushes into the sink, same size, same connections."""
     start = time.perf_counter()
-    subprocess.run([need("smtp-source"), "-d", "-s", str(sessions), "-m", str(messages),
-                    "-l", str(size), "-f", "bench@sink.invalid", "-t", CEILING_RCPT,
-                    f"127.0.0.1:{sink.port}"], check=True)
+    subprocess.run(
+        [
+            need("smtp-source"),
+            "-d",
+            "-s",
+            str(sessions),
+            "-m",
+            str(messages),
+            "-l",
+            str(size),
+            "-f",
+            "bench@sink.invalid",
+            "-t",
+            CEILING_RCPT,
+            f"127.0.0.1:{sink.port}",
+        ],
+        check=True,
+    )
     return messages / (time.perf_counter() - start)
 
 
@@ -183,10 +208,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args, db_url: str, redis_url: str, workdir: Path, sink: Sink, procs: list) -> int:
-    env = dict(os.environ, DATABASE_URL=db_url, REDIS_URL=redis_url, MAILER_ENV="test",
-               SECRET_KEY="bench-secret", VAR_DIR=str(workdir / "var"),
-               SMTP_URL=f"smtp://127.0.0.1:{sink.port}", BASE_URL="https://digest.example.org",
-               MAIL_FROM="End Racism This Generation <digest@ertg.example.org>")
+    env = dict(
+        os.environ,
+        DATABASE_URL=db_url,
+        REDIS_URL=redis_url,
+        MAILER_ENV="test",
+        SECRET_KEY="bench-secret",
+        VAR_DIR=str(workdir / "var"),
+        SMTP_URL=f"smtp://127.0.0.1:{sink.port}",
+        BASE_URL="https://digest.example.org",
+        MAIL_FROM="End Racism This Generation <digest@ertg.example.org>",
+    )
     os.environ.update(env)  # this process enqueues through the same Redis broker
 
     import redis
@@ -215,17 +247,35 @@ def _run(args, db_url: str, redis_url: str, workdir: Path, sink: Sink, procs: li
         sample = recipients(s)[:200]
         sizes = [len(e.data) for e in (compose(prepared, r) for r in sample) if e]
     size = sum(sizes) // len(sizes)
-    print(f"seeded {len(emails)} subscribers in {time.perf_counter() - t:.1f}s; "
-          f"average message {size / 1024:.1f} KB", flush=True)
+    print(
+        f"seeded {len(emails)} subscribers in {time.perf_counter() - t:.1f}s; average message {size / 1024:.1f} KB",
+        flush=True,
+    )
 
     sessions = args.processes * args.threads
     ceil = ceiling(sink, size, args.ceiling_messages, sessions)
-    print(f"ceiling: smtp-source, {sessions} connections, {args.ceiling_messages} messages of "
-          f"{size} bytes: {ceil:.0f} msg/s", flush=True)
+    print(
+        f"ceiling: smtp-source, {sessions} connections, {args.ceiling_messages} messages of "
+        f"{size} bytes: {ceil:.0f} msg/s",
+        flush=True,
+    )
 
-    worker = subprocess.Popen([sys.executable, "-m", "dramatiq", "mailer.worker",
-                               "--processes", str(args.processes), "--threads", str(args.threads)],
-                              env=env, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dramatiq",
+            "mailer.worker",
+            "--processes",
+            str(args.processes),
+            "--threads",
+            str(args.threads),
+        ],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     procs.append(worker)
     ready = 0
     while ready < args.processes:
@@ -253,9 +303,9 @@ def _run(args, db_url: str, redis_url: str, workdir: Path, sink: Sink, procs: li
         if time.perf_counter() - last > 5:
             last = time.perf_counter()
             from mailer.delivery.control import edition_progress
+
             p = edition_progress(rt.db, edition.period)
-            print(f"  {time.perf_counter() - t0:6.1f}s  sent {p.sent}/{p.total}  {p.rate:.0f} msg/s",
-                  flush=True)
+            print(f"  {time.perf_counter() - t0:6.1f}s  sent {p.sent}/{p.total}  {p.rate:.0f} msg/s", flush=True)
     elapsed = time.perf_counter() - t0
     cpu = sum(cpu_seconds(p) for p in workers) - cpu0
     sink_cpu = cpu_seconds(sink.proc.pid) - sink_cpu0
@@ -264,6 +314,7 @@ def _run(args, db_url: str, redis_url: str, workdir: Path, sink: Sink, procs: li
     worker.wait(60)
 
     from mailer.delivery.control import edition_progress
+
     p = edition_progress(rt.db, edition.period)
     got = sink.recipients()
     got.pop(CEILING_RCPT, None)
@@ -272,12 +323,16 @@ def _run(args, db_url: str, redis_url: str, workdir: Path, sink: Sink, procs: li
     duplicates = sum(1 for n in got.values() if n > 1)
     rate = p.sent / elapsed
     print(f"edition {status} in {elapsed:.1f}s: " + ", ".join(f"{k} {v}" for k, v in sorted(p.counts.items())))
-    print(f"worker processes {len(workers)} x {args.threads} threads; peak RSS per process {rss:.0f} MB; "
-          f"worker CPU {1000 * cpu / max(1, p.sent):.2f} ms/message, smtp-sink CPU "
-          f"{1000 * sink_cpu / max(1, p.sent):.2f} ms/message; load average "
-          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    print(f"send messages/s={rate:.0f} ceiling={ceil:.0f} ratio={rate / ceil:.2f} "
-          f"missing={missing} duplicates={duplicates} peak_rss_mb={rss:.0f}")
+    print(
+        f"worker processes {len(workers)} x {args.threads} threads; peak RSS per process {rss:.0f} MB; "
+        f"worker CPU {1000 * cpu / max(1, p.sent):.2f} ms/message, smtp-sink CPU "
+        f"{1000 * sink_cpu / max(1, p.sent):.2f} ms/message; load average "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+    )
+    print(
+        f"send messages/s={rate:.0f} ceiling={ceil:.0f} ratio={rate / ceil:.2f} "
+        f"missing={missing} duplicates={duplicates} peak_rss_mb={rss:.0f}"
+    )
     return 0 if status == "sent" and not missing and not duplicates else 1
 
 

@@ -1,4 +1,5 @@
 """The Flask application factory: wiring only, no business logic."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -57,26 +58,29 @@ def create_app(settings: Settings, transport: Transport | None = None) -> Flask:
 
     @app.errorhandler(404)
     def not_found(_e):
-        return render_template("error.html", title="Page not found",
-                               message="There is nothing at this address."), 404
+        return render_template("error.html", title="Page not found", message="There is nothing at this address."), 404
 
     @app.errorhandler(413)
     def too_large(e):
         if request.path.startswith("/api/"):
             return http_error(e)
-        return render_template("error.html", title="Too much data",
-                               message="That request was too large to accept."), 413
+        return render_template(
+            "error.html", title="Too much data", message="That request was too large to accept."
+        ), 413
 
     @app.errorhandler(CSRFError)
     def csrf_failed(_e):
-        return render_template("error.html", title="Please try again",
-                               message="This form expired or was not sent from our page. "
-                                       "Go back, reload the page and send it again."), 400
+        return render_template(
+            "error.html",
+            title="Please try again",
+            message="This form expired or was not sent from our page. Go back, reload the page and send it again.",
+        ), 400
 
     @app.errorhandler(400)
     def bad_request(e):
-        return render_template("error.html", title="Something was wrong with that request",
-                               message=getattr(e, "description", "")), 400
+        return render_template(
+            "error.html", title="Something was wrong with that request", message=getattr(e, "description", "")
+        ), 400
 
     @app.after_request
     def security_headers(resp):

@@ -5,6 +5,7 @@ Every entry point calls :func:`boot` once with settings it read from the environ
 mailer.worker`` in :mod:`mailer.worker`, and ``scheduler.py``. Tests call it with their own
 settings and a memory transport. Nothing else builds a database, transport or broker.
 """
+
 from __future__ import annotations
 
 import dramatiq

@@ -15,6 +15,7 @@ and every worker on every machine counts together; without it they live in this 
 (:class:`MemoryCounters`, enough for the embedded single-process setup). Callers never ask
 which one they have. Both take their clocks as arguments so tests need not sleep.
 """
+
 from __future__ import annotations
 
 import logging
@@ -170,8 +171,13 @@ class RedisCounters:
     breach them and a send can wait a few seconds.
     """
 
-    def __init__(self, client: redis.Redis, prefix: str = "", clock: Callable[[], float] = time.time,
-                 sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self,
+        client: redis.Redis,
+        prefix: str = "",
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         self._redis = client
         self._prefix = prefix
         self._clock = clock
@@ -220,6 +226,7 @@ class RedisCounters:
         def run() -> None:
             if (self._redis.get(name) or b"").decode() == token:
                 self._redis.delete(name)
+
         self._retrying(run)
 
     def add_failures(self, key: str, failures: int, successes: int) -> int:
@@ -233,6 +240,7 @@ class RedisCounters:
                 pipe.incrby(name, failures)
                 pipe.expire(name, STREAK_TTL_SECONDS)
             return int(pipe.execute()[0])
+
         return self._retrying(run)
 
     def reset(self, key: str) -> None:

@@ -3,6 +3,7 @@
 Domain functions take a ``Session`` and never commit; the edges (a request, an actor
 message, a CLI command) open a :meth:`Database.transaction` and own the commit.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator

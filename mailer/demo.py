@@ -1,4 +1,5 @@
 """Demo data from the campaign's own account of how organisations take part."""
+
 from __future__ import annotations
 
 from datetime import date
@@ -33,47 +34,93 @@ PARTNERS = [
 
 # (partner, kind, title, summary, topics, day of month)
 ITEMS = [
-    ("race-equality-foundation", "case_study",
-     "Case study: how Bournemouth Health Trust engaged minority ethnic communities",
-     "What the trust changed in outreach and consultation, and the difference it made to who "
-     "uses its services. Equality leads have been sharing it with senior management teams.",
-     ["equality-practice", "health-inequalities"], 2),
-    ("race-equality-foundation", "resource",
-     "Race equality audit tool for GP practices",
-     "A practical tool to audit your practice on race equality, from reception to referrals. "
-     "Used by surgeries such as The Peaks GP Practice in Rotherham to focus their pledge.",
-     ["equality-practice"], 3),
-    ("afiya-trust", "news", "Living in the Margins: tell us how spending cuts affect your patients",
-     "The Afiya Trust's Living in the Margins initiative is gathering experiences from "
-     "practices and trusts dealing with cuts in spending. Surgery managers are invited to write in.",
-     ["health-inequalities", "policy"], 4),
-    ("naz-project-london", "event", "Online group: what works in sexual health services",
-     "Join lead staff from hospital trusts to discuss lower satisfaction with sexual health "
-     "services among minority ethnic groups, and get advice from Naz Project London.",
-     ["sexual-health"], 12),
-    ("british-heart-foundation", "call_to_action",
-     "Add your support: letter to the Secretary of State on heart disease in Asian communities",
-     "Practices are adding their names to a letter asking for more resources to tackle heart "
-     "disease in Asian communities. It takes two minutes to sign on behalf of your surgery.",
-     ["heart-health", "policy"], 6),
-    ("british-heart-foundation", "pledge_update",
-     "Pledge update: more Asian patients coming forward for heart screening",
-     "The Peaks GP Practice reports on its pledge: more Asian patients have come forward for "
-     "health screening for heart conditions since the practice took up BHF support.",
-     ["pledges", "heart-health"], 9),
-    ("diverse-minds", "news", "BME staff networks plan a joint event with Birmingham University",
-     "The Heart of Manchester Hospital Trust BME staff network is organising a joint event with "
-     "the Birmingham University BME staff network, and wants to hear from other networks.",
-     ["staff-networks", "mental-health"], 10),
+    (
+        "race-equality-foundation",
+        "case_study",
+        "Case study: how Bournemouth Health Trust engaged minority ethnic communities",
+        "What the trust changed in outreach and consultation, and the difference it made to who "
+        "uses its services. Equality leads have been sharing it with senior management teams.",
+        ["equality-practice", "health-inequalities"],
+        2,
+    ),
+    (
+        "race-equality-foundation",
+        "resource",
+        "Race equality audit tool for GP practices",
+        "A practical tool to audit your practice on race equality, from reception to referrals. "
+        "Used by surgeries such as The Peaks GP Practice in Rotherham to focus their pledge.",
+        ["equality-practice"],
+        3,
+    ),
+    (
+        "afiya-trust",
+        "news",
+        "Living in the Margins: tell us how spending cuts affect your patients",
+        "The Afiya Trust's Living in the Margins initiative is gathering experiences from "
+        "practices and trusts dealing with cuts in spending. Surgery managers are invited to write in.",
+        ["health-inequalities", "policy"],
+        4,
+    ),
+    (
+        "naz-project-london",
+        "event",
+        "Online group: what works in sexual health services",
+        "Join lead staff from hospital trusts to discuss lower satisfaction with sexual health "
+        "services among minority ethnic groups, and get advice from Naz Project London.",
+        ["sexual-health"],
+        12,
+    ),
+    (
+        "british-heart-foundation",
+        "call_to_action",
+        "Add your support: letter to the Secretary of State on heart disease in Asian communities",
+        "Practices are adding their names to a letter asking for more resources to tackle heart "
+        "disease in Asian communities. It takes two minutes to sign on behalf of your surgery.",
+        ["heart-health", "policy"],
+        6,
+    ),
+    (
+        "british-heart-foundation",
+        "pledge_update",
+        "Pledge update: more Asian patients coming forward for heart screening",
+        "The Peaks GP Practice reports on its pledge: more Asian patients have come forward for "
+        "health screening for heart conditions since the practice took up BHF support.",
+        ["pledges", "heart-health"],
+        9,
+    ),
+    (
+        "diverse-minds",
+        "news",
+        "BME staff networks plan a joint event with Birmingham University",
+        "The Heart of Manchester Hospital Trust BME staff network is organising a joint event with "
+        "the Birmingham University BME staff network, and wants to hear from other networks.",
+        ["staff-networks", "mental-health"],
+        10,
+    ),
 ]
 
 SUBSCRIBERS = [
-    ("equality.lead@heart-of-manchester.example.org", "Amina Rahman",
-     "Heart of Manchester Hospital Trust", ["equality-practice", "sexual-health"], ["naz-project-london"]),
-    ("practice.manager@thepeaks.example.org", "David Okafor", "The Peaks GP Practice, Rotherham",
-     ["heart-health"], ["afiya-trust", "race-equality-foundation"]),
-    ("bme.network@heart-of-manchester.example.org", "", "Heart of Manchester BME Staff Network",
-     ["staff-networks"], []),
+    (
+        "equality.lead@heart-of-manchester.example.org",
+        "Amina Rahman",
+        "Heart of Manchester Hospital Trust",
+        ["equality-practice", "sexual-health"],
+        ["naz-project-london"],
+    ),
+    (
+        "practice.manager@thepeaks.example.org",
+        "David Okafor",
+        "The Peaks GP Practice, Rotherham",
+        ["heart-health"],
+        ["afiya-trust", "race-equality-foundation"],
+    ),
+    (
+        "bme.network@heart-of-manchester.example.org",
+        "",
+        "Heart of Manchester BME Staff Network",
+        ["staff-networks"],
+        [],
+    ),
 ]
 
 
@@ -92,14 +139,30 @@ def seed_demo(session: Session, today: date) -> dict[str, str] | None:
     session.add_all(partners.values())
     session.flush()
     for partner, kind, title, summary, topic_slugs, day in ITEMS:
-        session.add(Item(partner_id=partners[partner].id, kind=kind, title=title, summary=summary,
-                         link=f"{partners[partner].website}/", status=APPROVED,
-                         dated=today.replace(day=min(day, today.day)), decided_at=utcnow(),
-                         decided_by="demo", topics=[topics[t] for t in topic_slugs]))
+        session.add(
+            Item(
+                partner_id=partners[partner].id,
+                kind=kind,
+                title=title,
+                summary=summary,
+                link=f"{partners[partner].website}/",
+                status=APPROVED,
+                dated=today.replace(day=min(day, today.day)),
+                decided_at=utcnow(),
+                decided_by="demo",
+                topics=[topics[t] for t in topic_slugs],
+            )
+        )
     for email, name, org, topic_slugs, partner_slugs in SUBSCRIBERS:
-        sub = Subscriber(email=email, name=name, organisation=org, status=CONFIRMED,
-                         confirmed_at=utcnow(), topics=[topics[t] for t in topic_slugs],
-                         partners=[partners[p] for p in partner_slugs])
+        sub = Subscriber(
+            email=email,
+            name=name,
+            organisation=org,
+            status=CONFIRMED,
+            confirmed_at=utcnow(),
+            topics=[topics[t] for t in topic_slugs],
+            partners=[partners[p] for p in partner_slugs],
+        )
         session.add(sub)
         session.flush()
         record(session, sub, "imported", "admin", None)

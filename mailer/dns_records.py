@@ -12,6 +12,7 @@
 
 Plain values in, :class:`Record` lists out: no settings object, no DNS lookups.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -21,8 +22,10 @@ from dataclasses import dataclass
 from mailer.config_checks import aligned
 from mailer.mail.dkim_key import public_key
 
-_HOST = re.compile(r"^(?=.{1,253}$)(?:[A-Za-z0-9_](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
-                   r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+_HOST = re.compile(
+    r"^(?=.{1,253}$)(?:[A-Za-z0-9_](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
+    r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$"
+)
 DMARC_POLICIES = ("none", "quarantine", "reject")
 
 
@@ -32,17 +35,17 @@ class RecordError(ValueError):
 
 @dataclass(frozen=True)
 class Record:
-    name: str   # a full domain name, without the final dot
-    type: str   # "TXT" or "MX"
+    name: str  # a full domain name, without the final dot
+    type: str  # "TXT" or "MX"
     value: str  # a TXT record's whole text, unquoted; an MX's "PREFERENCE HOST"
-    why: str    # one line for the operator
+    why: str  # one line for the operator
 
     def zone_line(self) -> str:
         """``name TYPE value``; a TXT text as quoted strings of at most 255 characters
         (one DNS character-string each), which resolvers join back into one."""
         if self.type != "TXT":
             return f"{self.name}  {self.type}  {self.value}"
-        chunks = [self.value[i:i + 255] for i in range(0, len(self.value), 255)]
+        chunks = [self.value[i : i + 255] for i in range(0, len(self.value), 255)]
         return f"{self.name}  TXT  " + " ".join(f'"{c}"' for c in chunks)
 
 
@@ -78,8 +81,9 @@ def spf_mechanism(value: str) -> str:
         return kind
     if kind in ("a", "mx", "include") and sep:
         return f"{kind}:{host_name(arg)}"
-    raise RecordError(f"{value!r} is not an SPF mechanism this command writes "
-                      "(ip4:ADDR, ip6:ADDR, a:HOST, mx:HOST, include:DOMAIN)")
+    raise RecordError(
+        f"{value!r} is not an SPF mechanism this command writes (ip4:ADDR, ip6:ADDR, a:HOST, mx:HOST, include:DOMAIN)"
+    )
 
 
 def relay_mechanism(relay_host: str | None) -> str | None:
@@ -98,16 +102,23 @@ def relay_mechanism(relay_host: str | None) -> str | None:
 
 def spf_record(bounce_domain: str, mechanisms: list[str]) -> Record:
     value = "v=spf1 " + " ".join(dict.fromkeys(mechanisms)) + " ~all"
-    return Record(bounce_domain, "TXT", value,
-                  f"SPF: hosts that may send with a return path at {bounce_domain} (one SPF record "
-                  "per name: if it has one already, add these mechanisms to it)")
+    return Record(
+        bounce_domain,
+        "TXT",
+        value,
+        f"SPF: hosts that may send with a return path at {bounce_domain} (one SPF record "
+        "per name: if it has one already, add these mechanisms to it)",
+    )
 
 
 def dkim_record(selector: str, domain: str, private_pem: bytes) -> Record:
     key = public_key(private_pem)
-    return Record(f"{selector}._domainkey.{domain}", "TXT", f"v=DKIM1; k=rsa; p={key.base64}",
-                  f"DKIM: the public half of DKIM_PRIVATE_KEY_FILE ({key.bits}-bit RSA), "
-                  f"selector {selector}")
+    return Record(
+        f"{selector}._domainkey.{domain}",
+        "TXT",
+        f"v=DKIM1; k=rsa; p={key.base64}",
+        f"DKIM: the public half of DKIM_PRIVATE_KEY_FILE ({key.bits}-bit RSA), selector {selector}",
+    )
 
 
 def dmarc_record(sender_domain: str, policy: str = "none", report_to: str | None = None) -> Record:
@@ -117,21 +128,36 @@ def dmarc_record(sender_domain: str, policy: str = "none", report_to: str | None
     if report_to:
         value += f"; rua=mailto:{report_to}"
     value += "; adkim=r; aspf=r"
-    return Record(f"_dmarc.{sender_domain}", "TXT", value,
-                  f"DMARC for {sender_domain}: start with p=none and read the reports, then "
-                  "move to quarantine and reject (keep an existing record's policy if stricter)")
+    return Record(
+        f"_dmarc.{sender_domain}",
+        "TXT",
+        value,
+        f"DMARC for {sender_domain}: start with p=none and read the reports, then "
+        "move to quarantine and reject (keep an existing record's policy if stricter)",
+    )
 
 
 def mx_record(bounce_domain: str, host: str) -> Record:
-    return Record(bounce_domain, "MX", f"10 {host_name(host)}.",
-                  f"MX: bounces to {bounce_domain} reach the mailbox `mailer bounces process` reads")
+    return Record(
+        bounce_domain,
+        "MX",
+        f"10 {host_name(host)}.",
+        f"MX: bounces to {bounce_domain} reach the mailbox `mailer bounces process` reads",
+    )
 
 
-def sending_records(*, sender_domain: str, bounce_domain: str, spf: list[str],
-                    dkim_selector: str | None = None, dkim_domain: str | None = None,
-                    dkim_key: bytes | None = None, dmarc_policy: str = "none",
-                    dmarc_report: str | None = None, mx: str | None = None
-                    ) -> tuple[list[Record], list[str]]:
+def sending_records(
+    *,
+    sender_domain: str,
+    bounce_domain: str,
+    spf: list[str],
+    dkim_selector: str | None = None,
+    dkim_domain: str | None = None,
+    dkim_key: bytes | None = None,
+    dmarc_policy: str = "none",
+    dmarc_report: str | None = None,
+    mx: str | None = None,
+) -> tuple[list[Record], list[str]]:
     """The records to publish, and notes for what no record can say (missing DKIM key, a
     bounce domain without an MX, domains that do not align for DMARC)."""
     records = [spf_record(bounce_domain, spf)]
@@ -139,21 +165,30 @@ def sending_records(*, sender_domain: str, bounce_domain: str, spf: list[str],
     if dkim_key and dkim_selector:
         records.append(dkim_record(dkim_selector, dkim_domain or sender_domain, dkim_key))
         if not aligned(dkim_domain or sender_domain, sender_domain):
-            notes.append(f"DKIM signs as {dkim_domain}, which does not align with {sender_domain}: "
-                         "DMARC will not count it")
+            notes.append(
+                f"DKIM signs as {dkim_domain}, which does not align with {sender_domain}: DMARC will not count it"
+            )
     else:
-        notes.append("no DKIM record: set DKIM_PRIVATE_KEY_FILE and DKIM_SELECTOR (make a key "
-                     "with: openssl genrsa -out dkim.pem 2048) and run this again")
+        notes.append(
+            "no DKIM record: set DKIM_PRIVATE_KEY_FILE and DKIM_SELECTOR (make a key "
+            "with: openssl genrsa -out dkim.pem 2048) and run this again"
+        )
     records.append(dmarc_record(sender_domain, dmarc_policy, dmarc_report))
     if mx:
         records.append(mx_record(bounce_domain, mx))
     elif bounce_domain != sender_domain:
-        notes.append(f"{bounce_domain} needs an MX record naming the server that receives its "
-                     "bounces: run this again with --mx HOST")
+        notes.append(
+            f"{bounce_domain} needs an MX record naming the server that receives its "
+            "bounces: run this again with --mx HOST"
+        )
     else:
-        notes.append(f"bounces come back through {bounce_domain}'s own MX: have it hand "
-                     f"bounces+*@{bounce_domain} to `mailer bounces process`")
+        notes.append(
+            f"bounces come back through {bounce_domain}'s own MX: have it hand "
+            f"bounces+*@{bounce_domain} to `mailer bounces process`"
+        )
     if not aligned(bounce_domain, sender_domain):
-        notes.append(f"the bounce domain {bounce_domain} does not align with {sender_domain}: "
-                     "SPF will not count for DMARC, so DKIM must pass")
+        notes.append(
+            f"the bounce domain {bounce_domain} does not align with {sender_domain}: "
+            "SPF will not count for DMARC, so DKIM must pass"
+        )
     return records, notes

@@ -4,6 +4,7 @@
 addresses and personal links included). They are created 0700 (directories) and 0600
 (files) whatever the process umask, and tightened when an older install left them open.
 """
+
 from __future__ import annotations
 
 import os

@@ -13,6 +13,7 @@ the web view therefore publishes only ``ok``/``error`` per check, and logs the d
 
 This module knows nothing of subscribers, editions or deliveries.
 """
+
 from __future__ import annotations
 
 import smtplib
@@ -79,10 +80,12 @@ def check_database(engine: Engine) -> list[Check]:
             current = tuple(sorted(MigrationContext.configure(conn).get_current_heads()))
     except Exception as exc:  # any driver error means the same to an operator: unreachable
         return [
-            Check("database", FAIL, f"cannot reach the database ({engine.url.get_backend_name()}): "
-                  f"{_error(exc)}",
-                  "Check DATABASE_URL, that the database server runs and accepts this "
-                  "machine's connections."),
+            Check(
+                "database",
+                FAIL,
+                f"cannot reach the database ({engine.url.get_backend_name()}): {_error(exc)}",
+                "Check DATABASE_URL, that the database server runs and accepts this machine's connections.",
+            ),
             Check("migrations", FAIL, "not checked: the database is unreachable"),
         ]
     database = Check("database", OK, f"{engine.url.get_backend_name()} answered in {ms:.0f} ms")
@@ -92,15 +95,30 @@ def check_database(engine: Engine) -> list[Check]:
     if not current:
         found = "the database has no schema"
     elif set(current) - _known_revisions():
-        found = (f"the database is at {', '.join(current)}, which this release does not know "
-                 "(a newer release migrated it)")
-        return [database, Check("migrations", FAIL, found,
-                                "Run this release's newest version everywhere, or restore the "
-                                "database from before the newer release's upgrade.")]
+        found = (
+            f"the database is at {', '.join(current)}, which this release does not know (a newer release migrated it)"
+        )
+        return [
+            database,
+            Check(
+                "migrations",
+                FAIL,
+                found,
+                "Run this release's newest version everywhere, or restore the "
+                "database from before the newer release's upgrade.",
+            ),
+        ]
     else:
         found = f"the database is at {', '.join(current)}"
-    return [database, Check("migrations", FAIL, f"{found}; this release needs {', '.join(heads)}",
-                            "Run `mailer db upgrade` (once, from one machine), then restart.")]
+    return [
+        database,
+        Check(
+            "migrations",
+            FAIL,
+            f"{found}; this release needs {', '.join(heads)}",
+            "Run `mailer db upgrade` (once, from one machine), then restart.",
+        ),
+    ]
 
 
 @lru_cache(maxsize=1)
@@ -119,8 +137,12 @@ def check_redis(url: str, timeout: float = READY_TIMEOUT) -> Check:
     try:
         client.ping()
     except Exception as exc:
-        return Check("redis", FAIL, f"cannot reach Redis: {_error(exc)}",
-                     "Check REDIS_URL and that redis-server runs and accepts this machine.")
+        return Check(
+            "redis",
+            FAIL,
+            f"cannot reach Redis: {_error(exc)}",
+            "Check REDIS_URL and that redis-server runs and accepts this machine.",
+        )
     finally:
         client.close()
     return Check("redis", OK, "answered PING")
@@ -139,11 +161,19 @@ def check_relay(url: str, timeout: float = READY_TIMEOUT) -> Check:
         finally:
             _quit(conn)
     except (OSError, smtplib.SMTPException) as exc:
-        return Check("relay", FAIL, f"cannot reach the relay at {where}: {_error(exc)}",
-                     "Check SMTP_URL's host and port and that the relay accepts this machine.")
+        return Check(
+            "relay",
+            FAIL,
+            f"cannot reach the relay at {where}: {_error(exc)}",
+            "Check SMTP_URL's host and port and that the relay accepts this machine.",
+        )
     if code != 250:
-        return Check("relay", FAIL, f"the relay at {where} answered EHLO with {code}",
-                     "Ask the relay's operator to accept this machine.")
+        return Check(
+            "relay",
+            FAIL,
+            f"the relay at {where} answered EHLO with {code}",
+            "Ask the relay's operator to accept this machine.",
+        )
     return Check("relay", OK, f"{where} answered EHLO")
 
 
@@ -158,45 +188,64 @@ def check_relay_tls(url: str, timeout: float = 10.0) -> Check:
     try:
         conn = _connect(relay, timeout)
     except (OSError, smtplib.SMTPException) as exc:
-        return Check("relay_tls", FAIL, f"no TLS connection to {where}: {_error(exc)}",
-                     "A certificate that does not verify needs the relay's CA: add ?cafile=PATH "
-                     "to SMTP_URL. Check the port: 465 is smtps://, 587 is ?starttls=1.")
+        return Check(
+            "relay_tls",
+            FAIL,
+            f"no TLS connection to {where}: {_error(exc)}",
+            "A certificate that does not verify needs the relay's CA: add ?cafile=PATH "
+            "to SMTP_URL. Check the port: 465 is smtps://, 587 is ?starttls=1.",
+        )
     try:
         if relay.starttls:
             conn.ehlo()
             if not conn.has_extn("starttls"):
-                return Check("relay_tls", FAIL, f"{where} does not offer STARTTLS",
-                             "Use the relay's TLS port (smtps://HOST:465) or ask its operator "
-                             "to enable STARTTLS.")
+                return Check(
+                    "relay_tls",
+                    FAIL,
+                    f"{where} does not offer STARTTLS",
+                    "Use the relay's TLS port (smtps://HOST:465) or ask its operator to enable STARTTLS.",
+                )
             try:
                 conn.starttls(context=relay.tls)
             except (OSError, smtplib.SMTPException) as exc:
-                return Check("relay_tls", FAIL, f"STARTTLS with {where} failed: {_error(exc)}",
-                             "A certificate that does not verify needs the relay's CA: add "
-                             "?cafile=PATH to SMTP_URL.")
+                return Check(
+                    "relay_tls",
+                    FAIL,
+                    f"STARTTLS with {where} failed: {_error(exc)}",
+                    "A certificate that does not verify needs the relay's CA: add ?cafile=PATH to SMTP_URL.",
+                )
         conn.ehlo()
         if relay.username:
             try:
                 conn.login(relay.username, relay.password or "")
             except smtplib.SMTPAuthenticationError as exc:
-                return Check("relay_tls", FAIL, f"{where} refused the user name or password "
-                             f"({exc.smtp_code})", "Correct the credentials in SMTP_URL "
-                             "(percent-encode special characters).")
+                return Check(
+                    "relay_tls",
+                    FAIL,
+                    f"{where} refused the user name or password ({exc.smtp_code})",
+                    "Correct the credentials in SMTP_URL (percent-encode special characters).",
+                )
             except smtplib.SMTPException as exc:
-                return Check("relay_tls", FAIL, f"logging in to {where} failed: {_error(exc)}",
-                             "Check that the relay offers AUTH on this port.")
+                return Check(
+                    "relay_tls",
+                    FAIL,
+                    f"logging in to {where} failed: {_error(exc)}",
+                    "Check that the relay offers AUTH on this port.",
+                )
     except (OSError, smtplib.SMTPException) as exc:
-        return Check("relay_tls", FAIL, f"{where}: {_error(exc)}",
-                     "Check SMTP_URL's host and port.")
+        return Check("relay_tls", FAIL, f"{where}: {_error(exc)}", "Check SMTP_URL's host and port.")
     finally:
         _quit(conn)
     verified = relay.tls.verify_mode != 0
     done = "TLS" + (" with a verified certificate" if verified else " WITHOUT certificate checks")
     if relay.username:
         done += ", logged in"
-    return Check("relay_tls", OK if verified else WARN, f"{where}: {done}",
-                 "" if verified else "Remove ?verify=0 from SMTP_URL (use ?cafile=PATH for a "
-                 "private CA).")
+    return Check(
+        "relay_tls",
+        OK if verified else WARN,
+        f"{where}: {done}",
+        "" if verified else "Remove ?verify=0 from SMTP_URL (use ?cafile=PATH for a private CA).",
+    )
 
 
 def _connect(relay, timeout: float) -> smtplib.SMTP:
@@ -212,8 +261,9 @@ def _quit(conn: smtplib.SMTP) -> None:
         conn.close()
 
 
-def dependency_checks(database: Engine | None, redis_url: str | None, smtp_url: str | None,
-                      timeout: float = READY_TIMEOUT) -> list[Check]:
+def dependency_checks(
+    database: Engine | None, redis_url: str | None, smtp_url: str | None, timeout: float = READY_TIMEOUT
+) -> list[Check]:
     """The readiness checks, run side by side, back within ``timeout`` seconds: database
     and migrations (when an engine is given), Redis and relay (when their URLs are set)."""
     jobs: list[tuple[tuple[str, ...], Callable[[], list[Check]]]] = []
@@ -230,14 +280,16 @@ def dependency_checks(database: Engine | None, redis_url: str | None, smtp_url: 
         checks: list[Check] = []
         for names, future in futures:
             if future.done() and future.exception() is not None:  # a bug, not an outage
-                checks += [Check(n, FAIL, f"the check itself failed: {_error(future.exception())}")
-                           for n in names]
+                checks += [Check(n, FAIL, f"the check itself failed: {_error(future.exception())}") for n in names]
             elif future.done():
                 checks += future.result()
             else:  # left running: its own timeouts end it; the probe cannot wait
-                checks += [Check(n, FAIL, f"no answer within {timeout:g} s",
-                                 "Look at that service's load and the network to it.")
-                           for n in names]
+                checks += [
+                    Check(
+                        n, FAIL, f"no answer within {timeout:g} s", "Look at that service's load and the network to it."
+                    )
+                    for n in names
+                ]
         return checks
     finally:
         pool.shutdown(wait=False, cancel_futures=True)

@@ -15,6 +15,7 @@ Leadership only decides who *tries* to fire; the run record (unique per job and 
 time, :mod:`mailer.schedule_runs`) decides what fires, so even two processes that both
 believe they lead, for a moment, cannot fire the same run twice.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -65,11 +66,19 @@ class PgLeadership:
     def __init__(self, url: str, me: str | None = None, key: int = PG_LOCK_KEY):
 
         self.me, self.key = me or process_id(), key
-        self.engine = create_engine(url, poolclass=NullPool, connect_args={
-            "application_name": f"{APP_NAME} {self.me}"[:63],
-            # Notice a dead server (or network) from this side within ~25 s.
-            "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3,
-            "connect_timeout": 5})
+        self.engine = create_engine(
+            url,
+            poolclass=NullPool,
+            connect_args={
+                "application_name": f"{APP_NAME} {self.me}"[:63],
+                # Notice a dead server (or network) from this side within ~25 s.
+                "keepalives": 1,
+                "keepalives_idle": 10,
+                "keepalives_interval": 5,
+                "keepalives_count": 3,
+                "connect_timeout": 5,
+            },
+        )
         self.conn = None
 
     def _sql(self, sql: str, **params):
@@ -98,9 +107,13 @@ class PgLeadership:
         if self.conn is None:
             return False
         try:
-            return bool(self._sql(
-                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
-                " AND classid = 0 AND objid = :k AND objsubid = 1 AND granted", k=self.key))
+            return bool(
+                self._sql(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
+                    " AND classid = 0 AND objid = :k AND objsubid = 1 AND granted",
+                    k=self.key,
+                )
+            )
         except Exception:  # noqa: BLE001 - the session is gone, and the lock with it
             self._drop()
             return False
@@ -116,11 +129,14 @@ class PgLeadership:
     def holder(self) -> str | None:
 
         with self.engine.connect() as conn:
-            name = conn.execute(text(
-                "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
-                " WHERE l.locktype = 'advisory' AND l.classid = 0 AND l.objid = :k AND l.objsubid = 1"
-                " AND l.granted AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"),
-                {"k": self.key}).scalar()
+            name = conn.execute(
+                text(
+                    "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+                    " WHERE l.locktype = 'advisory' AND l.classid = 0 AND l.objid = :k AND l.objsubid = 1"
+                    " AND l.granted AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                ),
+                {"k": self.key},
+            ).scalar()
         if name is None:
             return None
         return name.removeprefix(APP_NAME).strip() or "(unnamed session)"
@@ -141,7 +157,9 @@ class PgLeadership:
 
 # Renew only if the key is still ours: a leader that was too slow must not extend the
 # lease of the process that took over.
-_RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"
+_RENEW = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"
+)
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
 
 
@@ -152,8 +170,16 @@ class RedisLeadership:
 
     name = "Redis lock"
 
-    def __init__(self, client, me: str | None = None, *, key: str = REDIS_KEY, ttl_seconds: float = 30,
-                 renew_seconds: float = 10, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        client,
+        me: str | None = None,
+        *,
+        key: str = REDIS_KEY,
+        ttl_seconds: float = 30,
+        renew_seconds: float = 10,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.client, self.me, self.key = client, me or process_id(), key
         self.ttl_ms, self.renew_seconds, self.clock = int(ttl_seconds * 1000), renew_seconds, clock
         self.renewed: float | None = None
@@ -253,6 +279,5 @@ def leadership_for(settings, me: str | None = None) -> Leadership:
     if settings.database_url.startswith("postgresql"):
         return PgLeadership(settings.database_url, me)
     if settings.redis_url:
-
         return RedisLeadership(redis.Redis.from_url(settings.redis_url), me)
     return FileLeadership(settings.var_dir / "scheduler.lock", me)

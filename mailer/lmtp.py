@@ -13,6 +13,7 @@ a reply to anything received.
 aiosmtpd runs the protocol in its own thread and event loop; database work runs in
 threads beside it, so one slow commit does not stall other sessions.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -110,12 +111,26 @@ class _Controller(Controller):
 class Receiver:
     """The LMTP receiver on ``host:port``, served from a thread of this process."""
 
-    def __init__(self, db: Database, router: Router, enqueue: Callable[[int], None], *,
-                 host: str = "127.0.0.1", port: int = 8024, max_bytes: int = 10_000_000):
+    def __init__(
+        self,
+        db: Database,
+        router: Router,
+        enqueue: Callable[[int], None],
+        *,
+        host: str = "127.0.0.1",
+        port: int = 8024,
+        max_bytes: int = 10_000_000,
+    ):
         self.handler = InboundHandler(db, router, enqueue)
-        self.controller = _Controller(self.handler, hostname=host, port=port,
-                                      data_size_limit=max_bytes, decode_data=False,
-                                      enable_SMTPUTF8=True, ident="mailer LMTP")
+        self.controller = _Controller(
+            self.handler,
+            hostname=host,
+            port=port,
+            data_size_limit=max_bytes,
+            decode_data=False,
+            enable_SMTPUTF8=True,
+            ident="mailer LMTP",
+        )
         self.host, self.port = host, port
 
     def start(self) -> Receiver:

@@ -18,6 +18,7 @@ settings; calling it again replaces the handler it installed, never adds a secon
 
 Foundation: imports nothing of the domain or the edges.
 """
+
 from __future__ import annotations
 
 import contextvars
@@ -109,8 +110,9 @@ def configure_logging(settings=None, *, stream=None) -> logging.Handler:
     level = getattr(settings, "log_level", "INFO")
     root = logging.getLogger()
     for h in list(root.handlers):
-        if isinstance(h, _Handler) or (type(h) is logging.StreamHandler
-                                       and getattr(h, "stream", None) in (sys.stderr, sys.__stderr__)):
+        if isinstance(h, _Handler) or (
+            type(h) is logging.StreamHandler and getattr(h, "stream", None) in (sys.stderr, sys.__stderr__)
+        ):
             root.removeHandler(h)
     handler = _Handler(stream or sys.stderr)
     handler.setFormatter(formatter(fmt))

@@ -1,4 +1,5 @@
 """Every model, imported in one place so metadata is complete for Alembic and tests."""
+
 from mailer.content.models import ApiToken, Item, ItemEvent, Partner, Topic, item_topics  # noqa: F401
 from mailer.db import Base  # noqa: F401
 from mailer.delivery.control_models import SendEvent  # noqa: F401

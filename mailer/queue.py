@@ -10,6 +10,7 @@ Jobs are plain functions marked with :func:`job`; :meth:`Queue.declare` makes th
 this queue's broker. Importing a job module therefore touches no broker, and no import order
 can declare an actor on the wrong one.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -30,15 +31,16 @@ QUEUES = ("transactional", "digest")
 def job(**options) -> Callable:
     """Mark a function as a queue job with Dramatiq actor ``options`` (``queue_name``,
     ``max_retries``, ...). The function stays a plain function: calling it runs the job here."""
+
     def mark(fn: Callable) -> Callable:
         fn.job_options = options
         return fn
+
     return mark
 
 
 def make_broker(settings: Settings) -> dramatiq.Broker:
     if settings.redis_url:
-
         return RedisBroker(url=settings.redis_url)
     broker = StubBroker()
     # An in-process broker never sees the worker CLI's boot signal; without it the
@@ -97,8 +99,7 @@ class Queue:
         with self._lock:
             if self._worker is not None:
                 return False
-            self._worker = dramatiq.Worker(self.broker, worker_threads=threads or self.threads,
-                                           worker_timeout=100)
+            self._worker = dramatiq.Worker(self.broker, worker_threads=threads or self.threads, worker_timeout=100)
             self._worker.start()
             atexit.register(self.drain)
         if self.on_start is not None:

@@ -7,6 +7,7 @@ of text (a log message, a full URL, a traceback) to its route and drops its quer
 Used by the request loggers' filter (:mod:`mailer.web.access_log`) and by every log line's
 formatter (:mod:`mailer.logs`). Foundation: imports nothing of ours.
 """
+
 from __future__ import annotations
 
 import re

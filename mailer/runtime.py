@@ -5,6 +5,7 @@ counters, queue); :func:`mailer.boot.boot` installs it. Views, actors, commands 
 scheduler all reach it the same way, through :func:`current`. Nothing here reads the
 environment: only entry points turn the environment into :class:`~mailer.settings.Settings`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -34,8 +35,13 @@ def database_info(settings: Settings) -> dict:
     return {"suppression_keys": settings.suppression_keys}
 
 
-def assemble(settings: Settings, *, transport: Transport | None = None,
-             queue: Queue | None = None, database: Database | None = None) -> Runtime:
+def assemble(
+    settings: Settings,
+    *,
+    transport: Transport | None = None,
+    queue: Queue | None = None,
+    database: Database | None = None,
+) -> Runtime:
     """Build a runtime over ``settings``; ``transport``, ``queue`` and ``database`` replace
     the ones the settings would make (tests pass a memory transport; a new runtime may keep
     the old one's queue and engine)."""

@@ -15,6 +15,7 @@ sending happen in workers. APScheduler's triggers compute the calendar (in
 
 Importing this module has no side effects: actors are imported when a job first fires.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -55,6 +56,7 @@ class Job:
     """One row of the job table. ``actor`` is ``"module:name"``; ``args`` builds the message's
     arguments from the scheduled time and the run's id. ``each`` jobs fire every missed
     run inside the grace window (each is different work); the others fire once for all."""
+
     id: str
     trigger: CronTrigger | IntervalTrigger
     actor: str
@@ -99,23 +101,50 @@ def jobs(settings: Settings) -> list[Job]:
     tz = settings.schedule_timezone
     zone = ZoneInfo(tz)
     table = [
-        Job("monthly-digest", parse_cron(settings.digest_schedule, tz), "mailer.actors.digest:run_period",
-            f"build and send the month's edition ({settings.digest_schedule})", args=_period(tz), each=True),
-        Job("scheduled-editions", CronTrigger(minute="*", timezone=zone),
-            "mailer.actors.digest:send_due_editions", "start editions an editor scheduled (every minute)"),
-        Job("feed-poll", IntervalTrigger(minutes=settings.feed_poll_minutes, start_date=EPOCH, timezone=zone),
+        Job(
+            "monthly-digest",
+            parse_cron(settings.digest_schedule, tz),
+            "mailer.actors.digest:run_period",
+            f"build and send the month's edition ({settings.digest_schedule})",
+            args=_period(tz),
+            each=True,
+        ),
+        Job(
+            "scheduled-editions",
+            CronTrigger(minute="*", timezone=zone),
+            "mailer.actors.digest:send_due_editions",
+            "start editions an editor scheduled (every minute)",
+        ),
+        Job(
+            "feed-poll",
+            IntervalTrigger(minutes=settings.feed_poll_minutes, start_date=EPOCH, timezone=zone),
             "mailer.actors.scheduled:poll_feeds",
-            f"poll partner feeds (every {settings.feed_poll_minutes} min)", args=lambda when, run_id: (run_id,)),
-        Job("purge-unconfirmed", CronTrigger(hour=3, minute=30, timezone=zone),
-            "mailer.actors.housekeeping:purge_unconfirmed_job", "delete expired subscription requests (daily 03:30)"),
-        Job("delivery-sweep", IntervalTrigger(minutes=5, start_date=EPOCH, timezone=zone),
-            "mailer.actors.digest:sweep", "watch every sending edition (every 5 min)"),
+            f"poll partner feeds (every {settings.feed_poll_minutes} min)",
+            args=lambda when, run_id: (run_id,),
+        ),
+        Job(
+            "purge-unconfirmed",
+            CronTrigger(hour=3, minute=30, timezone=zone),
+            "mailer.actors.housekeeping:purge_unconfirmed_job",
+            "delete expired subscription requests (daily 03:30)",
+        ),
+        Job(
+            "delivery-sweep",
+            IntervalTrigger(minutes=5, start_date=EPOCH, timezone=zone),
+            "mailer.actors.digest:sweep",
+            "watch every sending edition (every 5 min)",
+        ),
     ]
     if settings.bounce_source:
-        table.append(Job("bounces", IntervalTrigger(minutes=10, start_date=EPOCH, timezone=zone),
-                         "mailer.actors.scheduled:process_bounces",
-                         f"process bounce reports in {settings.bounce_source} (every 10 min)",
-                         args=lambda when, run_id: (run_id,)))
+        table.append(
+            Job(
+                "bounces",
+                IntervalTrigger(minutes=10, start_date=EPOCH, timezone=zone),
+                "mailer.actors.scheduled:process_bounces",
+                f"process bounce reports in {settings.bounce_source} (every 10 min)",
+                args=lambda when, run_id: (run_id,),
+            )
+        )
     return table
 
 
@@ -160,8 +189,16 @@ class Scheduler:
     """Fires ``jobs`` while ``leadership`` says this process leads. :meth:`step` is one turn
     of the loop at a given time (tests drive it with their own clock); :meth:`run` loops."""
 
-    def __init__(self, db: Database, jobs: list[Job], leadership: Leadership, *, grace: timedelta,
-                 send: Callable[[str, tuple], None] = send_actor, poll_seconds: float = 2.0):
+    def __init__(
+        self,
+        db: Database,
+        jobs: list[Job],
+        leadership: Leadership,
+        *,
+        grace: timedelta,
+        send: Callable[[str, tuple], None] = send_actor,
+        poll_seconds: float = 2.0,
+    ):
         self.db, self.jobs, self.leadership, self.grace = db, jobs, leadership, grace
         self.send, self.poll_seconds = send, poll_seconds
         self.leading = False
@@ -217,16 +254,34 @@ class Scheduler:
         with self.db.transaction() as s:
             if job.each:
                 for when in due.missed:
-                    runs.claim(s, job.id, when, outcome=runs.MISSED, leader=self.me, now=now,
-                               detail=f"no scheduler ran within {self._grace_text()} of this time")
+                    runs.claim(
+                        s,
+                        job.id,
+                        when,
+                        outcome=runs.MISSED,
+                        leader=self.me,
+                        now=now,
+                        detail=f"no scheduler ran within {self._grace_text()} of this time",
+                    )
             else:
                 n = f"{len(due.missed)}{'+' if due.more_missed else ''}"
-                runs.claim(s, job.id, due.missed[-1], outcome=runs.MISSED, leader=self.me, now=now,
-                           detail=f"{n} run(s) from {due.missed[0]:%Y-%m-%d %H:%M} UTC on were past "
-                                  f"the {self._grace_text()} grace window")
+                runs.claim(
+                    s,
+                    job.id,
+                    due.missed[-1],
+                    outcome=runs.MISSED,
+                    leader=self.me,
+                    now=now,
+                    detail=f"{n} run(s) from {due.missed[0]:%Y-%m-%d %H:%M} UTC on were past "
+                    f"the {self._grace_text()} grace window",
+                )
         for when in due.missed:
-            log.error("job %s: the run due %s was missed (no scheduler ran within %s); not run",
-                      job.id, when.isoformat(), self._grace_text())
+            log.error(
+                "job %s: the run due %s was missed (no scheduler ran within %s); not run",
+                job.id,
+                when.isoformat(),
+                self._grace_text(),
+            )
         self.last[job.id] = max(self.last[job.id], due.missed[-1])
 
     def _fire(self, job: Job, when: datetime, now: datetime, covered: int = 0) -> bool:
@@ -275,11 +330,11 @@ class Scheduler:
 
 
 def build_scheduler(settings: Settings, db: Database, leadership: Leadership, **kwargs) -> Scheduler:
-    return Scheduler(db, jobs(settings), leadership,
-                     grace=timedelta(hours=settings.schedule_grace_hours), **kwargs)
+    return Scheduler(db, jobs(settings), leadership, grace=timedelta(hours=settings.schedule_grace_hours), **kwargs)
 
 
 # --- what `mailer schedule show` prints ---------------------------------------------------
+
 
 @dataclass
 class JobStatus:
@@ -302,9 +357,16 @@ def status(settings: Settings, db: Database, now: datetime | None = None) -> lis
             if job.id in latest:
                 # Past the grace window and no leader to record it yet: show it all the same.
                 pending = due_runs(job, latest[job.id], now, grace)
-                missed = [runs.ScheduleRun(job=job.id, scheduled_for=w, outcome=runs.MISSED,
-                                           detail="not yet recorded: no scheduler has led since")
-                          for w in reversed(pending.missed[-5:])] + missed
-            out.append(JobStatus(job, [w.astimezone(zone) for w in job.upcoming(now)],
-                                 runs.last_run(s, job.id), missed))
+                missed = [
+                    runs.ScheduleRun(
+                        job=job.id,
+                        scheduled_for=w,
+                        outcome=runs.MISSED,
+                        detail="not yet recorded: no scheduler has led since",
+                    )
+                    for w in reversed(pending.missed[-5:])
+                ] + missed
+            out.append(
+                JobStatus(job, [w.astimezone(zone) for w in job.upcoming(now)], runs.last_run(s, job.id), missed)
+            )
     return out

@@ -12,6 +12,7 @@ items), ``skipped`` (already sending or sent, scheduled by an editor, cancelled)
 
 Functions take a session and never commit.
 """
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -51,15 +52,29 @@ def aware(value: datetime | None) -> datetime | None:
     return value
 
 
-def claim(session: Session, job: str, scheduled_for: datetime, *, outcome: str, leader: str,
-          detail: str = "", now: datetime | None = None) -> ScheduleRun | None:
+def claim(
+    session: Session,
+    job: str,
+    scheduled_for: datetime,
+    *,
+    outcome: str,
+    leader: str,
+    detail: str = "",
+    now: datetime | None = None,
+) -> ScheduleRun | None:
     """Record the run of ``job`` for ``scheduled_for``; None if it is already recorded (by
     anyone), in which case the caller must do nothing. Uses a savepoint, so a lost race
     leaves the caller's transaction usable."""
     now = now or utcnow()
-    run = ScheduleRun(job=job, scheduled_for=scheduled_for.astimezone(timezone.utc), started_at=now,
-                      outcome=outcome, detail=detail[:500], leader=leader[:200],
-                      finished_at=None if outcome == ENQUEUED else now)
+    run = ScheduleRun(
+        job=job,
+        scheduled_for=scheduled_for.astimezone(timezone.utc),
+        started_at=now,
+        outcome=outcome,
+        detail=detail[:500],
+        leader=leader[:200],
+        finished_at=None if outcome == ENQUEUED else now,
+    )
     try:
         with session.begin_nested():
             session.add(run)
@@ -68,8 +83,9 @@ def claim(session: Session, job: str, scheduled_for: datetime, *, outcome: str, 
     return run
 
 
-def finish(session: Session, run_id: int | None, outcome: str, detail: str = "",
-           now: datetime | None = None) -> ScheduleRun | None:
+def finish(
+    session: Session, run_id: int | None, outcome: str, detail: str = "", now: datetime | None = None
+) -> ScheduleRun | None:
     """Set the outcome of run ``run_id`` (from the actor it enqueued); no-op for None."""
     if run_id is None:
         return None
@@ -86,16 +102,18 @@ def release(session: Session, run_id: int) -> None:
 
 def last_scheduled(session: Session) -> dict[str, datetime]:
     """Each job's latest recorded scheduled time (runs, misses and registrations alike)."""
-    rows = session.execute(select(ScheduleRun.job, func.max(ScheduleRun.scheduled_for))
-                           .group_by(ScheduleRun.job))
+    rows = session.execute(select(ScheduleRun.job, func.max(ScheduleRun.scheduled_for)).group_by(ScheduleRun.job))
     return {job: aware(when) for job, when in rows}
 
 
 def last_run(session: Session, job: str) -> ScheduleRun | None:
     """The latest row of ``job`` that is a run (not a registration or a miss)."""
-    return session.scalars(select(ScheduleRun).where(
-        ScheduleRun.job == job, ScheduleRun.outcome.not_in((REGISTERED, MISSED)))
-        .order_by(ScheduleRun.scheduled_for.desc()).limit(1)).first()
+    return session.scalars(
+        select(ScheduleRun)
+        .where(ScheduleRun.job == job, ScheduleRun.outcome.not_in((REGISTERED, MISSED)))
+        .order_by(ScheduleRun.scheduled_for.desc())
+        .limit(1)
+    ).first()
 
 
 def misses(session: Session, job: str | None = None, limit: int = 20) -> list[ScheduleRun]:
@@ -111,7 +129,12 @@ def prune(session: Session, job: str, now: datetime | None = None) -> int:
     (missed runs are counted from it)."""
     cutoff = (now or utcnow()) - KEEP_ROUTINE
     latest = select(func.max(ScheduleRun.id)).where(ScheduleRun.job == job).scalar_subquery()
-    result = session.execute(delete(ScheduleRun).where(
-        ScheduleRun.job == job, ScheduleRun.outcome.in_(ROUTINE), ScheduleRun.scheduled_for < cutoff,
-        ScheduleRun.id != latest))
+    result = session.execute(
+        delete(ScheduleRun).where(
+            ScheduleRun.job == job,
+            ScheduleRun.outcome.in_(ROUTINE),
+            ScheduleRun.scheduled_for < cutoff,
+            ScheduleRun.id != latest,
+        )
+    )
     return result.rowcount or 0

@@ -1,4 +1,5 @@
 """Schema migrations through Alembic, without an alembic.ini on disk."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -9,6 +9,7 @@ when it boots, after our modules are imported.
 
 Labels are few and bounded: no ids, addresses, partner names or raw paths.
 """
+
 from __future__ import annotations
 
 import os
@@ -37,18 +38,27 @@ def _make() -> SimpleNamespace:
         # Dramatiq worker sets it at boot): choose the storage again before making ours.
         values.ValueClass = values.get_value_class()
     return SimpleNamespace(
-        emails_sent=Counter("mailer_emails_sent", "Messages handed to the relay (every kind: "
-                            "digests, confirmations, notices); rate() of it is the send rate."),
-        deferred=Counter("mailer_deliveries_deferred", "Digest deliveries the relay deferred "
-                         "(a temporary failure): put back with a backoff, or failed once out of attempts."),
+        emails_sent=Counter(
+            "mailer_emails_sent",
+            "Messages handed to the relay (every kind: "
+            "digests, confirmations, notices); rate() of it is the send rate.",
+        ),
+        deferred=Counter(
+            "mailer_deliveries_deferred",
+            "Digest deliveries the relay deferred "
+            "(a temporary failure): put back with a backoff, or failed once out of attempts.",
+        ),
         rate_waits=Counter("mailer_rate_limit_waits", "Times a sender waited for the send-rate limit."),
-        rate_wait_seconds=Counter("mailer_rate_limit_wait_seconds", "Seconds senders spent waiting "
-                                  "for the send-rate limit."),
-        feed_polls=Counter("mailer_feed_polls", "Partner feed polls by the scheduled job, by outcome.",
-                           ["outcome"]),
-        requests=Histogram("mailer_http_request_duration_seconds", "Web request latency by route "
-                           "template (never the raw path), method and status.",
-                           ["route", "method", "status"], buckets=LATENCY_BUCKETS),
+        rate_wait_seconds=Counter(
+            "mailer_rate_limit_wait_seconds", "Seconds senders spent waiting for the send-rate limit."
+        ),
+        feed_polls=Counter("mailer_feed_polls", "Partner feed polls by the scheduled job, by outcome.", ["outcome"]),
+        requests=Histogram(
+            "mailer_http_request_duration_seconds",
+            "Web request latency by route template (never the raw path), method and status.",
+            ["route", "method", "status"],
+            buckets=LATENCY_BUCKETS,
+        ),
     )
 
 
@@ -86,5 +96,4 @@ def feed_polls(results) -> None:
 def request(route: str, method: str, status: int, seconds: float) -> None:
     """Observe one web request. ``route`` is the URL rule; an unknown method (clients may
     send any word) is counted as ``other`` so it cannot grow the label set."""
-    metrics().requests.labels(route, method if method in HTTP_METHODS else "other",
-                              str(status)).observe(seconds)
+    metrics().requests.labels(route, method if method in HTTP_METHODS else "other", str(status)).observe(seconds)

@@ -7,6 +7,7 @@ calls it before anything is stored, and the CLI calls it on every line it prints
 stored text, so rows stored before intake cleaned them cannot reach the operator's terminal
 either.
 """
+
 from __future__ import annotations
 
 import re

@@ -1,4 +1,5 @@
 """Input checks shared by every form, the API, the CLI and the importer."""
+
 from __future__ import annotations
 
 import re
@@ -48,7 +49,8 @@ def web_link(field: str, url: str | None) -> str:
 # both ways agree over a varied list of addresses.
 _PLAIN_ADDRESS = re.compile(
     r"([A-Za-z0-9_!#$%&'*+/=?^`{|}~-]+(?:\.[A-Za-z0-9_!#$%&'*+/=?^`{|}~-]+)*)"
-    r"@((?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+(?:[A-Za-z0-9][A-Za-z0-9-]{0,61})?[A-Za-z])")
+    r"@((?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+(?:[A-Za-z0-9][A-Za-z0-9-]{0,61})?[A-Za-z])"
+)
 _ROLE_MAILBOXES = frozenset(CASE_INSENSITIVE_MAILBOX_NAMES)  # email-validator lower-cases these
 _SPECIAL_USE_DOMAINS = tuple(SPECIAL_USE_DOMAIN_NAMES)
 

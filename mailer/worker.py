@@ -4,6 +4,7 @@ Booting on import is this module's one purpose (the ``dramatiq`` command imports
 then uses the broker it set); no other module imports it. Settings come from the
 environment, as in every entry point.
 """
+
 from mailer.boot import boot
 from mailer.logs import configure_logging
 from mailer.metrics.workers import serve_metrics

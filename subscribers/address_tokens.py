@@ -11,6 +11,7 @@ Like link tokens they are signed with ``SECRET_KEY`` (fallback keys still verify
 rotation does not break the unsubscribe address of a digest already sent), never expire,
 and stop working when the subscriber's ``token_version`` moves on (the caller checks).
 """
+
 from __future__ import annotations
 
 import hashlib

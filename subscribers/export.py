@@ -3,6 +3,7 @@
 Every cell is defused against spreadsheet formulas (:func:`spreadsheet_safe`); the
 importer undoes that (:func:`spreadsheet_value`), so an export imports back unchanged.
 """
+
 from __future__ import annotations
 
 import csv
@@ -14,8 +15,20 @@ from sqlalchemy.orm import Session
 from mailer.content.models import Partner, Topic
 from subscribers.models import ERASED, Subscriber, subscriber_partners, subscriber_topics
 
-COLUMNS = ["email", "name", "organisation", "organisation_type", "practice_code", "topics",
-           "partners", "status", "consent_basis", "created_at", "confirmed_at", "paused_until"]
+COLUMNS = [
+    "email",
+    "name",
+    "organisation",
+    "organisation_type",
+    "practice_code",
+    "topics",
+    "partners",
+    "status",
+    "consent_basis",
+    "created_at",
+    "confirmed_at",
+    "paused_until",
+]
 
 
 # A cell starting with one of these is a formula to Excel, LibreOffice and Google Sheets
@@ -55,12 +68,24 @@ def export_csv(session: Session, out: TextIO, status: str | None = None) -> int:
     writer.writerow(COLUMNS)
     n = 0
     for s in session.execute(q.execution_options(yield_per=2000)).scalars():
-        writer.writerow([spreadsheet_safe(cell) for cell in (
-            s.email, s.name, s.organisation, s.organisation_type, s.practice_code,
-            ";".join(sorted(topics.get(s.id, []))), ";".join(sorted(partners.get(s.id, []))),
-            s.status, s.consent_basis, s.created_at.isoformat() if s.created_at else "",
-            s.confirmed_at.isoformat() if s.confirmed_at else "",
-            s.paused_until.isoformat() if s.paused_until else "",
-        )])
+        writer.writerow(
+            [
+                spreadsheet_safe(cell)
+                for cell in (
+                    s.email,
+                    s.name,
+                    s.organisation,
+                    s.organisation_type,
+                    s.practice_code,
+                    ";".join(sorted(topics.get(s.id, []))),
+                    ";".join(sorted(partners.get(s.id, []))),
+                    s.status,
+                    s.consent_basis,
+                    s.created_at.isoformat() if s.created_at else "",
+                    s.confirmed_at.isoformat() if s.confirmed_at else "",
+                    s.paused_until.isoformat() if s.paused_until else "",
+                )
+            ]
+        )
         n += 1
     return n

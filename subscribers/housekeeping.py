@@ -1,4 +1,5 @@
 """Periodic clean-up the scheduler (or `mailer subscribers purge-unconfirmed`) runs."""
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -27,10 +28,17 @@ def purge_unconfirmed(session: Session, older_than_days: int, *, now: datetime |
     for sub in returning:
         sub.status, sub.pending_request = UNSUBSCRIBED, None
         record(session, sub, "request-expired", "scheduler", None)
-    ids = list(session.scalars(select(Subscriber.id).where(
-        Subscriber.status == PENDING, Subscriber.requested_at < cutoff, Subscriber.confirmed_at.is_(None))))
+    ids = list(
+        session.scalars(
+            select(Subscriber.id).where(
+                Subscriber.status == PENDING, Subscriber.requested_at < cutoff, Subscriber.confirmed_at.is_(None)
+            )
+        )
+    )
     for start in range(0, len(ids), 500):
         # Core delete: the ON DELETE CASCADE foreign keys remove choices and ledger rows.
-        session.execute(delete(Subscriber).where(Subscriber.id.in_(ids[start:start + 500])),
-                        execution_options={"synchronize_session": False})
+        session.execute(
+            delete(Subscriber).where(Subscriber.id.in_(ids[start : start + 500])),
+            execution_options={"synchronize_session": False},
+        )
     return len(ids) + len(returning)

@@ -10,6 +10,7 @@ The caller owns the transaction: :func:`import_csv` raises :class:`ImportRefused
 writing nothing) when any row is invalid unless ``skip_invalid`` is set, so an import is
 either whole or absent. Rows are written with bulk statements: 100,000 rows take seconds.
 """
+
 from __future__ import annotations
 
 import csv
@@ -41,19 +42,35 @@ from subscribers.service import CONSENT_WORDING_VERSION
 BASES = ("consent", "legitimate-interests")
 OUTCOMES = ("created", "updated", "duplicate", "suppressed", "invalid")
 _ALIASES = {
-    "email": "email", "emailaddress": "email", "emailaddr": "email", "mail": "email",
-    "name": "name", "fullname": "name", "contactname": "name",
-    "organisation": "organisation", "organization": "organisation", "org": "organisation",
-    "organisationname": "organisation", "organizationname": "organisation",
-    "organisationtype": "organisation_type", "organizationtype": "organisation_type",
-    "orgtype": "organisation_type", "type": "organisation_type",
-    "practicecode": "practice_code", "odscode": "practice_code", "ods": "practice_code",
-    "organisationcode": "practice_code", "code": "practice_code",
-    "topics": "topics", "topic": "topics", "partners": "partners", "partner": "partners",
+    "email": "email",
+    "emailaddress": "email",
+    "emailaddr": "email",
+    "mail": "email",
+    "name": "name",
+    "fullname": "name",
+    "contactname": "name",
+    "organisation": "organisation",
+    "organization": "organisation",
+    "org": "organisation",
+    "organisationname": "organisation",
+    "organizationname": "organisation",
+    "organisationtype": "organisation_type",
+    "organizationtype": "organisation_type",
+    "orgtype": "organisation_type",
+    "type": "organisation_type",
+    "practicecode": "practice_code",
+    "odscode": "practice_code",
+    "ods": "practice_code",
+    "organisationcode": "practice_code",
+    "code": "practice_code",
+    "topics": "topics",
+    "topic": "topics",
+    "partners": "partners",
+    "partner": "partners",
 }
 _SPLIT = re.compile(r"\s*[;|]\s*")
 _BATCH = 5000
-_NOT_UTF8 = "The file is not UTF-8 text; save it as \"CSV UTF-8\" and try again."
+_NOT_UTF8 = 'The file is not UTF-8 text; save it as "CSV UTF-8" and try again.'
 
 
 class ImportError_(Exception):
@@ -113,8 +130,9 @@ def _lookup(rows, *attrs) -> dict[str, object]:
     return table
 
 
-def import_csv(session: Session, stream: TextIO, *, source: str, basis: str,
-               skip_invalid: bool = False) -> ImportReport:
+def import_csv(
+    session: Session, stream: TextIO, *, source: str, basis: str, skip_invalid: bool = False
+) -> ImportReport:
     """Import the CSV in ``stream``; see the module docstring for the contract."""
     if basis not in BASES:
         raise ImportError_(f"The consent basis must be one of: {', '.join(BASES)}.")
@@ -174,25 +192,38 @@ def import_csv(session: Session, stream: TextIO, *, source: str, basis: str,
                 continue
             seen.add(key)
             if address in suppressed:
-                report.rows.append(RowResult(line, address, "suppressed",
-                                             "on the suppression list; only the person can opt in again"))
+                report.rows.append(
+                    RowResult(line, address, "suppressed", "on the suppression list; only the person can opt in again")
+                )
                 continue
             sub_id = existing.get(key)
             if sub_id is not None:
                 values = {"id": sub_id}
-                for k, v in (("name", name), ("organisation", org), ("organisation_type", org_type),
-                             ("practice_code", code)):
+                for k, v in (
+                    ("name", name),
+                    ("organisation", org),
+                    ("organisation_type", org_type),
+                    ("practice_code", code),
+                ):
                     if v:
                         values[k] = v
                 updates.append(values)
-                report.rows.append(RowResult(line, address, "updated",
-                                             "profile updated; the person's own choices are kept"))
+                report.rows.append(
+                    RowResult(line, address, "updated", "profile updated; the person's own choices are kept")
+                )
                 continue
             if not t_ids and not p_ids:
                 report.rows.append(RowResult(line, address, "invalid", f"topics: {NO_CHOICE_MESSAGE}"))
                 continue
-            new_rows.append({"email": address, "name": name, "organisation": org,
-                             "organisation_type": org_type, "practice_code": code})
+            new_rows.append(
+                {
+                    "email": address,
+                    "name": name,
+                    "organisation": org,
+                    "organisation_type": org_type,
+                    "practice_code": code,
+                }
+            )
             new_choices.append((t_ids, p_ids))
             report.rows.append(RowResult(line, address, "created"))
     except UnicodeDecodeError:
@@ -221,30 +252,46 @@ def _resolve(value: str, table: dict, what: str) -> list[int]:
 def _write(session: Session, new_rows, new_choices, updates, *, source: str, basis: str) -> None:
     now = utcnow()
     detail = f"basis={basis}; import={source}"
-    event = {"kind": "imported", "source": "import", "wording_version": CONSENT_WORDING_VERSION,
-             "ip": None, "at": now, "detail": detail}
+    event = {
+        "kind": "imported",
+        "source": "import",
+        "wording_version": CONSENT_WORDING_VERSION,
+        "ip": None,
+        "at": now,
+        "detail": detail,
+    }
     postgres = session.get_bind().dialect.name == "postgresql"
     for start in range(0, len(new_rows), _BATCH):
-        chunk = new_rows[start:start + _BATCH]
-        rows = [{**r, "status": CONFIRMED, "token_version": 1, "created_at": now,
-                 "requested_at": now, "confirmed_at": now, "consent_basis": basis,
-                 "unsubscribed_at": None, "paused_until": None} for r in chunk]
+        chunk = new_rows[start : start + _BATCH]
+        rows = [
+            {
+                **r,
+                "status": CONFIRMED,
+                "token_version": 1,
+                "created_at": now,
+                "requested_at": now,
+                "confirmed_at": now,
+                "consent_basis": basis,
+                "unsubscribed_at": None,
+                "paused_until": None,
+            }
+            for r in chunk
+        ]
         if postgres:
             ids = _reserve_ids(session, len(rows))
             for i, r in zip(ids, rows, strict=True):
                 r["id"] = i
             _insert_values(session, Subscriber.__table__, rows)
         else:
-            ids = list(session.scalars(
-                insert(Subscriber).returning(Subscriber.id, sort_by_parameter_order=True), rows))
-        choices = new_choices[start:start + _BATCH]
+            ids = list(session.scalars(insert(Subscriber).returning(Subscriber.id, sort_by_parameter_order=True), rows))
+        choices = new_choices[start : start + _BATCH]
         t_rows = [{"subscriber_id": i, "topic_id": t} for i, (ts, _) in zip(ids, choices, strict=True) for t in ts]
         p_rows = [{"subscriber_id": i, "partner_id": p} for i, (_, ps) in zip(ids, choices, strict=True) for p in ps]
         _insert_values(session, subscriber_topics, t_rows)
         _insert_values(session, subscriber_partners, p_rows)
         _insert_values(session, ConsentEvent.__table__, [{**event, "subscriber_id": i} for i in ids])
     for start in range(0, len(updates), _BATCH):
-        chunk = updates[start:start + _BATCH]
+        chunk = updates[start : start + _BATCH]
         # Bulk UPDATE by primary key, grouped by which columns each row sets.
         by_keys: dict[tuple, list[dict]] = {}
         for u in chunk:
@@ -252,16 +299,23 @@ def _write(session: Session, new_rows, new_choices, updates, *, source: str, bas
         for group in by_keys.values():
             if len(group[0]) > 1:
                 session.execute(update(Subscriber), group)
-        _insert_values(session, ConsentEvent.__table__, [
-            {**event, "kind": "changed", "detail": f"profile updated by import={source}",
-             "subscriber_id": u["id"]} for u in chunk])
+        _insert_values(
+            session,
+            ConsentEvent.__table__,
+            [
+                {**event, "kind": "changed", "detail": f"profile updated by import={source}", "subscriber_id": u["id"]}
+                for u in chunk
+            ],
+        )
 
 
 def _reserve_ids(session: Session, n: int) -> list[int]:
     """``n`` fresh subscriber ids from the table's sequence (PostgreSQL)."""
-    return list(session.scalars(
-        text("SELECT nextval(pg_get_serial_sequence('subscribers', 'id')) FROM generate_series(1, :n)"),
-        {"n": n}))
+    return list(
+        session.scalars(
+            text("SELECT nextval(pg_get_serial_sequence('subscribers', 'id')) FROM generate_series(1, :n)"), {"n": n}
+        )
+    )
 
 
 def _insert_values(session: Session, table, rows: list[dict]) -> None:

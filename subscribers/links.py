@@ -2,6 +2,7 @@
 
 The paths here are the routes of :mod:`mailer.web.subscribers`; a test checks they agree.
 """
+
 from __future__ import annotations
 
 from mailer.settings import Settings

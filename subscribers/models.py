@@ -1,5 +1,6 @@
 """Subscribers, their topic and partner choices, the append-only consent ledger and the
 suppression list."""
+
 from __future__ import annotations
 
 from datetime import date, datetime
@@ -80,9 +81,7 @@ class ConsentEvent(Base):
     __tablename__ = "consent_events"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    subscriber_id: Mapped[int] = mapped_column(
-        ForeignKey("subscribers.id", ondelete="CASCADE"), index=True
-    )
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"), index=True)
     # subscribed, confirmed, changed, paused, resumed, unsubscribed, erased, imported, revoked
     kind: Mapped[str] = mapped_column(String(30))
     source: Mapped[str] = mapped_column(String(30))  # form, link, one-click, import, admin

@@ -4,6 +4,7 @@
 The "no topic chosen" rule lives here: no topics means only the items of the partners
 followed; neither a topic nor a partner is refused. Nothing here writes.
 """
+
 from __future__ import annotations
 
 import re
@@ -18,8 +19,10 @@ from mailer.validation import InvalidInput, clean_text
 from subscribers.models import ORGANISATION_TYPES
 
 NO_CHOICE_MESSAGE = "Choose at least one topic or partner."
-NO_TOPIC_RULE = ("If you choose no topics, you receive only items from the partners you follow. "
-                 "Choose at least one topic or partner.")
+NO_TOPIC_RULE = (
+    "If you choose no topics, you receive only items from the partners you follow. "
+    "Choose at least one topic or partner."
+)
 MAX_PAUSE_DAYS = 366
 ORGANISATION_TYPE_VALUES = frozenset(v for v, _ in ORGANISATION_TYPES)
 # NHS ODS codes: a GP practice is a letter and five digits (A81001); other organisations
@@ -42,9 +45,12 @@ def clean_practice_code(value: str | None, organisation_type: str) -> str:
         return ""
     pattern = _GP_CODE if organisation_type == "gp_practice" else _ODS_CODE
     if not pattern.fullmatch(code):
-        raise InvalidInput("practice_code", "A GP practice code is a letter and five digits, like A81001."
-                           if organisation_type == "gp_practice"
-                           else "An organisation code is 3 to 6 letters and digits, like RW3.")
+        raise InvalidInput(
+            "practice_code",
+            "A GP practice code is a letter and five digits, like A81001."
+            if organisation_type == "gp_practice"
+            else "An organisation code is 3 to 6 letters and digits, like RW3.",
+        )
     return code
 
 
@@ -73,9 +79,7 @@ def validate_choices(
     topic_ids, partner_ids = set(topic_ids), set(partner_ids)
     topics = list(session.scalars(select(Topic).where(Topic.id.in_(topic_ids)))) if topic_ids else []
     partners = (
-        list(session.scalars(select(Partner).where(Partner.id.in_(partner_ids), Partner.active)))
-        if partner_ids
-        else []
+        list(session.scalars(select(Partner).where(Partner.id.in_(partner_ids), Partner.active))) if partner_ids else []
     )
     if len(topics) != len(topic_ids):
         raise InvalidInput("topics", "One of the topics chosen does not exist.")
@@ -97,8 +101,10 @@ def validate_choices(
 def request_data(choices: Choices) -> dict:
     """``choices`` as JSON-ready data, to keep as a subscriber's pending request."""
     return {
-        "name": choices.name, "organisation": choices.organisation,
-        "organisation_type": choices.organisation_type, "practice_code": choices.practice_code,
+        "name": choices.name,
+        "organisation": choices.organisation,
+        "organisation_type": choices.organisation_type,
+        "practice_code": choices.practice_code,
         "topics": sorted(t.id for t in choices.topics),
         "partners": sorted(p.id for p in choices.partners),
     }
@@ -113,10 +119,12 @@ def choices_from_request(session: Session, data: dict) -> Choices:
     topic_ids = [i for i in data.get("topics", []) if isinstance(i, int)]
     partner_ids = [i for i in data.get("partners", []) if isinstance(i, int)]
     topics = list(session.scalars(select(Topic).where(Topic.id.in_(topic_ids)))) if topic_ids else []
-    partners = (list(session.scalars(select(Partner).where(Partner.id.in_(partner_ids), Partner.active)))
-                if partner_ids else [])
+    partners = (
+        list(session.scalars(select(Partner).where(Partner.id.in_(partner_ids), Partner.active))) if partner_ids else []
+    )
     return Choices(
-        name=str(data.get("name", "")), organisation=str(data.get("organisation", "")),
+        name=str(data.get("name", "")),
+        organisation=str(data.get("organisation", "")),
         topics=sorted(topics, key=lambda t: (t.position, t.id)),
         partners=sorted(partners, key=lambda p: p.name),
         organisation_type=str(data.get("organisation_type", "")),

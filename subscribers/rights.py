@@ -1,4 +1,5 @@
 """Self-service data rights: a copy of everything we hold on a person, and erasure."""
+
 from __future__ import annotations
 
 from sqlalchemy import select, update
@@ -18,9 +19,14 @@ def _pending(session: Session, sub: Subscriber) -> dict | None:
     requested = pending_choices(session, sub)
     if requested is None:
         return None
-    return {"name": requested.name, "organisation": requested.organisation,
-            "organisation_type": requested.organisation_type, "practice_code": requested.practice_code,
-            "topics": [t.name for t in requested.topics], "partners": [p.name for p in requested.partners]}
+    return {
+        "name": requested.name,
+        "organisation": requested.organisation,
+        "organisation_type": requested.organisation_type,
+        "practice_code": requested.practice_code,
+        "topics": [t.name for t in requested.topics],
+        "partners": [p.name for p in requested.partners],
+    }
 
 
 def export_data(session: Session, sub: Subscriber, deliveries: list[dict]) -> dict:
@@ -30,16 +36,23 @@ def export_data(session: Session, sub: Subscriber, deliveries: list[dict]) -> di
     (:func:`mailer.delivery.history.deliveries_of`): subscribers sit below delivery, so the
     caller brings it.
     """
-    events = session.scalars(select(ConsentEvent).where(ConsentEvent.subscriber_id == sub.id)
-                             .order_by(ConsentEvent.at, ConsentEvent.id))
+    events = session.scalars(
+        select(ConsentEvent).where(ConsentEvent.subscriber_id == sub.id).order_by(ConsentEvent.at, ConsentEvent.id)
+    )
     return {
         "exported_at": utcnow().isoformat(),
         "profile": {
-            "email": sub.email, "name": sub.name, "organisation": sub.organisation,
-            "organisation_type": sub.organisation_type, "practice_code": sub.practice_code,
-            "status": sub.status, "consent_basis": sub.consent_basis,
-            "created_at": _iso(sub.created_at), "confirmed_at": _iso(sub.confirmed_at),
-            "unsubscribed_at": _iso(sub.unsubscribed_at), "paused_until": _iso(sub.paused_until),
+            "email": sub.email,
+            "name": sub.name,
+            "organisation": sub.organisation,
+            "organisation_type": sub.organisation_type,
+            "practice_code": sub.practice_code,
+            "status": sub.status,
+            "consent_basis": sub.consent_basis,
+            "created_at": _iso(sub.created_at),
+            "confirmed_at": _iso(sub.confirmed_at),
+            "unsubscribed_at": _iso(sub.unsubscribed_at),
+            "paused_until": _iso(sub.paused_until),
         },
         "choices": {
             "topics": [t.name for t in sub.topics],
@@ -48,8 +61,14 @@ def export_data(session: Session, sub: Subscriber, deliveries: list[dict]) -> di
         # An unconfirmed subscribe request for this address, as it was typed.
         "pending_request": _pending(session, sub),
         "consent_ledger": [
-            {"at": _iso(e.at), "event": e.kind, "source": e.source,
-             "wording_version": e.wording_version, "ip": e.ip, "detail": e.detail}
+            {
+                "at": _iso(e.at),
+                "event": e.kind,
+                "source": e.source,
+                "wording_version": e.wording_version,
+                "ip": e.ip,
+                "detail": e.detail,
+            }
             for e in events
         ],
         "deliveries": list(deliveries),
@@ -70,6 +89,5 @@ def erase(session: Session, sub: Subscriber, *, source: str = "link") -> None:
     sub.topics, sub.partners, sub.pending_request = [], [], None
     sub.status, sub.paused_until = ERASED, None
     sub.token_version += 1
-    session.execute(update(ConsentEvent).where(ConsentEvent.subscriber_id == sub.id)
-                    .values(ip=None, detail=""))
+    session.execute(update(ConsentEvent).where(ConsentEvent.subscriber_id == sub.id).values(ip=None, detail=""))
     record(session, sub, "erased", source, None)

@@ -7,6 +7,7 @@ Functions take a ``Session`` and never commit. Each one that changes consent app
 The "no topic chosen" rule: a subscriber who chooses no topics receives only items from the
 partners they follow; choosing neither a topic nor a partner is refused.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -45,8 +46,7 @@ from subscribers.tokens import TokenError, Tokens
 CONSENT_WORDING_VERSION = "2026-11"
 
 
-def record(session: Session, subscriber: Subscriber, kind: str, source: str, ip: str | None,
-           detail: str = "") -> None:
+def record(session: Session, subscriber: Subscriber, kind: str, source: str, ip: str | None, detail: str = "") -> None:
     """Append one event to the consent ledger (never updated or deleted)."""
     session.add(
         ConsentEvent(
@@ -111,8 +111,10 @@ def subscriber_from_token(
     if sub is None or sub.status == "erased":
         raise TokenError("This subscription no longer exists.", "revoked")
     if sub.token_version != claims.version:
-        raise TokenError("This link has been replaced by a newer one. Use the link in your most "
-                         "recent email, or ask for a new one.", "revoked")
+        raise TokenError(
+            "This link has been replaced by a newer one. Use the link in your most recent email, or ask for a new one.",
+            "revoked",
+        )
     return sub
 
 
@@ -129,8 +131,7 @@ def confirm(session: Session, sub: Subscriber, *, ip: str | None = None) -> bool
     applied = apply_pending_request(session, sub)
     sub.status, sub.confirmed_at, sub.unsubscribed_at = CONFIRMED, utcnow(), None
     suppression.lift(session, sub.email)
-    record(session, sub, "confirmed", "link", ip,
-           detail="with the profile and choices requested" if applied else "")
+    record(session, sub, "confirmed", "link", ip, detail="with the profile and choices requested" if applied else "")
     return True
 
 
@@ -149,14 +150,24 @@ def apply_pending_request(session: Session, sub: Subscriber) -> bool:
     if requested is None:
         return False
     if not requested.topics and not requested.partners:
-        requested = Choices(requested.name, requested.organisation, list(sub.topics),
-                            list(sub.partners), requested.organisation_type, requested.practice_code)
+        requested = Choices(
+            requested.name,
+            requested.organisation,
+            list(sub.topics),
+            list(sub.partners),
+            requested.organisation_type,
+            requested.practice_code,
+        )
     _apply(sub, requested)
     return True
 
 
 def update_preferences(
-    session: Session, sub: Subscriber, choices: Choices, *, ip: str | None = None,
+    session: Session,
+    sub: Subscriber,
+    choices: Choices,
+    *,
+    ip: str | None = None,
     source: str = "link",
 ) -> None:
     """Replace the profile and choices; takes effect from the next edition.
@@ -166,12 +177,12 @@ def update_preferences(
     """
     _apply(sub, choices)
     sub.pending_request = None
-    record(session, sub, "changed", source, ip,
-           detail=f"topics={len(choices.topics)} partners={len(choices.partners)}")
+    record(session, sub, "changed", source, ip, detail=f"topics={len(choices.topics)} partners={len(choices.partners)}")
 
 
-def pause(session: Session, sub: Subscriber, until: date, *, today: date,
-          ip: str | None = None, source: str = "link") -> None:
+def pause(
+    session: Session, sub: Subscriber, until: date, *, today: date, ip: str | None = None, source: str = "link"
+) -> None:
     """No digests before ``until`` (which must be after ``today``, within a year)."""
     if until <= today:
         raise InvalidInput("until", "Choose a date after today.")
@@ -225,8 +236,7 @@ def resubscribe(session: Session, sub: Subscriber, *, ip: str | None = None) -> 
     record(session, sub, "subscribed", "link", ip, detail="re-subscribed from the preferences page")
 
 
-def revoke_links(session: Session, sub: Subscriber, *, source: str = "link",
-                 ip: str | None = None) -> None:
+def revoke_links(session: Session, sub: Subscriber, *, source: str = "link", ip: str | None = None) -> None:
     """Make every link already sent to ``sub`` stop working (a new version is issued)."""
     sub.token_version += 1
     record(session, sub, "revoked", source, ip, detail="all earlier links revoked")
@@ -259,8 +269,7 @@ class Recipient:
     partner_ids: frozenset[int]
 
 
-def recipients(session: Session, ids: Sequence[int] | None = None, *,
-               today: date | None = None) -> list[Recipient]:
+def recipients(session: Session, ids: Sequence[int] | None = None, *, today: date | None = None) -> list[Recipient]:
     """Subscribers who receive digests now (all, or those in ``ids``) with their choices.
 
     That is: confirmed, not paused on ``today`` (default: the UTC date), and not on the
@@ -268,7 +277,8 @@ def recipients(session: Session, ids: Sequence[int] | None = None, *,
     """
     today = today or utcnow().date()
     q = select(Subscriber.id, Subscriber.email, Subscriber.name, Subscriber.token_version).where(
-        or_(Subscriber.paused_until.is_(None), Subscriber.paused_until <= today))
+        or_(Subscriber.paused_until.is_(None), Subscriber.paused_until <= today)
+    )
     if ids is None:
         q = q.where(Subscriber.status == CONFIRMED)
     else:

@@ -12,6 +12,7 @@ made under an older ``SECRET_KEY`` (now in ``SECRET_KEY_FALLBACKS``) still count
 from before migration ``7_keyed_suppression`` whose address was not known then still hold
 the old unkeyed hash; it matches too, and an entry is re-keyed when its address comes by.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -42,8 +43,10 @@ def session_keys(session: Session) -> tuple[bytes, ...]:
     """The suppression keys this session was opened with, newest first."""
     keys = session.info.get("suppression_keys")
     if not keys:
-        raise RuntimeError("this session carries no suppression keys: open it from a Database "
-                           "built by mailer.runtime (or pass info={'suppression_keys': ...})")
+        raise RuntimeError(
+            "this session carries no suppression keys: open it from a Database "
+            "built by mailer.runtime (or pass info={'suppression_keys': ...})"
+        )
     return keys
 
 
@@ -108,8 +111,7 @@ class SuppressedSet:
     def __contains__(self, address: str) -> bool:
         if not self._hashes:
             return False
-        return (any(email_hash(address, k) in self._hashes for k in self._keys)
-                or email_hash(address) in self._hashes)
+        return any(email_hash(address, k) in self._hashes for k in self._keys) or email_hash(address) in self._hashes
 
 
 def suppressed_among(session: Session, addresses: Iterable[str]) -> set[str]:

@@ -12,6 +12,7 @@ expire, because an old digest's unsubscribe link must always work.
 :class:`Tokens` is the one place that signs links: subscribers' links and editors' preview
 links (``mailer.digest.preview``) alike.
 """
+
 from __future__ import annotations
 
 import hmac
@@ -84,8 +85,7 @@ class Tokens:
     view), so it is fast; :meth:`read` and the preview links use itsdangerous as it is.
     """
 
-    def __init__(self, secret_key: str, fallbacks: tuple[str, ...] = (),
-                 clock: Callable[[], float] | None = None):
+    def __init__(self, secret_key: str, fallbacks: tuple[str, ...] = (), clock: Callable[[], float] | None = None):
         """``clock`` (seconds since the epoch) stands in for the time in tests."""
         # itsdangerous signs with the last key and verifies with any of them.
         self._keys = [*fallbacks, secret_key]
@@ -133,7 +133,9 @@ class Tokens:
             if other:
                 raise TokenError(
                     f"This is a link to {PURPOSE_NAMES[other]}, not to {PURPOSE_NAMES[purpose]}. "
-                    "Use the matching link from your email.", "wrong-purpose") from None
+                    "Use the matching link from your email.",
+                    "wrong-purpose",
+                ) from None
             raise TokenError("This link is not valid. It may have been copied incompletely.") from None
         if (
             not isinstance(data, list)
@@ -157,8 +159,12 @@ class Tokens:
             raise TokenError("This link has expired.", "expired") from None
         except BadSignature:
             raise TokenError("This link is not valid.") from None
-        if not (isinstance(data, list) and len(data) == 4 and data[0] == "preview"
-                and all(isinstance(x, int) and not isinstance(x, bool) for x in data[1:3])):
+        if not (
+            isinstance(data, list)
+            and len(data) == 4
+            and data[0] == "preview"
+            and all(isinstance(x, int) and not isinstance(x, bool) for x in data[1:3])
+        ):
             raise TokenError("This link is not valid.")
         return PreviewClaims(edition_id=data[1], generation=data[2])
 

@@ -7,6 +7,7 @@ is set. Under ``CI=true`` a missing PostgreSQL or Redis fails the run instead of
 Each database is migrated once per session and served by one engine for the whole run;
 every test starts from empty tables.
 """
+
 from __future__ import annotations
 
 import os
@@ -55,7 +56,9 @@ def pytest_generate_tests(metafunc):
     metafunc.parametrize(
         "database_url",
         [pytest.param(n, marks=pytest.mark.postgres) if n == "postgresql" else n for n in names],
-        indirect=True, scope="session")
+        indirect=True,
+        scope="session",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -178,10 +181,10 @@ def dkim_key(tmp_path_factory) -> tuple[str, bytes]:
     import subprocess
 
     key = tmp_path_factory.mktemp("dkim") / "dkim.pem"
-    subprocess.run(["openssl", "genrsa", "-traditional", "-out", str(key), "2048"], check=True,
-                   capture_output=True)
-    der = subprocess.run(["openssl", "rsa", "-in", str(key), "-pubout", "-outform", "DER"],
-                         check=True, capture_output=True).stdout
+    subprocess.run(["openssl", "genrsa", "-traditional", "-out", str(key), "2048"], check=True, capture_output=True)
+    der = subprocess.run(
+        ["openssl", "rsa", "-in", str(key), "-pubout", "-outform", "DER"], check=True, capture_output=True
+    ).stdout
     return str(key), base64.b64encode(der)
 
 
@@ -192,9 +195,28 @@ def tls_cert(tmp_path_factory) -> tuple[str, str]:
 
     d = tmp_path_factory.mktemp("tls")
     cert, key = d / "cert.pem", d / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
-                    "-out", str(cert), "-days", "1", "-subj", "/CN=relay.test",
-                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=relay.test",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
     return str(cert), str(key)
 
 
@@ -214,8 +236,14 @@ def links_in(message: bytes) -> list[str]:
 
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's; never `playwright install`
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
 """A small, known catalogue for digest tests: topics, partners, items and subscribers
 whose expected digests can be worked out by hand."""
+
 from __future__ import annotations
 
 from datetime import date
@@ -31,20 +32,32 @@ class World:
         self.partners[slug] = p
         return p
 
-    def item(self, key, partner, topics, *, kind="news", day=5, title=None, summary="A summary.",
-             status=APPROVED, month=12):
-        it = Item(partner_id=self.partners[partner].id, kind=kind, title=title or f"Item {key}",
-                  summary=summary, link=f"https://{partner}.example.org/{key}", status=status,
-                  dated=date(2026, month, day), topics=[self.topics[t] for t in topics])
+    def item(
+        self, key, partner, topics, *, kind="news", day=5, title=None, summary="A summary.", status=APPROVED, month=12
+    ):
+        it = Item(
+            partner_id=self.partners[partner].id,
+            kind=kind,
+            title=title or f"Item {key}",
+            summary=summary,
+            link=f"https://{partner}.example.org/{key}",
+            status=status,
+            dated=date(2026, month, day),
+            topics=[self.topics[t] for t in topics],
+        )
         self.s.add(it)
         self.s.flush()
         self.items[key] = it
         return it
 
     def subscriber(self, email, topics=(), partners=(), *, name="", status=CONFIRMED):
-        sub = Subscriber(email=email, name=name, status=status,
-                         topics=[self.topics[t] for t in topics],
-                         partners=[self.partners[p] for p in partners])
+        sub = Subscriber(
+            email=email,
+            name=name,
+            status=status,
+            topics=[self.topics[t] for t in topics],
+            partners=[self.partners[p] for p in partners],
+        )
         self.s.add(sub)
         self.s.flush()
         return sub

@@ -1,5 +1,6 @@
 """Real servers on loopback for delivery tests: an SMTP relay (aiosmtpd) that can be slow,
 refuse some recipients or be switched off, `dramatiq` worker processes, a private Redis."""
+
 from __future__ import annotations
 
 import asyncio
@@ -32,10 +33,19 @@ class Relay:
     ESMTP PIPELINING, which aiosmtpd handles but does not advertise; ``smtputf8`` offers
     SMTPUTF8 (RFC 6531), so addresses with non-ASCII local parts are accepted."""
 
-    def __init__(self, port: int | None = None, *, delay: float = 0.0, refuse: tuple[str, ...] = (),
-                 pipelining: bool = False, tls: str | None = None, certs: tuple[str, str] | None = None,
-                 login: tuple[str, str] | None = None, defer: dict[str, int] | None = None,
-                 smtputf8: bool = False):
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        delay: float = 0.0,
+        refuse: tuple[str, ...] = (),
+        pipelining: bool = False,
+        tls: str | None = None,
+        certs: tuple[str, str] | None = None,
+        login: tuple[str, str] | None = None,
+        defer: dict[str, int] | None = None,
+        smtputf8: bool = False,
+    ):
         self.port = port or free_port()
         self.defer = dict(defer or {})  # address fragment -> how many times to answer 450
         self.tls, self.certs, self.login = tls, certs, login  # tls: "starttls" or "smtps"
@@ -111,8 +121,11 @@ class Relay:
     def parsed(self, recipient: str):
         """The messages for ``recipient``, parsed; headers read as UTF-8 (RFC 6532)."""
         with self._lock:
-            return [message_from_string(d.decode("utf-8"), policy=policy.default)
-                    for r, _, d in self.messages if r.lower() == recipient.lower()]
+            return [
+                message_from_string(d.decode("utf-8"), policy=policy.default)
+                for r, _, d in self.messages
+                if r.lower() == recipient.lower()
+            ]
 
 
 class Workers:
@@ -120,9 +133,22 @@ class Workers:
 
     def __init__(self, env: dict[str, str], processes: int = 1, threads: int = 2):
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "dramatiq", "mailer.worker", "--processes", str(processes),
-             "--threads", str(threads)],
-            cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "dramatiq",
+                "mailer.worker",
+                "--processes",
+                str(processes),
+                "--threads",
+                str(threads),
+            ],
+            cwd=ROOT,
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
         self.log: list[str] = []
         ready, deadline = 0, time.monotonic() + 60
         while ready < processes:
@@ -170,10 +196,24 @@ class PrivateRedis:
 
     def start(self) -> PrivateRedis:
         exe = shutil.which("redis-server")
-        self.proc = subprocess.Popen([exe, "--port", str(self.port), "--bind", "127.0.0.1",
-                                      "--dir", str(self.dir), "--appendonly", "yes",
-                                      "--appendfsync", "always", "--save", ""],
-                                     stdout=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            [
+                exe,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.dir),
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--save",
+                "",
+            ],
+            stdout=subprocess.DEVNULL,
+        )
         for _ in range(100):
             try:
                 socket.create_connection(("127.0.0.1", self.port), 0.2).close()

@@ -1,4 +1,5 @@
 """Request logs: the route of a token link is logged, never the token (mailer.web.access_log)."""
+
 from __future__ import annotations
 
 import os
@@ -13,10 +14,22 @@ from pathlib import Path
 import pytest
 
 TOKEN = "eyJzIjo3LCJ2IjoxfQ.Z2h0cQ.secret-part-of-the-link"
-PATHS = [f"/u/{TOKEN}", f"/manage/{TOKEN}/data", f"/confirm/{TOKEN}", f"/submit/{TOKEN}",
-         f"/view/2026-12/{TOKEN}", f"/preview/{TOKEN}/frame?subscriber=amina%40x.org"]
-ROUTES = ["/u/<token>", "/manage/<token>/data", "/confirm/<token>", "/submit/<token>",
-          "/view/2026-12/<token>", "/preview/<token>/frame"]
+PATHS = [
+    f"/u/{TOKEN}",
+    f"/manage/{TOKEN}/data",
+    f"/confirm/{TOKEN}",
+    f"/submit/{TOKEN}",
+    f"/view/2026-12/{TOKEN}",
+    f"/preview/{TOKEN}/frame?subscriber=amina%40x.org",
+]
+ROUTES = [
+    "/u/<token>",
+    "/manage/<token>/data",
+    "/confirm/<token>",
+    "/submit/<token>",
+    "/view/2026-12/<token>",
+    "/preview/<token>/frame",
+]
 
 
 def _get(url: str) -> None:
@@ -42,14 +55,33 @@ def test_gunicorn_access_log_records_routes_not_tokens(settings, tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     access = tmp_path / "access.log"
-    env = {**os.environ, "MAILER_ENV": "test", "DATABASE_URL": settings.database_url,
-           "SECRET_KEY": settings.secret_key, "VAR_DIR": str(tmp_path / "var"),
-           "BASE_URL": f"http://127.0.0.1:{port}", "OUTBOX_DIR": str(tmp_path / "outbox")}
+    env = {
+        **os.environ,
+        "MAILER_ENV": "test",
+        "DATABASE_URL": settings.database_url,
+        "SECRET_KEY": settings.secret_key,
+        "VAR_DIR": str(tmp_path / "var"),
+        "BASE_URL": f"http://127.0.0.1:{port}",
+        "OUTBOX_DIR": str(tmp_path / "outbox"),
+    }
     env.pop("REDIS_URL", None)
     root = Path(__file__).resolve().parent.parent
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "gunicorn"), "-b", f"127.0.0.1:{port}",
-                             "-w", "1", "--access-logfile", str(access), "wsgi:app"],
-                            env=env, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "gunicorn"),
+            "-b",
+            f"127.0.0.1:{port}",
+            "-w",
+            "1",
+            "--access-logfile",
+            str(access),
+            "wsgi:app",
+        ],
+        env=env,
+        cwd=root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 30
         while True:

@@ -6,6 +6,7 @@ the application's environment, write a file, make a directory or boot the proces
 entry points do: ``wsgi.py``, ``mailer.worker``, the CLI, ``scheduler.main``); and every
 import inside a function says why in a comment, or moves to the top of its module.
 """
+
 from __future__ import annotations
 
 import ast
@@ -93,10 +94,20 @@ def test_importing_any_module_reads_no_setting_writes_no_file_and_boots_nothing(
     assert {"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "VAR_DIR", "MAILER_ENV", "SMTP_URL"} <= app_vars
     cwd = tmp_path / "cwd"
     cwd.mkdir()
-    clean = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(ROOT),
-             "PYTHONDONTWRITEBYTECODE": "1", "HOME": str(cwd)}
-    proc = subprocess.run([sys.executable, "-c", PROBE, ",".join(ENTRY_POINTS)], cwd=cwd, env=clean,
-                          capture_output=True, text=True, timeout=120)
+    clean = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PYTHONPATH": str(ROOT),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "HOME": str(cwd),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE, ",".join(ENTRY_POINTS)],
+        cwd=cwd,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -105,8 +116,16 @@ def test_importing_any_module_reads_no_setting_writes_no_file_and_boots_nothing(
     assert read == [], "importing read the application's environment"
     assert not report["booted"], "importing booted the process"
     assert list(cwd.iterdir()) == []
-    assert {"mailer.app", "mailer.web.subscribers", "mailer.actors", "mailer.queue", "mailer.cli",
-            "subscribers.service", "scheduler"} <= set(report["modules"])  # the walk found them
+    assert {
+        "mailer.app",
+        "mailer.web.subscribers",
+        "mailer.actors",
+        "mailer.queue",
+        "mailer.cli",
+        "subscribers.service",
+        "scheduler",
+    } <= set(report["modules"])  # the walk found them
+
 
 PACKAGES = ("mailer", "subscribers")
 # What a comment may hold besides the reason: linter switches are not reasons.
@@ -118,8 +137,7 @@ REVISIONS = ROOT / "mailer" / "migrations" / "versions"
 
 
 def _sources() -> list[Path]:
-    return sorted(p for package in PACKAGES for p in (ROOT / package).rglob("*.py")
-                  if REVISIONS not in p.parents)
+    return sorted(p for package in PACKAGES for p in (ROOT / package).rglob("*.py") if REVISIONS not in p.parents)
 
 
 def function_level_imports(source: str) -> list[tuple[int, int]]:
@@ -202,5 +220,7 @@ def test_every_function_level_import_says_why():
     for path in _sources():
         source = path.read_text(encoding="utf-8")
         missing += [f"{path.relative_to(ROOT)}:{line}" for line in unexplained_imports(source)]
-    assert not missing, ("Import at the top of the module, or say in a comment (same line or the "
-                         "line before) why this one waits for the call:\n  " + "\n  ".join(missing))
+    assert not missing, (
+        "Import at the top of the module, or say in a comment (same line or the "
+        "line before) why this one waits for the call:\n  " + "\n  ".join(missing)
+    )

@@ -1,5 +1,6 @@
 """`mailer bounces process`: DSN bounces and ARF complaints from a maildir, an mbox or
 stdin, matched to deliveries by their VERP return path."""
+
 from __future__ import annotations
 
 import mailbox
@@ -107,8 +108,11 @@ def test_bounces_and_complaints_from_maildir_mbox_and_stdin(app, rt, demo, queue
     with rt.db.transaction() as s:
         assert {e for e in (hard, complainer, soft) if is_suppressed(s, e)} == {hard, complainer}
         assert soft_bounce_count(s, soft) == 2
-        statuses = dict(s.execute(select(Subscriber.email, Delivery.status)
-                                  .join(Delivery, Delivery.subscriber_id == Subscriber.id)).all())
+        statuses = dict(
+            s.execute(
+                select(Subscriber.email, Delivery.status).join(Delivery, Delivery.subscriber_id == Subscriber.id)
+            ).all()
+        )
         assert statuses[next(e for e in statuses if e.lower() == hard)] == "bounced"
         sub = s.scalar(select(Subscriber).where(Subscriber.email.ilike(complainer)))
         assert sub.status == "unsubscribed"
@@ -125,9 +129,18 @@ def test_bounces_and_complaints_from_maildir_mbox_and_stdin(app, rt, demo, queue
     from mailer.content.models import Item, Partner, Topic
 
     with rt.db.transaction() as s:
-        s.add(Item(partner_id=s.scalars(select(Partner)).first().id, kind="news", title="More",
-                   summary="More.", link="https://example.org/m", status="approved",
-                   dated=date(2099, 2, 2), topics=list(s.scalars(select(Topic)))))
+        s.add(
+            Item(
+                partner_id=s.scalars(select(Partner)).first().id,
+                kind="news",
+                title="More",
+                summary="More.",
+                link="https://example.org/m",
+                status="approved",
+                dated=date(2099, 2, 2),
+                topics=list(s.scalars(select(Topic))),
+            )
+        )
     transport.messages.clear()
     assert runner.invoke(main, ["edition", "build", "--period", "2099-02"]).exit_code == 0
     assert runner.invoke(main, ["edition", "send", "2099-02", "--wait"]).exit_code == 0
@@ -149,29 +162,44 @@ def test_bounces_of_transactional_mail_are_matched_and_suppress_the_address(app,
         s.add(pending)
         partner = s.scalars(select(Partner)).first()
         partner.contact_email = "gone@partner.example"  # notices go to the registered contact only
-        item = submit_item(s, partner, ItemDraft(
-            title="Clinic", summary="s", link="https://example.org/c", kind="news",
-            topic_ids=[s.scalars(select(Topic)).first().id], contact_email="gone@partner.example"),
-            today=date.today())
+        item = submit_item(
+            s,
+            partner,
+            ItemDraft(
+                title="Clinic",
+                summary="s",
+                link="https://example.org/c",
+                kind="news",
+                topic_ids=[s.scalars(select(Topic)).first().id],
+                contact_email="gone@partner.example",
+            ),
+            today=date.today(),
+        )
         s.flush()
         pending_id, item_id = pending.id, item.id
     send_transactional("confirm", pending_id)
     send_partner_notice("receipt", item_id)
     runner = app.test_cli_runner()
     assert runner.invoke(main, ["edition", "build", "--period", PERIOD]).exit_code == 0
-    assert runner.invoke(main, ["edition", "test-send", PERIOD, "--to", "old-editor@campaign.example",
-                                "--topic", "heart-health"]).exit_code == 0, "test send"
+    assert (
+        runner.invoke(
+            main, ["edition", "test-send", PERIOD, "--to", "old-editor@campaign.example", "--topic", "heart-health"]
+        ).exit_code
+        == 0
+    ), "test send"
     verp = {m.recipient: m.sender for m in transport.messages}
     assert len(set(verp.values())) == 3 and "digest@ertg.example.org" not in verp.values()
 
     reports = b"".join(  # one mbox of three hard bounces and a forgery
-        b"From MAILER-DAEMON Thu Jan  1 00:00:00 2026\n" + m.replace(b"\r\n", b"\n") + b"\n" for m in [
+        b"From MAILER-DAEMON Thu Jan  1 00:00:00 2026\n" + m.replace(b"\r\n", b"\n") + b"\n"
+        for m in [
             dsn(verp["typo@nhs.example"], "typo@nhs.example", "failed", "5.1.1"),
             dsn(verp["gone@partner.example"], "gone@partner.example", "failed", "5.1.1"),
             dsn(verp["old-editor@campaign.example"], "old-editor@campaign.example", "failed", "5.1.1"),
             # The test send's return path is bound to its recipient: it cannot suppress another.
             dsn(verp["old-editor@campaign.example"], "victim@nhs.example", "failed", "5.1.1"),
-        ])
+        ]
+    )
     result = runner.invoke(main, ["bounces", "process", "-"], input=reports)
     assert result.exit_code == 0, result.output
     assert "hard bounces 3, soft bounces 0, complaints 0, unmatched 1; suppressed 3" in result.output

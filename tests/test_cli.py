@@ -1,5 +1,6 @@
 """Operator commands: clear errors that change nothing, and a command tree that matches
 README's command table."""
+
 from __future__ import annotations
 
 import re
@@ -67,35 +68,68 @@ def test_items_show_and_partners_list_never_print_terminal_escapes(app, session,
 def test_partner_commands_from_add_to_revoked_token(app, client, demo):
     """partners add/edit/list, the submission link and API tokens, then items list/edit on
     an item the new partner posted through the API."""
+
     def run(*args):
         result = app.test_cli_runner().invoke(main, list(args))
         return result.exit_code, result.output
 
-    code, out = run("partners", "add", "acme-trust", "--name", "Acme Trust", "--trusted",
-                    "--contact-email", "comms@acme.example.org")
+    code, out = run(
+        "partners",
+        "add",
+        "acme-trust",
+        "--name",
+        "Acme Trust",
+        "--trusted",
+        "--contact-email",
+        "comms@acme.example.org",
+    )
     assert code == 0 and out.startswith("Added acme-trust. Submission link (shown once): ")
     form = out.strip().split("digest.example.org", 1)[1]
     assert "Acme Trust" in client.get(form).text
     code, out = run("partners", "add", "acme-trust", "--name", "Someone else")
     assert code == 1 and "already exists" in out
     assert run("partners", "edit", "acme-trust", "--not-trusted", "--website", "https://acme.example.org") == (
-        0, "Updated acme-trust.\n")
+        0,
+        "Updated acme-trust.\n",
+    )
     line = next(x for x in run("partners", "list")[1].splitlines() if x.startswith("acme-trust"))
     assert line.split()[1:] == ["-", "no", "feed"]
 
     code, out = run("partners", "token", "issue", "acme-trust", "--label", "newsroom")
     token_id, secret = int(out.split()[1]), out.strip().splitlines()[-1]
     assert code == 0 and secret.startswith("ertg_")
-    resp = client.post("/api/v1/items", headers={"Authorization": f"Bearer {secret}"}, json={
-        "kind": "news", "title": "Acme launches a helpline", "summary": "Open every evening.",
-        "link": "https://acme.example.org/helpline", "topics": ["mental-health"]})
+    resp = client.post(
+        "/api/v1/items",
+        headers={"Authorization": f"Bearer {secret}"},
+        json={
+            "kind": "news",
+            "title": "Acme launches a helpline",
+            "summary": "Open every evening.",
+            "link": "https://acme.example.org/helpline",
+            "topics": ["mental-health"],
+        },
+    )
     assert resp.status_code == 201, resp.text
     item_id = resp.json["id"]
     assert f"{item_id:5}  submitted  " in run("items", "list", "--status", "submitted")[1]
     assert "Acme launches" not in run("items", "list", "--status", "approved")[1]
     assert run("items", "edit", str(item_id), "--topic", "no-such-topic") == (1, "Error: No topic 'no-such-topic'.\n")
-    assert run("items", "edit", str(item_id), "--topic", "heart-health", "--topic", "policy",
-               "--body", "Line one\\nline two", "--note", "broader")[0] == 0
+    assert (
+        run(
+            "items",
+            "edit",
+            str(item_id),
+            "--topic",
+            "heart-health",
+            "--topic",
+            "policy",
+            "--body",
+            "Line one\\nline two",
+            "--note",
+            "broader",
+        )[0]
+        == 0
+    )
     code, out = run("items", "show", str(item_id))
     assert "  topics   heart-health, policy" in out and "  body     Line one\nline two" in out
     assert run("items", "show", "99999") == (1, "Error: There is no item 99999.\n")
@@ -142,15 +176,17 @@ def _help_tree(invoke) -> dict[tuple[str, ...], list[frozenset[str]]]:
         result = invoke([*path, "--help"])
         assert result.exit_code == 0, (path, result.output)
         # An entry starts two spaces in; its wrapped help text is indented further.
-        names = [m.group(1) for line in _section(result.output, "Commands")
-                 if (m := re.match(r"^  (\S+)", line))]
+        names = [m.group(1) for line in _section(result.output, "Commands") if (m := re.match(r"^  (\S+)", line))]
         if names:
             for name in names:
                 if not (path == () and name in FLASK_BUILTINS):
                     walk((*path, name))
             return
-        options = [frozenset(_OPTION.findall(re.split(r"\s{2,}", line.strip())[0]))
-                   for line in _section(result.output, "Options") if line.startswith("  -")]
+        options = [
+            frozenset(_OPTION.findall(re.split(r"\s{2,}", line.strip())[0]))
+            for line in _section(result.output, "Options")
+            if line.startswith("  -")
+        ]
         tree[path] = [o for o in options if o != {"--help"}]
 
     walk(())
@@ -176,24 +212,29 @@ def _readme_tree(text: str) -> dict[tuple[str, ...], set[str]]:
                     break
                 path += (word,)
             assert path not in tree, f"README lists `mailer {' '.join(path)}` twice"
-            tree[path] = set(_OPTION.findall(" ".join(words[1 + len(path):])))
+            tree[path] = set(_OPTION.findall(" ".join(words[1 + len(path) :])))
     return tree
 
 
 def _drift(actual, documented) -> list[str]:
     """Where the commands and README's table disagree, one line per disagreement."""
+
     def name(path):
         return "mailer " + " ".join(path)
 
     problems = [f"missing from README: {name(p)}" for p in sorted(actual.keys() - documented.keys())]
-    problems += [f"in README but no such command: {name(p)}"
-                 for p in sorted(documented.keys() - actual.keys())]
+    problems += [f"in README but no such command: {name(p)}" for p in sorted(documented.keys() - actual.keys())]
     for path in sorted(actual.keys() & documented.keys()):
         options, mentioned = actual[path], documented[path]
-        problems += [f"README gives {name(path)} an option it does not have: {o}"
-                     for o in sorted(mentioned - set().union(*options))]
-        problems += [f"README leaves out an option of {name(path)}: {' / '.join(sorted(o))}"
-                     for o in options if not o & mentioned]
+        problems += [
+            f"README gives {name(path)} an option it does not have: {o}"
+            for o in sorted(mentioned - set().union(*options))
+        ]
+        problems += [
+            f"README leaves out an option of {name(path)}: {' / '.join(sorted(o))}"
+            for o in options
+            if not o & mentioned
+        ]
     return problems
 
 
@@ -209,15 +250,27 @@ def test_readme_command_table_lists_every_command_and_option(command_tree):
     assert _drift(command_tree, _readme_tree(README.read_text(encoding="utf-8"))) == []
 
 
-@pytest.mark.parametrize("before, after, problem", [
-    ("| `mailer feeds poll [SLUG]` |", "| poll feeds |", "missing from README: mailer feeds poll"),
-    ("`mailer partners list`", "`mailer partners list` / `mailer partners purge`",
-     "in README but no such command: mailer partners purge"),
-    ("`mailer partners list`", "`mailer partners list [--colour]`",
-     "README gives mailer partners list an option it does not have: --colour"),
-    ("`mailer edition send YYYY-MM [--wait] [--timeout SECONDS]`", "`mailer edition send YYYY-MM [--wait]`",
-     "README leaves out an option of mailer edition send: --timeout"),
-])
+@pytest.mark.parametrize(
+    "before, after, problem",
+    [
+        ("| `mailer feeds poll [SLUG]` |", "| poll feeds |", "missing from README: mailer feeds poll"),
+        (
+            "`mailer partners list`",
+            "`mailer partners list` / `mailer partners purge`",
+            "in README but no such command: mailer partners purge",
+        ),
+        (
+            "`mailer partners list`",
+            "`mailer partners list [--colour]`",
+            "README gives mailer partners list an option it does not have: --colour",
+        ),
+        (
+            "`mailer edition send YYYY-MM [--wait] [--timeout SECONDS]`",
+            "`mailer edition send YYYY-MM [--wait]`",
+            "README leaves out an option of mailer edition send: --timeout",
+        ),
+    ],
+)
 def test_the_readme_check_notices_drift(command_tree, before, after, problem):
     text = README.read_text(encoding="utf-8")
     assert before in text

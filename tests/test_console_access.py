@@ -1,6 +1,7 @@
 """The editors' console under /admin: who may see which page, logging in with two
 factors, throttling, expiring sessions, the audit trail of staff actions, and the
 security headers of console and public pages."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -27,6 +28,7 @@ PAGES = {"/admin/": DASHBOARD, "/admin/audit": AUDIT_VIEW, "/admin/staff": STAFF
 @pytest.fixture
 def clock(app):
     """The console's clock, starting 5 s into a TOTP step; tests move ``clock.t``."""
+
     class Clock:
         t = (int(time.time()) // 30) * 30 + 5.0
 
@@ -58,8 +60,10 @@ def code(user, t):
 
 def post_login(client, username, password=PASSWORD, next_=None):
     page = client.get("/admin/login")
-    return client.post("/admin/login" + (f"?next={next_}" if next_ else ""),
-                       data={"csrf_token": csrf_token(page.text), "username": username, "password": password})
+    return client.post(
+        "/admin/login" + (f"?next={next_}" if next_ else ""),
+        data={"csrf_token": csrf_token(page.text), "username": username, "password": password},
+    )
 
 
 def post_code(client, value):
@@ -84,6 +88,7 @@ def actions(session, **filters):
 
 
 # --- who may open what ------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("path", [*PAGES, "/admin/two-factor"])
 def test_a_logged_out_visitor_is_sent_to_the_login_page(client, path):
@@ -135,13 +140,17 @@ def test_every_console_view_checks_a_permission_or_is_a_login_step(app):
             view = app.view_functions[rule.endpoint]
             if not (getattr(view, "console_permission", None) or getattr(view, "console_public", False)):
                 unguarded.append(rule.rule)
-    public = sorted(r.rule for r in app.url_map.iter_rules() if r.endpoint.startswith("console.")
-                    and getattr(app.view_functions[r.endpoint], "console_public", False))
+    public = sorted(
+        r.rule
+        for r in app.url_map.iter_rules()
+        if r.endpoint.startswith("console.") and getattr(app.view_functions[r.endpoint], "console_public", False)
+    )
     assert unguarded == []
     assert public == ["/admin/login", "/admin/login/code", "/admin/logout"]
 
 
 # --- logging in -------------------------------------------------------------------------
+
 
 def test_log_in_with_password_then_code_is_audited_with_the_client_address(app, client, staff, clock, session):
     r = post_login(client, "Editor", next_="/admin/audit")  # any case of the name
@@ -158,13 +167,18 @@ def test_log_in_with_password_then_code_is_audited_with_the_client_address(app, 
 def test_wrong_password_unknown_name_and_disabled_account_get_the_same_answer(client, staff, session):
     staff["viewer"].disabled = True
     session.commit()
-    answers = [post_login(client, name, password) for name, password in
-               (("editor", "not the password"), ("nobody", PASSWORD), ("viewer", PASSWORD))]
+    answers = [
+        post_login(client, name, password)
+        for name, password in (("editor", "not the password"), ("nobody", PASSWORD), ("viewer", PASSWORD))
+    ]
     assert {r.status_code for r in answers} == {401}
     assert {staff_login.FAILED in r.text for r in answers} == {True}
     assert client.get("/admin/").status_code == 302
-    assert actions(session, action="login") == [("editor", "login.failed"), ("nobody", "login.failed"),
-                                ("viewer", "login.failed")]
+    assert actions(session, action="login") == [
+        ("editor", "login.failed"),
+        ("nobody", "login.failed"),
+        ("viewer", "login.failed"),
+    ]
 
 
 def test_a_login_form_without_its_csrf_token_is_refused(client, staff, session):
@@ -240,6 +254,7 @@ def test_the_code_step_expires_after_five_minutes(client, staff, clock):
 
 # --- enrolling two-factor ---------------------------------------------------------------
 
+
 def test_an_editor_without_two_factor_must_enrol_and_sees_recovery_codes_once(app, client, staff, clock, session):
     staff["editor"].totp_secret = None
     session.commit()
@@ -271,6 +286,7 @@ def test_a_viewer_may_use_the_console_without_two_factor(app, client, staff):
 
 
 # --- sessions ---------------------------------------------------------------------------
+
 
 def test_a_session_ends_after_the_idle_timeout(app, client, staff, clock, settings):
     log_in(client, staff["viewer"], clock)
@@ -309,13 +325,16 @@ def test_logging_out_ends_the_session_and_is_audited(client, staff, clock, sessi
 
 # --- staff accounts on the web ----------------------------------------------------------
 
+
 def test_an_admin_creates_resets_and_disables_accounts_and_each_change_is_audited(app, staff, clock, session):
     admin = app.test_client()
     log_in(admin, staff["admin"], clock)
     token = csrf_token(admin.get("/admin/staff").text)
     r = admin.post("/admin/staff", data={"csrf_token": token, "username": "Noor", "role": "moderator"})
     assert r.status_code == 200
-    password = re.search(r"The password for <strong>noor</strong> is <code class=\"secret\">([^<]+)</code>", r.text).group(1)
+    password = re.search(
+        r"The password for <strong>noor</strong> is <code class=\"secret\">([^<]+)</code>", r.text
+    ).group(1)
     r = admin.post("/admin/staff", data={"csrf_token": token, "username": "noor", "role": "viewer"})
     assert r.status_code == 400 and "already exists" in r.text
     noor = app.test_client()
@@ -344,6 +363,7 @@ def test_an_admin_creates_resets_and_disables_accounts_and_each_change_is_audite
 
 # --- the audit log page -----------------------------------------------------------------
 
+
 def test_the_audit_page_filters_pages_and_shows_hostile_names_as_text(app, client, staff, clock, session):
     post_login(app.test_client(), "<script>alert(1)</script>", "wrong password!")
     for i in range(60):
@@ -363,6 +383,7 @@ def test_the_audit_page_filters_pages_and_shows_hostile_names_as_text(app, clien
 
 
 # --- headers ----------------------------------------------------------------------------
+
 
 def _console_pages(app, staff, clock):
     client = app.test_client()
@@ -394,8 +415,10 @@ def test_console_pages_carry_a_strict_policy_and_no_inline_script_or_style(app, 
 def test_public_pages_deny_framing_and_send_hsts_over_https(client):
     r = client.get("/")
     assert "frame-ancestors 'none'" in r.headers["Content-Security-Policy"]
-    assert "'unsafe-inline'" not in r.headers["Content-Security-Policy"].split("script-src")[-1] or \
-        "script-src" not in r.headers["Content-Security-Policy"]
+    assert (
+        "'unsafe-inline'" not in r.headers["Content-Security-Policy"].split("script-src")[-1]
+        or "script-src" not in r.headers["Content-Security-Policy"]
+    )
     assert r.headers["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains"
     assert r.headers["X-Frame-Options"] == "DENY" and r.headers["Referrer-Policy"] == "no-referrer"
 

@@ -1,6 +1,7 @@
 """The counter store (mailer.counters): request limits and delivery counters, in memory and
 in Redis, and the send rate limiter (mailer.delivery.limits) on top of it. Clocks are
 injected, so nothing here waits for a window to end."""
+
 from __future__ import annotations
 
 import time
@@ -116,8 +117,13 @@ def test_rate_limiter_keeps_to_the_rate_by_waiting_for_the_next_window():
 
 def test_rate_limiter_applies_a_domain_rate_besides_the_overall_one():
     now = [0.0]
-    limiter = RateLimiter(MemoryCounters(), 100, {"nhs.example": 2}.get, clock=lambda: now[0],
-                          sleep=lambda s: now.__setitem__(0, now[0] + s))
+    limiter = RateLimiter(
+        MemoryCounters(),
+        100,
+        {"nhs.example": 2}.get,
+        clock=lambda: now[0],
+        sleep=lambda s: now.__setitem__(0, now[0] + s),
+    )
     for domain in ["nhs.example"] * 3 + ["other.example"] * 3:
         limiter.acquire(domain)
     assert now[0] == 1.0  # only the third NHS message waited for the next second

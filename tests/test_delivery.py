@@ -1,4 +1,5 @@
 """Fan-out, the delivery ledger, and sending through a real SMTP server on loopback."""
+
 from __future__ import annotations
 
 import socket
@@ -31,10 +32,24 @@ def edition(rt):
         bhf = Partner(slug="bhf", name="British Heart Foundation")
         s.add_all([heart, other, bhf])
         s.flush()
-        s.add(Item(partner_id=bhf.id, kind="news", title="Screening", summary="More screening.",
-                   link="https://example.org/s", status="approved", dated=date(2026, 11, 5), topics=[heart]))
-        for email, topics in [("a@example.org", [heart]), ("b@example.org", [heart]),
-                              ("c@example.org", [heart]), ("nothing@example.org", [other])]:
+        s.add(
+            Item(
+                partner_id=bhf.id,
+                kind="news",
+                title="Screening",
+                summary="More screening.",
+                link="https://example.org/s",
+                status="approved",
+                dated=date(2026, 11, 5),
+                topics=[heart],
+            )
+        )
+        for email, topics in [
+            ("a@example.org", [heart]),
+            ("b@example.org", [heart]),
+            ("c@example.org", [heart]),
+            ("nothing@example.org", [other]),
+        ]:
             s.add(Subscriber(email=email, status="confirmed", topics=topics))
         return build_edition(s, "2026-11").id
 
@@ -99,12 +114,16 @@ def test_suppressed_after_fan_out_is_skipped_with_the_reason(rt, transport, edit
     assert (result.sent, result.skipped) == (1, 2)
     assert [m.recipient for m in transport.messages] == ["a@example.org"]
     with rt.db.transaction() as s:
-        rows = s.execute(select(Subscriber.email, Delivery.status, Delivery.error)
-                         .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
-                         .where(Delivery.id.in_(ids))).all()
+        rows = s.execute(
+            select(Subscriber.email, Delivery.status, Delivery.error)
+            .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+            .where(Delivery.id.in_(ids))
+        ).all()
         skipped = {r.email: r.error for r in rows if r.status == "skipped"}
-        assert skipped == {e: "no longer receives digests (unsubscribed, paused, erased or suppressed "
-                              "since the fan-out)" for e in ("b@example.org", "c@example.org")}
+        assert skipped == {
+            e: "no longer receives digests (unsubscribed, paused, erased or suppressed since the fan-out)"
+            for e in ("b@example.org", "c@example.org")
+        }
 
 
 class _Relay:
@@ -204,7 +223,8 @@ AISHA = "عائشہ.خان@example.org"
 
 @pytest.mark.parametrize("smtputf8", [True, False])
 def test_a_non_ascii_address_with_a_name_goes_out_with_smtputf8_or_fails_for_good(
-        rt, settings, queue, edition, smtputf8):
+    rt, settings, queue, edition, smtputf8
+):
     """Issue 9 finding 4: the digest to such an address crashed the batch in encode_address."""
     from mailer.actors.transactional import send_transactional
     from mailer.mail.transport import PermanentFailure
@@ -240,6 +260,7 @@ def test_a_non_ascii_address_with_a_name_goes_out_with_smtputf8_or_fails_for_goo
         with rt.db.transaction() as s:
             assert s.get(Edition, edition).status == "sent"
             from subscribers.suppression import is_suppressed
+
             assert not is_suppressed(s, AISHA)  # the relay's shortcoming, not the mailbox's
 
 
@@ -253,13 +274,17 @@ def test_smtp_credentials_are_never_sent_without_tls(settings):
             Settings.from_env({**base, "SMTP_URL": url})
         with pytest.raises(ValueError, match="no TLS"):
             SMTPTransport(url)
-    for url in ("smtps://user:secret@relay.example", "smtp://user:secret@relay.example:587?starttls=1",
-                "smtp://relay.example:25"):
+    for url in (
+        "smtps://user:secret@relay.example",
+        "smtp://user:secret@relay.example:587?starttls=1",
+        "smtp://relay.example:25",
+    ):
         assert Settings.from_env({**base, "SMTP_URL": url}).smtp_url == url
 
 
 def test_digests_carry_reply_to_and_a_feedback_id_per_edition_confirmations_only_auto_submitted(
-        rt, settings, transport, queue, edition):
+    rt, settings, transport, queue, edition
+):
     """Issue 9 finding 15."""
     from dataclasses import replace
     from email import message_from_bytes, policy

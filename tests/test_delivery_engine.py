@@ -1,6 +1,7 @@
 """The delivery engine through a real SMTP relay on loopback (aiosmtpd), in embedded mode:
 refused addresses, the circuit breaker, pause / resume / cancel, status, headers
 (VERP, DKIM, List-*), unknown-fate deliveries, and rate limits shared through Redis."""
+
 from __future__ import annotations
 
 import random
@@ -57,13 +58,15 @@ def ledger(r) -> dict[str, tuple[str, int, str | None]]:
     from subscribers.models import Subscriber
 
     with r.db.transaction() as s:
-        rows = s.execute(select(Subscriber.email, Delivery.status, Delivery.attempts, Delivery.error)
-                         .join(Subscriber, Subscriber.id == Delivery.subscriber_id)).all()
+        rows = s.execute(
+            select(Subscriber.email, Delivery.status, Delivery.attempts, Delivery.error).join(
+                Subscriber, Subscriber.id == Delivery.subscriber_id
+            )
+        ).all()
     return {e.lower(): (st, n, err) for e, st, n, err in rows}
 
 
-def test_relay_refusing_some_addresses_fails_those_delivers_the_rest_and_suppresses(
-        rt, app, readers, queue):
+def test_relay_refusing_some_addresses_fails_those_delivers_the_rest_and_suppresses(rt, app, readers, queue):
     relay = Relay(refuse=("reader3@", "reader7@")).start()
     try:
         r = use_relay(rt, relay.url)
@@ -89,8 +92,7 @@ def test_relay_refusing_some_addresses_fails_those_delivers_the_rest_and_suppres
         assert {e for e in book if is_suppressed(s, e)} == refused
 
 
-def test_breaker_pauses_a_failing_send_and_tells_the_operator_then_resume_completes(
-        rt, app, readers, queue):
+def test_breaker_pauses_a_failing_send_and_tells_the_operator_then_resume_completes(rt, app, readers, queue):
     port = free_port()  # nothing listens: every connection is refused
     r = use_relay(rt, f"smtp://127.0.0.1:{port}?timeout=2", SEND_BREAKER_FAILURES=3)
     result = cli(app, "edition", "send", PERIOD, "--wait", "--timeout", "60")
@@ -142,9 +144,18 @@ def test_pause_holds_deliveries_resume_sends_them_cancel_stops_the_rest(rt, app,
             from mailer.content.models import Item, Partner, Topic
 
             partner = s.scalars(select(Partner)).first()
-            s.add(Item(partner_id=partner.id, kind="news", title="Next", summary="Next.",
-                       link="https://example.org/n", status="approved", dated=date(2099, 1, 3),
-                       topics=list(s.scalars(select(Topic)))))
+            s.add(
+                Item(
+                    partner_id=partner.id,
+                    kind="news",
+                    title="Next",
+                    summary="Next.",
+                    link="https://example.org/n",
+                    status="approved",
+                    dated=date(2099, 1, 3),
+                    topics=list(s.scalars(select(Topic))),
+                )
+            )
             from mailer.digest.editions import build_edition
 
             ed2 = build_edition(s, "2099-01")
@@ -163,7 +174,8 @@ def test_pause_holds_deliveries_resume_sends_them_cancel_stops_the_rest(rt, app,
 
 
 def test_a_delivery_left_sending_by_a_dead_worker_becomes_unknown_and_only_the_operator_resends(
-        rt, app, readers, queue, transport):
+    rt, app, readers, queue, transport
+):
     from mailer.delivery import control, fanout
     from mailer.digest.compose import load_plan
 
@@ -177,8 +189,12 @@ def test_a_delivery_left_sending_by_a_dead_worker_becomes_unknown_and_only_the_o
         from sqlalchemy import update
 
         from mailer.db import utcnow
-        s.execute(update(Delivery).where(Delivery.id.in_(ids[:2]))
-                  .values(status="sending", attempts=1, updated_at=utcnow() - timedelta(hours=1)))
+
+        s.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(ids[:2]))
+            .values(status="sending", attempts=1, updated_at=utcnow() - timedelta(hours=1))
+        )
         assert control.reap_stale(s, ed.id, lease_seconds=600) == 2
     from mailer.actors.digest import enqueue_batches
 
@@ -195,7 +211,8 @@ def test_a_delivery_left_sending_by_a_dead_worker_becomes_unknown_and_only_the_o
 
 
 def test_every_digest_carries_list_headers_a_verp_return_path_and_a_valid_dkim_signature(
-        rt, app, readers, queue, dkim_key):
+    rt, app, readers, queue, dkim_key
+):
     import dkim
 
     from mailer.mail.verp import ReturnPaths
@@ -249,8 +266,7 @@ def test_rate_limits_are_shared_by_workers_through_redis():
                 stamps.append((d, time.time()))
 
     start = time.time()
-    jobs = [threading.Thread(target=worker, args=(["nhs.example"] * 12 + ["other.example"] * 8,))
-            for _ in range(2)]
+    jobs = [threading.Thread(target=worker, args=(["nhs.example"] * 12 + ["other.example"] * 8,)) for _ in range(2)]
     for j in jobs:
         j.start()
     for j in jobs:
@@ -273,8 +289,7 @@ def test_smtp_url_with_tls_and_login_reaches_an_authenticating_relay(tls_cert, m
     relay = Relay(tls=mode, certs=(cert, key), login=("digest", "s3cret pass")).start()
     scheme, query = ("smtps", "") if mode == "smtps" else ("smtp", "&starttls=1")
     try:
-        good = SMTPTransport(f"{scheme}://digest:s3cret%20pass@127.0.0.1:{relay.port}"
-                             f"?cafile={cert}{query}&timeout=5")
+        good = SMTPTransport(f"{scheme}://digest:s3cret%20pass@127.0.0.1:{relay.port}?cafile={cert}{query}&timeout=5")
         good.send("bounces+1-x@ertg.example.org", "nurse@nhs.example", b"Subject: hi\r\n\r\nhello\r\n")
         good.close()
         bad = SMTPTransport(f"{scheme}://digest:wrong@127.0.0.1:{relay.port}?cafile={cert}{query}&timeout=1")
@@ -324,8 +339,9 @@ def test_rate_limiter_waits_for_the_next_window_rather_than_exceed_a_rate():
         slept.append(seconds)
         now[0] += seconds
 
-    limiter = RateLimiter(MemoryCounters(), 3, lambda d: 2 if d == "nhs.example" else None,
-                          clock=lambda: now[0], sleep=sleep)
+    limiter = RateLimiter(
+        MemoryCounters(), 3, lambda d: 2 if d == "nhs.example" else None, clock=lambda: now[0], sleep=sleep
+    )
     stamps = []
     for domain in ["nhs.example"] * 5 + ["other.example"] * 2:
         limiter.acquire(domain)
@@ -336,8 +352,7 @@ def test_rate_limiter_waits_for_the_next_window_rather_than_exceed_a_rate():
     assert len(nhs) == 3 and slept  # five NHS messages at 2/s need three windows
 
 
-def test_restart_in_embedded_mode_requeues_pending_and_waits_out_backoffs(
-        rt, app, readers, queue, transport):
+def test_restart_in_embedded_mode_requeues_pending_and_waits_out_backoffs(rt, app, readers, queue, transport):
     """What an embedded process does on start-up: the in-process queue died with the old
     process, the ledger did not. Due deliveries go now; one backing off goes when due."""
     from datetime import timedelta
@@ -354,8 +369,11 @@ def test_restart_in_embedded_mode_requeues_pending_and_waits_out_backoffs(
         ed = s.scalar(select(Edition).where(Edition.period == PERIOD))
         fanout.start_edition(s, ed, load_plan(s, ed))
         ids = fanout.pending_ids(s, ed.id)
-        s.execute(update(Delivery).where(Delivery.id == ids[0]).values(
-            attempts=1, error="421 try later", next_attempt_at=utcnow() + timedelta(seconds=0.15)))
+        s.execute(
+            update(Delivery)
+            .where(Delivery.id == ids[0])
+            .values(attempts=1, error="421 try later", next_attempt_at=utcnow() + timedelta(seconds=0.15))
+        )
     assert requeue_pending() == len(ids)
     queue()
     assert len(transport.messages) == len(ids)
@@ -365,8 +383,7 @@ def test_restart_in_embedded_mode_requeues_pending_and_waits_out_backoffs(
         assert s.scalar(select(Edition.status).where(Edition.period == PERIOD)) == "sent"
 
 
-def test_a_deferred_recipient_is_retried_with_backoff_while_the_batch_carries_on(
-        rt, app, readers, queue):
+def test_a_deferred_recipient_is_retried_with_backoff_while_the_batch_carries_on(rt, app, readers, queue):
     relay = Relay(defer={"reader5@": 2}).start()  # greylisting: 450 twice, then accepted
     try:
         r = use_relay(rt, relay.url, SEND_RETRY_SECONDS=0.05)
@@ -395,8 +412,14 @@ def test_one_partner_item_or_one_reader_never_stops_the_edition(rt, session, que
     from tests.digest_world import standard_world
 
     w = standard_world(session)
-    w.item("nope", "naz", ["sexual-health"], day=11, title="Clinic news __PH_NOPE__ __PH_EMAIL",
-           summary="Opening times <!--BLOCK:zzz--> and <!--BLOCK:item:999--> changed.")
+    w.item(
+        "nope",
+        "naz",
+        ["sexual-health"],
+        day=11,
+        title="Clinic news __PH_NOPE__ __PH_EMAIL",
+        summary="Opening times <!--BLOCK:zzz--> and <!--BLOCK:item:999--> changed.",
+    )
     w.subscriber("amina@x.org", topics=["sexual-health"], name="Amina Rahman")
     w.subscriber("kwame@x.org", partners=["naz"], name="Kwame")
     w.subscriber("david@x.org", topics=["mental-health"])
@@ -409,7 +432,11 @@ def test_one_partner_item_or_one_reader_never_stops_the_edition(rt, session, que
 
     book = ledger(rt)
     assert {e: st for e, (st, _, _) in book.items()} == {
-        "amina@x.org": "sent", "kwame@x.org": "sent", "david@x.org": "sent", "broken@x.org": "failed"}
+        "amina@x.org": "sent",
+        "kwame@x.org": "sent",
+        "david@x.org": "sent",
+        "broken@x.org": "failed",
+    }
     assert "could not compose" in book["broken@x.org"][2] and "line breaks" in book["broken@x.org"][2]
     session.expire_all()
     assert session.get(Edition, edition.id).status == "sent"  # nothing left pending

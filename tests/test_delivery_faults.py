@@ -4,6 +4,7 @@ connections for a while: each time the edition completes and nobody gets two ema
 
 The kill test starts (and kills) workers of its own; the others share one set of workers,
 one relay and one private Redis for the module, emptied and left idle between tests."""
+
 from __future__ import annotations
 
 import os
@@ -63,9 +64,19 @@ def short_edition(rt):
 
 
 def worker_env(database_url: str, var_dir, redis_url: str, smtp_url: str, **knobs) -> dict[str, str]:
-    env = dict(os.environ, **TEST_ENV, DATABASE_URL=database_url, REDIS_URL=redis_url, SMTP_URL=smtp_url,
-               VAR_DIR=str(var_dir), SEND_BATCH_SIZE="20", SEND_CHUNK_SIZE="5",
-               SEND_LEASE_SECONDS="2", SEND_WATCH_SECONDS="0.5", SEND_RETRY_SECONDS="0.3")
+    env = dict(
+        os.environ,
+        **TEST_ENV,
+        DATABASE_URL=database_url,
+        REDIS_URL=redis_url,
+        SMTP_URL=smtp_url,
+        VAR_DIR=str(var_dir),
+        SEND_BATCH_SIZE="20",
+        SEND_CHUNK_SIZE="5",
+        SEND_LEASE_SECONDS="2",
+        SEND_WATCH_SECONDS="0.5",
+        SEND_RETRY_SECONDS="0.3",
+    )
     env.update({k: str(v) for k, v in knobs.items()})
     return env
 
@@ -99,8 +110,11 @@ def shared_fleet(database_url, tmp_path_factory):
     workers = None
     try:
         # Breaker off: the relay-refusing test wants the retries, not a paused edition.
-        workers = Workers(worker_env(database_url, tmp_path_factory.mktemp("var"), server.url, relay.url,
-                                     SEND_BREAKER_FAILURES=10_000))
+        workers = Workers(
+            worker_env(
+                database_url, tmp_path_factory.mktemp("var"), server.url, relay.url, SEND_BREAKER_FAILURES=10_000
+            )
+        )
         yield Fleet(server, relay, workers)
     finally:
         if workers is not None:
@@ -132,8 +146,7 @@ def start_sending(redis_url: str, edition_id: int) -> None:
 
     broker = RedisBroker(url=redis_url)
     broker.declare_queue("digest")
-    broker.enqueue(Message(queue_name="digest", actor_name="start_edition", args=(edition_id,),
-                           kwargs={}, options={}))
+    broker.enqueue(Message(queue_name="digest", actor_name="start_edition", args=(edition_id,), kwargs={}, options={}))
     broker.close()
 
 
@@ -150,9 +163,11 @@ def ledger(rt, edition_id: int) -> dict[str, tuple[str, int, str | None]]:
     from subscribers.models import Subscriber
 
     with rt.db.transaction() as s:
-        rows = s.execute(select(Subscriber.email, Delivery.status, Delivery.attempts, Delivery.error)
-                         .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
-                         .where(Delivery.edition_id == edition_id)).all()
+        rows = s.execute(
+            select(Subscriber.email, Delivery.status, Delivery.attempts, Delivery.error)
+            .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+            .where(Delivery.edition_id == edition_id)
+        ).all()
     return {r.email.lower(): (r.status, r.attempts, r.error) for r in rows}
 
 
@@ -168,8 +183,9 @@ def test_worker_killed_mid_send_edition_completes_without_second_emails(rt, redi
         wait_for(lambda: len(relay.messages) >= 30, 30, "the first messages")
         # Kill while a chunk is claimed (on a loaded machine the poll above can land between
         # chunks, and a kill there leaves nothing in flight to test).
-        wait_for(lambda: any(st == "sending" for st, _, _ in ledger(rt, edition).values()),
-                 30, "a claimed chunk", 0.005)
+        wait_for(
+            lambda: any(st == "sending" for st, _, _ in ledger(rt, edition).values()), 30, "a claimed chunk", 0.005
+        )
         doomed.kill9_worker()  # SIGKILL: no chance to record anything
         survivor = Workers(env)
         wait_for(lambda: status(rt, edition) == "sent", 90, "the edition to complete", 0.3)
@@ -211,15 +227,18 @@ def test_redis_restart_mid_send_edition_completes(rt, fleet, short_edition):
     assert set(got) == set(book) and max(got.values()) == 1
 
 
-def test_relay_refusing_connections_then_back_edition_completes_with_retries_in_ledger(
-        rt, fleet, short_edition):
+def test_relay_refusing_connections_then_back_edition_completes_with_retries_in_ledger(rt, fleet, short_edition):
     edition, relay = short_edition, fleet.relay
     relay.stop()  # nothing listens on its port for now
     start_sending(fleet.redis.url, edition)
 
     def refused():
-        return [e for e, (st, n, err) in ledger(rt, edition).items()
-                if st == "pending" and n >= 1 and "cannot connect" in (err or "")]
+        return [
+            e
+            for e, (st, n, err) in ledger(rt, edition).items()
+            if st == "pending" and n >= 1 and "cannot connect" in (err or "")
+        ]
+
     wait_for(refused, 30, "a refused attempt recorded in the ledger", 0.3)
     time.sleep(1.0)  # refused for a while (PostgreSQL + Redis only)
     relay.start()
@@ -248,14 +267,23 @@ def test_a_transactional_email_overtakes_a_digest_run(rt, fleet, edition):
     wait_for(lambda: len(relay.messages) >= 5, 30, "the digest run to start")
     broker = RedisBroker(url=redis_url)
     broker.declare_queue("transactional")
-    broker.enqueue(Message(queue_name="transactional", actor_name="send_transactional",
-                           args=("manage", person_id), kwargs={}, options={}))
+    broker.enqueue(
+        Message(
+            queue_name="transactional",
+            actor_name="send_transactional",
+            args=("manage", person_id),
+            kwargs={},
+            options={},
+        )
+    )
     broker.close()
     asked = time.monotonic()
 
     def manage_link_arrived():
-        return any(r.lower() == person_email and b"/manage/" in d and b"List-Id" not in d
-                   for r, _, d in list(relay.messages))
+        return any(
+            r.lower() == person_email and b"/manage/" in d and b"List-Id" not in d for r, _, d in list(relay.messages)
+        )
+
     wait_for(manage_link_arrived, 30, "the manage-link email")
     waited = time.monotonic() - asked
     digest_done = status(rt, edition) == "sent"

@@ -1,6 +1,7 @@
 """The deploy recipe (deploy/): every command its systemd units and compose file run exists,
 with those options, in this release; the environment template covers README's settings;
 the proxy sends the headers the app believes."""
+
 from __future__ import annotations
 
 import ast
@@ -68,8 +69,13 @@ def check_gunicorn(args: list[str]) -> None:
     module, _, attribute = parsed.args[0].partition(":")
     source = ROOT / f"{module.replace('.', '/')}.py"
     assert source.exists(), f"gunicorn's app module {module} is not in the checkout"
-    assigned = {t.id for node in ast.walk(ast.parse(source.read_text()))
-                if isinstance(node, ast.Assign) for t in node.targets if isinstance(t, ast.Name)}
+    assigned = {
+        t.id
+        for node in ast.walk(ast.parse(source.read_text()))
+        if isinstance(node, ast.Assign)
+        for t in node.targets
+        if isinstance(t, ast.Name)
+    }
     assert (attribute or "application") in assigned, f"{module} defines no {attribute}"
 
 
@@ -134,15 +140,18 @@ def test_compose_persists_redis_and_migrates_before_starting_the_app():
         assert services[name]["environment"]["DATABASE_URL"].startswith("postgresql+psycopg://")
 
 
-@pytest.mark.parametrize("argv", [
-    ["mailer", "worker", "--procs", "2"],
-    ["mailer", "db", "migrate"],
-    ["mailer", "db"],
-    ["mailer", "dns-records", "--dmarc-policy", "strict"],
-    ["/opt/mailer/.venv/bin/gunicorn", "--no-such-flag", "wsgi:app"],
-    ["gunicorn", "wsgi:application"],
-    ["python", "clock.py"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["mailer", "worker", "--procs", "2"],
+        ["mailer", "db", "migrate"],
+        ["mailer", "db"],
+        ["mailer", "dns-records", "--dmarc-policy", "strict"],
+        ["/opt/mailer/.venv/bin/gunicorn", "--no-such-flag", "wsgi:app"],
+        ["gunicorn", "wsgi:application"],
+        ["python", "clock.py"],
+    ],
+)
 def test_the_command_check_catches_a_command_that_would_fail(argv):
     with pytest.raises((AssertionError, click.ClickException)):
         check_command(argv)
@@ -151,8 +160,12 @@ def test_the_command_check_catches_a_command_that_would_fail(argv):
 def test_environment_template_names_every_setting_in_readme():
     readme = (ROOT / "README.md").read_text()
     table = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
-    documented = {name for row in table.splitlines() if row.startswith("| `")
-                  for name in re.findall(r"`([A-Z][A-Z0-9_]+)`", row.split("|")[1])}
+    documented = {
+        name
+        for row in table.splitlines()
+        if row.startswith("| `")
+        for name in re.findall(r"`([A-Z][A-Z0-9_]+)`", row.split("|")[1])
+    }
     assert len(documented) > 40
     template = (DEPLOY / "mailer.env").read_text()
     named = set(re.findall(r"^#?([A-Z][A-Z0-9_]+)=", template, re.M))
@@ -173,5 +186,6 @@ def test_the_proxy_forwards_what_the_app_trusts_and_logs_no_paths():
     assert re.search(r"listen 443 ssl;", code) and "return 301 https://" in code
     log_format = re.search(r"log_format mailer_no_paths (.*?);", code, re.S).group(1)
     assert not re.search(r"\$(request|request_uri|uri|args|query_string)\b", log_format)
-    assert all(line.split()[-1] == "mailer_no_paths;" for line in code.splitlines()
-               if line.strip().startswith("access_log"))
+    assert all(
+        line.split()[-1] == "mailer_no_paths;" for line in code.splitlines() if line.strip().startswith("access_log")
+    )

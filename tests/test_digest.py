@@ -1,4 +1,5 @@
 """Building an edition, choosing each subscriber's items, and rendering once per edition."""
+
 from __future__ import annotations
 
 from datetime import date
@@ -14,9 +15,16 @@ from subscribers.service import recipients
 
 
 def _item(s, title, partner, topics, dated, status="approved", kind="news"):
-    item = Item(partner_id=partner.id, kind=kind, title=title, summary=f"About {title}.",
-                link=f"https://example.org/{title.replace(' ', '-')}", status=status, dated=dated,
-                topics=topics)
+    item = Item(
+        partner_id=partner.id,
+        kind=kind,
+        title=title,
+        summary=f"About {title}.",
+        link=f"https://example.org/{title.replace(' ', '-')}",
+        status=status,
+        dated=dated,
+        topics=topics,
+    )
     s.add(item)
     return item
 

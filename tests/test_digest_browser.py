@@ -1,6 +1,7 @@
 """The digest in a real browser (headless Chromium): readable at 320 px with no sideways
 scrolling, every text at least 4.5:1 contrast in light and dark mode, and right-to-left
 scripts laid out right to left."""
+
 from __future__ import annotations
 
 import pytest
@@ -44,8 +45,13 @@ CONTRAST_JS = """
 @pytest.fixture
 def digest_html(session, rt):
     w = standard_world(session)
-    w.item("urdu", "naz", ["sexual-health"], title="جنسی صحت کی خدمات کے بارے میں آن لائن گروپ",
-           summary="اقلیتی نسلی گروہوں کے لیے جنسی صحت کی خدمات پر بات چیت۔")
+    w.item(
+        "urdu",
+        "naz",
+        ["sexual-health"],
+        title="جنسی صحت کی خدمات کے بارے میں آن لائن گروپ",
+        summary="اقلیتی نسلی گروہوں کے لیے جنسی صحت کی خدمات پر بات چیت۔",
+    )
     w.subscriber("all@x.org", topics=list(w.topics), partners=list(w.partners), name="Amina Rahman")
     ed = build_edition(session, PERIOD)
     ed.featured_item_id = w.items["letter"].id
@@ -63,12 +69,16 @@ def test_readable_at_320px_with_enough_contrast(browser, digest_html, scheme):
         assert page.evaluate("document.documentElement.scrollWidth") <= width
         assert page.evaluate(CONTRAST_JS) == []
         if width == 320:  # one column: the footer's two columns stack
-            boxes = page.evaluate("[...document.querySelectorAll('.mj-column-per-60, .mj-column-per-40')]"
-                                  ".map(e => e.getBoundingClientRect().width)")
+            boxes = page.evaluate(
+                "[...document.querySelectorAll('.mj-column-per-60, .mj-column-per-40')]"
+                ".map(e => e.getBoundingClientRect().width)"
+            )
             assert boxes and all(w > 250 for w in boxes)
         else:  # two columns side by side on desktop
-            boxes = page.evaluate("[...document.querySelectorAll('.mj-column-per-60, .mj-column-per-40')]"
-                                  ".map(e => e.getBoundingClientRect().top)")
+            boxes = page.evaluate(
+                "[...document.querySelectorAll('.mj-column-per-60, .mj-column-per-40')]"
+                ".map(e => e.getBoundingClientRect().top)"
+            )
             assert len(set(boxes)) < len(boxes)
         page.close()
 
@@ -76,10 +86,14 @@ def test_readable_at_320px_with_enough_contrast(browser, digest_html, scheme):
 def test_right_to_left_items_run_right_to_left(browser, digest_html):
     page = browser.new_page(viewport={"width": 600, "height": 800})
     page.set_content(digest_html)
-    by_title = dict(page.evaluate("""() => [...document.querySelectorAll('h3[dir=auto]')].map(
-        h => [h.textContent.trim(), getComputedStyle(h).direction])"""))
-    summaries = dict(page.evaluate("""() => [...document.querySelectorAll('p[dir=auto]')].map(
-        p => [p.textContent.trim().slice(0, 12), getComputedStyle(p).direction])"""))
+    by_title = dict(
+        page.evaluate("""() => [...document.querySelectorAll('h3[dir=auto]')].map(
+        h => [h.textContent.trim(), getComputedStyle(h).direction])""")
+    )
+    summaries = dict(
+        page.evaluate("""() => [...document.querySelectorAll('p[dir=auto]')].map(
+        p => [p.textContent.trim().slice(0, 12), getComputedStyle(p).direction])""")
+    )
     assert summaries["اقلیتی نسلی "] == "rtl" and summaries["A summary."] == "ltr"
     assert by_title["جنسی صحت کی خدمات کے بارے میں آن لائن گروپ"] == "rtl"
     assert by_title["PrEP clinic evenings"] == "ltr"

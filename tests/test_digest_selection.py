@@ -1,4 +1,5 @@
 """Who gets which items, in which sections, in which order; and who is skipped."""
+
 from __future__ import annotations
 
 import re
@@ -15,8 +16,14 @@ from mailer.digest.editions import build_edition
 from subscribers.service import recipients
 from tests.digest_world import PERIOD, standard_world
 
-TITLES = ["PrEP clinic evenings", "Heart screening for Asian patients", "Letter to the Secretary of State",
-          "BME staff networks meet", "Sexual health forum", "Wellbeing workshop"]
+TITLES = [
+    "PrEP clinic evenings",
+    "Heart screening for Asian patients",
+    "Letter to the Secretary of State",
+    "BME staff networks meet",
+    "Sexual health forum",
+    "Wellbeing workshop",
+]
 
 
 def _text(envelope) -> str:
@@ -55,13 +62,24 @@ def test_topics_partners_both_and_neither_get_exactly_their_items(world, session
     session.commit()
     d = _digests(session, rt)
 
-    assert _titles(_text(d["topic@x.org"])) == ["PrEP clinic evenings", "Heart screening for Asian patients",
-                                                "Sexual health forum"]
-    assert _titles(_text(d["partner@x.org"])) == ["Heart screening for Asian patients",
-                                                  "Letter to the Secretary of State"]
+    assert _titles(_text(d["topic@x.org"])) == [
+        "PrEP clinic evenings",
+        "Heart screening for Asian patients",
+        "Sexual health forum",
+    ]
+    assert _titles(_text(d["partner@x.org"])) == [
+        "Heart screening for Asian patients",
+        "Letter to the Secretary of State",
+    ]
     both = _text(d["both@x.org"])
-    assert sorted(_titles(both)) == sorted(["PrEP clinic evenings", "Heart screening for Asian patients",
-                                            "Letter to the Secretary of State", "Sexual health forum"])
+    assert sorted(_titles(both)) == sorted(
+        [
+            "PrEP clinic evenings",
+            "Heart screening for Asian patients",
+            "Letter to the Secretary of State",
+            "Sexual health forum",
+        ]
+    )
     assert d["nothing@x.org"] is None
 
 

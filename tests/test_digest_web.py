@@ -1,4 +1,5 @@
 """View online, the public archive and its feed, the editor's preview and test-send."""
+
 from __future__ import annotations
 
 import re
@@ -139,8 +140,9 @@ def test_preview_page_as_choices_then_test_send(session, app, client, rt, transp
     assert html.headers["X-Frame-Options"] == "SAMEORIGIN"
 
     sexual = str(w.topics["sexual-health"].id)
-    resp = client.post(link, data={"csrf_token": csrf_token(page.text), "topic": sexual,
-                                   "to": "editor@campaign.example"})
+    resp = client.post(
+        link, data={"csrf_token": csrf_token(page.text), "topic": sexual, "to": "editor@campaign.example"}
+    )
     assert resp.status_code == 200 and "Sent a test to editor@campaign.example" in resp.text
     (message,) = transport.messages
     assert message.recipient == "editor@campaign.example"
@@ -154,8 +156,7 @@ def test_preview_page_as_choices_then_test_send(session, app, client, rt, transp
     unsubscribe = next(u for u in links_in(message.data) if "/u/" in u).rsplit("/", 1)[1]
     assert tokens.read("unsubscribe", unsubscribe).subscriber_id == 0
     # Bad address: a clear error, nothing sent.
-    resp = client.post(link, data={"csrf_token": csrf_token(page.text), "topic": sexual,
-                                   "to": "not an address"})
+    resp = client.post(link, data={"csrf_token": csrf_token(page.text), "topic": sexual, "to": "not an address"})
     assert resp.status_code == 400 and len(transport.messages) == 1
     assert "The test address is not a valid email address (" in resp.text
 
@@ -169,8 +170,11 @@ def test_a_preview_link_reveals_no_subscriber(session, app, client, transport):
     token = csrf_token(client.get(f"{link}?topic={w.topics['heart-health'].id}").text)
 
     def answers(address):
-        got = [client.get(f"{link}?subscriber={address}"), client.get(f"{link}/frame?subscriber={address}"),
-               client.post(link, data={"csrf_token": token, "subscriber": address, "to": "me@campaign.example"})]
+        got = [
+            client.get(f"{link}?subscriber={address}"),
+            client.get(f"{link}/frame?subscriber={address}"),
+            client.post(link, data={"csrf_token": token, "subscriber": address, "to": "me@campaign.example"}),
+        ]
         return [(r.status_code, r.text.replace(address, "ADDRESS")) for r in got]
 
     known, unknown = answers("amina@x.org"), answers("nobody@x.org")
@@ -205,8 +209,7 @@ def test_test_sends_are_limited_per_link_and_per_address(session, rt, settings, 
     from mailer.app import create_app
     from mailer.counters import MemoryCounters
 
-    app = create_app(dataclasses.replace(settings, preview_sends_per_link=3, preview_sends_per_address=2),
-                     transport)
+    app = create_app(dataclasses.replace(settings, preview_sends_per_link=3, preview_sends_per_address=2), transport)
     clock = [0.0]
     app.extensions["subscribers.limiter"] = MemoryCounters(clock=lambda: clock[0])
     client = app.test_client()
@@ -266,8 +269,12 @@ def test_the_preview_links_migration_keeps_editions_and_goes_back(tmp_path):
     upgrade(url, "8_pending_subscription", suppression_keys=(b"k" * 32,))
     engine = create_engine(url)
     with engine.begin() as c:
-        c.execute(text("INSERT INTO editions (id, period, status, subject, intro, built_at) "
-                       "VALUES (1, '2026-12', 'draft', 'December', '', '2026-12-01 09:00:00')"))
+        c.execute(
+            text(
+                "INSERT INTO editions (id, period, status, subject, intro, built_at) "
+                "VALUES (1, '2026-12', 'draft', 'December', '', '2026-12-01 09:00:00')"
+            )
+        )
     upgrade(url, "9_preview_links")
     with engine.begin() as c:
         assert c.execute(text("SELECT period, preview_generation FROM editions")).all() == [("2026-12", 0)]
@@ -283,8 +290,14 @@ def test_partner_syntax_in_an_item_renders_as_text_on_every_web_face(session, cl
     from mailer.actors.digest import start_edition
 
     w = standard_world(session)
-    bad = w.item("bad", "naz", ["sexual-health"], day=12, title="Hello __PH_EMAIL__ __PH_NOPE__",
-                 summary="Manage at __PH_MANAGE_URL__ <!--BLOCK:zzz--> <!--BLOCK:public-->PUBLIC")
+    bad = w.item(
+        "bad",
+        "naz",
+        ["sexual-health"],
+        day=12,
+        title="Hello __PH_EMAIL__ __PH_NOPE__",
+        summary="Manage at __PH_MANAGE_URL__ <!--BLOCK:zzz--> <!--BLOCK:public-->PUBLIC",
+    )
     bad.image_url, bad.image_alt = "https://exfil.example/p.gif?e=__PH_EMAIL__", "__PH_VIEW_URL__"
     w.subscriber("amina@x.org", topics=["sexual-health"], name="Amina Rahman")
     ed = build_edition(session, PERIOD)
@@ -296,8 +309,7 @@ def test_partner_syntax_in_an_item_renders_as_text_on_every_web_face(session, cl
             assert frame.status_code == 200, frame.text
             assert "Hello __PH_EMAIL__ __PH_NOPE__" in frame.text
             assert "amina@x.org" not in frame.text.replace("sent to amina@x.org", "", 1)
-            assert "subscriber@example.invalid" not in frame.text.replace(
-                "sent to subscriber@example.invalid", "", 1)
+            assert "subscriber@example.invalid" not in frame.text.replace("sent to subscriber@example.invalid", "", 1)
 
     runtime.current().queue.send(start_edition, ed.id)
     queue()

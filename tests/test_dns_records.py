@@ -1,5 +1,6 @@
 """`mailer dns-records` (mailer/cli/dns.py, mailer/dns_records.py, mailer/mail/dkim_key.py): the
 printed records, parsed back and checked the way receivers use them."""
+
 from __future__ import annotations
 
 import base64
@@ -12,18 +13,22 @@ from mailer.cli import main
 from mailer.mail.transport import MemoryTransport
 from mailer.settings import Settings
 
-MESSAGE = (b"From: ERTG <digest@ertg.example.org>\r\nTo: nurse@nhs.example\r\n"
-           b"Subject: Your digest\r\nDate: Tue, 03 Mar 2026 09:00:00 +0000\r\n"
-           b"Message-ID: <1@ertg.example.org>\r\n\r\nHello.\r\n")
+MESSAGE = (
+    b"From: ERTG <digest@ertg.example.org>\r\nTo: nurse@nhs.example\r\n"
+    b"Subject: Your digest\r\nDate: Tue, 03 Mar 2026 09:00:00 +0000\r\n"
+    b"Message-ID: <1@ertg.example.org>\r\n\r\nHello.\r\n"
+)
 
 
 @pytest.fixture(scope="module")
 def keys(tmp_path_factory):
     d = tmp_path_factory.mktemp("dkim")
     made = {}
-    for name, command in [("pkcs1", ["openssl", "genrsa", "-traditional"]),
-                          ("pkcs8", ["openssl", "genpkey", "-algorithm", "RSA"]),
-                          ("other", ["openssl", "genrsa"])]:
+    for name, command in [
+        ("pkcs1", ["openssl", "genrsa", "-traditional"]),
+        ("pkcs8", ["openssl", "genpkey", "-algorithm", "RSA"]),
+        ("other", ["openssl", "genrsa"]),
+    ]:
         path = d / f"{name}.pem"
         subprocess.run([*command, "-out", str(path)], check=True, capture_output=True)
         made[name] = path
@@ -31,17 +36,25 @@ def keys(tmp_path_factory):
 
 
 def openssl_public(path) -> str:
-    der = subprocess.run(["openssl", "pkey", "-in", str(path), "-pubout", "-outform", "DER"],
-                         check=True, capture_output=True).stdout
+    der = subprocess.run(
+        ["openssl", "pkey", "-in", str(path), "-pubout", "-outform", "DER"], check=True, capture_output=True
+    ).stdout
     return base64.b64encode(der).decode()
 
 
 def dns_records(tmp_path, *args, **env):
     from mailer.app import create_app
 
-    settings = Settings.from_env({"MAILER_ENV": "test", "VAR_DIR": str(tmp_path / "var"),
-                                  "SECRET_KEY": "test-secret-key", "BASE_URL": "https://digest.example.org",
-                                  "MAIL_FROM": "ERTG <digest@ertg.example.org>", **env})
+    settings = Settings.from_env(
+        {
+            "MAILER_ENV": "test",
+            "VAR_DIR": str(tmp_path / "var"),
+            "SECRET_KEY": "test-secret-key",
+            "BASE_URL": "https://digest.example.org",
+            "MAIL_FROM": "ERTG <digest@ertg.example.org>",
+            **env,
+        }
+    )
     app = create_app(settings, MemoryTransport())
     return app.test_cli_runner().invoke(main, ["dns-records", *args])
 
@@ -63,18 +76,34 @@ def parse(output: str) -> dict[tuple[str, str], str]:
 def test_the_dkim_record_verifies_signatures_made_with_the_configured_key(tmp_path, keys, form):
     import dkim
 
-    result = dns_records(tmp_path, "--spf", "203.0.113.7", "--spf", "include:_spf.relay.example",
-                         "--mx", "mx.ertg.example.org", "--dmarc-policy", "quarantine",
-                         "--dmarc-report", "dmarc@ertg.example.org",
-                         BOUNCE_DOMAIN="bounces.ertg.example.org", DKIM_SELECTOR="mail2026",
-                         DKIM_PRIVATE_KEY_FILE=str(keys[form]))
+    result = dns_records(
+        tmp_path,
+        "--spf",
+        "203.0.113.7",
+        "--spf",
+        "include:_spf.relay.example",
+        "--mx",
+        "mx.ertg.example.org",
+        "--dmarc-policy",
+        "quarantine",
+        "--dmarc-report",
+        "dmarc@ertg.example.org",
+        BOUNCE_DOMAIN="bounces.ertg.example.org",
+        DKIM_SELECTOR="mail2026",
+        DKIM_PRIVATE_KEY_FILE=str(keys[form]),
+    )
     assert result.exit_code == 0, result.output
     records = parse(result.output)
-    assert set(records) == {("bounces.ertg.example.org", "TXT"), ("mail2026._domainkey.ertg.example.org", "TXT"),
-                            ("_dmarc.ertg.example.org", "TXT"), ("bounces.ertg.example.org", "MX")}
+    assert set(records) == {
+        ("bounces.ertg.example.org", "TXT"),
+        ("mail2026._domainkey.ertg.example.org", "TXT"),
+        ("_dmarc.ertg.example.org", "TXT"),
+        ("bounces.ertg.example.org", "MX"),
+    }
     assert records[("bounces.ertg.example.org", "TXT")] == "v=spf1 ip4:203.0.113.7 include:_spf.relay.example ~all"
     assert records[("_dmarc.ertg.example.org", "TXT")] == (
-        "v=DMARC1; p=quarantine; rua=mailto:dmarc@ertg.example.org; adkim=r; aspf=r")
+        "v=DMARC1; p=quarantine; rua=mailto:dmarc@ertg.example.org; adkim=r; aspf=r"
+    )
     assert records[("bounces.ertg.example.org", "MX")] == "10 mx.ertg.example.org."
     txt = records[("mail2026._domainkey.ertg.example.org", "TXT")]
     tags = dict(t.strip().split("=", 1) for t in txt.split(";"))
@@ -105,15 +134,18 @@ def test_spf_names_the_relay_in_smtp_url_unless_told_otherwise(tmp_path):
     assert parse(result.output)[("ertg.example.org", "TXT")] == "v=spf1 ip4:192.0.2.25 ~all"
 
 
-@pytest.mark.parametrize("args, env, error", [
-    ((), {"SMTP_URL": "smtp://127.0.0.1:25"}, "Say which hosts send the mail: --spf ip4:ADDRESS"),
-    ((), {}, "SMTP_URL names no relay"),
-    (("--spf", "ip4:not-an-ip"), {}, "'ip4:not-an-ip': 'not-an-ip' is not an IP address"),
-    (("--spf", "ip6:192.0.2.1"), {}, "an IPv4 address needs ip4:"),
-    (("--spf", "+all"), {}, "'+all' is not an SPF mechanism this command writes"),
-    (("--spf", "a", "--mx", "bad host"), {}, "'bad host' is not a host name"),
-    (("--spf", "a", "--dmarc-report", "nobody"), {}, "--dmarc-report must be an email address"),
-])
+@pytest.mark.parametrize(
+    "args, env, error",
+    [
+        ((), {"SMTP_URL": "smtp://127.0.0.1:25"}, "Say which hosts send the mail: --spf ip4:ADDRESS"),
+        ((), {}, "SMTP_URL names no relay"),
+        (("--spf", "ip4:not-an-ip"), {}, "'ip4:not-an-ip': 'not-an-ip' is not an IP address"),
+        (("--spf", "ip6:192.0.2.1"), {}, "an IPv4 address needs ip4:"),
+        (("--spf", "+all"), {}, "'+all' is not an SPF mechanism this command writes"),
+        (("--spf", "a", "--mx", "bad host"), {}, "'bad host' is not a host name"),
+        (("--spf", "a", "--dmarc-report", "nobody"), {}, "--dmarc-report must be an email address"),
+    ],
+)
 def test_bad_input_is_refused_with_a_clear_message_and_prints_no_records(tmp_path, args, env, error):
     result = dns_records(tmp_path, *args, **env)
     assert result.exit_code == 1
@@ -121,9 +153,15 @@ def test_bad_input_is_refused_with_a_clear_message_and_prints_no_records(tmp_pat
 
 
 def test_domains_that_do_not_align_get_a_note(tmp_path, keys):
-    result = dns_records(tmp_path, "--spf", "a", BOUNCE_DOMAIN="bounces.example.net",
-                         DKIM_SELECTOR="s1", DKIM_DOMAIN="example.com",
-                         DKIM_PRIVATE_KEY_FILE=str(keys["pkcs1"]))
+    result = dns_records(
+        tmp_path,
+        "--spf",
+        "a",
+        BOUNCE_DOMAIN="bounces.example.net",
+        DKIM_SELECTOR="s1",
+        DKIM_DOMAIN="example.com",
+        DKIM_PRIVATE_KEY_FILE=str(keys["pkcs1"]),
+    )
     assert result.exit_code == 0
     assert "does not align with ertg.example.org: SPF will not count" in result.output
     assert "DKIM signs as example.com, which does not align" in result.output

@@ -1,6 +1,7 @@
 """`mailer doctor` (mailer/cli/doctor.py over mailer/config_checks.py and mailer/health.py):
 what it says about weak and sound production configurations, against a real database,
 relay (TLS, login) and Redis port."""
+
 from __future__ import annotations
 
 import os
@@ -15,9 +16,22 @@ from tests.mailservers import Relay, free_port
 
 STRONG = "kV3f9Qm2xZp7LrT8wYb4NcH6sJd1GaUe5oiR"
 # Every variable doctor reads, unset unless a test sets it (the shell's must not leak in).
-VARIABLES = ("MAILER_ENV", "DATABASE_URL", "REDIS_URL", "SMTP_URL", "BASE_URL", "SECRET_KEY",
-             "SECRET_KEY_FALLBACKS", "SUPPRESSION_KEY", "MAIL_FROM", "DKIM_PRIVATE_KEY_FILE",
-             "DKIM_SELECTOR", "DKIM_DOMAIN", "BOUNCE_DOMAIN", "PORT")
+VARIABLES = (
+    "MAILER_ENV",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "SMTP_URL",
+    "BASE_URL",
+    "SECRET_KEY",
+    "SECRET_KEY_FALLBACKS",
+    "SUPPRESSION_KEY",
+    "MAIL_FROM",
+    "DKIM_PRIVATE_KEY_FILE",
+    "DKIM_SELECTOR",
+    "DKIM_DOMAIN",
+    "BOUNCE_DOMAIN",
+    "PORT",
+)
 
 
 def doctor(**env):
@@ -37,9 +51,28 @@ def tls_relay(tmp_path_factory):
     """A relay that wants STARTTLS and a login, with a certificate from a private CA."""
     d = tmp_path_factory.mktemp("relay")
     cert, key = d / "cert.pem", d / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
-                    "-out", str(cert), "-days", "1", "-subj", "/CN=relay.test",
-                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=relay.test",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
     relay = Relay(tls="starttls", certs=(str(cert), str(key)), login=("digest", "s3cret")).start()
     yield relay, cert
     relay.stop()
@@ -52,13 +85,20 @@ def rsa_key(path, bits=2048, mode=0o600):
 
 
 def test_a_weak_production_configuration_gets_each_problem_and_its_fix(database_url, tmp_path):
-    result, lines = doctor(MAILER_ENV="production", SECRET_KEY="hunter2", BASE_URL="http://mailer.example.org",
-                           DATABASE_URL=database_url, VAR_DIR=str(tmp_path),
-                           REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
+    result, lines = doctor(
+        MAILER_ENV="production",
+        SECRET_KEY="hunter2",
+        BASE_URL="http://mailer.example.org",
+        DATABASE_URL=database_url,
+        VAR_DIR=str(tmp_path),
+        REDIS_URL=f"redis://127.0.0.1:{free_port()}/0",
+    )
     assert result.exit_code == 1
     assert lines["settings"][0] == "FAIL" and "refuses to start" in lines["settings"][1]
-    assert lines["secret_key"] == ("FAIL", "too weak to sign links in emails: SECRET_KEY has 7 "
-                                           "characters, fewer than 32")
+    assert lines["secret_key"] == (
+        "FAIL",
+        "too weak to sign links in emails: SECRET_KEY has 7 characters, fewer than 32",
+    )
     assert lines["base_url"][0] == "FAIL" and "must not travel in clear" in lines["base_url"][1]
     assert lines["mail_from"][0] == "FAIL" and "ertg.localhost" in lines["mail_from"][1]
     assert lines["smtp"][0] == "FAIL" and "never delivered" in lines["smtp"][1]
@@ -74,10 +114,16 @@ def test_a_sound_production_configuration_passes(database_url, tls_relay, tmp_pa
     relay, cert = tls_relay
     key = rsa_key(tmp_path / "dkim.pem")
     result, lines = doctor(
-        MAILER_ENV="production", SECRET_KEY=STRONG, BASE_URL="https://digest.example.org",
-        DATABASE_URL=database_url, VAR_DIR=str(tmp_path),
-        MAIL_FROM="ERTG <digest@ertg.example.org>", DKIM_PRIVATE_KEY_FILE=key, DKIM_SELECTOR="mail2026",
-        SMTP_URL=f"smtp://digest:s3cret@127.0.0.1:{relay.port}?starttls=1&cafile={cert}&timeout=5")
+        MAILER_ENV="production",
+        SECRET_KEY=STRONG,
+        BASE_URL="https://digest.example.org",
+        DATABASE_URL=database_url,
+        VAR_DIR=str(tmp_path),
+        MAIL_FROM="ERTG <digest@ertg.example.org>",
+        DKIM_PRIVATE_KEY_FILE=key,
+        DKIM_SELECTOR="mail2026",
+        SMTP_URL=f"smtp://digest:s3cret@127.0.0.1:{relay.port}?starttls=1&cafile={cert}&timeout=5",
+    )
     assert result.exit_code == 0, result.output
     assert lines["dkim"] == ("ok", "2048-bit RSA key, selector mail2026, d=ertg.example.org")
     assert lines["relay"][0] == "ok"
@@ -88,8 +134,14 @@ def test_a_sound_production_configuration_passes(database_url, tls_relay, tmp_pa
 
 def test_the_relay_refusing_the_password_or_the_certificate_is_a_problem(database_url, tls_relay, tmp_path):
     relay, cert = tls_relay
-    base = dict(MAILER_ENV="production", SECRET_KEY=STRONG, BASE_URL="https://digest.example.org",
-                DATABASE_URL=database_url, VAR_DIR=str(tmp_path), MAIL_FROM="digest@ertg.example.org")
+    base = dict(
+        MAILER_ENV="production",
+        SECRET_KEY=STRONG,
+        BASE_URL="https://digest.example.org",
+        DATABASE_URL=database_url,
+        VAR_DIR=str(tmp_path),
+        MAIL_FROM="digest@ertg.example.org",
+    )
     url = f"smtp://digest:wrong@127.0.0.1:{relay.port}?starttls=1&cafile={cert}&timeout=5"
     result, lines = doctor(**base, SMTP_URL=url)
     assert result.exit_code == 1

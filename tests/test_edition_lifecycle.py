@@ -1,5 +1,6 @@
 """Editions move draft -> scheduled -> sending -> sent, or are cancelled; editors edit them
 until sending starts; bad input changes nothing."""
+
 from __future__ import annotations
 
 import ast
@@ -37,24 +38,42 @@ def test_default_subject_and_editor_fields_from_the_cli(world, app, session):
     assert _cli(app, "edition", "build", "--period", PERIOD)[0] == 0
     ed = session.scalar(select(Edition))
     assert ed.subject == "Your campaign digest - December 2026" and ed.status == "draft"
-    code, out = _cli(app, "edition", "edit", PERIOD, "--subject", "Heart health month",
-                     "--preheader", "Screening, letters and a forum", "--intro", "Hello all.\nTwo lines.",
-                     "--featured", str(world.items["letter"].id))
+    code, out = _cli(
+        app,
+        "edition",
+        "edit",
+        PERIOD,
+        "--subject",
+        "Heart health month",
+        "--preheader",
+        "Screening, letters and a forum",
+        "--intro",
+        "Hello all.\nTwo lines.",
+        "--featured",
+        str(world.items["letter"].id),
+    )
     assert code == 0, out
     session.expire_all()
     ed = session.get(Edition, ed.id)
     assert (ed.subject, ed.preheader, ed.intro, ed.featured_item_id) == (
-        "Heart health month", "Screening, letters and a forum", "Hello all.\nTwo lines.", world.items["letter"].id)
+        "Heart health month",
+        "Screening, letters and a forum",
+        "Hello all.\nTwo lines.",
+        world.items["letter"].id,
+    )
     code, out = _cli(app, "edition", "show", PERIOD)
     assert "Featured this month" in out and "Heart health month" in out
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"subject": ""}, "must not be empty"),
-    ({"subject": "Two\r\nBcc: x@evil.example"}, "line breaks"),
-    ({"subject": "x" * 201}, "at most 200"),
-    ({"intro": "bell\x07"}, "control characters"),
-])
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"subject": ""}, "must not be empty"),
+        ({"subject": "Two\r\nBcc: x@evil.example"}, "line breaks"),
+        ({"subject": "x" * 201}, "at most 200"),
+        ({"intro": "bell\x07"}, "control characters"),
+    ],
+)
 def test_bad_edits_are_refused_and_change_nothing(world, session, changes, message):
     ed = build_edition(session, PERIOD)
     session.commit()
@@ -218,10 +237,15 @@ def test_a_refused_move_says_which_states_and_changes_nothing(session):
     ed = _edition_in(session, "sent")
     with pytest.raises(EditionError) as refused:  # the digest layer's error, so callers catch one type
         sm.transition(session, ed, sm.CANCEL)
-    assert str(refused.value) == ("The 2030-01 edition is sent; it cannot be cancelled (sent -> cancelled): "
-                                  "only a draft, scheduled, sending or paused edition can.")
-    with pytest.raises(sm.EditionStateError, match=r"^The 2030-01 edition is sent; it cannot be paused "
-                                                     r"\(sent -> paused\): only a sending edition can\.$"):
+    assert str(refused.value) == (
+        "The 2030-01 edition is sent; it cannot be cancelled (sent -> cancelled): "
+        "only a draft, scheduled, sending or paused edition can."
+    )
+    with pytest.raises(
+        sm.EditionStateError,
+        match=r"^The 2030-01 edition is sent; it cannot be paused "
+        r"\(sent -> paused\): only a sending edition can\.$",
+    ):
         sm.check(ed, sm.PAUSE)
     # Quietly, as the sending worker asks: False, nothing changed.
     assert sm.transition(session, ed.id, sm.PAUSE, quiet=True) is False
@@ -271,21 +295,36 @@ def _status_writes(tree: ast.AST) -> list[int]:
         elif isinstance(node, (ast.AugAssign, ast.AnnAssign)):
             targets = [node.target]
         for target in targets:
-            for t in (target.elts if isinstance(target, ast.Tuple) else [target]):
-                if isinstance(t, ast.Attribute) and t.attr == "status" and not (
-                        isinstance(t.value, ast.Name) and t.value.id in NOT_EDITIONS):
+            for t in target.elts if isinstance(target, ast.Tuple) else [target]:
+                if (
+                    isinstance(t, ast.Attribute)
+                    and t.attr == "status"
+                    and not (isinstance(t.value, ast.Name) and t.value.id in NOT_EDITIONS)
+                ):
                     found.append(node.lineno)
         if not isinstance(node, ast.Call):
             continue
         func = node.func
-        if isinstance(func, ast.Name) and func.id == "setattr" and len(node.args) > 1 \
-                and isinstance(node.args[1], ast.Constant) and node.args[1].value == "status":
+        if (
+            isinstance(func, ast.Name)
+            and func.id == "setattr"
+            and len(node.args) > 1
+            and isinstance(node.args[1], ast.Constant)
+            and node.args[1].value == "status"
+        ):
             found.append(node.lineno)
-        if isinstance(func, ast.Name) and func.id == "Edition" \
-                and any(k.arg in ("status", None) for k in node.keywords):
+        if (
+            isinstance(func, ast.Name)
+            and func.id == "Edition"
+            and any(k.arg in ("status", None) for k in node.keywords)
+        ):
             found.append(node.lineno)
-        if isinstance(func, ast.Attribute) and func.attr == "values" and _names_edition(func.value) \
-                and (node.args or any(k.arg in ("status", None) for k in node.keywords)):
+        if (
+            isinstance(func, ast.Attribute)
+            and func.attr == "values"
+            and _names_edition(func.value)
+            and (node.args or any(k.arg in ("status", None) for k in node.keywords))
+        ):
             found.append(node.lineno)
     return sorted(found)
 
@@ -294,12 +333,20 @@ def _period_lookups(tree: ast.AST) -> list[int]:
     """Line numbers comparing ``Edition.period ==`` or calling ``filter_by(period=...)``."""
     found = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.Compare) and isinstance(node.left, ast.Attribute) \
-                and node.left.attr == "period" and _names_edition(node.left) \
-                and any(isinstance(op, ast.Eq) for op in node.ops):
+        if (
+            isinstance(node, ast.Compare)
+            and isinstance(node.left, ast.Attribute)
+            and node.left.attr == "period"
+            and _names_edition(node.left)
+            and any(isinstance(op, ast.Eq) for op in node.ops)
+        ):
             found.append(node.lineno)
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
-                and node.func.attr == "filter_by" and any(k.arg == "period" for k in node.keywords):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "filter_by"
+            and any(k.arg == "period" for k in node.keywords)
+        ):
             found.append(node.lineno)
     return sorted(found)
 
@@ -319,11 +366,14 @@ def test_the_detectors_see_every_way_of_writing_a_status():
         "s.execute(update(Edition).values(**changes))\n"
         "s.execute(Edition.__table__.update().values({'status': 'sent'}))\n"
         "s.scalar(select(Edition).where(Edition.period == p))\n"
-        "s.query(Edition).filter_by(period=p)\n")
+        "s.query(Edition).filter_by(period=p)\n"
+    )
     assert _status_writes(bad) == [1, 2, 3, 4, 5, 6, 7]
     assert _period_lookups(bad) == [8, 9]
-    fine = ast.parse("item.status = APPROVED\nsub.status = ERASED\n"
-                     "update(Delivery).values(status=SENT)\nselect(Edition).where(Edition.status == SENT)\n")
+    fine = ast.parse(
+        "item.status = APPROVED\nsub.status = ERASED\n"
+        "update(Delivery).values(status=SENT)\nselect(Edition).where(Edition.status == SENT)\n"
+    )
     assert _status_writes(fine) == [] and _period_lookups(fine) == []
 
 

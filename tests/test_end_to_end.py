@@ -1,5 +1,6 @@
 """The whole thin path in one test: subscribe, confirm, submit, approve, build, send,
 then unsubscribe with the one-click header and see the next send skip the person."""
+
 from __future__ import annotations
 
 from datetime import date
@@ -22,7 +23,8 @@ def _parse(data: bytes):
 
 
 def test_partner_item_reaches_subscriber_inbox_and_one_click_unsubscribe_stops_it(
-        client, session, transport, queue, demo, rt):
+    client, session, transport, queue, demo, rt
+):
     from mailer.cli import main
 
     topics = {t.slug: t.id for t in session.scalars(select(Topic))}
@@ -30,11 +32,16 @@ def test_partner_item_reaches_subscriber_inbox_and_one_click_unsubscribe_stops_i
 
     # 1. Subscribe: the form, then the confirmation email through queue and transport.
     page = client.get("/subscribe")
-    resp = client.post("/subscribe", data={
-        "csrf_token": csrf_token(page.text), "email": "Nurse.Lead@Example.ORG",
-        "name": "Priya Patel", "organisation": "Riverside Surgery",
-        "topics": [str(topics["sexual-health"])],
-    })
+    resp = client.post(
+        "/subscribe",
+        data={
+            "csrf_token": csrf_token(page.text),
+            "email": "Nurse.Lead@Example.ORG",
+            "name": "Priya Patel",
+            "organisation": "Riverside Surgery",
+            "topics": [str(topics["sexual-health"])],
+        },
+    )
     assert resp.status_code == 302
     queue()
     assert [m.recipient for m in transport.messages] == ["Nurse.Lead@example.org"]
@@ -53,14 +60,21 @@ def test_partner_item_reaches_subscriber_inbox_and_one_click_unsubscribe_stops_i
         secret = rotate_submit_secret(s.get(Partner, naz.id))
         s.get(Partner, naz.id).contact_email = "comms@naz.example.org"  # registered by the team
     page = client.get(f"/submit/{secret}")
-    resp = client.post(f"/submit/{secret}", data={
-        "csrf_token": csrf_token(page.text), "kind": "event",
-        "title": "PrEP clinic evenings for Black African communities",
-        "summary": "New evening sessions with community advocates.",
-        "link": "https://www.naz.org.uk/prep", "topics": [str(topics["sexual-health"])],
-        "event_date": date.today().isoformat(), "event_time": "18:30", "event_place": "Online",
-        "contact_email": "amara@naz.example.org",  # the person sending it in
-    })
+    resp = client.post(
+        f"/submit/{secret}",
+        data={
+            "csrf_token": csrf_token(page.text),
+            "kind": "event",
+            "title": "PrEP clinic evenings for Black African communities",
+            "summary": "New evening sessions with community advocates.",
+            "link": "https://www.naz.org.uk/prep",
+            "topics": [str(topics["sexual-health"])],
+            "event_date": date.today().isoformat(),
+            "event_time": "18:30",
+            "event_place": "Online",
+            "contact_email": "amara@naz.example.org",  # the person sending it in
+        },
+    )
     assert resp.status_code == 200
     item = session.scalar(select(Item).where(Item.title.like("PrEP%")))
     assert item.status == "submitted"
@@ -69,8 +83,9 @@ def test_partner_item_reaches_subscriber_inbox_and_one_click_unsubscribe_stops_i
     runner = rt and client.application.test_cli_runner()
     assert runner.invoke(main, ["items", "approve", str(item.id)]).exit_code == 0
     # ... and the partner's registered contact heard twice: a receipt, then the decision.
-    assert [_parse(m.data)["Subject"].split(":")[0] for m in transport.messages
-            if m.recipient == "comms@naz.example.org"] == ["Received", "Approved for the digest"]
+    assert [
+        _parse(m.data)["Subject"].split(":")[0] for m in transport.messages if m.recipient == "comms@naz.example.org"
+    ] == ["Received", "Approved for the digest"]
 
     # 3-5. Build and send this month's edition, waiting for the workers.
     period = date.today().strftime("%Y-%m")
@@ -107,17 +122,25 @@ def test_partner_item_reaches_subscriber_inbox_and_one_click_unsubscribe_stops_i
 
     # 6. One-click unsubscribe (RFC 8058): no cookie, no CSRF token, 200, no redirect.
     fresh = client.application.test_client()
-    resp = fresh.post(unsubscribe_url.removeprefix(rt.settings.base_url),
-                      data={"List-Unsubscribe": "One-Click"})
+    resp = fresh.post(unsubscribe_url.removeprefix(rt.settings.base_url), data={"List-Unsubscribe": "One-Click"})
     assert resp.status_code == 200
     session.refresh(sub)
     assert sub.status == "unsubscribed"
 
     # Next month she gets nothing.
     with rt.db.transaction() as s:
-        s.add(Item(partner_id=naz.id, kind="news", title="Next month's news", summary="More.",
-                   link="https://www.naz.org.uk/next", status="approved",
-                   dated=date(2099, 1, 5), topics=[s.get(Topic, topics["sexual-health"])]))
+        s.add(
+            Item(
+                partner_id=naz.id,
+                kind="news",
+                title="Next month's news",
+                summary="More.",
+                link="https://www.naz.org.uk/next",
+                status="approved",
+                dated=date(2099, 1, 5),
+                topics=[s.get(Topic, topics["sexual-health"])],
+            )
+        )
     transport.messages.clear()
     assert runner.invoke(main, ["edition", "build", "--period", "2099-01"]).exit_code == 0
     assert runner.invoke(main, ["edition", "send", "2099-01", "--wait"]).exit_code == 0

@@ -1,5 +1,6 @@
 """Liveness and readiness (mailer/health.py, mailer/web/health.py): each dependency down in
 turn, against real servers on loopback (SQLite/PostgreSQL, Redis, an SMTP relay)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -37,8 +38,9 @@ def closed_port() -> int:
 
 
 def test_healthz_answers_without_touching_the_database(settings, transport):
-    client = probe_app(settings, transport,
-                       database_url=f"postgresql+psycopg://postgres@127.0.0.1:{closed_port()}/none")
+    client = probe_app(
+        settings, transport, database_url=f"postgresql+psycopg://postgres@127.0.0.1:{closed_port()}/none"
+    )
     resp = client.get("/healthz")
     assert resp.status_code == 200 and resp.json == {"status": "ok"}
     assert resp.headers["Cache-Control"] == "no-store"
@@ -54,8 +56,7 @@ def test_readyz_is_200_when_database_is_reachable_and_at_head(app, client):
 def test_readyz_reports_each_dependency_down_by_name_and_nothing_more(settings, transport):
     relay = Relay().start()
     try:
-        client = probe_app(settings, transport, smtp_url=relay.url,
-                           redis_url=f"redis://127.0.0.1:{closed_port()}/0")
+        client = probe_app(settings, transport, smtp_url=relay.url, redis_url=f"redis://127.0.0.1:{closed_port()}/0")
         resp = client.get("/readyz")
         assert resp.status_code == 503
         assert resp.json == {"database": "ok", "migrations": "ok", "redis": "error", "relay": "ok"}
@@ -67,8 +68,9 @@ def test_readyz_reports_each_dependency_down_by_name_and_nothing_more(settings, 
 
 
 def test_readyz_reports_an_unreachable_database_and_skips_its_migrations(settings, transport):
-    client = probe_app(settings, transport,
-                       database_url=f"postgresql+psycopg://postgres@127.0.0.1:{closed_port()}/none")
+    client = probe_app(
+        settings, transport, database_url=f"postgresql+psycopg://postgres@127.0.0.1:{closed_port()}/none"
+    )
     resp = client.get("/readyz")
     assert resp.status_code == 503
     assert resp.json == {"database": "error", "migrations": "error"}
@@ -89,8 +91,7 @@ def test_a_database_behind_this_release_is_not_ready_and_says_how_to_upgrade(set
         assert migrations.status == FAIL
         assert "8_pending_subscription" in migrations.detail and "mailer db upgrade" in migrations.fix
         upgrade(url)
-        assert {c.name: c.status for c in dependency_checks(engine, None, None)} == {
-            "database": OK, "migrations": OK}
+        assert {c.name: c.status for c in dependency_checks(engine, None, None)} == {"database": OK, "migrations": OK}
     finally:
         engine.dispose()
 
@@ -99,12 +100,10 @@ def test_readiness_passes_with_real_redis_and_relay(settings, engine_of):
     redis_url = need(REDIS_URL, "TEST_REDIS_URL")
     relay = Relay().start()
     try:
-        checks = readiness(dataclasses.replace(settings, redis_url=redis_url, smtp_url=relay.url),
-                           engine_of(settings))
+        checks = readiness(dataclasses.replace(settings, redis_url=redis_url, smtp_url=relay.url), engine_of(settings))
     finally:
         relay.stop()
-    assert {c.name: c.status for c in checks} == {
-        "database": OK, "migrations": OK, "redis": OK, "relay": OK}
+    assert {c.name: c.status for c in checks} == {"database": OK, "migrations": OK, "redis": OK, "relay": OK}
 
 
 @pytest.fixture

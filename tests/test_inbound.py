@@ -4,6 +4,7 @@ sessions with smtplib.LMTP against the running receiver on a loopback port.
 Unsubscribe by mail (the List-Unsubscribe mailto of every digest), DSN bounces to VERP
 return paths, per-recipient answers, and the promise that an accepted message is in the
 database before the 250 and is processed exactly once."""
+
 from __future__ import annotations
 
 import os
@@ -36,9 +37,13 @@ def receiver(rt):
     from mailer.actors.inbound import process_inbound, router
     from mailer.lmtp import Receiver
 
-    r = Receiver(rt.db, router(), lambda message_id: rt.queue.send(process_inbound, message_id),
-                 port=free_port(),
-                 max_bytes=rt.settings.inbound_max_bytes).start()
+    r = Receiver(
+        rt.db,
+        router(),
+        lambda message_id: rt.queue.send(process_inbound, message_id),
+        port=free_port(),
+        max_bytes=rt.settings.inbound_max_bytes,
+    ).start()
     yield r
     r.stop()
 
@@ -63,9 +68,11 @@ def transaction(client, sender: str, recipients: list[str], data: bytes):
 
 
 def mail(subject="unsubscribe", sender="reader@nhs.example", extra="") -> bytes:
-    return (f"From: A Reader <{sender}>\r\nTo: unsubscribe@ertg.example.org\r\n"
-            f"Subject: {subject}\r\nDate: Thu, 01 Jan 2026 09:00:00 +0000\r\n{extra}\r\n"
-            "Please take me off this list.\r\n").encode()
+    return (
+        f"From: A Reader <{sender}>\r\nTo: unsubscribe@ertg.example.org\r\n"
+        f"Subject: {subject}\r\nDate: Thu, 01 Jan 2026 09:00:00 +0000\r\n{extra}\r\n"
+        "Please take me off this list.\r\n"
+    ).encode()
 
 
 def send_edition(app, period=PERIOD):
@@ -89,9 +96,18 @@ def next_edition_recipients(app, rt, transport) -> set[str]:
     from mailer.content.models import Item, Partner, Topic
 
     with rt.db.transaction() as s:
-        s.add(Item(partner_id=s.scalars(select(Partner)).first().id, kind="news", title="More",
-                   summary="More.", link="https://example.org/m", status="approved",
-                   dated=date(2099, 2, 2), topics=list(s.scalars(select(Topic)))))
+        s.add(
+            Item(
+                partner_id=s.scalars(select(Partner)).first().id,
+                kind="news",
+                title="More",
+                summary="More.",
+                link="https://example.org/m",
+                status="approved",
+                dated=date(2099, 2, 2),
+                topics=list(s.scalars(select(Topic))),
+            )
+        )
     transport.messages.clear()
     send_edition(app, "2099-02")
     return {m.recipient.lower() for m in transport.messages}
@@ -99,12 +115,13 @@ def next_edition_recipients(app, rt, transport) -> set[str]:
 
 def consent(s, email):
     sub = s.scalar(select(Subscriber).where(func.lower(Subscriber.email) == email))
-    return sub, [(e.kind, e.source) for e in s.scalars(
-        select(ConsentEvent).where(ConsentEvent.subscriber_id == sub.id).order_by(ConsentEvent.id))]
+    return sub, [
+        (e.kind, e.source)
+        for e in s.scalars(select(ConsentEvent).where(ConsentEvent.subscriber_id == sub.id).order_by(ConsentEvent.id))
+    ]
 
 
-def test_unsubscribe_by_mail_stops_the_next_digest_for_exactly_that_reader(app, rt, demo, queue,
-                                                                             transport, receiver):
+def test_unsubscribe_by_mail_stops_the_next_digest_for_exactly_that_reader(app, rt, demo, queue, transport, receiver):
     send_edition(app)
     mailtos = unsubscribe_mailtos(transport)
     reader, autoreplier, other = sorted(mailtos)[:3]
@@ -115,12 +132,14 @@ def test_unsubscribe_by_mail_stops_the_next_digest_for_exactly_that_reader(app, 
 
     with lmtp(receiver) as client:
         # A mail system may change the case of the local part: the token still counts.
-        rcpt, replies = transaction(client, "someone-else@example.org", [mailtos[reader].upper()],
-                                    mail(sender="someone-else@example.org"))
+        rcpt, replies = transaction(
+            client, "someone-else@example.org", [mailtos[reader].upper()], mail(sender="someone-else@example.org")
+        )
         assert rcpt[0][0] == 250 and replies[0][0] == 250, (rcpt, replies)
         # An out-of-office reply (null sender, Auto-Submitted) to another reader's address.
-        rcpt, replies = transaction(client, "<>", [mailtos[autoreplier]],
-                                    mail("Out of office", extra="Auto-Submitted: auto-replied\r\n"))
+        rcpt, replies = transaction(
+            client, "<>", [mailtos[autoreplier]], mail("Out of office", extra="Auto-Submitted: auto-replied\r\n")
+        )
         assert replies[0][0] == 250, replies
     queue()
 
@@ -143,7 +162,8 @@ def test_unsubscribe_by_mail_stops_the_next_digest_for_exactly_that_reader(app, 
 
 
 def test_forged_revoked_and_unknown_unsubscribe_addresses_are_refused_and_change_nothing(
-        app, rt, demo, queue, transport, receiver):
+    app, rt, demo, queue, transport, receiver
+):
     from subscribers.address_tokens import AddressTokens
     from subscribers.service import revoke_links
 
@@ -179,30 +199,40 @@ def test_forged_revoked_and_unknown_unsubscribe_addresses_are_refused_and_change
 
 
 def test_a_dsn_arriving_over_lmtp_at_a_return_path_suppresses_the_hard_bounced_address(
-        app, rt, demo, queue, transport, receiver):
+    app, rt, demo, queue, transport, receiver
+):
     send_edition(app)
     verp = {m.recipient.lower(): m.sender for m in transport.messages}
     hard, soft = sorted(verp)[:2]
     # The reports' To: names the bare mailbox: the envelope recipient is what matches.
     with lmtp(receiver) as client:
         for address, action, status in ((hard, "failed", "5.1.1"), (soft, "delayed", "4.2.2")):
-            rcpt, replies = transaction(client, "<>", [verp[address]],
-                                        dsn("bounces@ertg.example.org", address, action, status))
+            rcpt, replies = transaction(
+                client, "<>", [verp[address]], dsn("bounces@ertg.example.org", address, action, status)
+            )
             assert replies[0][0] == 250, replies
     queue()
     with rt.db.transaction() as s:
         assert is_suppressed(s, hard) and not is_suppressed(s, soft)
-        statuses = dict(s.execute(select(func.lower(Subscriber.email), Delivery.status)
-                                  .join(Delivery, Delivery.subscriber_id == Subscriber.id)).all())
+        statuses = dict(
+            s.execute(
+                select(func.lower(Subscriber.email), Delivery.status).join(
+                    Delivery, Delivery.subscriber_id == Subscriber.id
+                )
+            ).all()
+        )
         assert statuses[hard] == "bounced" and statuses[soft] == "sent"
         outcomes = list(s.scalars(select(InboundMessage.outcome).order_by(InboundMessage.id)))
-        assert outcomes == ["hard 1, soft 0, complaints 0, unmatched 0, suppressed 1",
-                            "hard 0, soft 1, complaints 0, unmatched 0, suppressed 0"]
+        assert outcomes == [
+            "hard 1, soft 0, complaints 0, unmatched 0, suppressed 1",
+            "hard 0, soft 1, complaints 0, unmatched 0, suppressed 0",
+        ]
     assert hard not in next_edition_recipients(app, rt, transport)
 
 
 def test_an_accepted_message_is_stored_before_the_250_and_processed_once_after_a_crash(
-        app, rt, demo, settings, transport, receiver, tmp_path):
+    app, rt, demo, settings, transport, receiver, tmp_path
+):
     from mailer.actors.inbound import process_inbound
 
     send_edition(app)
@@ -222,13 +252,25 @@ def test_an_accepted_message_is_stored_before_the_250_and_processed_once_after_a
     rt.queue.broker.flush_all()  # the process dies: its in-process queue goes with it
 
     # A new `mailer lmtp` process finds the message waiting and processes it.
-    env = {**os.environ, "DATABASE_URL": settings.database_url, "SECRET_KEY": "test-secret-key",
-           "MAIL_FROM": settings.mail_from, "BASE_URL": settings.base_url, "MAILER_ENV": "test",
-           "VAR_DIR": str(tmp_path / "var2"), "OUTBOX_DIR": str(tmp_path / "outbox")}
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.database_url,
+        "SECRET_KEY": "test-secret-key",
+        "MAIL_FROM": settings.mail_from,
+        "BASE_URL": settings.base_url,
+        "MAILER_ENV": "test",
+        "VAR_DIR": str(tmp_path / "var2"),
+        "OUTBOX_DIR": str(tmp_path / "outbox"),
+    }
     env.pop("REDIS_URL", None)
     port = free_port()
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "mailer"), "lmtp", "--port", str(port)],
-                            env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "mailer"), "lmtp", "--port", str(port)],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -258,7 +300,8 @@ def test_an_accepted_message_is_stored_before_the_250_and_processed_once_after_a
 
 
 def test_oversized_and_malformed_messages_are_refused_per_recipient_and_not_stored(
-        app, rt, demo, queue, transport, receiver):
+    app, rt, demo, queue, transport, receiver
+):
     send_edition(app)
     a, b = sorted(unsubscribe_mailtos(transport).values())[:2]
     big = mail() + b"\r\n".join([b"y" * 76] * 140_000) + b"\r\n"
@@ -266,10 +309,12 @@ def test_oversized_and_malformed_messages_are_refused_per_recipient_and_not_stor
     with lmtp(receiver) as client:
         _, replies = transaction(client, "reader@nhs.example", [a, b], big)
         assert [code for code, _ in replies] == [552, 552], replies
-        for broken in (b"this is not a header\r\n\r\nbody\r\n",
-                       b"From: a@example.org\r\nSubject: hi\r\nno colon on this line\r\n\r\nbody\r\n",
-                       b"Subject: no From field\r\n\r\nbody\r\n",
-                       b"From: a@example.org\r\nX-Bad\0: nul\r\n\r\nbody\r\n"):
+        for broken in (
+            b"this is not a header\r\n\r\nbody\r\n",
+            b"From: a@example.org\r\nSubject: hi\r\nno colon on this line\r\n\r\nbody\r\n",
+            b"Subject: no From field\r\n\r\nbody\r\n",
+            b"From: a@example.org\r\nX-Bad\0: nul\r\n\r\nbody\r\n",
+        ):
             _, replies = transaction(client, "reader@nhs.example", [a, b], broken)
             assert [code for code, _ in replies] == [501, 501], (broken, replies)
             assert all(b"5.6.0 Malformed message" in text for _, text in replies)
@@ -281,14 +326,18 @@ def test_oversized_and_malformed_messages_are_refused_per_recipient_and_not_stor
         assert s.scalar(select(func.count(InboundMessage.id))) == 1
 
 
-def test_a_mix_of_good_and_unknown_recipients_gets_one_answer_each(app, rt, demo, queue, transport,
-                                                                  receiver):
+def test_a_mix_of_good_and_unknown_recipients_gets_one_answer_each(app, rt, demo, queue, transport, receiver):
     send_edition(app)
     mailtos = unsubscribe_mailtos(transport)
     verp = {m.recipient.lower(): m.sender for m in transport.messages}
     reader, other = sorted(mailtos)[:2]
-    recipients = [mailtos[reader], "staff-network@ertg.example.org", verp[other],
-                  "someone@elsewhere.example", "bounces@ertg.example.org"]
+    recipients = [
+        mailtos[reader],
+        "staff-network@ertg.example.org",
+        verp[other],
+        "someone@elsewhere.example",
+        "bounces@ertg.example.org",
+    ]
     with lmtp(receiver) as client:
         rcpt, replies = transaction(client, "reader@nhs.example", recipients, mail())
     assert [code for code, _ in rcpt] == [250, 550, 250, 550, 250]
@@ -297,8 +346,10 @@ def test_a_mix_of_good_and_unknown_recipients_gets_one_answer_each(app, rt, demo
     with rt.db.transaction() as s:
         rows = list(s.scalars(select(InboundMessage).order_by(InboundMessage.id)))
         assert [(r.route, r.recipient, r.status) for r in rows] == [
-            ("unsubscribe", mailtos[reader], "processed"), ("bounce", verp[other], "processed"),
-            ("bounce", "bounces@ertg.example.org", "processed")]
+            ("unsubscribe", mailtos[reader], "processed"),
+            ("bounce", verp[other], "processed"),
+            ("bounce", "bounces@ertg.example.org", "processed"),
+        ]
         assert rows[1].outcome == "no bounce or complaint report in it"
         assert consent(s, reader)[0].status == "unsubscribed"
         assert consent(s, other)[0].status == "confirmed" and not is_suppressed(s, other)
@@ -306,7 +357,9 @@ def test_a_mix_of_good_and_unknown_recipients_gets_one_answer_each(app, rt, demo
 
 def test_the_inbound_domain_loads_without_web_queue_or_smtp_libraries():
     """mailer/inbound is domain code: the receiver and the actor are its edges."""
-    code = ("import sys, mailer.inbound.store, mailer.inbound.handlers; "
-            "print(sorted(m for m in ('flask', 'dramatiq', 'aiosmtpd', 'click') if m in sys.modules))")
+    code = (
+        "import sys, mailer.inbound.store, mailer.inbound.handlers; "
+        "print(sorted(m for m in ('flask', 'dramatiq', 'aiosmtpd', 'click') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr

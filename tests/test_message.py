@@ -1,4 +1,5 @@
 """The MIME builder: headers every email must carry, encodings, and refusal of injection."""
+
 from __future__ import annotations
 
 import re
@@ -11,16 +12,25 @@ from mailer.mail.message import HeaderInjection, MessageTemplate
 
 
 def _template(**kw):
-    return MessageTemplate(mail_from="End Racism This Generation <digest@ertg.example.org>",
-                           subject=kw.pop("subject", "Your campaign digest - December 2026"),
-                           list_id="digest.ertg.example.org", list_name="Campaign digest",
-                           list_unsubscribe_mailto="unsubscribe@ertg.example.org", **kw)
+    return MessageTemplate(
+        mail_from="End Racism This Generation <digest@ertg.example.org>",
+        subject=kw.pop("subject", "Your campaign digest - December 2026"),
+        list_id="digest.ertg.example.org",
+        list_name="Campaign digest",
+        list_unsubscribe_mailto="unsubscribe@ertg.example.org",
+        **kw,
+    )
 
 
 def test_digest_headers_and_parts():
     long_url = "https://digest.example.org/u/" + "A" * 120
-    env = _template().build(to_name="Amina Rahman", to_address="amina@example.org",
-                            text="Hello\n" + "word " * 40, html="<p>Hello</p>", unsubscribe_url=long_url)
+    env = _template().build(
+        to_name="Amina Rahman",
+        to_address="amina@example.org",
+        text="Hello\n" + "word " * 40,
+        html="<p>Hello</p>",
+        unsubscribe_url=long_url,
+    )
     raw = env.data.decode("ascii")
     # One unfolded line, so one-click clients read the URL intact.
     assert f"List-Unsubscribe: <{long_url}>, <mailto:unsubscribe@ertg.example.org?subject=unsubscribe>\r\n" in raw
@@ -37,7 +47,8 @@ def test_digest_headers_and_parts():
 
 def test_non_ascii_subject_and_name_are_rfc2047_encoded():
     env = _template(subject="Digest – Rhagfyr / دسمبر").build(
-        to_name="Zoë Ahmed", to_address="zoe@exämple.org", text="t", html="<p>t</p>")
+        to_name="Zoë Ahmed", to_address="zoe@exämple.org", text="t", html="<p>t</p>"
+    )
     head = env.data.split(b"\r\n\r\n", 1)[0]
     head.decode("ascii")  # headers stay 7-bit
     msg = message_from_bytes(env.data, policy=policy.default)
@@ -90,9 +101,11 @@ def test_date_has_a_numeric_zone_and_optional_headers_appear_only_when_asked():
     msg = message_from_bytes(env.data, policy=policy.default)
     assert re.fullmatch(r"\w{3}, \d{2} \w{3} \d{4} \d{2}:\d{2}:\d{2} \+0000", str(msg["Date"]))
     assert msg["Auto-Submitted"] is None and msg["Reply-To"] is None and msg["Feedback-ID"] is None
-    env = _template(auto_submitted=True, reply_to="Digest editors <editors@ertg.example.org>",
-                    feedback_id="2026-12:digest:ertg.example.org").build(
-        to_name="", to_address="a@example.org", text="t", html="t")
+    env = _template(
+        auto_submitted=True,
+        reply_to="Digest editors <editors@ertg.example.org>",
+        feedback_id="2026-12:digest:ertg.example.org",
+    ).build(to_name="", to_address="a@example.org", text="t", html="t")
     msg = message_from_bytes(env.data, policy=policy.default)
     assert msg["Auto-Submitted"] == "auto-generated"
     assert msg["Reply-To"].addresses[0].addr_spec == "editors@ertg.example.org"

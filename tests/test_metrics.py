@@ -1,6 +1,7 @@
 """``/metrics`` and the log lines: counts after a real send through the queue, request
 latency by route template, who may scrape, the leader and the scheduler's runs, queue
 depth in Redis, and JSON log lines with their ids and no tokens."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -22,8 +23,11 @@ def scrape(client, **kw) -> dict[tuple[str, frozenset], float]:
     resp = client.get("/metrics", **kw)
     assert resp.status_code == 200, resp.data
     assert resp.content_type.startswith("text/plain")
-    return {(s.name, frozenset(s.labels.items())): s.value
-            for fam in text_string_to_metric_families(resp.get_data(as_text=True)) for s in fam.samples}
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for fam in text_string_to_metric_families(resp.get_data(as_text=True))
+        for s in fam.samples
+    }
 
 
 def value(samples, name, **labels) -> float:
@@ -82,9 +86,18 @@ def test_bounces_complaints_schedule_runs_feeds_and_leader_are_read_from_the_sto
     ran = datetime(2026, 3, 3, 9, 0, tzinfo=timezone.utc)
     schedule_runs.claim(session, "monthly-digest", ran, outcome=schedule_runs.DONE, leader="a:1", now=ran)
     schedule_runs.claim(session, "feeds", ran, outcome=schedule_runs.MISSED, leader="a:1", now=ran)
-    session.add_all([Partner(slug="ok", name="Ok", feed_url="https://ok.example.org/feed"),
-                     Partner(slug="bad", name="Bad", feed_url="https://bad.example.org/feed",
-                             feed_error="HTTP 500", feed_checked_at=ran)])
+    session.add_all(
+        [
+            Partner(slug="ok", name="Ok", feed_url="https://ok.example.org/feed"),
+            Partner(
+                slug="bad",
+                name="Bad",
+                feed_url="https://bad.example.org/feed",
+                feed_error="HTTP 500",
+                feed_checked_at=ran,
+            ),
+        ]
+    )
     session.commit()
 
     got = scrape(client)
@@ -119,8 +132,7 @@ def test_deferrals_and_rate_limit_waits_are_counted_where_they_happen(rt, client
     relay = Relay(defer={"kwame@": 2}).start()
     try:
         cfg = DeliveryConfig.from_env({"SEND_RETRY_SECONDS": "0.2", "SEND_RATE": "2"})
-        boot(dataclasses.replace(rt.settings, smtp_url=relay.url, delivery=cfg),
-             transport=SMTPTransport(relay.url))
+        boot(dataclasses.replace(rt.settings, smtp_url=relay.url, delivery=cfg), transport=SMTPTransport(relay.url))
         before = scrape(client)
         period = _send_world_edition(session, queue)
         after = scrape(client)
@@ -128,9 +140,15 @@ def test_deferrals_and_rate_limit_waits_are_counted_where_they_happen(rt, client
         relay.stop()
     assert relay.counts()["kwame@x.org"] == 1
     assert value(after, "mailer_deliveries", edition=period, status="sent") == 3
-    delta = {name: value(after, name) - value(before, name) for name in (
-        "mailer_deliveries_deferred_total", "mailer_rate_limit_waits_total",
-        "mailer_rate_limit_wait_seconds_total", "mailer_emails_sent_total")}
+    delta = {
+        name: value(after, name) - value(before, name)
+        for name in (
+            "mailer_deliveries_deferred_total",
+            "mailer_rate_limit_waits_total",
+            "mailer_rate_limit_wait_seconds_total",
+            "mailer_emails_sent_total",
+        )
+    }
     assert delta["mailer_deliveries_deferred_total"] == 2
     assert delta["mailer_emails_sent_total"] == 3
     assert delta["mailer_rate_limit_waits_total"] >= 1 and delta["mailer_rate_limit_wait_seconds_total"] > 0
@@ -161,14 +179,16 @@ def test_request_latency_is_labelled_by_route_template_never_the_token(client):
     body = resp.get_data(as_text=True)
     assert TOKEN not in body
     got = scrape(client)
-    assert value(got, "mailer_http_request_duration_seconds_count",
-                 route="/manage/<token>", method="GET", status="400") >= 2
-    assert value(got, "mailer_http_request_duration_seconds_count",
-                 route="(unmatched)", method="GET", status="404") >= 1
+    assert (
+        value(got, "mailer_http_request_duration_seconds_count", route="/manage/<token>", method="GET", status="400")
+        >= 2
+    )
+    assert (
+        value(got, "mailer_http_request_duration_seconds_count", route="(unmatched)", method="GET", status="404") >= 1
+    )
 
 
-def test_metrics_are_refused_to_clients_outside_metrics_allow_or_without_the_token(
-        rt, settings, transport):
+def test_metrics_are_refused_to_clients_outside_metrics_allow_or_without_the_token(rt, settings, transport):
     from mailer.app import create_app
 
     outside = {"REMOTE_ADDR": "203.0.113.9"}
@@ -182,8 +202,12 @@ def test_metrics_are_refused_to_clients_outside_metrics_allow_or_without_the_tok
     guarded = dataclasses.replace(settings, metrics_token=token, trusted_proxies=1)
     client = create_app(guarded, transport).test_client()
     assert client.get("/metrics", environ_base=outside).status_code == 401
-    assert client.get("/metrics", environ_base=outside,
-                      headers={"Authorization": "Bearer wrong-token-0123456789"}).status_code == 401
+    assert (
+        client.get(
+            "/metrics", environ_base=outside, headers={"Authorization": "Bearer wrong-token-0123456789"}
+        ).status_code
+        == 401
+    )
     via_proxy = client.get("/metrics", headers={"X-Forwarded-For": "203.0.113.9"})  # peer is loopback
     assert via_proxy.status_code == 401
     ok = client.get("/metrics", environ_base=outside, headers={"Authorization": f"Bearer {token}"})
@@ -201,8 +225,9 @@ def test_json_log_lines_carry_the_request_id_and_never_a_token(settings, rt, tra
 
     @app.get("/test-logs-a-link")  # a view that logs a reader's full manage URL
     def logs_a_link():
-        logging.getLogger("mailer.test").warning("sent link %s to a reader",
-                                                 f"{settings.base_url}/manage/{TOKEN}/data?x=1")
+        logging.getLogger("mailer.test").warning(
+            "sent link %s to a reader", f"{settings.base_url}/manage/{TOKEN}/data?x=1"
+        )
         return "ok"
 
     client = app.test_client()
@@ -235,8 +260,11 @@ def test_a_sending_log_line_carries_its_edition_and_delivery_ids(settings, rt, s
         _send_world_edition(session, queue)
     finally:
         configure_logging(settings)
-    broken = session.scalar(select(Delivery).join(Subscriber, Subscriber.id == Delivery.subscriber_id)
-                            .where(Subscriber.email == "broken@x.org"))
+    broken = session.scalar(
+        select(Delivery)
+        .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+        .where(Subscriber.email == "broken@x.org")
+    )
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     failure = [ln for ln in lines if "could not compose" in ln["message"]]
     assert failure and failure[0]["delivery_id"] == broken.id
@@ -246,8 +274,13 @@ def test_a_sending_log_line_carries_its_edition_and_delivery_ids(settings, rt, s
 
 def test_log_and_metrics_settings_refuse_what_cannot_work(tmp_path):
     base = {"MAILER_ENV": "test", "VAR_DIR": str(tmp_path)}
-    for name, bad in (("LOG_FORMAT", "xml"), ("LOG_LEVEL", "LOUD"), ("METRICS_ALLOW", "10.0.0.0/33"),
-                      ("METRICS_TOKEN", "short"), ("WORKER_METRICS", "9191")):
+    for name, bad in (
+        ("LOG_FORMAT", "xml"),
+        ("LOG_LEVEL", "LOUD"),
+        ("METRICS_ALLOW", "10.0.0.0/33"),
+        ("METRICS_TOKEN", "short"),
+        ("WORKER_METRICS", "9191"),
+    ):
         with pytest.raises(ConfigError, match=name):
             Settings.from_env({**base, name: bad})
     s = Settings.from_env({**base, "METRICS_ALLOW": "10.1.0.0/16, 192.0.2.7", "WORKER_METRICS": "0.0.0.0:9191"})
@@ -269,8 +302,7 @@ def test_queue_depth_is_read_from_redis():
         broker.declare_queue("digest")
         for i in range(3):
             broker.enqueue(Message(queue_name="digest", actor_name="a", args=(i,), kwargs={}, options={}))
-        broker.enqueue(Message(queue_name="digest", actor_name="a", args=(), kwargs={}, options={}),
-                       delay=60_000)
+        broker.enqueue(Message(queue_name="digest", actor_name="a", args=(), kwargs={}, options={}), delay=60_000)
         sizes = queue_sizes(broker)
         assert sizes["digest"] == {"waiting": 3, "delayed": 1, "dead": 0}
         assert sizes["transactional"] == {"waiting": 0, "delayed": 0, "dead": 0}
@@ -300,27 +332,51 @@ def test_worker_and_gunicorn_processes_report_together(tmp_path):
     redis.Redis.from_url(redis_url).flushdb()
     web_port, worker_port = _port(), _port()
     (tmp_path / "web-metrics").mkdir()
-    env = {**os.environ, "DATABASE_URL": pg, "REDIS_URL": redis_url, "OUTBOX_DIR": str(tmp_path / "outbox"),
-           "VAR_DIR": str(tmp_path / "var"), "SECRET_KEY": "redis-test-key", "MAILER_ENV": "test",
-           "BASE_URL": f"http://127.0.0.1:{web_port}", "WORKER_METRICS": f"127.0.0.1:{worker_port}",
-           "dramatiq_prom_db": str(tmp_path / "worker-metrics"), "LOG_FORMAT": "json"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": pg,
+        "REDIS_URL": redis_url,
+        "OUTBOX_DIR": str(tmp_path / "outbox"),
+        "VAR_DIR": str(tmp_path / "var"),
+        "SECRET_KEY": "redis-test-key",
+        "MAILER_ENV": "test",
+        "BASE_URL": f"http://127.0.0.1:{web_port}",
+        "WORKER_METRICS": f"127.0.0.1:{worker_port}",
+        "dramatiq_prom_db": str(tmp_path / "worker-metrics"),
+        "LOG_FORMAT": "json",
+    }
     _run(env, "db", "upgrade")
     from sqlalchemy import create_engine, text
 
     engine = create_engine(pg)
     with engine.begin() as conn:
-        tables = conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname='public' "
-                                   "AND tablename <> 'alembic_version'")).scalars().all()
+        tables = (
+            conn.execute(
+                text("SELECT tablename FROM pg_tables WHERE schemaname='public' AND tablename <> 'alembic_version'")
+            )
+            .scalars()
+            .all()
+        )
         conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
     engine.dispose()
     _run(env, "seed-demo")
     worker_log = open(tmp_path / "worker.log", "w")
     procs = [
-        subprocess.Popen([str(BIN / "mailer"), "worker", "--processes", "2", "--threads", "2"], env=env,
-                         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=worker_log, start_new_session=True),
-        subprocess.Popen([str(BIN / "gunicorn"), "-b", f"127.0.0.1:{web_port}", "-w", "2", "wsgi:app"],
-                         env={**env, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "web-metrics")},
-                         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+        subprocess.Popen(
+            [str(BIN / "mailer"), "worker", "--processes", "2", "--threads", "2"],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=worker_log,
+            start_new_session=True,
+        ),
+        subprocess.Popen(
+            [str(BIN / "gunicorn"), "-b", f"127.0.0.1:{web_port}", "-w", "2", "wsgi:app"],
+            env={**env, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "web-metrics")},
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        ),
     ]
     try:
         _wait_for(lambda: _up(web_port) and _up(worker_port), timeout=60, what="gunicorn and worker metrics")
@@ -330,19 +386,29 @@ def test_worker_and_gunicorn_processes_report_together(tmp_path):
 
         def read(url):
             text_ = urllib.request.urlopen(url, timeout=10).read().decode()
-            return {(s.name, frozenset(s.labels.items())): s.value
-                    for fam in text_string_to_metric_families(text_) for s in fam.samples}
+            return {
+                (s.name, frozenset(s.labels.items())): s.value
+                for fam in text_string_to_metric_families(text_)
+                for s in fam.samples
+            }
 
         workers = read(f"http://127.0.0.1:{worker_port}/")
         assert value(workers, "mailer_emails_sent_total") == 3
-        assert sum(v for (n, labels), v in workers.items() if n == "dramatiq_messages_total"
-                   and ("actor_name", "send_deliveries") in labels) >= 1
+        assert (
+            sum(
+                v
+                for (n, labels), v in workers.items()
+                if n == "dramatiq_messages_total" and ("actor_name", "send_deliveries") in labels
+            )
+            >= 1
+        )
 
         for _ in range(6):
             urllib.request.urlopen(f"http://127.0.0.1:{web_port}/healthz", timeout=10).read()
         web = read(f"http://127.0.0.1:{web_port}/metrics")  # loopback: METRICS_ALLOW's default
-        assert value(web, "mailer_http_request_duration_seconds_count",
-                     route="/healthz", method="GET", status="200") == 6
+        assert (
+            value(web, "mailer_http_request_duration_seconds_count", route="/healthz", method="GET", status="200") == 6
+        )
         assert value(web, "mailer_deliveries", edition=period, status="sent") == 3
         assert value(web, "mailer_queue_messages", queue="digest", state="waiting") == 0
     finally:
@@ -354,6 +420,5 @@ def test_worker_and_gunicorn_processes_report_together(tmp_path):
             except subprocess.TimeoutExpired:
                 p.kill()
         worker_log.close()
-    lines = [json.loads(line) for line in (tmp_path / "worker.log").read_text().splitlines()
-             if line.startswith("{")]
+    lines = [json.loads(line) for line in (tmp_path / "worker.log").read_text().splitlines() if line.startswith("{")]
     assert any("ready for action" in ln["message"] for ln in lines)  # worker processes log JSON

@@ -1,6 +1,7 @@
 """The one send path: every kind of email we send (digest, confirmation, manage link,
 partner receipt and decision, editor's test sends from the CLI and the preview page) is
 DKIM-signed and carries a return path of ours, through a real SMTP relay on loopback."""
+
 from __future__ import annotations
 
 from datetime import date
@@ -30,8 +31,7 @@ def signing_relay(rt, dkim_key):
     relay.stop()
 
 
-def test_every_kind_of_email_is_dkim_signed_and_carries_our_return_path(
-        signing_relay, session, queue, tmp_path):
+def test_every_kind_of_email_is_dkim_signed_and_carries_our_return_path(signing_relay, session, queue, tmp_path):
     import dkim
 
     from mailer.actors.digest import start_edition
@@ -45,15 +45,26 @@ def test_every_kind_of_email_is_dkim_signed_and_carries_our_return_path(
     pending = w.subscriber("new@x.org", topics=["sexual-health"], status="pending")
     partner = w.partners["naz"]
     partner.contact_email = "comms@naz.example.org"  # notices go to the registered contact only
-    item = submit_item(session, partner, ItemDraft(
-        title="Clinic evenings", summary="s", link="https://naz.example.org/c", kind="news",
-        topic_ids=[w.topics["sexual-health"].id], contact_email="comms@naz.example.org"),
-        today=date(2026, 12, 5))
+    item = submit_item(
+        session,
+        partner,
+        ItemDraft(
+            title="Clinic evenings",
+            summary="s",
+            link="https://naz.example.org/c",
+            kind="news",
+            topic_ids=[w.topics["sexual-health"].id],
+            contact_email="comms@naz.example.org",
+        ),
+        today=date(2026, 12, 5),
+    )
     ed = build_edition(session, PERIOD)
     session.commit()
     expected = {  # recipient -> what its return path must name
-        "amina@x.org": (DELIVERY, None), "new@x.org": (SUBSCRIBER, pending.id),
-        "comms@naz.example.org": (NOTICE, item.id), "me@campaign.example": (ADDRESS, None),
+        "amina@x.org": (DELIVERY, None),
+        "new@x.org": (SUBSCRIBER, pending.id),
+        "comms@naz.example.org": (NOTICE, item.id),
+        "me@campaign.example": (ADDRESS, None),
         "editor@campaign.example": (ADDRESS, None),
     }
 
@@ -66,14 +77,14 @@ def test_every_kind_of_email_is_dkim_signed_and_carries_our_return_path(
         approve(s, item.id, "editor")
     send_partner_notice("approved", item.id)
     app = create_app(r.settings, r.transport)
-    assert cli(app, "edition", "test-send", PERIOD, "--to", "me@campaign.example",
-               "--partner", "naz").exit_code == 0
+    assert cli(app, "edition", "test-send", PERIOD, "--to", "me@campaign.example", "--partner", "naz").exit_code == 0
     client = app.test_client()
     topic = w.topics["sexual-health"].id
     token = preview.preview_token(r.settings, ed)
     page = client.get(f"/preview/{token}?topic={topic}")
-    resp = client.post(f"/preview/{token}", data={"csrf_token": csrf_token(page.text),
-                                                  "topic": topic, "to": "editor@campaign.example"})
+    resp = client.post(
+        f"/preview/{token}", data={"csrf_token": csrf_token(page.text), "topic": topic, "to": "editor@campaign.example"}
+    )
     assert "Sent a test to editor@campaign.example" in resp.text
 
     subjects = [message_from_bytes(data, policy=policy.default)["Subject"] for _, _, data in relay.messages]
@@ -86,8 +97,9 @@ def test_every_kind_of_email_is_dkim_signed_and_carries_our_return_path(
     for rcpt, return_path, data in relay.messages:
         assert dkim.verify(data, dnsfunc=lambda name, timeout=5: b"v=DKIM1; k=rsa; p=" + public), rcpt
         target = paths.target(return_path)
-        kind, ident = expected[rcpt] if rcpt != "amina@x.org" or target.kind == DELIVERY \
-            else (SUBSCRIBER, amina.id)  # Amina got a digest and a manage link
+        kind, ident = (
+            expected[rcpt] if rcpt != "amina@x.org" or target.kind == DELIVERY else (SUBSCRIBER, amina.id)
+        )  # Amina got a digest and a manage link
         assert target.kind == kind, (rcpt, return_path)
         if ident is not None:
             assert target.id == ident

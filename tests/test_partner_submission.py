@@ -1,4 +1,5 @@
 """The partner submission form behind each partner's secret link."""
+
 from __future__ import annotations
 
 import pytest
@@ -19,9 +20,15 @@ def link(rt, demo):
 def _submit(client, url, session, **fields):
     topic = session.scalar(select(Topic).where(Topic.slug == "policy"))
     page = client.get(url)
-    data = {"csrf_token": csrf_token(page.text), "kind": "news", "title": "Consultation response",
-            "summary": "Our response to the consultation.", "link": "https://www.afiya-trust.org/c",
-            "topics": [str(topic.id)], "contact_email": "comms@afiya.example.org"}
+    data = {
+        "csrf_token": csrf_token(page.text),
+        "kind": "news",
+        "title": "Consultation response",
+        "summary": "Our response to the consultation.",
+        "link": "https://www.afiya-trust.org/c",
+        "topics": [str(topic.id)],
+        "contact_email": "comms@afiya.example.org",
+    }
     data.update(fields)
     return client.post(url, data=data)
 
@@ -41,14 +48,17 @@ def test_partner_submits_an_item_that_waits_for_approval(client, session, link):
     assert [t.slug for t in item.topics] == ["policy"]
 
 
-@pytest.mark.parametrize("fields, message", [
-    ({"link": "javascript:alert(1)"}, "must be a full web address"),
-    ({"link": "data:text/html,hi"}, "must be a full web address"),
-    ({"title": ""}, "is required"),
-    ({"summary": "x" * 601}, "at most 600 characters"),
-    ({"topics": []}, "Choose at least one topic."),
-    ({"kind": "advert"}, "Not a valid choice"),
-])
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"link": "javascript:alert(1)"}, "must be a full web address"),
+        ({"link": "data:text/html,hi"}, "must be a full web address"),
+        ({"title": ""}, "is required"),
+        ({"summary": "x" * 601}, "at most 600 characters"),
+        ({"topics": []}, "Choose at least one topic."),
+        ({"kind": "advert"}, "Not a valid choice"),
+    ],
+)
 def test_bad_submissions_are_refused_and_store_nothing(client, session, link, fields, message):
     before = _items(session)
     resp = _submit(client, link, session, **fields)

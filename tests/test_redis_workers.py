@@ -1,5 +1,6 @@
 """The thin path through production-shaped processes: gunicorn, `dramatiq` workers on the
 Redis broker, PostgreSQL, and the `mailer` CLI, each a separate process."""
+
 from __future__ import annotations
 
 import http.cookiejar
@@ -32,8 +33,7 @@ def _port():
 
 
 def _run(env, *args):
-    out = subprocess.run([str(BIN / "mailer"), *args], env=env, cwd=ROOT, capture_output=True,
-                         text=True, timeout=120)
+    out = subprocess.run([str(BIN / "mailer"), *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
     return out.stdout
 
@@ -61,9 +61,16 @@ def stack(tmp_path_factory):
 
     redis.Redis.from_url(redis_url).flushdb()
     port = _port()
-    env = {**os.environ, "DATABASE_URL": pg, "REDIS_URL": redis_url, "OUTBOX_DIR": str(tmp_path / "outbox"),
-           "VAR_DIR": str(tmp_path / "var"), "SECRET_KEY": "redis-test-key", "MAILER_ENV": "test",
-           "BASE_URL": f"http://127.0.0.1:{port}"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": pg,
+        "REDIS_URL": redis_url,
+        "OUTBOX_DIR": str(tmp_path / "outbox"),
+        "VAR_DIR": str(tmp_path / "var"),
+        "SECRET_KEY": "redis-test-key",
+        "MAILER_ENV": "test",
+        "BASE_URL": f"http://127.0.0.1:{port}",
+    }
     # What `mailer db upgrade` does, in this process: a mailer process costs seconds to start.
     from mailer.schema import upgrade
     from mailer.settings import Settings
@@ -71,15 +78,30 @@ def stack(tmp_path_factory):
     upgrade(pg, suppression_keys=Settings.from_env(env).suppression_keys)
     engine = create_engine(pg)
     with engine.begin() as conn:
-        tables = conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname='public' "
-                                   "AND tablename <> 'alembic_version'")).scalars().all()
+        tables = (
+            conn.execute(
+                text("SELECT tablename FROM pg_tables WHERE schemaname='public' AND tablename <> 'alembic_version'")
+            )
+            .scalars()
+            .all()
+        )
         conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
     engine.dispose()
     procs = [
-        subprocess.Popen([str(BIN / "dramatiq"), "mailer.worker", "--processes", "1", "--threads", "2"],
-                         env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
-        subprocess.Popen([str(BIN / "gunicorn"), "-b", f"127.0.0.1:{port}", "-w", "1", "wsgi:app"],
-                         env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+        subprocess.Popen(
+            [str(BIN / "dramatiq"), "mailer.worker", "--processes", "1", "--threads", "2"],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        ),
+        subprocess.Popen(
+            [str(BIN / "gunicorn"), "-b", f"127.0.0.1:{port}", "-w", "1", "wsgi:app"],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        ),
     ]
     try:
         _run(env, "seed-demo")  # while the worker and the web server boot
@@ -110,8 +132,9 @@ def test_subscribe_confirm_build_send_unsubscribe_across_processes(stack):
 
     page = browser.open(f"{base}/subscribe").read().decode()
     topic_id = re.search(r'value="(\d+)"[^>]*>\s*<label for="topics-\d+">Sexual health', page).group(1)
-    form = urllib.parse.urlencode({"csrf_token": csrf_token(page), "email": "gp.lead@example.org",
-                                   "name": "Grace", "topics": topic_id}).encode()
+    form = urllib.parse.urlencode(
+        {"csrf_token": csrf_token(page), "email": "gp.lead@example.org", "name": "Grace", "topics": topic_id}
+    ).encode()
     assert "Check your email" in browser.open(f"{base}/subscribe", data=form).read().decode()
 
     # The worker process sends the confirmation email.

@@ -4,6 +4,7 @@ caught up or recorded, and `mailer schedule show`.
 
 Every test drives the scheduler with its own clock (``Scheduler.step(now)``); none sleeps.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -71,11 +72,16 @@ def runs(rt, job_id=None) -> list[ScheduleRun]:
 
 # --- the calendar ---------------------------------------------------------------------
 
+
 def test_monthly_digest_is_the_first_tuesday_at_nine_london_time_all_year(settings):
     digest = job(settings, "monthly-digest")
     fires = digest.upcoming(london(2026, 1, 1), 15)
     assert [f.astimezone(LONDON).strftime("%Y-%m-%d %H:%M") for f in fires[:4]] == [
-        "2026-01-06 09:00", "2026-02-03 09:00", "2026-03-03 09:00", "2026-04-07 09:00"]
+        "2026-01-06 09:00",
+        "2026-02-03 09:00",
+        "2026-03-03 09:00",
+        "2026-04-07 09:00",
+    ]
     for f in fires:
         local = f.astimezone(LONDON)
         assert (local.weekday(), local.hour, local.minute) == (1, 9, 0) and local.day <= 7
@@ -90,13 +96,17 @@ def test_clock_changes_neither_skip_nor_repeat_a_run(settings):
     march = nightly.upcoming(london(2026, 3, 28, 12), 3)
     # 01:30 does not exist on the 29th: it runs once, at 01:30 UTC (02:30 BST), a day after the last
     assert [f.astimezone(UTC) for f in march] == [
-        datetime(2026, 3, 29, 1, 30, tzinfo=UTC), datetime(2026, 3, 30, 0, 30, tzinfo=UTC),
-        datetime(2026, 3, 31, 0, 30, tzinfo=UTC)]
+        datetime(2026, 3, 29, 1, 30, tzinfo=UTC),
+        datetime(2026, 3, 30, 0, 30, tzinfo=UTC),
+        datetime(2026, 3, 31, 0, 30, tzinfo=UTC),
+    ]
     october = nightly.upcoming(london(2026, 10, 24, 12), 3)
     # 01:30 happens twice on the 25th: it runs at the first only
     assert [f.astimezone(UTC) for f in october] == [
-        datetime(2026, 10, 25, 0, 30, tzinfo=UTC), datetime(2026, 10, 26, 1, 30, tzinfo=UTC),
-        datetime(2026, 10, 27, 1, 30, tzinfo=UTC)]
+        datetime(2026, 10, 25, 0, 30, tzinfo=UTC),
+        datetime(2026, 10, 26, 1, 30, tzinfo=UTC),
+        datetime(2026, 10, 27, 1, 30, tzinfo=UTC),
+    ]
     # an hourly job keeps running every hour of real time through both changes
     hourly = Job("h", parse_cron("minute=30", "Europe/London"), "m:a", "")
     for start in (london(2026, 3, 29, 0), london(2026, 10, 25, 0)):
@@ -104,8 +114,11 @@ def test_clock_changes_neither_skip_nor_repeat_a_run(settings):
         assert [b - a for a, b in zip(fires, fires[1:], strict=False)] == [timedelta(hours=1)] * 3
     # and the digest at 09:00 stays at 09:00 on the clock when the clocks change under it
     digest = Job("d", parse_cron("day=last sun,hour=9,minute=0", "Europe/London"), "m:a", "")
-    assert [f.astimezone(LONDON).strftime("%m-%d %H:%M %Z") for f in digest.upcoming(london(2026, 3, 1), 8)
-            if f.month in (3, 10)] == ["03-29 09:00 BST", "10-25 09:00 GMT"]
+    assert [
+        f.astimezone(LONDON).strftime("%m-%d %H:%M %Z")
+        for f in digest.upcoming(london(2026, 3, 1), 8)
+        if f.month in (3, 10)
+    ] == ["03-29 09:00 BST", "10-25 09:00 GMT"]
 
 
 def test_a_scheduler_running_through_the_autumn_night_fires_a_nightly_job_once(rt, settings, tmp_path):
@@ -130,8 +143,13 @@ def test_feed_polling_enqueues_the_actor_every_feed_poll_minutes(rt, settings, t
     fired = [s.step(datetime(2026, 11, 30, 9, 40, tzinfo=UTC))]
     fired += [s.step(datetime(2026, 11, 30, h, m, 5, tzinfo=UTC)) for h, m in ((10, 0), (10, 30), (10, 59), (11, 0))]
     queue()
-    assert fired == [[], [("feed-poll", datetime(2026, 11, 30, 10, 0, tzinfo=UTC))], [], [],
-                     [("feed-poll", datetime(2026, 11, 30, 11, 0, tzinfo=UTC))]]
+    assert fired == [
+        [],
+        [("feed-poll", datetime(2026, 11, 30, 10, 0, tzinfo=UTC))],
+        [],
+        [],
+        [("feed-poll", datetime(2026, 11, 30, 11, 0, tzinfo=UTC))],
+    ]
     polls = [r for r in runs(rt, "feed-poll") if r.outcome != "registered"]
     assert [r.outcome for r in polls] == ["failed", "failed"]
     assert all("errors: naz" in r.detail and r.finished_at for r in polls)
@@ -142,6 +160,7 @@ def test_feed_polling_enqueues_the_actor_every_feed_poll_minutes(rt, settings, t
 
 # --- never twice ------------------------------------------------------------------------
 
+
 @pytest.fixture
 def november(rt):
     """Three readers of heart news and one approved November item: December's digest
@@ -151,8 +170,18 @@ def november(rt):
         bhf = Partner(slug="bhf", name="British Heart Foundation")
         s.add_all([heart, bhf])
         s.flush()
-        s.add(Item(partner_id=bhf.id, kind="news", title="Screening", summary="More screening.",
-                   link="https://example.org/s", status="approved", dated=date(2026, 11, 20), topics=[heart]))
+        s.add(
+            Item(
+                partner_id=bhf.id,
+                kind="news",
+                title="Screening",
+                summary="More screening.",
+                link="https://example.org/s",
+                status="approved",
+                dated=date(2026, 11, 20),
+                topics=[heart],
+            )
+        )
         for email in ("a@example.org", "b@example.org", "c@example.org"):
             s.add(Subscriber(email=email, status="confirmed", topics=[heart]))
 
@@ -191,8 +220,13 @@ def test_an_edition_sent_by_hand_first_is_not_sent_again_by_the_job(rt, transpor
     runtime.current().queue.send(start_edition, edition_id)
     queue()
     with rt.db.transaction() as s:  # a new reader since: the job must not send them last month's
-        s.add(Subscriber(email="late@example.org", status="confirmed",
-                         topics=[s.scalar(select(Topic).where(Topic.slug == "heart"))]))
+        s.add(
+            Subscriber(
+                email="late@example.org",
+                status="confirmed",
+                topics=[s.scalar(select(Topic).where(Topic.slug == "heart"))],
+            )
+        )
     s = scheduler(rt, rt.settings, FileLeadership(tmp_path / "lock"), {"monthly-digest"})
     s.step(datetime(2026, 11, 30, tzinfo=UTC))
     assert s.step(DEC_RUN.astimezone(UTC) + timedelta(seconds=1)) == [("monthly-digest", DEC_RUN)]
@@ -220,6 +254,7 @@ def test_an_empty_month_sends_nothing_and_tells_the_editors(rt, settings, transp
 
 # --- never silently missed --------------------------------------------------------------
 
+
 def test_a_run_missed_while_no_scheduler_ran_runs_late_within_the_grace_window(rt, settings, tmp_path):
     sent = Sent()
     lock = tmp_path / "lock"
@@ -229,8 +264,10 @@ def test_a_run_missed_while_no_scheduler_ran_runs_late_within_the_grace_window(r
     gone.release()  # every scheduler down from 20:00 until 23 hours after the digest was due
     back = DEC_RUN.astimezone(UTC) + timedelta(hours=23)
     fired = scheduler(rt, settings, FileLeadership(lock), table, send=sent).step(back)
-    assert fired == [("monthly-digest", DEC_RUN),  # the month's digest, late
-                     ("feed-poll", datetime(2026, 12, 2, 8, 0, tzinfo=UTC))]  # 36 missed polls: one poll now
+    assert fired == [
+        ("monthly-digest", DEC_RUN),  # the month's digest, late
+        ("feed-poll", datetime(2026, 12, 2, 8, 0, tzinfo=UTC)),
+    ]  # 36 missed polls: one poll now
     assert sent[0] == ("mailer.actors.digest:run_period", ("2026-12", runs(rt, "monthly-digest")[-1].id))
     assert runs(rt, "monthly-digest")[-1].detail == "1380 min late"
     assert runs(rt, "feed-poll")[-1].detail == "covers 35 earlier run(s) missed"
@@ -249,7 +286,8 @@ def test_a_run_missed_beyond_the_grace_window_is_recorded_and_shown_not_run(app,
     # Before any scheduler comes back, the status already shows the miss.
     (digest,) = [j for j in status(settings, rt.db, now=back) if j.job.id == "monthly-digest"]
     assert [(m.scheduled_for, m.detail) for m in digest.missed] == [
-        (DEC_RUN, "not yet recorded: no scheduler has led since")]
+        (DEC_RUN, "not yet recorded: no scheduler has led since")
+    ]
     returned = FileLeadership(lock)
     fired = scheduler(rt, settings, returned, {"monthly-digest"}, send=sent).step(back)
     returned.release()
@@ -258,8 +296,10 @@ def test_a_run_missed_beyond_the_grace_window_is_recorded_and_shown_not_run(app,
     assert missed.scheduled_for.astimezone(UTC) == DEC_RUN.astimezone(UTC)
     assert "24 h" in missed.detail
     # coming back again changes nothing: the miss stays recorded once and is never run
-    assert scheduler(rt, settings, FileLeadership(lock), {"monthly-digest"}, send=sent).step(
-        back + timedelta(hours=1)) == []
+    assert (
+        scheduler(rt, settings, FileLeadership(lock), {"monthly-digest"}, send=sent).step(back + timedelta(hours=1))
+        == []
+    )
     assert len([r for r in runs(rt) if r.outcome == "missed"]) == 1
     shown = app.test_cli_runner().invoke(main, ["schedule", "show"])
     assert shown.exit_code == 0, shown.output
@@ -295,6 +335,7 @@ def test_schedule_show_lists_jobs_next_runs_last_outcome_and_the_leader(app, rt,
 
 # --- one leader -------------------------------------------------------------------------
 
+
 def _pg(rt):
     assert rt.db.engine.dialect.name == "postgresql"  # the tests using it are marked so
     return rt.settings.database_url
@@ -302,8 +343,13 @@ def _pg(rt):
 
 def _child(code: str, *args: str) -> subprocess.Popen:
     """A separate process that takes the lock and then just holds it."""
-    proc = subprocess.Popen([sys.executable, "-c", code, *args], cwd=ROOT, stdout=subprocess.PIPE,
-                            text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert proc.stdout.readline().strip() == "leading"
     return proc
 
@@ -333,8 +379,9 @@ def test_two_schedulers_on_one_postgresql_database_only_the_leader_fires(rt, set
         assert b.step(at) == []
         # The database ends the leader's session (as when its machine vanished): the lock goes with it.
         with rt.db.engine.connect() as conn:
-            pid = conn.execute(text("SELECT pid FROM pg_stat_activity WHERE application_name = :n"),
-                               {"n": "mailer-scheduler host-a:1"}).scalar()
+            pid = conn.execute(
+                text("SELECT pid FROM pg_stat_activity WHERE application_name = :n"), {"n": "mailer-scheduler host-a:1"}
+            ).scalar()
             assert conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar()
         later = at + timedelta(minutes=5)
         assert a.step(later) == [] and not a.leading  # it notices and fires nothing
@@ -342,7 +389,10 @@ def test_two_schedulers_on_one_postgresql_database_only_the_leader_fires(rt, set
         assert b_lock.holder() == "host-b:2"
         assert a.step(later + timedelta(minutes=5)) == []  # the old leader is a standby now
         assert [(r.job, r.leader) for r in runs(rt) if r.outcome == "enqueued"] == [
-            ("monthly-digest", "host-a:1"), ("delivery-sweep", "host-a:1"), ("delivery-sweep", "host-b:2")]
+            ("monthly-digest", "host-a:1"),
+            ("delivery-sweep", "host-a:1"),
+            ("delivery-sweep", "host-b:2"),
+        ]
         assert len(sent) == 3
     finally:
         a_lock.close(), b_lock.close()
@@ -351,9 +401,12 @@ def test_two_schedulers_on_one_postgresql_database_only_the_leader_fires(rt, set
 @pytest.mark.dialects("postgresql")
 def test_a_standby_takes_the_postgresql_lock_as_soon_as_the_leader_process_dies(rt):
     url = _pg(rt)
-    child = _child("import sys, time; from mailer.leadership import PgLeadership\n"
-                   "l = PgLeadership(sys.argv[1], 'child:9'); assert l.acquire(); print('leading', flush=True)\n"
-                   "time.sleep(120)", url)
+    child = _child(
+        "import sys, time; from mailer.leadership import PgLeadership\n"
+        "l = PgLeadership(sys.argv[1], 'child:9'); assert l.acquire(); print('leading', flush=True)\n"
+        "time.sleep(120)",
+        url,
+    )
     standby = PgLeadership(url, "standby:1")
     try:
         assert not standby.acquire() and standby.holder() == "child:9"
@@ -409,10 +462,13 @@ def test_two_schedulers_with_a_redis_lock_only_the_leader_fires_and_renews(rt, s
 
 def test_a_standby_takes_the_redis_lock_when_a_dead_leaders_lease_runs_out(redis_client):
     url = need(REDIS_URL, "TEST_REDIS_URL")
-    child = _child("import sys, time, redis; from mailer.leadership import RedisLeadership\n"
-                   "l = RedisLeadership(redis.Redis.from_url(sys.argv[1]), 'child:9', key='mailer:test:leader',"
-                   " ttl_seconds=0.6, renew_seconds=0.2); assert l.acquire(); print('leading', flush=True)\n"
-                   "time.sleep(120)", url)
+    child = _child(
+        "import sys, time, redis; from mailer.leadership import RedisLeadership\n"
+        "l = RedisLeadership(redis.Redis.from_url(sys.argv[1]), 'child:9', key='mailer:test:leader',"
+        " ttl_seconds=0.6, renew_seconds=0.2); assert l.acquire(); print('leading', flush=True)\n"
+        "time.sleep(120)",
+        url,
+    )
     standby = RedisLeadership(redis_client, "standby:1", key="mailer:test:leader")
     try:
         child.send_signal(signal.SIGKILL)
@@ -443,9 +499,13 @@ def test_bounce_job_applies_new_reports_in_the_maildir_once(rt, settings, tmp_pa
     boot(with_source, transport=rt.transport)
     s = scheduler(rt, with_source, FileLeadership(tmp_path / "lock"), {"bounces"})
     s.step(datetime(2026, 11, 30, 12, 1, tzinfo=UTC))
-    assert s.step(datetime(2026, 11, 30, 12, 10, 1, tzinfo=UTC)) == [("bounces", datetime(2026, 11, 30, 12, 10, tzinfo=UTC))]
+    assert s.step(datetime(2026, 11, 30, 12, 10, 1, tzinfo=UTC)) == [
+        ("bounces", datetime(2026, 11, 30, 12, 10, tzinfo=UTC))
+    ]
     queue()
-    assert s.step(datetime(2026, 11, 30, 12, 20, 1, tzinfo=UTC)) == [("bounces", datetime(2026, 11, 30, 12, 20, tzinfo=UTC))]
+    assert s.step(datetime(2026, 11, 30, 12, 20, 1, tzinfo=UTC)) == [
+        ("bounces", datetime(2026, 11, 30, 12, 20, tzinfo=UTC))
+    ]
     queue()
     first, second = [r for r in runs(rt, "bounces") if r.outcome != "registered"]
     # A forged return path changes nothing, but the report is read, and read once.

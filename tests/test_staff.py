@@ -1,5 +1,6 @@
 """Staff of the editors' console (mailer.staff) and `mailer users`: roles, passwords, TOTP
 without replay, recovery codes, login throttling, separation of duties, the audit log."""
+
 from __future__ import annotations
 
 import getpass
@@ -31,6 +32,7 @@ def make(session, name="alice", role="editor", password=PASSWORD, actor="test"):
 
 # --- roles and permissions --------------------------------------------------------------
 
+
 def test_each_role_has_exactly_the_permissions_the_issue_gives_it():
     assert perms.ROLE_PERMISSIONS["admin"] == perms.ALL_PERMISSIONS
     editor, moderator, viewer = (perms.ROLE_PERMISSIONS[r] for r in ("editor", "moderator", "viewer"))
@@ -47,6 +49,7 @@ def test_each_role_has_exactly_the_permissions_the_issue_gives_it():
 
 # --- accounts and passwords -------------------------------------------------------------
 
+
 def test_passwords_are_argon2id_hashes_and_only_the_right_one_matches(session):
     user = make(session)
     assert user.password_hash.startswith("$argon2id$") and PASSWORD not in user.password_hash
@@ -55,12 +58,15 @@ def test_passwords_are_argon2id_hashes_and_only_the_right_one_matches(session):
     assert not verify_password(None, PASSWORD)[0]  # no account: never a match
 
 
-@pytest.mark.parametrize("name, role, password, problem", [
-    ("Alice", "editor", PASSWORD, "already exists"),  # names are case-folded
-    ("bob", "superuser", PASSWORD, "role must be one of"),
-    ("bob", "editor", "short", "at least 12 characters"),
-    ("b<script>", "editor", PASSWORD, "A user name is"),
-])
+@pytest.mark.parametrize(
+    "name, role, password, problem",
+    [
+        ("Alice", "editor", PASSWORD, "already exists"),  # names are case-folded
+        ("bob", "superuser", PASSWORD, "role must be one of"),
+        ("bob", "editor", "short", "at least 12 characters"),
+        ("b<script>", "editor", PASSWORD, "A user name is"),
+    ],
+)
 def test_bad_account_details_are_refused_and_change_nothing(session, name, role, password, problem):
     make(session)
     with pytest.raises(InvalidInput, match=problem):
@@ -71,12 +77,13 @@ def test_bad_account_details_are_refused_and_change_nothing(session, name, role,
 
 # --- two-factor -------------------------------------------------------------------------
 
+
 def test_a_totp_code_is_accepted_once_and_never_again():
     user = StaffUser(username="alice", role="editor", totp_secret=pyotp.random_base32(), totp_last_step=0)
     totp = pyotp.TOTP(user.totp_secret)
     code = totp.at(T0)
     assert twofactor.accept_totp(user, code, T0)
-    assert not twofactor.accept_totp(user, code, T0 + 1)   # replay in the same step
+    assert not twofactor.accept_totp(user, code, T0 + 1)  # replay in the same step
     assert not twofactor.accept_totp(user, code, T0 + 30)  # ... or the next (drift window)
     assert twofactor.accept_totp(user, totp.at(T0 + 30), T0 + 30)
     assert not twofactor.accept_totp(user, totp.at(T0), T0 + 30)  # an older step after a newer one
@@ -124,6 +131,7 @@ def test_recovery_codes_are_stored_hashed_and_each_works_once(session):
 
 # --- throttling -------------------------------------------------------------------------
 
+
 def test_login_attempts_are_throttled_per_account_and_per_client():
     now = [0.0]
     limiter = MemoryCounters(clock=lambda: now[0])
@@ -139,6 +147,7 @@ def test_login_attempts_are_throttled_per_account_and_per_client():
 
 
 # --- separation of duties ---------------------------------------------------------------
+
 
 def test_an_edition_changed_by_one_person_must_be_approved_by_another(session):
     alice, bob = make(session, "alice"), make(session, "bob")
@@ -166,6 +175,7 @@ def test_the_second_approver_setting_is_on_unless_switched_off():
 
 
 # --- the audit log ----------------------------------------------------------------------
+
 
 def test_account_changes_are_audited_with_before_and_after(session):
     admin = make(session, "root", "admin")
@@ -214,6 +224,7 @@ def test_audit_search_filters_by_person_action_and_object_and_pages(session):
 
 # --- mailer users -----------------------------------------------------------------------
 
+
 def test_users_commands_create_list_disable_and_reset_with_an_audit_trail(app, session):
     runner = app.test_cli_runner()
     me = f"cli:{getpass.getuser()}"
@@ -242,5 +253,9 @@ def test_users_commands_create_list_disable_and_reset_with_an_audit_trail(app, s
     session.expire_all()
     assert "disabled" in run("list")[1].splitlines()[0]
     actions = [(e.actor, e.action, e.actor_id) for e in audit.search(session).entries[::-1]]
-    assert actions == [(me, "staff.create", None), (me, "staff.create", None),
-                       (me, "staff.reset_password", None), (me, "staff.disable", None)]
+    assert actions == [
+        (me, "staff.create", None),
+        (me, "staff.create", None),
+        (me, "staff.reset_password", None),
+        (me, "staff.disable", None),
+    ]

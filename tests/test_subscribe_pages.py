@@ -1,4 +1,5 @@
 """Request tests for the public subscriber pages: happy paths and bad input."""
+
 from __future__ import annotations
 
 import re
@@ -14,8 +15,12 @@ from tests.conftest import csrf_token, links_in
 
 def _form(client, **fields):
     page = client.get("/subscribe")
-    data = {"csrf_token": csrf_token(page.text), "email": "a.person@example.org", "name": "A Person",
-            "organisation": "Oak Surgery"}
+    data = {
+        "csrf_token": csrf_token(page.text),
+        "email": "a.person@example.org",
+        "name": "A Person",
+        "organisation": "Oak Surgery",
+    }
     data.update(fields)
     return client.post("/subscribe", data=data)
 
@@ -49,7 +54,9 @@ def test_subscribing_creates_pending_subscriber_and_queues_confirmation(client, 
     assert sub.pending_request["topics"] == [topics["heart-health"]]
     assert sub.pending_request["partners"] == [partners["afiya-trust"]]
     assert sub.topics == [] and sub.partners == []  # applied only when confirmed
-    assert [e.kind for e in session.scalars(select(ConsentEvent).where(ConsentEvent.subscriber_id == sub.id))] == ["subscribed"]
+    assert [e.kind for e in session.scalars(select(ConsentEvent).where(ConsentEvent.subscriber_id == sub.id))] == [
+        "subscribed"
+    ]
     (msg,) = transport.messages
     assert msg.recipient == "a.person@example.org"
     assert any("/confirm/" in u for u in links_in(msg.data))
@@ -60,15 +67,20 @@ def test_partner_only_subscription_is_allowed(client, session, ids):
     assert _form(client, partners=[str(partners["naz-project-london"])]).status_code == 302
 
 
-@pytest.mark.parametrize("fields, message", [
-    ({"email": "not-an-address"}, "An email address must have an @-sign."),
-    ({"email": "someone@exa mple.org"}, "email address"),
-    ({"email": ""}, "Enter your email address."),
-    ({"topics": []}, "Choose at least one topic or partner."),
-    ({"topics": ["99999"]}, "One of the topics chosen does not exist."),
-    ({"name": "Eve\r\nBcc: victim@example.com"}, "must not contain line breaks"),
-])
-def test_bad_input_is_refused_with_a_clear_message_and_writes_nothing(client, session, transport, queue, ids, fields, message):
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"email": "not-an-address"}, "An email address must have an @-sign."),
+        ({"email": "someone@exa mple.org"}, "email address"),
+        ({"email": ""}, "Enter your email address."),
+        ({"topics": []}, "Choose at least one topic or partner."),
+        ({"topics": ["99999"]}, "One of the topics chosen does not exist."),
+        ({"name": "Eve\r\nBcc: victim@example.com"}, "must not contain line breaks"),
+    ],
+)
+def test_bad_input_is_refused_with_a_clear_message_and_writes_nothing(
+    client, session, transport, queue, ids, fields, message
+):
     topics, _ = ids
     before = _count(session, Subscriber)
     data = {"topics": [str(topics["heart-health"])]}
@@ -153,8 +165,9 @@ def test_unsubscribe_get_only_asks_and_one_click_post_needs_no_cookie(client, se
     assert resp.status_code == 200 and "Location" not in resp.headers
     session.refresh(sub)
     assert sub.status == "unsubscribed"
-    events = session.scalars(select(ConsentEvent.source).where(ConsentEvent.subscriber_id == sub.id,
-                                                               ConsentEvent.kind == "unsubscribed")).all()
+    events = session.scalars(
+        select(ConsentEvent.source).where(ConsentEvent.subscriber_id == sub.id, ConsentEvent.kind == "unsubscribed")
+    ).all()
     assert events == ["one-click"]
     # Doing it again is harmless.
     assert client.post(path, data={"List-Unsubscribe": "One-Click"}).status_code == 200
@@ -167,11 +180,21 @@ def test_manage_page_changes_preferences(client, session, rt, ids):
     page = client.get(path)
     assert page.status_code == 200 and sub.email in page.text
     checked = set(re.findall(r'<input checked[^>]*value="(\d+)"', page.text))
-    assert checked == {str(topics["heart-health"]), str(partners["afiya-trust"]),
-                       str(partners["race-equality-foundation"])}
-    resp = client.post(path, data={"csrf_token": csrf_token(page.text), "name": "David Okafor",
-                                   "organisation": "The Peaks", "topics": [str(topics["mental-health"])],
-                                   "partners": [str(partners["diverse-minds"])]})
+    assert checked == {
+        str(topics["heart-health"]),
+        str(partners["afiya-trust"]),
+        str(partners["race-equality-foundation"]),
+    }
+    resp = client.post(
+        path,
+        data={
+            "csrf_token": csrf_token(page.text),
+            "name": "David Okafor",
+            "organisation": "The Peaks",
+            "topics": [str(topics["mental-health"])],
+            "partners": [str(partners["diverse-minds"])],
+        },
+    )
     assert resp.status_code == 200 and "preferences are saved" in resp.text
     session.refresh(sub)
     assert [t.slug for t in sub.topics] == ["mental-health"]
@@ -190,7 +213,8 @@ def test_oversized_request_is_refused(client, demo):
 
 
 def test_subscribing_a_non_ascii_address_with_a_name_writes_the_confirmation_to_the_outbox(
-        settings, session, queue, ids, tmp_path):
+    settings, session, queue, ids, tmp_path
+):
     """Issue 9 finding 4: the confirmation failed eight times with UnicodeEncodeError while
     the page said "Check your email". The file outbox writes it as UTF-8 (RFC 6532). The
     request is greeted without the typed name (finding 9); once the owner's profile holds
@@ -235,12 +259,11 @@ def test_subscribing_a_non_ascii_address_with_a_name_writes_the_confirmation_to_
 def _footer_band(html: str, text: str) -> str:
     """The markup from the opening of the (600 px) section holding ``text`` up to it."""
     at = html.index(text)
-    return html[[m.start() for m in re.finditer(r'<div[^>]*max-width:600px', html[:at])][-1]:at]
+    return html[[m.start() for m in re.finditer(r"<div[^>]*max-width:600px", html[:at])][-1] : at]
 
 
 @pytest.mark.parametrize("kind", ["confirm", "manage", "link"])
-def test_subscriber_emails_have_a_heading_an_isolated_name_and_a_footer_on_the_page_colour(
-        settings, session, kind):
+def test_subscriber_emails_have_a_heading_an_isolated_name_and_a_footer_on_the_page_colour(settings, session, kind):
     """Issue 9 finding 18: no h1, an RTL name not isolated, white bands round the footer."""
     from email import message_from_bytes, policy
 

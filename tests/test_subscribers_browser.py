@@ -1,5 +1,6 @@
 """One person in a real headless Chromium: subscribe -> confirm -> change preferences ->
 unsubscribe, against the app served over HTTP on loopback."""
+
 from __future__ import annotations
 
 import pytest
@@ -10,7 +11,9 @@ from tests.conftest import links_in
 
 
 @pytest.mark.browser
-def test_subscribe_confirm_change_preferences_unsubscribe_in_chromium(live_server, browser, demo, transport, queue, session):
+def test_subscribe_confirm_change_preferences_unsubscribe_in_chromium(
+    live_server, browser, demo, transport, queue, session
+):
     from playwright.sync_api import expect
 
     server = live_server

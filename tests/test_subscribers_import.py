@@ -1,4 +1,5 @@
 """CSV import and export through the `mailer subscribers` commands."""
+
 from __future__ import annotations
 
 import csv
@@ -40,22 +41,35 @@ def test_import_maps_headers_and_reports_every_row(cli, rt, demo, tmp_path):
     path = tmp_path / "list.csv"
     path.write_text(GOOD, encoding="utf-8")
     report = tmp_path / "report.csv"
-    result = cli("import", str(path), "--basis", "legitimate-interests", "--source", "ccg-2026",
-                 "--report", str(report))
+    result = cli(
+        "import", str(path), "--basis", "legitimate-interests", "--source", "ccg-2026", "--report", str(report)
+    )
     assert result.exit_code == 0, result.output
     assert "created 2, updated 1, duplicate 1, suppressed 1, invalid 0" in result.output
     assert "Ignored columns: Notes" in result.output
     rows = list(csv.DictReader(report.open()))
     assert [(r["line"], r["outcome"]) for r in rows] == [
-        ("2", "created"), ("3", "created"), ("4", "duplicate"), ("5", "updated"), ("6", "suppressed")]
+        ("2", "created"),
+        ("3", "created"),
+        ("4", "duplicate"),
+        ("5", "updated"),
+        ("6", "suppressed"),
+    ]
     with rt.db.transaction() as s:
         lead = service.find(s, "lead@riverside.example.org")
         assert (lead.status, lead.consent_basis, lead.organisation_type, lead.practice_code) == (
-            "confirmed", "legitimate-interests", "gp_practice", "A81001")
+            "confirmed",
+            "legitimate-interests",
+            "gp_practice",
+            "A81001",
+        )
         assert sorted(t.slug for t in lead.topics) == ["heart-health", "policy"]
         event = s.scalar(select(ConsentEvent).where(ConsentEvent.subscriber_id == lead.id))
-        assert (event.kind, event.source, event.detail) == ("imported", "import",
-                                                            "basis=legitimate-interests; import=ccg-2026")
+        assert (event.kind, event.source, event.detail) == (
+            "imported",
+            "import",
+            "basis=legitimate-interests; import=ccg-2026",
+        )
         network = service.find(s, "network@trust.example.org")
         assert network.topics == [] and len(network.partners) == 2
         david = service.find(s, "practice.manager@thepeaks.example.org")
@@ -67,8 +81,11 @@ def test_import_maps_headers_and_reports_every_row(cli, rt, demo, tmp_path):
 def test_an_invalid_row_means_nothing_is_imported(cli, rt, demo, tmp_path):
     before = _count(rt)
     path = tmp_path / "list.csv"
-    path.write_text("email,topics\nok@example.org,policy\nbroken-address,policy\n"
-                    "nochoice@example.org,\nunknown@example.org,astrology\n", encoding="utf-8")
+    path.write_text(
+        "email,topics\nok@example.org,policy\nbroken-address,policy\n"
+        "nochoice@example.org,\nunknown@example.org,astrology\n",
+        encoding="utf-8",
+    )
     result = cli("import", str(path), "--basis", "consent")
     assert result.exit_code == 1
     assert "line 3: invalid    broken-address" in result.output
@@ -136,8 +153,14 @@ def test_export_defuses_formulas_in_every_text_column_and_imports_back(cli, rt, 
     an import of the export restores every value exactly."""
     with rt.db.transaction() as s:
         for i, email in enumerate(FORMULA_EMAILS):
-            s.add(Subscriber(email=email, status="confirmed", name=["@SUM(A1)", "=cmd", "-2", "'Tis"][i],
-                             organisation="\t=HYPERLINK(\"https://evil.example\")" if i == 0 else "\r+1"))
+            s.add(
+                Subscriber(
+                    email=email,
+                    status="confirmed",
+                    name=["@SUM(A1)", "=cmd", "-2", "'Tis"][i],
+                    organisation='\t=HYPERLINK("https://evil.example")' if i == 0 else "\r+1",
+                )
+            )
     out = tmp_path / "out.csv"
     assert cli("export", str(out)).exit_code == 0
     rows = list(csv.reader(out.open(encoding="utf-8", newline="")))
@@ -145,7 +168,7 @@ def test_export_defuses_formulas_in_every_text_column_and_imports_back(cli, rt, 
         for value in row:
             assert not value.startswith(("=", "+", "-", "@", "\t", "\r")), row
     by_email = {r[0]: r for r in rows[1:]}
-    assert by_email["'=1+2@example.org"][1:3] == ["'@SUM(A1)", "'\t=HYPERLINK(\"https://evil.example\")"]
+    assert by_email["'=1+2@example.org"][1:3] == ["'@SUM(A1)", '\'\t=HYPERLINK("https://evil.example")']
     assert by_email["''quoted@example.org"][1] == "''Tis"
 
     # The import of the export finds every address again and leaves every name as it was.
@@ -153,8 +176,12 @@ def test_export_defuses_formulas_in_every_text_column_and_imports_back(cli, rt, 
     assert result.exit_code == 0 and "created 0, updated 7," in result.output, result.output
     with rt.db.transaction() as s:
         names = {e: service.find(s, e).name for e in FORMULA_EMAILS}
-    assert names == {"=1+2@example.org": "@SUM(A1)", "+441234@example.org": "=cmd",
-                     "-sum@example.org": "-2", "'quoted@example.org": "'Tis"}
+    assert names == {
+        "=1+2@example.org": "@SUM(A1)",
+        "+441234@example.org": "=cmd",
+        "-sum@example.org": "-2",
+        "'quoted@example.org": "'Tis",
+    }
 
 
 def test_purge_revoke_and_suppress_commands(cli, rt, demo):
@@ -163,8 +190,7 @@ def test_purge_revoke_and_suppress_commands(cli, rt, demo):
     from mailer.db import utcnow
 
     with rt.db.transaction() as s:
-        s.add(Subscriber(email="stale@example.org", status="pending",
-                         requested_at=utcnow() - timedelta(days=45)))
+        s.add(Subscriber(email="stale@example.org", status="pending", requested_at=utcnow() - timedelta(days=45)))
     result = cli("purge-unconfirmed")
     assert result.exit_code == 0 and "Purged 1 unconfirmed subscribers older than 30 days" in result.output
     with rt.db.transaction() as s:
@@ -189,8 +215,7 @@ def test_purge_job_runs_from_the_queue(rt, demo, queue):
     from mailer.db import utcnow
 
     with rt.db.transaction() as s:
-        s.add(Subscriber(email="stale@example.org", status="pending",
-                         requested_at=utcnow() - timedelta(days=45)))
+        s.add(Subscriber(email="stale@example.org", status="pending", requested_at=utcnow() - timedelta(days=45)))
     rt.queue.send(purge_unconfirmed_job)
     queue()
     with rt.db.transaction() as s:

@@ -1,4 +1,5 @@
 """Migration 3 keeps existing subscribers and gives them sensible defaults."""
+
 from __future__ import annotations
 
 from sqlalchemy import create_engine, text
@@ -12,14 +13,26 @@ def test_existing_subscribers_survive_the_migration(tmp_path):
     upgrade(url, "0001")
     engine = create_engine(url)
     with engine.begin() as conn:
-        conn.execute(text("INSERT INTO subscribers (email, name, organisation, status, token_version, created_at) "
-                          "VALUES ('a@example.org', 'A', 'Org', 'pending', 1, '2026-01-01 10:00:00')"))
-        conn.execute(text("INSERT INTO consent_events (subscriber_id, kind, source, wording_version, at) "
-                          "VALUES (1, 'subscribed', 'form', '2026-11', '2026-01-01 10:00:00')"))
+        conn.execute(
+            text(
+                "INSERT INTO subscribers (email, name, organisation, status, token_version, created_at) "
+                "VALUES ('a@example.org', 'A', 'Org', 'pending', 1, '2026-01-01 10:00:00')"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO consent_events (subscriber_id, kind, source, wording_version, at) "
+                "VALUES (1, 'subscribed', 'form', '2026-11', '2026-01-01 10:00:00')"
+            )
+        )
     upgrade(url)
     with engine.begin() as conn:
-        row = conn.execute(text("SELECT email, organisation_type, practice_code, consent_basis, requested_at, "
-                                "paused_until FROM subscribers")).one()
+        row = conn.execute(
+            text(
+                "SELECT email, organisation_type, practice_code, consent_basis, requested_at, "
+                "paused_until FROM subscribers"
+            )
+        ).one()
         detail = conn.execute(text("SELECT detail FROM consent_events")).scalar()
     engine.dispose()
     assert row.email == "a@example.org"
@@ -37,8 +50,12 @@ def test_pending_request_migration_keeps_rows_and_reverses(tmp_path):
     upgrade(url, "7_keyed_suppression", suppression_keys=(b"k" * 32,))
     engine = create_engine(url)
     with engine.begin() as conn:
-        conn.execute(text("INSERT INTO subscribers (email, name, organisation, status, token_version, created_at) "
-                          "VALUES ('a@example.org', 'A', 'Org', 'pending', 1, '2026-01-01 10:00:00')"))
+        conn.execute(
+            text(
+                "INSERT INTO subscribers (email, name, organisation, status, token_version, created_at) "
+                "VALUES ('a@example.org', 'A', 'Org', 'pending', 1, '2026-01-01 10:00:00')"
+            )
+        )
     upgrade(url, "8_pending_subscription")
     with engine.begin() as conn:
         assert conn.execute(text("SELECT name, pending_request FROM subscribers")).one() == ("A", None)
@@ -68,14 +85,28 @@ def test_keyed_suppression_migration_rekeys_known_addresses(tmp_path):
     upgrade(url, "6_delivery_engine")
     engine = create_engine(url)
     with engine.begin() as conn:
-        conn.execute(text("INSERT INTO subscribers (email, name, organisation, organisation_type, practice_code, "
-                          "status, consent_basis, token_version, created_at) VALUES ('left@example.org', '', '', "
-                          "'', '', 'unsubscribed', 'consent', 1, '2026-01-01 10:00:00')"))
+        conn.execute(
+            text(
+                "INSERT INTO subscribers (email, name, organisation, organisation_type, practice_code, "
+                "status, consent_basis, token_version, created_at) VALUES ('left@example.org', '', '', "
+                "'', '', 'unsubscribed', 'consent', 1, '2026-01-01 10:00:00')"
+            )
+        )
         for address, reason in (("left@example.org", "unsubscribed"), ("erased@example.org", "erased")):
-            conn.execute(text("INSERT INTO suppressions (email_hash, reason, source, created_at) "
-                              "VALUES (:h, :r, 'test', '2026-01-01 10:00:00')"), {"h": unkeyed(address), "r": reason})
-        conn.execute(text("INSERT INTO bounces (email_hash, kind, detail, received_at) "
-                          "VALUES (:h, 'soft', '', '2026-01-01 10:00:00')"), {"h": unkeyed("left@example.org")})
+            conn.execute(
+                text(
+                    "INSERT INTO suppressions (email_hash, reason, source, created_at) "
+                    "VALUES (:h, :r, 'test', '2026-01-01 10:00:00')"
+                ),
+                {"h": unkeyed(address), "r": reason},
+            )
+        conn.execute(
+            text(
+                "INSERT INTO bounces (email_hash, kind, detail, received_at) "
+                "VALUES (:h, 'soft', '', '2026-01-01 10:00:00')"
+            ),
+            {"h": unkeyed("left@example.org")},
+        )
     upgrade(url, suppression_keys=keys)
     with engine.begin() as conn:
         hashes = set(conn.execute(text("SELECT email_hash FROM suppressions")).scalars())

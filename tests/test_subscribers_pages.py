@@ -1,5 +1,6 @@
 """Request tests for every public subscriber page and its errors (real app, real queue,
 memory transport)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -18,8 +19,10 @@ from tests.conftest import csrf_token, links_in
 
 @pytest.fixture
 def ids(demo, session):
-    return ({t.slug: str(t.id) for t in session.scalars(select(Topic))},
-            {p.slug: str(p.id) for p in session.scalars(select(Partner))})
+    return (
+        {t.slug: str(t.id) for t in session.scalars(select(Topic))},
+        {p.slug: str(p.id) for p in session.scalars(select(Partner))},
+    )
 
 
 def _form(client, path, **data):
@@ -29,15 +32,20 @@ def _form(client, path, **data):
 
 def _subscribe(client, ids, email="priya@riverside.example.org", **extra):
     topics, partners = ids
-    data = {"email": email, "name": "Priya Patel", "organisation": "Riverside Surgery",
-            "organisation_type": "gp_practice", "practice_code": "A81001",
-            "topics": [topics["heart-health"]], **extra}
+    data = {
+        "email": email,
+        "name": "Priya Patel",
+        "organisation": "Riverside Surgery",
+        "organisation_type": "gp_practice",
+        "practice_code": "A81001",
+        "topics": [topics["heart-health"]],
+        **extra,
+    }
     return _form(client, "/subscribe", **data)
 
 
 def _mail_to(transport, address):
-    return [message_from_bytes(m.data, policy=policy.default)
-            for m in transport.messages if m.recipient == address]
+    return [message_from_bytes(m.data, policy=policy.default) for m in transport.messages if m.recipient == address]
 
 
 def _link(msg, part):
@@ -74,12 +82,19 @@ def _manage_path(rt, sub, purpose="manage", days_ago=0):
 
 # --- subscribing ---------------------------------------------------------------------
 
+
 def test_subscribe_page_states_the_no_topic_rule_and_organisation_types(client, ids):
     page = client.get("/subscribe")
     assert page.status_code == 200
     assert "If you choose no topics, you will receive only the items of the partners you follow" in page.text
-    for label in ("GP practice", "NHS trust", "BME staff network", "Voluntary organisation",
-                  "Local authority", "Other"):
+    for label in (
+        "GP practice",
+        "NHS trust",
+        "BME staff network",
+        "Voluntary organisation",
+        "Local authority",
+        "Other",
+    ):
         assert label in page.text
     assert "Practice or organisation code" in page.text
 
@@ -104,7 +119,11 @@ def test_subscribe_sends_a_confirmation_that_confirms_on_button_press(client, id
     assert _form(client, path).status_code == 200
     sub = _sub(session)
     assert (sub.status, sub.name, sub.organisation_type, sub.practice_code) == (
-        "confirmed", "Priya Patel", "gp_practice", "A81001")
+        "confirmed",
+        "Priya Patel",
+        "gp_practice",
+        "A81001",
+    )
     assert [t.slug for t in sub.topics] == ["heart-health"] and sub.pending_request is None
 
 
@@ -113,16 +132,29 @@ def _bodies(msg):
 
 
 def test_subscribing_someone_elses_address_changes_nothing_and_greets_no_typed_name(
-        app, client, ids, transport, queue, rt, session):
+    app, client, ids, transport, queue, rt, session
+):
     sub = _confirmed(client, ids, transport, queue, rt, session)
-    assert app.test_client().post(_manage_path(rt, sub, "unsubscribe"),
-                                  data={"List-Unsubscribe": "One-Click"}).status_code == 200
+    assert (
+        app.test_client().post(_manage_path(rt, sub, "unsubscribe"), data={"List-Unsubscribe": "One-Click"}).status_code
+        == 200
+    )
     transport.messages.clear()
     topics, partners = ids
     stranger = app.test_client()
     for address in ("priya@riverside.example.org", "someone.new@example.org"):
-        assert _subscribe(stranger, ids, address, name="Mallory Prankster", organisation="Prank Ltd",
-                          topics=[topics["policy"]], partners=[partners["naz-project-london"]]).status_code == 302
+        assert (
+            _subscribe(
+                stranger,
+                ids,
+                address,
+                name="Mallory Prankster",
+                organisation="Prank Ltd",
+                topics=[topics["policy"]],
+                partners=[partners["naz-project-london"]],
+            ).status_code
+            == 302
+        )
     queue()
     for address in ("priya@riverside.example.org", "someone.new@example.org"):
         (msg,) = _mail_to(transport, address)
@@ -137,16 +169,20 @@ def test_subscribing_someone_elses_address_changes_nothing_and_greets_no_typed_n
     assert 'value="Priya Patel"' in page.text and "Mallory" not in page.text
 
 
-@pytest.mark.parametrize("data, field_message", [
-    ({"email": "not an address"}, "An email address must have an @-sign"),
-    ({"topics": []}, "Choose at least one topic or partner."),
-    ({"name": "Eve\r\nBcc: all@example.org"}, "must not contain line breaks"),
-    ({"practice_code": "XYZ"}, "A GP practice code is a letter and five digits"),
-    ({"organisation_type": "pharmacy"}, "Choose one of the organisation types listed."),
-    ({"topics": ["999999"]}, "One of the topics chosen does not exist."),
-])
-def test_bad_subscribe_input_gets_a_clear_message_and_changes_nothing(client, ids, transport, queue, session,
-                                                                      data, field_message):
+@pytest.mark.parametrize(
+    "data, field_message",
+    [
+        ({"email": "not an address"}, "An email address must have an @-sign"),
+        ({"topics": []}, "Choose at least one topic or partner."),
+        ({"name": "Eve\r\nBcc: all@example.org"}, "must not contain line breaks"),
+        ({"practice_code": "XYZ"}, "A GP practice code is a letter and five digits"),
+        ({"organisation_type": "pharmacy"}, "Choose one of the organisation types listed."),
+        ({"topics": ["999999"]}, "One of the topics chosen does not exist."),
+    ],
+)
+def test_bad_subscribe_input_gets_a_clear_message_and_changes_nothing(
+    client, ids, transport, queue, session, data, field_message
+):
     resp = _subscribe(client, ids, **data)
     assert resp.status_code == 400
     assert field_message in resp.text
@@ -199,6 +235,7 @@ def test_expired_confirmation_link_gets_a_clear_page(client, ids, transport, que
 
 # --- link errors ---------------------------------------------------------------------
 
+
 def test_tampered_wrong_purpose_and_revoked_links_each_get_a_clear_page(client, ids, transport, queue, rt, session):
     sub = _confirmed(client, ids, transport, queue, rt, session)
     manage = _manage_path(rt, sub)
@@ -211,8 +248,7 @@ def test_tampered_wrong_purpose_and_revoked_links_each_get_a_clear_page(client, 
     assert _sub(session).status == "confirmed"
     # Revoke from the page: the old link stops, a fresh one arrives by email.
     transport.messages.clear()
-    resp = client.post(
-        manage + "/revoke", data={"csrf_token": csrf_token(client.get(manage).text)})
+    resp = client.post(manage + "/revoke", data={"csrf_token": csrf_token(client.get(manage).text)})
     assert resp.status_code == 200 and "stopped working" in resp.text
     queue()
     resp = client.get(manage)
@@ -225,8 +261,10 @@ def test_tampered_wrong_purpose_and_revoked_links_each_get_a_clear_page(client, 
 
 # --- link lifetimes ------------------------------------------------------------------
 
+
 def test_a_five_year_old_manage_link_offers_a_fresh_one_but_its_unsubscribe_link_still_works(
-        client, app, ids, transport, queue, rt, session):
+    client, app, ids, transport, queue, rt, session
+):
     sub = _confirmed(client, ids, transport, queue, rt, session)
     old = _manage_path(rt, sub, days_ago=5 * 365)
     page = client.get(old)
@@ -236,8 +274,12 @@ def test_a_five_year_old_manage_link_offers_a_fresh_one_but_its_unsubscribe_link
     for path in (old + "/data", old + "/erase"):  # data download and erasure need a fresh link too
         resp = client.get(path)
         assert resp.status_code == 410 and resp.mimetype == "text/html"
-    assert client.post(old, data={"csrf_token": csrf_token(page.text), "name": "Mallory",
-                                  "topics": [ids[0]["policy"]]}).status_code == 410
+    assert (
+        client.post(
+            old, data={"csrf_token": csrf_token(page.text), "name": "Mallory", "topics": [ids[0]["policy"]]}
+        ).status_code
+        == 410
+    )
     assert _sub(session).name == "Priya Patel"
     # One press mails a fresh link to the address on file, and that link works.
     transport.messages.clear()
@@ -283,15 +325,25 @@ def test_a_revoked_expired_manage_link_cannot_ask_for_a_fresh_one(client, ids, t
 
 # --- the preference centre -----------------------------------------------------------
 
+
 def test_manage_page_changes_everything_and_records_it(client, ids, transport, queue, rt, session):
     sub = _confirmed(client, ids, transport, queue, rt, session)
     path = _manage_path(rt, sub)
     page = client.get(path)
     assert "priya@riverside.example.org" in page.text and 'value="A81001"' in page.text
     topics, partners = ids
-    resp = client.post(path, data={"csrf_token": csrf_token(page.text), "name": "Priya P.",
-                                   "organisation": "Riverside Health Centre", "organisation_type": "nhs_trust",
-                                   "practice_code": "", "topics": [], "partners": [partners["afiya-trust"]]})
+    resp = client.post(
+        path,
+        data={
+            "csrf_token": csrf_token(page.text),
+            "name": "Priya P.",
+            "organisation": "Riverside Health Centre",
+            "organisation_type": "nhs_trust",
+            "practice_code": "",
+            "topics": [],
+            "partners": [partners["afiya-trust"]],
+        },
+    )
     assert resp.status_code == 200 and "apply from the next digest" in resp.text
     sub = _sub(session)
     assert (sub.name, sub.organisation, sub.organisation_type) == ("Priya P.", "Riverside Health Centre", "nhs_trust")
@@ -356,6 +408,7 @@ def test_erase_me(client, ids, transport, queue, rt, session):
 
 # --- unsubscribe and re-subscribe ----------------------------------------------------
 
+
 def test_unsubscribe_page_asks_first_then_offers_resubscribe(client, ids, transport, queue, rt, session):
     sub = _confirmed(client, ids, transport, queue, rt, session)
     u = _manage_path(rt, sub, "unsubscribe")
@@ -390,6 +443,7 @@ def test_one_click_needs_no_cookie_or_csrf(app, ids, transport, queue, rt, sessi
 
 # --- email me my link ----------------------------------------------------------------
 
+
 def test_email_me_my_link_says_the_same_for_known_and_unknown(client, ids, transport, queue, rt, session):
     _confirmed(client, ids, transport, queue, rt, session)
     transport.messages.clear()
@@ -412,8 +466,7 @@ def test_email_me_my_link_is_rate_limited_per_address_and_per_client(settings, t
     app = create_app(dataclasses.replace(settings, rate_per_address=2, rate_per_client=5), transport)
     client = app.test_client()
     with rt.db.transaction() as s:
-        s.add(Subscriber(email="amina@example.org", status="confirmed",
-                         topics=[s.scalar(select(Topic))]))
+        s.add(Subscriber(email="amina@example.org", status="confirmed", topics=[s.scalar(select(Topic))]))
     pages = [_form(client, "/manage", email="amina@example.org") for _ in range(3)]
     assert [p.status_code for p in pages] == [200, 200, 200]
     assert pages[0].text == pages[2].text  # the limit is silent: nothing revealed
@@ -438,7 +491,8 @@ def _behind_proxy(app, peer, forwarded_for):
 
 
 def test_behind_a_trusted_proxy_each_client_has_its_own_limit_and_its_own_address_in_the_ledger(
-        settings, transport, rt, ids, queue, session):
+    settings, transport, rt, ids, queue, session
+):
     from mailer.app import create_app
 
     app = create_app(dataclasses.replace(settings, trusted_proxies=1, rate_per_client=2), transport)
@@ -460,8 +514,9 @@ def test_forwarded_headers_are_ignored_without_trusted_proxies(settings, transpo
     from mailer.app import create_app
 
     app = create_app(dataclasses.replace(settings, rate_per_client=2), transport)
-    pages = [_subscribe(_behind_proxy(app, "192.0.2.10", f"203.0.113.{i}"), ids, f"r{i}@example.org")
-             for i in range(3)]  # a client rotating X-Forwarded-For is still one client
+    pages = [
+        _subscribe(_behind_proxy(app, "192.0.2.10", f"203.0.113.{i}"), ids, f"r{i}@example.org") for i in range(3)
+    ]  # a client rotating X-Forwarded-For is still one client
     assert [p.status_code for p in pages] == [302, 302, 429]
     ips = {e.ip for e in session.scalars(select(ConsentEvent).where(ConsentEvent.kind == "subscribed"))}
     assert ips == {"192.0.2.10"}

@@ -1,4 +1,5 @@
 """The subscription lifecycle rules, against a real database (SQLite and PostgreSQL)."""
+
 from __future__ import annotations
 
 from datetime import date, timedelta
@@ -24,13 +25,21 @@ def catalogue(demo, session):
 
 def _choices(s, catalogue, topics=("heart-health",), partners=(), **kw):
     t, p = catalogue
-    return service.validate_choices(s, kw.pop("name", "Priya Patel"), kw.pop("organisation", "Riverside Surgery"),
-                                    [t[x] for x in topics], [p[x] for x in partners], **kw)
+    return service.validate_choices(
+        s,
+        kw.pop("name", "Priya Patel"),
+        kw.pop("organisation", "Riverside Surgery"),
+        [t[x] for x in topics],
+        [p[x] for x in partners],
+        **kw,
+    )
 
 
 def _ledger(s, sub):
-    return [e.kind for e in s.scalars(select(ConsentEvent).where(ConsentEvent.subscriber_id == sub.id)
-                                      .order_by(ConsentEvent.id))]
+    return [
+        e.kind
+        for e in s.scalars(select(ConsentEvent).where(ConsentEvent.subscriber_id == sub.id).order_by(ConsentEvent.id))
+    ]
 
 
 def _new_confirmed(s, catalogue, email="priya@riverside.example.org", **kw):
@@ -79,8 +88,11 @@ def test_internationalised_addresses_are_accepted_without_dns():
 def test_existing_confirmed_address_is_not_changed_and_gets_a_manage_email(rt, catalogue):
     with rt.db.transaction() as s:
         sub = _new_confirmed(s, catalogue)
-        out = service.subscribe(s, "PRIYA@riverside.example.org".replace("PRIYA", "priya"),
-                                _choices(s, catalogue, topics=("policy",), name="Mallory"))
+        out = service.subscribe(
+            s,
+            "PRIYA@riverside.example.org".replace("PRIYA", "priya"),
+            _choices(s, catalogue, topics=("policy",), name="Mallory"),
+        )
         assert out.email_to_send == "manage" and out.subscriber.id == sub.id
         assert sub.name == "Priya Patel" and [t.slug for t in sub.topics] == ["heart-health"]
         assert sub.status == "confirmed"
@@ -90,9 +102,13 @@ def test_a_stranger_resubscribing_an_address_changes_nothing_until_its_owner_con
     with rt.db.transaction() as s:
         sub = _new_confirmed(s, catalogue, organisation_type="gp_practice", practice_code="A81001")
         service.unsubscribe(s, sub, source="one-click")
-        out = service.subscribe(s, "priya@riverside.example.org",
-                                _choices(s, catalogue, topics=("policy",), partners=("afiya-trust",),
-                                         name="Mallory", organisation="Evil Corp"))
+        out = service.subscribe(
+            s,
+            "priya@riverside.example.org",
+            _choices(
+                s, catalogue, topics=("policy",), partners=("afiya-trust",), name="Mallory", organisation="Evil Corp"
+            ),
+        )
         assert out.email_to_send == "confirm" and out.subscriber is sub
         # The person's profile and choices are as they left them; the request waits apart.
         assert (sub.name, sub.organisation, sub.practice_code) == ("Priya Patel", "Riverside Surgery", "A81001")
@@ -108,9 +124,19 @@ def test_a_stranger_resubscribing_an_address_changes_nothing_until_its_owner_con
 
 def test_confirming_applies_the_request_and_a_new_address_stays_blank_until_then(rt, catalogue):
     with rt.db.transaction() as s:
-        sub = service.subscribe(s, "new@example.org", _choices(
-            s, catalogue, topics=("policy",), partners=("afiya-trust",), name="Amina",
-            organisation_type="gp_practice", practice_code="A81001")).subscriber
+        sub = service.subscribe(
+            s,
+            "new@example.org",
+            _choices(
+                s,
+                catalogue,
+                topics=("policy",),
+                partners=("afiya-trust",),
+                name="Amina",
+                organisation_type="gp_practice",
+                practice_code="A81001",
+            ),
+        ).subscriber
         assert (sub.name, sub.organisation, sub.practice_code, sub.topics, sub.partners) == ("", "", "", [], [])
         assert service.pending_choices(s, sub).name == "Amina"
         assert sub.id not in {r.id for r in service.recipients(s)}
@@ -142,8 +168,16 @@ def test_full_lifecycle_is_in_the_ledger_and_recipients_follow_it(rt, catalogue)
         service.confirm(s, sub)
         assert not suppression.is_suppressed(s, sub.email)
         assert sub.id in {r.id for r in service.recipients(s, today=today)}
-        assert _ledger(s, sub) == ["subscribed", "confirmed", "changed", "paused", "resumed",
-                                   "unsubscribed", "subscribed", "confirmed"]
+        assert _ledger(s, sub) == [
+            "subscribed",
+            "confirmed",
+            "changed",
+            "paused",
+            "resumed",
+            "unsubscribed",
+            "subscribed",
+            "confirmed",
+        ]
         first = s.scalars(select(ConsentEvent).where(ConsentEvent.subscriber_id == sub.id)).first()
         assert first.ip == "192.0.2.1" and first.source == "form"
         assert first.wording_version == service.CONSENT_WORDING_VERSION
@@ -259,8 +293,9 @@ def test_suppression_hash_is_keyed_and_survives_a_key_rotation(rt, settings):
     guess = hashlib.sha256(b"ertg-suppression:" + address.casefold().encode()).hexdigest()
     assert stored != guess and stored == suppression.email_hash(address, settings.suppression_keys[0])
 
-    rotated = dataclasses.replace(settings, secret_key="a-new-secret-key-of-some-length-0123",
-                                  secret_key_fallbacks=(settings.secret_key,))
+    rotated = dataclasses.replace(
+        settings, secret_key="a-new-secret-key-of-some-length-0123", secret_key_fallbacks=(settings.secret_key,)
+    )
     explicit = dataclasses.replace(rotated, suppression_key="an-explicit-suppression-key-0123456")
     assert rotated.suppression_keys[0] != settings.suppression_keys[0] != explicit.suppression_keys[0]
     for later in (rotated, explicit):
@@ -299,8 +334,7 @@ def test_purge_removes_only_old_pending_requests(rt, catalogue):
         emails = set(s.scalars(select(Subscriber.email)))
         assert "old@example.org" not in emails
         assert {"recent@example.org", "priya@riverside.example.org"} <= emails
-        assert s.scalar(select(func.count()).select_from(ConsentEvent)
-                        .where(ConsentEvent.subscriber_id == old.id)) == 0
+        assert s.scalar(select(func.count()).select_from(ConsentEvent).where(ConsentEvent.subscriber_id == old.id)) == 0
 
 
 def test_scheduler_runs_the_purge_daily(settings):

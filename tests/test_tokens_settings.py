@@ -1,4 +1,5 @@
 """Signed links and settings: units with no database."""
+
 from __future__ import annotations
 
 import pytest
@@ -62,8 +63,11 @@ def test_preview_links_keep_their_format_so_live_links_still_verify():
     data = earlier.loads(made)
     assert data[:3] == ["preview", 12, 3] and len(data[3]) == 8
     assert made != Tokens("new-key").make_preview(12, 3)  # every link is distinct
-    for foreign in (Tokens("new-key").make("view", 12, 3), earlier.dumps(["preview", "12", 3, "x"]),
-                    URLSafeTimedSerializer("other-key", salt=PREVIEW_SALT).dumps(["preview", 12, 3, "x"])):
+    for foreign in (
+        Tokens("new-key").make("view", 12, 3),
+        earlier.dumps(["preview", "12", 3, "x"]),
+        URLSafeTimedSerializer("other-key", salt=PREVIEW_SALT).dumps(["preview", 12, 3, "x"]),
+    ):
         with pytest.raises(TokenError, match="not valid"):
             Tokens("new-key").read_preview(foreign, 3600)
     then = Tokens("k", clock=lambda: 1_700_000_000.0).make_preview(1, 0)
@@ -117,16 +121,23 @@ def test_production_requires_a_secret_key(tmp_path):
 STRONG = "a9F3kQ-7xZpL0vR2sT8uW1yB4cD6eG5hJ"  # 34 characters, 33 distinct
 
 
-@pytest.mark.parametrize("environ, complaint", [
-    ({"SECRET_KEY": "x", "BASE_URL": "https://digest.example.org"}, "SECRET_KEY is too weak"),
-    ({"SECRET_KEY": "a" * 64, "BASE_URL": "https://digest.example.org"}, "SECRET_KEY is too weak"),
-    ({"SECRET_KEY": STRONG, "SECRET_KEY_FALLBACKS": "old", "BASE_URL": "https://digest.example.org"},
-     "SECRET_KEY_FALLBACKS is too weak"),
-    ({"SECRET_KEY": STRONG, "SUPPRESSION_KEY": "short", "BASE_URL": "https://digest.example.org"},
-     "SUPPRESSION_KEY is too weak"),
-    ({"SECRET_KEY": STRONG, "BASE_URL": "http://digest.example.org"}, "BASE_URL must be https://"),
-    ({"SECRET_KEY": STRONG}, "BASE_URL must be https://"),  # the development default
-])
+@pytest.mark.parametrize(
+    "environ, complaint",
+    [
+        ({"SECRET_KEY": "x", "BASE_URL": "https://digest.example.org"}, "SECRET_KEY is too weak"),
+        ({"SECRET_KEY": "a" * 64, "BASE_URL": "https://digest.example.org"}, "SECRET_KEY is too weak"),
+        (
+            {"SECRET_KEY": STRONG, "SECRET_KEY_FALLBACKS": "old", "BASE_URL": "https://digest.example.org"},
+            "SECRET_KEY_FALLBACKS is too weak",
+        ),
+        (
+            {"SECRET_KEY": STRONG, "SUPPRESSION_KEY": "short", "BASE_URL": "https://digest.example.org"},
+            "SUPPRESSION_KEY is too weak",
+        ),
+        ({"SECRET_KEY": STRONG, "BASE_URL": "http://digest.example.org"}, "BASE_URL must be https://"),
+        ({"SECRET_KEY": STRONG}, "BASE_URL must be https://"),  # the development default
+    ],
+)
 def test_production_refuses_a_weak_key_or_plain_http(tmp_path, environ, complaint):
     with pytest.raises(ConfigError, match=complaint):
         Settings.from_env({"MAILER_ENV": "production", "VAR_DIR": str(tmp_path), **environ})
@@ -134,8 +145,14 @@ def test_production_refuses_a_weak_key_or_plain_http(tmp_path, environ, complain
 
 
 def test_production_starts_with_a_strong_key_over_https(tmp_path):
-    s = Settings.from_env({"MAILER_ENV": "production", "VAR_DIR": str(tmp_path), "SECRET_KEY": STRONG,
-                           "BASE_URL": "https://digest.example.org"})
+    s = Settings.from_env(
+        {
+            "MAILER_ENV": "production",
+            "VAR_DIR": str(tmp_path),
+            "SECRET_KEY": STRONG,
+            "BASE_URL": "https://digest.example.org",
+        }
+    )
     assert s.secret_key == STRONG and not s.development
 
 
@@ -150,8 +167,10 @@ def test_a_forgotten_mailer_env_warns_and_is_refused_beside_a_database_server(tm
     server = "postgresql+psycopg://mailer@db.internal/mailer"
     with pytest.raises(ConfigError, match="MAILER_ENV is not set, but DATABASE_URL"):
         Settings.from_env({"VAR_DIR": str(tmp_path), "DATABASE_URL": server})
-    assert Settings.from_env({"VAR_DIR": str(tmp_path), "DATABASE_URL": server,
-                              "MAILER_ENV": "development"}).database_url == server
+    assert (
+        Settings.from_env({"VAR_DIR": str(tmp_path), "DATABASE_URL": server, "MAILER_ENV": "development"}).database_url
+        == server
+    )
 
 
 def test_var_database_and_outbox_are_private(tmp_path):

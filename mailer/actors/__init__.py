@@ -14,6 +14,7 @@ importing them touches no broker: :func:`mailer.boot.boot` declares :data:`JOBS`
 process's queue, and callers enqueue with ``runtime.current().queue.send(job, *args)``.
 Actor names are the function names; workers on other machines rely on them.
 """
+
 from __future__ import annotations
 
 from mailer.actors.digest import (
@@ -30,6 +31,17 @@ from mailer.actors.partners import send_partner_notice
 from mailer.actors.scheduled import poll_feeds, process_bounces
 from mailer.actors.transactional import send_transactional
 
-JOBS = (send_transactional, send_partner_notice, send_deliveries, start_edition, watch_edition,
-        sweep, run_period, send_due_editions, purge_unconfirmed_job, poll_feeds, process_bounces,
-        process_inbound)
+JOBS = (
+    send_transactional,
+    send_partner_notice,
+    send_deliveries,
+    start_edition,
+    watch_edition,
+    sweep,
+    run_period,
+    send_due_editions,
+    purge_unconfirmed_job,
+    poll_feeds,
+    process_bounces,
+    process_inbound,
+)

@@ -3,6 +3,7 @@
 Thin shells that open a transaction, call the domain, and enqueue after the commit (see
 :mod:`mailer.actors` for the rules every job keeps).
 """
+
 from __future__ import annotations
 
 import logging
@@ -27,8 +28,7 @@ log = logging.getLogger(__name__)
 DIGEST_PRIORITY = 10  # lower runs first; transactional keeps the default 0
 
 
-@job(queue_name="digest", max_retries=3, priority=DIGEST_PRIORITY,
-     time_limit=10 * 60_000)
+@job(queue_name="digest", max_retries=3, priority=DIGEST_PRIORITY, time_limit=10 * 60_000)
 def send_deliveries(delivery_ids: list[int]) -> None:
     """Send a batch of digest deliveries (ids of ``Delivery`` rows).
 
@@ -110,12 +110,14 @@ def watch_edition(edition_id: int, token: str = "") -> None:
             counters.release(key, token)
             return  # paused (resume starts a new watch), cancelled or sent
         reaped = control.reap_stale(s, edition_id, cfg.lease_seconds)
-        ids = control.pending_ids(s, edition_id, due_only=True) \
-            if control.stalled(s, edition_id, cfg.lease_seconds) else []
+        ids = (
+            control.pending_ids(s, edition_id, due_only=True)
+            if control.stalled(s, edition_id, cfg.lease_seconds)
+            else []
+        )
         done = finish_if_done(s, edition_id)
     if reaped:
-        log.warning("edition %s: %d deliveries left sending by a dead worker marked unknown",
-                    edition_id, reaped)
+        log.warning("edition %s: %d deliveries left sending by a dead worker marked unknown", edition_id, reaped)
     if ids:
         log.warning("edition %s stalled; enqueueing %d pending deliveries again", edition_id, len(ids))
         enqueue_batches(ids)
@@ -152,9 +154,11 @@ def run_period(period: str, run_id: int | None = None) -> None:
     with rt.db.transaction() as s:
         edition = find_edition(s, period, lock=True)
         if edition is not None and edition.status != DRAFT:
-            detail = (f"the {period} edition is {edition.status}"
-                      + (" (an editor scheduled it)" if edition.status == SCHEDULED else "")
-                      + "; nothing sent")
+            detail = (
+                f"the {period} edition is {edition.status}"
+                + (" (an editor scheduled it)" if edition.status == SCHEDULED else "")
+                + "; nothing sent"
+            )
             log.info("monthly job: %s", detail)
             schedule_runs.finish(s, run_id, schedule_runs.SKIPPED, detail)
             return
@@ -182,9 +186,12 @@ def tell_editors_empty(rt, period: str) -> None:
     """Email the editors (``REPLY_TO``) that the month's edition went out empty-handed."""
     if not rt.settings.reply_to:
         return
-    envelope = editors_notice(rt.settings, f"The {period} edition was not sent: it has no items",
-                              f"The monthly job found no approved items for the {period} edition, "
-                              f"so nothing was sent. Approve items, then run: mailer edition send {period}")
+    envelope = editors_notice(
+        rt.settings,
+        f"The {period} edition was not sent: it has no items",
+        f"The monthly job found no approved items for the {period} edition, "
+        f"so nothing was sent. Approve items, then run: mailer edition send {period}",
+    )
     outgoing = Outgoing(rt.settings, rt.transport)
     try:
         outgoing.one_off(envelope)
@@ -211,8 +218,7 @@ def requeue_pending() -> int:
         due = [i for eid in editions for i in control.pending_ids(s, eid, due_only=True)]
         waiting = [(i, at) for eid in editions for i, at in control.waiting(s, eid)]
     if due or waiting:
-        log.info("re-enqueueing %d pending deliveries (%d waiting to retry)",
-                 len(due) + len(waiting), len(waiting))
+        log.info("re-enqueueing %d pending deliveries (%d waiting to retry)", len(due) + len(waiting), len(waiting))
     for eid in editions:
         _watch_later(eid)
     if waiting:

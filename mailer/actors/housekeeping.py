@@ -1,4 +1,5 @@
 """Housekeeping jobs of the subscriber layer (thin shells the scheduler sends)."""
+
 from __future__ import annotations
 
 import logging

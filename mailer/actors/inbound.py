@@ -4,6 +4,7 @@ A thin shell over :mod:`mailer.inbound.store`: the ``inbound_messages`` row is t
 claimed in the handler's own transaction, so a redelivered queue message does nothing.
 A handler's refusal is recorded on the row; anything else (the database away) is retried.
 """
+
 from __future__ import annotations
 
 import logging

@@ -5,6 +5,7 @@ ledger. The notice is claimed (its ``*_sent_at`` set and committed) before it le
 a redelivered message sends nothing twice; a transient failure releases the claim and
 lets Dramatiq retry.
 """
+
 from __future__ import annotations
 
 from mailer import runtime
@@ -20,8 +21,7 @@ def _column(kind: str) -> str:
     return "receipt_sent_at" if kind == RECEIPT else "decision_sent_at"
 
 
-@job(queue_name="transactional", max_retries=8, min_backoff=2_000, max_backoff=600_000,
-     throws=(PermanentFailure,))
+@job(queue_name="transactional", max_retries=8, min_backoff=2_000, max_backoff=600_000, throws=(PermanentFailure,))
 def send_partner_notice(kind: str, item_id: int) -> None:
     """Send the ``kind`` notice ("receipt", "approved" or "rejected") about item ``item_id``."""
     rt = runtime.current()

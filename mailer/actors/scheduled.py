@@ -4,6 +4,7 @@ Thin shells over the domain (:func:`mailer.content.feeds.poll_feeds`,
 :mod:`mailer.delivery.bounces`); each records its outcome on the scheduler's run when
 given its id (see :mod:`mailer.schedule_runs`).
 """
+
 from __future__ import annotations
 
 import logging
@@ -28,8 +29,7 @@ def poll_feeds(run_id: int | None = None) -> None:
     failing feed is recorded on its partner and the next poll tries again."""
     rt = runtime.current()
     st = rt.settings
-    options = FetchOptions(timeout=st.feed_timeout, max_bytes=st.feed_max_bytes,
-                           allow_private=st.feed_allow_private)
+    options = FetchOptions(timeout=st.feed_timeout, max_bytes=st.feed_max_bytes, allow_private=st.feed_allow_private)
     results = feeds.poll_feeds(rt.db, options, today=date.today())
     events.feed_polls(results)
     new = sum(len(r.new_item_ids) for r in results)
@@ -62,8 +62,10 @@ def process_bounces(run_id: int | None = None) -> None:
         return
     with rt.db.transaction() as s:
         tally = bounces.apply(s, reports)
-        detail = (f"{len(fresh)} message(s): hard {tally.hard}, soft {tally.soft}, complaints "
-                  f"{tally.complaints}, unmatched {tally.unmatched}")
+        detail = (
+            f"{len(fresh)} message(s): hard {tally.hard}, soft {tally.soft}, complaints "
+            f"{tally.complaints}, unmatched {tally.unmatched}"
+        )
         schedule_runs.finish(s, run_id, schedule_runs.DONE, detail)
     for k, msg in fresh:
         msg.set_subdir("cur")

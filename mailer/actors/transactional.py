@@ -1,4 +1,5 @@
 """The job that sends one person's transactional email (confirm, manage, link)."""
+
 from __future__ import annotations
 
 from mailer import runtime
@@ -9,8 +10,7 @@ from mailer.queue import job
 from subscribers.models import ERASED, Subscriber
 
 
-@job(queue_name="transactional", max_retries=8, min_backoff=2_000, max_backoff=600_000,
-     throws=(PermanentFailure,))
+@job(queue_name="transactional", max_retries=8, min_backoff=2_000, max_backoff=600_000, throws=(PermanentFailure,))
 def send_transactional(kind: str, subscriber_id: int) -> None:
     """Send a confirmation ("confirm"), "already subscribed" ("manage") or requested
     manage-link ("link") email."""

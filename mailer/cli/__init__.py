@@ -13,6 +13,7 @@ app factory: settings from the environment, or under Flask's test runner the tes
 Commands reach it with :func:`mailer.runtime.current`. README's command table lists every
 command and option; ``tests/test_cli.py`` keeps the two in step.
 """
+
 from __future__ import annotations
 
 import click
@@ -68,8 +69,22 @@ def main() -> None:
     configure_logging(settings)
 
 
-for _command in (db, seed_demo, partners, items, feeds, edition, subscribers, bounces, worker,
-                 lmtp, doctor, dns_records, schedule, users):
+for _command in (
+    db,
+    seed_demo,
+    partners,
+    items,
+    feeds,
+    edition,
+    subscribers,
+    bounces,
+    worker,
+    lmtp,
+    doctor,
+    dns_records,
+    schedule,
+    users,
+):
     main.add_command(_command if _command.name in UNBOOTED else booted(_command))
 
 __all__ = ["main"]

@@ -1,4 +1,5 @@
 """What every command module shares: the one way a command reports an error."""
+
 from __future__ import annotations
 
 import sys

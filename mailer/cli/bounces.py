@@ -3,6 +3,7 @@
 A shell over :mod:`mailer.delivery.bounces`: read and parse the reports, apply them in one
 transaction, print the tally.
 """
+
 from __future__ import annotations
 
 import click
@@ -33,6 +34,8 @@ def bounces_process(source: str) -> None:
         fail(str(err))
     with rt.db.transaction() as s:
         tally = b.apply(s, reports)
-    click.echo(f"hard bounces {tally.hard}, soft bounces {tally.soft}, complaints "
-               f"{tally.complaints}, unmatched {tally.unmatched}; suppressed "
-               f"{len(tally.suppressed)} address(es)")
+    click.echo(
+        f"hard bounces {tally.hard}, soft bounces {tally.soft}, complaints "
+        f"{tally.complaints}, unmatched {tally.unmatched}; suppressed "
+        f"{len(tally.suppressed)} address(es)"
+    )

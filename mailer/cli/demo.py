@@ -1,4 +1,5 @@
 """``mailer seed-demo``: the campaign's demo data."""
+
 from __future__ import annotations
 
 from datetime import date

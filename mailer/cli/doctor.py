@@ -5,6 +5,7 @@ environment, so a configuration the service refuses still gets a full report. It
 the services only to look: a ``SELECT`` and the schema's revision, a Redis PING, an EHLO,
 the relay's TLS and login.
 """
+
 from __future__ import annotations
 
 import os

@@ -4,6 +4,7 @@ Building and editing are shells over :mod:`mailer.digest` (editions, lifecycle, 
 sending and its control over :mod:`mailer.delivery` (control, fan-out). Each command opens a
 transaction, calls the domain, enqueues after the commit and prints the outcome.
 """
+
 from __future__ import annotations
 
 import sys
@@ -38,6 +39,7 @@ def _domain_errors():
 
 # --- build and send ---------------------------------------------------------------------
 
+
 @edition.command("build")
 @click.option("--period", required=True, help="YYYY-MM")
 def edition_build(period: str) -> None:
@@ -56,16 +58,21 @@ def edition_build(period: str) -> None:
             fail(str(err))
         prepared = prepare_edition(s, ed, runtime.current().settings)
         plan = prepared.plan
-        click.echo(f"Edition {period} ({ed.status}): {len(plan.items)} items in "
-                   f"{len(plan.sections)} sections. Subject: {ed.subject}")
+        click.echo(
+            f"Edition {period} ({ed.status}): {len(plan.items)} items in "
+            f"{len(plan.sections)} sections. Subject: {ed.subject}"
+        )
         for section in plan.sections:
             click.echo(f"  {section.name}: {len(section.items)}")
         largest = largest_copy_bytes(plan, prepared.rendered)
         if largest >= GMAIL_CLIP_BYTES:
-            click.echo(f"Warning: a reader's copy could reach {largest // 1024} KB of HTML, and Gmail "
-                       f"clips above {GMAIL_CLIP_BYTES // 1024} KB, hiding the footer with the "
-                       f"unsubscribe link. Sections already show at most {SECTION_CAP} items each; "
-                       f"shorten summaries or hold some items for next month.", err=True)
+            click.echo(
+                f"Warning: a reader's copy could reach {largest // 1024} KB of HTML, and Gmail "
+                f"clips above {GMAIL_CLIP_BYTES // 1024} KB, hiding the footer with the "
+                f"unsubscribe link. Sections already show at most {SECTION_CAP} items each; "
+                f"shorten summaries or hold some items for next month.",
+                err=True,
+            )
 
 
 @edition.command("send")
@@ -85,8 +92,10 @@ def edition_send(period: str, wait: bool, timeout: int) -> None:
         except _domain_errors() as err:
             fail(str(err))
         if not status.START.allows(ed.status):  # paused or cancelled
-            fail(f"The {period} edition is {ed.status}"
-                 + (f"; `mailer edition resume {period}` carries on." if ed.status == PAUSED else "."))
+            fail(
+                f"The {period} edition is {ed.status}"
+                + (f"; `mailer edition resume {period}` carries on." if ed.status == PAUSED else ".")
+            )
         edition_id = ed.id
     rt.queue.send(start_edition, edition_id)
     if wait:
@@ -110,8 +119,11 @@ def _counts(edition_id: int) -> tuple[dict, str]:
 
 def _print_counts(edition_id: int) -> dict:
     c, status = _counts(edition_id)
-    click.echo(f"Edition {status}: " + ", ".join(f"{k} {v}" for k, v in sorted(c.items())) if c
-               else f"Edition {status}: no deliveries yet.")
+    click.echo(
+        f"Edition {status}: " + ", ".join(f"{k} {v}" for k, v in sorted(c.items()))
+        if c
+        else f"Edition {status}: no deliveries yet."
+    )
     return c
 
 
@@ -144,15 +156,19 @@ def _duration(seconds: float | None) -> str:
 
 def format_progress(p) -> str:
     """The status block `mailer edition status` prints."""
-    lines = [f"Edition {p.period}: {p.status}",
-             f"  sent {p.sent}, failed {p.failed}, pending {p.pending} of {p.total}"
-             f"  ({p.rate:.1f} msg/s over the last minute, ETA {_duration(p.eta_seconds)})"]
+    lines = [
+        f"Edition {p.period}: {p.status}",
+        f"  sent {p.sent}, failed {p.failed}, pending {p.pending} of {p.total}"
+        f"  ({p.rate:.1f} msg/s over the last minute, ETA {_duration(p.eta_seconds)})",
+    ]
     other = {k: v for k, v in sorted(p.counts.items()) if k not in (SENT, PENDING, SENDING)}
     if other:
         lines.append("  " + ", ".join(f"{k} {v}" for k, v in other.items()))
     if p.counts.get(UNKNOWN):
-        lines.append("  unknown: a worker died while sending these; they were not resent "
-                     f"(`mailer edition resend-unknown {p.period}` sends them again)")
+        lines.append(
+            "  unknown: a worker died while sending these; they were not resent "
+            f"(`mailer edition resend-unknown {p.period}` sends them again)"
+        )
     for at, kind, detail in p.events[-5:]:
         lines.append(f"  {at:%Y-%m-%d %H:%M:%S} {kind}: {detail}")
     return "\n".join(lines)
@@ -172,8 +188,9 @@ def edition_status(period: str, wait: bool) -> None:
     except ControlError as err:
         fail(str(err))
     if wait and p.status in UNFINISHED:
-        with click.progressbar(length=max(1, p.total), label="Sending", show_pos=True,
-                               item_show_func=lambda _: f"{p.rate:.0f} msg/s") as bar:
+        with click.progressbar(
+            length=max(1, p.total), label="Sending", show_pos=True, item_show_func=lambda _: f"{p.rate:.0f} msg/s"
+        ) as bar:
             while p.status in UNFINISHED:
                 bar.length = max(1, p.total)
                 bar.update(p.done - bar.pos)
@@ -184,6 +201,7 @@ def edition_status(period: str, wait: bool) -> None:
 
 
 # --- the editor's fields and the schedule ----------------------------------------------
+
 
 @edition.command("edit")
 @click.argument("period")
@@ -228,8 +246,10 @@ def edition_show(period):
         except _domain_errors() as err:
             fail(str(err))
         plan = load_plan(s, ed)
-        click.echo(f"Edition {ed.period}: {ed.status}"
-                   + (f" for {ed.scheduled_for:%Y-%m-%d %H:%M} UTC" if ed.scheduled_for else ""))
+        click.echo(
+            f"Edition {ed.period}: {ed.status}"
+            + (f" for {ed.scheduled_for:%Y-%m-%d %H:%M} UTC" if ed.scheduled_for else "")
+        )
         click.echo(strip_controls(f"Subject:   {ed.subject}"))
         click.echo(strip_controls(f"Preheader: {ed.preheader or '(generated)'}"))
         click.echo(strip_controls(f"Intro:     {ed.intro or '(none)'}"))
@@ -242,8 +262,9 @@ def edition_show(period):
                 seen.add(item.id)
                 click.echo(strip_controls(f"   {mark}{item.id:5}  {item.dated}  {item.title[:70]}", keep=""))
         if len(seen) < len(plan.placements):
-            click.echo("  (+ also under an earlier topic: each reader gets it once, under the first "
-                       "of its topics they chose)")
+            click.echo(
+                "  (+ also under an earlier topic: each reader gets it once, under the first of its topics they chose)"
+            )
 
 
 @edition.command("schedule")
@@ -277,6 +298,7 @@ def edition_unschedule(period):
 
 
 # --- sending control --------------------------------------------------------------------
+
 
 def _enqueue_again(ids: list[int], edition_id: int) -> None:
     # loaded when the command runs, so `mailer --help` stays fast
@@ -407,8 +429,9 @@ def edition_preview(period, subscriber, topics, partners, text, output):
 
 @edition.command("preview-link")
 @click.argument("period")
-@click.option("--revoke", is_flag=True,
-              help="Make every preview link of PERIOD issued so far stop working (issues none).")
+@click.option(
+    "--revoke", is_flag=True, help="Make every preview link of PERIOD issued so far stop working (issues none)."
+)
 def edition_preview_link(period, revoke):
     """A link (valid 24 hours) to PERIOD's preview page: desktop and mobile, test-send."""
     rt = runtime.current()

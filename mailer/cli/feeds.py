@@ -1,4 +1,5 @@
 """``mailer feeds``: partners' RSS and Atom feeds."""
+
 from __future__ import annotations
 
 from datetime import date
@@ -25,8 +26,7 @@ def feeds_poll(slug):
 
     rt = runtime.current()
     st = rt.settings
-    options = FetchOptions(timeout=st.feed_timeout, max_bytes=st.feed_max_bytes,
-                           allow_private=st.feed_allow_private)
+    options = FetchOptions(timeout=st.feed_timeout, max_bytes=st.feed_max_bytes, allow_private=st.feed_allow_private)
     results = poll_feeds(rt.db, options, today=date.today(), slug=slug)
     if slug and not results:
         fail(f"No partner with slug {slug!r}.")

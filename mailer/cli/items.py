@@ -3,6 +3,7 @@
 Shells over :mod:`mailer.content.moderation`: each opens a transaction, calls the domain,
 prints the outcome, and enqueues partner notices after the commit.
 """
+
 from __future__ import annotations
 
 import json
@@ -46,7 +47,12 @@ def items_list(status: str | None) -> None:
 
     with runtime.current().db.transaction() as s:
         for item in list_items(s, status):
-            click.echo(strip_controls(f"{item.id:5}  {item.status:9}  {item.dated}  {item.partner.name[:24]:24}  {item.title[:60]}", keep=""))
+            click.echo(
+                strip_controls(
+                    f"{item.id:5}  {item.status:9}  {item.dated}  {item.partner.name[:24]:24}  {item.title[:60]}",
+                    keep="",
+                )
+            )
 
 
 @items.command("show")
@@ -61,20 +67,36 @@ def items_show(item_id):
             i = get_item(s, item_id)
         except ModerationError as err:
             fail(str(err))
-        click.echo(strip_controls(f"#{i.id} {i.status}{' FEATURED' if i.featured else ''} · {i.kind} · {i.partner.name} · via {i.source}", keep=""))
-        for label, value in (("title", i.title), ("summary", i.summary), ("link", i.link),
-                             ("topics", ", ".join(t.slug for t in i.topics) or "(none: give one before approving)"),
-                             ("image", f"{i.image_url} [{i.image_alt}]" if i.image_url else None),
-                             ("event", f"{i.event_starts_at} at {i.event_place}" if i.event_starts_at else None),
-                             ("window", f"{i.publish_from or '…'} to {i.publish_until or '…'}"
-                              if i.publish_from or i.publish_until else None),
-                             ("contact", i.contact_email), ("body", i.body_markdown or None)):
+        click.echo(
+            strip_controls(
+                f"#{i.id} {i.status}{' FEATURED' if i.featured else ''} · {i.kind} · {i.partner.name} · via {i.source}",
+                keep="",
+            )
+        )
+        for label, value in (
+            ("title", i.title),
+            ("summary", i.summary),
+            ("link", i.link),
+            ("topics", ", ".join(t.slug for t in i.topics) or "(none: give one before approving)"),
+            ("image", f"{i.image_url} [{i.image_alt}]" if i.image_url else None),
+            ("event", f"{i.event_starts_at} at {i.event_place}" if i.event_starts_at else None),
+            (
+                "window",
+                f"{i.publish_from or '…'} to {i.publish_until or '…'}" if i.publish_from or i.publish_until else None,
+            ),
+            ("contact", i.contact_email),
+            ("body", i.body_markdown or None),
+        ):
             if value:
                 click.echo(strip_controls(f"  {label:8} {value}"))
         if i.original:
             click.echo(strip_controls("  partner's original: " + json.dumps(original_of(i), ensure_ascii=False)))
         for e in i.events:
-            click.echo(strip_controls(f"  {e.at:%Y-%m-%d %H:%M} {e.action:10} by {e.actor}" + (f": {e.reason}" if e.reason else "")))
+            click.echo(
+                strip_controls(
+                    f"  {e.at:%Y-%m-%d %H:%M} {e.action:10} by {e.actor}" + (f": {e.reason}" if e.reason else "")
+                )
+            )
 
 
 @items.command("approve")

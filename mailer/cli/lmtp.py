@@ -5,6 +5,7 @@ Point the MTA's transport for our addresses at it (Postfix: ``lmtp:inet:HOST:POR
 threads, like every process that enqueues. At start, and every few minutes, messages
 accepted but not yet processed (a crash, a queue message lost) are enqueued again.
 """
+
 from __future__ import annotations
 
 import signal
@@ -20,8 +21,7 @@ SWEEP_SECONDS = 300
 
 @click.command("lmtp")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8024, show_default=True, type=click.IntRange(1, 65535),
-              help="TCP port to listen on.")
+@click.option("--port", default=8024, show_default=True, type=click.IntRange(1, 65535), help="TCP port to listen on.")
 def lmtp(host: str, port: int) -> None:
     """Receive inbound mail over LMTP: unsubscribe addresses and bounces."""
     # loaded when the command runs, so `mailer --help` stays fast
@@ -31,9 +31,14 @@ def lmtp(host: str, port: int) -> None:
 
     rt = runtime.current()
     rt.queue.ensure_worker()  # embedded mode: this process works off what it enqueues
-    receiver = Receiver(rt.db, router(), lambda message_id: rt.queue.send(process_inbound, message_id),
-                        host=host, port=port,
-                        max_bytes=rt.settings.inbound_max_bytes)
+    receiver = Receiver(
+        rt.db,
+        router(),
+        lambda message_id: rt.queue.send(process_inbound, message_id),
+        host=host,
+        port=port,
+        max_bytes=rt.settings.inbound_max_bytes,
+    )
     try:
         receiver.start()
     except Exception as err:  # aiosmtpd re-raises what bind() raised

@@ -3,6 +3,7 @@
 Shells over :mod:`mailer.content.partners`: each opens a transaction, calls the domain and
 prints the outcome.
 """
+
 from __future__ import annotations
 
 import click
@@ -29,8 +30,11 @@ def _partner(s, slug):
 
 
 _partner_options = [
-    click.option("--name"), click.option("--website"), click.option("--description"),
-    click.option("--logo-url"), click.option("--contact-email"),
+    click.option("--name"),
+    click.option("--website"),
+    click.option("--description"),
+    click.option("--logo-url"),
+    click.option("--contact-email"),
     click.option("--feed-url", help="RSS or Atom address; empty to remove"),
     click.option("--trusted/--not-trusted", default=None, help="trusted partners skip moderation"),
     click.option("--active/--inactive", default=None),
@@ -47,8 +51,12 @@ def _fields(kw):
     # loaded when the command runs, so `mailer --help` stays fast
     from mailer.content.partners import PartnerFields
 
-    return PartnerFields(**{k: kw.get(k) for k in ("name", "website", "description", "logo_url",
-                                                    "contact_email", "feed_url", "trusted", "active")})
+    return PartnerFields(
+        **{
+            k: kw.get(k)
+            for k in ("name", "website", "description", "logo_url", "contact_email", "feed_url", "trusted", "active")
+        }
+    )
 
 
 @partners.command("add")
@@ -93,10 +101,27 @@ def partners_list():
 
     with runtime.current().db.transaction() as s:
         for p in all_partners(s):
-            flags = ",".join(f for f, on in (("inactive", not p.active), ("trusted", p.trusted),
-                                            ("no-link", not p.submit_token_hash)) if on) or "-"
-            feed = "no feed" if not p.feed_url else (f"feed ERROR: {p.feed_error}" if p.feed_error
-                                                     else f"feed ok (checked {p.feed_checked_at or 'never'})")
+            flags = (
+                ",".join(
+                    f
+                    for f, on in (
+                        ("inactive", not p.active),
+                        ("trusted", p.trusted),
+                        ("no-link", not p.submit_token_hash),
+                    )
+                    if on
+                )
+                or "-"
+            )
+            feed = (
+                "no feed"
+                if not p.feed_url
+                else (
+                    f"feed ERROR: {p.feed_error}"
+                    if p.feed_error
+                    else f"feed ok (checked {p.feed_checked_at or 'never'})"
+                )
+            )
             click.echo(strip_controls(f"{p.slug:28} {flags:18} {feed}", keep=""))
 
 
@@ -170,4 +195,8 @@ def token_list(slug):
     with runtime.current().db.transaction() as s:
         for t in api_tokens_of(s, _partner(s, slug)):
             state = f"revoked {t.revoked_at:%Y-%m-%d}" if t.revoked_at else "live"
-            click.echo(strip_controls(f"{t.id:5}  {t.prefix}…  {state:18} last used {t.last_used_at or 'never'}  {t.label}", keep=""))
+            click.echo(
+                strip_controls(
+                    f"{t.id:5}  {t.prefix}…  {state:18} last used {t.last_used_at or 'never'}  {t.label}", keep=""
+                )
+            )

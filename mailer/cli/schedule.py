@@ -1,4 +1,5 @@
 """``mailer schedule``: the scheduler's jobs, their next and last runs, misses, the leader."""
+
 from __future__ import annotations
 
 from zoneinfo import ZoneInfo
@@ -37,8 +38,10 @@ def schedule_show() -> None:
         return f"{aware(when).astimezone(zone):%Y-%m-%d %H:%M %Z}" if when else "-"
 
     click.echo(f"Leader: {leader or 'none (no scheduler is running)'}  [{lock.name}]")
-    click.echo(f"Times in {st.schedule_timezone}; missed runs up to {st.schedule_grace_hours} h "
-               f"late still run (SCHEDULE_GRACE_HOURS).")
+    click.echo(
+        f"Times in {st.schedule_timezone}; missed runs up to {st.schedule_grace_hours} h "
+        f"late still run (SCHEDULE_GRACE_HOURS)."
+    )
     for job in status(st, rt.db):
         click.echo(f"\n{job.job.id}: {job.job.describe}")
         click.echo(f"  next     {', '.join(at(w) for w in job.upcoming) or 'never'}")

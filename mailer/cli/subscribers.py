@@ -2,6 +2,7 @@
 
 Shells over the :mod:`subscribers` domain: each opens a transaction, calls it and prints.
 """
+
 from __future__ import annotations
 
 import csv
@@ -47,16 +48,27 @@ def _print_report(report, limit: int = 50) -> None:
 
 @subscribers.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
-@click.option("--source", default=None, help="Where the list came from (recorded in the consent ledger). Default: the file name.")
-@click.option("--basis", type=click.Choice(["consent", "legitimate-interests"]), required=True,
-              help="Lawful basis: 'consent' (they opted in elsewhere) or 'legitimate-interests' "
-                   "(corporate subscribers such as GP practices).")
+@click.option(
+    "--source", default=None, help="Where the list came from (recorded in the consent ledger). Default: the file name."
+)
+@click.option(
+    "--basis",
+    type=click.Choice(["consent", "legitimate-interests"]),
+    required=True,
+    help="Lawful basis: 'consent' (they opted in elsewhere) or 'legitimate-interests' "
+    "(corporate subscribers such as GP practices).",
+)
 @click.option("--skip-invalid", is_flag=True, help="Import the valid rows even if some are invalid.")
 @click.option("--dry-run", is_flag=True, help="Check and report; write nothing.")
-@click.option("--report", "report_path", type=click.Path(dir_okay=False, writable=True),
-              help="Write the outcome of every row to this CSV file.")
-def import_cmd(file: str, source: str | None, basis: str, skip_invalid: bool, dry_run: bool,
-               report_path: str | None) -> None:
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Write the outcome of every row to this CSV file.",
+)
+def import_cmd(
+    file: str, source: str | None, basis: str, skip_invalid: bool, dry_run: bool, report_path: str | None
+) -> None:
     """Import subscribers from a CSV FILE (columns found by header name; see README).
 
     Imported people are confirmed with the given basis. Addresses on the suppression list
@@ -69,8 +81,7 @@ def import_cmd(file: str, source: str | None, basis: str, skip_invalid: bool, dr
     try:
         with runtime.current().db.transaction() as s:
             with _open(file, "r", "utf-8-sig") as fh:
-                report = import_csv(s, fh, source=source or file, basis=basis,
-                                    skip_invalid=skip_invalid)
+                report = import_csv(s, fh, source=source or file, basis=basis, skip_invalid=skip_invalid)
             if dry_run:
                 raise _Rollback
     except _Rollback:
@@ -118,8 +129,12 @@ def export_cmd(file: str, status: str | None) -> None:
 
 
 @subscribers.command("purge-unconfirmed")
-@click.option("--days", type=click.IntRange(min=1), default=None,
-              help="Age of a pending request to purge (default: PURGE_UNCONFIRMED_AFTER_DAYS).")
+@click.option(
+    "--days",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Age of a pending request to purge (default: PURGE_UNCONFIRMED_AFTER_DAYS).",
+)
 def purge_cmd(days: int | None) -> None:
     """Delete subscription requests nobody confirmed in time."""
     # loaded when the command runs, so `mailer --help` stays fast

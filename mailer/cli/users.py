@@ -5,6 +5,7 @@ actor ``cli:<operating-system user>``. Passwords are read from a hidden prompt (
 ``--password-stdin`` for scripts), never from an option that ``ps`` and shell history
 would keep.
 """
+
 from __future__ import annotations
 
 import getpass
@@ -101,8 +102,7 @@ def users_reset_password(username, reset_2fa, password_stdin):
     with runtime.current().db.transaction() as s:
         try:
             user = get_user(s, username)
-            reset_password(s, user, password, reset_two_factor=reset_2fa,
-                           actor=_actor())
+            reset_password(s, user, password, reset_two_factor=reset_2fa, actor=_actor())
         except InvalidInput as err:
             fail(err.message)
         name = user.username

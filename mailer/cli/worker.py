@@ -1,4 +1,5 @@
 """``mailer worker``: the queue workers."""
+
 from __future__ import annotations
 
 import sys

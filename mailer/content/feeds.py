@@ -6,6 +6,7 @@ duplicates an item: each entry is keyed by its id (else its link) within the par
 the key is unique in the database. An entry that fails the checks (say a javascript:
 link) is skipped and named in the partner's ``feed_error``; the rest still come in.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -60,8 +61,7 @@ def parse_feed(body: bytes, content_type: str | None) -> list:
         raise FeedError("the feed declares XML entities, which are refused")
     headers = {"content-type": content_type} if content_type else {}
     # nh3 cleans what we keep; feedparser is told not to, so the original stays as sent.
-    parsed = feedparser.parse(body, response_headers=headers, sanitize_html=False,
-                              resolve_relative_uris=True)
+    parsed = feedparser.parse(body, response_headers=headers, sanitize_html=False, resolve_relative_uris=True)
     if not parsed.entries:
         if parsed.bozo:
             raise FeedError(f"not a readable feed: {parsed.bozo_exception}"[:300])
@@ -113,8 +113,7 @@ def draft_from_entry(entry, topics: dict[str, Topic]) -> tuple[ItemDraft, str]:
         k = _slugish(term).replace("-", "_")
         if k in ITEM_KINDS and k != "event":  # an event needs a date and place a feed lacks
             kind = k
-    draft = ItemDraft(title=title, summary=summary, link=(entry.get("link") or "").strip(),
-                      kind=kind, topic_ids=chosen)
+    draft = ItemDraft(title=title, summary=summary, link=(entry.get("link") or "").strip(), kind=kind, topic_ids=chosen)
     return draft, body_html[:BODY_MAX]
 
 
@@ -122,8 +121,11 @@ def ingest_entries(session: Session, partner: Partner, entries: list, *, today: 
     """Store ``entries`` not seen before as ``partner``'s items. Never commits."""
     result = PollResult(partner.slug)
     keys = {entry_key(e) for e in entries} - {None}
-    seen = set(session.scalars(select(Item.source_key).where(
-        Item.partner_id == partner.id, Item.source_key.in_(keys)))) if keys else set()
+    seen = (
+        set(session.scalars(select(Item.source_key).where(Item.partner_id == partner.id, Item.source_key.in_(keys))))
+        if keys
+        else set()
+    )
     topics = _topic_index(session)
     for entry in entries:
         key = entry_key(entry)
@@ -155,8 +157,7 @@ def poll_partner(session: Session, partner: Partner, options: FetchOptions, *, t
     try:
         if not partner.feed_url:
             raise FeedError("the partner has no feed address")
-        got = fetch(partner.feed_url, options, etag=partner.feed_etag,
-                    last_modified=partner.feed_modified)
+        got = fetch(partner.feed_url, options, etag=partner.feed_etag, last_modified=partner.feed_modified)
         if got.body is None:
             partner.feed_error = None
             return PollResult(partner.slug, not_modified=True)
@@ -168,8 +169,9 @@ def poll_partner(session: Session, partner: Partner, options: FetchOptions, *, t
     result = ingest_entries(session, partner, entries, today=today)
     partner.feed_etag = strip_controls(got.etag, keep="")[:500] or None
     partner.feed_modified = strip_controls(got.last_modified, keep="")[:100] or None
-    partner.feed_error = (strip_controls("skipped " + "; ".join(result.skipped), keep="")[:1000]
-                          if result.skipped else None)
+    partner.feed_error = (
+        strip_controls("skipped " + "; ".join(result.skipped), keep="")[:1000] if result.skipped else None
+    )
     return result
 
 

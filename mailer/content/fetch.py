@@ -9,6 +9,7 @@ redirects are followed a bounded number of times, each hop checked again; the wh
 fetch has one deadline (a server that trickles a byte a second still times out); the body
 is capped. Bodies are asked for uncompressed, so a small gzip cannot expand past the cap.
 """
+
 from __future__ import annotations
 
 import http.client
@@ -95,8 +96,9 @@ def resolve(host: str, port: int, allow_private: bool, timeout: float = 10.0) ->
     if not allow_private:
         for addr in addresses:
             if refused(ipaddress.ip_address(addr.split("%")[0])):
-                raise FetchError(f"refused to fetch {host}: it resolves to a private or "
-                                 f"local address, not a public one ({addr})")
+                raise FetchError(
+                    f"refused to fetch {host}: it resolves to a private or local address, not a public one ({addr})"
+                )
     return addresses[0]
 
 
@@ -139,8 +141,7 @@ def _read_capped(resp: http.client.HTTPResponse, sock_owner, deadline: float, ca
         chunks.append(chunk)
 
 
-def fetch(url: str, options: FetchOptions, *, etag: str | None = None,
-          last_modified: str | None = None) -> Fetched:
+def fetch(url: str, options: FetchOptions, *, etag: str | None = None, last_modified: str | None = None) -> Fetched:
     """GET ``url`` under ``options``, conditionally when ``etag``/``last_modified`` are given.
 
     Raises :class:`FetchError` for anything but a 200 or 304 at the end of the redirects.
@@ -154,16 +155,19 @@ def fetch(url: str, options: FetchOptions, *, etag: str | None = None,
         if parts.username or parts.password:
             raise FetchError("feed addresses must not carry a user name or password")
         port = parts.port or (443 if scheme == "https" else 80)
-        ip = resolve(parts.hostname, port, options.allow_private,
-                     max(0.1, deadline - time.monotonic()))
+        ip = resolve(parts.hostname, port, options.allow_private, max(0.1, deadline - time.monotonic()))
         left = deadline - time.monotonic()
         if left <= 0:
             raise FetchError("timed out fetching the feed")
         cls = _PinnedHTTPS if scheme == "https" else _PinnedHTTP
         conn = cls(parts.hostname, port, ip, timeout=left)
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        headers = {"Host": parts.netloc, "User-Agent": USER_AGENT, "Accept-Encoding": "identity",
-                   "Accept": "application/rss+xml, application/atom+xml, application/xml;q=0.9, */*;q=0.5"}
+        headers = {
+            "Host": parts.netloc,
+            "User-Agent": USER_AGENT,
+            "Accept-Encoding": "identity",
+            "Accept": "application/rss+xml, application/atom+xml, application/xml;q=0.9, */*;q=0.5",
+        }
         if etag:
             headers["If-None-Match"] = etag
         if last_modified:
@@ -183,8 +187,9 @@ def fetch(url: str, options: FetchOptions, *, etag: str | None = None,
             if status != 200:
                 raise FetchError(f"HTTP {status} {resp.reason}".strip())
             body = _read_capped(resp, conn, deadline, options.max_bytes)
-            return Fetched(url, 200, body, resp.getheader("ETag"), resp.getheader("Last-Modified"),
-                           resp.getheader("Content-Type"))
+            return Fetched(
+                url, 200, body, resp.getheader("ETag"), resp.getheader("Last-Modified"), resp.getheader("Content-Type")
+            )
         except TimeoutError:
             raise FetchError("timed out fetching the feed") from None
         except ssl.SSLError as err:

@@ -4,6 +4,7 @@
 :class:`InvalidInput` naming the field; :func:`submit_item` stores a checked draft. Both
 are shared by the form, its live preview and the API, so all three refuse the same things.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -124,8 +125,7 @@ def topic_ids(session: Session, slugs) -> dict[str, int]:
     return dict(session.execute(select(Topic.slug, Topic.id).where(Topic.slug.in_(list(slugs)))).all())
 
 
-def check_draft(session: Session, draft: ItemDraft, *, today: date,
-                require_topics: bool = True) -> CheckedItem:
+def check_draft(session: Session, draft: ItemDraft, *, today: date, require_topics: bool = True) -> CheckedItem:
     """Validate every field of ``draft``; raise :class:`InvalidInput` for the first bad one.
 
     Titles refuse control and format characters outright (a direction override in a
@@ -172,59 +172,102 @@ def check_draft(session: Session, draft: ItemDraft, *, today: date,
     if require_topics and not topics:
         raise InvalidInput("topics", "Choose at least one topic.")
     return CheckedItem(
-        title=title, summary=summary, link=link, kind=draft.kind, topics=topics,
-        body_markdown=body, body_html=markdown_to_html(body), image_url=image_url,
-        image_alt=image_alt, event_starts_at=start, event_place=place,
-        publish_from=publish_from, publish_until=publish_until, contact_email=contact,
+        title=title,
+        summary=summary,
+        link=link,
+        kind=draft.kind,
+        topics=topics,
+        body_markdown=body,
+        body_html=markdown_to_html(body),
+        image_url=image_url,
+        image_alt=image_alt,
+        event_starts_at=start,
+        event_place=place,
+        publish_from=publish_from,
+        publish_until=publish_until,
+        contact_email=contact,
     )
 
 
-def store_item(session: Session, partner: Partner, checked: CheckedItem, *, today: date,
-               source: str = "form", source_key: str | None = None,
-               fingerprint: str | None = None) -> Item:
+def store_item(
+    session: Session,
+    partner: Partner,
+    checked: CheckedItem,
+    *,
+    today: date,
+    source: str = "form",
+    source_key: str | None = None,
+    fingerprint: str | None = None,
+) -> Item:
     """Store ``checked`` as ``partner``'s item: approved at once for a trusted partner whose
     item has topics, else submitted for an editor. Logs the arrival; never commits."""
     auto = partner.trusted and bool(checked.topics)
     item = Item(
-        partner_id=partner.id, kind=checked.kind, title=checked.title, summary=checked.summary,
-        link=checked.link, status=APPROVED if auto else SUBMITTED,
+        partner_id=partner.id,
+        kind=checked.kind,
+        title=checked.title,
+        summary=checked.summary,
+        link=checked.link,
+        status=APPROVED if auto else SUBMITTED,
         # An embargoed item belongs to the month it may first go out in.
         dated=max(today, checked.publish_from or today),
-        topics=checked.topics, body_markdown=checked.body_markdown, body_html=checked.body_html,
-        image_url=checked.image_url, image_alt=checked.image_alt,
-        event_starts_at=checked.event_starts_at, event_place=checked.event_place,
-        publish_from=checked.publish_from, publish_until=checked.publish_until,
-        contact_email=checked.contact_email, source=source, source_key=source_key,
+        topics=checked.topics,
+        body_markdown=checked.body_markdown,
+        body_html=checked.body_html,
+        image_url=checked.image_url,
+        image_alt=checked.image_alt,
+        event_starts_at=checked.event_starts_at,
+        event_place=checked.event_place,
+        publish_from=checked.publish_from,
+        publish_until=checked.publish_until,
+        contact_email=checked.contact_email,
+        source=source,
+        source_key=source_key,
         source_fingerprint=fingerprint,
     )
     actor = f"partner:{partner.slug}"
     item.events.append(ItemEvent(action="submitted", actor=actor, reason=f"via {source}"))
     if auto:
         item.decided_at, item.decided_by = utcnow(), "trusted partner"
-        item.events.append(ItemEvent(action="approved", actor="trusted partner",
-                                     reason="the partner is trusted: no moderation"))
+        item.events.append(
+            ItemEvent(action="approved", actor="trusted partner", reason="the partner is trusted: no moderation")
+        )
     session.add(item)
     session.flush()
     return item
 
 
-def recent_duplicate(session: Session, partner: Partner, draft: ItemDraft, *,
-                     within: timedelta = timedelta(hours=24)) -> Item | None:
+def recent_duplicate(
+    session: Session, partner: Partner, draft: ItemDraft, *, within: timedelta = timedelta(hours=24)
+) -> Item | None:
     """``partner``'s item made from the very same draft in the last ``within``, if any:
     a double-clicked or re-sent form should find its first item, not make a second."""
     return session.scalar(
-        select(Item).where(Item.partner_id == partner.id,
-                           Item.source_fingerprint == draft.fingerprint(),
-                           Item.submitted_at >= utcnow() - within)
-        .order_by(Item.id).limit(1))
+        select(Item)
+        .where(
+            Item.partner_id == partner.id,
+            Item.source_fingerprint == draft.fingerprint(),
+            Item.submitted_at >= utcnow() - within,
+        )
+        .order_by(Item.id)
+        .limit(1)
+    )
 
 
-def submit_item(session: Session, partner: Partner, draft: ItemDraft, *, today: date,
-                source: str = "form", source_key: str | None = None) -> Item:
+def submit_item(
+    session: Session,
+    partner: Partner,
+    draft: ItemDraft,
+    *,
+    today: date,
+    source: str = "form",
+    source_key: str | None = None,
+) -> Item:
     """Validate ``draft`` and store it as ``partner``'s item (see :func:`store_item`).
 
     Raises :class:`InvalidInput` naming the first bad field; nothing is written then.
     """
     checked = check_draft(session, draft, today=today)
-    return store_item(session, partner, checked, today=today, source=source,
-                      source_key=source_key, fingerprint=draft.fingerprint())
+    return store_item(
+        session, partner, checked, today=today, source=source, source_key=source_key, fingerprint=draft.fingerprint()
+    )

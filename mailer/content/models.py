@@ -1,4 +1,5 @@
 """Topics, partners and the items partners submit."""
+
 from __future__ import annotations
 
 from datetime import date, datetime
@@ -103,9 +104,7 @@ class Item(Base):
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     decided_by: Mapped[str | None] = mapped_column(String(120))
     # Set when an edition freezes its items, so an item is carried by one edition only.
-    edition_id: Mapped[int | None] = mapped_column(
-        ForeignKey("editions.id", ondelete="SET NULL"), index=True
-    )
+    edition_id: Mapped[int | None] = mapped_column(ForeignKey("editions.id", ondelete="SET NULL"), index=True)
     # Markdown as the partner typed it, and the sanitised HTML made from it.
     body_markdown: Mapped[str] = mapped_column(Text, default="", server_default="")
     body_html: Mapped[str] = mapped_column(Text, default="", server_default="")
@@ -135,8 +134,9 @@ class Item(Base):
 
     partner: Mapped[Partner] = relationship(lazy="joined")
     topics: Mapped[list[Topic]] = relationship(secondary=item_topics, order_by=Topic.position)
-    events: Mapped[list[ItemEvent]] = relationship(order_by="ItemEvent.id", back_populates="item",
-                                                     cascade="all, delete-orphan")
+    events: Mapped[list[ItemEvent]] = relationship(
+        order_by="ItemEvent.id", back_populates="item", cascade="all, delete-orphan"
+    )
 
     __table_args__ = (UniqueConstraint("partner_id", "source_key"),)
 

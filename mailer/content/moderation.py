@@ -7,6 +7,7 @@ Editors may edit an item before approving it; the partner's version is kept once
 in ``Item.original``. Functions here never commit and never send mail: the caller
 enqueues the partner notice after committing (see :func:`needs_decision_notice`).
 """
+
 from __future__ import annotations
 
 import json
@@ -62,7 +63,9 @@ def approve(session: Session, item_id: int, editor: str) -> Item:
     if item.status != SUBMITTED:
         raise ModerationError(f"Item {item_id} is already {item.status}.")
     if not item.topics:
-        raise ModerationError(f"Item {item_id} has no topic yet: give it one with `mailer items edit {item_id} --topic SLUG`.")
+        raise ModerationError(
+            f"Item {item_id} has no topic yet: give it one with `mailer items edit {item_id} --topic SLUG`."
+        )
     item.status, item.decided_at, item.decided_by, item.decision_reason = APPROVED, utcnow(), editor, None
     _log(item, "approved", editor)
     return item
@@ -117,24 +120,37 @@ def set_featured(session: Session, item_id: int, editor: str, featured: bool = T
 
 
 def _snapshot(item: Item) -> str:
-    return json.dumps({
-        "title": item.title, "summary": item.summary, "link": item.link, "kind": item.kind,
-        "body_markdown": item.body_markdown, "image_url": item.image_url,
-        "image_alt": item.image_alt, "topics": [t.slug for t in item.topics],
-        "event_starts_at": item.event_starts_at.isoformat() if item.event_starts_at else None,
-        "event_place": item.event_place,
-        "publish_from": item.publish_from.isoformat() if item.publish_from else None,
-        "publish_until": item.publish_until.isoformat() if item.publish_until else None,
-    }, ensure_ascii=False)
+    return json.dumps(
+        {
+            "title": item.title,
+            "summary": item.summary,
+            "link": item.link,
+            "kind": item.kind,
+            "body_markdown": item.body_markdown,
+            "image_url": item.image_url,
+            "image_alt": item.image_alt,
+            "topics": [t.slug for t in item.topics],
+            "event_starts_at": item.event_starts_at.isoformat() if item.event_starts_at else None,
+            "event_place": item.event_place,
+            "publish_from": item.publish_from.isoformat() if item.publish_from else None,
+            "publish_until": item.publish_until.isoformat() if item.publish_until else None,
+        },
+        ensure_ascii=False,
+    )
 
 
 def draft_of(item: Item) -> ItemDraft:
     """The item's current values as a draft, ready to be changed and checked again."""
     start = item.event_starts_at
     return ItemDraft(
-        title=item.title, summary=item.summary, link=item.link, kind=item.kind,
-        topic_ids=[t.id for t in item.topics], body=item.body_markdown,
-        image_url=item.image_url or "", image_alt=item.image_alt or "",
+        title=item.title,
+        summary=item.summary,
+        link=item.link,
+        kind=item.kind,
+        topic_ids=[t.id for t in item.topics],
+        body=item.body_markdown,
+        image_url=item.image_url or "",
+        image_alt=item.image_alt or "",
         event_date=start.date().isoformat() if start else "",
         event_time=start.strftime("%H:%M") if start and (start.hour or start.minute) else "",
         event_place=item.event_place or "",
@@ -144,8 +160,7 @@ def draft_of(item: Item) -> ItemDraft:
     )
 
 
-def edit(session: Session, item_id: int, editor: str, draft: ItemDraft, *, today,
-         note: str = "") -> Item:
+def edit(session: Session, item_id: int, editor: str, draft: ItemDraft, *, today, note: str = "") -> Item:
     """Replace a submitted item's content with ``draft`` (checked like a submission).
 
     The partner's version is saved in ``original`` the first time; later edits keep it.
@@ -158,9 +173,22 @@ def edit(session: Session, item_id: int, editor: str, draft: ItemDraft, *, today
     checked = check_draft(session, draft, today=today, require_topics=False)
     if item.original is None:
         item.original = _snapshot(item)
-    for name in ("title", "summary", "link", "kind", "topics", "body_markdown", "body_html",
-                 "image_url", "image_alt", "event_starts_at", "event_place", "publish_from",
-                 "publish_until", "contact_email"):
+    for name in (
+        "title",
+        "summary",
+        "link",
+        "kind",
+        "topics",
+        "body_markdown",
+        "body_html",
+        "image_url",
+        "image_alt",
+        "event_starts_at",
+        "event_place",
+        "publish_from",
+        "publish_until",
+        "contact_email",
+    ):
         setattr(item, name, getattr(checked, name))
     item.dated = max(item.dated, checked.publish_from or item.dated)
     _log(item, "edited", editor, note.strip() or None)
@@ -175,9 +203,20 @@ def original_of(item: Item) -> dict | None:
 def needs_decision_notice(item: Item) -> bool:
     """True when the item's partner is to hear the decision and has not yet
     (see :func:`mailer.content.notices.notice_address` for who hears)."""
-    return (item.status in (APPROVED, REJECTED) and notice_address(item) is not None
-            and item.decision_sent_at is None)
+    return item.status in (APPROVED, REJECTED) and notice_address(item) is not None and item.decision_sent_at is None
 
 
-__all__ = ["InvalidInput", "ModerationError", "get_item", "list_items", "approve", "reject", "mark_withdrawn",
-           "set_featured", "edit", "draft_of", "original_of", "needs_decision_notice"]
+__all__ = [
+    "InvalidInput",
+    "ModerationError",
+    "get_item",
+    "list_items",
+    "approve",
+    "reject",
+    "mark_withdrawn",
+    "set_featured",
+    "edit",
+    "draft_of",
+    "original_of",
+    "needs_decision_notice",
+]

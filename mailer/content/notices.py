@@ -12,6 +12,7 @@ Each kind is rendered once per process with placeholders and filled per item, li
 subscriber emails. Which notice is owed is decided from the item's columns
 (``receipt_sent_at``, ``decision_sent_at``), never from the queue.
 """
+
 from __future__ import annotations
 
 import unicodedata
@@ -37,8 +38,8 @@ def subject_title(title: str) -> str:
     visible = "".join(ch for ch in title if ch.isspace() or unicodedata.category(ch)[0] != "C")
     short = " ".join(visible.split())  # any run of spaces or line breaks becomes one space
     if len(short) > SUBJECT_TITLE_MAX:
-        cut = short[:SUBJECT_TITLE_MAX - 1]
-        if " " in cut[SUBJECT_TITLE_MAX // 2:]:
+        cut = short[: SUBJECT_TITLE_MAX - 1]
+        if " " in cut[SUBJECT_TITLE_MAX // 2 :]:
             cut = cut.rsplit(" ", 1)[0]
         short = cut + "…"
     return short or "(untitled)"
@@ -55,8 +56,12 @@ def _subject(kind: str, title: str) -> str:
 
 @lru_cache(maxsize=8)
 def _rendered(kind: str, postal_address: str) -> tuple[str, str]:
-    context = {"kind": kind, "subject": "Your item for the campaign digest",
-               "sender_name": "End Racism This Generation", "postal_address": postal_address}
+    context = {
+        "kind": kind,
+        "subject": "Your item for the campaign digest",
+        "sender_name": "End Racism This Generation",
+        "postal_address": postal_address,
+    }
     return render_html("partner_notice.mjml", context), render_text("partner_notice.txt", context)
 
 
@@ -103,7 +108,15 @@ def compose_notice(kind: str, settings: Settings, item: Item) -> Envelope:
         "REASON": item.decision_reason or "",
         "LINK": item.link,
     }
-    template = MessageTemplate(mail_from=settings.mail_from, subject=_subject(kind, item.title),
-                               auto_submitted=True, reply_to=settings.reply_to)
-    return template.build(to_name="", to_address=notice_address(item),
-                          text=fill(text, values, html=False), html=fill(html, values, html=True))
+    template = MessageTemplate(
+        mail_from=settings.mail_from,
+        subject=_subject(kind, item.title),
+        auto_submitted=True,
+        reply_to=settings.reply_to,
+    )
+    return template.build(
+        to_name="",
+        to_address=notice_address(item),
+        text=fill(text, values, html=False),
+        html=fill(html, values, html=True),
+    )

@@ -4,6 +4,7 @@ Both are random secrets of which only a SHA-256 is stored, so a leaked database 
 working link or token. They are independent: rotating or revoking the link leaves the
 tokens alone, and the other way round.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -29,6 +30,7 @@ def _hash(secret: str) -> str:
 
 # --- submission links -------------------------------------------------------------------
 
+
 def rotate_submit_secret(partner: Partner) -> str:
     """Give ``partner`` a new submission secret and return it; the old link stops working.
 
@@ -48,18 +50,18 @@ def partner_for_secret(session: Session, secret: str) -> Partner | None:
     """The active partner whose submission link carries ``secret``, else None."""
     if not secret or len(secret) > 100:
         return None
-    return session.scalar(
-        select(Partner).where(Partner.submit_token_hash == _hash(secret), Partner.active)
-    )
+    return session.scalar(select(Partner).where(Partner.submit_token_hash == _hash(secret), Partner.active))
 
 
 # --- API tokens -------------------------------------------------------------------------
 
+
 def issue_api_token(session: Session, partner: Partner, label: str = "") -> tuple[ApiToken, str]:
     """A new API token for ``partner``; returns the row and the token (shown once)."""
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    row = ApiToken(partner_id=partner.id, token_hash=_hash(token), prefix=token[:12],
-                   label=clean_text("label", label, 120))
+    row = ApiToken(
+        partner_id=partner.id, token_hash=_hash(token), prefix=token[:12], label=clean_text("label", label, 120)
+    )
     session.add(row)
     session.flush()
     return row, token
@@ -77,8 +79,7 @@ def partner_for_api_token(session: Session, token: str) -> Partner | None:
     """The active partner owning the live ``token``, else None. Records when it was used."""
     if not token or len(token) > 200 or not token.startswith(TOKEN_PREFIX):
         return None
-    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == _hash(token),
-                                                ApiToken.revoked_at.is_(None)))
+    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == _hash(token), ApiToken.revoked_at.is_(None)))
     if row is None or not row.partner.active:
         return None
     row.last_used_at = utcnow()
@@ -86,6 +87,7 @@ def partner_for_api_token(session: Session, token: str) -> Partner | None:
 
 
 # --- partner records --------------------------------------------------------------------
+
 
 @dataclass
 class PartnerFields:
@@ -158,5 +160,4 @@ def all_partners(session: Session) -> list[Partner]:
 
 def api_tokens_of(session: Session, partner: Partner) -> list[ApiToken]:
     """``partner``'s API tokens, live and revoked, oldest first."""
-    return list(session.scalars(select(ApiToken).where(ApiToken.partner_id == partner.id)
-                                .order_by(ApiToken.id)))
+    return list(session.scalars(select(ApiToken).where(ApiToken.partner_id == partner.id).order_by(ApiToken.id)))

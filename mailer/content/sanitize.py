@@ -5,6 +5,7 @@ can paste it) and the result is cleaned by nh3 against an allowlist: no scripts,
 event handlers, iframes, forms, or URLs other than http(s) and mailto. The Markdown the
 partner typed is stored beside the HTML, so the cleaning can be redone if the rules change.
 """
+
 from __future__ import annotations
 
 import html as _html
@@ -19,8 +20,22 @@ from mailer.text import strip_controls
 BODY_MAX = 20_000  # characters of Markdown; a digest item is a teaser, not an article
 
 _TAGS = {
-    "p", "br", "strong", "b", "em", "i", "ul", "ol", "li", "a", "blockquote", "code", "pre",
-    "h3", "h4", "hr",
+    "p",
+    "br",
+    "strong",
+    "b",
+    "em",
+    "i",
+    "ul",
+    "ol",
+    "li",
+    "a",
+    "blockquote",
+    "code",
+    "pre",
+    "h3",
+    "h4",
+    "hr",
 }
 _ATTRIBUTES = {"a": {"href", "title"}}
 _SCHEMES = {"http", "https", "mailto"}

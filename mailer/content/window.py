@@ -1,6 +1,7 @@
 """The publish window: an item may go out only between its "not before" and "not after"
 days (either may be open). The digest layer asks this module rather than reading the
 columns itself, so the rule lives in one place."""
+
 from __future__ import annotations
 
 from datetime import date
@@ -22,4 +23,5 @@ def in_publish_window(day: date) -> ColumnElement[bool]:
 def publishable_on(item: Item, day: date) -> bool:
     """The same rule for an item already loaded."""
     return (item.publish_from is None or item.publish_from <= day) and (
-        item.publish_until is None or item.publish_until >= day)
+        item.publish_until is None or item.publish_until >= day
+    )

@@ -11,6 +11,7 @@ a forged report must not be able to suppress somebody's address.
 Hard bounces and complaints put the address on the suppression list (complaints also
 unsubscribe the person); soft bounces are logged and counted.
 """
+
 from __future__ import annotations
 
 import mailbox
@@ -39,9 +40,9 @@ _ENVELOPE_HEADERS = ("Delivered-To", "X-Original-To", "Envelope-To", "X-Envelope
 
 @dataclass(frozen=True)
 class Report:
-    kind: str                 # hard, soft or complaint
-    target: Target | None     # what the return path names; None: unmatched
-    recipient: str            # the address the report is about ("" if not stated)
+    kind: str  # hard, soft or complaint
+    target: Target | None  # what the return path names; None: unmatched
+    recipient: str  # the address the report is about ("" if not stated)
     detail: str
 
     @property
@@ -135,8 +136,11 @@ def parse(msg: Message, paths: ReturnPaths) -> list[Report]:
                 delivery = _bound(paths, delivery, recipient, *(a.lower() for _, a in to))
             else:
                 delivery = _bound(paths, delivery, recipient)
-            out.append(Report(COMPLAINT, delivery, recipient,
-                              f"feedback-type {str(fields.get('Feedback-Type', 'abuse')).strip()}"))
+            out.append(
+                Report(
+                    COMPLAINT, delivery, recipient, f"feedback-type {str(fields.get('Feedback-Type', 'abuse')).strip()}"
+                )
+            )
     return out
 
 
@@ -189,9 +193,11 @@ def apply(session: Session, reports: Iterable[Report]) -> Tally:
         if r.kind == HARD:
             tally.hard += 1
             if delivery is not None:
-                session.execute(update(Delivery).where(Delivery.id == delivery.id,
-                                                       Delivery.status.in_((SENT, UNKNOWN)))
-                                .values(status=BOUNCED, error=f"bounced: {r.detail}"[:500]))
+                session.execute(
+                    update(Delivery)
+                    .where(Delivery.id == delivery.id, Delivery.status.in_((SENT, UNKNOWN)))
+                    .values(status=BOUNCED, error=f"bounced: {r.detail}"[:500])
+                )
         else:
             tally.complaints += 1
             if sub is not None:

@@ -3,6 +3,7 @@
 Domain functions: they take a session and never commit. The CLI, the actors and (later)
 the admin UI call them; :func:`progress` is what a status page shows.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -61,9 +62,11 @@ def resume(session: Session, edition: Edition, by: str = "operator") -> list[int
     with _refused_as_control_error():
         status.transition(session, edition, status.RESUME)
     session.add(SendEvent(edition_id=edition.id, kind="resumed", by=by))
-    session.execute(update(Delivery).where(Delivery.edition_id == edition.id,
-                                           Delivery.status == PENDING)
-                    .values(next_attempt_at=None))
+    session.execute(
+        update(Delivery)
+        .where(Delivery.edition_id == edition.id, Delivery.status == PENDING)
+        .values(next_attempt_at=None)
+    )
     session.flush()
     return pending_ids(session, edition.id)
 
@@ -74,9 +77,14 @@ def cancel(session: Session, edition: Edition, by: str = "operator") -> int:
     claimed one finishes it); returns how many will now never be sent."""
     with _refused_as_control_error():
         status.transition(session, edition, status.CANCEL)
-    n = session.execute(
-        update(Delivery).where(Delivery.edition_id == edition.id, Delivery.status == PENDING)
-        .values(status=CANCELLED, updated_at=utcnow())).rowcount or 0
+    n = (
+        session.execute(
+            update(Delivery)
+            .where(Delivery.edition_id == edition.id, Delivery.status == PENDING)
+            .values(status=CANCELLED, updated_at=utcnow())
+        ).rowcount
+        or 0
+    )
     session.add(SendEvent(edition_id=edition.id, kind="cancelled", detail=f"{n} not sent", by=by))
     return n
 
@@ -85,10 +93,14 @@ def resend_unknown(session: Session, edition: Edition, by: str = "operator") -> 
     """The operator's choice to send again the deliveries whose fate is unknown."""
     with _refused_as_control_error():
         status.check(edition, status.RESEND)
-    ids = list(session.scalars(update(Delivery).where(
-        Delivery.edition_id == edition.id, Delivery.status == UNKNOWN)
-        .values(status=PENDING, next_attempt_at=None, updated_at=utcnow())
-        .returning(Delivery.id)))
+    ids = list(
+        session.scalars(
+            update(Delivery)
+            .where(Delivery.edition_id == edition.id, Delivery.status == UNKNOWN)
+            .values(status=PENDING, next_attempt_at=None, updated_at=utcnow())
+            .returning(Delivery.id)
+        )
+    )
     if ids:
         with _refused_as_control_error():
             status.transition(session, edition, status.RESEND)
@@ -105,19 +117,27 @@ def pending_ids(session: Session, edition_id: int, *, due_only: bool = False) ->
 
 def waiting(session: Session, edition_id: int) -> list[tuple[int, datetime]]:
     """Pending deliveries still waiting out a retry backoff, with the time it ends."""
-    return [tuple(r) for r in session.execute(
-        select(Delivery.id, Delivery.next_attempt_at).where(
-            Delivery.edition_id == edition_id, Delivery.status == PENDING,
-            Delivery.next_attempt_at > utcnow()).order_by(Delivery.id))]
+    return [
+        tuple(r)
+        for r in session.execute(
+            select(Delivery.id, Delivery.next_attempt_at)
+            .where(Delivery.edition_id == edition_id, Delivery.status == PENDING, Delivery.next_attempt_at > utcnow())
+            .order_by(Delivery.id)
+        )
+    ]
 
 
 def reap_stale(session: Session, edition_id: int, lease_seconds: float) -> int:
     """Mark ``unknown`` the deliveries left ``sending`` past their lease (a dead worker)."""
     cutoff = utcnow() - timedelta(seconds=lease_seconds)
-    return session.execute(update(Delivery).where(
-        Delivery.edition_id == edition_id, Delivery.status == SENDING, Delivery.updated_at < cutoff)
-        .values(status=UNKNOWN, updated_at=utcnow(),
-                error="worker stopped while sending; not resent (see `edition resend-unknown`)")
+    return session.execute(
+        update(Delivery)
+        .where(Delivery.edition_id == edition_id, Delivery.status == SENDING, Delivery.updated_at < cutoff)
+        .values(
+            status=UNKNOWN,
+            updated_at=utcnow(),
+            error="worker stopped while sending; not resent (see `edition resend-unknown`)",
+        )
     ).rowcount
 
 
@@ -129,6 +149,7 @@ def stalled(session: Session, edition_id: int, lease_seconds: float) -> bool:
         return False
     if last.tzinfo is None:  # SQLite hands back naive UTC
         from datetime import timezone
+
         last = last.replace(tzinfo=timezone.utc)
     return last < utcnow() - timedelta(seconds=lease_seconds)
 
@@ -143,8 +164,8 @@ class Progress:
     total: int
     sent: int
     failed: int
-    pending: int          # pending + sending: still to go
-    rate: float           # messages per second over the last minute
+    pending: int  # pending + sending: still to go
+    rate: float  # messages per second over the last minute
     eta_seconds: float | None
     events: list[tuple[datetime, str, str]] = field(default_factory=list)
 
@@ -154,26 +175,45 @@ class Progress:
 
 
 def progress(session: Session, edition: Edition) -> Progress:
-    counts = dict(session.execute(select(Delivery.status, func.count())
-                                  .where(Delivery.edition_id == edition.id)
-                                  .group_by(Delivery.status)).all())
+    counts = dict(
+        session.execute(
+            select(Delivery.status, func.count()).where(Delivery.edition_id == edition.id).group_by(Delivery.status)
+        ).all()
+    )
     since = utcnow() - timedelta(seconds=RATE_WINDOW)
-    recent = session.scalar(select(func.count()).select_from(Delivery).where(
-        Delivery.edition_id == edition.id, Delivery.status == SENT, Delivery.sent_at >= since)) or 0
-    first = session.scalar(select(func.min(Delivery.sent_at)).where(
-        Delivery.edition_id == edition.id, Delivery.sent_at >= since))
+    recent = (
+        session.scalar(
+            select(func.count())
+            .select_from(Delivery)
+            .where(Delivery.edition_id == edition.id, Delivery.status == SENT, Delivery.sent_at >= since)
+        )
+        or 0
+    )
+    first = session.scalar(
+        select(func.min(Delivery.sent_at)).where(Delivery.edition_id == edition.id, Delivery.sent_at >= since)
+    )
     if first is not None and first.tzinfo is None:
         first = first.replace(tzinfo=timezone.utc)
     span = max(1.0, (utcnow() - first).total_seconds()) if first else RATE_WINDOW
     rate = recent / span if recent else 0.0
     pending = counts.get(PENDING, 0) + counts.get(SENDING, 0)
     eta = pending / rate if rate and edition.status == EDITION_SENDING else None
-    events = [(e.at, e.kind, e.detail) for e in session.scalars(
-        select(SendEvent).where(SendEvent.edition_id == edition.id).order_by(SendEvent.id))]
-    return Progress(period=edition.period, status=edition.status, counts=counts,
-                    total=sum(counts.values()), sent=counts.get(SENT, 0),
-                    failed=counts.get(FAILED, 0) + counts.get(BOUNCED, 0), pending=pending,
-                    rate=rate, eta_seconds=eta, events=events)
+    events = [
+        (e.at, e.kind, e.detail)
+        for e in session.scalars(select(SendEvent).where(SendEvent.edition_id == edition.id).order_by(SendEvent.id))
+    ]
+    return Progress(
+        period=edition.period,
+        status=edition.status,
+        counts=counts,
+        total=sum(counts.values()),
+        sent=counts.get(SENT, 0),
+        failed=counts.get(FAILED, 0) + counts.get(BOUNCED, 0),
+        pending=pending,
+        rate=rate,
+        eta_seconds=eta,
+        events=events,
+    )
 
 
 def edition_progress(db, period: str) -> Progress:

@@ -1,4 +1,5 @@
 """The operator log of an edition's send: paused, resumed, cancelled, breaker tripped."""
+
 from __future__ import annotations
 
 from datetime import datetime

@@ -1,4 +1,5 @@
 """Fan-out: one ``Delivery`` row per confirmed subscriber of an edition, idempotently."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -39,28 +40,40 @@ def start_edition(session: Session, edition: Edition, plan: DigestPlan) -> FanOu
             continue
         wanted = plan.mask_for(r.topic_ids, r.partner_ids)
         skipped += not wanted
-        rows.append({"edition_id": edition.id, "subscriber_id": r.id,
-                     "status": PENDING if wanted else SKIPPED, "attempts": 0, "error": None,
-                     "created_at": now, "updated_at": now})
+        rows.append(
+            {
+                "edition_id": edition.id,
+                "subscriber_id": r.id,
+                "status": PENDING if wanted else SKIPPED,
+                "attempts": 0,
+                "error": None,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
     for start in range(0, len(rows), 5000):
-        session.execute(insert(Delivery), rows[start:start + 5000])
+        session.execute(insert(Delivery), rows[start : start + 5000])
     status.transition(session, edition, status.START)
     return FanOut(created=len(rows) - skipped, skipped=skipped)
 
 
 def pending_ids(session: Session, edition_id: int) -> list[int]:
-    return list(session.scalars(
-        select(Delivery.id).where(Delivery.edition_id == edition_id, Delivery.status == PENDING)
-        .order_by(Delivery.id)))
+    return list(
+        session.scalars(
+            select(Delivery.id)
+            .where(Delivery.edition_id == edition_id, Delivery.status == PENDING)
+            .order_by(Delivery.id)
+        )
+    )
 
 
 def batches(ids: list[int], size: int) -> list[list[int]]:
-    return [ids[i:i + size] for i in range(0, len(ids), size)]
+    return [ids[i : i + size] for i in range(0, len(ids), size)]
 
 
 def counts(session: Session, edition_id: int) -> dict[str, int]:
     """Deliveries of an edition by status, e.g. ``{"sent": 3, "pending": 1}``."""
     rows = session.execute(
-        select(Delivery.status, func.count()).where(Delivery.edition_id == edition_id)
-        .group_by(Delivery.status))
+        select(Delivery.status, func.count()).where(Delivery.edition_id == edition_id).group_by(Delivery.status)
+    )
     return {status: n for status, n in rows}

@@ -3,6 +3,7 @@
 Read by the preference centre's "download my data" (with :func:`subscribers.rights.export_data`,
 which knows nothing of deliveries).
 """
+
 from __future__ import annotations
 
 from sqlalchemy import select
@@ -18,6 +19,10 @@ def deliveries_of(session: Session, subscriber_id: int) -> list[dict]:
     rows = session.execute(
         select(Edition.period, Delivery.status, Delivery.sent_at)
         .join(Edition, Edition.id == Delivery.edition_id)
-        .where(Delivery.subscriber_id == subscriber_id).order_by(Edition.period))
-    return [{"edition": period, "status": status, "sent_at": sent_at.isoformat() if sent_at else None}
-            for period, status, sent_at in rows]
+        .where(Delivery.subscriber_id == subscriber_id)
+        .order_by(Edition.period)
+    )
+    return [
+        {"edition": period, "status": status, "sent_at": sent_at.isoformat() if sent_at else None}
+        for period, status, sent_at in rows
+    ]

@@ -9,6 +9,7 @@ and spends them locally, so the limit costs one Redis round trip per block, not 
 message; permits left over when a window ends are wasted, never carried over, so the
 limit is never exceeded.
 """
+
 from __future__ import annotations
 
 import threading
@@ -26,9 +27,15 @@ class RateLimiter:
     injectable for tests.
     """
 
-    def __init__(self, counters: CounterStore, rate: float | None, rate_for: Callable[[str], float | None],
-                 prefix: str = "mailer:rate", clock: Callable[[], float] = time.time,
-                 sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self,
+        counters: CounterStore,
+        rate: float | None,
+        rate_for: Callable[[str], float | None],
+        prefix: str = "mailer:rate",
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         self.counters = counters
         self.rate = rate
         self.rate_for = rate_for

@@ -1,4 +1,5 @@
 """The delivery ledger: one row per edition and subscriber, the truth about sending."""
+
 from __future__ import annotations
 
 from datetime import datetime

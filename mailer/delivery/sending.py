@@ -17,6 +17,7 @@ A batch that stops in an orderly way (an exception, a time limit) records what i
 messages not yet attempted go back to ``pending``; only the one in the relay's hands at
 that moment becomes ``unknown``.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -51,8 +52,7 @@ log = logging.getLogger(__name__)
 
 # Why a delivery is skipped when recipients() no longer returns its person (it does not say
 # which of these happened after the fan-out).
-NO_LONGER_RECEIVES = ("no longer receives digests (unsubscribed, paused, erased or suppressed "
-                      "since the fan-out)")
+NO_LONGER_RECEIVES = "no longer receives digests (unsubscribed, paused, erased or suppressed since the fan-out)"
 
 
 def prepared_for(session: Session, edition: Edition, settings: Settings) -> PreparedEdition:
@@ -61,8 +61,12 @@ def prepared_for(session: Session, edition: Edition, settings: Settings) -> Prep
     # Reply-To and Feedback-ID belong to sending, not to the render that web copies and
     # test sends share: a variant of the cached render.
     return prepared_editions.get(
-        session, edition, settings, variant="mailing",
-        finish=lambda prepared: dataclasses.replace(prepared, template=digest_template(settings, edition)))
+        session,
+        edition,
+        settings,
+        variant="mailing",
+        finish=lambda prepared: dataclasses.replace(prepared, template=digest_template(settings, edition)),
+    )
 
 
 def feedback_id(settings: Settings, edition: Edition) -> str:
@@ -75,9 +79,14 @@ def digest_template(settings: Settings, edition: Edition) -> MessageTemplate:
     """The headers every copy of ``edition`` shares: the list headers, ``Reply-To`` to the
     editors (``REPLY_TO``, when set) and the edition's ``Feedback-ID``."""
     return MessageTemplate(
-        mail_from=settings.mail_from, subject=edition.subject, list_id=settings.list_id,
-        list_name=LIST_NAME, list_unsubscribe_mailto=settings.unsubscribe_mailto,
-        reply_to=settings.reply_to, feedback_id=feedback_id(settings, edition))
+        mail_from=settings.mail_from,
+        subject=edition.subject,
+        list_id=settings.list_id,
+        list_name=LIST_NAME,
+        list_unsubscribe_mailto=settings.unsubscribe_mailto,
+        reply_to=settings.reply_to,
+        feedback_id=feedback_id(settings, edition),
+    )
 
 
 def claim(session: Session, delivery_ids: list[int]):
@@ -89,11 +98,14 @@ def claim(session: Session, delivery_ids: list[int]):
         return []
     return session.execute(
         update(Delivery)
-        .where(Delivery.id.in_(delivery_ids), Delivery.status == PENDING,
-               or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
-               # Wrapped in a function so the planner finds rows by primary key: with the
-               # bare column it may walk the (edition, status) index over every pending row.
-               func.coalesce(Delivery.edition_id, 0).in_(sending))
+        .where(
+            Delivery.id.in_(delivery_ids),
+            Delivery.status == PENDING,
+            or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
+            # Wrapped in a function so the planner finds rows by primary key: with the
+            # bare column it may walk the (edition, status) index over every pending row.
+            func.coalesce(Delivery.edition_id, 0).in_(sending),
+        )
         .values(status=SENDING, attempts=Delivery.attempts + 1, updated_at=now)
         .returning(Delivery.id, Delivery.subscriber_id, Delivery.edition_id, Delivery.attempts)
     ).all()
@@ -106,10 +118,18 @@ def record(session: Session, delivery_id: int, status: str, error: str | None = 
     session.execute(update(Delivery).where(Delivery.id == delivery_id).values(**values))
 
 
-_BULK = (update(Delivery).where(Delivery.id == bindparam("b_id"))
-         .values(status=bindparam("b_status"), error=bindparam("b_error"),
-                 attempts=bindparam("b_attempts"), sent_at=bindparam("b_sent_at"),
-                 next_attempt_at=bindparam("b_next"), updated_at=bindparam("b_now")))
+_BULK = (
+    update(Delivery)
+    .where(Delivery.id == bindparam("b_id"))
+    .values(
+        status=bindparam("b_status"),
+        error=bindparam("b_error"),
+        attempts=bindparam("b_attempts"),
+        sent_at=bindparam("b_sent_at"),
+        next_attempt_at=bindparam("b_next"),
+        updated_at=bindparam("b_now"),
+    )
+)
 
 
 def record_many(session: Session, outcomes: list[dict]) -> None:
@@ -126,8 +146,9 @@ def record_many(session: Session, outcomes: list[dict]) -> None:
 
 def finish_if_done(session: Session, edition_id: int) -> bool:
     """Mark the edition sent once no delivery is pending or sending."""
-    busy = session.scalar(select(Delivery.id).where(
-        Delivery.edition_id == edition_id, Delivery.status.in_(OPEN)).limit(1))
+    busy = session.scalar(
+        select(Delivery.id).where(Delivery.edition_id == edition_id, Delivery.status.in_(OPEN)).limit(1)
+    )
     if busy is not None:
         return False
     edition_status.transition(session, edition_id, edition_status.FINISH, quiet=True)
@@ -143,8 +164,11 @@ def pause_edition(session: Session, edition_id: int, reason: str, by: str) -> bo
     """Pause a sending edition (the breaker, or an operator). True if it was sending."""
     done = edition_status.transition(session, edition_id, edition_status.PAUSE, quiet=True)
     if done:
-        session.add(SendEvent(edition_id=edition_id, kind="paused" if by != "breaker" else "breaker",
-                              detail=reason[:500], by=by))
+        session.add(
+            SendEvent(
+                edition_id=edition_id, kind="paused" if by != "breaker" else "breaker", detail=reason[:500], by=by
+            )
+        )
     return bool(done)
 
 
@@ -183,10 +207,15 @@ class _Chunk:
         self.refused: list[tuple[int, str, str]] = []  # (delivery, address, reply)
 
     def _set(self, row, status, error=None, attempts=None, next_at=None, sent=False):
-        self.out[row.id] = {"b_id": row.id, "b_status": status, "b_error": error and error[:500],
-                            "b_attempts": row.attempts if attempts is None else attempts,
-                            "b_sent_at": utcnow() if sent else None, "b_next": next_at,
-                            "b_now": utcnow()}
+        self.out[row.id] = {
+            "b_id": row.id,
+            "b_status": status,
+            "b_error": error and error[:500],
+            "b_attempts": row.attempts if attempts is None else attempts,
+            "b_sent_at": utcnow() if sent else None,
+            "b_next": next_at,
+            "b_now": utcnow(),
+        }
 
     def sent(self, row):
         self._set(row, SENT, sent=True)
@@ -233,8 +262,7 @@ class _Chunk:
         return list(self.out.values())
 
 
-def deliver_batch(db: Database, transport: Transport, settings: Settings,
-                  delivery_ids: list[int]) -> BatchResult:
+def deliver_batch(db: Database, transport: Transport, settings: Settings, delivery_ids: list[int]) -> BatchResult:
     """Send the deliveries in ``delivery_ids`` that are still pending and due.
 
     Transient failures put a delivery back to ``pending`` with a backoff time; the ids to
@@ -253,7 +281,7 @@ def deliver_batch(db: Database, transport: Transport, settings: Settings,
     try:
         for start in range(0, len(ids), cfg.chunk_size):
             with db.transaction() as s:
-                rows = claim(s, ids[start:start + cfg.chunk_size])
+                rows = claim(s, ids[start : start + cfg.chunk_size])
                 if not rows:
                     continue
                 edition_id = rows[0].edition_id
@@ -331,11 +359,12 @@ def deliver_batch(db: Database, transport: Transport, settings: Settings,
                         elif o["b_next"] is not None:
                             delay = (o["b_next"] - chunk.now).total_seconds()
                             result.retry_delay = max(result.retry_delay, delay)
-            streak = counters.add_failures(breaker_key(edition_id),
-                                           chunk.trailing_failures, chunk.successes)
+            streak = counters.add_failures(breaker_key(edition_id), chunk.trailing_failures, chunk.successes)
             if streak >= cfg.breaker_failures:
-                reason = (f"{streak} consecutive failures; last: {chunk.last_error}. "
-                          f"Check the relay, then `mailer edition resume`.")
+                reason = (
+                    f"{streak} consecutive failures; last: {chunk.last_error}. "
+                    f"Check the relay, then `mailer edition resume`."
+                )
                 with db.transaction() as s:
                     if pause_edition(s, edition_id, reason, "breaker"):
                         log.error("edition %s paused by the circuit breaker: %s", edition_id, reason)

@@ -4,6 +4,7 @@ Hard bounces and complaints put the address on the one suppression list, kept (a
 by ``subscribers.suppression``; it is lifted only when the person opts in afresh. Soft
 bounces are only logged and counted.
 """
+
 from __future__ import annotations
 
 import re
@@ -29,8 +30,7 @@ class Bounce(Base):
     __tablename__ = "bounces"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    delivery_id: Mapped[int | None] = mapped_column(
-        ForeignKey("deliveries.id", ondelete="SET NULL"), index=True)
+    delivery_id: Mapped[int | None] = mapped_column(ForeignKey("deliveries.id", ondelete="SET NULL"), index=True)
     email_hash: Mapped[str] = mapped_column(String(64), index=True)
     kind: Mapped[str] = mapped_column(String(20))
     detail: Mapped[str] = mapped_column(String(500), default="")
@@ -57,14 +57,26 @@ def suppress(session: Session, email: str, kind: str, source: str) -> bool:
 def log_bounce(session: Session, delivery_id: int | None, email: str, kind: str, detail: str) -> None:
     """Append a report to the bounce log, without the address."""
     scrubbed = re.sub(re.escape(email), "<recipient>", detail, flags=re.IGNORECASE)
-    session.add(Bounce(delivery_id=delivery_id, email_hash=suppression.current_hash(session, email), kind=kind,
-                       detail=scrubbed[:500]))
+    session.add(
+        Bounce(
+            delivery_id=delivery_id,
+            email_hash=suppression.current_hash(session, email),
+            kind=kind,
+            detail=scrubbed[:500],
+        )
+    )
     session.flush()
 
 
 def soft_bounce_count(session: Session, email: str) -> int:
-    return session.scalar(select(func.count()).select_from(Bounce).where(
-        Bounce.email_hash.in_(suppression.hashes_of(session, email)), Bounce.kind == SOFT)) or 0
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(Bounce)
+            .where(Bounce.email_hash.in_(suppression.hashes_of(session, email)), Bounce.kind == SOFT)
+        )
+        or 0
+    )
 
 
 # A refused recipient is suppressed at once when the relay says the mailbox does not exist
@@ -84,8 +96,14 @@ def record_refusal(session: Session, delivery_id: int, email: str, reply: str) -
     """Log a relay's permanent refusal of ``email`` as a hard bounce; suppress the address
     if the mailbox is gone or it was refused often enough. True if suppressed now."""
     log_bounce(session, delivery_id, email, HARD, f"relay: {reply}")
-    refusals = session.scalar(select(func.count()).select_from(Bounce).where(
-        Bounce.email_hash.in_(suppression.hashes_of(session, email)), Bounce.kind == HARD)) or 0
+    refusals = (
+        session.scalar(
+            select(func.count())
+            .select_from(Bounce)
+            .where(Bounce.email_hash.in_(suppression.hashes_of(session, email)), Bounce.kind == HARD)
+        )
+        or 0
+    )
     if mailbox_gone(reply) or refusals >= REFUSALS_BEFORE_SUPPRESSION:
         return suppress(session, email, HARD, "relay refusal")
     return False

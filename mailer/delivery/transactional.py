@@ -3,6 +3,7 @@
 Each template is rendered once per process with placeholders, then filled per email, so
 a burst of sign-ups costs no MJML compiles.
 """
+
 from __future__ import annotations
 
 from email.utils import parseaddr
@@ -45,8 +46,9 @@ def compose_transactional(kind: str, settings: Settings, sub: Subscriber) -> Env
     }
     # Auto-Submitted (RFC 3834): sent in answer to a request, so auto-responders keep quiet.
     template = MessageTemplate(mail_from=settings.mail_from, subject=SUBJECTS[kind], auto_submitted=True)
-    return template.build(to_name=sub.name, to_address=sub.email,
-                          text=fill(text, values, html=False), html=fill(html, values, html=True))
+    return template.build(
+        to_name=sub.name, to_address=sub.email, text=fill(text, values, html=False), html=fill(html, values, html=True)
+    )
 
 
 def editors_notice(settings: Settings, subject: str, text: str) -> Envelope:
@@ -54,5 +56,9 @@ def editors_notice(settings: Settings, subject: str, text: str) -> Envelope:
     "this month's edition had nothing in it". ``subject`` and ``text`` are our own words."""
 
     template = MessageTemplate(mail_from=settings.mail_from, subject=subject, auto_submitted=True)
-    return template.build(to_name="", to_address=parseaddr(settings.reply_to)[1], text=text + "\n",
-                          html=f"<!doctype html><html><body><p>{escape(text)}</p></body></html>")
+    return template.build(
+        to_name="",
+        to_address=parseaddr(settings.reply_to)[1],
+        text=text + "\n",
+        html=f"<!doctype html><html><body><p>{escape(text)}</p></body></html>",
+    )

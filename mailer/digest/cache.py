@@ -13,6 +13,7 @@ being previewed.
 A *variant* is the shared render with something cheap applied on top, made once per entry
 (delivery's mailing headers: Reply-To, Feedback-ID); it goes when its entry goes.
 """
+
 from __future__ import annotations
 
 import threading
@@ -29,16 +30,21 @@ from mailer.settings import Settings
 def edition_version(edition: Edition) -> tuple:
     """What changes when ``edition`` is rebuilt (``built_at``) or edited (the fields
     :func:`mailer.digest.lifecycle.edit` sets): equal versions render alike."""
-    return (edition.built_at, edition.subject, edition.preheader, edition.intro,
-            edition.featured_item_id)
+    return (edition.built_at, edition.subject, edition.preheader, edition.intro, edition.featured_item_id)
 
 
 def _settings_key(settings: Settings) -> tuple:
     # Every setting the render reads: links (base URL, signing keys), the footer's postal
     # address, and the shared headers (sender, list id, unsubscribe address).
-    return (settings.base_url, settings.secret_key, settings.secret_key_fallbacks,
-            settings.postal_address, settings.mail_from, settings.list_id,
-            settings.unsubscribe_mailto)
+    return (
+        settings.base_url,
+        settings.secret_key,
+        settings.secret_key_fallbacks,
+        settings.postal_address,
+        settings.mail_from,
+        settings.list_id,
+        settings.unsubscribe_mailto,
+    )
 
 
 class _Entry:
@@ -59,9 +65,15 @@ class PreparedEditions:
         # render rather than each making their own.
         self._lock = threading.Lock()
 
-    def get(self, session: Session, edition: Edition, settings: Settings, *,
-            variant: str | None = None,
-            finish: Callable[[PreparedEdition], PreparedEdition] | None = None) -> PreparedEdition:
+    def get(
+        self,
+        session: Session,
+        edition: Edition,
+        settings: Settings,
+        *,
+        variant: str | None = None,
+        finish: Callable[[PreparedEdition], PreparedEdition] | None = None,
+    ) -> PreparedEdition:
         """``edition``'s render, made now only if this version has none yet.
 
         With ``variant``, ``finish(render)`` is applied once and remembered under that name;

@@ -11,6 +11,7 @@ the postal address the law asks for. Two measures keep a copy under :data:`GMAIL
   edition build`` can warn when even capped sections could reach the limit (very many
   topics, or very long titles and summaries).
 """
+
 from __future__ import annotations
 
 from mailer.digest.plan import DigestPlan
@@ -45,4 +46,3 @@ def largest_copy_bytes(plan: DigestPlan, rendered: RenderedDigest, cap: int = SE
         items = sorted((sizes.get(i.mask, 0) for i in section.items), reverse=True)
         total += sum(items[:cap])
     return total
-

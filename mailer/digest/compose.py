@@ -5,6 +5,7 @@
 faces (view online, archive, preview) use :func:`copy_for` and :func:`archive_copy` over
 the same prepared render.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -66,16 +67,22 @@ def load_plan(session: Session, edition: Edition) -> DigestPlan:
     return plan_digest(items, topics, partners, featured_item_id=edition.featured_item_id)
 
 
-def prepare_edition(session: Session, edition: Edition, settings: Settings,
-                    timings: dict[str, float] | None = None) -> PreparedEdition:
+def prepare_edition(
+    session: Session, edition: Edition, settings: Settings, timings: dict[str, float] | None = None
+) -> PreparedEdition:
     """Everything about ``edition`` that is the same for every recipient.
 
     ``timings`` (optional) receives each rendering stage's seconds (see render_digest).
     """
     plan = load_plan(session, edition)
-    context = digest_context(plan, subject=edition.subject, intro=edition.intro,
-                             preheader=edition.preheader, period_label=period_label(edition.period),
-                             settings=settings)
+    context = digest_context(
+        plan,
+        subject=edition.subject,
+        intro=edition.intro,
+        preheader=edition.preheader,
+        period_label=period_label(edition.period),
+        settings=settings,
+    )
     return PreparedEdition(
         edition_id=edition.id,
         period=edition.period,
@@ -119,8 +126,13 @@ def choice_values(plan: DigestPlan, topic_ids, partner_ids, mask: int) -> dict[s
     return {"WHY": plan.why(topic_ids, partner_ids), "ITEM_COUNT": item_count(mask.bit_count())}
 
 
-def compose(prepared: PreparedEdition, recipient: Recipient, *, to_address: str | None = None,
-            template: MessageTemplate | None = None) -> Envelope | None:
+def compose(
+    prepared: PreparedEdition,
+    recipient: Recipient,
+    *,
+    to_address: str | None = None,
+    template: MessageTemplate | None = None,
+) -> Envelope | None:
     """``recipient``'s digest, or None when none of the edition's items is for them.
 
     Each section shows at most :data:`~mailer.digest.clip.SECTION_CAP` items, then "and N
@@ -141,8 +153,11 @@ def compose(prepared: PreparedEdition, recipient: Recipient, *, to_address: str 
     return (template or prepared.template).build_encoded(
         to_name=recipient.name if to_address is None else "",
         to_address=to_address or recipient.email,
-        text_qp=text, html_qp=html, unsubscribe_url=values["UNSUBSCRIBE_URL"],
-        unsubscribe_mailto=prepared.links.unsubscribe_mailto(recipient.id, recipient.token_version))
+        text_qp=text,
+        html_qp=html,
+        unsubscribe_url=values["UNSUBSCRIBE_URL"],
+        unsubscribe_mailto=prepared.links.unsubscribe_mailto(recipient.id, recipient.token_version),
+    )
 
 
 def _emailed_copy(prepared: PreparedEdition, topic_ids, partner_ids) -> _Copy:
@@ -175,6 +190,16 @@ def archive_copy(prepared: PreparedEdition) -> tuple[str, str]:
     """The public copy: every item, no greeting by name, no personal links."""
     plan = prepared.plan
     every_item = plan.mask_for(plan.topic_names, plan.partner_names)
-    return personalise(prepared.rendered, prepared.rendered.public_mask(every_item),
-                       {"GREETING": "", "EMAIL": "", "WHY": "", "MANAGE_URL": "",
-                        "UNSUBSCRIBE_URL": "", "VIEW_URL": "", "ITEM_COUNT": item_count(len(plan.items))})
+    return personalise(
+        prepared.rendered,
+        prepared.rendered.public_mask(every_item),
+        {
+            "GREETING": "",
+            "EMAIL": "",
+            "WHY": "",
+            "MANAGE_URL": "",
+            "UNSUBSCRIBE_URL": "",
+            "VIEW_URL": "",
+            "ITEM_COUNT": item_count(len(plan.items)),
+        },
+    )

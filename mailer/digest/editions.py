@@ -1,4 +1,5 @@
 """Building an edition: which approved items a month's digests carry."""
+
 from __future__ import annotations
 
 import re
@@ -14,8 +15,7 @@ from mailer.db import utcnow
 from mailer.digest.models import DRAFT, EDITABLE, Edition
 
 _PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
-MONTHS = ("January February March April May June July August September October "
-          "November December").split()
+MONTHS = ("January February March April May June July August September October November December").split()
 
 
 class EditionError(ValueError):
@@ -95,8 +95,11 @@ def build_edition(session: Session, period: str) -> Edition:
         # An item an editor flagged with `mailer items feature` leads the edition that carries
         # it, unless the edition's editor chose another; the newest flagged one wins.
         edition.featured_item_id = session.scalar(
-            select(Item.id).where(Item.edition_id == edition.id, Item.featured)
-            .order_by(Item.dated.desc(), Item.id.desc()).limit(1))
+            select(Item.id)
+            .where(Item.edition_id == edition.id, Item.featured)
+            .order_by(Item.dated.desc(), Item.id.desc())
+            .limit(1)
+        )
     edition.built_at = utcnow()
     return edition
 
@@ -112,6 +115,5 @@ def withdraw_item(session: Session, item_id: int, editor: str, reason: str = "")
     item = moderation.get_item(session, item_id)
     edition = session.get(Edition, item.edition_id) if item.edition_id is not None else None
     if item.status == APPROVED and edition is not None and edition.status != DRAFT:
-        raise moderation.ModerationError(
-            f"Item {item_id} has already gone out in an edition; it cannot be withdrawn.")
+        raise moderation.ModerationError(f"Item {item_id} has already gone out in an edition; it cannot be withdrawn.")
     return moderation.mark_withdrawn(session, item_id, editor, reason)

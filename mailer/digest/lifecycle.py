@@ -10,6 +10,7 @@ Functions take a session and never commit; bad input raises :class:`EditionError
 refused move :class:`~mailer.digest.status.EditionStateError`, one of them) and changes
 nothing.
 """
+
 from __future__ import annotations
 
 import unicodedata
@@ -36,15 +37,18 @@ def _text(field: str, value: str, max_length: int, *, multiline: bool = False) -
     value = (value or "").strip().replace("\r\n", "\n")
     allowed = "\n\t" if multiline else ""
     if any(unicodedata.category(ch) == "Cc" and ch not in allowed for ch in value):
-        raise EditionError(f"The {field} must not contain "
-                           + ("control characters." if multiline else "line breaks or control characters."))
+        raise EditionError(
+            f"The {field} must not contain "
+            + ("control characters." if multiline else "line breaks or control characters.")
+        )
     if len(value) > max_length:
         raise EditionError(f"The {field} must be at most {max_length} characters (it has {len(value)}).")
     return value
 
 
-def edit(session: Session, edition: Edition, *, subject=_UNSET, preheader=_UNSET, intro=_UNSET,
-         featured_item_id=_UNSET) -> Edition:
+def edit(
+    session: Session, edition: Edition, *, subject=_UNSET, preheader=_UNSET, intro=_UNSET, featured_item_id=_UNSET
+) -> Edition:
     """Change what the editor controls. Only given fields change; ``featured_item_id=None``
     clears the featured item. Every value is checked before any is applied."""
     if edition.status not in EDITABLE:
@@ -62,8 +66,10 @@ def edit(session: Session, edition: Edition, *, subject=_UNSET, preheader=_UNSET
         if featured_item_id is not None:
             carried_by = session.scalar(select(Item.edition_id).where(Item.id == featured_item_id))
             if carried_by is None or carried_by != edition.id:
-                raise EditionError(f"Item {featured_item_id} is not in the {edition.period} edition; "
-                                   "only its own items can be featured.")
+                raise EditionError(
+                    f"Item {featured_item_id} is not in the {edition.period} edition; "
+                    "only its own items can be featured."
+                )
         changes["featured_item_id"] = featured_item_id
     for key, value in changes.items():
         setattr(edition, key, value)
@@ -91,5 +97,6 @@ def unschedule(session: Session, edition: Edition) -> Edition:
 
 def due(session: Session, now: datetime | None = None) -> list[Edition]:
     """Scheduled editions whose time has come."""
-    return list(session.scalars(select(Edition).where(
-        Edition.status == SCHEDULED, Edition.scheduled_for <= (now or utcnow()))))
+    return list(
+        session.scalars(select(Edition).where(Edition.status == SCHEDULED, Edition.scheduled_for <= (now or utcnow())))
+    )

@@ -1,4 +1,5 @@
 """Editions: one per month, freezing the items that month's digests carry."""
+
 from __future__ import annotations
 
 from datetime import datetime

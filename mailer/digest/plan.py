@@ -13,6 +13,7 @@ the reader recognises, and a section shows only when its mask meets theirs.
 The mask depends only on the *set* of choices, and 100,000 subscribers hold at most a few
 thousand distinct sets, so :meth:`DigestPlan.mask_for` caches per set.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
@@ -53,7 +54,7 @@ class PlannedItem:
 
     @property
     def event_when(self) -> str:
-        """"Tue 8 Dec 2026, 18:30" (the time left out when none was given)."""
+        """ "Tue 8 Dec 2026, 18:30" (the time left out when none was given)."""
         when = self.event_at or datetime.combine(self.dated, datetime.min.time())
         text = when.strftime("%a %-d %b %Y")
         return text if (when.hour, when.minute) == (0, 0) else f"{text}, {when:%H:%M}"
@@ -148,7 +149,7 @@ class DigestPlan:
         return hit
 
     def why(self, topic_ids: Iterable[int], partner_ids: Iterable[int]) -> str:
-        """"Sexual health and Naz Project London": the choices that explain this email."""
+        """ "Sexual health and Naz Project London": the choices that explain this email."""
         chosen_t, chosen_p = set(topic_ids), set(partner_ids)
         names = [n for t, n in self.topic_names.items() if t in chosen_t]
         names += sorted(n for p, n in self.partner_names.items() if p in chosen_p)
@@ -161,8 +162,9 @@ def _newest_first(items: Iterable[Item]) -> list[Item]:
     return sorted(items, key=lambda i: (-i.dated.toordinal(), i.id))
 
 
-def plan_digest(items: Sequence[Item], topics: Sequence[Topic], partners: Sequence[Partner],
-                featured_item_id: int | None = None) -> DigestPlan:
+def plan_digest(
+    items: Sequence[Item], topics: Sequence[Topic], partners: Sequence[Partner], featured_item_id: int | None = None
+) -> DigestPlan:
     """Order ``items`` into sections and index them for selection.
 
     Items without a topic reach only the followers of their partner; the featured item
@@ -171,13 +173,16 @@ def plan_digest(items: Sequence[Item], topics: Sequence[Topic], partners: Sequen
     topic_order = sorted(topics, key=lambda t: (t.position, t.id))
     featured = [i for i in items if i.id == featured_item_id]
     rest = [i for i in items if i.id != featured_item_id]
-    events = sorted((i for i in rest if i.kind == "event"),
-                    key=lambda i: (i.event_starts_at or datetime.combine(i.dated, datetime.min.time()), i.id))
+    events = sorted(
+        (i for i in rest if i.kind == "event"),
+        key=lambda i: (i.event_starts_at or datetime.combine(i.dated, datetime.min.time()), i.id),
+    )
     others = [i for i in rest if i.kind != "event"]
     groups: list[tuple[str, int | None, str, list[Item]]] = [(FEATURED, None, FEATURED_TITLE, featured)]
     for topic in topic_order:
-        groups.append((TOPIC, topic.id, topic.name,
-                       _newest_first(i for i in others if any(t.id == topic.id for t in i.topics))))
+        groups.append(
+            (TOPIC, topic.id, topic.name, _newest_first(i for i in others if any(t.id == topic.id for t in i.topics)))
+        )
     groups.append((TOPIC, None, OTHER_TITLE, _newest_first(i for i in others if not i.topics)))
     groups.append((EVENTS, None, EVENTS_TITLE, events))
 
@@ -188,11 +193,25 @@ def plan_digest(items: Sequence[Item], topics: Sequence[Topic], partners: Sequen
             continue
         planned = []
         for item in members:
-            planned.append(PlannedItem(bit, item.id, item.title, item.summary, item.link, item.kind,
-                                       ITEM_KINDS.get(item.kind, item.kind), item.partner_id,
-                                       item.partner.name, item.dated, topic_id,
-                                       item.event_starts_at, item.event_place,
-                                       item.image_url if item.image_alt else None, item.image_alt))
+            planned.append(
+                PlannedItem(
+                    bit,
+                    item.id,
+                    item.title,
+                    item.summary,
+                    item.link,
+                    item.kind,
+                    ITEM_KINDS.get(item.kind, item.kind),
+                    item.partner_id,
+                    item.partner.name,
+                    item.dated,
+                    topic_id,
+                    item.event_starts_at,
+                    item.event_place,
+                    item.image_url if item.image_alt else None,
+                    item.image_alt,
+                )
+            )
             placements.setdefault(item.id, []).append((topic_id, bit))
             bit += 1
         mask = 0
@@ -200,8 +219,7 @@ def plan_digest(items: Sequence[Item], topics: Sequence[Topic], partners: Sequen
             mask |= p.mask
         sections.append(Section(len(sections), topic_id, name, tuple(planned), mask, kind))
     entries = tuple(
-        _Entry(frozenset(t.id for t in item.topics), item.partner_id, tuple(placements[item.id]))
-        for item in items
+        _Entry(frozenset(t.id for t in item.topics), item.partner_id, tuple(placements[item.id])) for item in items
     )
     return DigestPlan(
         sections=tuple(sections),

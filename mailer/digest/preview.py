@@ -11,6 +11,7 @@ CLI's, where it cannot reveal to a link holder who is subscribed), and every lin
 edition can be revoked at once (:func:`revoke_preview_links`), by the generation number
 each link carries.
 """
+
 from __future__ import annotations
 
 from sqlalchemy import select
@@ -72,8 +73,9 @@ def profile(session: Session, subscriber: str | None = None, topic_slugs=(), par
     return as_choices(session, topic_slugs, partner_slugs)
 
 
-def make_test_send(prepared_edition: PreparedEdition, settings: Settings, recipient: Recipient,
-                 to_address: str) -> Envelope:
+def make_test_send(
+    prepared_edition: PreparedEdition, settings: Settings, recipient: Recipient, to_address: str
+) -> Envelope:
     """``recipient``'s copy, addressed to ``to_address``, subject marked as a test.
 
     Links are re-pointed at the stand-in (id 0) even when previewing a real subscriber.
@@ -82,8 +84,7 @@ def make_test_send(prepared_edition: PreparedEdition, settings: Settings, recipi
         address = email_address("to", to_address)
     except InvalidInput as err:
         raise PreviewError(f"The test address {err.message}") from None
-    stand_in = Recipient(STAND_IN_ID, recipient.email, recipient.name, 0,
-                         recipient.topic_ids, recipient.partner_ids)
+    stand_in = Recipient(STAND_IN_ID, recipient.email, recipient.name, 0, recipient.topic_ids, recipient.partner_ids)
     template = message_template(settings, f"[Test] {prepared_edition.subject}")
     envelope = compose(prepared_edition, stand_in, to_address=address, template=template)
     if envelope is None:
@@ -114,13 +115,13 @@ def edition_for_preview(session: Session, settings: Settings, token: str) -> Edi
         claims = _tokens(settings).read_preview(token, PREVIEW_MAX_AGE)
     except TokenError as err:
         if err.kind == "expired":
-            raise PreviewError("This preview link has expired; make a new one with "
-                               "`mailer edition preview-link`.") from None
+            raise PreviewError(
+                "This preview link has expired; make a new one with `mailer edition preview-link`."
+            ) from None
         raise PreviewError("This preview link is not valid.") from None
     edition = session.get(Edition, claims.edition_id)
     if edition is None:
         raise PreviewError("This preview link is not valid: its edition no longer exists.")
     if claims.generation != edition.preview_generation:
-        raise PreviewError("This preview link has been revoked; ask for a new one "
-                           "(`mailer edition preview-link`).")
+        raise PreviewError("This preview link has been revoked; ask for a new one (`mailer edition preview-link`).")
     return edition

@@ -21,6 +21,7 @@ blocks marked ``public`` (the archive's "subscribe" footer) carry :attr:`Pieces.
 Then one bit per section for its "and N more online" line, which only emailed copies
 whose section was capped select (see :mod:`mailer.digest.clip`).
 """
+
 from __future__ import annotations
 
 import time
@@ -95,8 +96,9 @@ class RenderedDigest:
         return item_mask | self.public_bit
 
 
-def digest_context(plan: DigestPlan, *, subject: str, intro: str, period_label: str,
-                   settings, preheader: str = "", lang: str = "en") -> dict:
+def digest_context(
+    plan: DigestPlan, *, subject: str, intro: str, period_label: str, settings, preheader: str = "", lang: str = "en"
+) -> dict:
     """The template variables, all of them data. An empty ``preheader`` means the default
     one, which counts each copy's own items (a placeholder filled per copy)."""
     items = plan.items
@@ -128,7 +130,7 @@ def _split(text: str, mask: int, markers: Markers) -> list[tuple[int, str, str]]
     out, pos = [], 0
     for m in markers.placeholder_re.finditer(text):
         if m.start() > pos:
-            out.append((mask, text[pos:m.start()], ""))
+            out.append((mask, text[pos : m.start()], ""))
         out.append((mask, "", m.group(1)))
         pos = m.end()
     if pos < len(text):
@@ -137,7 +139,7 @@ def _split(text: str, mask: int, markers: Markers) -> list[tuple[int, str, str]]
 
 
 def _allowed(name: str) -> bool:
-    return name in PERSONAL or (name.startswith(MORE) and name[len(MORE):].isdigit())
+    return name in PERSONAL or (name.startswith(MORE) and name[len(MORE) :].isdigit())
 
 
 def cut(plan: DigestPlan, rendered: str, markers: Markers) -> Pieces:
@@ -180,8 +182,7 @@ def cut(plan: DigestPlan, rendered: str, markers: Markers) -> Pieces:
     )
 
 
-def render_digest(plan: DigestPlan, context: Mapping,
-                  timings: dict[str, float] | None = None) -> RenderedDigest:
+def render_digest(plan: DigestPlan, context: Mapping, timings: dict[str, float] | None = None) -> RenderedDigest:
     """The edition's HTML and text, every item present, cut into masked pieces.
 
     Runs MJML and the inliner exactly once each. ``timings`` (if given) receives the
@@ -226,8 +227,12 @@ def encode_values(values: Mapping[str, str]) -> tuple[dict[str, bytes], dict[str
     return html_vals, text_vals
 
 
-def assemble(rendered: RenderedDigest, mask: int, values: Mapping[str, str],
-             encoded: tuple[Mapping[str, bytes], Mapping[str, bytes]] | None = None) -> tuple[bytes, bytes]:
+def assemble(
+    rendered: RenderedDigest,
+    mask: int,
+    values: Mapping[str, str],
+    encoded: tuple[Mapping[str, bytes], Mapping[str, bytes]] | None = None,
+) -> tuple[bytes, bytes]:
     """(html, text) bodies quoted-printable encoded, ready for the MIME message.
 
     The per-recipient hot path: choose pre-encoded pieces, encode only the few values.

@@ -22,6 +22,7 @@ A move is one guarded ``UPDATE ... WHERE status IN (from)``, so two processes ra
 worker finishing the last delivery while the operator cancels) cannot both win: the loser
 sees the state the winner left. Functions take a session and never commit.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -41,13 +42,13 @@ from mailer.digest.models import CANCELLED, DRAFT, PAUSED, SCHEDULED, SENDING, S
 class Move:
     """One named transition: from any of ``sources`` to ``to``."""
 
-    name: str                 # what it is called in an error: "be cancelled", "start sending"
+    name: str  # what it is called in an error: "be cancelled", "start sending"
     to: str
     sources: frozenset[str]
-    stays: frozenset[str] = frozenset()   # states where the move is allowed and changes nothing
-    stamp: str | None = None              # a column set to the time of the move
-    clears: tuple[str, ...] = ()          # columns that lose their value
-    takes: tuple[str, ...] = ()           # columns the caller gives a value for
+    stays: frozenset[str] = frozenset()  # states where the move is allowed and changes nothing
+    stamp: str | None = None  # a column set to the time of the move
+    clears: tuple[str, ...] = ()  # columns that lose their value
+    takes: tuple[str, ...] = ()  # columns the caller gives a value for
 
     def allows(self, status: str) -> bool:
         return status in self.sources or status in self.stays
@@ -77,8 +78,10 @@ class EditionStateError(EditionError):
         self.period, self.status, self.move = period, status, move
         able = [s for s in STATUSES if move.allows(s)]
         able_text = ", ".join(able[:-1]) + f" or {able[-1]}" if len(able) > 1 else able[0]
-        super().__init__(f"The {period} edition is {status}; it cannot {move.name} "
-                         f"({status} -> {move.to}): only a {able_text} edition can.")
+        super().__init__(
+            f"The {period} edition is {status}; it cannot {move.name} "
+            f"({status} -> {move.to}): only a {able_text} edition can."
+        )
 
 
 def check(edition: Edition, move: Move) -> None:
@@ -88,8 +91,9 @@ def check(edition: Edition, move: Move) -> None:
         raise EditionStateError(edition.period, edition.status, move)
 
 
-def transition(session: Session, edition: Edition | int, move: Move, *, quiet: bool = False,
-               now: datetime | None = None, **values) -> bool:
+def transition(
+    session: Session, edition: Edition | int, move: Move, *, quiet: bool = False, now: datetime | None = None, **values
+) -> bool:
     """Make ``move`` on ``edition`` (an :class:`Edition` or its id). True if the edition is
     now where the move leads (moved, or already there and ``move.stays`` allows it).
 
@@ -104,17 +108,19 @@ def transition(session: Session, edition: Edition | int, move: Move, *, quiet: b
     if move.stamp:
         changes[move.stamp] = now or utcnow()
     moved = session.execute(
-        update(Edition).where(Edition.id == edition_id, Edition.status.in_(move.sources))
-        .values(**changes).returning(Edition.id)
-        .execution_options(synchronize_session=False)).first()
+        update(Edition)
+        .where(Edition.id == edition_id, Edition.status.in_(move.sources))
+        .values(**changes)
+        .returning(Edition.id)
+        .execution_options(synchronize_session=False)
+    ).first()
     obj = session.identity_map.get(identity_key(Edition, edition_id))
     if moved is not None:
         if obj is not None:
             for key, value in changes.items():
                 set_committed_value(obj, key, value)
         return True
-    period, status = session.execute(
-        select(Edition.period, Edition.status).where(Edition.id == edition_id)).one()
+    period, status = session.execute(select(Edition.period, Edition.status).where(Edition.id == edition_id)).one()
     if obj is not None:
         set_committed_value(obj, "status", status)  # someone else moved it meanwhile
     if status in move.stays:

@@ -3,6 +3,7 @@
 Neither ever answers the sender: an unsubscribe needs no reply (the person asked to hear
 no more), and a report is from a machine. So no auto-reply, bounce or loop can start here.
 """
+
 from __future__ import annotations
 
 from email import message_from_bytes, policy
@@ -83,21 +84,26 @@ class BounceReports:
             # The envelope recipient is the return path the report came back to, checked
             # at RCPT: name it first (as a delivery agent's Delivered-To does), so headers
             # inside the report cannot point it at someone else's delivery.
-            msg = message_from_bytes(b"Delivered-To: " + address.encode() + b"\r\n" + arrival.raw,
-                                     policy=policy.compat32)
+            msg = message_from_bytes(
+                b"Delivered-To: " + address.encode() + b"\r\n" + arrival.raw, policy=policy.compat32
+            )
         reports = bounces.parse(msg, self.paths)
         if not reports:
             return "no bounce or complaint report in it"
         tally = bounces.apply(session, reports)
-        return (f"hard {tally.hard}, soft {tally.soft}, complaints {tally.complaints}, "
-                f"unmatched {tally.unmatched}, suppressed {len(tally.suppressed)}")
+        return (
+            f"hard {tally.hard}, soft {tally.soft}, complaints {tally.complaints}, "
+            f"unmatched {tally.unmatched}, suppressed {len(tally.suppressed)}"
+        )
 
 
 def default_router(settings) -> Router:
     """Today's routing table, from ``settings`` (``MAIL_FROM``'s domain for unsubscribe
     addresses, the bounce settings for return paths). Groups add their kind to it."""
     local, _, domain = settings.unsubscribe_mailto.partition("@")
-    return Router([
-        UnsubscribeByMail(AddressTokens(settings.secret_key, settings.secret_key_fallbacks), local, domain),
-        BounceReports(ReturnPaths(settings.secret_key, settings.delivery, settings.sender_domain)),
-    ])
+    return Router(
+        [
+            UnsubscribeByMail(AddressTokens(settings.secret_key, settings.secret_key_fallbacks), local, domain),
+            BounceReports(ReturnPaths(settings.secret_key, settings.delivery, settings.sender_domain)),
+        ]
+    )

@@ -1,4 +1,5 @@
 """The inbound ledger: every message the receiver accepted, one row per recipient."""
+
 from __future__ import annotations
 
 from datetime import datetime

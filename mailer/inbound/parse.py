@@ -6,6 +6,7 @@ section: a line that is neither a field nor a continuation, a NUL byte, a field 
 outside printable ASCII, no ``From:``, or a header section over :data:`MAX_HEADER_BYTES`.
 The body is not judged here: each route's handler reads what it needs.
 """
+
 from __future__ import annotations
 
 import re

@@ -13,6 +13,7 @@ them until the groups module adds its own kind with :meth:`Router.add`. A kind a
 handles what was accepted for it (:meth:`RouteKind.handle`), so the table is the one place
 that says what an address means.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

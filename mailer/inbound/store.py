@@ -6,6 +6,7 @@ message survives any crash after that; the queue then carries only the row's id.
 transaction as the handler's changes, so a second run, or a second worker, finds nothing
 to do, and a run that fails leaves the row ``received`` for the next try.
 """
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -21,8 +22,14 @@ from mailer.inbound.routing import Arrival, InboundError, Route, Router
 
 def accept(session: Session, route: Route, mail_from: str, raw: bytes) -> int:
     """Store ``raw`` as accepted for ``route``; the new row's id (the caller commits)."""
-    row = InboundMessage(route=route.kind, recipient=route.address[:320], mail_from=mail_from[:320],
-                         size=len(raw), raw=raw, status=RECEIVED)
+    row = InboundMessage(
+        route=route.kind,
+        recipient=route.address[:320],
+        mail_from=mail_from[:320],
+        size=len(raw),
+        raw=raw,
+        status=RECEIVED,
+    )
     session.add(row)
     session.flush()
     return row.id
@@ -32,10 +39,13 @@ def unprocessed(session: Session, older_than_seconds: float = 0) -> list[int]:
     """Ids of accepted messages still waiting, oldest first (to enqueue again after a
     crash or a lost queue message; processing twice is harmless)."""
     cutoff = utcnow() - timedelta(seconds=older_than_seconds)
-    return list(session.scalars(
-        select(InboundMessage.id).where(InboundMessage.status == RECEIVED,
-                                        InboundMessage.received_at <= cutoff)
-        .order_by(InboundMessage.id)))
+    return list(
+        session.scalars(
+            select(InboundMessage.id)
+            .where(InboundMessage.status == RECEIVED, InboundMessage.received_at <= cutoff)
+            .order_by(InboundMessage.id)
+        )
+    )
 
 
 def process(session: Session, router: Router, message_id: int) -> str | None:
@@ -46,8 +56,10 @@ def process(session: Session, router: Router, message_id: int) -> str | None:
     record it with :func:`fail`. Any other exception is trouble worth a retry.
     """
     claimed = session.execute(
-        update(InboundMessage).where(InboundMessage.id == message_id, InboundMessage.status == RECEIVED)
-        .values(status=PROCESSED, processed_at=utcnow())).rowcount
+        update(InboundMessage)
+        .where(InboundMessage.id == message_id, InboundMessage.status == RECEIVED)
+        .values(status=PROCESSED, processed_at=utcnow())
+    ).rowcount
     if not claimed:
         return None
     row = session.get(InboundMessage, message_id)
@@ -59,8 +71,7 @@ def process(session: Session, router: Router, message_id: int) -> str | None:
     route = kind.match(session, row.recipient)
     if route is None:  # e.g. the reader replaced their links since the message arrived
         raise InboundError("the address no longer names anything")
-    outcome = kind.handle(session, route, Arrival(message, row.raw, row.mail_from,
-                                                  automatic(message, row.mail_from)))
+    outcome = kind.handle(session, route, Arrival(message, row.raw, row.mail_from, automatic(message, row.mail_from)))
     row.outcome, row.raw, row.mail_from = outcome[:200], b"", ""
     return outcome
 
@@ -68,5 +79,7 @@ def process(session: Session, router: Router, message_id: int) -> str | None:
 def fail(session: Session, message_id: int, reason: str) -> None:
     """Record that message ``message_id`` was refused by its handler (kept for a look)."""
     session.execute(
-        update(InboundMessage).where(InboundMessage.id == message_id, InboundMessage.status == RECEIVED)
-        .values(status=FAILED, processed_at=utcnow(), error=reason[:500]))
+        update(InboundMessage)
+        .where(InboundMessage.id == message_id, InboundMessage.status == RECEIVED)
+        .values(status=FAILED, processed_at=utcnow(), error=reason[:500])
+    )

@@ -4,14 +4,27 @@ The signature covers the List-* headers as well as the usual ones, so a relay ca
 strip nor alter the unsubscribe headers without breaking it. The DNS record that lets
 receivers verify it is printed from the same key (:mod:`mailer.mail.dkim_key`).
 """
+
 from __future__ import annotations
 
 from mailer.settings.delivery import DeliveryConfig
 
 # Headers a DKIM signature covers; List-* so a relay cannot strip or alter unsubscribing.
-SIGNED_HEADERS = (b"from", b"to", b"subject", b"date", b"message-id", b"mime-version",
-                  b"content-type", b"reply-to", b"auto-submitted", b"feedback-id",
-                  b"list-id", b"list-unsubscribe", b"list-unsubscribe-post")
+SIGNED_HEADERS = (
+    b"from",
+    b"to",
+    b"subject",
+    b"date",
+    b"message-id",
+    b"mime-version",
+    b"content-type",
+    b"reply-to",
+    b"auto-submitted",
+    b"feedback-id",
+    b"list-id",
+    b"list-unsubscribe",
+    b"list-unsubscribe-post",
+)
 
 
 class Signer:
@@ -27,7 +40,13 @@ class Signer:
             return message
         import dkim  # dkimpy pulls in dnspython (~0.25 s): only processes with a key pay for it
 
-        signature = dkim.sign(message, self.selector, self.domain, self.key,
-                              include_headers=list(SIGNED_HEADERS),
-                              canonicalize=(b"relaxed", b"relaxed"), linesep=b"\r\n")
+        signature = dkim.sign(
+            message,
+            self.selector,
+            self.domain,
+            self.key,
+            include_headers=list(SIGNED_HEADERS),
+            canonicalize=(b"relaxed", b"relaxed"),
+            linesep=b"\r\n",
+        )
         return signature + message

@@ -6,6 +6,7 @@ the configured private key (PKCS#1 or PKCS#8 PEM, parsed by dkimpy) so the recor
 ``mailer dns-records`` always matches the key that signs. dkimpy's own DER builder cannot
 encode integers, hence the few lines of DER below.
 """
+
 from __future__ import annotations
 
 import base64

@@ -4,6 +4,7 @@ Headers that are the same for every recipient of a mailing are encoded once in
 :class:`MessageTemplate`; per recipient only the address, Message-ID, Date, the unsubscribe
 header and the two encoded bodies are added. Output is ``bytes`` ready for SMTP (CRLF).
 """
+
 from __future__ import annotations
 
 import base64
@@ -90,7 +91,7 @@ def encode_subject(subject: str, header_name: str = "Subject") -> str:
 
 
 _qp_shared: dict[bytes, bytes] = {}  # lines seen in two or more messages
-_qp_once: dict[bytes, bytes] = {}    # lines seen once so far (most are personal)
+_qp_once: dict[bytes, bytes] = {}  # lines seen once so far (most are personal)
 
 
 def _qp(text: str) -> bytes:
@@ -140,14 +141,14 @@ def qp_fragment(text: str) -> bytes:
     if text.isascii() and text.isprintable() and "=" not in text and not text.endswith(" "):
         # The common per-recipient case (links, plain names): nothing to escape, so only
         # cut into lines. ~10x faster than the general path below.
-        return b"".join([text[i:i + 75].encode("ascii") + b"=\r\n" for i in range(0, len(text), 75)])
+        return b"".join([text[i : i + 75].encode("ascii") + b"=\r\n" for i in range(0, len(text), 75)])
     data = text.replace("\r\n", "\n").encode("utf-8")
     enc = binascii.b2a_qp(data, istext=True)
     if enc and not enc.endswith(b"\n"):
         start = enc.rfind(b"\n") + 1
         if len(enc) - start > 75:  # no room for the soft break on the last line: split it
             cut = start + 72
-            while enc[cut - 1:cut] == b"=" or enc[cut - 2:cut - 1] == b"=":
+            while enc[cut - 1 : cut] == b"=" or enc[cut - 2 : cut - 1] == b"=":
                 cut -= 1  # never split an =XX escape
             enc = enc[:cut] + b"=\n" + enc[cut:]
         enc += b"=\n"
@@ -181,10 +182,18 @@ class MessageTemplate:
     report complaints per mailing.
     """
 
-    def __init__(self, *, mail_from: str, subject: str, list_id: str | None = None,
-                 list_name: str = "", list_unsubscribe_mailto: str | None = None,
-                 auto_submitted: bool = False, reply_to: str | None = None,
-                 feedback_id: str | None = None):
+    def __init__(
+        self,
+        *,
+        mail_from: str,
+        subject: str,
+        list_id: str | None = None,
+        list_name: str = "",
+        list_unsubscribe_mailto: str | None = None,
+        auto_submitted: bool = False,
+        reply_to: str | None = None,
+        feedback_id: str | None = None,
+    ):
         name, address = parseaddr(mail_from)
         self.sender = address
         self.domain = address.rpartition("@")[2] or "localhost"
@@ -211,19 +220,36 @@ class MessageTemplate:
             lines.append("List-Unsubscribe-Post: List-Unsubscribe=One-Click")
         self._shared = ("\r\n".join(lines) + "\r\n").encode("utf-8")
         b = self.boundary.encode()
-        self._text_head = (b"\r\n--" + b + b"\r\nContent-Type: text/plain; charset=utf-8\r\n"
-                           b"Content-Transfer-Encoding: quoted-printable\r\n\r\n")
-        self._html_head = (b"\r\n--" + b + b"\r\nContent-Type: text/html; charset=utf-8\r\n"
-                           b"Content-Transfer-Encoding: quoted-printable\r\n\r\n")
+        self._text_head = (
+            b"\r\n--" + b + b"\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+        )
+        self._html_head = (
+            b"\r\n--" + b + b"\r\nContent-Type: text/html; charset=utf-8\r\n"
+            b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+        )
         self._end = b"\r\n--" + b + b"--\r\n"
         self._date_second, self._date_value = -1, ""
 
-    def build(self, *, to_name: str, to_address: str, text: str, html: str,
-              unsubscribe_url: str | None = None, unsubscribe_mailto: str | None = None) -> Envelope:
+    def build(
+        self,
+        *,
+        to_name: str,
+        to_address: str,
+        text: str,
+        html: str,
+        unsubscribe_url: str | None = None,
+        unsubscribe_mailto: str | None = None,
+    ) -> Envelope:
         """The complete message for one recipient."""
-        return self.build_encoded(to_name=to_name, to_address=to_address, text_qp=_qp(text),
-                                  html_qp=_qp(html), unsubscribe_url=unsubscribe_url,
-                                  unsubscribe_mailto=unsubscribe_mailto)
+        return self.build_encoded(
+            to_name=to_name,
+            to_address=to_address,
+            text_qp=_qp(text),
+            html_qp=_qp(html),
+            unsubscribe_url=unsubscribe_url,
+            unsubscribe_mailto=unsubscribe_mailto,
+        )
 
     def _date(self) -> str:
         # Formatting costs a few microseconds; one value per second serves every message.
@@ -234,9 +260,16 @@ class MessageTemplate:
             self._date_value = format_datetime(datetime.fromtimestamp(now, timezone.utc))
         return self._date_value
 
-    def build_encoded(self, *, to_name: str, to_address: str, text_qp: bytes, html_qp: bytes,
-                      unsubscribe_url: str | None = None,
-                      unsubscribe_mailto: str | None = None) -> Envelope:
+    def build_encoded(
+        self,
+        *,
+        to_name: str,
+        to_address: str,
+        text_qp: bytes,
+        html_qp: bytes,
+        unsubscribe_url: str | None = None,
+        unsubscribe_mailto: str | None = None,
+    ) -> Envelope:
         """The complete message for one recipient from bodies already quoted-printable
         encoded with CRLF line ends (see :func:`qp_fragment`). ``unsubscribe_mailto`` is the
         recipient's own unsubscribe address (``unsubscribe+TOKEN@``), so a mail to it
@@ -252,12 +285,16 @@ class MessageTemplate:
             mailto = _check(unsubscribe_mailto or self.mailto)
             # One line of up to 998 octets: folding or RFC 2047 here breaks one-click clients.
             head.append(f"List-Unsubscribe: <{_check(unsubscribe_url)}>, <mailto:{mailto}?subject=unsubscribe>")
-        data = b"".join((
-            self._shared,
-            ("\r\n".join(head) + "\r\n").encode("utf-8"),
-            b"\r\nThis is a multipart message in MIME format.\r\n",
-            self._text_head, text_qp,
-            self._html_head, html_qp,
-            self._end,
-        ))
+        data = b"".join(
+            (
+                self._shared,
+                ("\r\n".join(head) + "\r\n").encode("utf-8"),
+                b"\r\nThis is a multipart message in MIME format.\r\n",
+                self._text_head,
+                text_qp,
+                self._html_head,
+                html_qp,
+                self._end,
+            )
+        )
         return Envelope(self.sender, ascii_domain(to_address), data)

@@ -6,6 +6,7 @@ signed and every bounce can be matched. Callers say what the message is (a diges
 delivery, a subscriber email, a partner notice or a one-off to an address); nobody else
 calls a transport's ``send``.
 """
+
 from __future__ import annotations
 
 from mailer import telemetry as events

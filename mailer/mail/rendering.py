@@ -9,6 +9,7 @@ random per-render nonce, so no partner title, summary, link or feed entry can pr
 one, and any value that does contain the nonce has it removed before output (the
 ``finalize`` hook below). Only what the template wrote is cut and filled.
 """
+
 from __future__ import annotations
 
 import logging

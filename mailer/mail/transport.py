@@ -3,6 +3,7 @@
 ``SMTPTransport`` for production (``SMTP_URL``), ``FileOutbox`` for embedded mode (one
 ``.eml`` per message in ``OUTBOX_DIR``) and ``MemoryTransport`` for tests.
 """
+
 from __future__ import annotations
 
 import os
@@ -153,7 +154,8 @@ class SMTPTransport:
                 if not conn.has_extn("smtputf8"):
                     raise PermanentFailure(
                         f"the relay {self.host} does not offer SMTPUTF8, which the address "
-                        f"{recipient} (non-ASCII characters before the @) needs")
+                        f"{recipient} (non-ASCII characters before the @) needs"
+                    )
                 conn.sendmail(sender, [recipient], message, mail_options=["SMTPUTF8"])
         except smtplib.SMTPRecipientsRefused as exc:
             code, reply = exc.recipients[recipient]

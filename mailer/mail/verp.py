@@ -12,6 +12,7 @@ matched and the address suppressed:
 
 The short HMAC keeps strangers from forging bounces that would suppress someone's address.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -43,7 +44,8 @@ class ReturnPaths:
         self.local = config.bounce_local
         self.domain = config.bounce_domain or sender_domain
         self._pattern = re.compile(
-            rf"^{re.escape(self.local)}\+([sna]?)(\d*)-([0-9a-f]{{8}})@{re.escape(self.domain)}$", re.I)
+            rf"^{re.escape(self.local)}\+([sna]?)(\d*)-([0-9a-f]{{8}})@{re.escape(self.domain)}$", re.I
+        )
 
     def _sig(self, subject: str) -> str:
         return hmac.new(self._key, subject.encode(), hashlib.sha256).hexdigest()[:8]
@@ -84,8 +86,7 @@ class ReturnPaths:
 
     def covers(self, target: Target, address: str) -> bool:
         """True when ``target`` (an ADDRESS return path) was made for ``address``."""
-        return bool(address) and hmac.compare_digest(
-            target.signature, self._sig("a:" + address.strip().lower()))
+        return bool(address) and hmac.compare_digest(target.signature, self._sig("a:" + address.strip().lower()))
 
     def delivery_id(self, address: str) -> int | None:
         """The digest delivery a return path names, or None."""

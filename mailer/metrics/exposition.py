@@ -1,5 +1,6 @@
 """One scrape: this process's (or this machine's web processes') events and the
 service-wide figures read from the database, lock and queue, in Prometheus text format."""
+
 from __future__ import annotations
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest

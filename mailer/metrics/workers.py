@@ -14,6 +14,7 @@ workers on one machine, or a test run, never fight over a port).
 :class:`ClearIds` (every broker, embedded too) starts each queue message with no log ids,
 since worker threads are reused and the ids live in context variables of the thread.
 """
+
 from __future__ import annotations
 
 import logging
@@ -63,8 +64,14 @@ def prepare(settings) -> None:
     for stale in path.glob("*.db"):
         stale.unlink(missing_ok=True)
     host, port = settings.worker_metrics
-    os.environ.update({"dramatiq_prom_db": str(path), "dramatiq_prom_host": host,
-                       "dramatiq_prom_port": str(port), "PROMETHEUS_MULTIPROC_DIR": str(path)})
+    os.environ.update(
+        {
+            "dramatiq_prom_db": str(path),
+            "dramatiq_prom_host": host,
+            "dramatiq_prom_port": str(port),
+            "PROMETHEUS_MULTIPROC_DIR": str(path),
+        }
+    )
 
 
 def serve_metrics(broker: dramatiq.Broker, settings) -> bool:

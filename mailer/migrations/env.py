@@ -1,4 +1,5 @@
 """Alembic environment: migrates the database in the process's settings (or the URL given)."""
+
 from alembic import context
 
 from mailer.db import make_engine

@@ -8,6 +8,7 @@ domain and the email mechanics read their configuration from below.
 a process does so once, when its runtime is assembled at start-up, and everything it runs
 is handed that one object. Tests build their own with an explicit mapping.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -166,13 +167,9 @@ class Settings:
             base_url=base_url,
             secret_key=secret,
             secret_key_fallbacks=fallbacks,
-            mail_from=e.get(
-                "MAIL_FROM", "End Racism This Generation <digest@ertg.localhost>"
-            ),
+            mail_from=e.get("MAIL_FROM", "End Racism This Generation <digest@ertg.localhost>"),
             reply_to=reply_to,
-            postal_address=e.get(
-                "POSTAL_ADDRESS", "End Racism This Generation, c/o Campaign Office, London, UK"
-            ),
+            postal_address=e.get("POSTAL_ADDRESS", "End Racism This Generation, c/o Campaign Office, London, UK"),
             digest_schedule=e.get("DIGEST_SCHEDULE", "day=1st tue,hour=9,minute=0"),
             schedule_timezone=e.get("SCHEDULE_TIMEZONE", "Europe/London"),
             worker_threads=threads,
@@ -210,22 +207,26 @@ def _environment(e: Mapping[str, str]) -> str:
             raise ConfigError(
                 "MAILER_ENV is not set, but DATABASE_URL names a database server, which looks "
                 "like production. Set MAILER_ENV=production (or MAILER_ENV=development to "
-                "develop against that database on purpose).")
-        log.warning("MAILER_ENV is not set: running in development mode, with a secret key "
-                    "kept in the var/ directory and no production checks. Set MAILER_ENV=production "
-                    "on a server, MAILER_ENV=development to silence this.")
+                "develop against that database on purpose)."
+            )
+        log.warning(
+            "MAILER_ENV is not set: running in development mode, with a secret key "
+            "kept in the var/ directory and no production checks. Set MAILER_ENV=production "
+            "on a server, MAILER_ENV=development to silence this."
+        )
         return "development"
     if env not in ("development", "production", "test"):
         raise ConfigError(f"MAILER_ENV must be development, production or test, not {env!r}")
     return env
 
 
-def _check_production(secret: str, fallbacks: tuple[str, ...], suppression_key: str,
-                      base_url: str) -> None:
+def _check_production(secret: str, fallbacks: tuple[str, ...], suppression_key: str, base_url: str) -> None:
     """Refuse what production cannot run with: a missing or guessable key, plain http."""
     if not secret:
-        raise ConfigError("SECRET_KEY is required when MAILER_ENV=production "
-                          "(make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))')")
+        raise ConfigError(
+            "SECRET_KEY is required when MAILER_ENV=production "
+            "(make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        )
     named = [("SECRET_KEY", secret), *(("SECRET_KEY_FALLBACKS", k) for k in fallbacks)]
     if suppression_key:
         named.append(("SUPPRESSION_KEY", suppression_key))
@@ -233,10 +234,13 @@ def _check_production(secret: str, fallbacks: tuple[str, ...], suppression_key: 
         if len(key) < SECRET_MIN_LENGTH or len(set(key)) < SECRET_MIN_DISTINCT:
             raise ConfigError(
                 f"{name} is too weak for production: use at least {SECRET_MIN_LENGTH} random "
-                f"characters (python3 -c 'import secrets; print(secrets.token_urlsafe(32))')")
+                f"characters (python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
+            )
     if not base_url.startswith("https://"):
-        raise ConfigError(f"BASE_URL must be https:// when MAILER_ENV=production, not {base_url!r}: "
-                          "links in emails carry personal tokens and must not travel in clear")
+        raise ConfigError(
+            f"BASE_URL must be https:// when MAILER_ENV=production, not {base_url!r}: "
+            "links in emails carry personal tokens and must not travel in clear"
+        )
 
 
 def _development_base_url(e: Mapping[str, str]) -> str:
@@ -302,7 +306,9 @@ def _observability_settings(e: Mapping[str, str]) -> dict:
             try:
                 networks.append(ipaddress.ip_network(part.strip(), strict=False))
             except ValueError:
-                raise ConfigError(f"METRICS_ALLOW must list networks such as 10.0.0.0/8, not {part.strip()!r}") from None
+                raise ConfigError(
+                    f"METRICS_ALLOW must list networks such as 10.0.0.0/8, not {part.strip()!r}"
+                ) from None
     token = (e.get("METRICS_TOKEN") or "").strip()
     if token and len(token) < 16:
         raise ConfigError("METRICS_TOKEN must be at least 16 characters (or unset)")
@@ -310,15 +316,19 @@ def _observability_settings(e: Mapping[str, str]) -> dict:
     host, _, port = worker.rpartition(":")
     if worker and not (host and port.isdigit() and 0 < int(port) < 65536):
         raise ConfigError(f"WORKER_METRICS must be host:port (e.g. 127.0.0.1:9191), not {worker!r}")
-    return dict(log_format=fmt, log_level=level, metrics_allow=tuple(networks), metrics_token=token,
-                worker_metrics=(host.strip("[]"), int(port)) if worker else None)
+    return dict(
+        log_format=fmt,
+        log_level=level,
+        metrics_allow=tuple(networks),
+        metrics_token=token,
+        worker_metrics=(host.strip("[]"), int(port)) if worker else None,
+    )
 
 
 def _console_settings(e: Mapping[str, str]) -> dict:
     """Settings of the editors' console (issue 11)."""
     return dict(
-        require_second_approver=(e.get("REQUIRE_SECOND_APPROVER") or "1").lower()
-        not in ("0", "false", "no", "off"),
+        require_second_approver=(e.get("REQUIRE_SECOND_APPROVER") or "1").lower() not in ("0", "false", "no", "off"),
         console_session_hours=_positive_int(e, "CONSOLE_SESSION_HOURS", 12),
         console_idle_minutes=_positive_int(e, "CONSOLE_IDLE_MINUTES", 30),
     )

@@ -3,6 +3,7 @@
 Read from the same environment as :class:`mailer.settings.Settings` (which holds one of
 these as ``settings.delivery``), so web, workers and scheduler agree.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -42,15 +43,15 @@ def _domain_rates(raw: str) -> dict[str, float]:
 
 @dataclass(frozen=True)
 class DeliveryConfig:
-    batch_size: int = 400          # deliveries per queue message (one SMTP connection each)
-    chunk_size: int = 50           # deliveries claimed and recorded together inside a batch
-    max_attempts: int = 8          # transient failures before a delivery is given up as failed
+    batch_size: int = 400  # deliveries per queue message (one SMTP connection each)
+    chunk_size: int = 50  # deliveries claimed and recorded together inside a batch
+    max_attempts: int = 8  # transient failures before a delivery is given up as failed
     retry_base_seconds: float = 30.0
     retry_max_seconds: float = 3600.0
-    breaker_failures: int = 50     # consecutive failures that pause an edition
-    lease_seconds: float = 600.0   # a `sending` row older than this belongs to a dead worker
-    watch_seconds: float = 30.0    # how often the edition watchdog looks for stalls
-    rate: float | None = None      # messages per second, all workers together
+    breaker_failures: int = 50  # consecutive failures that pause an edition
+    lease_seconds: float = 600.0  # a `sending` row older than this belongs to a dead worker
+    watch_seconds: float = 30.0  # how often the edition watchdog looks for stalls
+    rate: float | None = None  # messages per second, all workers together
     domain_rate: float | None = None  # per recipient domain, unless listed in domain_rates
     domain_rates: dict[str, float] = field(default_factory=dict)
     bounce_local: str = "bounces"  # VERP: bounces+<delivery>-<sig>@<bounce_domain>

@@ -7,6 +7,7 @@ Forms: ``smtp://host:25``, ``smtp://user:pass@host:587?starttls=1``,
 ``smtps://user:pass@host:465``; ``?timeout=SECONDS`` (default 30), ``?cafile=PATH`` (trust
 a private CA), ``?verify=0`` (no certificate checks: testing only).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -44,8 +45,10 @@ def parse_smtp_url(url: str) -> SmtpRelay:
     query = parse_qs(parts.query)
     starttls = query.get("starttls", ["0"])[0].lower() in _YES
     if (parts.username or parts.password) and parts.scheme != "smtps" and not starttls:
-        raise ValueError("SMTP_URL has a user name or password but no TLS: use smtps:// or add "
-                         "?starttls=1, so the credentials are never sent in clear")
+        raise ValueError(
+            "SMTP_URL has a user name or password but no TLS: use smtps:// or add "
+            "?starttls=1, so the credentials are never sent in clear"
+        )
     try:
         timeout = float(query.get("timeout", ["30"])[0])
     except ValueError:

@@ -4,6 +4,7 @@ written to the audit log in the caller's transaction.
 ``actor`` is whoever makes the change (a :class:`StaffUser`, or ``cli:<os user>`` for a
 command); ``ip`` the client's address when it came over the web.
 """
+
 from __future__ import annotations
 
 import re
@@ -27,8 +28,11 @@ def clean_username(raw: str) -> str:
     Names are plain ASCII so two accounts cannot look alike (``alice`` and ``аlice``)."""
     name = (raw or "").strip().casefold()
     if not USERNAME.fullmatch(name):
-        raise InvalidInput("username", "A user name is 2-60 characters: lower-case letters, "
-                                       "digits, dots, dashes and underscores, starting with a letter or digit.")
+        raise InvalidInput(
+            "username",
+            "A user name is 2-60 characters: lower-case letters, "
+            "digits, dots, dashes and underscores, starting with a letter or digit.",
+        )
     return name
 
 
@@ -55,23 +59,29 @@ def list_users(session: Session) -> list[StaffUser]:
     return list(session.scalars(select(StaffUser).order_by(StaffUser.username)))
 
 
-def create_user(session: Session, username: str, role: str, password: str, *,
-                actor: StaffUser | str, ip: str | None = None) -> StaffUser:
+def create_user(
+    session: Session, username: str, role: str, password: str, *, actor: StaffUser | str, ip: str | None = None
+) -> StaffUser:
     """A new account; :class:`InvalidInput` for a taken name, unknown role or weak password."""
     name = clean_username(username)
     check_role(role)
     if find_user(session, name) is not None:
         raise InvalidInput("username", f"A staff account {name!r} already exists.")
-    user = StaffUser(username=name, role=role, password_hash=hash_password(password),
-                     totp_last_step=0, disabled=False, session_version=1)
+    user = StaffUser(
+        username=name,
+        role=role,
+        password_hash=hash_password(password),
+        totp_last_step=0,
+        disabled=False,
+        session_version=1,
+    )
     session.add(user)
     session.flush()
     audit.record(session, actor, "staff.create", user, after=user.summary(), ip=ip)
     return user
 
 
-def disable_user(session: Session, user: StaffUser, *, actor: StaffUser | str,
-                 ip: str | None = None) -> None:
+def disable_user(session: Session, user: StaffUser, *, actor: StaffUser | str, ip: str | None = None) -> None:
     """Stop ``user`` logging in and end their sessions. The account and its history stay."""
     if user.disabled:
         raise InvalidInput("username", f"{user.username} is already disabled.")
@@ -81,9 +91,15 @@ def disable_user(session: Session, user: StaffUser, *, actor: StaffUser | str,
     audit.record(session, actor, "staff.disable", user, before=before, after=user.summary(), ip=ip)
 
 
-def reset_password(session: Session, user: StaffUser, new_password: str | None = None, *,
-                   reset_two_factor: bool = False, actor: StaffUser | str,
-                   ip: str | None = None) -> str:
+def reset_password(
+    session: Session,
+    user: StaffUser,
+    new_password: str | None = None,
+    *,
+    reset_two_factor: bool = False,
+    actor: StaffUser | str,
+    ip: str | None = None,
+) -> str:
     """Give ``user`` ``new_password`` (default: a random one) and return it, ending every
     session they have. ``reset_two_factor`` also removes their TOTP secret and recovery
     codes (a lost phone): they enrol again at their next login."""
@@ -94,6 +110,13 @@ def reset_password(session: Session, user: StaffUser, new_password: str | None =
     if reset_two_factor:
         user.totp_secret = None
         user.recovery_codes = []
-    audit.record(session, actor, "staff.reset_password", user, before=before,
-                 after={**user.summary(), "two_factor_reset": reset_two_factor}, ip=ip)
+    audit.record(
+        session,
+        actor,
+        "staff.reset_password",
+        user,
+        before=before,
+        after={**user.summary(), "two_factor_reset": reset_two_factor},
+        ip=ip,
+    )
     return password

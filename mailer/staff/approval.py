@@ -4,6 +4,7 @@ With the deployment's ``REQUIRE_SECOND_APPROVER`` on (the default), an edition d
 last changed by one person must be approved by someone else. The editions screen calls
 :func:`can_approve` before it records an approval.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -21,8 +22,9 @@ class Decision:
         return self.allowed
 
 
-def can_approve(edition_changed_by: StaffUser | int | None, approver: StaffUser, *,
-                second_approver_required: bool = True) -> Decision:
+def can_approve(
+    edition_changed_by: StaffUser | int | None, approver: StaffUser, *, second_approver_required: bool = True
+) -> Decision:
     """Whether ``approver`` may approve an edition last changed by ``edition_changed_by``
     (an account, its id, or None when no person changed it: built by the scheduler or a
     command).
@@ -36,6 +38,9 @@ def can_approve(edition_changed_by: StaffUser | int | None, approver: StaffUser,
         return Decision(False, f"A {approver.role} cannot approve editions.")
     changed_by_id = edition_changed_by.id if isinstance(edition_changed_by, StaffUser) else edition_changed_by
     if second_approver_required and changed_by_id is not None and changed_by_id == approver.id:
-        return Decision(False, "You changed this edition last, so someone else must approve it "
-                               "(this deployment requires a second approver).")
+        return Decision(
+            False,
+            "You changed this edition last, so someone else must approve it "
+            "(this deployment requires a second approver).",
+        )
     return Decision(True)

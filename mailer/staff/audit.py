@@ -4,6 +4,7 @@ Every edge that lets a person change something calls :func:`record` in the same
 transaction as the change, so the entry exists exactly when the change does. Entries are
 never updated or deleted (the model refuses it).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -28,9 +29,16 @@ def object_ref(obj) -> tuple[str | None, str | None]:
     return table, str(getattr(obj, "id", "")) or None
 
 
-def record(session: Session, actor: StaffUser | str, action: str, obj=None,
-           before: dict | None = None, after: dict | None = None, ip: str | None = None,
-           at: datetime | None = None) -> AuditEntry:
+def record(
+    session: Session,
+    actor: StaffUser | str,
+    action: str,
+    obj=None,
+    before: dict | None = None,
+    after: dict | None = None,
+    ip: str | None = None,
+    at: datetime | None = None,
+) -> AuditEntry:
     """Add one entry (flushed, not committed: the caller's transaction keeps it or not).
 
     ``actor`` is a staff account or a name (``cli:alice``; the name typed at a failed
@@ -43,7 +51,11 @@ def record(session: Session, actor: StaffUser | str, action: str, obj=None,
         actor_id=actor.id if isinstance(actor, StaffUser) else None,
         actor=(actor.username if isinstance(actor, StaffUser) else str(actor))[:100],
         ip=(ip or None) and ip[:45],
-        action=action, object_type=kind, object_id=ident, before=before, after=after,
+        action=action,
+        object_type=kind,
+        object_id=ident,
+        before=before,
+        after=after,
     )
     session.add(entry)
     session.flush()
@@ -62,8 +74,16 @@ class AuditPage:
         return max(1, -(-self.total // self.per_page))
 
 
-def search(session: Session, *, actor: str = "", action: str = "", object_type: str = "",
-           object_id: str = "", page: int = 1, per_page: int = 50) -> AuditPage:
+def search(
+    session: Session,
+    *,
+    actor: str = "",
+    action: str = "",
+    object_type: str = "",
+    object_id: str = "",
+    page: int = 1,
+    per_page: int = 50,
+) -> AuditPage:
     """Entries matching every filter given (exact actor and object; ``action`` matches as a
     prefix, so ``staff`` finds ``staff.create`` and ``staff.disable``), newest first."""
     q = select(AuditEntry)
@@ -78,6 +98,5 @@ def search(session: Session, *, actor: str = "", action: str = "", object_type: 
         q = q.where(AuditEntry.object_id == object_id)
     total = session.scalar(select(func.count()).select_from(q.subquery()))
     page = max(1, page)
-    rows = session.scalars(q.order_by(AuditEntry.id.desc())
-                           .offset((page - 1) * per_page).limit(per_page)).all()
+    rows = session.scalars(q.order_by(AuditEntry.id.desc()).offset((page - 1) * per_page).limit(per_page)).all()
     return AuditPage(list(rows), total, page, per_page)

@@ -1,4 +1,5 @@
 """Staff accounts of the editors' console and the append-only audit log."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -37,13 +38,16 @@ class StaffUser(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
-    recovery_codes: Mapped[list[RecoveryCode]] = relationship(
-        back_populates="user", cascade="all, delete-orphan")
+    recovery_codes: Mapped[list[RecoveryCode]] = relationship(back_populates="user", cascade="all, delete-orphan")
 
     def summary(self) -> dict:
         """What the audit log records of an account (never a hash or secret)."""
-        return {"username": self.username, "role": self.role, "disabled": self.disabled,
-                "two_factor": self.totp_secret is not None}
+        return {
+            "username": self.username,
+            "role": self.role,
+            "disabled": self.disabled,
+            "two_factor": self.totp_secret is not None,
+        }
 
 
 class RecoveryCode(Base):
@@ -68,9 +72,7 @@ class AuditEntry(Base):
     """
 
     __tablename__ = "audit_log"
-    __table_args__ = (
-        Index("ix_audit_log_object", "object_type", "object_id"),
-    )
+    __table_args__ = (Index("ix_audit_log_object", "object_type", "object_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)

@@ -1,4 +1,5 @@
 """Staff passwords: Argon2id hashes (argon2-cffi's defaults, RFC 9106's second choice)."""
+
 from __future__ import annotations
 
 from argon2 import PasswordHasher

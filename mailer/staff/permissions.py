@@ -3,24 +3,35 @@
 Every console view names the permission it needs (``require(...)`` in
 :mod:`mailer.web.console.access`); tests walk this table role by role.
 """
+
 from __future__ import annotations
 
 # Permission names, one per kind of screen or action.
 DASHBOARD = "dashboard.view"
-ITEMS_MODERATE = "items.moderate"          # claim, edit, approve, reject, feature, withdraw
-PARTNERS_MANAGE = "partners.manage"        # partners, their links, tokens and topics
-EDITIONS_EDIT = "editions.edit"            # build and edit editions, preview, test-send
-EDITIONS_APPROVE = "editions.approve"      # approve another person's edition
-EDITIONS_SEND = "editions.send"            # schedule, send, pause, resume, cancel
+ITEMS_MODERATE = "items.moderate"  # claim, edit, approve, reject, feature, withdraw
+PARTNERS_MANAGE = "partners.manage"  # partners, their links, tokens and topics
+EDITIONS_EDIT = "editions.edit"  # build and edit editions, preview, test-send
+EDITIONS_APPROVE = "editions.approve"  # approve another person's edition
+EDITIONS_SEND = "editions.send"  # schedule, send, pause, resume, cancel
 SUBSCRIBERS_MANAGE = "subscribers.manage"  # search, suppress, erase, import, export
 AUDIT_VIEW = "audit.view"
-STAFF_MANAGE = "staff.manage"              # accounts, roles, password and 2FA resets
+STAFF_MANAGE = "staff.manage"  # accounts, roles, password and 2FA resets
 SETTINGS_VIEW = "settings.view"
 
-ALL_PERMISSIONS = frozenset({
-    DASHBOARD, ITEMS_MODERATE, PARTNERS_MANAGE, EDITIONS_EDIT, EDITIONS_APPROVE, EDITIONS_SEND,
-    SUBSCRIBERS_MANAGE, AUDIT_VIEW, STAFF_MANAGE, SETTINGS_VIEW,
-})
+ALL_PERMISSIONS = frozenset(
+    {
+        DASHBOARD,
+        ITEMS_MODERATE,
+        PARTNERS_MANAGE,
+        EDITIONS_EDIT,
+        EDITIONS_APPROVE,
+        EDITIONS_SEND,
+        SUBSCRIBERS_MANAGE,
+        AUDIT_VIEW,
+        STAFF_MANAGE,
+        SETTINGS_VIEW,
+    }
+)
 
 ADMIN, EDITOR, MODERATOR, VIEWER = "admin", "editor", "moderator", "viewer"
 
@@ -28,8 +39,7 @@ ADMIN, EDITOR, MODERATOR, VIEWER = "admin", "editor", "moderator", "viewer"
 # moderator: partner items and partners, never sends. viewer: the read-only dashboard.
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     ADMIN: ALL_PERMISSIONS,
-    EDITOR: frozenset({DASHBOARD, ITEMS_MODERATE, EDITIONS_EDIT, EDITIONS_APPROVE, EDITIONS_SEND,
-                       SUBSCRIBERS_MANAGE}),
+    EDITOR: frozenset({DASHBOARD, ITEMS_MODERATE, EDITIONS_EDIT, EDITIONS_APPROVE, EDITIONS_SEND, SUBSCRIBERS_MANAGE}),
     MODERATOR: frozenset({DASHBOARD, ITEMS_MODERATE, PARTNERS_MANAGE}),
     VIEWER: frozenset({DASHBOARD}),
 }

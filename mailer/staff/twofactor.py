@@ -5,6 +5,7 @@ and a code of that step or any earlier one is refused. Recovery codes are random
 bits), stored as SHA-256 hashes and each used once. Functions take ``now`` (a Unix time)
 so tests move the clock instead of waiting.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -46,8 +47,9 @@ def matching_step(secret: str, code: str, now: float) -> int | None:
     return None
 
 
-def accept_totp(user: StaffUser, code: str, now: float, secret: str | None = None,
-                session: Session | None = None) -> bool:
+def accept_totp(
+    user: StaffUser, code: str, now: float, secret: str | None = None, session: Session | None = None
+) -> bool:
     """Whether ``code`` is a fresh TOTP code of ``user`` (or of ``secret`` during enrolment);
     on success its step is recorded so it can never be used again.
 
@@ -63,8 +65,11 @@ def accept_totp(user: StaffUser, code: str, now: float, secret: str | None = Non
         return False
     if session is not None:
         claimed = session.execute(
-            update(StaffUser).where(StaffUser.id == user.id, StaffUser.totp_last_step < step)
-            .values(totp_last_step=step).execution_options(synchronize_session=False))
+            update(StaffUser)
+            .where(StaffUser.id == user.id, StaffUser.totp_last_step < step)
+            .values(totp_last_step=step)
+            .execution_options(synchronize_session=False)
+        )
         if claimed.rowcount != 1:
             session.refresh(user, ["totp_last_step"])
             return False
@@ -84,8 +89,9 @@ def _digest(code: str) -> str:
 
 def issue_recovery_codes(user: StaffUser) -> list[str]:
     """Replace ``user``'s recovery codes with new ones and return them (to show once)."""
-    codes = ["-".join("".join(secrets.choice(_ALPHABET) for _ in range(4)) for _ in range(4))
-             for _ in range(RECOVERY_CODES)]
+    codes = [
+        "-".join("".join(secrets.choice(_ALPHABET) for _ in range(4)) for _ in range(4)) for _ in range(RECOVERY_CODES)
+    ]
     user.recovery_codes = [RecoveryCode(code_hash=_digest(c)) for c in codes]
     return codes
 

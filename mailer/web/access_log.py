@@ -7,6 +7,7 @@ than the secret should be: :class:`RedactTokens` rewrites every such path in a r
 its route (``/manage/<token>/data``) and drops its query string, whichever server logs it
 (Werkzeug's development server, gunicorn's access log, Flask's own error log).
 """
+
 from __future__ import annotations
 
 import logging

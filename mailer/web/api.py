@@ -12,6 +12,7 @@ The form's limits apply (see :mod:`mailer.web.partners`): past
 nothing is stored (a replayed Idempotency-Key is not counted); notices go only to the
 partner's registered contact, never to the ``contact_email`` in the body.
 """
+
 from __future__ import annotations
 
 from datetime import date
@@ -33,9 +34,21 @@ from mailer.web.partners import notice_allowed, queue_notice, submission_wait
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
-STRING_FIELDS = ("kind", "title", "summary", "body", "link", "image_url", "image_alt",
-                 "event_date", "event_time", "event_place", "publish_from", "publish_until",
-                 "contact_email")
+STRING_FIELDS = (
+    "kind",
+    "title",
+    "summary",
+    "body",
+    "link",
+    "image_url",
+    "image_alt",
+    "event_date",
+    "event_time",
+    "event_place",
+    "publish_from",
+    "publish_until",
+    "contact_email",
+)
 REQUIRED = ("kind", "title", "summary", "link", "topics")
 KEY_MAX = 200
 # An item is an object holding a list of slugs; anything nested deeper than this is not one,
@@ -89,20 +102,35 @@ def _bearer() -> str:
 
 
 def _unauthorised():
-    return error(401, "unauthorised", "Send a valid, unrevoked API token as 'Authorization: Bearer ...'.",
-                 headers={"WWW-Authenticate": 'Bearer realm="partner-api", error="invalid_token"'})
+    return error(
+        401,
+        "unauthorised",
+        "Send a valid, unrevoked API token as 'Authorization: Bearer ...'.",
+        headers={"WWW-Authenticate": 'Bearer realm="partner-api", error="invalid_token"'},
+    )
 
 
 def item_json(item: Item) -> dict:
     iso = lambda v: v.isoformat() if v else None  # noqa: E731
     return {
-        "id": item.id, "status": item.status, "kind": item.kind, "title": item.title,
-        "summary": item.summary, "body": item.body_markdown, "body_html": item.body_html,
-        "link": item.link, "image_url": item.image_url, "image_alt": item.image_alt,
-        "topics": [t.slug for t in item.topics], "event_starts_at": iso(item.event_starts_at),
-        "event_place": item.event_place, "publish_from": iso(item.publish_from),
-        "publish_until": iso(item.publish_until), "contact_email": item.contact_email,
-        "featured": item.featured, "submitted_at": iso(item.submitted_at),
+        "id": item.id,
+        "status": item.status,
+        "kind": item.kind,
+        "title": item.title,
+        "summary": item.summary,
+        "body": item.body_markdown,
+        "body_html": item.body_html,
+        "link": item.link,
+        "image_url": item.image_url,
+        "image_alt": item.image_alt,
+        "topics": [t.slug for t in item.topics],
+        "event_starts_at": iso(item.event_starts_at),
+        "event_place": item.event_place,
+        "publish_from": iso(item.publish_from),
+        "publish_until": iso(item.publish_until),
+        "contact_email": item.contact_email,
+        "featured": item.featured,
+        "submitted_at": iso(item.submitted_at),
         "decided_at": iso(item.decided_at),
         "decision_reason": item.decision_reason if item.status == "rejected" else None,
     }
@@ -137,8 +165,9 @@ def create_item():
     token = _bearer()
     key = request.headers.get("Idempotency-Key", "").strip()
     if len(key) > KEY_MAX or any(ord(c) < 33 or ord(c) > 126 for c in key):
-        return error(400, "invalid", f"Idempotency-Key must be up to {KEY_MAX} visible ASCII characters.",
-                     "Idempotency-Key")
+        return error(
+            400, "invalid", f"Idempotency-Key must be up to {KEY_MAX} visible ASCII characters.", "Idempotency-Key"
+        )
     try:
         data = _json_body()
     except InvalidInput as err:
@@ -156,17 +185,20 @@ def create_item():
                     return error(422 if data is not None else 400, "invalid", err.message, err.field)
                 source_key = f"api:{key}" if key else None
                 if source_key:
-                    existing = s.scalar(select(Item).where(Item.partner_id == partner.id,
-                                                           Item.source_key == source_key))
+                    existing = s.scalar(
+                        select(Item).where(Item.partner_id == partner.id, Item.source_key == source_key)
+                    )
                     if existing is not None:
                         if existing.source_fingerprint != draft.fingerprint():
-                            return error(409, "idempotency_conflict",
-                                         "This Idempotency-Key was used for a different request.",
-                                         "Idempotency-Key")
+                            return error(
+                                409,
+                                "idempotency_conflict",
+                                "This Idempotency-Key was used for a different request.",
+                                "Idempotency-Key",
+                            )
                         return jsonify(item_json(existing)), 200, {"Idempotent-Replayed": "true"}
                 try:
-                    item = submit_item(s, partner, draft, today=date.today(), source="api",
-                                       source_key=source_key)
+                    item = submit_item(s, partner, draft, today=date.today(), source="api", source_key=source_key)
                 except InvalidInput as err:
                     s.rollback()
                     return error(422, "invalid", err.message, err.field)
@@ -174,10 +206,14 @@ def create_item():
                 if wait:
                     limit = rt().settings.partner_submissions_per_hour
                     s.rollback()
-                    return error(429, "rate_limited",
-                                 f"This partner has sent {limit} items this hour, the most we take in "
-                                 f"an hour. Nothing was stored: send it again in {retry_after_text(wait)} "
-                                 f"(Retry-After: {wait} seconds).", headers={"Retry-After": str(wait)})
+                    return error(
+                        429,
+                        "rate_limited",
+                        f"This partner has sent {limit} items this hour, the most we take in "
+                        f"an hour. Nothing was stored: send it again in {retry_after_text(wait)} "
+                        f"(Retry-After: {wait} seconds).",
+                        headers={"Retry-After": str(wait)},
+                    )
                 body, item_id = item_json(item), item.id
                 notice = decision_kind(item) or RECEIPT
                 emailed = notice_allowed(notice_address(item))

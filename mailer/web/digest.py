@@ -8,6 +8,7 @@ feed, and the editor's preview page with test-send.
   ``mailer edition preview-link``, revocable): as chosen topics/partners, in desktop and
   mobile widths, and a test-send form limited per link and per target address.
 """
+
 from __future__ import annotations
 
 from datetime import timezone
@@ -37,7 +38,9 @@ PUBLISHED = (SENDING, SENT)  # editions recipients may already be reading
 def _email_page(html: str, *, private: bool) -> Response:
     """An email's HTML served as a page. Its styles are inline, hence the CSP."""
     resp = Response(html, mimetype="text/html")
-    resp.headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; frame-ancestors 'self'"
+    resp.headers["Content-Security-Policy"] = (
+        "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; frame-ancestors 'self'"
+    )
     resp.headers["X-Frame-Options"] = "SAMEORIGIN"
     if private:
         resp.headers["Cache-Control"] = "private, no-store"
@@ -70,8 +73,7 @@ def view_online(period: str, token: str):
         prepared = prepared_editions.get(s, edition, r.settings)
     copy = copy_for(prepared, who[0]) if who else None
     if copy is None:
-        return render_template("digest/nothing.html", period=period_label(period),
-                               unsubscribed=not who), 200
+        return render_template("digest/nothing.html", period=period_label(period), unsubscribed=not who), 200
     return _email_page(copy[0], private=True)
 
 
@@ -146,9 +148,11 @@ def archive_feed():
 
 # --- the editor's preview page -------------------------------------------------------
 
-AS_SUBSCRIBER_REFUSED = ("A preview link shows the edition as chosen topics and partners only. "
-                         "To see one subscriber's copy, run `mailer edition preview PERIOD "
-                         "--subscriber EMAIL` on the server.")
+AS_SUBSCRIBER_REFUSED = (
+    "A preview link shows the edition as chosen topics and partners only. "
+    "To see one subscriber's copy, run `mailer edition preview PERIOD "
+    "--subscriber EMAIL` on the server."
+)
 
 
 def _preview_edition(s, token: str) -> Edition:
@@ -182,8 +186,10 @@ def _test_send_wait(token: str, address: str) -> int:
     ``PREVIEW_SENDS_PER_LINK`` and ``PREVIEW_SENDS_PER_ADDRESS`` this hour, else the seconds
     to wait."""
     settings = rt().settings
-    return wait_for((f"preview-link:{keyed(token)}", settings.preview_sends_per_link),
-                    (f"preview-to:{keyed(address.casefold())}", settings.preview_sends_per_address))
+    return wait_for(
+        (f"preview-link:{keyed(token)}", settings.preview_sends_per_link),
+        (f"preview-to:{keyed(address.casefold())}", settings.preview_sends_per_address),
+    )
 
 
 @bp.route("/preview/<token>", methods=["GET", "POST"])
@@ -196,16 +202,16 @@ def preview_page(token: str):
         edition = _preview_edition(s, token)
         topics = list(s.scalars(select(Topic).order_by(Topic.position, Topic.id)))
         partners = list(s.scalars(select(Partner).order_by(Partner.name)))
-        has_profile = bool(request.values.get("subscriber") or request.values.getlist("topic")
-                           or request.values.getlist("partner"))
+        has_profile = bool(
+            request.values.get("subscriber") or request.values.getlist("topic") or request.values.getlist("partner")
+        )
         envelope = None
         if has_profile:
             try:
                 who = _who(s)
                 if request.method == "POST":
                     prepared = prepared_editions.get(s, edition, r.settings)
-                    envelope = preview.make_test_send(prepared, r.settings, who,
-                                                      request.form.get("to", ""))
+                    envelope = preview.make_test_send(prepared, r.settings, who, request.form.get("to", ""))
             except (EditionError, ValueError) as err:
                 error = getattr(err, "message", None) or str(err)
         elif request.method == "POST":
@@ -214,8 +220,10 @@ def preview_page(token: str):
     if envelope is not None:
         wait = _test_send_wait(token, envelope.recipient)
         if wait:
-            error = (f"Too many test sends through this link or to {envelope.recipient} this hour; "
-                     f"nothing was sent. Try again in {retry_after_text(wait)}.")
+            error = (
+                f"Too many test sends through this link or to {envelope.recipient} this hour; "
+                f"nothing was sent. Try again in {retry_after_text(wait)}."
+            )
             envelope = None
     if envelope is not None:
         try:
@@ -229,9 +237,18 @@ def preview_page(token: str):
     query.pop("to", None), query.pop("csrf_token", None)
     frame_url = url_for("digest.preview_frame", token=token, **query) if has_profile and not error else None
     page = render_template(
-        "digest/preview.html", title=f"Preview: {subject}", period=period, subject=subject,
-        status=status, topics=topics, partners=partners, frame_url=frame_url, error=error,
-        notice=notice, chosen_topics=set(_int_list("topic")), chosen_partners=set(_int_list("partner")),
+        "digest/preview.html",
+        title=f"Preview: {subject}",
+        period=period,
+        subject=subject,
+        status=status,
+        topics=topics,
+        partners=partners,
+        frame_url=frame_url,
+        error=error,
+        notice=notice,
+        chosen_topics=set(_int_list("topic")),
+        chosen_partners=set(_int_list("partner")),
         to=request.form.get("to", ""),
     )
     if wait:
@@ -251,8 +268,10 @@ def preview_frame(token: str):
         prepared = prepared_editions.get(s, edition, r.settings)
     copy = copy_for(prepared, who)
     if copy is None:
-        return Response("Those choices match no item in this edition: a subscriber with them "
-                        "would be skipped.", mimetype="text/plain")
+        return Response(
+            "Those choices match no item in this edition: a subscriber with them would be skipped.",
+            mimetype="text/plain",
+        )
     if request.args.get("format") == "text":
         return Response(copy[1], mimetype="text/plain")
     return _email_page(copy[0], private=True)

@@ -1,4 +1,5 @@
 """Form fields more than one blueprint uses."""
+
 from __future__ import annotations
 
 from wtforms import SelectMultipleField, widgets

@@ -10,6 +10,7 @@ Neither says more than that: why a check failed (host names, driver errors) goes
 log, and ``mailer doctor`` prints it with what to do. Both are cheap enough to poll every
 few seconds (a probe does not wait longer than ``READY_TIMEOUT``).
 """
+
 from __future__ import annotations
 
 import logging

@@ -1,4 +1,5 @@
 """Small helpers every blueprint uses."""
+
 from __future__ import annotations
 
 from flask import request

@@ -7,6 +7,7 @@ name what is counted: ``partner-submit:<id>``, ``receipt-to:<hash>``,
 themselves, only a keyed hash of them, so the counter store holds no address or working
 link.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -15,6 +15,7 @@ log line of the request (:mod:`mailer.logs`); its latency is observed by route t
 (``/manage/<token>``), never by the path, which carries the token itself; and one log line
 records it (except the probes and scrapes, polled every few seconds).
 """
+
 from __future__ import annotations
 
 import hmac
@@ -61,11 +62,18 @@ def metrics():
     runtime = rt()
     if not allowed(runtime.settings, request.remote_addr, request.headers.get("Authorization")):
         if runtime.settings.metrics_token:
-            return Response("A bearer token (METRICS_TOKEN) is needed to read the metrics.\n", 401,
-                            {"WWW-Authenticate": 'Bearer realm="metrics"', "Cache-Control": "no-store"},
-                            mimetype="text/plain")
-        return Response("Metrics are served only to the networks in METRICS_ALLOW.\n", 403,
-                        {"Cache-Control": "no-store"}, mimetype="text/plain")
+            return Response(
+                "A bearer token (METRICS_TOKEN) is needed to read the metrics.\n",
+                401,
+                {"WWW-Authenticate": 'Bearer realm="metrics"', "Cache-Control": "no-store"},
+                mimetype="text/plain",
+            )
+        return Response(
+            "Metrics are served only to the networks in METRICS_ALLOW.\n",
+            403,
+            {"Cache-Control": "no-store"},
+            mimetype="text/plain",
+        )
 
     body, content_type = render(runtime)
     return Response(body, 200, {"Content-Type": content_type, "Cache-Control": "no-store"})
@@ -99,9 +107,19 @@ def install(app: Flask, settings) -> None:
         events.request(route, method, resp.status_code, seconds)
         resp.headers["X-Request-ID"] = g.request_id
         if route not in QUIET_ROUTES:
-            log.info("%s %s %s %.1f ms", method, route, resp.status_code, seconds * 1000,
-                     extra={"method": method, "route": route, "status": resp.status_code,
-                            "duration_ms": round(seconds * 1000, 1)})
+            log.info(
+                "%s %s %s %.1f ms",
+                method,
+                route,
+                resp.status_code,
+                seconds * 1000,
+                extra={
+                    "method": method,
+                    "route": route,
+                    "status": resp.status_code,
+                    "duration_ms": round(seconds * 1000, 1),
+                },
+            )
         return resp
 
     @app.teardown_request

@@ -10,6 +10,7 @@ stored; ``PARTNER_RECEIPTS_PER_HOUR`` notices per contact address, past which th
 kept but its receipt is not emailed. Notices go to the partner's registered contact only
 (see :mod:`mailer.content.notices`).
 """
+
 from __future__ import annotations
 
 from datetime import date
@@ -37,39 +38,52 @@ bp = Blueprint("partners", __name__)
 class ItemForm(FlaskForm):
     kind = SelectField("Kind of item", choices=[SelectChoice(k, v) for k, v in ITEM_KINDS.items()])
     title = StringField("Title", render_kw={"maxlength": TITLE_MAX, "autocomplete": "off"})
-    summary = TextAreaField(f"Summary (up to {SUMMARY_MAX} characters; shown in the digest)",
-                            render_kw={"maxlength": SUMMARY_MAX, "rows": 4})
-    body = TextAreaField("Full text (optional; Markdown: **bold**, *italic*, [link](https://...), lists)",
-                         render_kw={"rows": 8})
+    summary = TextAreaField(
+        f"Summary (up to {SUMMARY_MAX} characters; shown in the digest)",
+        render_kw={"maxlength": SUMMARY_MAX, "rows": 4},
+    )
+    body = TextAreaField(
+        "Full text (optional; Markdown: **bold**, *italic*, [link](https://...), lists)", render_kw={"rows": 8}
+    )
     link = StringField("Link to read more (https://...)")
     image_url = StringField("Image address (optional, https://...)")
     image_alt = StringField("Image description for people who cannot see it (required with an image)")
     topics = CheckboxesField("Topics", coerce=int)
     event_date = DateField("Event date", validators=[Optional()])
     event_time = TimeField("Start time (optional)", validators=[Optional()])
-    event_place = StringField("Where (a place, or \"online\")")
+    event_place = StringField('Where (a place, or "online")')
     publish_from = DateField("Not before (optional embargo)", validators=[Optional()])
     publish_until = DateField("Not after (optional expiry)", validators=[Optional()])
-    contact_email = StringField("Your email, for the editors to reply to you "
-                                "(receipts go to your organisation's registered contact)")
+    contact_email = StringField(
+        "Your email, for the editors to reply to you (receipts go to your organisation's registered contact)"
+    )
 
     def draft(self) -> ItemDraft:
         iso = lambda v: v.isoformat() if v else ""  # noqa: E731
         return ItemDraft(
-            title=self.title.data or "", summary=self.summary.data or "", link=self.link.data or "",
-            kind=self.kind.data or "", topic_ids=self.topics.data or [], body=self.body.data or "",
-            image_url=self.image_url.data or "", image_alt=self.image_alt.data or "",
+            title=self.title.data or "",
+            summary=self.summary.data or "",
+            link=self.link.data or "",
+            kind=self.kind.data or "",
+            topic_ids=self.topics.data or [],
+            body=self.body.data or "",
+            image_url=self.image_url.data or "",
+            image_alt=self.image_alt.data or "",
             event_date=iso(self.event_date.data),
             event_time=self.event_time.data.strftime("%H:%M") if self.event_time.data else "",
-            event_place=self.event_place.data or "", publish_from=iso(self.publish_from.data),
-            publish_until=iso(self.publish_until.data), contact_email=self.contact_email.data or "",
+            event_place=self.event_place.data or "",
+            publish_from=iso(self.publish_from.data),
+            publish_until=iso(self.publish_until.data),
+            contact_email=self.contact_email.data or "",
         )
 
 
 def _not_recognised():
-    return render_template("error.html", title="Submission link not recognised",
-                           message="This submission link is not valid or has been "
-                                   "replaced. Ask the campaign team for your current link."), 404
+    return render_template(
+        "error.html",
+        title="Submission link not recognised",
+        message="This submission link is not valid or has been replaced. Ask the campaign team for your current link.",
+    ), 404
 
 
 def _form(session, partner) -> ItemForm:
@@ -97,8 +111,10 @@ def submission_wait(partner) -> int:
 
 def too_many_message(partner, wait: int) -> str:
     limit = rt().settings.partner_submissions_per_hour
-    return (f"{partner.name} has sent {limit} items this hour, the most we take in an hour. "
-            f"Nothing was stored: please send this item again in {retry_after_text(wait)}.")
+    return (
+        f"{partner.name} has sent {limit} items this hour, the most we take in an hour. "
+        f"Nothing was stored: please send this item again in {retry_after_text(wait)}."
+    )
 
 
 def notice_allowed(address: str | None) -> bool:
@@ -130,14 +146,14 @@ def submit(secret: str):
         try:
             if "preview" in request.form:
                 checked = check_draft(s, draft, today=date.today())
-                return render_template("partners/submit.html", form=form, partner=partner,
-                                       secret=secret, preview=checked)
+                return render_template(
+                    "partners/submit.html", form=form, partner=partner, secret=secret, preview=checked
+                )
             if not draft.contact_email.strip():
                 raise InvalidInput("contact_email", "is required, so the editor can reply.")
             earlier = recent_duplicate(s, partner, draft)
             if earlier is not None:  # sent twice (double click, back and resubmit): one item
-                return render_template("partners/submitted.html", item=earlier, partner=partner,
-                                       duplicate=True)
+                return render_template("partners/submitted.html", item=earlier, partner=partner, duplicate=True)
             item = submit_item(s, partner, draft, today=date.today(), source="form")
         except InvalidInput as err:
             _error_on(form, err)
@@ -154,8 +170,9 @@ def submit(secret: str):
         item_id, address = item.id, notice_address(item)
         notice = decision_kind(item) or RECEIPT  # a trusted partner's item is approved at once
         emailed = notice_allowed(address)
-        page = render_template("partners/submitted.html", item=item, partner=partner,
-                               emailed=emailed, registered=bool(address))
+        page = render_template(
+            "partners/submitted.html", item=item, partner=partner, emailed=emailed, registered=bool(address)
+        )
     if emailed:
         queue_notice(notice, item_id)
     return page
@@ -174,6 +191,7 @@ def preview(secret: str):
             checked = check_draft(s, form.draft(), today=date.today())
         except InvalidInput as err:
             label = getattr(getattr(form, err.field, None), "label", None)
-            return render_template("partners/_preview.html", error=err,
-                                   label=label.text if label else err.field, partner=partner), 200
+            return render_template(
+                "partners/_preview.html", error=err, label=label.text if label else err.field, partner=partner
+            ), 200
         return render_template("partners/_preview.html", item=checked, partner=partner)

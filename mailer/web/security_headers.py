@@ -6,6 +6,7 @@ the public templates carry a ``<style>`` block; never inline script) and gain
 their own stricter policy (see :func:`console_headers`). HSTS is sent when ``BASE_URL``
 is https.
 """
+
 from __future__ import annotations
 
 from flask import Flask, Response
@@ -13,8 +14,10 @@ from flask import Flask, Response
 HSTS = "max-age=31536000; includeSubDomains"
 
 # No inline script or style at all, nothing from elsewhere, no framing, forms only to us.
-CONSOLE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-               "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+CONSOLE_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
 
 
 def console_headers(resp: Response) -> Response:

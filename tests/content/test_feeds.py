@@ -1,4 +1,5 @@
 """Feed ingestion against a real HTTP server on loopback (the private-address allowance on)."""
+
 from __future__ import annotations
 
 import threading
@@ -41,9 +42,11 @@ BOMB = """<?xml version="1.0"?>
 <rss version="2.0"><channel><title>&lol3;</title><item><title>&lol3;</title><guid>b</guid>
 <link>https://example.org/b</link></item></channel></rss>"""
 
-LATIN1 = ('<?xml version="1.0" encoding="iso-8859-1"?><rss version="2.0"><channel><title>x</title>'
-          '<item><title>Caf\xe9 meeting for carers</title><guid>l1</guid><link>https://example.org/cafe</link>'
-          '<description>Se\xf1ora Garc\xeda speaks.</description></item></channel></rss>').encode("latin-1")
+LATIN1 = (
+    '<?xml version="1.0" encoding="iso-8859-1"?><rss version="2.0"><channel><title>x</title>'
+    "<item><title>Caf\xe9 meeting for carers</title><guid>l1</guid><link>https://example.org/cafe</link>"
+    "<description>Se\xf1ora Garc\xeda speaks.</description></item></channel></rss>"
+).encode("latin-1")
 
 
 ESCAPES = """<?xml version="1.0" encoding="utf-8"?>
@@ -204,16 +207,26 @@ def test_feed_that_changes_between_polls_adds_only_new_entries(rt, session, serv
     Feeds.changing[0] = RSS
     _poll(rt)
     assert len(_items(session, "naz")) == 2
-    Feeds.changing[0] = RSS.replace("<item><title>Second", "<item><title>Brand new</title>"
-                                    "<link>https://www.naz.org.uk/new</link><guid>naz-4</guid>"
-                                    "<description>n</description></item><item><title>Second")
+    Feeds.changing[0] = RSS.replace(
+        "<item><title>Second",
+        "<item><title>Brand new</title>"
+        "<link>https://www.naz.org.uk/new</link><guid>naz-4</guid>"
+        "<description>n</description></item><item><title>Second",
+    )
     assert len(_poll(rt)["naz"].new_item_ids) == 1
     assert [i.title for i in _items(session, "naz")][-1] == "Brand new"
 
 
 def test_broken_feeds_record_their_error_and_never_stop_the_others(rt, session, server):
-    bad = {"broken": "/broken", "bomb": "/bomb", "huge": "/huge", "hang": "/hang",
-           "trickle": "/trickle", "loop": "/loop", "gone": "/nothing-here"}
+    bad = {
+        "broken": "/broken",
+        "bomb": "/bomb",
+        "huge": "/huge",
+        "hang": "/hang",
+        "trickle": "/trickle",
+        "loop": "/loop",
+        "gone": "/nothing-here",
+    }
     for slug, path in bad.items():
         make_partner(rt, slug, feed_url=server + path)
     make_partner(rt, "zz-good", feed_url=f"{server}/atom")
@@ -221,8 +234,15 @@ def test_broken_feeds_record_their_error_and_never_stop_the_others(rt, session, 
     results = _poll(rt, options=replace(OPTS, timeout=0.3))
     assert time.monotonic() - started < 5  # the hanging feeds each cost at most the 0.3 s budget
     assert len(results["zz-good"].new_item_ids) == 1
-    expected = {"broken": "not", "bomb": "entities", "huge": "too large", "hang": "timed out",
-                "trickle": "timed out", "loop": "redirects", "gone": "HTTP 404"}
+    expected = {
+        "broken": "not",
+        "bomb": "entities",
+        "huge": "too large",
+        "hang": "timed out",
+        "trickle": "timed out",
+        "loop": "redirects",
+        "gone": "HTTP 404",
+    }
     for slug, words in expected.items():
         assert results[slug].error and words in results[slug].error, (slug, results[slug].error)
         assert words in _partner(session, slug).feed_error
@@ -262,11 +282,20 @@ def test_cli_polls_one_partner(rt, session, server, app):
     assert app.test_cli_runner().invoke(main, ["feeds", "poll", "nobody"]).exit_code == 1
 
 
-@pytest.mark.parametrize("url", [
-    "http://localhost/feed", "http://[::1]/feed", "http://0.0.0.0/feed", "http://2130706433/feed",
-    "http://10.1.2.3/feed", "http://[::ffff:127.0.0.1]/feed", "ftp://example.org/feed",
-    "file:///etc/passwd", "http://user:pw@example.org/feed",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://localhost/feed",
+        "http://[::1]/feed",
+        "http://0.0.0.0/feed",
+        "http://2130706433/feed",
+        "http://10.1.2.3/feed",
+        "http://[::ffff:127.0.0.1]/feed",
+        "ftp://example.org/feed",
+        "file:///etc/passwd",
+        "http://user:pw@example.org/feed",
+    ],
+)
 def test_fetch_refuses_local_addresses_and_other_schemes(url):
     from mailer.content.fetch import FetchError, fetch
 
@@ -276,6 +305,7 @@ def test_fetch_refuses_local_addresses_and_other_schemes(url):
 
 
 # --- addresses that are not global (DNS and the internet mocked: the outside boundary) ---
+
 
 class FakeInternet:
     """Names resolve to the addresses given; a connection to a "public" address reaches the
@@ -302,15 +332,22 @@ class FakeInternet:
         monkeypatch.setattr(socket, "create_connection", create_connection)
 
 
-@pytest.mark.parametrize("address", [
-    "100.64.0.1", "100.100.100.200",  # shared address space (a cloud's metadata service)
-    "198.18.0.1", "192.0.0.1", "240.0.0.1",  # benchmarking, IETF protocol, reserved
-    "::ffff:100.64.0.1",  # IPv4-mapped shared space
-    "2002:a9fe:a9fe::1", "2002:6440:1::1",  # 6to4 around 169.254.169.254 and 100.64.0.1
-    "2001:0:4136:e378:8000:63bf:3fff:fdd2",  # Teredo
-    "64:ff9b::a9fe:a9fe",  # NAT64 to the link-local metadata address
-    "::a9fe:a9fe",  # IPv4-compatible (deprecated)
-])
+@pytest.mark.parametrize(
+    "address",
+    [
+        "100.64.0.1",
+        "100.100.100.200",  # shared address space (a cloud's metadata service)
+        "198.18.0.1",
+        "192.0.0.1",
+        "240.0.0.1",  # benchmarking, IETF protocol, reserved
+        "::ffff:100.64.0.1",  # IPv4-mapped shared space
+        "2002:a9fe:a9fe::1",
+        "2002:6440:1::1",  # 6to4 around 169.254.169.254 and 100.64.0.1
+        "2001:0:4136:e378:8000:63bf:3fff:fdd2",  # Teredo
+        "64:ff9b::a9fe:a9fe",  # NAT64 to the link-local metadata address
+        "::a9fe:a9fe",  # IPv4-compatible (deprecated)
+    ],
+)
 def test_fetch_refuses_every_address_that_is_not_global(monkeypatch, server, address):
     from mailer.content.fetch import FetchError, fetch
 
@@ -327,9 +364,12 @@ def test_every_redirect_hop_must_be_global(monkeypatch, server, rt, session):
     and the refusal is what the partner's feed error says."""
     from mailer.content.fetch import fetch
 
-    FakeInternet(monkeypatch, server, {"feeds.example.org": "93.184.216.34",
-                                       "metadata.example.org": "100.100.100.200"},
-                 public={"93.184.216.34"})
+    FakeInternet(
+        monkeypatch,
+        server,
+        {"feeds.example.org": "93.184.216.34", "metadata.example.org": "100.100.100.200"},
+        public={"93.184.216.34"},
+    )
     options = replace(OPTS, allow_private=False)
     assert fetch("http://feeds.example.org/rss", options).status == 200  # public: fetched
     make_partner(rt, "naz", feed_url="http://feeds.example.org/to-metadata")

@@ -1,5 +1,6 @@
 """Moderation states: who/when/why, edit keeping the original, featured, withdraw, the
 publish window at edition time, and the decision emails."""
+
 from __future__ import annotations
 
 from datetime import date, timedelta
@@ -19,10 +20,15 @@ from tests.content.helpers import make_partner, topic_ids
 def _submit(rt, pid, **kw):
     with rt.db.transaction() as s:
         t = topic_ids(s)
-        draft = ItemDraft(title=kw.pop("title", "Heart screening"), summary="More patients came forward.",
-                          link="https://example.org/x", kind="news",
-                          topic_ids=kw.pop("topic_ids", [t["heart-health"]]),
-                          contact_email="comms@partner.example.org", **kw)
+        draft = ItemDraft(
+            title=kw.pop("title", "Heart screening"),
+            summary="More patients came forward.",
+            link="https://example.org/x",
+            kind="news",
+            topic_ids=kw.pop("topic_ids", [t["heart-health"]]),
+            contact_email="comms@partner.example.org",
+            **kw,
+        )
         return submit_item(s, s.get(Partner, pid), draft, today=date.today()).id
 
 
@@ -40,7 +46,8 @@ def test_approve_and_reject_record_who_when_why(rt, session):
     assert (ib.status, ib.decision_reason) == ("rejected", "Out of scope for this campaign.")
     assert [(e.action, e.actor, e.reason) for e in ib.events] == [
         ("submitted", "partner:naz-project-london", "via form"),
-        ("rejected", "amina", "Out of scope for this campaign.")]
+        ("rejected", "amina", "Out of scope for this campaign."),
+    ]
     with rt.db.transaction() as s:
         m.approve(s, a, "amina")  # twice is harmless
         with pytest.raises(m.ModerationError, match="already rejected"):
@@ -57,13 +64,21 @@ def test_edit_before_approve_keeps_the_partners_original(rt, session):
     with rt.db.transaction() as s:
         item = s.get(Item, item_id)
         from dataclasses import replace
-        m.edit(s, item_id, "amina", replace(m.draft_of(item), title="Better title", body="New <script>x</script>"),
-               today=date.today(), note="clearer headline")
+
+        m.edit(
+            s,
+            item_id,
+            "amina",
+            replace(m.draft_of(item), title="Better title", body="New <script>x</script>"),
+            today=date.today(),
+            note="clearer headline",
+        )
         m.edit(s, item_id, "amina", replace(m.draft_of(item), summary="Shorter."), today=date.today())
     with rt.db.transaction() as s:
         with pytest.raises(m.InvalidInput):  # an edit is checked like a submission
-            m.edit(s, item_id, "amina", replace(m.draft_of(s.get(Item, item_id)), link="javascript:x"),
-                   today=date.today())
+            m.edit(
+                s, item_id, "amina", replace(m.draft_of(s.get(Item, item_id)), link="javascript:x"), today=date.today()
+            )
     session.expire_all()
     item = session.get(Item, item_id)
     assert (item.title, item.summary) == ("Better title", "Shorter.")
@@ -81,16 +96,28 @@ def test_item_without_topic_cannot_be_approved_until_given_one(rt, session):
     pid, _, _ = make_partner(rt)
     with rt.db.transaction() as s:
         from mailer.content.intake import check_draft, store_item
+
         draft = ItemDraft(title="From a feed", summary="s", link="https://example.org/f", kind="news", topic_ids=[])
-        item_id = store_item(s, s.get(Partner, pid), check_draft(s, draft, today=date.today(), require_topics=False),
-                             today=date.today(), source="feed").id
+        item_id = store_item(
+            s,
+            s.get(Partner, pid),
+            check_draft(s, draft, today=date.today(), require_topics=False),
+            today=date.today(),
+            source="feed",
+        ).id
     with rt.db.transaction() as s:
         with pytest.raises(m.ModerationError, match="no topic"):
             m.approve(s, item_id, "amina")
     with rt.db.transaction() as s:
         from dataclasses import replace
-        m.edit(s, item_id, "amina", replace(m.draft_of(s.get(Item, item_id)),
-                                            topic_ids=[topic_ids(s)["mental-health"]]), today=date.today())
+
+        m.edit(
+            s,
+            item_id,
+            "amina",
+            replace(m.draft_of(s.get(Item, item_id)), topic_ids=[topic_ids(s)["mental-health"]]),
+            today=date.today(),
+        )
         m.approve(s, item_id, "amina")
 
 
@@ -148,8 +175,7 @@ def test_cli_decisions_email_the_contact_once(rt, session, app, transport):
     assert r.exit_code == 0, r.output
     assert run(main, ["items", "reject", str(b), "--reason", "again"]).exit_code == 0  # no second email
     subjects = {message_from_bytes(x.data, policy=policy.default)["Subject"]: x for x in transport.messages}
-    assert set(subjects) == {"Approved for the digest: Heart screening",
-                             "Not accepted for the digest: Not this one"}
+    assert set(subjects) == {"Approved for the digest: Heart screening", "Not accepted for the digest: Not this one"}
     rejected = message_from_bytes(subjects["Not accepted for the digest: Not this one"].data, policy=policy.default)
     assert "Please add a date & place." in rejected.get_body(("plain",)).get_content()
     assert "Please add a date &amp; place." in rejected.get_body(("html",)).get_content()

@@ -1,5 +1,6 @@
 """Partner notices are sent once even when the job runs again; a transient failure is
 retried; the migration keeps rows that existed before it."""
+
 from __future__ import annotations
 
 from datetime import date
@@ -16,8 +17,14 @@ from tests.content.helpers import make_partner, topic_ids
 def _item(rt, contact="comms@partner.example.org"):
     pid, _, _ = make_partner(rt)
     with rt.db.transaction() as s:
-        draft = ItemDraft(title="Heart screening", summary="s", link="https://example.org/x", kind="news",
-                          topic_ids=[topic_ids(s)["heart-health"]], contact_email=contact)
+        draft = ItemDraft(
+            title="Heart screening",
+            summary="s",
+            link="https://example.org/x",
+            kind="news",
+            topic_ids=[topic_ids(s)["heart-health"]],
+            contact_email=contact,
+        )
         return submit_item(s, s.get(Partner, pid), draft, today=date.today()).id
 
 
@@ -57,8 +64,12 @@ def test_migration_keeps_existing_partners_and_items(tmp_path):
     engine = create_engine(url)
     with engine.begin() as c:
         c.execute(text("INSERT INTO partners (id, slug, name, active) VALUES (1, 'afiya', 'Afiya Trust', 1)"))
-        c.execute(text("INSERT INTO items (id, partner_id, kind, title, summary, link, status, dated, submitted_at) "
-                       "VALUES (1, 1, 'news', 'Old', 'Old item', 'https://example.org', 'approved', '2026-11-02', '2026-11-02')"))
+        c.execute(
+            text(
+                "INSERT INTO items (id, partner_id, kind, title, summary, link, status, dated, submitted_at) "
+                "VALUES (1, 1, 'news', 'Old', 'Old item', 'https://example.org', 'approved', '2026-11-02', '2026-11-02')"
+            )
+        )
     upgrade(url)
     with engine.connect() as c:
         p = c.execute(text("SELECT name, trusted, description FROM partners")).one()
@@ -109,5 +120,5 @@ def test_notice_names_the_sender_once_isolates_the_title_and_has_a_heading(rt, t
         assert body.count("End Racism This Generation, c/o Campaign Office") == 1
         assert "End Racism This Generation, End Racism This Generation" not in body
     at = html.index("c/o Campaign Office")
-    band = html[[m.start() for m in re.finditer(r'<div[^>]*max-width:600px', html[:at])][-1]:at]
+    band = html[[m.start() for m in re.finditer(r"<div[^>]*max-width:600px", html[:at])][-1] : at]
     assert band.startswith('<div class="muted"') and "#ffffff" not in band.lower()

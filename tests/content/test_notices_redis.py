@@ -2,6 +2,7 @@
 
 The message is delivered twice (as Redis may after a worker dies); the partner gets one email.
 """
+
 from __future__ import annotations
 
 import os
@@ -37,8 +38,14 @@ def test_receipt_goes_through_redis_and_a_worker_process_once(rt, settings, tmp_
     redis_url = need(REDIS_URL, "TEST_REDIS_URL")
     pid, _, _ = make_partner(rt)
     with rt.db.transaction() as s:
-        draft = ItemDraft(title="Heart screening", summary="s", link="https://example.org/x", kind="news",
-                          topic_ids=[topic_ids(s)["heart-health"]], contact_email="comms@partner.example.org")
+        draft = ItemDraft(
+            title="Heart screening",
+            summary="s",
+            link="https://example.org/x",
+            kind="news",
+            topic_ids=[topic_ids(s)["heart-health"]],
+            contact_email="comms@partner.example.org",
+        )
         item_id = submit_item(s, s.get(Partner, pid), draft, today=date.today()).id
     inbox = Inbox()
     with socket.socket() as probe:  # aiosmtpd needs a real port number up front
@@ -48,17 +55,42 @@ def test_receipt_goes_through_redis_and_a_worker_process_once(rt, settings, tmp_
     smtp.start()
     broker = RedisBroker(url=redis_url)
     broker.flush_all()
-    env = {**os.environ, "MAILER_ENV": "test", "SECRET_KEY": "test-secret-key",
-           "DATABASE_URL": settings.database_url, "REDIS_URL": redis_url,
-           "SMTP_URL": f"smtp://127.0.0.1:{smtp.port}", "VAR_DIR": str(tmp_path / "worker-var"),
-           "MAIL_FROM": settings.mail_from}
-    worker = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "dramatiq"), "mailer.worker",
-                               "--processes", "1", "--threads", "1", "--queues", "transactional"],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    env = {
+        **os.environ,
+        "MAILER_ENV": "test",
+        "SECRET_KEY": "test-secret-key",
+        "DATABASE_URL": settings.database_url,
+        "REDIS_URL": redis_url,
+        "SMTP_URL": f"smtp://127.0.0.1:{smtp.port}",
+        "VAR_DIR": str(tmp_path / "worker-var"),
+        "MAIL_FROM": settings.mail_from,
+    }
+    worker = subprocess.Popen(
+        [
+            os.path.join(os.path.dirname(sys.executable), "dramatiq"),
+            "mailer.worker",
+            "--processes",
+            "1",
+            "--threads",
+            "1",
+            "--queues",
+            "transactional",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         for _ in range(2):
-            broker.enqueue(dramatiq.Message(queue_name="transactional", actor_name="send_partner_notice",
-                                            args=("receipt", item_id), kwargs={}, options={}))
+            broker.enqueue(
+                dramatiq.Message(
+                    queue_name="transactional",
+                    actor_name="send_partner_notice",
+                    args=("receipt", item_id),
+                    kwargs={},
+                    options={},
+                )
+            )
         # Both deliveries of the message worked off (acknowledged), whatever each one did:
         # a wrong second email would be in the inbox by now.
         broker.join("transactional", interval=20, timeout=30_000)

@@ -1,4 +1,5 @@
 """The partner API: bearer tokens, validation with field names, idempotency, OpenAPI."""
+
 from __future__ import annotations
 
 from sqlalchemy import func, select
@@ -7,10 +8,15 @@ from mailer.content.models import ApiToken, Item
 from mailer.content.partners import issue_api_token, revoke_api_token
 from tests.content.helpers import make_partner
 
-ITEM = {"kind": "resource", "title": "Race equality audit tool",
-        "summary": "A practical tool to audit your practice.", "link": "https://example.org/audit",
-        "topics": ["heart-health"], "body": "Use it **today**. <script>steal()</script>",
-        "contact_email": "editor@partner.example.org"}
+ITEM = {
+    "kind": "resource",
+    "title": "Race equality audit tool",
+    "summary": "A practical tool to audit your practice.",
+    "link": "https://example.org/audit",
+    "topics": ["heart-health"],
+    "body": "Use it **today**. <script>steal()</script>",
+    "contact_email": "editor@partner.example.org",
+}
 
 
 def _auth(token):
@@ -55,10 +61,13 @@ def test_errors_are_json_and_name_the_field(client, rt, session):
         assert resp.status_code == status, (payload, resp.json)
         assert resp.json["error"]["field"] == field, resp.json
         assert resp.json["error"]["message"]
-    resp = client.post("/api/v1/items", data=b"\xff\xfe{not json", headers={**_auth(token), "Content-Type": "application/json"})
+    resp = client.post(
+        "/api/v1/items", data=b"\xff\xfe{not json", headers={**_auth(token), "Content-Type": "application/json"}
+    )
     assert resp.status_code == 400 and resp.json["error"]["field"] == "request"
-    resp = client.post("/api/v1/items", data=b"{" + b" " * 300_000 + b"}",
-                       headers={**_auth(token), "Content-Type": "application/json"})
+    resp = client.post(
+        "/api/v1/items", data=b"{" + b" " * 300_000 + b"}", headers={**_auth(token), "Content-Type": "application/json"}
+    )
     assert resp.status_code == 413 and resp.is_json
     assert _items(session) == 0
 
@@ -76,6 +85,7 @@ def test_tokens_missing_wrong_revoked_or_another_partners(client, rt, session):
         assert row.last_used_at is not None
         revoke_api_token(s, row.id)
         from mailer.content.models import Partner
+
         _, fresh = issue_api_token(s, s.get(Partner, pid))
     assert client.post("/api/v1/items", json=ITEM, headers=_auth(token)).status_code == 401
     assert client.get(f"/api/v1/items/{item_id}", headers=_auth(token)).status_code == 401
@@ -116,16 +126,18 @@ def test_terminal_escape_sequences_are_stripped_at_intake(client, rt, session):
     """Summary and body lose whole escape sequences (no "[2J" left behind); a title holding
     a control character is refused with its field named."""
     _, _, token = make_partner(rt)
-    payload = {**ITEM, "summary": "Audit \x1b[2J\x1b[1;31mnow\x1b[0m\x07 please.",
-               "body": "Read \x1b]8;;https://evil.example/\x1b\\this\x1b]8;;\x1b\\ first.\r\nThanks\x9b2J"}
+    payload = {
+        **ITEM,
+        "summary": "Audit \x1b[2J\x1b[1;31mnow\x1b[0m\x07 please.",
+        "body": "Read \x1b]8;;https://evil.example/\x1b\\this\x1b]8;;\x1b\\ first.\r\nThanks\x9b2J",
+    }
     resp = client.post("/api/v1/items", json=payload, headers=_auth(token))
     assert resp.status_code == 201, resp.json
     session.expire_all()
     item = session.get(Item, resp.json["id"])
     assert item.summary == "Audit now please."
     assert item.body_markdown == "Read this first.\nThanks"
-    resp = client.post("/api/v1/items", json={**ITEM, "title": "Tool\x1b]0;pwned\x07"},
-                       headers=_auth(token))
+    resp = client.post("/api/v1/items", json={**ITEM, "title": "Tool\x1b]0;pwned\x07"}, headers=_auth(token))
     assert resp.status_code == 422 and resp.json["error"]["field"] == "title"
 
 
@@ -136,8 +148,7 @@ def test_deeply_nested_json_is_a_clear_400_not_a_500(client, rt, session):
     for depth in (100_000, 30):
         body = b'{"topics": ' + b"[" * depth + b"]" * depth + b"}"
         for headers in ({}, _auth(token)):
-            resp = client.post("/api/v1/items", data=body,
-                               headers={**headers, "Content-Type": "application/json"})
+            resp = client.post("/api/v1/items", data=body, headers={**headers, "Content-Type": "application/json"})
             assert resp.status_code == 400, (depth, resp.status_code)
             assert resp.is_json and resp.json["error"]["field"] == "request"
             assert "nested" in resp.json["error"]["message"]
@@ -145,7 +156,8 @@ def test_deeply_nested_json_is_a_clear_400_not_a_500(client, rt, session):
 
 
 def test_api_submissions_are_limited_per_partner_and_receipts_go_to_the_registered_contact(
-        rt, settings, transport, session, queue):
+    rt, settings, transport, session, queue
+):
     import dataclasses
 
     from mailer.app import create_app
@@ -153,16 +165,24 @@ def test_api_submissions_are_limited_per_partner_and_receipts_go_to_the_register
     app = create_app(dataclasses.replace(settings, partner_submissions_per_hour=2), transport)
     client = app.test_client()
     _, _, token = make_partner(rt)
-    posts = [client.post("/api/v1/items", json={**ITEM, "title": f"Item {n}",
-                                               "contact_email": f"victim{n}@elsewhere.example"},
-                         headers={**_auth(token), "Idempotency-Key": f"k{n}"}) for n in range(3)]
+    posts = [
+        client.post(
+            "/api/v1/items",
+            json={**ITEM, "title": f"Item {n}", "contact_email": f"victim{n}@elsewhere.example"},
+            headers={**_auth(token), "Idempotency-Key": f"k{n}"},
+        )
+        for n in range(3)
+    ]
     assert [p.status_code for p in posts] == [201, 201, 429]
     limited = posts[2]
     assert 1 <= int(limited.headers["Retry-After"]) <= 3600
     assert limited.json["error"]["code"] == "rate_limited" and "Nothing was stored" in limited.json["error"]["message"]
     # A replay of an accepted request is not a new submission, so it is not refused.
-    replay = client.post("/api/v1/items", json={**ITEM, "title": "Item 0", "contact_email": "victim0@elsewhere.example"},
-                         headers={**_auth(token), "Idempotency-Key": "k0"})
+    replay = client.post(
+        "/api/v1/items",
+        json={**ITEM, "title": "Item 0", "contact_email": "victim0@elsewhere.example"},
+        headers={**_auth(token), "Idempotency-Key": "k0"},
+    )
     assert replay.status_code == 200 and replay.json["id"] == posts[0].json["id"]
     assert _items(session) == 2
     queue()

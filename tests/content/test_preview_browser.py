@@ -2,6 +2,7 @@
 
 Headless Chromium from Debian, driven by Playwright (never `playwright install`).
 """
+
 from __future__ import annotations
 
 import pytest

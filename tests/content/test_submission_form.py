@@ -1,4 +1,5 @@
 """The partner submission form: fields, refusals with hostile input, preview, receipt."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -22,9 +23,14 @@ LATER = date.today() + timedelta(days=20)
 def _form(client, secret, **fields):
     page = client.get(f"/submit/{secret}")
     assert page.status_code == 200
-    data = {"csrf_token": csrf_token(page.text), "kind": "news", "title": "PrEP evenings",
-            "summary": "Evening sessions with community advocates.",
-            "link": "https://www.naz.org.uk/prep", "contact_email": "comms@naz.example.org"}
+    data = {
+        "csrf_token": csrf_token(page.text),
+        "kind": "news",
+        "title": "PrEP evenings",
+        "summary": "Evening sessions with community advocates.",
+        "link": "https://www.naz.org.uk/prep",
+        "contact_email": "comms@naz.example.org",
+    }
     data.update(fields)
     return data
 
@@ -37,16 +43,30 @@ def _count(session):
 def test_event_with_everything_is_stored_sanitised_and_receipt_is_emailed(client, rt, session, transport, queue):
     _, secret, _ = make_partner(rt)
     t = topic_ids(session)
-    body = ("## Who it is for\n\nBlack African **communities**. <script>alert(1)</script>"
-            "<img src=x onerror=alert(1)> [book](https://www.naz.org.uk/book) "
-            "[evil](javascript:alert(1)) <a href=\"JaVaScRiPt:alert(2)\">x</a>"
-            "<p style=\"background:url(javascript:alert(3));width:expression(alert(4))\">styled</p>"
-            "<iframe src=\"https://evil.example\"></iframe><a href=\"data:text/html,<script>\">d</a>")
-    resp = client.post(f"/submit/{secret}", data=_form(
-        client, secret, kind="event", body=body, topics=[str(t["sexual-health"]), str(t["heart-health"])],
-        event_date=SOON.isoformat(), event_time="18:30", event_place="Naz centre, Hammersmith",
-        image_url="https://www.naz.org.uk/prep.jpg", image_alt="Advocates at a community stall",
-        publish_from=date.today().isoformat(), publish_until=SOON.isoformat()))
+    body = (
+        "## Who it is for\n\nBlack African **communities**. <script>alert(1)</script>"
+        "<img src=x onerror=alert(1)> [book](https://www.naz.org.uk/book) "
+        '[evil](javascript:alert(1)) <a href="JaVaScRiPt:alert(2)">x</a>'
+        '<p style="background:url(javascript:alert(3));width:expression(alert(4))">styled</p>'
+        '<iframe src="https://evil.example"></iframe><a href="data:text/html,<script>">d</a>'
+    )
+    resp = client.post(
+        f"/submit/{secret}",
+        data=_form(
+            client,
+            secret,
+            kind="event",
+            body=body,
+            topics=[str(t["sexual-health"]), str(t["heart-health"])],
+            event_date=SOON.isoformat(),
+            event_time="18:30",
+            event_place="Naz centre, Hammersmith",
+            image_url="https://www.naz.org.uk/prep.jpg",
+            image_alt="Advocates at a community stall",
+            publish_from=date.today().isoformat(),
+            publish_until=SOON.isoformat(),
+        ),
+    )
     assert resp.status_code == 200, resp.text
     assert "is with the editors" in resp.text
     item = session.scalar(select(Item))
@@ -58,11 +78,10 @@ def test_event_with_everything_is_stored_sanitised_and_receipt_is_emailed(client
     assert sorted(x.slug for x in item.topics) == ["heart-health", "sexual-health"]
     assert item.body_markdown.startswith("## Who it is for")  # the original is kept
     html = item.body_html.lower()
-    for bad in ("<script", "onerror", 'href="javascript', "expression(", "style=", "<iframe",
-                'href="data', "<img"):
+    for bad in ("<script", "onerror", 'href="javascript', "expression(", "style=", "<iframe", 'href="data', "<img"):
         assert bad not in html, bad
     assert "[evil](javascript:alert(1))" in html  # left as inert text, not a link
-    assert '<h3>who it is for</h3>' in html and 'href="https://www.naz.org.uk/book"' in html
+    assert "<h3>who it is for</h3>" in html and 'href="https://www.naz.org.uk/book"' in html
     assert [e.action for e in item.events] == ["submitted"]
     queue()  # to the partner's registered contact; the typed address is for the editors
     assert [m.recipient for m in transport.messages] == ["office@partner.example.org"]
@@ -86,8 +105,10 @@ def test_bad_fields_are_named_and_nothing_is_stored(client, rt, session, transpo
         ({"kind": "event"}, "required for an event"),
         ({"kind": "event", "event_date": SOON.isoformat()}, "is required"),
         ({"kind": "event", "event_date": "2020-01-01", "event_place": "Online"}, "has already passed"),
-        ({"kind": "event", "event_date": SOON.isoformat(), "event_place": "Online", "event_time": "25:99"},
-         "Not a valid time"),
+        (
+            {"kind": "event", "event_date": SOON.isoformat(), "event_place": "Online", "event_time": "25:99"},
+            "Not a valid time",
+        ),
         ({"publish_until": "2020-01-01"}, "already in the past"),
         ({"publish_from": LATER.isoformat(), "publish_until": SOON.isoformat()}, "on or after"),
         ({"contact_email": "not-an-address"}, "not a valid email"),
@@ -123,8 +144,13 @@ def test_revoked_and_rotated_links_are_refused(client, rt, session):
 def test_preview_shows_the_item_escaped_or_the_first_problem(client, rt, session):
     _, secret, _ = make_partner(rt)
     t = str(topic_ids(session)["sexual-health"])
-    data = _form(client, secret, topics=[t], title="<b>Bold</b> & <script>x</script>",
-                 body="**hello** <img src=x onerror=alert(1)>")
+    data = _form(
+        client,
+        secret,
+        topics=[t],
+        title="<b>Bold</b> & <script>x</script>",
+        body="**hello** <img src=x onerror=alert(1)>",
+    )
     resp = client.post(f"/submit/{secret}/preview", data=data)
     assert resp.status_code == 200
     assert "&lt;b&gt;Bold&lt;/b&gt; &amp; &lt;script&gt;" in resp.text
@@ -148,15 +174,20 @@ def test_trusted_partner_item_is_approved_at_once(client, rt, session, transport
     assert item.status == "approved" and item.decided_by == "trusted partner"
     queue()
     assert [message_from_bytes(m.data, policy=policy.default)["Subject"] for m in transport.messages] == [
-        "Approved for the digest: PrEP evenings"]
+        "Approved for the digest: PrEP evenings"
+    ]
 
 
 def test_embargoed_item_is_dated_in_its_first_allowed_month(client, rt, session):
     _, secret, _ = make_partner(rt)
     t = str(topic_ids(session)["sexual-health"])
     later = date.today() + timedelta(days=70)
-    assert client.post(f"/submit/{secret}", data=_form(
-        client, secret, topics=[t], publish_from=later.isoformat())).status_code == 200
+    assert (
+        client.post(
+            f"/submit/{secret}", data=_form(client, secret, topics=[t], publish_from=later.isoformat())
+        ).status_code
+        == 200
+    )
     assert session.scalar(select(Item)).dated == later
 
 
@@ -173,9 +204,14 @@ def test_the_same_form_sent_twice_makes_one_item_and_one_receipt(client, rt, ses
 
 def test_invisible_and_direction_characters_are_stripped_from_body_and_summary(client, rt, session):
     _, secret, _ = make_partner(rt)
-    data = _form(client, secret, topics=[str(topic_ids(session)["sexual-health"])],
-                 summary="Pay\u200b here\u202e: evil", body="Visit [nhs\u200d.uk](https://evil.example)\u2066x\u2069",
-                 event_place="x")
+    data = _form(
+        client,
+        secret,
+        topics=[str(topic_ids(session)["sexual-health"])],
+        summary="Pay\u200b here\u202e: evil",
+        body="Visit [nhs\u200d.uk](https://evil.example)\u2066x\u2069",
+        event_place="x",
+    )
     assert client.post(f"/submit/{secret}", data=data).status_code == 200
     item = session.scalar(select(Item))
     assert item.summary == "Pay here: evil"
@@ -187,22 +223,28 @@ def test_invisible_and_direction_characters_are_stripped_from_body_and_summary(c
 def limited(rt, settings, transport):
     """``make(**limits)``: a client of an app with these settings changed and a limiter on a
     hand-moved clock; returns (client, clock) where ``clock[0]`` is the time in seconds."""
+
     def make(**limits):
         app = create_app(dataclasses.replace(settings, **limits), transport)
         app.config["TESTING"] = True
         clock = [0.0]
         app.extensions["subscribers.limiter"] = MemoryCounters(clock=lambda: clock[0])
         return app.test_client(), clock
+
     return make
 
 
 def test_receipts_go_only_to_the_registered_contact_with_a_safe_subject(client, rt, session, transport, queue):
     _, secret, _ = make_partner(rt)
     t = str(topic_ids(session)["sexual-health"])
-    title = ("URGENT your account is suspended - verify at https://evil.example/login today or lose "
-             "access forever, reply with your password")
-    resp = client.post(f"/submit/{secret}", data=_form(client, secret, topics=[t], title=title,
-                                                       contact_email="stranger@victim.example"))
+    title = (
+        "URGENT your account is suspended - verify at https://evil.example/login today or lose "
+        "access forever, reply with your password"
+    )
+    resp = client.post(
+        f"/submit/{secret}",
+        data=_form(client, secret, topics=[t], title=title, contact_email="stranger@victim.example"),
+    )
     assert resp.status_code == 200
     assert "registered contact address" in resp.text and "stranger@victim.example" not in resp.text
     queue()
@@ -215,20 +257,27 @@ def test_receipts_go_only_to_the_registered_contact_with_a_safe_subject(client, 
 
     # A partner the team has no contact for: the item is kept, nobody is emailed.
     _, other, _ = make_partner(rt, "afiya-trust", contact=None)
-    resp = client.post(f"/submit/{other}", data=_form(client, other, topics=[t], title="Second",
-                                                      contact_email="stranger@victim.example"))
+    resp = client.post(
+        f"/submit/{other}",
+        data=_form(client, other, topics=[t], title="Second", contact_email="stranger@victim.example"),
+    )
     assert resp.status_code == 200 and "no contact address for Afiya Trust" in resp.text
     queue()
     assert _count(session) == 2 and len(transport.messages) == 1
 
 
-def test_submissions_per_partner_are_limited_with_retry_after_and_nothing_stored(limited, rt, session, transport, queue):
+def test_submissions_per_partner_are_limited_with_retry_after_and_nothing_stored(
+    limited, rt, session, transport, queue
+):
     client, clock = limited(partner_submissions_per_hour=3)
     _, secret, token = make_partner(rt)
     _, other, _ = make_partner(rt, "afiya-trust")
     t = str(topic_ids(session)["sexual-health"])
     for n in range(3):
-        assert client.post(f"/submit/{secret}", data=_form(client, secret, topics=[t], title=f"Item {n}")).status_code == 200
+        assert (
+            client.post(f"/submit/{secret}", data=_form(client, secret, topics=[t], title=f"Item {n}")).status_code
+            == 200
+        )
     # A form with a mistake costs no allowance: it stores nothing anyway.
     assert client.post(f"/submit/{secret}", data=_form(client, secret, topics=[t], link="ftp://x")).status_code == 400
     clock[0] = 1200
@@ -238,16 +287,27 @@ def test_submissions_per_partner_are_limited_with_retry_after_and_nothing_stored
     assert "has sent 3 items this hour" in resp.text and "again in about 40 minutes" in resp.text
     assert 'value="One too many"' in resp.text  # what they typed is still on the page
     # The API counts against the same allowance.
-    api = client.post("/api/v1/items", headers={"Authorization": f"Bearer {token}"}, json={
-        "kind": "news", "title": "By API", "summary": "s", "link": "https://example.org/a",
-        "topics": ["sexual-health"], "contact_email": "comms@naz.example.org"})
+    api = client.post(
+        "/api/v1/items",
+        headers={"Authorization": f"Bearer {token}"},
+        json={
+            "kind": "news",
+            "title": "By API",
+            "summary": "s",
+            "link": "https://example.org/a",
+            "topics": ["sexual-health"],
+            "contact_email": "comms@naz.example.org",
+        },
+    )
     assert api.status_code == 429 and api.headers["Retry-After"] == "2400"
     assert api.json["error"]["code"] == "rate_limited"
     assert _count(session) == 3
     # Another partner has its own allowance; the first has a new one once the hour is over.
     assert client.post(f"/submit/{other}", data=_form(client, other, topics=[t])).status_code == 200
     clock[0] = 3600
-    assert client.post(f"/submit/{secret}", data=_form(client, secret, topics=[t], title="Next hour")).status_code == 200
+    assert (
+        client.post(f"/submit/{secret}", data=_form(client, secret, topics=[t], title="Next hour")).status_code == 200
+    )
     queue()
     assert _count(session) == 5 and len(transport.messages) == 5
 
@@ -256,8 +316,9 @@ def test_receipts_per_contact_address_are_limited(limited, rt, session, transpor
     client, clock = limited(partner_receipts_per_hour=2)
     _, secret, _ = make_partner(rt)
     t = str(topic_ids(session)["sexual-health"])
-    pages = [client.post(f"/submit/{secret}", data=_form(client, secret, topics=[t], title=f"Item {n}"))
-             for n in range(3)]
+    pages = [
+        client.post(f"/submit/{secret}", data=_form(client, secret, topics=[t], title=f"Item {n}")) for n in range(3)
+    ]
     assert [p.status_code for p in pages] == [200, 200, 200]
     assert "has had many emails from us this hour" in pages[2].text
     queue()

@@ -5,6 +5,7 @@ carries; ``auth`` the login, second-factor, logout and enrolment pages; ``dashbo
 ``audit`` and ``staff`` the screens. :func:`init_app` is the one thing the app factory
 calls.
 """
+
 from __future__ import annotations
 
 from datetime import timedelta

@@ -10,6 +10,7 @@ Every view is wrapped by :func:`require` (or marked :func:`public`); a test walk
 map to make sure none is left out. The clock is ``app.extensions["console.clock"]``
 (default ``time.time``) so tests move time instead of waiting.
 """
+
 from __future__ import annotations
 
 import time
@@ -69,8 +70,10 @@ def load_staff() -> None:
     settings = rt().settings
     t = now()
     user = db().get(StaffUser, info.get("id"))
-    fresh = (t - info.get("at", 0) <= settings.console_session_hours * 3600
-             and t - info.get("seen", 0) <= settings.console_idle_minutes * 60)
+    fresh = (
+        t - info.get("at", 0) <= settings.console_session_hours * 3600
+        and t - info.get("seen", 0) <= settings.console_idle_minutes * 60
+    )
     if user is None or user.disabled or user.session_version != info.get("ver") or not fresh:
         end_login()
         g.expired = True
@@ -97,8 +100,11 @@ def to_login():
 
 
 def forbidden():
-    return render_template("console/message.html", title="Not allowed",
-                           message="Your role does not allow this page. Ask an admin if you need it."), 403
+    return render_template(
+        "console/message.html",
+        title="Not allowed",
+        message="Your role does not allow this page. Ask an admin if you need it.",
+    ), 403
 
 
 def require(permission: str, *, enrolling: bool = False):

@@ -1,4 +1,5 @@
 """The audit log, read-only: filter by person, action and object; newest first, paginated."""
+
 from __future__ import annotations
 
 from flask import render_template, request, url_for
@@ -29,8 +30,9 @@ class AuditFilter(FlaskForm):
 @require(AUDIT_VIEW)
 def audit_log():
     form = AuditFilter(request.args)
-    filters = {name: (getattr(form, name).data or "").strip()[:100]
-               for name in ("actor", "action", "object_type", "object_id")}
+    filters = {
+        name: (getattr(form, name).data or "").strip()[:100] for name in ("actor", "action", "object_type", "object_id")
+    }
     try:
         page = max(1, int(request.args.get("page", "1")))
     except ValueError:

@@ -3,6 +3,7 @@
 Each step is throttled per account and per client before anything is checked. A
 half-finished login (password right, code still to come) lasts five minutes.
 """
+
 from __future__ import annotations
 
 import segno
@@ -53,8 +54,7 @@ def login():
     if wait:
         return _throttled(wait, form, "console/login.html")
     s = db()
-    attempt = staff_login.check_password(s, form.username.data, form.password.data,
-                                         ip=client_ip(), when=utcnow())
+    attempt = staff_login.check_password(s, form.username.data, form.password.data, ip=client_ip(), when=utcnow())
     s.commit()
     if attempt.user is None:
         form.form_errors.append(attempt.message)
@@ -62,8 +62,7 @@ def login():
     user = attempt.user
     if user.totp_secret:
         end_login()
-        session["console_pending"] = {"id": user.id, "ver": user.session_version, "at": now(),
-                                      "next": safe_next(nxt)}
+        session["console_pending"] = {"id": user.id, "ver": user.session_version, "at": now(), "next": safe_next(nxt)}
         return redirect(url_for("console.login_code"))
     return _after_login(user, nxt)
 
@@ -73,8 +72,12 @@ def login():
 def login_code():
     pending = session.get("console_pending")
     user = db().get(StaffUser, pending["id"]) if pending else None
-    if (user is None or user.disabled or user.session_version != pending.get("ver")
-            or now() - pending.get("at", 0) > PENDING_SECONDS):
+    if (
+        user is None
+        or user.disabled
+        or user.session_version != pending.get("ver")
+        or now() - pending.get("at", 0) > PENDING_SECONDS
+    ):
         session.pop("console_pending", None)
         return redirect(url_for("console.login", expired=1 if pending else None))
     form = CodeForm()
@@ -84,8 +87,7 @@ def login_code():
     if wait:
         return _throttled(wait, form, "console/code.html")
     s = db()
-    attempt = staff_login.check_second_factor(s, user, form.code.data, ip=client_ip(),
-                                              now=now(), when=utcnow())
+    attempt = staff_login.check_second_factor(s, user, form.code.data, ip=client_ip(), now=now(), when=utcnow())
     s.commit()
     if attempt.user is None:
         form.code.errors.append(attempt.message)
@@ -112,9 +114,11 @@ def enrol():
     code to prove it works, then see the recovery codes once."""
     user = g.staff
     if user.totp_secret:
-        return render_template("console/message.html", title="Two-factor is already set up",
-                               message="To set it up again (a new phone), ask an admin to "
-                                       "reset your two-factor.")
+        return render_template(
+            "console/message.html",
+            title="Two-factor is already set up",
+            message="To set it up again (a new phone), ask an admin to reset your two-factor.",
+        )
     secret = session.get("console_enrol_secret") or twofactor.new_secret()
     session["console_enrol_secret"] = secret
     form = EnrolForm()
@@ -131,5 +135,6 @@ def enrol():
     uri = twofactor.provisioning_uri(secret, user.username)
     qr = segno.make(uri, error="m").svg_inline(scale=4, title="QR code for your authenticator app")
     status = 400 if form.errors else 200
-    return render_template("console/enrol.html", form=form, qr=qr, secret=secret,
-                           required=needs_two_factor(user.role)), status
+    return render_template(
+        "console/enrol.html", form=form, qr=qr, secret=secret, required=needs_two_factor(user.role)
+    ), status

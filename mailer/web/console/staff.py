@@ -2,6 +2,7 @@
 
 New and reset passwords are random and shown once, to hand over in person.
 """
+
 from __future__ import annotations
 
 import secrets
@@ -19,9 +20,15 @@ from mailer.web.helpers import client_ip
 
 
 def _page(form=None, status=200, **extra):
-    return render_template("console/staff.html", users=list_users(db()),
-                           form=form or CreateStaffForm(), plain=PlainForm(), reset=ResetForm(),
-                           me=g.staff, **extra), status
+    return render_template(
+        "console/staff.html",
+        users=list_users(db()),
+        form=form or CreateStaffForm(),
+        plain=PlainForm(),
+        reset=ResetForm(),
+        me=g.staff,
+        **extra,
+    ), status
 
 
 def _account(user_id: int) -> StaffUser:

@@ -7,6 +7,7 @@ code is unchanged; :mod:`subscribers.links` builds the same paths for emails (a 
 checks they agree). A form whose CSRF token fails gets the app's error page
 (:mod:`mailer.app`).
 """
+
 from __future__ import annotations
 
 from flask import Blueprint

@@ -1,6 +1,7 @@
 """What the subscriber pages and the preference centre share: tokens, the consent ledger's
 client address, the mail-sending limits, the catalogue, and the pages for refused links
 and input."""
+
 from __future__ import annotations
 
 from flask import render_template, url_for
@@ -47,9 +48,15 @@ def too_many(verdict: Verdict):
     """The 429 page, saying when to come back."""
     minutes = max(1, -(-verdict.retry_after // 60))
     wait = "a minute" if minutes == 1 else f"{minutes} minutes"
-    return render_template("error.html", title="Too many requests",
-                           message="We have had too many requests from your connection. "
-                                   f"Please try again in {wait}."), 429, retry_after_header(verdict)
+    return (
+        render_template(
+            "error.html",
+            title="Too many requests",
+            message=f"We have had too many requests from your connection. Please try again in {wait}.",
+        ),
+        429,
+        retry_after_header(verdict),
+    )
 
 
 def catalogue(session):
@@ -64,10 +71,14 @@ def link_error(err: TokenError, purpose: str, token: str | None = None):
     a button that mails a fresh one to the address it was for."""
     renew = purpose == "manage" and err.kind == "expired" and token is not None
     return render_template(
-        "subscribers/link_error.html", reason=err.reason, kind=err.kind, purpose=purpose,
+        "subscribers/link_error.html",
+        reason=err.reason,
+        kind=err.kind,
+        purpose=purpose,
         renew_url=url_for("subscribers.renew", token=token) if renew else None,
         button=ButtonForm(formdata=None) if renew else None,
-        manage_days=rt().settings.manage_link_max_age_days), LINK_ERROR_STATUS.get(err.kind, 400)
+        manage_days=rt().settings.manage_link_max_age_days,
+    ), LINK_ERROR_STATUS.get(err.kind, 400)
 
 
 def attach_error(form, err: InvalidInput) -> None:
@@ -81,6 +92,12 @@ def attach_error(form, err: InvalidInput) -> None:
 
 def choices(s, form):
     """The form's choices, checked by the domain (raises InvalidInput before any change)."""
-    return service.validate_choices(s, form.name.data, form.organisation.data,
-                                    form.topics.data or [], form.partners.data or [],
-                                    form.organisation_type.data, form.practice_code.data)
+    return service.validate_choices(
+        s,
+        form.name.data,
+        form.organisation.data,
+        form.topics.data or [],
+        form.partners.data or [],
+        form.organisation_type.data,
+        form.practice_code.data,
+    )

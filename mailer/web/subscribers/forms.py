@@ -1,5 +1,6 @@
 """The subscriber pages' forms (Flask-WTF for CSRF and rendering; the rules live in
 :mod:`subscribers.service`)."""
+
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
@@ -20,9 +21,11 @@ class PreferencesForm(FlaskForm):
         choices=[SelectChoice("", "Choose one")] + [SelectChoice(v, label) for v, label in ORGANISATION_TYPES],
         validate_choice=False,  # the service refuses unknown values with its own message
     )
-    practice_code = StringField("Practice or organisation code (optional)",
-                                description="The NHS ODS code, for example A81001 for a GP practice.",
-                                validators=[Length(max=10)])
+    practice_code = StringField(
+        "Practice or organisation code (optional)",
+        description="The NHS ODS code, for example A81001 for a GP practice.",
+        validators=[Length(max=10)],
+    )
     topics = CheckboxesField("Topics", coerce=int)
     partners = CheckboxesField("Partners", coerce=int)
 
@@ -33,18 +36,17 @@ class PreferencesForm(FlaskForm):
 
 
 class SubscribeForm(PreferencesForm):
-    email = StringField("Email address", validators=[InputRequired("Enter your email address."),
-                                                     Length(max=320)])
+    email = StringField("Email address", validators=[InputRequired("Enter your email address."), Length(max=320)])
 
 
 class LinkRequestForm(FlaskForm):
-    email = StringField("Email address", validators=[InputRequired("Enter your email address."),
-                                                     Length(max=320)])
+    email = StringField("Email address", validators=[InputRequired("Enter your email address."), Length(max=320)])
 
 
 class PauseForm(FlaskForm):
-    until = DateField("Pause my digest until", validators=[
-        InputRequired("Choose the date your digest should start again.")])
+    until = DateField(
+        "Pause my digest until", validators=[InputRequired("Choose the date your digest should start again.")]
+    )
 
 
 class ButtonForm(FlaskForm):

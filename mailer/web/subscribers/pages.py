@@ -5,6 +5,7 @@ rules in :mod:`mailer.web.subscribers`.
 Rules live in :mod:`subscribers.service` and friends; this module parses requests, owns
 the transaction, and queues emails after the commit.
 """
+
 from __future__ import annotations
 
 from flask import redirect, render_template, request, url_for
@@ -68,16 +69,14 @@ def subscribe():
 
 def check_email():
     # The same page whether the address was new or known, so the form reveals nothing.
-    return render_template("subscribers/check_email.html",
-                           days=rt().settings.confirm_max_age_days)
+    return render_template("subscribers/check_email.html", days=rt().settings.confirm_max_age_days)
 
 
 def confirm(token: str):
     settings = rt().settings
     with rt().db.transaction() as s:
         try:
-            sub = service.subscriber_from_token(s, tokens(), "confirm", token,
-                                                settings.confirm_max_age_days * 86400)
+            sub = service.subscriber_from_token(s, tokens(), "confirm", token, settings.confirm_max_age_days * 86400)
         except TokenError as err:
             if err.kind == "expired":
                 # An old link of someone who did confirm in time: tell them they are in.
@@ -95,8 +94,9 @@ def confirm(token: str):
             # request asks for, since anyone may have typed it.
             page = dict(sub=sub, form=form, requested=service.pending_choices(s, sub))
             if request.method == "POST":
-                return render_template("subscribers/confirm.html", **page,
-                                       error="Your session expired; press the button again."), 400
+                return render_template(
+                    "subscribers/confirm.html", **page, error="Your session expired; press the button again."
+                ), 400
             return render_template("subscribers/confirm.html", **page)
         try:
             service.confirm(s, sub, ip=consent_ip())
@@ -111,7 +111,7 @@ def _confirmed_page(sub):
 
 
 def request_link():
-    """"Email me my link": the same answer whether or not the address is known."""
+    """ "Email me my link": the same answer whether or not the address is known."""
     form = LinkRequestForm()
     if not form.validate_on_submit():
         status = 400 if request.method == "POST" else 200
@@ -151,8 +151,9 @@ def unsubscribe(token: str):
             return render_template("subscribers/unsubscribe.html", done=sub.status == UNSUBSCRIBED, **page)
         one_click = request.form.get("List-Unsubscribe") == "One-Click"
         if not one_click:
-            return render_template("subscribers/unsubscribe.html", done=False,
-                                   error="Press the button to unsubscribe.", **page), 400
+            return render_template(
+                "subscribers/unsubscribe.html", done=False, error="Press the button to unsubscribe.", **page
+            ), 400
         # Our own page's button says so; a mail client's one-click POST does not.
         source = "link" if request.form.get("from") == "page" else "one-click"
         service.unsubscribe(s, sub, source=source, ip=consent_ip())

@@ -4,6 +4,7 @@ download and erase, reached through the signed manage link in every email.
 Web shell only (URL rules in :mod:`mailer.web.subscribers`); rules live in
 :mod:`subscribers.service` and :mod:`subscribers.rights`.
 """
+
 from __future__ import annotations
 
 import json
@@ -33,12 +34,18 @@ from subscribers.tokens import TokenError
 
 def _manage_page(s, sub, form, token, status=200, **extra):
     return render_template(
-        "subscribers/manage.html", sub=sub, form=form, token=token,
+        "subscribers/manage.html",
+        sub=sub,
+        form=form,
+        token=token,
         pause_form=extra.pop("pause_form", None) or PauseForm(formdata=None),
-        button=ButtonForm(formdata=None), paused=service.is_paused(sub, utcnow().date()),
-        unsubscribe_url=url_for("subscribers.unsubscribe",
-                                token=tokens().make("unsubscribe", sub.id, sub.token_version)),
-        **extra), status
+        button=ButtonForm(formdata=None),
+        paused=service.is_paused(sub, utcnow().date()),
+        unsubscribe_url=url_for(
+            "subscribers.unsubscribe", token=tokens().make("unsubscribe", sub.id, sub.token_version)
+        ),
+        **extra,
+    ), status
 
 
 def _manage_sub(s, token):
@@ -94,15 +101,20 @@ def _action(token: str, form_cls, act, template="subscribers/manage.html"):
         prefs.partners.data = [p.id for p in sub.partners]
         if not form.validate():
             errors = [e for f in form for e in f.errors]
-            msg = ("This form expired or was not sent from our page. Please try again."
-                   if form.csrf_token.errors else " ".join(errors))
-            return _manage_page(s, sub, prefs, token, 400, error=msg,
-                                pause_form=form if isinstance(form, PauseForm) else None)
+            msg = (
+                "This form expired or was not sent from our page. Please try again."
+                if form.csrf_token.errors
+                else " ".join(errors)
+            )
+            return _manage_page(
+                s, sub, prefs, token, 400, error=msg, pause_form=form if isinstance(form, PauseForm) else None
+            )
         try:
             result = act(s, sub, form)
         except InvalidInput as err:  # the domain checks before it changes anything
-            return _manage_page(s, sub, prefs, token, 400, error=err.message,
-                                pause_form=form if isinstance(form, PauseForm) else None)
+            return _manage_page(
+                s, sub, prefs, token, 400, error=err.message, pause_form=form if isinstance(form, PauseForm) else None
+            )
         if isinstance(result, tuple):  # (response, email to queue after the commit)
             response, email = result
         else:
@@ -119,6 +131,7 @@ def pause(token: str):
         if sub.status != CONFIRMED:
             raise InvalidInput("until", "Only an active subscription can be paused.")
         service.pause(s, sub, form.until.data, today=utcnow().date(), ip=consent_ip())
+
     act.message = "Your digest is paused. It starts again automatically on the date you chose."
     return _action(token, PauseForm, act)
 
@@ -126,6 +139,7 @@ def pause(token: str):
 def resume(token: str):
     def act(s, sub, form):
         service.resume(s, sub, ip=consent_ip())
+
     act.message = "Your digest is no longer paused."
     return _action(token, ButtonForm, act)
 
@@ -133,8 +147,11 @@ def resume(token: str):
 def resubscribe(token: str):
     def act(s, sub, form):
         service.resubscribe(s, sub, ip=consent_ip())
-        return (render_template("subscribers/check_email.html", days=rt().settings.confirm_max_age_days),
-                ("confirm", sub.id))
+        return (
+            render_template("subscribers/check_email.html", days=rt().settings.confirm_max_age_days),
+            ("confirm", sub.id),
+        )
+
     return _action(token, ButtonForm, act)
 
 
@@ -142,6 +159,7 @@ def revoke(token: str):
     def act(s, sub, form):
         service.revoke_links(s, sub, ip=consent_ip())
         return render_template("subscribers/revoked.html", sub=sub), ("link", sub.id)
+
     return _action(token, ButtonForm, act)
 
 
@@ -151,8 +169,11 @@ def renew(token: str):
     forgiven, and only to send its owner a new one. Limited like "email me my link"."""
     form = ButtonForm()
     if not form.validate_on_submit():
-        return render_template("error.html", title="Please try again",
-                               message="This form expired. Open your link again and press the button."), 400
+        return render_template(
+            "error.html",
+            title="Please try again",
+            message="This form expired. Open your link again and press the button.",
+        ), 400
     with rt().db.transaction() as s:
         try:
             sub = service.subscriber_from_token(s, tokens(), "manage", token)
@@ -176,9 +197,11 @@ def download(token: str):
             return _manage_error(err, token)
         data = rights.export_data(s, sub, deliveries_of(s, sub.id))
     body = json.dumps(data, indent=2, ensure_ascii=False)
-    return Response(body, mimetype="application/json", headers={
-        "Content-Disposition": 'attachment; filename="my-digest-data.json"',
-        "Cache-Control": "no-store"})
+    return Response(
+        body,
+        mimetype="application/json",
+        headers={"Content-Disposition": 'attachment; filename="my-digest-data.json"', "Cache-Control": "no-store"},
+    )
 
 
 def erase(token: str):
@@ -191,7 +214,8 @@ def erase(token: str):
         if request.method == "GET":
             return render_template("subscribers/erase.html", sub=sub, form=form)
         if not form.validate_on_submit():
-            return render_template("subscribers/erase.html", sub=sub, form=form,
-                                   error="This form expired. Please press the button again."), 400
+            return render_template(
+                "subscribers/erase.html", sub=sub, form=form, error="This form expired. Please press the button again."
+            ), 400
         rights.erase(s, sub)
     return render_template("subscribers/erased.html")
