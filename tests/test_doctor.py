@@ -47,33 +47,10 @@ def doctor(**env):
 
 
 @pytest.fixture(scope="module")
-def tls_relay(tmp_path_factory):
-    """A relay that wants STARTTLS and a login, with a certificate from a private CA."""
-    d = tmp_path_factory.mktemp("relay")
-    cert, key = d / "cert.pem", d / "key.pem"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-            "-days",
-            "1",
-            "-subj",
-            "/CN=relay.test",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    relay = Relay(tls="starttls", certs=(str(cert), str(key)), login=("digest", "s3cret")).start()
+def tls_relay(tls_cert):
+    """A relay that wants STARTTLS and a login, with the run's self-signed certificate."""
+    cert, key = tls_cert
+    relay = Relay(tls="starttls", certs=(cert, key), login=("digest", "s3cret")).start()
     yield relay, cert
     relay.stop()
 
