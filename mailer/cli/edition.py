@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -35,6 +36,17 @@ def _domain_errors():
     from mailer.digest.editions import EditionError
 
     return (EditionError, InvalidInput)
+
+
+@contextmanager
+def _step():
+    """A transaction whose domain refusals (a bad period, a move the edition's state does
+    not allow) end the command with their message, nothing written."""
+    with runtime.current().db.transaction() as s:
+        try:
+            yield s
+        except _domain_errors() as err:
+            fail(str(err))
 
 
 # --- build and send ---------------------------------------------------------------------
@@ -86,11 +98,8 @@ def edition_send(period: str, wait: bool, timeout: int) -> None:
     from mailer.digest.lifecycle import get_edition
 
     rt = runtime.current()
-    with rt.db.transaction() as s:
-        try:
-            ed = get_edition(s, period)
-        except _domain_errors() as err:
-            fail(str(err))
+    with _step() as s:
+        ed = get_edition(s, period)
         if not status.START.allows(ed.status):  # paused or cancelled
             fail(
                 f"The {period} edition is {ed.status}"
@@ -225,11 +234,8 @@ def edition_edit(period, subject, preheader, intro, featured, no_featured):
         changes["featured_item_id"] = None if no_featured else featured
     if not changes:
         fail("Nothing to change: give --subject, --preheader, --intro, --featured or --no-featured.")
-    with runtime.current().db.transaction() as s:
-        try:
-            lifecycle.edit(s, lifecycle.get_edition(s, period), **changes)
-        except _domain_errors() as err:
-            fail(str(err))
+    with _step() as s:
+        lifecycle.edit(s, lifecycle.get_edition(s, period), **changes)
     click.echo(f"Updated the {period} edition: {', '.join(sorted(changes))}.")
 
 
@@ -240,11 +246,8 @@ def edition_show(period):
     # loaded when the command runs, so `mailer --help` stays fast
     from mailer.digest.compose import load_plan
 
-    with runtime.current().db.transaction() as s:
-        try:
-            ed = lifecycle.get_edition(s, period)
-        except _domain_errors() as err:
-            fail(str(err))
+    with _step() as s:
+        ed = lifecycle.get_edition(s, period)
         plan = load_plan(s, ed)
         click.echo(
             f"Edition {ed.period}: {ed.status}"
@@ -277,11 +280,8 @@ def edition_schedule(period, at):
         when = datetime.strptime(at, "%Y-%m-%d %H:%M").replace(tzinfo=tz)
     except ValueError:
         fail(f"--at must look like 2026-12-01 09:00, not {at!r}.")
-    with runtime.current().db.transaction() as s:
-        try:
-            lifecycle.schedule(s, lifecycle.get_edition(s, period), when)
-        except _domain_errors() as err:
-            fail(str(err))
+    with _step() as s:
+        lifecycle.schedule(s, lifecycle.get_edition(s, period), when)
     click.echo(f"The {period} edition will be sent at {when:%Y-%m-%d %H:%M %Z}.")
 
 
@@ -289,11 +289,8 @@ def edition_schedule(period, at):
 @click.argument("period")
 def edition_unschedule(period):
     """Put a scheduled edition back to draft."""
-    with runtime.current().db.transaction() as s:
-        try:
-            lifecycle.unschedule(s, lifecycle.get_edition(s, period))
-        except _domain_errors() as err:
-            fail(str(err))
+    with _step() as s:
+        lifecycle.unschedule(s, lifecycle.get_edition(s, period))
     click.echo(f"The {period} edition is a draft again.")
 
 
@@ -410,12 +407,9 @@ def edition_preview(period, subscriber, topics, partners, text, output):
     from mailer.digest.compose import copy_for
 
     rt = runtime.current()
-    with rt.db.transaction() as s:
-        try:
-            who = preview.profile(s, subscriber, topics, partners)
-            prepared = prepared_editions.get(s, lifecycle.get_edition(s, period), rt.settings)
-        except _domain_errors() as err:
-            fail(str(err))
+    with _step() as s:
+        who = preview.profile(s, subscriber, topics, partners)
+        prepared = prepared_editions.get(s, lifecycle.get_edition(s, period), rt.settings)
     copy = copy_for(prepared, who)
     if copy is None:
         fail("Those choices match no item in this edition: that subscriber would be skipped.")
@@ -435,11 +429,8 @@ def edition_preview(period, subscriber, topics, partners, text, output):
 def edition_preview_link(period, revoke):
     """A link (valid 24 hours) to PERIOD's preview page: desktop and mobile, test-send."""
     rt = runtime.current()
-    with rt.db.transaction() as s:
-        try:
-            ed = lifecycle.get_edition(s, period)
-        except _domain_errors() as err:
-            fail(str(err))
+    with _step() as s:
+        ed = lifecycle.get_edition(s, period)
         if revoke:
             preview.revoke_preview_links(ed)
         else:
@@ -462,13 +453,10 @@ def edition_test_send(period, to_address, subscriber, topics, partners):
     from mailer.mail.outgoing import Outgoing
 
     rt = runtime.current()
-    with rt.db.transaction() as s:
-        try:
-            who = preview.profile(s, subscriber, topics, partners)
-            prepared = prepared_editions.get(s, lifecycle.get_edition(s, period), rt.settings)
-            envelope = preview.make_test_send(prepared, rt.settings, who, to_address)
-        except _domain_errors() as err:
-            fail(str(err))
+    with _step() as s:
+        who = preview.profile(s, subscriber, topics, partners)
+        prepared = prepared_editions.get(s, lifecycle.get_edition(s, period), rt.settings)
+        envelope = preview.make_test_send(prepared, rt.settings, who, to_address)
     try:
         Outgoing(rt.settings, rt.transport).one_off(envelope)  # signed, with a return path
     except (PermanentFailure, TransientFailure) as err:
