@@ -14,7 +14,7 @@ import os
 import re
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 
 import mailer.models  # noqa: F401
 from mailer import runtime
@@ -26,6 +26,22 @@ from mailer.settings import Settings
 IN_CI = os.environ.get("CI", "").lower() == "true"
 PG_URL = os.environ.get("TEST_DATABASE_URL")
 REDIS_URL = os.environ.get("TEST_REDIS_URL")
+
+
+def empty_postgres(url: str) -> None:
+    """Empty every table of the migrated PostgreSQL database at ``url`` (for tests that
+    start their own processes against it), keeping the schema and its revision."""
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        tables = (
+            conn.execute(
+                text("SELECT tablename FROM pg_tables WHERE schemaname='public' AND tablename <> 'alembic_version'")
+            )
+            .scalars()
+            .all()
+        )
+        conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+    engine.dispose()
 
 
 def need(value: str | None, what: str) -> str:

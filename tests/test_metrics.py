@@ -14,7 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from mailer.settings import ConfigError, Settings
-from tests.conftest import REDIS_URL, need
+from tests.conftest import REDIS_URL, empty_postgres, need
 
 TOKEN = "s3cr3t-Manage-Token-0123456789abcdef"
 
@@ -346,19 +346,8 @@ def test_worker_and_gunicorn_processes_report_together(tmp_path):
         "LOG_FORMAT": "json",
     }
     _run(env, "db", "upgrade")
-    from sqlalchemy import create_engine, text
 
-    engine = create_engine(pg)
-    with engine.begin() as conn:
-        tables = (
-            conn.execute(
-                text("SELECT tablename FROM pg_tables WHERE schemaname='public' AND tablename <> 'alembic_version'")
-            )
-            .scalars()
-            .all()
-        )
-        conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-    engine.dispose()
+    empty_postgres(pg)
     _run(env, "seed-demo")
     worker_log = open(tmp_path / "worker.log", "w")
     procs = [

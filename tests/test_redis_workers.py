@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.conftest import PG_URL, REDIS_URL, csrf_token, need
+from tests.conftest import PG_URL, REDIS_URL, csrf_token, empty_postgres, need
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres]
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,17 +76,7 @@ def stack(tmp_path_factory):
     from mailer.settings import Settings
 
     upgrade(pg, suppression_keys=Settings.from_env(env).suppression_keys)
-    engine = create_engine(pg)
-    with engine.begin() as conn:
-        tables = (
-            conn.execute(
-                text("SELECT tablename FROM pg_tables WHERE schemaname='public' AND tablename <> 'alembic_version'")
-            )
-            .scalars()
-            .all()
-        )
-        conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-    engine.dispose()
+    empty_postgres(pg)
     procs = [
         subprocess.Popen(
             [str(BIN / "dramatiq"), "mailer.worker", "--processes", "1", "--threads", "2"],
