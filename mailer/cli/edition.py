@@ -33,9 +33,10 @@ def edition() -> None:
 
 def _domain_errors():
     # loaded when the command runs, so `mailer --help` stays fast
+    from mailer.delivery.control import ControlError
     from mailer.digest.editions import EditionError
 
-    return (EditionError, InvalidInput)
+    return (EditionError, ControlError, InvalidInput)
 
 
 @contextmanager
@@ -311,13 +312,10 @@ def _enqueue_again(ids: list[int], edition_id: int) -> None:
 def edition_pause(period: str, reason: str) -> None:
     """Stop sending PERIOD's edition (messages in flight finish); `resume` carries on."""
     # loaded when the command runs, so `mailer --help` stays fast
-    from mailer.delivery.control import ControlError, edition_by_period, pause
+    from mailer.delivery.control import edition_by_period, pause
 
-    with runtime.current().db.transaction() as s:
-        try:
-            pause(s, edition_by_period(s, period), "cli", reason)
-        except ControlError as err:
-            fail(str(err))
+    with _step() as s:
+        pause(s, edition_by_period(s, period), "cli", reason)
     click.echo(f"Paused the {period} edition.")
 
 
@@ -326,16 +324,13 @@ def edition_pause(period: str, reason: str) -> None:
 def edition_resume(period: str) -> None:
     """Carry on sending a paused edition (also after the circuit breaker tripped)."""
     # loaded when the command runs, so `mailer --help` stays fast
-    from mailer.delivery.control import ControlError, edition_by_period, resume
+    from mailer.delivery.control import edition_by_period, resume
     from mailer.delivery.sending import reset_breaker
 
     rt = runtime.current()
-    with rt.db.transaction() as s:
-        try:
-            ed = edition_by_period(s, period)
-            ids = resume(s, ed, "cli")
-        except ControlError as err:
-            fail(str(err))
+    with _step() as s:
+        ed = edition_by_period(s, period)
+        ids = resume(s, ed, "cli")
         edition_id = ed.id
     # The operator says the relay is fixed: the failure streak starts afresh.
     reset_breaker(rt.settings.redis_url, edition_id)
@@ -350,13 +345,10 @@ def edition_cancel(period: str) -> None:
     """Cancel PERIOD's edition (draft, scheduled, sending or paused); unsent deliveries
     are never sent."""
     # loaded when the command runs, so `mailer --help` stays fast
-    from mailer.delivery.control import ControlError, cancel, edition_by_period
+    from mailer.delivery.control import cancel, edition_by_period
 
-    with runtime.current().db.transaction() as s:
-        try:
-            n = cancel(s, edition_by_period(s, period), "cli")
-        except ControlError as err:
-            fail(str(err))
+    with _step() as s:
+        n = cancel(s, edition_by_period(s, period), "cli")
     click.echo(f"Cancelled the {period} edition: {n} deliveries will not be sent.")
 
 
@@ -366,14 +358,11 @@ def edition_resend_unknown(period: str) -> None:
     """Send again the deliveries whose fate is unknown (their worker died mid-send).
     Some of these people may then get the edition twice."""
     # loaded when the command runs, so `mailer --help` stays fast
-    from mailer.delivery.control import ControlError, edition_by_period, resend_unknown
+    from mailer.delivery.control import edition_by_period, resend_unknown
 
-    with runtime.current().db.transaction() as s:
-        try:
-            ed = edition_by_period(s, period)
-            ids = resend_unknown(s, ed, "cli")
-        except ControlError as err:
-            fail(str(err))
+    with _step() as s:
+        ed = edition_by_period(s, period)
+        ids = resend_unknown(s, ed, "cli")
         edition_id = ed.id
     _enqueue_again(ids, edition_id)
     click.echo(f"Queued {len(ids)} deliveries of unknown fate again.")
