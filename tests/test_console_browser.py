@@ -75,3 +75,57 @@ def test_console_pages_have_no_serious_accessibility_problems(live_server, brows
         assert_accessible(page)
     finally:
         page.close()
+
+
+@pytest.mark.browser
+def test_moderating_in_the_browser_claim_edit_approve_reject_with_axe_on_every_page(
+    live_server, browser, people, rt, session
+):
+    from playwright.sync_api import expect
+
+    from mailer.content import reasons
+    from mailer.content.models import Item
+    from tests.content.helpers import make_partner
+    from tests.test_console_moderation import submit
+
+    naz, _, _ = make_partner(rt)
+    first = submit(rt, naz, "Heart screening in Lambeth")
+    second = submit(rt, naz, "Clinic hours change", topics=("sexual-health",))
+    reasons.seed_starters(session)
+    session.commit()
+    page = browser.new_page()
+    try:
+        page.set_default_timeout(15_000)
+        browser_login(page, live_server, people["moderator"])
+        page.get_by_role("navigation", name="Console").get_by_role("link", name="Moderation").click()
+        expect(page.get_by_role("heading", name="Moderation")).to_be_visible()
+        assert_accessible(page)
+
+        page.get_by_role("link", name="Heart screening in Lambeth").click()
+        page.get_by_role("button", name="Claim it").click()
+        expect(page.get_by_role("status")).to_contain_text("You are working on this item")
+        assert_accessible(page)
+        page.get_by_role("link", name="Edit the item").click()
+        assert_accessible(page)
+        page.get_by_label("Title").fill("Heart screening in Lambeth and Southwark")
+        page.get_by_label("Why you changed it").fill("Both boroughs")
+        page.get_by_role("button", name="Save changes").click()
+        expect(page.get_by_role("table", name="Fields an editor changed")).to_contain_text("and Southwark")
+        assert_accessible(page)  # the diff, the decision forms and the partner's history
+        page.get_by_role("button", name="Reject").click()  # no reason chosen: the error summary
+        expect(page.get_by_role("alert")).to_contain_text("Choose a reason.")
+        assert_accessible(page)
+        page.get_by_role("button", name="Approve").click()
+        expect(page.get_by_role("status")).to_contain_text("Approved")
+
+        page.goto(f"{live_server}/admin/moderation/items/{second}")
+        page.get_by_label("Reason", exact=True).select_option(label="Out of scope")
+        page.get_by_role("button", name="Reject").click()
+        expect(page.get_by_role("status")).to_contain_text("Rejected")
+
+        page.goto(f"{live_server}/admin/moderation/reasons")
+        assert_accessible(page)
+        session.expire_all()
+        assert [session.get(Item, i).status for i in (first, second)] == ["approved", "rejected"]
+    finally:
+        page.close()

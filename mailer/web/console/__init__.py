@@ -12,6 +12,8 @@ from datetime import timedelta
 
 from flask import Flask
 
+import mailer.web.console.moderation  # noqa: F401  (the moderation inbox's routes register on bp)
+import mailer.web.console.reasons  # noqa: F401  (rejection reason templates' routes)
 from mailer.settings import Settings
 from mailer.web import security_headers
 from mailer.web.console import access, audit, auth, dashboard, staff  # noqa: F401  (routes register on bp)
