@@ -16,7 +16,7 @@ from mailer.validation import InvalidInput, clean_text
 
 TITLE_MAX, TEXT_MAX = 80, 1000
 
-# Offered on a fresh install so the reject form is useful from the first day.
+# The starter reasons (migration c11_inbox_moderation adds the same on a fresh install).
 STARTERS = (
     ("Out of scope", "Thank you for sending this in. It falls outside what the campaign's digest covers."),
     ("Already covered", "Thank you. We have already carried this news in a recent digest."),

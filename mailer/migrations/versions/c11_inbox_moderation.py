@@ -25,7 +25,7 @@ def upgrade() -> None:
                                 name=op.f("fk_claims_staff_id_staff_users")),
     )
     op.create_index(op.f("ix_claims_staff_id"), "claims", ["staff_id"])
-    op.create_table(
+    reasons = op.create_table(
         "rejection_reasons",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("title", sa.String(80), nullable=False),
@@ -34,6 +34,17 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_rejection_reasons")),
         sa.UniqueConstraint("title", name=op.f("uq_rejection_reasons_title")),
     )
+    # Starter reasons, so the reject form is useful on the first day (editable in the console).
+    op.bulk_insert(reasons, [
+        {"position": 1, "title": "Out of scope",
+         "text": "Thank you for sending this in. It falls outside what the campaign's digest covers."},
+        {"position": 2, "title": "Already covered",
+         "text": "Thank you. We have already carried this news in a recent digest."},
+        {"position": 3, "title": "Needs more detail",
+         "text": "Thank you. Please send it again with a short summary and a link to read more."},
+        {"position": 4, "title": "Link does not work",
+         "text": "Thank you. The link in your item did not open for us: please check it and send it again."},
+    ])
 
 
 def downgrade() -> None:
