@@ -129,3 +129,32 @@ def test_moderating_in_the_browser_claim_edit_approve_reject_with_axe_on_every_p
         assert [session.get(Item, i).status for i in (first, second)] == ["approved", "rejected"]
     finally:
         page.close()
+
+
+@pytest.mark.browser
+def test_partners_and_topics_pages_pass_axe(live_server, browser, people, rt):
+    from playwright.sync_api import expect
+
+    from tests.content.helpers import make_partner
+
+    make_partner(rt, feed_url="https://feeds.example.org/news.xml")
+    page = browser.new_page()
+    try:
+        page.set_default_timeout(15_000)
+        browser_login(page, live_server, people["moderator"])
+        page.get_by_role("navigation", name="Console").get_by_role("link", name="Partners").click()
+        expect(page.get_by_role("heading", name="Partners", exact=True)).to_be_visible()
+        page.get_by_role("button", name="Add the partner").click()  # empty: the error summary
+        expect(page.get_by_role("alert")).to_contain_text("Give the partner a short name.")
+        assert_accessible(page)
+        page.get_by_role("link", name="Naz Project London").click()
+        page.get_by_label("What the token is for").fill("Their CMS")
+        page.get_by_role("button", name="Issue a token").click()
+        expect(page.get_by_role("status")).to_contain_text("shown only this once")
+        assert_accessible(page)
+        page.goto(f"{live_server}/admin/topics")
+        page.get_by_role("button", name="Move Heart health up").click()
+        expect(page.get_by_role("heading", name="Topics")).to_be_visible()
+        assert_accessible(page)
+    finally:
+        page.close()

@@ -34,6 +34,8 @@ class Topic(Base):
     name: Mapped[str] = mapped_column(String(120))
     # Order of the digest's sections and of the form's checkboxes.
     position: Mapped[int] = mapped_column(Integer, default=0)
+    # What the topic covers, in a sentence, for editors and subscribers.
+    description: Mapped[str] = mapped_column(String(500), default="", server_default="")
 
 
 class Partner(Base):

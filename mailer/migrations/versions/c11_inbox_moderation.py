@@ -1,5 +1,5 @@
-"""moderation inbox: claims on held things (two moderators never work the same one) and
-editable rejection reasons
+"""moderation inbox: claims on held things (two moderators never work the same one),
+editable rejection reasons, and a description for each topic
 
 Revision ID: c11_inbox_moderation
 Revises: 12_staff_and_audit
@@ -14,6 +14,8 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("topics") as batch:
+        batch.add_column(sa.Column("description", sa.String(500), nullable=False, server_default=""))
     op.create_table(
         "claims",
         sa.Column("kind", sa.String(20), nullable=False),
@@ -48,6 +50,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("topics") as batch:
+        batch.drop_column("description")
     op.drop_table("rejection_reasons")
     op.drop_index(op.f("ix_claims_staff_id"), table_name="claims")
     op.drop_table("claims")
