@@ -158,3 +158,24 @@ def test_partners_and_topics_pages_pass_axe(live_server, browser, people, rt):
         assert_accessible(page)
     finally:
         page.close()
+
+
+@pytest.mark.browser
+def test_bounces_page_and_its_lookup_pass_axe(live_server, browser, people, session):
+    from playwright.sync_api import expect
+
+    from tests.test_console_bounces import world
+
+    world(session)
+    page = browser.new_page()
+    try:
+        page.set_default_timeout(15_000)
+        browser_login(page, live_server, people["admin"])
+        page.get_by_role("navigation", name="Console").get_by_role("link", name="Bounces").click()
+        assert_accessible(page)
+        page.get_by_label("Email address to look up").fill("a@nhs.example")
+        page.get_by_role("button", name="Look it up").click()
+        expect(page.get_by_role("status")).to_contain_text("a@nhs.example is suppressed")
+        assert_accessible(page)
+    finally:
+        page.close()
