@@ -41,7 +41,7 @@ def browser_login(page, server, user, *, check=False):
 
 
 @pytest.mark.browser
-def test_console_pages_have_no_serious_accessibility_problems(live_server, browser, people):
+def test_console_pages_have_no_serious_accessibility_problems(live_server, browser, people, demo):
     from playwright.sync_api import expect
 
     page = browser.new_page()
