@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import func, select
+from sqlalchemy import func, literal_column, select
 from sqlalchemy.orm import Session
 
 from mailer.content.models import Partner, Topic
@@ -29,9 +29,11 @@ DELIVERY_COLUMNS = ("sent", "failed", "bounced", "unknown")
 
 
 def _month(session: Session, column):
+    # The format is written into the SQL (not bound): PostgreSQL must see the same
+    # expression in SELECT and GROUP BY. Times are stored as UTC; months are UTC months.
     if session.get_bind().dialect.name == "postgresql":
-        return func.to_char(column, "YYYY-MM")
-    return func.strftime("%Y-%m", column)
+        return func.to_char(func.timezone(literal_column("'UTC'"), column), literal_column("'YYYY-MM'"))
+    return func.strftime(literal_column("'%Y-%m'"), column)
 
 
 def months_back(today: date, n: int) -> list[str]:
@@ -55,18 +57,18 @@ class MonthRow:
 def subscribers_over_time(session: Session, today: date, months: int = 12) -> list[MonthRow]:
     """Confirmed readers at each month's end, with those who joined and left that month
     (from the confirmation and unsubscription dates; two grouped queries)."""
+    joined_in = _month(session, Subscriber.confirmed_at).label("month")
     joined = dict(
         session.execute(
-            select(_month(session, Subscriber.confirmed_at), func.count())
-            .where(Subscriber.confirmed_at.is_not(None))
-            .group_by(_month(session, Subscriber.confirmed_at))
+            select(joined_in, func.count()).where(Subscriber.confirmed_at.is_not(None)).group_by(joined_in)
         ).all()
     )
+    left_in = _month(session, Subscriber.unsubscribed_at).label("month")
     left = dict(
         session.execute(
-            select(_month(session, Subscriber.unsubscribed_at), func.count())
+            select(left_in, func.count())
             .where(Subscriber.unsubscribed_at.is_not(None), Subscriber.confirmed_at.is_not(None))
-            .group_by(_month(session, Subscriber.unsubscribed_at))
+            .group_by(left_in)
         ).all()
     )
     shown = months_back(today, months)
