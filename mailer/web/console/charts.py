@@ -47,7 +47,7 @@ def lines(
 ) -> Markup:
     """One line per ``(name, values)`` over ``months``, with a legend and month labels."""
     height, left, bottom, top_pad = 220, 48, 40, 24
-    plot_w, plot_h = width - left - 12, height - bottom - top_pad
+    plot_w, plot_h = width - left - 36, height - bottom - top_pad  # room for the last month's label
     top = max((v for _, vals in series for v in vals), default=0) or 1
     step = plot_w / max(1, len(months) - 1)
 
