@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from mailer.staff import audit
 from mailer.staff.models import StaffUser
-from mailer.staff.passwords import hash_password
+from mailer.staff.passwords import hash_password, verify_password
 from mailer.staff.permissions import ROLES
 from mailer.validation import InvalidInput
 
@@ -108,7 +108,7 @@ def reset_password(
     user.password_hash = hash_password(password)
     user.session_version += 1
     if reset_two_factor:
-        user.totp_secret = None
+        user.totp_secret = None  # two-factor removed: nothing sealed is left
         user.recovery_codes = []
     audit.record(
         session,
@@ -120,3 +120,24 @@ def reset_password(
         ip=ip,
     )
     return password
+
+
+def change_own_password(session: Session, user: StaffUser, current: str, new: str, *, ip: str | None = None) -> None:
+    """``user`` changes their own password: ``current`` must be right, ``new`` must pass
+    the rules and differ from it. Every other session of theirs ends (the caller starts a
+    fresh one for this browser).
+
+    A refusal raises :class:`InvalidInput` naming the field at fault and changes nothing
+    but the audit log: a wrong current password is recorded as ``login.failed`` (step
+    ``change_password``), so guesses made from someone else's open session show up. The
+    caller commits either way.
+    """
+    ok, _ = verify_password(user.password_hash, current)
+    if not ok:
+        audit.record(session, user, "login.failed", user, after={"step": "change_password"}, ip=ip)
+        raise InvalidInput("current", "That is not your current password.")
+    if new == current:
+        raise InvalidInput("new", "Choose a new password different from the current one.")
+    user.password_hash = hash_password(new)
+    user.session_version += 1
+    audit.record(session, user, "staff.change_password", user, ip=ip)
