@@ -12,6 +12,8 @@ from datetime import timedelta
 
 from flask import Flask
 
+import mailer.web.console.imports  # noqa: F401  (routes register on bp)
+import mailer.web.console.subscribers  # noqa: F401  (routes register on bp)
 from mailer.settings import Settings
 from mailer.web import security_headers
 from mailer.web.console import access, audit, auth, dashboard, staff  # noqa: F401  (routes register on bp)
