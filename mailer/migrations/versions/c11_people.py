@@ -1,7 +1,8 @@
 """console people screens: subscriber search indexes, import jobs, TOTP secrets encrypted
 
-- indexes for the console's subscriber search: lower(email), practice_code, and the topic
-  and partner columns of the choice tables (their primary keys lead with the subscriber);
+- indexes for the console's subscriber search: lower(email), practice_code, the topic
+  and partner columns of the choice tables (their primary keys lead with the subscriber),
+  and on PostgreSQL a trigram index (pg_trgm) for "address, name or organisation contains";
 - ``import_jobs``: an import's file, dry-run report and progress;
 - ``staff_users.totp_secret`` widened and every stored secret encrypted (Fernet under a
   key derived from ``SECRET_KEY``); downgrade decrypts them again.
@@ -58,6 +59,13 @@ def upgrade() -> None:
     op.create_index(op.f("ix_subscribers_practice_code"), "subscribers", ["practice_code"])
     op.create_index("ix_subscriber_topics_topic_id", "subscriber_topics", ["topic_id"])
     op.create_index("ix_subscriber_partners_partner_id", "subscriber_partners", ["partner_id"])
+    if op.get_bind().dialect.name == "postgresql":
+        # substring search by trigrams (pg_trgm is a trusted extension: the owner may add it)
+        op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+        op.execute(
+            "CREATE INDEX ix_subscribers_text_trgm ON subscribers USING gin "
+            "(lower(email) gin_trgm_ops, lower(name) gin_trgm_ops, lower(organisation) gin_trgm_ops)"
+        )
     op.create_table(
         "import_jobs",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -90,6 +98,8 @@ def downgrade() -> None:
         batch.alter_column("totp_secret", type_=sa.String(64), existing_type=sa.String(255))
     op.drop_index(op.f("ix_import_jobs_status"), table_name="import_jobs")
     op.drop_table("import_jobs")
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP INDEX ix_subscribers_text_trgm")  # the extension stays: others may use it
     op.drop_index("ix_subscriber_partners_partner_id", table_name="subscriber_partners")
     op.drop_index("ix_subscriber_topics_topic_id", table_name="subscriber_topics")
     op.drop_index(op.f("ix_subscribers_practice_code"), table_name="subscribers")
