@@ -14,17 +14,28 @@ from flask import Flask, Response
 HSTS = "max-age=31536000; includeSubDomains"
 
 # No inline script or style at all, nothing from elsewhere, no framing, forms only to us.
+# Frames only from us: the outbox viewer shows an email in a sandboxed frame.
 CONSOLE_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    "connect-src 'self'; frame-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+# An email's own HTML, shown inside a console page: its styles are inline (as email needs),
+# it runs nothing (``sandbox`` without allow-scripts, even when opened on its own), and
+# only console pages may frame it.
+EMAIL_FRAME_CSP = (
+    "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; "
+    "form-action 'none'; frame-ancestors 'self'; base-uri 'none'"
 )
 
 
 def console_headers(resp: Response) -> Response:
     """The console's headers: strict policy, no framing, and nothing cached (its pages show
-    personal data and one-time secrets)."""
-    resp.headers["Content-Security-Policy"] = CONSOLE_CSP
-    resp.headers["X-Frame-Options"] = "DENY"
+    personal data and one-time secrets). A response marked ``email_frame`` (an email's
+    HTML for the outbox viewer's frame) gets :data:`EMAIL_FRAME_CSP` and may be framed by
+    the console itself."""
+    frame = getattr(resp, "email_frame", False)
+    resp.headers["Content-Security-Policy"] = EMAIL_FRAME_CSP if frame else CONSOLE_CSP
+    resp.headers["X-Frame-Options"] = "SAMEORIGIN" if frame else "DENY"
     resp.headers["Cache-Control"] = "no-store"
     return resp
 

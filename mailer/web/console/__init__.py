@@ -13,6 +13,7 @@ from datetime import timedelta
 from flask import Flask
 
 import mailer.web.console.imports  # noqa: F401  (routes register on bp)
+import mailer.web.console.outbox  # noqa: F401  (routes register on bp)
 import mailer.web.console.subscribers  # noqa: F401  (routes register on bp)
 from mailer.settings import Settings
 from mailer.web import security_headers
