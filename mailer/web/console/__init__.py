@@ -12,6 +12,8 @@ from datetime import timedelta
 
 from flask import Flask
 
+import mailer.web.console.account  # noqa: F401  (routes register on bp)
+import mailer.web.console.configuration  # noqa: F401  (routes register on bp)
 import mailer.web.console.imports  # noqa: F401  (routes register on bp)
 import mailer.web.console.outbox  # noqa: F401  (routes register on bp)
 import mailer.web.console.subscribers  # noqa: F401  (routes register on bp)
