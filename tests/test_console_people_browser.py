@@ -127,3 +127,46 @@ def test_the_import_page_refreshes_itself_without_javascript(live_server, browse
         expect(page.get_by_role("heading", name="Imported")).to_be_visible()
     finally:
         context.close()
+
+
+@pytest.mark.browser
+def test_the_admin_people_pages_and_public_pages_pass_axe(live_server, browser, demo, session, settings):
+    from playwright.sync_api import expect
+
+    from mailer.delivery.transactional import compose_transactional
+    from mailer.mail.transport import FileOutbox
+
+    admin = create_user(session, "editor", "admin", PASSWORD, actor="test")  # named editor for log_in
+    secret = pyotp.random_base32()
+    set_secret(session, admin, secret)
+    sub = session.scalars(select(Subscriber).order_by(Subscriber.id)).first()
+    env = compose_transactional("manage", settings, sub)
+    FileOutbox(settings.outbox_dir).send("bounces@example.org", env.recipient, env.data)
+    session.commit()
+    name = next(p.name for p in settings.outbox_dir.iterdir() if p.suffix == ".eml")
+    page = browser.new_page()
+    try:
+        page.set_default_timeout(20_000)
+        log_in(page, live_server, secret)
+        expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+        for path, heading in (
+            ("/admin/settings", "Settings"),
+            ("/admin/account", "My account"),
+            ("/admin/staff", "Staff accounts"),
+            (f"/admin/outbox/{name}", "Your subscription to the campaign digest"),
+            (f"/admin/subscribers/{sub.id}/erase", f"Erase {sub.email}?"),
+            ("/admin/subscribers?status=confirmed", "Subscribers"),
+            ("/subscribe", None),
+            ("/manage", None),
+        ):
+            page.goto(live_server + path)
+            if heading:
+                expect(page.get_by_role("heading", name=heading, exact=True)).to_be_visible()
+            accessible(page)
+        # errors tied to their fields, with a summary at the top, pass too
+        page.goto(f"{live_server}/admin/account")
+        page.get_by_role("button", name="Change password").click()
+        expect(page.get_by_role("alert")).to_contain_text("Enter your current password.")
+        accessible(page)
+    finally:
+        page.close()
