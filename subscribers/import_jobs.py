@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from mailer.db import utcnow
@@ -166,3 +166,25 @@ def rows_of(job: ImportJob, outcome: str = "", page: int = 1, per_page: int = 10
     rows = [r for r in (job.report or []) if not outcome or r[2] == outcome]
     start = (max(1, page) - 1) * per_page
     return rows[start : start + per_page], len(rows)
+
+
+@dataclass(frozen=True)
+class JobsPage:
+    jobs: list[ImportJob]
+    total: int
+    page: int
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+
+def recent(session: Session, page: int = 1, per_page: int = 20) -> JobsPage:
+    """Import jobs, newest first, one page of them."""
+    total = session.scalar(select(func.count()).select_from(ImportJob)) or 0
+    page = max(1, min(page, max(1, -(-total // per_page))))
+    jobs = session.scalars(
+        select(ImportJob).order_by(ImportJob.id.desc()).offset((page - 1) * per_page).limit(per_page)
+    )
+    return JobsPage(list(jobs), total, page, per_page)

@@ -189,3 +189,21 @@ def test_unconfirmed_checks_are_purged_after_a_day(rt, session, demo):
     session.commit()
     assert import_jobs.purge_stale(session, utcnow() + timedelta(hours=23)) == 0
     assert import_jobs.purge_stale(session, utcnow() + timedelta(hours=25)) == 1
+
+
+def test_the_import_page_lists_earlier_imports_newest_first_in_pages(editor, session):
+    for i in range(22):
+        import_jobs.check(
+            session,
+            content=CSV,
+            filename=f"list-{i}.csv",
+            basis="consent",
+            source="s",
+            skip_invalid=True,
+            created_by="t",
+        )
+    session.commit()
+    first = editor.get("/admin/subscribers/import").text
+    second = editor.get("/admin/subscribers/import?page=2").text
+    assert first.index("list-21.csv") < first.index("list-2.csv") and "list-1.csv" not in first
+    assert "list-1.csv" in second and "list-0.csv" in second and "Page 2 of 2." in second

@@ -56,6 +56,19 @@ class ButtonForm(FlaskForm):
     """A form that is only a button (with its CSRF token)."""
 
 
+def _start_page(form: UploadForm, status: int):
+    try:
+        page = max(1, int(request.args.get("page", "1")))
+    except ValueError:
+        page = 1
+    result = import_jobs.recent(db(), page)
+
+    def page_url(n: int) -> str:
+        return url_for("console.import_start", page=n)
+
+    return render_template("console/import.html", form=form, result=result, page_url=page_url), status
+
+
 @bp.route("/subscribers/import", methods=["GET", "POST"])
 @require(SUBSCRIBERS_MANAGE)
 @csrf.exempt  # the form checks its own token (see the module docstring)
@@ -64,7 +77,7 @@ def import_start():
         request.max_content_length = import_jobs.MAX_BYTES + 64 * 1024
     form = UploadForm()
     if not form.validate_on_submit():
-        return render_template("console/import.html", form=form), (400 if request.method == "POST" else 200)
+        return _start_page(form, 400 if request.method == "POST" else 200)
     s = db()
     upload = form.file.data
     try:
@@ -81,7 +94,7 @@ def import_start():
     except ImportError_ as err:
         s.rollback()
         form.file.errors = [str(err)]
-        return render_template("console/import.html", form=form), 400
+        return _start_page(form, 400)
     import_jobs.purge_stale(s)
     audit.record(
         s,
