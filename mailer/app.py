@@ -87,7 +87,6 @@ def create_app(settings: Settings, transport: Transport | None = None) -> Flask:
         resp.headers.setdefault("X-Content-Type-Options", "nosniff")
         resp.headers.setdefault("Referrer-Policy", "no-referrer")  # tokens live in our URLs
         resp.headers.setdefault("X-Frame-Options", "DENY")
-        resp.headers.setdefault("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'")
-        return resp
+        return resp  # the Content-Security-Policy: mailer.web.security_headers
 
     return app

@@ -9,4 +9,4 @@ from mailer.digest.models import Edition  # noqa: F401
 from mailer.inbound.models import InboundMessage  # noqa: F401
 from mailer.schedule_runs import ScheduleRun  # noqa: F401
 from mailer.staff.models import AuditEntry, Claim, RecoveryCode, StaffUser  # noqa: F401
-from subscribers.models import ConsentEvent, Subscriber, Suppression  # noqa: F401
+from subscribers.models import ConsentEvent, ImportJob, Subscriber, Suppression  # noqa: F401

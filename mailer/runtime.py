@@ -32,7 +32,7 @@ _current: Runtime | None = None
 
 def database_info(settings: Settings) -> dict:
     """What a :class:`Database` for ``settings`` carries in every session's ``info``."""
-    return {"suppression_keys": settings.suppression_keys}
+    return {"suppression_keys": settings.suppression_keys, "totp_keys": settings.totp_keys}
 
 
 def assemble(

@@ -11,27 +11,30 @@ from sqlalchemy import create_engine, text
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def alembic_config(database_url: str, suppression_keys=None) -> Config:
+def alembic_config(database_url: str, suppression_keys=None, totp_keys=None) -> Config:
     cfg = Config()
     if suppression_keys is not None:  # migration 7 re-keys the suppression hashes with them
         cfg.attributes["suppression_keys"] = tuple(suppression_keys)
+    if totp_keys is not None:  # migration c11_people encrypts staff TOTP secrets with them
+        cfg.attributes["totp_keys"] = tuple(totp_keys)
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
     return cfg
 
 
-def upgrade(database_url: str, revision: str = "head", suppression_keys=None) -> None:
+def upgrade(database_url: str, revision: str = "head", suppression_keys=None, totp_keys=None) -> None:
     """Bring the database at ``database_url`` to ``revision`` (default: the newest).
 
-    ``suppression_keys`` (the settings' ``suppression_keys``) key the suppression hashes;
-    without them, a migration that needs them reads the environment's settings.
+    ``suppression_keys`` and ``totp_keys`` (the settings' properties of those names) key
+    the suppression hashes and encrypt staff TOTP secrets; without them, a migration that
+    needs them reads the environment's settings.
     """
-    command.upgrade(alembic_config(database_url, suppression_keys), revision)
+    command.upgrade(alembic_config(database_url, suppression_keys, totp_keys), revision)
 
 
-def downgrade(database_url: str, revision: str, suppression_keys=None) -> None:
+def downgrade(database_url: str, revision: str, suppression_keys=None, totp_keys=None) -> None:
     """Take the database at ``database_url`` back to ``revision``."""
-    command.downgrade(alembic_config(database_url, suppression_keys), revision)
+    command.downgrade(alembic_config(database_url, suppression_keys, totp_keys), revision)
 
 
 def revision(database_url: str, message: str) -> None:

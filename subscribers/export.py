@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from mailer.content.models import Partner, Topic
 from subscribers.models import ERASED, Subscriber, subscriber_partners, subscriber_topics
+from subscribers.search import Filter, conditions
 
 COLUMNS = [
     "email",
@@ -50,9 +51,9 @@ def spreadsheet_value(cell: str) -> str:
     return cell[1:] if cell.startswith("'") and cell[1:].startswith(_FORMULA_START) else cell
 
 
-def export_csv(session: Session, out: TextIO, status: str | None = None) -> int:
-    """Write every subscriber (or those with ``status``) to ``out``; erased ones never.
-    Returns the number of rows written."""
+def export_csv(session: Session, out: TextIO, status: str | None = None, where: Filter | None = None) -> int:
+    """Write every subscriber (or those with ``status``, or matching the console's search
+    ``where``) to ``out``; erased ones never. Returns the number of rows written."""
     topic_slug = dict(session.execute(select(Topic.id, Topic.slug)).all())
     partner_slug = dict(session.execute(select(Partner.id, Partner.slug)).all())
     topics: dict[int, list[str]] = {}
@@ -62,6 +63,8 @@ def export_csv(session: Session, out: TextIO, status: str | None = None) -> int:
     for sid, pid in session.execute(select(subscriber_partners)):
         partners.setdefault(sid, []).append(partner_slug[pid])
     q = select(Subscriber).where(Subscriber.status != ERASED).order_by(Subscriber.id)
+    if where is not None:
+        q = q.where(*conditions(where))
     if status:
         q = q.where(Subscriber.status == status)
     writer = csv.writer(out)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TextIO
 
@@ -130,10 +130,24 @@ def _lookup(rows, *attrs) -> dict[str, object]:
     return table
 
 
+PROGRESS_EVERY = 1000  # rows between two calls of an import's progress callback
+
+
 def import_csv(
-    session: Session, stream: TextIO, *, source: str, basis: str, skip_invalid: bool = False
+    session: Session,
+    stream: TextIO,
+    *,
+    source: str,
+    basis: str,
+    skip_invalid: bool = False,
+    progress: Callable[[int], None] | None = None,
 ) -> ImportReport:
-    """Import the CSV in ``stream``; see the module docstring for the contract."""
+    """Import the CSV in ``stream``; see the module docstring for the contract.
+
+    ``progress(rows_checked)`` is called every :data:`PROGRESS_EVERY` rows while rows are
+    checked, before anything is written (so it may report through another connection
+    without waiting on this transaction's locks), and once more before the writing starts.
+    """
     if basis not in BASES:
         raise ImportError_(f"The consent basis must be one of: {', '.join(BASES)}.")
     source = clean_text("source", source, 100)
@@ -169,6 +183,8 @@ def import_csv(
     try:
         for row in reader:
             line += 1
+            if progress is not None and line % PROGRESS_EVERY == 0:
+                progress(len(report.rows))
             if not any(c.strip() for c in row):
                 continue  # blank line
             raw = cell(row, "email")
@@ -233,6 +249,8 @@ def import_csv(
 
     if report.counts["invalid"] and not skip_invalid:
         raise ImportRefused(report)
+    if progress is not None:
+        progress(len(report.rows))
     _write(session, new_rows, new_choices, updates, source=source, basis=basis)
     return report
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import JSON, Column, Date, DateTime, ForeignKey, Integer, String, Table
+from sqlalchemy import JSON, Boolean, Column, Date, DateTime, ForeignKey, Index, Integer, String, Table, Text, func
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from mailer.content.models import Partner, Topic
@@ -31,6 +31,9 @@ subscriber_topics = Table(
     Base.metadata,
     Column("subscriber_id", ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True),
     Column("topic_id", ForeignKey("topics.id", ondelete="CASCADE"), primary_key=True),
+    # The primary key leads with the subscriber; "who follows topic X" (the console's
+    # filter) needs the topic first.
+    Index("ix_subscriber_topics_topic_id", "topic_id"),
 )
 
 subscriber_partners = Table(
@@ -38,6 +41,7 @@ subscriber_partners = Table(
     Base.metadata,
     Column("subscriber_id", ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True),
     Column("partner_id", ForeignKey("partners.id", ondelete="CASCADE"), primary_key=True),
+    Index("ix_subscriber_partners_partner_id", "partner_id"),
 )
 
 
@@ -53,7 +57,7 @@ class Subscriber(Base):
     organisation: Mapped[str] = mapped_column(String(200), default="")
     organisation_type: Mapped[str] = mapped_column(String(30), default="", server_default="")
     # NHS ODS code of a GP practice (e.g. "A81001"), optional.
-    practice_code: Mapped[str] = mapped_column(String(10), default="", server_default="")
+    practice_code: Mapped[str] = mapped_column(String(10), default="", server_default="", index=True)
     status: Mapped[str] = mapped_column(String(20), default=PENDING, index=True)
     # Bumped to revoke every link already sent to this person.
     token_version: Mapped[int] = mapped_column(Integer, default=1)
@@ -73,6 +77,22 @@ class Subscriber(Base):
 
     topics: Mapped[list[Topic]] = relationship(secondary=subscriber_topics, order_by=Topic.position)
     partners: Mapped[list[Partner]] = relationship(secondary=subscriber_partners, order_by=Partner.name)
+
+
+# by_address and the console's address search compare lower(email): an index on the
+# expression keeps that an index lookup among 100,000 rows.
+Index("ix_subscribers_email_lower", func.lower(Subscriber.email))
+# The console's "address, name or organisation contains" search: trigram GIN on
+# PostgreSQL (pg_trgm), so a substring match among 100,000 rows is an index scan. Created
+# by the migration on PostgreSQL only; SQLite (embedded, small lists) scans.
+Index(
+    "ix_subscribers_text_trgm",
+    func.lower(Subscriber.email).label("email_lower"),
+    func.lower(Subscriber.name).label("name_lower"),
+    func.lower(Subscriber.organisation).label("organisation_lower"),
+    postgresql_using="gin",
+    postgresql_ops={"email_lower": "gin_trgm_ops", "name_lower": "gin_trgm_ops", "organisation_lower": "gin_trgm_ops"},
+).ddl_if(dialect="postgresql")
 
 
 class ConsentEvent(Base):
@@ -107,3 +127,36 @@ class Suppression(Base):
     reason: Mapped[str] = mapped_column(String(20))
     source: Mapped[str] = mapped_column(String(30), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+# An import's life: checked (dry run shown, waiting for "Import") -> queued -> running ->
+# done | failed.
+CHECKED, QUEUED, RUNNING, DONE, FAILED = "checked", "queued", "running", "done", "failed"
+
+
+class ImportJob(Base):
+    """One CSV import from the console: the file, its dry-run report, then its progress.
+
+    The file is kept only until the import has run (or a day, unconfirmed): it holds
+    personal data. ``report`` holds ``[line, email, outcome, message]`` rows of the dry run,
+    replaced by those of the real import when it has run.
+    """
+
+    __tablename__ = "import_jobs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(100))  # the staff user name
+    filename: Mapped[str] = mapped_column(String(200), default="")
+    basis: Mapped[str] = mapped_column(String(40))
+    source: Mapped[str] = mapped_column(String(100))
+    skip_invalid: Mapped[bool] = mapped_column(Boolean, default=False)
+    content: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(20), default=CHECKED, index=True)
+    rows_total: Mapped[int] = mapped_column(Integer, default=0)
+    rows_done: Mapped[int] = mapped_column(Integer, default=0)
+    dry_run_counts: Mapped[dict | None] = mapped_column(JSON)
+    counts: Mapped[dict | None] = mapped_column(JSON)
+    report: Mapped[list | None] = mapped_column(JSON)
+    error: Mapped[str] = mapped_column(String(500), default="")
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -242,6 +242,22 @@ def revoke_links(session: Session, sub: Subscriber, *, source: str = "link", ip:
     record(session, sub, "revoked", source, ip, detail="all earlier links revoked")
 
 
+def consent_events(session: Session, sub: Subscriber) -> list[ConsentEvent]:
+    """``sub``'s consent ledger, oldest first."""
+    return list(
+        session.scalars(
+            select(ConsentEvent).where(ConsentEvent.subscriber_id == sub.id).order_by(ConsentEvent.at, ConsentEvent.id)
+        )
+    )
+
+
+def link_email_for(sub: Subscriber) -> str | None:
+    """Which email gives ``sub`` their way back in: a fresh manage link (``"link"``) when
+    they are confirmed or unsubscribed, the confirmation link again (``"confirm"``) while
+    pending; None when erased (there is nobody to write to)."""
+    return {CONFIRMED: "link", UNSUBSCRIBED: "link", PENDING: "confirm"}.get(sub.status)
+
+
 def find(session: Session, email: str) -> Subscriber | None:
     """The subscriber with ``email`` (any spelling email-validator normalises), or None."""
     try:

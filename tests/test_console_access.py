@@ -43,19 +43,21 @@ def clock(app):
 @pytest.fixture
 def staff(session):
     """One account per role; admin and editor have two-factor set up (their secret is
-    kept on the object as ``secret``), the others have not."""
+    kept on the object as ``secret``, in clear; the database holds it sealed), the others
+    have not."""
     users = {}
     for role in ROLES:
         user = create_user(session, role, role, PASSWORD, actor="test")
         if role in ("admin", "editor"):
-            user.totp_secret = pyotp.random_base32()
+            user.secret = pyotp.random_base32()
+            twofactor.set_secret(session, user, user.secret)
         users[role] = user
     session.commit()
     return users
 
 
 def code(user, t):
-    return pyotp.TOTP(user.totp_secret).at(t)
+    return pyotp.TOTP(user.secret).at(t)
 
 
 def post_login(client, username, password=PASSWORD, next_=None):
@@ -274,7 +276,8 @@ def test_an_editor_without_two_factor_must_enrol_and_sees_recovery_codes_once(ap
     assert client.get("/admin/").status_code == 200
     assert "already set up" in client.get("/admin/two-factor").text  # and the codes are not shown again
     session.expire_all()
-    assert find_user(session, "editor").totp_secret == secret
+    editor = find_user(session, "editor")
+    assert twofactor.reveal(session, editor) == secret and secret not in editor.totp_secret  # stored sealed
     assert actions(session, action="staff.enrol_2fa") == [("editor", "staff.enrol_2fa")]
 
 

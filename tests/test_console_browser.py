@@ -7,6 +7,7 @@ import pyotp
 import pytest
 
 from mailer.staff.accounts import create_user
+from mailer.staff.twofactor import set_secret
 from tests.axe import assert_accessible
 
 PASSWORD = "correct horse battery"
@@ -16,7 +17,8 @@ PASSWORD = "correct horse battery"
 def people(session):
     """An admin with two-factor (secret on ``.secret``) and a moderator without."""
     admin = create_user(session, "amina", "admin", PASSWORD, actor="test")
-    admin.totp_secret = pyotp.random_base32()
+    admin.secret = pyotp.random_base32()
+    set_secret(session, admin, admin.secret)
     moderator = create_user(session, "mo", "moderator", PASSWORD, actor="test")
     session.commit()
     return {"admin": admin, "moderator": moderator}
@@ -32,11 +34,11 @@ def browser_login(page, server, user, *, check=False):
     page.get_by_label("User name").fill(user.username)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Continue").click()
-    if user.totp_secret:
+    if getattr(user, "secret", None):
         expect(page.get_by_role("heading", name="Enter your code")).to_be_visible()
         if check:
             assert_accessible(page)
-        page.get_by_label("Code from your authenticator app").fill(pyotp.TOTP(user.totp_secret).now())
+        page.get_by_label("Code from your authenticator app").fill(pyotp.TOTP(user.secret).now())
         page.get_by_role("button", name="Log in").click()
 
 

@@ -133,7 +133,8 @@ def test_preview_page_as_choices_then_test_send(session, app, client, rt, transp
 
     page = client.get(f"{link}?topic={w.topics['mental-health'].id}")
     assert page.status_code == 200
-    assert 'id="desktop"' in page.text and 'id="mobile"' in page.text and "width:320px" in page.text
+    assert 'id="desktop"' in page.text and 'id="mobile" class="mobile"' in page.text
+    assert ".preview-frames .mobile { width: 320px; }" in client.get("/static/public.css").text
     frame = re.search(r'id="desktop"[^>]*src="([^"]+)"', page.text).group(1).replace("&amp;", "&")
     html = client.get(frame)
     assert "BME staff networks meet" in html.text and "PrEP clinic evenings" not in html.text

@@ -82,23 +82,25 @@ def test_bad_account_details_are_refused_and_change_nothing(session, name, role,
 
 
 def test_a_totp_code_is_accepted_once_and_never_again():
-    user = StaffUser(username="alice", role="editor", totp_secret=pyotp.random_base32(), totp_last_step=0)
-    totp = pyotp.TOTP(user.totp_secret)
+    secret = pyotp.random_base32()
+    user = StaffUser(username="alice", role="editor", totp_last_step=0)
+    totp = pyotp.TOTP(secret)
     code = totp.at(T0)
-    assert twofactor.accept_totp(user, code, T0)
-    assert not twofactor.accept_totp(user, code, T0 + 1)  # replay in the same step
-    assert not twofactor.accept_totp(user, code, T0 + 30)  # ... or the next (drift window)
-    assert twofactor.accept_totp(user, totp.at(T0 + 30), T0 + 30)
-    assert not twofactor.accept_totp(user, totp.at(T0), T0 + 30)  # an older step after a newer one
+    assert twofactor.accept_totp(user, code, T0, secret=secret)
+    assert not twofactor.accept_totp(user, code, T0 + 1, secret=secret)  # replay in the same step
+    assert not twofactor.accept_totp(user, code, T0 + 30, secret=secret)  # ... or the next (drift window)
+    assert twofactor.accept_totp(user, totp.at(T0 + 30), T0 + 30, secret=secret)
+    assert not twofactor.accept_totp(user, totp.at(T0), T0 + 30, secret=secret)  # an older step after a newer one
 
 
 def test_two_logins_racing_with_one_code_cannot_both_get_in(rt, session):
     """The second request loaded the account before the first stored the step: the
     database, not the loaded object, decides."""
     user = make(session)
-    user.totp_secret = pyotp.random_base32()
+    secret = pyotp.random_base32()
+    twofactor.set_secret(session, user, secret)
     session.commit()
-    code = pyotp.TOTP(user.totp_secret).at(T0)
+    code = pyotp.TOTP(secret).at(T0)
     with rt.db.sessions() as first, rt.db.sessions() as second:
         a, b = first.get(StaffUser, user.id), second.get(StaffUser, user.id)
         assert b.totp_last_step == 0  # loaded before the first request commits
@@ -110,12 +112,46 @@ def test_two_logins_racing_with_one_code_cannot_both_get_in(rt, session):
 
 
 def test_totp_allows_one_step_of_clock_drift_and_no_more():
-    user = StaffUser(username="alice", role="editor", totp_secret=pyotp.random_base32(), totp_last_step=0)
-    totp = pyotp.TOTP(user.totp_secret)
-    assert not twofactor.accept_totp(user, totp.at(T0 - 60), T0)
-    assert not twofactor.accept_totp(user, totp.at(T0 + 60), T0)
-    assert not twofactor.accept_totp(user, "12345x", T0)
-    assert twofactor.accept_totp(user, totp.at(T0 - 30), T0)  # the phone is a step behind
+    secret = pyotp.random_base32()
+    user = StaffUser(username="alice", role="editor", totp_last_step=0)
+    totp = pyotp.TOTP(secret)
+    assert not twofactor.accept_totp(user, totp.at(T0 - 60), T0, secret=secret)
+    assert not twofactor.accept_totp(user, totp.at(T0 + 60), T0, secret=secret)
+    assert not twofactor.accept_totp(user, "12345x", T0, secret=secret)
+    assert twofactor.accept_totp(user, totp.at(T0 - 30), T0, secret=secret)  # the phone is a step behind
+
+
+def test_the_totp_secret_is_stored_encrypted_and_survives_a_key_rotation(rt, session, settings):
+    """A database dump does not hold the secret; after SECRET_KEY is rotated (the old key
+    in SECRET_KEY_FALLBACKS) the same phone still works; without the old key it is refused
+    with a clear error."""
+    import dataclasses
+
+    from mailer.db import Database
+    from mailer.runtime import database_info
+
+    user = make(session)
+    secret = pyotp.random_base32()
+    twofactor.set_secret(session, user, secret)
+    session.commit()
+    with rt.db.engine.connect() as conn:
+        stored = conn.execute(select(StaffUser.totp_secret)).scalar()
+    assert secret not in stored and stored.startswith("gAAAA")  # a Fernet token
+    assert twofactor.reveal(session, user) == secret
+
+    rotated = dataclasses.replace(settings, secret_key="a-new-key", secret_key_fallbacks=(settings.secret_key,))
+    lost = dataclasses.replace(settings, secret_key="a-new-key", secret_key_fallbacks=())
+    for s, works in ((rotated, True), (lost, False)):
+        db = Database(settings.database_url, info=database_info(s))
+        with db.sessions() as other:
+            again = other.get(StaffUser, user.id)
+            if works:
+                assert twofactor.reveal(other, again) == secret
+                assert twofactor.accept_totp(again, pyotp.TOTP(secret).at(T0), T0, session=other)
+            else:
+                with pytest.raises(twofactor.SealError, match="SECRET_KEY_FALLBACKS"):
+                    twofactor.reveal(other, again)
+        db.dispose()
 
 
 def test_recovery_codes_are_stored_hashed_and_each_works_once(session):
@@ -340,3 +376,37 @@ def test_claims_made_at_the_same_moment_in_two_threads_leave_one_winner(rt, sess
     session.expire_all()
     winner = next(name for name, ok in outcomes.items() if ok)
     assert claims.current(session, "item", 5, NOON).username == winner
+
+
+def test_the_migration_encrypts_stored_totp_secrets_and_its_downgrade_decrypts_them(tmp_path):
+    from sqlalchemy import create_engine, text
+
+    from mailer.db import Database
+    from mailer.schema import downgrade, upgrade
+    from mailer.settings import derived_key
+
+    keys = (derived_key("migration-key", "totp"),)
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    upgrade(url, "12_staff_and_audit")
+    secret = pyotp.random_base32()
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO staff_users (username, role, password_hash, totp_secret, totp_last_step, disabled, "
+                "session_version, created_at) VALUES ('alice', 'editor', 'x', :s, 0, 0, 1, '2026-01-01 10:00:00')"
+            ),
+            {"s": secret},
+        )
+    upgrade(url, totp_keys=keys)
+    with engine.begin() as conn:
+        stored = conn.execute(text("SELECT totp_secret FROM staff_users")).scalar()
+    assert secret not in stored
+    db = Database(url, info={"suppression_keys": (b"k" * 32,), "totp_keys": keys})
+    with db.sessions() as s:
+        assert twofactor.reveal(s, s.scalars(select(StaffUser)).one()) == secret
+    db.dispose()
+    downgrade(url, "12_staff_and_audit", totp_keys=keys)
+    with engine.begin() as conn:
+        assert conn.execute(text("SELECT totp_secret FROM staff_users")).scalar() == secret
+    engine.dispose()

@@ -220,3 +220,33 @@ def test_purge_job_runs_from_the_queue(rt, demo, queue):
     queue()
     with rt.db.transaction() as s:
         assert service.find(s, "stale@example.org") is None
+
+
+def test_subscriber_commands_land_in_the_audit_log_without_addresses(cli, rt, demo, tmp_path):
+    import getpass
+
+    from mailer.staff import audit
+
+    path = tmp_path / "list.csv"
+    path.write_text(GOOD, encoding="utf-8")
+    assert cli("import", str(path), "--basis", "consent", "--dry-run").exit_code == 0  # a dry run changes nothing
+    assert cli("import", str(path), "--basis", "consent").exit_code == 0
+    assert cli("export", str(tmp_path / "out.csv"), "--status", "confirmed").exit_code == 0
+    assert cli("revoke", "lead@riverside.example.org").exit_code == 0
+    assert cli("suppress", "lead@riverside.example.org", "--reason", "complaint").exit_code == 0
+    assert cli("suppress", "stranger@example.org", "--reason", "hard_bounce").exit_code == 0
+    with rt.db.transaction() as s:
+        lead = service.find(s, "lead@riverside.example.org")
+        entries = audit.search(s, action="subscriber").entries[::-1]
+        trail = [(e.actor, e.action, e.object_type, e.object_id) for e in entries]
+        logged = str([(e.before, e.after) for e in entries])
+    me = f"cli:{getpass.getuser()}"
+    assert trail == [
+        (me, "subscriber.import.done", "subscribers", None),
+        (me, "subscriber.export", "subscribers", None),
+        (me, "subscriber.revoke_links", "subscribers", str(lead.id)),
+        (me, "subscriber.suppress", "subscribers", str(lead.id)),
+        (me, "subscriber.suppress", "suppressions", None),
+    ]
+    assert entries[0].after["created"] == 3 and entries[1].after["status"] == "confirmed"
+    assert "@" not in logged  # no address in the log

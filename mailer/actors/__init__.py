@@ -4,10 +4,11 @@ Each job opens its own transaction, calls domain functions, and enqueues follow-
 only after the commit. Messages carry ids only, and every job is safe to run twice: the
 ledger (a delivery's or an item's row), not the queue, decides whether an email goes out.
 
-Two queues: ``transactional`` (confirmations, manage links, partner notices: one person
-waiting) and ``digest`` (editions in batches). Digest jobs have the lower priority, so a
-worker that has digest batches prefetched still takes a confirmation first; production may
-also run a worker with ``--queues transactional`` alone.
+Three queues: ``transactional`` (confirmations, manage links, partner notices: one person
+waiting), ``digest`` (editions in batches) and ``imports`` (subscriber imports confirmed in
+the console: long, one at a time, kept off the other two). Digest jobs have the lower
+priority, so a worker that has digest batches prefetched still takes a confirmation first;
+production may also run a worker with ``--queues transactional`` alone.
 
 The jobs are plain functions (:func:`mailer.queue.job` only records their options), so
 importing them touches no broker: :func:`mailer.boot.boot` declares :data:`JOBS` on the
@@ -26,6 +27,7 @@ from mailer.actors.digest import (
     watch_edition,
 )
 from mailer.actors.housekeeping import purge_unconfirmed_job
+from mailer.actors.imports import run_import
 from mailer.actors.inbound import process_inbound
 from mailer.actors.partners import send_partner_notice
 from mailer.actors.scheduled import poll_feeds, process_bounces
@@ -44,4 +46,5 @@ JOBS = (
     poll_feeds,
     process_bounces,
     process_inbound,
+    run_import,
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import sys
 from typing import NoReturn
 
@@ -15,3 +16,11 @@ def fail(message: str) -> NoReturn:
     """
     click.echo(f"Error: {message}", err=True)
     sys.exit(1)
+
+
+def cli_actor() -> str:
+    """Who runs this command, as the audit log names them: ``cli:<os user>``."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except Exception:  # no user name in the environment or the password database
+        return "cli:unknown"

@@ -20,5 +20,5 @@ def db_upgrade(revision: str) -> None:
     from mailer.schema import upgrade
 
     settings = runtime.current().settings
-    upgrade(settings.database_url, revision, suppression_keys=settings.suppression_keys)
+    upgrade(settings.database_url, revision, suppression_keys=settings.suppression_keys, totp_keys=settings.totp_keys)
     click.echo(f"Database is at revision {revision}.")

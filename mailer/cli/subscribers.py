@@ -1,6 +1,8 @@
 """``mailer subscribers``: import, export, purge, revoke and suppress.
 
 Shells over the :mod:`subscribers` domain: each opens a transaction, calls it and prints.
+Changes and exports land in the audit log as ``cli:<os user>``, like the console's (by
+subscriber id, never by address).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import sys
 import click
 
 from mailer import runtime
-from mailer.cli._common import fail
+from mailer.cli._common import cli_actor, fail
 from mailer.text import strip_controls
 from mailer.validation import InvalidInput
 
@@ -75,6 +77,7 @@ def import_cmd(
     are never imported. Nothing is written unless the whole import succeeds.
     """
     # loaded when the command runs, so `mailer --help` stays fast
+    from mailer.staff import audit
     from subscribers.importer import ImportError_, ImportRefused, import_csv
 
     report = None
@@ -84,6 +87,7 @@ def import_cmd(
                 report = import_csv(s, fh, source=source or file, basis=basis, skip_invalid=skip_invalid)
             if dry_run:
                 raise _Rollback
+            audit.record(s, cli_actor(), "subscriber.import.done", ("subscribers", None), after=dict(report.counts))
     except _Rollback:
         pass
     except ImportRefused as refused:
@@ -119,11 +123,13 @@ def _write_report(path: str | None, report) -> None:
 def export_cmd(file: str, status: str | None) -> None:
     """Write subscribers as CSV to FILE (default: standard output)."""
     # loaded when the command runs, so `mailer --help` stays fast
+    from mailer.staff import audit
     from subscribers.export import export_csv
 
     with runtime.current().db.transaction() as s:
         with _open(file, "w", "utf-8") as fh:
             n = export_csv(s, fh, status)
+        audit.record(s, cli_actor(), "subscriber.export", ("subscribers", None), after={"rows": n, "status": status})
     if file != "-":
         click.echo(f"Exported {n} subscribers to {file}.")
 
@@ -152,6 +158,7 @@ def purge_cmd(days: int | None) -> None:
 def revoke_cmd(email: str) -> None:
     """Make every link already sent to EMAIL stop working."""
     # loaded when the command runs, so `mailer --help` stays fast
+    from mailer.staff import audit
     from subscribers.service import find, revoke_links
 
     with runtime.current().db.transaction() as s:
@@ -159,6 +166,7 @@ def revoke_cmd(email: str) -> None:
         if sub is None or sub.status == "erased":
             fail(f"No subscriber with address {email!r}.")
         revoke_links(s, sub, source="admin")
+        audit.record(s, cli_actor(), "subscriber.revoke_links", sub, after={"token_version": sub.token_version})
     click.echo(f"Every earlier link for {sub.email} is revoked.")
 
 
@@ -168,11 +176,15 @@ def revoke_cmd(email: str) -> None:
 def suppress_cmd(email: str, reason: str) -> None:
     """Put EMAIL on the suppression list (and unsubscribe it if subscribed)."""
     # loaded when the command runs, so `mailer --help` stays fast
-    from subscribers.service import suppress_address
+    from mailer.staff import audit
+    from subscribers.service import find, suppress_address
 
     with runtime.current().db.transaction() as s:
         try:
             address = suppress_address(s, email, reason, source="admin")
         except InvalidInput as err:
             fail(f"The address {err.message}")
+        sub = find(s, address)
+        # by subscriber id, or no object at all: the log never holds an address
+        audit.record(s, cli_actor(), "subscriber.suppress", sub or ("suppressions", None), after={"reason": reason})
     click.echo(f"{address} is suppressed ({reason}).")

@@ -8,23 +8,15 @@ would keep.
 
 from __future__ import annotations
 
-import getpass
 import sys
 
 import click
 
 from mailer import runtime
-from mailer.cli._common import fail
+from mailer.cli._common import cli_actor, fail
 from mailer.validation import InvalidInput
 
 ROLE_CHOICE = click.Choice(["admin", "editor", "moderator", "viewer"])
-
-
-def _actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except Exception:  # no user name in the environment or the password database
-        return "cli:unknown"
 
 
 def _password(from_stdin: bool) -> str:
@@ -50,7 +42,7 @@ def users_create(username, role, password_stdin):
     password = _password(password_stdin)
     with runtime.current().db.transaction() as s:
         try:
-            user = create_user(s, username, role, password, actor=_actor())
+            user = create_user(s, username, role, password, actor=cli_actor())
         except InvalidInput as err:
             fail(err.message)
         name = user.username
@@ -83,7 +75,7 @@ def users_disable(username):
 
     with runtime.current().db.transaction() as s:
         try:
-            disable_user(s, get_user(s, username), actor=_actor())
+            disable_user(s, get_user(s, username), actor=cli_actor())
         except InvalidInput as err:
             fail(err.message)
     click.echo(f"Disabled {username.strip().casefold()}.")
@@ -102,7 +94,7 @@ def users_reset_password(username, reset_2fa, password_stdin):
     with runtime.current().db.transaction() as s:
         try:
             user = get_user(s, username)
-            reset_password(s, user, password, reset_two_factor=reset_2fa, actor=_actor())
+            reset_password(s, user, password, reset_two_factor=reset_2fa, actor=cli_actor())
         except InvalidInput as err:
             fail(err.message)
         name = user.username

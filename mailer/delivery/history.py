@@ -26,3 +26,15 @@ def deliveries_of(session: Session, subscriber_id: int) -> list[dict]:
         {"edition": period, "status": status, "sent_at": sent_at.isoformat() if sent_at else None}
         for period, status, sent_at in rows
     ]
+
+
+def recent_deliveries(session: Session, subscriber_id: int, limit: int = 24) -> list:
+    """The newest ``limit`` deliveries to ``subscriber_id`` (two years of monthly editions),
+    newest first, as rows of ``id, period, status, attempts, error, sent_at``."""
+    return session.execute(
+        select(Delivery.id, Edition.period, Delivery.status, Delivery.attempts, Delivery.error, Delivery.sent_at)
+        .join(Edition, Edition.id == Delivery.edition_id)
+        .where(Delivery.subscriber_id == subscriber_id)
+        .order_by(Edition.period.desc())
+        .limit(limit)
+    ).all()

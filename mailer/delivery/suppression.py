@@ -68,6 +68,15 @@ def log_bounce(session: Session, delivery_id: int | None, email: str, kind: str,
     session.flush()
 
 
+def bounces_of(session: Session, email: str, delivery_ids=(), limit: int = 50) -> list[Bounce]:
+    """The newest bounce and complaint reports about ``email`` (by its hash under every
+    key) or about any of ``delivery_ids``, at most ``limit``."""
+    cond = Bounce.email_hash.in_(suppression.hashes_of(session, email))
+    if delivery_ids:
+        cond = cond | Bounce.delivery_id.in_(list(delivery_ids))
+    return list(session.scalars(select(Bounce).where(cond).order_by(Bounce.received_at.desc()).limit(limit)))
+
+
 def soft_bounce_count(session: Session, email: str) -> int:
     return (
         session.scalar(

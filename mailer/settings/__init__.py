@@ -115,6 +115,13 @@ class Settings:
         return tuple(dict.fromkeys(keys))
 
     @property
+    def totp_keys(self) -> tuple[bytes, ...]:
+        """Keys that encrypt staff TOTP secrets (see mailer.staff.twofactor), derived from
+        ``SECRET_KEY`` (the one that encrypts) and each fallback (still decrypt), so a key
+        rotation keeps every enrolled phone working."""
+        return tuple(dict.fromkeys(derived_key(s, "totp") for s in (self.secret_key, *self.secret_key_fallbacks)))
+
+    @property
     def sender_domain(self) -> str:
         return parseaddr(self.mail_from)[1].rpartition("@")[2] or "localhost"
 

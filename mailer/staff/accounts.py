@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from mailer.staff import audit
 from mailer.staff.models import StaffUser
-from mailer.staff.passwords import hash_password
+from mailer.staff.passwords import hash_password, verify_password
 from mailer.staff.permissions import ROLES
 from mailer.validation import InvalidInput
 
@@ -108,7 +108,7 @@ def reset_password(
     user.password_hash = hash_password(password)
     user.session_version += 1
     if reset_two_factor:
-        user.totp_secret = None
+        user.totp_secret = None  # two-factor removed: nothing sealed is left
         user.recovery_codes = []
     audit.record(
         session,
@@ -120,3 +120,59 @@ def reset_password(
         ip=ip,
     )
     return password
+
+
+def change_own_password(session: Session, user: StaffUser, current: str, new: str, *, ip: str | None = None) -> None:
+    """``user`` changes their own password: ``current`` must be right, ``new`` must pass
+    the rules and differ from it. Every other session of theirs ends (the caller starts a
+    fresh one for this browser).
+
+    A refusal raises :class:`InvalidInput` naming the field at fault and changes nothing
+    but the audit log: a wrong current password is recorded as ``login.failed`` (step
+    ``change_password``), so guesses made from someone else's open session show up. The
+    caller commits either way.
+    """
+    ok, _ = verify_password(user.password_hash, current)
+    if not ok:
+        audit.record(session, user, "login.failed", user, after={"step": "change_password"}, ip=ip)
+        raise InvalidInput("current", "That is not your current password.")
+    if new == current:
+        raise InvalidInput("new", "Choose a new password different from the current one.")
+    user.password_hash = hash_password(new)
+    user.session_version += 1
+    audit.record(session, user, "staff.change_password", user, ip=ip)
+
+
+def _active_admins(session: Session) -> int:
+    return len(
+        session.scalars(select(StaffUser.id).where(StaffUser.role == "admin", StaffUser.disabled.is_(False))).all()
+    )
+
+
+def change_role(session: Session, user: StaffUser, role: str, *, actor: StaffUser | str, ip: str | None = None) -> None:
+    """Give ``user`` ``role``; their sessions end (the console checks permissions on the
+    next request anyway, but a demoted person should log in again knowing it). Refuses the
+    change that would leave no active admin, and an admin changing their own role."""
+    check_role(role)
+    if user.role == role:
+        raise InvalidInput("role", f"{user.username} is already {role}.")
+    if isinstance(actor, StaffUser) and actor.id == user.id:
+        raise InvalidInput("role", "You cannot change your own role: ask another admin.")
+    if user.role == "admin" and not user.disabled and _active_admins(session) <= 1:
+        raise InvalidInput("role", "This is the last active admin: make someone else admin first.")
+    before = user.summary()
+    user.role = role
+    user.session_version += 1
+    audit.record(session, actor, "staff.role", user, before=before, after=user.summary(), ip=ip)
+
+
+def reset_two_factor(session: Session, user: StaffUser, *, actor: StaffUser | str, ip: str | None = None) -> None:
+    """Remove ``user``'s TOTP secret and recovery codes (a lost phone) and end their
+    sessions; roles that need two-factor enrol again at their next login."""
+    if user.totp_secret is None:
+        raise InvalidInput("username", f"{user.username} has no two-factor set up.")
+    before = user.summary()
+    user.totp_secret = None
+    user.recovery_codes = []
+    user.session_version += 1
+    audit.record(session, actor, "staff.reset_2fa", user, before=before, after=user.summary(), ip=ip)

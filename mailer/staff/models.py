@@ -14,9 +14,9 @@ class StaffUser(Base):
     """A person who may log in to ``/admin``.
 
     Nothing secret is kept in a form that logs a person in by itself: the password is an
-    Argon2id hash and recovery codes are SHA-256 hashes. The TOTP secret has to be kept as
-    it is (a code is computed from it), so a database dump plus the password still gets in;
-    that is what the password is for.
+    Argon2id hash and recovery codes are SHA-256 hashes. The TOTP secret has to be
+    recoverable (a code is computed from it), so it is encrypted with a key derived from
+    ``SECRET_KEY`` (:mod:`mailer.staff.twofactor`): a database dump alone does not give it.
     """
 
     __tablename__ = "staff_users"
@@ -26,8 +26,9 @@ class StaffUser(Base):
     username: Mapped[str] = mapped_column(String(60), unique=True)
     role: Mapped[str] = mapped_column(String(20))
     password_hash: Mapped[str] = mapped_column(String(200))
-    # Base32 TOTP secret once two-factor is enrolled, else None.
-    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    # The Base32 TOTP secret once two-factor is enrolled, sealed (Fernet token under the
+    # TOTP key, see twofactor.seal), else None. Never the secret in clear.
+    totp_secret: Mapped[str | None] = mapped_column(String(255))
     # The last TOTP time step accepted: a code of that step or an earlier one is refused,
     # so a code seen over someone's shoulder cannot be used again.
     totp_last_step: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

@@ -4,15 +4,23 @@ No code is accepted twice: the step of every accepted TOTP code is stored on the
 and a code of that step or any earlier one is refused. Recovery codes are random (80
 bits), stored as SHA-256 hashes and each used once. Functions take ``now`` (a Unix time)
 so tests move the clock instead of waiting.
+
+The TOTP secret is stored sealed: a Fernet token (AES-128-CBC and HMAC-SHA256) under a key
+derived from ``SECRET_KEY``. The keys travel with the session
+(``session.info["totp_keys"]``, set by the runtime from the settings): the first seals,
+every one opens, so a ``SECRET_KEY`` rotation (old key in ``SECRET_KEY_FALLBACKS``) keeps
+every phone working. :func:`set_secret` and :func:`reveal` are the only ways in and out.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import secrets
 from datetime import datetime, timezone
 
 import pyotp
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -23,6 +31,41 @@ ISSUER = "ERTG digest console"
 DRIFT_STEPS = 1  # accept the step before and after now: phones' clocks drift
 RECOVERY_CODES = 10
 _ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: codes are copied by hand
+
+
+class SealError(RuntimeError):
+    """A stored TOTP secret cannot be opened with any key this process has."""
+
+
+def _fernet(session: Session) -> MultiFernet:
+    keys = session.info.get("totp_keys")
+    if not keys:
+        raise RuntimeError("this session carries no TOTP keys: open it from a Database built by mailer.runtime")
+    return MultiFernet([Fernet(base64.urlsafe_b64encode(k)) for k in keys])
+
+
+def seal(session: Session, secret: str) -> str:
+    """``secret`` encrypted under the current TOTP key."""
+    return _fernet(session).encrypt(secret.encode()).decode()
+
+
+def set_secret(session: Session, user: StaffUser, secret: str | None) -> None:
+    """Store ``secret`` (None: remove two-factor) on ``user``, sealed."""
+    user.totp_secret = None if secret is None else seal(session, secret)
+
+
+def reveal(session: Session, user: StaffUser) -> str | None:
+    """``user``'s TOTP secret in clear, or None when two-factor is not set up. Raises
+    :class:`SealError` when no key opens it (``SECRET_KEY`` changed without a fallback)."""
+    if user.totp_secret is None:
+        return None
+    try:
+        return _fernet(session).decrypt(user.totp_secret.encode()).decode()
+    except InvalidToken:
+        raise SealError(
+            f"the two-factor secret of {user.username} cannot be decrypted: was SECRET_KEY changed "
+            "without the old key in SECRET_KEY_FALLBACKS? Reset their two-factor."
+        ) from None
 
 
 def new_secret() -> str:
@@ -50,14 +93,18 @@ def matching_step(secret: str, code: str, now: float) -> int | None:
 def accept_totp(
     user: StaffUser, code: str, now: float, secret: str | None = None, session: Session | None = None
 ) -> bool:
-    """Whether ``code`` is a fresh TOTP code of ``user`` (or of ``secret`` during enrolment);
-    on success its step is recorded so it can never be used again.
+    """Whether ``code`` is a fresh TOTP code of ``user`` (or of ``secret`` in clear, during
+    enrolment); on success its step is recorded so it can never be used again.
 
     With ``session`` the step is claimed in the database by one conditional UPDATE, so two
     requests racing with the same code cannot both get in: only one of them moves the
-    stored step forward.
+    stored step forward. Without ``secret`` the user's stored one is opened, which needs
+    ``session`` (it carries the keys).
     """
-    secret = secret or user.totp_secret
+    if secret is None and user.totp_secret is not None:
+        if session is None:
+            raise ValueError("accept_totp needs the session to open a stored secret")
+        secret = reveal(session, user)
     if not secret:
         return False
     step = matching_step(secret, code, now)

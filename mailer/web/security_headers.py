@@ -1,10 +1,10 @@
 """Security headers on every response.
 
-Public pages keep the app's policy (``default-src 'self'``, inline styles allowed because
-the public templates carry a ``<style>`` block; never inline script) and gain
-``frame-ancestors 'none'`` wherever the page refuses framing anyway. Console pages set
-their own stricter policy (see :func:`console_headers`). HSTS is sent when ``BASE_URL``
-is https.
+Public pages get :data:`PUBLIC_CSP`: everything from our own origin only, no inline
+script or style at all (their stylesheet is ``static/public.css``), and
+``frame-ancestors 'none'`` wherever the page refuses framing anyway. A page that sets its
+own policy keeps it (an email's HTML served as a page; the console's stricter one, see
+:func:`console_headers`). HSTS is sent when ``BASE_URL`` is https.
 """
 
 from __future__ import annotations
@@ -13,18 +13,34 @@ from flask import Flask, Response
 
 HSTS = "max-age=31536000; includeSubDomains"
 
+# Public pages: our origin only; no inline script or style, no plugins, forms only to us.
+PUBLIC_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; object-src 'none'; form-action 'self'"
+)
+
 # No inline script or style at all, nothing from elsewhere, no framing, forms only to us.
+# Frames only from us: the outbox viewer shows an email in a sandboxed frame.
 CONSOLE_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    "connect-src 'self'; frame-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+# An email's own HTML, shown inside a console page: its styles are inline (as email needs),
+# it runs nothing (``sandbox`` without allow-scripts, even when opened on its own), and
+# only console pages may frame it.
+EMAIL_FRAME_CSP = (
+    "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; "
+    "form-action 'none'; frame-ancestors 'self'; base-uri 'none'"
 )
 
 
 def console_headers(resp: Response) -> Response:
     """The console's headers: strict policy, no framing, and nothing cached (its pages show
-    personal data and one-time secrets)."""
-    resp.headers["Content-Security-Policy"] = CONSOLE_CSP
-    resp.headers["X-Frame-Options"] = "DENY"
+    personal data and one-time secrets). A response marked ``email_frame`` (an email's
+    HTML for the outbox viewer's frame) gets :data:`EMAIL_FRAME_CSP` and may be framed by
+    the console itself."""
+    frame = getattr(resp, "email_frame", False)
+    resp.headers["Content-Security-Policy"] = EMAIL_FRAME_CSP if frame else CONSOLE_CSP
+    resp.headers["X-Frame-Options"] = "SAMEORIGIN" if frame else "DENY"
     resp.headers["Cache-Control"] = "no-store"
     return resp
 
@@ -35,6 +51,7 @@ def install(app: Flask, *, https: bool) -> None:
         resp.headers.setdefault("X-Content-Type-Options", "nosniff")
         resp.headers.setdefault("Referrer-Policy", "no-referrer")
         resp.headers.setdefault("X-Frame-Options", "DENY")
+        resp.headers.setdefault("Content-Security-Policy", PUBLIC_CSP)
         csp = resp.headers.get("Content-Security-Policy")
         if csp and "frame-ancestors" not in csp and resp.headers["X-Frame-Options"] == "DENY":
             resp.headers["Content-Security-Policy"] = f"{csp}; frame-ancestors 'none'; base-uri 'none'"

@@ -12,10 +12,15 @@ from datetime import timedelta
 
 from flask import Flask
 
+import mailer.web.console.account  # noqa: F401  (routes register on bp)
 import mailer.web.console.bounces  # noqa: F401  (bounces, complaints and the suppression list)
+import mailer.web.console.configuration  # noqa: F401  (routes register on bp)
+import mailer.web.console.imports  # noqa: F401  (routes register on bp)
 import mailer.web.console.moderation  # noqa: F401  (the moderation inbox's routes register on bp)
+import mailer.web.console.outbox  # noqa: F401  (routes register on bp)
 import mailer.web.console.partners  # noqa: F401  (partners and topics screens)
 import mailer.web.console.reasons  # noqa: F401  (rejection reason templates' routes)
+import mailer.web.console.subscribers  # noqa: F401  (routes register on bp)
 from mailer.settings import Settings
 from mailer.web import security_headers
 from mailer.web.console import access, audit, auth, dashboard, staff  # noqa: F401  (routes register on bp)

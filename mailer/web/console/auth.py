@@ -125,7 +125,7 @@ def enrol():
     if form.validate_on_submit():
         if twofactor.accept_totp(user, form.code.data, now(), secret=secret):
             s = db()
-            user.totp_secret = secret
+            twofactor.set_secret(s, user, secret)
             codes = twofactor.issue_recovery_codes(user)
             audit.record(s, user, "staff.enrol_2fa", user, after=user.summary(), ip=client_ip())
             s.commit()

@@ -50,3 +50,7 @@ class CreateStaffForm(FlaskForm):
 
 class ResetForm(FlaskForm):
     reset_2fa = BooleanField("Also remove two-factor (they enrol again at their next login)")
+
+
+class RoleForm(FlaskForm):
+    role = SelectField("Role", choices=[SelectChoice(r, r.capitalize()) for r in ROLES])

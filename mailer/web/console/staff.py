@@ -1,4 +1,5 @@
-"""Staff accounts (admins): list, create, disable, reset a password or two-factor.
+"""Staff accounts (admins): list, create, disable, change a role, reset a password or
+two-factor.
 
 New and reset passwords are random and shown once, to hand over in person.
 """
@@ -9,13 +10,20 @@ import secrets
 
 from flask import abort, g, redirect, render_template, url_for
 
-from mailer.staff.accounts import create_user, disable_user, list_users, reset_password
+from mailer.staff.accounts import (
+    change_role,
+    create_user,
+    disable_user,
+    list_users,
+    reset_password,
+    reset_two_factor,
+)
 from mailer.staff.models import StaffUser
-from mailer.staff.permissions import STAFF_MANAGE
+from mailer.staff.permissions import ROLES, STAFF_MANAGE
 from mailer.validation import InvalidInput
 from mailer.web.console.access import db, require
 from mailer.web.console.blueprint import bp
-from mailer.web.console.forms import CreateStaffForm, PlainForm, ResetForm
+from mailer.web.console.forms import CreateStaffForm, PlainForm, ResetForm, RoleForm
 from mailer.web.helpers import client_ip
 
 
@@ -26,6 +34,7 @@ def _page(form=None, status=200, **extra):
         form=form or CreateStaffForm(),
         plain=PlainForm(),
         reset=ResetForm(),
+        roles=ROLES,
         me=g.staff,
         **extra,
     ), status
@@ -91,3 +100,37 @@ def staff_reset(user_id: int):
     password = reset_password(s, user, reset_two_factor=form.reset_2fa.data, actor=g.staff, ip=client_ip())
     s.commit()
     return _page(shown_once=(user.username, password))
+
+
+@bp.post("/staff/<int:user_id>/role")
+@require(STAFF_MANAGE)
+def staff_role(user_id: int):
+    form = RoleForm()
+    if not form.validate_on_submit():
+        return _page(status=400, problem="Choose one of the roles listed.")
+    user = _account(user_id)
+    s = db()
+    try:
+        change_role(s, user, form.role.data, actor=g.staff, ip=client_ip())
+    except InvalidInput as err:
+        s.rollback()
+        return _page(status=400, problem=err.message)
+    s.commit()
+    return redirect(url_for("console.staff_list"))
+
+
+@bp.post("/staff/<int:user_id>/reset-2fa")
+@require(STAFF_MANAGE)
+def staff_reset_2fa(user_id: int):
+    """Remove someone's two-factor (a lost phone) without touching their password."""
+    if not PlainForm().validate_on_submit():
+        abort(400)
+    user = _account(user_id)
+    s = db()
+    try:
+        reset_two_factor(s, user, actor=g.staff, ip=client_ip())
+    except InvalidInput as err:
+        s.rollback()
+        return _page(status=400, problem=err.message)
+    s.commit()
+    return redirect(url_for("console.staff_list"))
