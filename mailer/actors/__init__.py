@@ -25,6 +25,13 @@ from mailer.actors.digest import (
     sweep,
     watch_edition,
 )
+from mailer.actors.groups import (
+    expire_held_posts,
+    send_group_deliveries,
+    send_group_email,
+    send_post_decision,
+    start_group_post,
+)
 from mailer.actors.housekeeping import purge_unconfirmed_job
 from mailer.actors.inbound import process_inbound
 from mailer.actors.partners import send_partner_notice
@@ -44,4 +51,9 @@ JOBS = (
     poll_feeds,
     process_bounces,
     process_inbound,
+    send_group_email,
+    send_post_decision,
+    start_group_post,
+    send_group_deliveries,
+    expire_held_posts,
 )

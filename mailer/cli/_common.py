@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import sys
 from typing import NoReturn
 
@@ -15,3 +16,11 @@ def fail(message: str) -> NoReturn:
     """
     click.echo(f"Error: {message}", err=True)
     sys.exit(1)
+
+
+def operator() -> str:
+    """Who ran the command, for audit and consent records: ``cli:<operating-system user>``."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except Exception:  # no user name in the environment or the password database
+        return "cli:unknown"

@@ -8,23 +8,16 @@ would keep.
 
 from __future__ import annotations
 
-import getpass
 import sys
 
 import click
 
 from mailer import runtime
 from mailer.cli._common import fail
+from mailer.cli._common import operator as _actor
 from mailer.validation import InvalidInput
 
 ROLE_CHOICE = click.Choice(["admin", "editor", "moderator", "viewer"])
-
-
-def _actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except Exception:  # no user name in the environment or the password database
-        return "cli:unknown"
 
 
 def _password(from_stdin: bool) -> str:

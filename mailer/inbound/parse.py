@@ -13,6 +13,8 @@ import re
 from email import message_from_bytes, policy
 from email.message import Message
 
+from mailer.mail.automatic import automatic  # noqa: F401  (re-exported: the routes read it here)
+
 MAX_HEADER_BYTES = 256 * 1024  # far beyond any honest header section; bounds parsing work
 _FIELD = re.compile(rb"^[!-9;-~]+[ \t]*:")  # a field name is printable ASCII without ':'
 
@@ -47,25 +49,3 @@ def parse(raw: bytes) -> Message:
     if not msg.get("From"):
         raise Malformed("no From header field")
     return msg
-
-
-_BULK = {"bulk", "junk", "list"}
-
-
-def automatic(msg: Message, mail_from: str) -> str | None:
-    """Why ``msg`` was sent by a machine (never answer it), or None for a person's mail:
-    the null sender (bounces), ``Auto-Submitted`` other than ``no`` (RFC 3834),
-    ``Precedence: bulk/junk/list``, a delivery or feedback report, a mailer-daemon."""
-    if not mail_from or mail_from == "<>":
-        return "null sender"
-    auto = str(msg.get("Auto-Submitted", "")).strip().lower()
-    if auto and auto.split(";")[0].strip() != "no":
-        return f"Auto-Submitted: {auto.split(';')[0].strip()[:40]}"
-    precedence = str(msg.get("Precedence", "")).strip().lower()
-    if precedence in _BULK:
-        return f"Precedence: {precedence}"
-    if msg.get_content_type() == "multipart/report":
-        return "a delivery or feedback report"
-    if mail_from.lower().partition("@")[0] in ("mailer-daemon", "postmaster"):
-        return "sent by a mail system"
-    return None

@@ -1,0 +1,230 @@
+"""``mailer groups``: create and list groups, add and remove members, list held posts
+and decide on them.
+
+Shells over :mod:`mailer.groups`: each opens a transaction, calls the domain, prints, and
+enqueues (deliveries, notices) only after the commit. A refused command changes nothing.
+"""
+
+from __future__ import annotations
+
+import click
+
+from mailer import runtime
+from mailer.cli._common import fail, operator
+from mailer.text import strip_controls
+from mailer.validation import InvalidInput
+
+VISIBILITY = click.Choice(["public", "members", "announce"])
+POLICY = click.Choice(["open", "moderated", "all-moderated", "announce-only"])
+ROLE = click.Choice(["member", "moderator", "owner"])
+DELIVERY = click.Choice(["every", "digest", "web"])
+BASIS = click.Choice(["consent", "legitimate-interests", "contract", "existing-member"])
+
+
+def _safe(text: str) -> str:
+    return strip_controls(text, keep="")
+
+
+@click.group("groups")
+def groups() -> None:
+    """Groups (mailing lists): create, members, held posts."""
+
+
+@groups.command("create")
+@click.argument("slug")
+@click.option("--name", required=True, help="The group's name, shown in its emails and pages.")
+@click.option("--description", default="", help="What the group is for (its page shows it).")
+@click.option("--visibility", type=VISIBILITY, default="public", show_default=True, help="Who may read the archive.")
+@click.option(
+    "--policy", type=POLICY, default=None, help="Posting policy (default: open; announce-only groups: announce-only)."
+)
+@click.option("--owner", "owners", multiple=True, metavar="EMAIL", help="An owner (repeatable); added as a member.")
+@click.option(
+    "--max-bytes", type=click.IntRange(1000), default=2_000_000, show_default=True, help="Larger posts are held."
+)
+@click.option("--no-attachments", is_flag=True, help="Hold posts with attachments.")
+def groups_create(slug, name, description, visibility, policy, owners, max_bytes, no_attachments):
+    """Create a group at SLUG@ the list domain."""
+    # loaded when the command runs, so `mailer --help` stays fast
+    from mailer.groups import service
+
+    rt = runtime.current()
+    with rt.db.transaction() as s:
+        try:
+            group = service.create_group(
+                s,
+                slug,
+                name,
+                reserved=service.reserved_locals(rt.settings),
+                description=description,
+                visibility=visibility,
+                policy=policy,
+                max_bytes=max_bytes,
+                allow_attachments=not no_attachments,
+                by=operator(),
+            )
+            if owners:
+                service.add_members(s, group, list(owners), basis="contract", role="owner", by=operator())
+        except InvalidInput as err:
+            s.rollback()
+            fail(f"{err.field}: {err.message}")
+        address = service.address_of(group, rt.settings.list_domain)
+        line = f"Created {group.slug}: {address} ({group.visibility}, {group.posting_policy})"
+    click.echo(_safe(line))
+    click.echo(f"Page: {rt.settings.base_url}/groups/{slug.strip().lower()}")
+
+
+@groups.command("list")
+def groups_list():
+    """Groups, their addresses, policies and member counts."""
+    # loaded when the command runs, so `mailer --help` stays fast
+    from mailer.groups import service
+
+    rt = runtime.current()
+    with rt.db.transaction() as s:
+        rows = service.list_groups(s)
+        for g, count in rows:
+            address = service.address_of(g, rt.settings.list_domain)
+            click.echo(_safe(f"{g.slug:<24} {address:<40} {g.visibility:<9} {g.posting_policy:<14} {count} members"))
+    if not rows:
+        click.echo("No groups yet: mailer groups create SLUG --name NAME")
+
+
+@groups.command("add")
+@click.argument("slug")
+@click.argument("emails", nargs=-1, required=True)
+@click.option("--basis", type=BASIS, required=True, help="Why you may add them (recorded in their consent ledger).")
+@click.option("--role", type=ROLE, default="member", show_default=True)
+@click.option("--delivery", type=DELIVERY, default="every", show_default=True, help="How they get messages.")
+def groups_add(slug, emails, basis, role, delivery):
+    """Add members to a group (all or nothing: one invalid address adds nobody)."""
+    # loaded when the command runs, so `mailer --help` stays fast
+    from mailer.groups import service
+
+    with runtime.current().db.transaction() as s:
+        try:
+            group = service.get_group(s, slug)
+            added = service.add_members(
+                s, group, list(emails), basis=basis, role=role, delivery=delivery, by=operator()
+            )
+        except (InvalidInput, service.GroupError) as err:
+            s.rollback()
+            fail(err.message if isinstance(err, InvalidInput) else str(err))
+    for a in added:
+        note = " (on the suppression list: not added)" if a.outcome == "suppressed" else ""
+        click.echo(_safe(f"{a.outcome:<12} {a.email}{note}"))
+
+
+@groups.command("remove")
+@click.argument("slug")
+@click.argument("emails", nargs=-1, required=True)
+def groups_remove(slug, emails):
+    """Remove members from a group."""
+    # loaded when the command runs, so `mailer --help` stays fast
+    from mailer.groups import service
+
+    with runtime.current().db.transaction() as s:
+        try:
+            group = service.get_group(s, slug)
+        except service.GroupError as err:
+            fail(str(err))
+        outcome = service.remove_members(s, group, list(emails), by=operator())
+    for email, what in outcome.items():
+        click.echo(_safe(f"{what:<12} {email}"))
+
+
+@groups.command("members")
+@click.argument("slug")
+def groups_members(slug):
+    """A group's members: address, role, delivery mode, basis, since when."""
+    # loaded when the command runs, so `mailer --help` stays fast
+    from mailer.groups import service
+
+    with runtime.current().db.transaction() as s:
+        try:
+            group = service.get_group(s, slug)
+        except service.GroupError as err:
+            fail(str(err))
+        rows = service.members(s, group)
+        for m in rows:
+            since = m.joined_at.strftime("%Y-%m-%d") if m.joined_at else "-"
+            click.echo(_safe(f"{m.email:<40} {m.role:<10} {m.delivery:<7} {m.basis:<22} since {since}"))
+        click.echo(f"{len(rows)} member(s)")
+
+
+@groups.command("held")
+@click.argument("slug")
+def groups_held(slug):
+    """Posts held for a moderator, oldest first, with why they were held."""
+    # loaded when the command runs, so `mailer --help` stays fast
+    from mailer.groups import posting, service
+
+    rt = runtime.current()
+    with rt.db.transaction() as s:
+        try:
+            group = service.get_group(s, slug)
+        except service.GroupError as err:
+            fail(str(err))
+        posts = posting.held_posts(s, group)
+        for p in posts:
+            when = p.received_at.strftime("%Y-%m-%d %H:%M")
+            click.echo(_safe(f"{p.id:>6}  {when}  {p.author_email}  {p.subject[:60]}"))
+            click.echo(_safe(f"        held: {p.hold_reason}"))
+    if not posts:
+        click.echo("Nothing held.")
+    else:
+        click.echo(f"{len(posts)} held; they expire after {rt.settings.groups.hold_days} days.")
+
+
+@groups.command("approve")
+@click.argument("post_id", type=int)
+@click.option("--trust", is_flag=True, help="Also accept the sender's later posts without a hold.")
+def groups_approve(post_id, trust):
+    """Approve a held post: it goes to the members."""
+    # loaded when the command runs, so `mailer --help` stays fast
+    from mailer.actors.groups import start_group_post
+    from mailer.groups import posting, service
+
+    rt = runtime.current()
+    with rt.db.transaction() as s:
+        try:
+            posting.approve(s, post_id, by=operator(), trust=trust)
+        except service.GroupError as err:
+            fail(str(err))
+    rt.queue.send(start_group_post, post_id)
+    click.echo(f"Approved post {post_id}" + (" and trusted its sender." if trust else "."))
+
+
+@groups.command("reject")
+@click.argument("post_id", type=int)
+@click.option("--reason", required=True, help="Told to the sender.")
+def groups_reject(post_id, reason):
+    """Reject a held post; the sender is told the reason."""
+    # loaded when the command runs, so `mailer --help` stays fast
+    from mailer.actors.groups import send_post_decision
+    from mailer.groups import notices, posting, service
+
+    rt = runtime.current()
+    with rt.db.transaction() as s:
+        try:
+            posting.reject(s, post_id, by=operator(), reason=reason)
+        except service.GroupError as err:
+            fail(str(err))
+    rt.queue.send(send_post_decision, notices.REJECTED, post_id)
+    click.echo(f"Rejected post {post_id}; its sender is told why.")
+
+
+@groups.command("discard")
+@click.argument("post_id", type=int)
+@click.option("--ban", is_flag=True, help="Also drop the sender's later mail to the group.")
+def groups_discard(post_id, ban):
+    """Discard a held post silently (spam)."""
+    # loaded when the command runs, so `mailer --help` stays fast
+    from mailer.groups import posting, service
+
+    with runtime.current().db.transaction() as s:
+        try:
+            posting.discard(s, post_id, by=operator(), ban=ban)
+        except service.GroupError as err:
+            fail(str(err))
+    click.echo(f"Discarded post {post_id}" + (" and banned its sender." if ban else "."))
