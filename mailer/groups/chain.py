@@ -121,15 +121,15 @@ def _header_section(raw: bytes) -> bytes:
 def size_and_content(p: Submission) -> Verdict | None:
     if len(p.raw) > p.group.max_bytes:
         return Verdict(HOLD, "size", f"larger than the group's limit ({len(p.raw)} > {p.group.max_bytes} bytes)")
+    named = getaddresses([str(v) for k in ("To", "Cc") for v in (p.message.get_all(k, []) or [])])
+    if len(named) > p.max_recipients:
+        return Verdict(HOLD, "recipients", f"names {len(named)} addresses in To and Cc (limit {p.max_recipients})")
     head = _header_section(p.raw)
     if len(_ENCODED_WORD.findall(head)) > MAX_ENCODED_WORDS:
         return Verdict(HOLD, "headers", f"more than {MAX_ENCODED_WORDS} encoded-words in the header")
     for name, value in p.message.items():
         if len(str(value)) > MAX_HEADER_FIELD:
             return Verdict(HOLD, "headers", f"the {str(name)[:40]} header is longer than {MAX_HEADER_FIELD} characters")
-    named = getaddresses([str(v) for k in ("To", "Cc") for v in (p.message.get_all(k, []) or [])])
-    if len(named) > p.max_recipients:
-        return Verdict(HOLD, "recipients", f"names {len(named)} addresses in To and Cc (limit {p.max_recipients})")
     parts = 0
     for part in p.message.walk():
         parts += 1
