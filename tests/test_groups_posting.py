@@ -240,7 +240,7 @@ def test_a_mail_loop_between_two_groups_is_stopped(app, rt, relay, receiver, que
     cli(app, "groups", "add", "bme-network", f"practices@{DOMAIN}", "--basis", "consent")
     lmtp_send(receiver, "priya@nhs.example", [network], post())
     queue()
-    for round_ in range(3):  # the MTA hands every copy for our own addresses back to us
+    for _round in range(3):  # the MTA hands every copy for our own addresses back to us
         ours = [(r, d) for r, _, d in relay.messages if r.lower().endswith("@" + DOMAIN)]
         relay.messages[:] = [m for m in relay.messages if not m[0].lower().endswith("@" + DOMAIN)]
         for recipient, data in ours:
