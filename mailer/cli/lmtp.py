@@ -23,7 +23,7 @@ SWEEP_SECONDS = 300
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8024, show_default=True, type=click.IntRange(1, 65535), help="TCP port to listen on.")
 def lmtp(host: str, port: int) -> None:
-    """Receive inbound mail over LMTP: unsubscribe addresses and bounces."""
+    """Receive inbound mail over LMTP: unsubscribe addresses, bounces, group posts."""
     # loaded when the command runs, so `mailer --help` stays fast
     from mailer import runtime
     from mailer.actors.inbound import process_inbound, requeue_unprocessed, router

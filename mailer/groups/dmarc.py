@@ -102,8 +102,9 @@ class DmarcPolicies:
 
     def rewrite(self, author: str) -> tuple[bool, str]:
         """(rewrite From?, why) for a post whose ``From:`` is ``author``."""
-        domain = author.rpartition("@")[2].strip().lower().rstrip(".")
-        if not domain:
+        local, at, domain = author.rpartition("@")
+        domain = domain.strip().lower().rstrip(".")
+        if not at or not local or not domain:
             return True, "no author domain"
         if domain in self.always or organisational(domain) in self.always:
             return True, f"{domain} is on the rewrite list"
