@@ -15,8 +15,13 @@ DOMAIN = "ertg.example.org"
 
 def submission(raw: bytes = b"", *, policy_="open", role=None, rule=None, mail_from="a@nhs.example", **group_kw):
     raw = raw or b"From: A <a@nhs.example>\r\nTo: g@ertg.example.org\r\nSubject: Hi\r\n\r\nHello\r\n"
-    group = Group(slug="g", name="G", posting_policy=policy_, max_bytes=group_kw.get("max_bytes", 2_000_000),
-                  allow_attachments=group_kw.get("allow_attachments", True))
+    group = Group(
+        slug="g",
+        name="G",
+        posting_policy=policy_,
+        max_bytes=group_kw.get("max_bytes", 2_000_000),
+        allow_attachments=group_kw.get("allow_attachments", True),
+    )
     member = GroupMember(email="a@nhs.example", role=role, status="active") if role else None
     return chain.Submission(
         group=group,
@@ -60,7 +65,12 @@ def test_the_order_loop_before_automatic_before_ban_before_content():
     assert chain.run(submission(role="member", rule="ban", max_bytes=10)).rule == "banned"
     assert chain.run(submission(role="owner", max_bytes=10)).rule == "size"
     assert [r.__name__ for r in chain.RULES] == [
-        "loop", "automatic_mail", "banned", "size_and_content", "member_moderation", "non_member"
+        "loop",
+        "automatic_mail",
+        "banned",
+        "size_and_content",
+        "member_moderation",
+        "non_member",
     ]
 
 

@@ -20,6 +20,7 @@ from mailer.groups.models import GroupDelivery, GroupPost
 from mailer.inbound.models import InboundMessage
 from mailer.mail.transport import SMTPTransport
 from mailer.settings.delivery import DeliveryConfig
+from tests.conftest import BOTH_DIALECTS
 from tests.mailservers import Relay, free_port
 
 DOMAIN = "ertg.example.org"
@@ -144,6 +145,7 @@ def outcomes(rt) -> list[str]:
         return list(s.scalars(select(InboundMessage.outcome).order_by(InboundMessage.id)))
 
 
+@BOTH_DIALECTS  # bulk fan-out, claims with RETURNING, binary message bodies
 def test_a_members_post_reaches_every_member_once_with_the_list_headers(app, rt, relay, receiver, queue, network):
     reply = post(
         author="Sam Okafor <sam@strict.example>",
@@ -201,6 +203,31 @@ def test_a_members_post_reaches_every_member_once_with_the_list_headers(app, rt,
     with rt.db.transaction() as s:
         assert s.scalar(select(func.count(GroupDelivery.id))) == 2 * len(EVERY)
         assert s.scalar(select(func.count(GroupPost.id))) == 2
+
+
+def test_every_copy_is_dkim_signed_over_the_list_headers(app, rt, relay, queue, network, dkim_key):
+    import dkim
+
+    from mailer.actors.inbound import process_inbound, router
+    from mailer.lmtp import Receiver
+
+    key, public = dkim_key
+    env = {"DKIM_SELECTOR": "mail2026", "DKIM_PRIVATE_KEY_FILE": key}
+    r = boot(replace(rt.settings, delivery=DeliveryConfig.from_env(env)), transport=SMTPTransport(relay.url))
+    receiver = Receiver(r.db, router(), lambda i: r.queue.send(process_inbound, i), port=free_port()).start()
+    try:
+        reply = post(extra="In-Reply-To: <event-0@nhs.example>\r\nCc: ade@gmail.com\r\n")
+        lmtp_send(receiver, "priya@nhs.example", [network], reply)
+        queue()
+    finally:
+        receiver.stop()
+    assert len(relay.messages) == len(EVERY)
+    for _rcpt, _path, data in relay.messages:
+        assert dkim.verify(data, dnsfunc=lambda name, timeout=5: b"v=DKIM1; k=rsa; p=" + public)
+    msg = relay.parsed("chair@nhs.example")[0]
+    signed = {h.strip().lower() for h in msg["DKIM-Signature"].split("h=")[1].split(";")[0].split(":")}
+    assert {"from", "subject", "list-id", "list-post", "list-unsubscribe", "list-unsubscribe-post"} <= signed
+    assert {"archived-at", "list-archive", "list-help", "in-reply-to", "cc", "message-id"} <= signed
 
 
 def test_dmarc_strict_and_free_mail_authors_are_rewritten_others_kept(app, rt, relay, receiver, queue, network, dmarc):
@@ -338,6 +365,7 @@ def test_the_moderation_chain_in_its_order_through_lmtp(app, rt, relay, receiver
     assert "5 held; they expire after 7 days." in out and "held: non-member" in out
 
 
+@BOTH_DIALECTS  # bulk fan-out, claims with RETURNING, binary message bodies
 def test_held_posts_approve_trust_reject_discard_and_expire(app, rt, relay, receiver, queue, network):
     from mailer.actors.groups import expire_held_posts
 

@@ -19,8 +19,9 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from email.header import decode_header, make_header
-from email.utils import parseaddr
+from email.utils import format_datetime, parseaddr
 
+from mailer.db import utcnow
 from mailer.groups.links import GroupLinks
 from mailer.groups.models import ANNOUNCE_ONLY, Group, GroupMember, GroupPost
 from mailer.mail.message import Envelope, ascii_domain, encode_address, encode_subject, qp_fragment
@@ -94,6 +95,8 @@ def prepare(
         out.append(f"Message-ID: {post.message_id}".encode())
     if _first(fields, "subject") is None:
         out.append(b"Subject: (no subject)")
+    if _first(fields, "date") is None:
+        out.append(f"Date: {format_datetime(post.received_at or utcnow())}".encode())
     list_host = f"{group.slug}.{list_domain}"
     post_header = "NO" if group.posting_policy == ANNOUNCE_ONLY else f"<mailto:{ascii_domain(address)}>"
     out += [
