@@ -428,3 +428,56 @@ def test_malformed_and_oversized_mail_to_a_group_is_refused_and_nothing_is_store
         assert s.scalar(select(func.count(InboundMessage.id))) == 1
         assert s.scalar(select(func.count(GroupPost.id))) == 1
     assert message_from_bytes(relay.messages[0][2], policy=policy.default)["List-Id"]
+
+
+def test_a_post_whose_queue_message_was_lost_is_delivered_once_when_work_is_requeued(
+    app, rt, relay, receiver, queue, network, monkeypatch
+):
+    """The process dies between committing the accepted post and enqueueing its delivery:
+    the next start (or `mailer lmtp`'s sweep) finds it in the ledger and delivers it once."""
+    from mailer.actors import inbound
+    from mailer.actors.groups import requeue_group_posts, start_group_post
+
+    original = inbound.enqueue_accepted
+    monkeypatch.setattr(inbound, "enqueue_accepted", lambda message_id: None)  # lost with the crash
+    lmtp_send(receiver, "priya@nhs.example", [network], post())
+    queue()
+    assert outcomes(rt)[0].startswith("accepted as post 1") and relay.messages == []
+    monkeypatch.setattr(inbound, "enqueue_accepted", original)
+
+    assert requeue_group_posts() == 1
+    queue()
+    assert relay.counts() == dict.fromkeys(EVERY, 1)
+    assert requeue_group_posts() == 0  # nothing pending any more
+    start_group_post(1)  # and a stray second start sends nothing
+    queue()
+    assert relay.counts() == dict.fromkeys(EVERY, 1)
+
+
+@pytest.mark.dialects("postgresql")  # two connections deciding at once: PostgreSQL's row locks
+def test_two_moderators_deciding_one_post_at_once_cannot_both_win(app, rt, network):
+    from mailer.groups import posting, service
+    from mailer.groups.service import GroupError
+
+    raw = post(author="stranger@example.org")
+    with rt.db.transaction() as s:
+        received = posting.receive(
+            s,
+            service.get_group(s, "bme-network"),
+            message_from_bytes(raw, policy=policy.compat32),
+            raw,
+            "stranger@example.org",
+            list_domain=DOMAIN,
+            max_recipients=25,
+        )
+    assert received.action == "hold"
+    with rt.db.transaction() as a:
+        opened = a.get(GroupPost, received.post_id)  # moderator A opened it, and still holds it
+        assert opened.status == "held"
+        with rt.db.transaction() as b:
+            posting.discard(b, received.post_id, by="moderator B")  # B was quicker
+        with pytest.raises(GroupError, match="decided already"):
+            posting.approve(a, received.post_id, by="moderator A")
+    with rt.db.transaction() as s:
+        done = s.get(GroupPost, received.post_id)
+        assert (done.status, done.decided_by) == ("discarded", "moderator B")

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import Message
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from mailer.db import utcnow
@@ -176,16 +176,25 @@ def _held(session: Session, post_id: int, group: Group | None = None) -> GroupPo
     return post
 
 
-def _decide(post: GroupPost, status: str, by: str, reason: str = "") -> None:
-    post.status, post.decided_at, post.decided_by = status, utcnow(), by[:120]
-    post.decision_reason = reason[:500]
+def _decide(session: Session, post: GroupPost, status: str, by: str, reason: str = "") -> None:
+    """Move a held post to ``status``, once: two moderators deciding at the same moment
+    cannot both win (the second is told it was decided already)."""
+    moved = session.execute(
+        update(GroupPost)
+        .where(GroupPost.id == post.id, GroupPost.status == HELD)
+        .values(status=status, decided_at=utcnow(), decided_by=by[:120], decision_reason=reason[:500])
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not moved:
+        raise GroupError(f"Post {post.id} was decided already by someone else.")
+    session.refresh(post)
 
 
 def approve(session: Session, post_id: int, *, by: str, trust: bool = False, group: Group | None = None) -> GroupPost:
     """Approve a held post (the caller enqueues its delivery after the commit); with
     ``trust``, the sender's later posts to this group are accepted without a hold."""
     post = _held(session, post_id, group)
-    _decide(post, APPROVED, by)
+    _decide(session, post, APPROVED, by)
     if trust and post.author_email:
         set_sender_rule(session, post.group, post.author_email, TRUST, by=by)
     return post
@@ -198,7 +207,7 @@ def reject(session: Session, post_id: int, *, by: str, reason: str, group: Group
     if not reason:
         raise GroupError("Say why the post is rejected: the sender is told.")
     post = _held(session, post_id, group)
-    _decide(post, REJECTED, by, reason)
+    _decide(session, post, REJECTED, by, reason)
     post.raw = b""
     return post
 
@@ -206,7 +215,7 @@ def reject(session: Session, post_id: int, *, by: str, reason: str, group: Group
 def discard(session: Session, post_id: int, *, by: str, ban: bool = False, group: Group | None = None) -> GroupPost:
     """Discard a held post silently (spam); with ``ban``, drop the sender's later mail too."""
     post = _held(session, post_id, group)
-    _decide(post, DISCARDED, by)
+    _decide(session, post, DISCARDED, by)
     post.raw = b""
     if ban and post.author_email:
         set_sender_rule(session, post.group, post.author_email, BAN, by=by)
@@ -218,10 +227,15 @@ def expire_held(session: Session, days: int, *, now: datetime | None = None) -> 
     tells their senders. Returns them."""
     cutoff = (now or utcnow()) - timedelta(days=days)
     posts = list(session.scalars(select(GroupPost).where(GroupPost.status == HELD, GroupPost.received_at < cutoff)))
+    expired = []
     for post in posts:
-        _decide(post, EXPIRED, "expiry", f"not decided within {days} days")
+        try:
+            _decide(session, post, EXPIRED, "expiry", f"not decided within {days} days")
+        except GroupError:
+            continue  # a moderator decided it just now
         post.raw = b""
-    return posts
+        expired.append(post)
+    return expired
 
 
 def is_member_post(session: Session, post: GroupPost) -> GroupMember | None:
