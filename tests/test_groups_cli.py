@@ -105,3 +105,36 @@ def test_announce_only_groups_default_to_the_announce_only_policy(app, rt):
     assert code == 0 and "(announce, announce-only)" in out
     code, out = run(app, "groups", "held", "news")
     assert code == 0 and "Nothing held." in out
+
+
+def test_edit_changes_only_what_is_given_and_ban_drops_mail(app, rt, session):
+    from mailer.groups import posting, service
+
+    run(app, "groups", "create", "network", "--name", "Network", "--description", "First words")
+    code, out = run(app, "groups", "edit", "network", "--policy", "moderated", "--no-attachments")
+    assert code == 0 and out.strip() == "network: posting_policy, allow_attachments changed"
+    code, out = run(app, "groups", "edit", "network", "--policy", "moderated")
+    assert code == 0 and "nothing changed" in out
+    code, out = run(app, "groups", "edit", "network", "--name", "", "--policy", "open")
+    assert code == 1 and "name: is required." in out
+    session.expire_all()
+    group = service.get_group(session, "network")
+    assert (group.name, group.description, group.posting_policy, group.allow_attachments) == (
+        "Network",
+        "First words",
+        "moderated",
+        False,
+    )
+
+    code, out = run(app, "groups", "ban", "network", "Troll@Example.org", "spam@example.org")
+    assert code == 0 and "Banned 2 address(es) in network." in out
+    posting.set_sender_rule(session, group, "friend@example.org", "trust")
+    session.commit()
+    assert run(app, "groups", "ban", "network", "troll@example.org", "friend@example.org", "--lift")[0] == 0
+    session.expire_all()
+    rules = {
+        a: posting.sender_rule(session, group, a)
+        for a in ("troll@example.org", "spam@example.org", "friend@example.org")
+    }
+    assert rules == {"troll@example.org": None, "spam@example.org": "ban", "friend@example.org": "trust"}
+    assert run(app, "groups", "ban", "network", "not an address")[0] == 1

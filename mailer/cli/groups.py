@@ -12,7 +12,7 @@ import click
 from mailer import runtime
 from mailer.cli._common import fail, operator
 from mailer.text import strip_controls
-from mailer.validation import InvalidInput
+from mailer.validation import InvalidInput, email_address
 
 VISIBILITY = click.Choice(["public", "members", "announce"])
 POLICY = click.Choice(["open", "moderated", "all-moderated", "announce-only"])
@@ -72,6 +72,63 @@ def groups_create(slug, name, description, visibility, policy, owners, max_bytes
         line = f"Created {group.slug}: {address} ({group.visibility}, {group.posting_policy})"
     click.echo(_safe(line))
     click.echo(f"Page: {rt.settings.base_url}/groups/{slug.strip().lower()}")
+
+
+@groups.command("edit")
+@click.argument("slug")
+@click.option("--name", default=None)
+@click.option("--description", default=None)
+@click.option("--visibility", type=VISIBILITY, default=None)
+@click.option("--policy", type=POLICY, default=None)
+@click.option("--max-bytes", type=click.IntRange(1000), default=None)
+@click.option("--attachments/--no-attachments", default=None, help="Take posts with attachments, or hold them.")
+def groups_edit(slug, name, description, visibility, policy, max_bytes, attachments):
+    """Change a group; only the options given."""
+    # loaded when the command runs, so `mailer --help` stays fast
+    from mailer.groups import service
+
+    with runtime.current().db.transaction() as s:
+        try:
+            group = service.get_group(s, slug)
+            changed = service.edit_group(
+                s,
+                group,
+                name=name,
+                description=description,
+                visibility=visibility,
+                policy=policy,
+                max_bytes=max_bytes,
+                allow_attachments=attachments,
+            )
+        except (InvalidInput, service.GroupError) as err:
+            s.rollback()
+            fail(f"{err.field}: {err.message}" if isinstance(err, InvalidInput) else str(err))
+        line = f"{group.slug}: " + (", ".join(changed) + " changed" if changed else "nothing changed")
+    click.echo(_safe(line))
+
+
+@groups.command("ban")
+@click.argument("slug")
+@click.argument("emails", nargs=-1, required=True)
+@click.option("--lift", is_flag=True, help="Lift the ban instead.")
+def groups_ban(slug, emails, lift):
+    """Drop (never answer) mail from these addresses to the group, or lift that."""
+    # loaded when the command runs, so `mailer --help` stays fast
+    from mailer.groups import posting, service
+
+    with runtime.current().db.transaction() as s:
+        try:
+            group = service.get_group(s, slug)
+            addresses = [email_address("email", e) for e in emails]
+        except (InvalidInput, service.GroupError) as err:
+            s.rollback()
+            fail(err.message if isinstance(err, InvalidInput) else str(err))
+        for address in addresses:
+            if lift and posting.sender_rule(s, group, address) != "ban":
+                continue  # lifting a ban leaves a trusted sender trusted
+            posting.set_sender_rule(s, group, address, None if lift else "ban", by=operator())
+    verb = "Lifted the ban on" if lift else "Banned"
+    click.echo(_safe(f"{verb} {len(addresses)} address(es) in {slug}."))
 
 
 @groups.command("list")

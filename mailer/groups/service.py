@@ -133,6 +133,46 @@ def create_group(
     return group
 
 
+def edit_group(
+    session: Session,
+    group: Group,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    visibility: str | None = None,
+    policy: str | None = None,
+    max_bytes: int | None = None,
+    allow_attachments: bool | None = None,
+) -> list[str]:
+    """Change the fields given (None: unchanged); the names of those that changed. Every
+    value is checked before any is set, so a refusal changes nothing."""
+    changes: dict = {}
+    if name is not None:
+        changes["name"] = clean_text("name", name, 120)
+        if not changes["name"]:
+            raise InvalidInput("name", "is required.")
+    if description is not None:
+        changes["description"] = "\n".join(clean_text("description", line, 2000) for line in description.splitlines())
+    if visibility is not None:
+        if visibility not in VISIBILITIES:
+            raise InvalidInput("visibility", f"must be one of {', '.join(VISIBILITIES)}.")
+        changes["visibility"] = visibility
+    if policy is not None:
+        if policy not in POLICIES:
+            raise InvalidInput("policy", f"must be one of {', '.join(POLICIES)}.")
+        changes["posting_policy"] = policy
+    if max_bytes is not None:
+        if max_bytes < 1000:
+            raise InvalidInput("max_bytes", "must be at least 1000.")
+        changes["max_bytes"] = max_bytes
+    if allow_attachments is not None:
+        changes["allow_attachments"] = allow_attachments
+    changed = [k for k, v in changes.items() if getattr(group, k) != v]
+    for key in changed:
+        setattr(group, key, changes[key])
+    return changed
+
+
 def get_group(session: Session, slug: str) -> Group:
     group = find_group(session, slug)
     if group is None:
