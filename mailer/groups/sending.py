@@ -59,7 +59,9 @@ def fan_out(session: Session, post_id: int) -> list[int]:
     ).all()
     new = [p for p in people if p.id not in done]
     if new:
-        barred = suppression.suppressed_among(session, {p.email for p in new})
+        barred: set[str] = set()
+        for part in batches([p.email for p in new], 2000):  # bounded IN lists (SQLite's variable limit)
+            barred |= suppression.suppressed_among(session, part)
         now = utcnow()
         rows = [
             {
