@@ -416,7 +416,11 @@ def test_malformed_and_oversized_mail_to_a_group_is_refused_and_nothing_is_store
     app, rt, relay, receiver, queue, network
 ):
     huge_header = b"From: priya@nhs.example\r\nX-Big: " + b"\r\n ".join([b"a" * 70] * 4_000) + b"\r\n\r\nbody\r\n"
-    for data in (b"no header here\r\n\r\nbody\r\n", huge_header, b"Subject: no from\r\n\r\nbody\r\n"):
+    nested = post(
+        extra="MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b0\r\n",
+        body="".join(f"--b{i}\r\nContent-Type: multipart/mixed; boundary=b{i + 1}\r\n\r\n" for i in range(3000)),
+    )
+    for data in (b"no header here\r\n\r\nbody\r\n", huge_header, b"Subject: no from\r\n\r\nbody\r\n", nested):
         rcpt, replies = lmtp_send(receiver, "priya@nhs.example", [network], data)
         assert replies[0][0] == 501, replies
     # A broken MIME structure (a boundary that never comes) is accepted as text and posted.
@@ -481,3 +485,18 @@ def test_two_moderators_deciding_one_post_at_once_cannot_both_win(app, rt, netwo
     with rt.db.transaction() as s:
         done = s.get(GroupPost, received.post_id)
         assert (done.status, done.decided_by) == ("discarded", "moderator B")
+
+
+def test_a_from_without_a_plain_address_is_held_and_goes_out_under_the_group_once_approved(
+    app, rt, relay, receiver, queue, network
+):
+    odd = post(author="undisclosed-recipients:;")
+    rcpt, replies = lmtp_send(receiver, "someone@example.org", [network], odd)
+    assert replies[0][0] == 250
+    queue()
+    assert outcomes(rt)[0].startswith("held as post 1 (non-member")
+    cli(app, "groups", "approve", "1")
+    queue()
+    copy = relay.parsed("chair@nhs.example")[0]
+    assert copy["From"] == f"A sender via BME staff networks <bme-network@{DOMAIN}>"
+    assert "Reply-To" not in copy and set(relay.counts()) == EVERY

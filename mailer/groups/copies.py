@@ -16,6 +16,7 @@ footer's links differ.
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
 from email.header import decode_header, make_header
@@ -84,12 +85,12 @@ def prepare(
         seen.add(name)
         out.append(value)
     if rewrite_from:
-        shown = f"{author_name or author.partition('@')[0]} via {group.name}"
+        shown = f"{author_name or author.partition('@')[0] or 'A sender'} via {group.name}"
         out.insert(0, f"From: {encode_address(shown, address, 'From')}".encode())
         original_reply_to = _first(fields, "reply-to")
         if original_reply_to is not None:
             out.append(original_reply_to)
-        else:
+        elif author:
             out.append(f"Reply-To: {encode_address(author_name, author, 'Reply-To')}".encode())
     if _first(fields, "message-id") is None and post.message_id:
         out.append(f"Message-ID: {post.message_id}".encode())
@@ -175,7 +176,13 @@ def decoded(value: str, limit: int = 300) -> str:
     return " ".join(text.split())[:limit]
 
 
+_PLAIN = re.compile(r"^[^\s<>()\[\]\\,;:\"@]{1,64}@[^\s<>()\[\]\\,;:\"@]{1,255}$")
+
+
 def author_of(from_value: str) -> tuple[str, str]:
-    """(display name, address) of a ``From:`` value, the name decoded and on one line."""
+    """(display name, address) of a ``From:`` value, the name decoded and on one line; the
+    address is "" unless it is a plain ``local@domain`` (a stranger's odd syntax then
+    makes the post a non-member's, held, never a header we would write)."""
     name, address = parseaddr(str(from_value)[:2000])
-    return decoded(name, 200), address.strip()
+    address = address.strip()
+    return decoded(name, 200), address if _PLAIN.match(address) else ""

@@ -3,7 +3,8 @@
 Everything that arrives is hostile data. :func:`parse` refuses (with :class:`Malformed`,
 which the receiver answers with 501) a message whose header section is not a header
 section: a line that is neither a field nor a continuation, a NUL byte, a field name
-outside printable ASCII, no ``From:``, or a header section over :data:`MAX_HEADER_BYTES`.
+outside printable ASCII, no ``From:``, a header section over :data:`MAX_HEADER_BYTES`, or
+MIME parts nested deeper than the parser can follow.
 The body is not judged here: each route's handler reads what it needs.
 """
 
@@ -45,7 +46,10 @@ def parse(raw: bytes) -> Message:
     for number, line in enumerate(lines[1:], start=2):
         if line[:1] not in (b" ", b"\t") and not _FIELD.match(line):
             raise Malformed(f"header line {number} is neither a field nor a continuation")
-    msg = message_from_bytes(raw, policy=policy.compat32)
+    try:
+        msg = message_from_bytes(raw, policy=policy.compat32)
+    except RecursionError:  # multiparts nested thousands deep: the parser recurses per level
+        raise Malformed("MIME parts nested too deeply") from None
     if not msg.get("From"):
         raise Malformed("no From header field")
     return msg
