@@ -25,8 +25,17 @@ from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSaf
 from itsdangerous.encoding import base64_encode, int_to_bytes
 
 # The group-* purposes carry ``[group member id, version]`` (mailer.groups): joining a
-# group, its one-click leave and a member's delivery choice.
-PURPOSES = ("confirm", "manage", "unsubscribe", "view", "group-confirm", "group-leave", "group-manage")
+# group, its one-click leave, a member's delivery choice, and a moderator's held messages.
+PURPOSES = (
+    "confirm",
+    "manage",
+    "unsubscribe",
+    "view",
+    "group-confirm",
+    "group-leave",
+    "group-manage",
+    "group-moderate",
+)
 # The salt of an edition's preview-page links. Changing it would break live preview links.
 PREVIEW_SALT = "ertg-edition-preview"
 
@@ -40,6 +49,7 @@ PURPOSE_NAMES = {
     "group-confirm": "confirm joining a group",
     "group-leave": "leave a group",
     "group-manage": "choose how you get a group's messages",
+    "group-moderate": "moderate a group's held messages",
 }
 
 

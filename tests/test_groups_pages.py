@@ -229,5 +229,6 @@ def test_email_links_are_routes_of_the_app(app, rt):
         (links.confirm(1, 1), "groups.confirm"),
         (links.leave(1, 1), "groups.leave"),
         (links.manage(1, 1), "groups.member"),
+        (links.moderate(1, 1), "groups.held"),
     ):
         assert adapter.match(path(url), method="GET")[0] == endpoint

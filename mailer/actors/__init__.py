@@ -27,6 +27,7 @@ from mailer.actors.digest import (
 )
 from mailer.actors.groups import (
     expire_held_posts,
+    notify_moderators,
     send_group_deliveries,
     send_group_email,
     send_post_decision,
@@ -56,4 +57,5 @@ JOBS = (
     start_group_post,
     send_group_deliveries,
     expire_held_posts,
+    notify_moderators,
 )

@@ -13,9 +13,9 @@ from sqlalchemy import exists, select
 
 from mailer import runtime
 from mailer.db import utcnow
-from mailer.groups import notices, posting, sending
+from mailer.groups import notices, posting, sending, service
 from mailer.groups.dmarc import DmarcPolicies
-from mailer.groups.models import APPROVED, GroupDelivery, GroupMember, GroupPost
+from mailer.groups.models import APPROVED, HELD, GroupDelivery, GroupMember, GroupPost
 from mailer.mail.outgoing import Outgoing
 from mailer.mail.transport import PermanentFailure
 from mailer.queue import job
@@ -108,14 +108,36 @@ def expire_held_posts() -> None:
 
 
 def enqueue_accepted(inbound_message_id: int) -> None:
-    """After an inbound message for a group was processed: deliver its post if accepted."""
+    """After an inbound message for a group was processed: deliver its post if accepted,
+    tell the moderators if it was held."""
     rt = runtime.current()
     with rt.db.transaction() as s:
-        post_id = s.scalar(
-            select(GroupPost.id).where(GroupPost.inbound_message_id == inbound_message_id, GroupPost.status == APPROVED)
-        )
-    if post_id is not None:
-        rt.queue.send(start_group_post, post_id)
+        found = s.execute(
+            select(GroupPost.id, GroupPost.status).where(GroupPost.inbound_message_id == inbound_message_id)
+        ).first()
+    if found is None:
+        return  # dropped: nothing stored, nothing to say
+    if found.status == APPROVED:
+        rt.queue.send(start_group_post, found.id)
+    elif found.status == HELD:
+        rt.queue.send(notify_moderators, found.id)
+
+
+@job(queue_name="transactional", max_retries=8, min_backoff=2_000, max_backoff=600_000, throws=(PermanentFailure,))
+def notify_moderators(post_id: int) -> None:
+    """Tell each owner and moderator of a held post's group that it is waiting."""
+    rt = runtime.current()
+    with rt.db.transaction() as s:
+        post = s.get(GroupPost, post_id)
+        if post is None or post.status != HELD:
+            return  # decided (or gone) before the note went out
+        envelopes = [notices.held_email(rt.settings, post, m) for m in service.moderators(s, post.group)]
+    outgoing = Outgoing(rt.settings, rt.transport)
+    try:
+        for envelope in envelopes:
+            outgoing.one_off(envelope)
+    finally:
+        outgoing.close()
 
 
 def requeue_group_posts(within_days: int = 3) -> int:

@@ -33,3 +33,7 @@ class GroupLinks:
     def manage(self, member_id: int, version: int) -> str:
         """The member's delivery choice (every message, daily digest, web only)."""
         return f"{self.base}/groups/member/{self.tokens.make('group-manage', member_id, version)}"
+
+    def moderate(self, member_id: int, version: int) -> str:
+        """A moderator's (or owner's) page of the group's held posts."""
+        return f"{self.base}/groups/moderate/{self.tokens.make('group-moderate', member_id, version)}"

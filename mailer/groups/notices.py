@@ -85,3 +85,24 @@ def decision_email(kind: str, settings: Settings, post: GroupPost) -> Envelope:
         ]
     lines.append(f"About the group: {GroupLinks(settings).page(group.slug)}")
     return _envelope(settings, f"Your message to {_one_line(group.name)} was not posted", "", post.author_email, lines)
+
+
+def held_email(settings: Settings, post: GroupPost, moderator: GroupMember) -> Envelope:
+    """To one of the group's owners or moderators: a post is waiting, why, and their link
+    to the held posts (approve, trust, reject with a reason, discard)."""
+    group = post.group
+    links = GroupLinks(settings)
+    who = post.author_email or "a sender without a usable address"
+    return _envelope(
+        settings,
+        f"A message to {_one_line(group.name)} is waiting for a moderator",
+        moderator.name,
+        moderator.email,
+        [
+            f'A message from {who} to {group.name}, "{_one_line(post.subject or "(no subject)", 60)}", '
+            f"was held: {post.hold_reason}.",
+            f"Approve, reject or discard it: {links.moderate(moderator.id, moderator.token_version)}",
+            f"Undecided messages expire after {settings.groups.hold_days} days, and their senders are told. "
+            "The first moderator to decide wins; the others see it decided.",
+        ],
+    )

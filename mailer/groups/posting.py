@@ -17,6 +17,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from email import message_from_bytes, policy
 from email.message import Message
 
 from sqlalchemy import select, update
@@ -242,3 +243,27 @@ def is_member_post(session: Session, post: GroupPost) -> GroupMember | None:
     """The author's active membership of the post's group, if any."""
     member = find_member(session, post.group, post.author_email) if post.author_email else None
     return member if member is not None and member.status == ACTIVE else None
+
+
+def excerpt(post: GroupPost, limit: int = 3000) -> str:
+    """The start of a post's plain text, for a moderator to judge it (shown as text,
+    never as markup); a note when it has none."""
+    if not post.raw:
+        return "(the message is no longer kept)"
+    try:
+        msg = message_from_bytes(post.raw, policy=policy.compat32)
+        for n, part in enumerate(msg.walk()):
+            if n > 100:
+                break
+            if part.get_content_type() == "text/plain" and not part.get_filename():
+                payload = part.get_payload(decode=True) or b""
+                charset = part.get_content_charset() or "utf-8"
+                try:
+                    text = payload.decode(charset, "replace")
+                except LookupError:  # a charset Python does not know
+                    text = payload.decode("utf-8", "replace")
+                text = "".join(ch if ch.isprintable() or ch in "\n\t" else " " for ch in text.replace("\r\n", "\n"))
+                return text[:limit] + ("\n[...]" if len(text) > limit else "")
+    except Exception:  # a structure the parser cannot walk: the moderator sees the reason only
+        return "(the message could not be read as text)"
+    return "(no plain-text part: HTML or attachments only)"

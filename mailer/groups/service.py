@@ -372,3 +372,8 @@ def set_delivery(session: Session, member: GroupMember, mode: str, *, ip: str | 
 
 def is_moderator(member: GroupMember | None) -> bool:
     return member is not None and member.status == ACTIVE and member.role in ("moderator", "owner")
+
+
+def moderators(session: Session, group: Group) -> list[GroupMember]:
+    """The group's active owners and moderators (who are told of held posts)."""
+    return [m for m in members(session, group) if is_moderator(m)]

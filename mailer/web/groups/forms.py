@@ -27,3 +27,10 @@ class JoinForm(FlaskForm):
 
 class DeliveryForm(FlaskForm):
     delivery = RadioField("How you get the group's messages", choices=DELIVERY_CHOICES)
+
+
+class DecisionForm(FlaskForm):
+    """One held post's decision: the button pressed is ``action``; a rejection's reason is
+    told to the sender."""
+
+    reason = StringField("Reason (told to the sender when you reject)", validators=[Length(max=500)])
