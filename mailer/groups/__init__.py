@@ -17,7 +17,12 @@ Modules:
 * :mod:`.outgoing_copy`: one member's copy of a post (list headers, DMARC From rewrite);
 * :mod:`.dmarc`: the author domain's DMARC policy (cached, with a timeout, injectable);
 * :mod:`.sending`: fan-out to members and sending through the one send path;
-* :mod:`.notices`: confirmation, rejection and expiry emails.
+* :mod:`.notices`: confirmation, "held for a moderator", rejection and expiry emails;
+* :mod:`.links`: every URL in group emails. ``List-Archive`` and ``Archived-At`` already
+  name ``/groups/<slug>/archive`` and ``/groups/<slug>/posts/<post id>``: the archive
+  serves those paths. Members choosing the daily digest (``GroupMember.delivery ==
+  "digest"``) or web only get no copies from :mod:`.sending`; the daily digest is to
+  come, built from approved :class:`~.models.GroupPost` rows.
 
 Domain code: no flask, dramatiq or click; functions take a ``session`` and never commit.
 """
