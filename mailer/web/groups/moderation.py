@@ -80,18 +80,20 @@ def decide(token: str, post_id: int):
             return _page(s, member, token, error="Press one of the buttons under the message.", status=400)
         by = f"moderator:{member.email}"
         try:
-            with s.begin_nested():  # a refusal undoes this decision only
-                if action in ("approve", "trust"):
-                    posting.approve(s, post_id, by=by, trust=action == "trust", group=member.group)
-                    follow_up, notice = (start_group_post, post_id), f"Approved post {post_id}: it goes to the members."
-                elif action == "reject":
-                    posting.reject(s, post_id, by=by, reason=form.reason.data or "", group=member.group)
-                    follow_up = (send_post_decision, notices.REJECTED, post_id)
-                    notice = f"Rejected post {post_id}; its sender is told why."
-                else:
-                    posting.discard(s, post_id, by=by, ban=action == "ban", group=member.group)
-                    notice = f"Discarded post {post_id}" + (" and banned its sender." if action == "ban" else ".")
+            if action in ("approve", "trust"):
+                posting.approve(s, post_id, by=by, trust=action == "trust", group=member.group)
+                follow_up, notice = (start_group_post, post_id), f"Approved post {post_id}: it goes to the members."
+            elif action == "reject":
+                posting.reject(s, post_id, by=by, reason=form.reason.data or "", group=member.group)
+                follow_up = (send_post_decision, notices.REJECTED, post_id)
+                notice = f"Rejected post {post_id}; its sender is told why."
+            else:
+                posting.discard(s, post_id, by=by, ban=action == "ban", group=member.group)
+                notice = f"Discarded post {post_id}" + (" and banned its sender." if action == "ban" else ".")
         except GroupError as err:
+            # Every refusal comes before the decision's first write, so nothing is undone here
+            # (and no savepoint: on SQLite it would turn the reads before it into a snapshot
+            # that a worker's commit makes stale).
             return _page(s, member, token, error=str(err), status=409)
         response = _page(s, member, token, notice=notice)
     if follow_up:
