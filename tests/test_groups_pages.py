@@ -232,3 +232,28 @@ def test_email_links_are_routes_of_the_app(app, rt):
         (links.moderate(1, 1), "groups.held"),
     ):
         assert adapter.match(path(url), method="GET")[0] == endpoint
+
+
+def test_a_former_owner_who_joins_again_from_the_page_is_a_plain_member(
+    app, rt, client, group, transport, queue, session
+):
+    from mailer.groups.links import GroupLinks
+
+    app.test_cli_runner().invoke(
+        main, ["groups", "add", group, "chair@gp.example", "--basis", "contract", "--role", "owner"]
+    )
+    m = member(session, "chair@gp.example")
+    assert (
+        app.test_client()
+        .post(path(GroupLinks(rt.settings).leave(m.id, m.token_version)), data={"List-Unsubscribe": "One-Click"})
+        .status_code
+        == 200
+    )
+    join(client, group, email="chair@gp.example", consent="y")
+    queue()
+    (link,) = [u for u in links_in(transport.messages[-1].data) if "/groups/confirm/" in u]
+    page = client.get(path(link))
+    client.post(path(link), data={"csrf_token": csrf_token(page.text)})
+    m = member(session, "chair@gp.example")
+    assert (m.status, m.role) == ("active", "member")
+    assert [k for k, _ in ledger(session, m)] == ["added", "left", "requested", "confirmed"]

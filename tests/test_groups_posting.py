@@ -506,3 +506,28 @@ def test_a_from_without_a_plain_address_is_held_and_goes_out_under_the_group_onc
     (copy,) = [m for m in relay.parsed("chair@nhs.example") if "List-Id" in m]
     assert copy["From"] == f"A sender via BME staff networks <bme-network@{DOMAIN}>"
     assert "Reply-To" not in copy and set(relay.counts()) == EVERY
+
+
+def test_an_announce_only_group_takes_posts_from_its_owners_only_and_says_list_post_no(app, rt, relay, receiver, queue):
+    cli(
+        app,
+        "groups",
+        "create",
+        "news",
+        "--name",
+        "Campaign news",
+        "--visibility",
+        "announce",
+        "--owner",
+        "editor@ertg.example.org",
+    )
+    cli(app, "groups", "add", "news", "priya@nhs.example", "sam@strict.example", "--basis", "consent")
+    news = f"news@{DOMAIN}"
+    lmtp_send(receiver, "priya@nhs.example", [news], post(to=news, message_id="<n1@x.example>"))
+    lmtp_send(receiver, "editor@ertg.example.org", [news], post(author="Editor <editor@ertg.example.org>", to=news))
+    queue()
+    assert outcomes(rt)[0].startswith("held as post 1 (member: announce-only: only owners and moderators post)")
+    assert outcomes(rt)[1].startswith("accepted as post 2")
+    copies = [m for m in relay.parsed("sam@strict.example") if "List-Id" in m]
+    assert len(copies) == 1 and copies[0]["List-Post"] == "NO"
+    assert copies[0]["List-Id"] == f"Campaign news <news.{DOMAIN}>"

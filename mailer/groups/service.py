@@ -315,7 +315,8 @@ def request_join(
         member = GroupMember(group_id=group.id, email=address, email_key=address.lower())
         session.add(member)
     member.status, member.requested_at, member.basis = JOIN_PENDING, utcnow(), "consent"
-    member.name, member.delivery, member.role = name, delivery, member.role or MEMBER
+    # Whoever they were before (an owner who left, say), the page makes a plain member.
+    member.name, member.delivery, member.role = name, delivery, MEMBER
     session.flush()
     record(session, member, "requested", source, ip, detail=f"delivery={delivery}")
     return JoinOutcome(member, "confirm")
