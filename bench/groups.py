@@ -67,8 +67,8 @@ def seed(session, n: int) -> list[str]:
     from sqlalchemy import insert
 
     from mailer.db import utcnow
+    from mailer.groups.directory import create_group
     from mailer.groups.models import GroupMember
-    from mailer.groups.service import create_group
 
     group = create_group(session, "bme-network", "BME staff networks", by="bench")
     emails = [f"member{i}@trust{i % 50}.nhs.example" for i in range(n)]
@@ -130,7 +130,8 @@ def _run(args, db_url: str, redis_url: str, workdir: Path, sink: Sink, procs: li
     rt = boot(Settings.from_env())
     with rt.db.transaction() as s:
         emails = seed(s, args.members - 1)
-        from mailer.groups.service import add_members, get_group
+        from mailer.groups.directory import get_group
+        from mailer.groups.service import add_members
 
         add_members(s, get_group(s, "bme-network"), ["priya@nhs.example"], basis="consent")
     emails.append("priya@nhs.example")

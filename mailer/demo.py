@@ -10,7 +10,8 @@ from sqlalchemy.orm import Session
 from mailer.content.models import APPROVED, Item, Partner, Topic
 from mailer.content.partners import rotate_submit_secret
 from mailer.db import utcnow
-from mailer.groups.service import add_members, create_group
+from mailer.groups.directory import create_group
+from mailer.groups.service import add_members
 from subscribers.models import CONFIRMED, Subscriber
 from subscribers.service import record
 

@@ -108,7 +108,7 @@ def test_announce_only_groups_default_to_the_announce_only_policy(app, rt):
 
 
 def test_edit_changes_only_what_is_given_and_ban_drops_mail(app, rt, session):
-    from mailer.groups import posting, service
+    from mailer.groups import directory, posting
 
     run(app, "groups", "create", "network", "--name", "Network", "--description", "First words")
     code, out = run(app, "groups", "edit", "network", "--policy", "moderated", "--no-attachments")
@@ -118,7 +118,7 @@ def test_edit_changes_only_what_is_given_and_ban_drops_mail(app, rt, session):
     code, out = run(app, "groups", "edit", "network", "--name", "", "--policy", "open")
     assert code == 1 and "name: is required." in out
     session.expire_all()
-    group = service.get_group(session, "network")
+    group = directory.get_group(session, "network")
     assert (group.name, group.description, group.posting_policy, group.allow_attachments) == (
         "Network",
         "First words",

@@ -39,13 +39,13 @@ def coalition(app, rt):
 def hold(rt, queue, author, body="Proposal for the joint letter.", subject="Joint letter"):
     """A message to the group, held by the chain, its moderators told (as after LMTP)."""
     from mailer.actors.groups import notify_moderators
-    from mailer.groups import posting, service
+    from mailer.groups import directory, posting
 
     raw = f"From: {author}\r\nSubject: {subject}\r\n\r\n{body}\r\n".encode()
     with rt.db.transaction() as s:
         received = posting.receive(
             s,
-            service.get_group(s, "coalition"),
+            directory.get_group(s, "coalition"),
             message_from_bytes(raw, policy=policy.compat32),
             raw,
             author,
@@ -135,10 +135,10 @@ def test_the_link_needs_a_current_moderator_csrf_and_a_known_action(app, rt, coa
     app.test_cli_runner().invoke(main, ["groups", "remove", "coalition", "mod@charity.example.org"])
     assert client.get(path).status_code == 410
     # A plain member's membership token never moderates, whatever the purpose claims.
-    from mailer.groups import service
+    from mailer.groups import directory, service
     from mailer.groups.links import GroupLinks
 
-    member = service.find_member(session, service.get_group(session, "coalition"), "priya@nhs.example")
+    member = service.find_member(session, directory.get_group(session, "coalition"), "priya@nhs.example")
     link = GroupLinks(rt.settings).moderate(member.id, member.token_version)[len(BASE) :]
     assert client.get(link).status_code == 403
     session.expire_all()

@@ -121,12 +121,12 @@ def test_one_click_leave_from_a_posts_header_needs_no_cookie_and_a_get_changes_n
 ):
     """A post goes out; each copy's List-Unsubscribe is that member's one-click leave."""
     from mailer.actors.groups import start_group_post
-    from mailer.groups import posting, service
+    from mailer.groups import directory, posting
 
     runner = app.test_cli_runner()
     runner.invoke(main, ["groups", "add", group, "lead@gp.example", "nurse@trust.example.org", "--basis", "consent"])
     with rt.db.transaction() as s:
-        g = service.get_group(s, group)
+        g = directory.get_group(s, group)
         msg = message_from_bytes(b"From: lead@gp.example\r\nSubject: Hello\r\n\r\nHi all\r\n", policy=policy.compat32)
         raw = b"From: lead@gp.example\r\nSubject: Hello\r\nMessage-ID: <h@gp.example>\r\n\r\nHi all\r\n"
         received = posting.receive(s, g, msg, raw, "lead@gp.example", list_domain="ertg.example.org", max_recipients=25)
@@ -152,7 +152,7 @@ def test_one_click_leave_from_a_posts_header_needs_no_cookie_and_a_get_changes_n
     # The next post does not reach the member who left.
     transport.messages.clear()
     with rt.db.transaction() as s:
-        g = service.get_group(s, group)
+        g = directory.get_group(s, group)
         raw2 = raw.replace(b"<h@gp.example>", b"<h2@gp.example>")
         received = posting.receive(
             s, g, msg, raw2, "lead@gp.example", list_domain="ertg.example.org", max_recipients=25
@@ -188,13 +188,13 @@ def test_a_member_chooses_web_only_and_gets_no_email(app, rt, client, group, tra
 def post_and_deliver(rt, queue, slug, author):
     """A member's post, accepted by the chain and delivered through the queue."""
     from mailer.actors.groups import start_group_post
-    from mailer.groups import posting, service
+    from mailer.groups import directory, posting
 
     raw = f"From: {author}\r\nSubject: Hello\r\n\r\nHi all\r\n".encode()
     msg = message_from_bytes(raw, policy=policy.compat32)
     with rt.db.transaction() as s:
         received = posting.receive(
-            s, service.get_group(s, slug), msg, raw, author, list_domain="ertg.example.org", max_recipients=25
+            s, directory.get_group(s, slug), msg, raw, author, list_domain="ertg.example.org", max_recipients=25
         )
     assert received.action == "accept", received
     rt.queue.send(start_group_post, received.post_id)

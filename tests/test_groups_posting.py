@@ -302,10 +302,10 @@ def chain_outcomes(rt) -> dict[str, str]:
 
 def test_the_moderation_chain_in_its_order_through_lmtp(app, rt, relay, receiver, queue, network):
     """Each rule, by a message that only it catches; none of them is ever answered."""
-    from mailer.groups import posting, service
+    from mailer.groups import directory, posting
 
     with rt.db.transaction() as s:
-        group = service.get_group(s, "bme-network")
+        group = directory.get_group(s, "bme-network")
         posting.set_sender_rule(s, group, "troll@example.org", "ban")
         group.max_bytes = 250_000
     priya = "Priya Shah <priya@nhs.example>"
@@ -466,14 +466,14 @@ def test_a_post_whose_queue_message_was_lost_is_delivered_once_when_work_is_requ
 
 @pytest.mark.dialects("postgresql")  # two connections deciding at once: PostgreSQL's row locks
 def test_two_moderators_deciding_one_post_at_once_cannot_both_win(app, rt, network):
-    from mailer.groups import posting, service
-    from mailer.groups.service import GroupError
+    from mailer.groups import directory, posting
+    from mailer.groups.directory import GroupError
 
     raw = post(author="stranger@example.org")
     with rt.db.transaction() as s:
         received = posting.receive(
             s,
-            service.get_group(s, "bme-network"),
+            directory.get_group(s, "bme-network"),
             message_from_bytes(raw, policy=policy.compat32),
             raw,
             "stranger@example.org",

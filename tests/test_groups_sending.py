@@ -42,13 +42,13 @@ def start(rt, app, queue, relay: Relay, members: list[str]):
 
 def post_and_deliver(r, queue, author="a@nhs.example"):
     from mailer.actors.groups import start_group_post
-    from mailer.groups import posting, service
+    from mailer.groups import directory, posting
 
     raw = f"From: {author}\r\nSubject: Hello\r\nMessage-ID: <x@nhs.example>\r\n\r\nHi all\r\n".encode()
     with r.db.transaction() as s:
         received = posting.receive(
             s,
-            service.get_group(s, "network"),
+            directory.get_group(s, "network"),
             message_from_bytes(raw, policy=policy.compat32),
             raw,
             author,

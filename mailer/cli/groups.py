@@ -46,16 +46,16 @@ def groups() -> None:
 def groups_create(slug, name, description, visibility, policy, owners, max_bytes, no_attachments):
     """Create a group at SLUG@ the list domain."""
     # loaded when the command runs, so `mailer --help` stays fast
-    from mailer.groups import service
+    from mailer.groups import directory, service
 
     rt = runtime.current()
     with rt.db.transaction() as s:
         try:
-            group = service.create_group(
+            group = directory.create_group(
                 s,
                 slug,
                 name,
-                reserved=service.reserved_locals(rt.settings),
+                reserved=directory.reserved_locals(rt.settings),
                 description=description,
                 visibility=visibility,
                 policy=policy,
@@ -68,7 +68,7 @@ def groups_create(slug, name, description, visibility, policy, owners, max_bytes
         except InvalidInput as err:
             s.rollback()
             fail(f"{err.field}: {err.message}")
-        address = service.address_of(group, rt.settings.list_domain)
+        address = directory.address_of(group, rt.settings.list_domain)
         line = f"Created {group.slug}: {address} ({group.visibility}, {group.posting_policy})"
     click.echo(_safe(line))
     click.echo(f"Page: {rt.settings.base_url}/groups/{slug.strip().lower()}")
@@ -85,12 +85,12 @@ def groups_create(slug, name, description, visibility, policy, owners, max_bytes
 def groups_edit(slug, name, description, visibility, policy, max_bytes, attachments):
     """Change a group; only the options given."""
     # loaded when the command runs, so `mailer --help` stays fast
-    from mailer.groups import service
+    from mailer.groups import directory
 
     with runtime.current().db.transaction() as s:
         try:
-            group = service.get_group(s, slug)
-            changed = service.edit_group(
+            group = directory.get_group(s, slug)
+            changed = directory.edit_group(
                 s,
                 group,
                 name=name,
@@ -100,7 +100,7 @@ def groups_edit(slug, name, description, visibility, policy, max_bytes, attachme
                 max_bytes=max_bytes,
                 allow_attachments=attachments,
             )
-        except (InvalidInput, service.GroupError) as err:
+        except (InvalidInput, directory.GroupError) as err:
             s.rollback()
             fail(f"{err.field}: {err.message}" if isinstance(err, InvalidInput) else str(err))
         line = f"{group.slug}: " + (", ".join(changed) + " changed" if changed else "nothing changed")
@@ -114,13 +114,13 @@ def groups_edit(slug, name, description, visibility, policy, max_bytes, attachme
 def groups_ban(slug, emails, lift):
     """Drop (never answer) mail from these addresses to the group, or lift that."""
     # loaded when the command runs, so `mailer --help` stays fast
-    from mailer.groups import posting, service
+    from mailer.groups import directory, posting
 
     with runtime.current().db.transaction() as s:
         try:
-            group = service.get_group(s, slug)
+            group = directory.get_group(s, slug)
             addresses = [email_address("email", e) for e in emails]
-        except (InvalidInput, service.GroupError) as err:
+        except (InvalidInput, directory.GroupError) as err:
             s.rollback()
             fail(err.message if isinstance(err, InvalidInput) else str(err))
         for address in addresses:
@@ -135,13 +135,13 @@ def groups_ban(slug, emails, lift):
 def groups_list():
     """Groups, their addresses, policies and member counts."""
     # loaded when the command runs, so `mailer --help` stays fast
-    from mailer.groups import service
+    from mailer.groups import directory
 
     rt = runtime.current()
     with rt.db.transaction() as s:
-        rows = service.list_groups(s)
+        rows = directory.list_groups(s)
         for g, count in rows:
-            address = service.address_of(g, rt.settings.list_domain)
+            address = directory.address_of(g, rt.settings.list_domain)
             click.echo(_safe(f"{g.slug:<24} {address:<40} {g.visibility:<9} {g.posting_policy:<14} {count} members"))
     if not rows:
         click.echo("No groups yet: mailer groups create SLUG --name NAME")
@@ -156,15 +156,15 @@ def groups_list():
 def groups_add(slug, emails, basis, role, delivery):
     """Add members to a group (all or nothing: one invalid address adds nobody)."""
     # loaded when the command runs, so `mailer --help` stays fast
-    from mailer.groups import service
+    from mailer.groups import directory, service
 
     with runtime.current().db.transaction() as s:
         try:
-            group = service.get_group(s, slug)
+            group = directory.get_group(s, slug)
             added = service.add_members(
                 s, group, list(emails), basis=basis, role=role, delivery=delivery, by=operator()
             )
-        except (InvalidInput, service.GroupError) as err:
+        except (InvalidInput, directory.GroupError) as err:
             s.rollback()
             fail(err.message if isinstance(err, InvalidInput) else str(err))
     for a in added:
@@ -178,12 +178,12 @@ def groups_add(slug, emails, basis, role, delivery):
 def groups_remove(slug, emails):
     """Remove members from a group."""
     # loaded when the command runs, so `mailer --help` stays fast
-    from mailer.groups import service
+    from mailer.groups import directory, service
 
     with runtime.current().db.transaction() as s:
         try:
-            group = service.get_group(s, slug)
-        except service.GroupError as err:
+            group = directory.get_group(s, slug)
+        except directory.GroupError as err:
             fail(str(err))
         outcome = service.remove_members(s, group, list(emails), by=operator())
     for email, what in outcome.items():
@@ -195,12 +195,12 @@ def groups_remove(slug, emails):
 def groups_members(slug):
     """A group's members: address, role, delivery mode, basis, since when."""
     # loaded when the command runs, so `mailer --help` stays fast
-    from mailer.groups import service
+    from mailer.groups import directory, service
 
     with runtime.current().db.transaction() as s:
         try:
-            group = service.get_group(s, slug)
-        except service.GroupError as err:
+            group = directory.get_group(s, slug)
+        except directory.GroupError as err:
             fail(str(err))
         rows = service.members(s, group)
         for m in rows:
@@ -214,13 +214,13 @@ def groups_members(slug):
 def groups_held(slug):
     """Posts held for a moderator, oldest first, with why they were held."""
     # loaded when the command runs, so `mailer --help` stays fast
-    from mailer.groups import posting, service
+    from mailer.groups import directory, posting
 
     rt = runtime.current()
     with rt.db.transaction() as s:
         try:
-            group = service.get_group(s, slug)
-        except service.GroupError as err:
+            group = directory.get_group(s, slug)
+        except directory.GroupError as err:
             fail(str(err))
         posts = posting.held_posts(s, group)
         for p in posts:
@@ -240,13 +240,13 @@ def groups_approve(post_id, trust):
     """Approve a held post: it goes to the members."""
     # loaded when the command runs, so `mailer --help` stays fast
     from mailer.actors.groups import start_group_post
-    from mailer.groups import posting, service
+    from mailer.groups import directory, posting
 
     rt = runtime.current()
     with rt.db.transaction() as s:
         try:
             posting.approve(s, post_id, by=operator(), trust=trust)
-        except service.GroupError as err:
+        except directory.GroupError as err:
             fail(str(err))
     rt.queue.send(start_group_post, post_id)
     click.echo(f"Approved post {post_id}" + (" and trusted its sender." if trust else "."))
@@ -259,13 +259,13 @@ def groups_reject(post_id, reason):
     """Reject a held post; the sender is told the reason."""
     # loaded when the command runs, so `mailer --help` stays fast
     from mailer.actors.groups import send_post_decision
-    from mailer.groups import notices, posting, service
+    from mailer.groups import directory, notices, posting
 
     rt = runtime.current()
     with rt.db.transaction() as s:
         try:
             posting.reject(s, post_id, by=operator(), reason=reason)
-        except service.GroupError as err:
+        except directory.GroupError as err:
             fail(str(err))
     rt.queue.send(send_post_decision, notices.REJECTED, post_id)
     click.echo(f"Rejected post {post_id}; its sender is told why.")
@@ -277,11 +277,11 @@ def groups_reject(post_id, reason):
 def groups_discard(post_id, ban):
     """Discard a held post silently (spam)."""
     # loaded when the command runs, so `mailer --help` stays fast
-    from mailer.groups import posting, service
+    from mailer.groups import directory, posting
 
     with runtime.current().db.transaction() as s:
         try:
             posting.discard(s, post_id, by=operator(), ban=ban)
-        except service.GroupError as err:
+        except directory.GroupError as err:
             fail(str(err))
     click.echo(f"Discarded post {post_id}" + (" and banned its sender." if ban else "."))

@@ -11,7 +11,8 @@ Modules:
 
 * :mod:`.models`: every table (groups, members, their consent ledger, sender rules, posts,
   the delivery ledger);
-* :mod:`.service`: create groups, join (double opt-in), add and remove, leave, delivery mode;
+* :mod:`.directory`: create, change, find and list groups; their addresses and reserved names;
+* :mod:`.service`: memberships: join (double opt-in), add and remove, leave, delivery mode;
 * :mod:`.chain`: the moderation chain, one small function per rule;
 * :mod:`.posting`: receive a message for a group, hold, approve, reject, discard, expire;
 * :mod:`.outgoing_copy`: one member's copy of a post (list headers, DMARC From rewrite);

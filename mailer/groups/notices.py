@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from html import escape
 
+from mailer.groups.directory import address_of
 from mailer.groups.links import GroupLinks
 from mailer.groups.models import Group, GroupMember, GroupPost
-from mailer.groups.service import address_of
 from mailer.mail.message import Envelope, MessageTemplate
 from mailer.settings import Settings
 

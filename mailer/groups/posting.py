@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from mailer.db import utcnow
 from mailer.groups import chain
 from mailer.groups.copies import author_of, decoded
+from mailer.groups.directory import GroupError
 from mailer.groups.models import (
     ACTIVE,
     APPROVED,
@@ -40,7 +41,7 @@ from mailer.groups.models import (
     GroupPost,
     GroupSender,
 )
-from mailer.groups.service import GroupError, find_member
+from mailer.groups.service import find_member
 
 _MESSAGE_ID = re.compile(r"<[^<>\s]{1,250}@[^<>\s]{1,250}>")
 

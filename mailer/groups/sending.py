@@ -31,10 +31,10 @@ from mailer.delivery.limits import RateLimiter
 from mailer.delivery.sending import backoff_seconds
 from mailer.delivery.suppression import record_refusal
 from mailer.groups import copies
+from mailer.groups.directory import address_of
 from mailer.groups.dmarc import DmarcPolicies
 from mailer.groups.links import GroupLinks
 from mailer.groups.models import ACTIVE, APPROVED, EVERY, Group, GroupDelivery, GroupMember, GroupPost
-from mailer.groups.service import address_of
 from mailer.mail.outgoing import Outgoing
 from mailer.mail.transport import PermanentFailure, TransientFailure, Transport
 from mailer.settings import Settings

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from mailer.groups.directory import find_group
 from mailer.groups.models import Group
 from mailer.groups.posting import receive
-from mailer.groups.service import find_group
 from mailer.inbound.routing import Arrival, InboundError, Route, split_address
 
 GROUP = "group"

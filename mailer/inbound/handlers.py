@@ -11,7 +11,7 @@ from email import message_from_bytes, policy
 from sqlalchemy.orm import Session
 
 from mailer.delivery import bounces
-from mailer.groups.service import reserved_locals
+from mailer.groups.directory import reserved_locals
 from mailer.inbound.groups import GroupPosts
 from mailer.inbound.routing import Arrival, InboundError, Route, Router, split_address
 from mailer.mail.verp import ReturnPaths

@@ -14,7 +14,7 @@ from flask import render_template, request
 
 from mailer.actors.groups import send_post_decision, start_group_post
 from mailer.groups import notices, posting, service
-from mailer.groups.service import GroupError
+from mailer.groups.directory import GroupError
 from mailer.runtime import current as rt
 from mailer.web.groups.forms import DecisionForm
 from mailer.web.subscribers.common import link_error, tokens

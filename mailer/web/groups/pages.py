@@ -13,7 +13,7 @@ from flask import abort, redirect, render_template, request, url_for
 from sqlalchemy.exc import IntegrityError
 
 from mailer.actors.groups import send_group_email
-from mailer.groups import notices, service
+from mailer.groups import directory, notices, service
 from mailer.groups.models import ACTIVE, ANNOUNCE_ONLY
 from mailer.runtime import current as rt
 from mailer.validation import InvalidInput, email_address
@@ -32,7 +32,7 @@ POLICY_WORDS = {
 
 
 def _page(group, form, status=200):
-    address = service.address_of(group, rt().settings.list_domain)
+    address = directory.address_of(group, rt().settings.list_domain)
     page = dict(group=group, form=form, address=address, policy=POLICY_WORDS.get(group.posting_policy, ""))
     page["posts_by_email"] = group.posting_policy != ANNOUNCE_ONLY
     return render_template("groups/group.html", **page), status
@@ -40,7 +40,7 @@ def _page(group, form, status=200):
 
 def group_page(slug: str):
     with rt().db.transaction() as s:
-        group = service.find_group(s, slug)
+        group = directory.find_group(s, slug)
         if group is None:
             abort(404)
         form = JoinForm()
@@ -76,7 +76,7 @@ def group_page(slug: str):
 
 def check_email(slug: str):
     with rt().db.transaction() as s:
-        group = service.find_group(s, slug)
+        group = directory.find_group(s, slug)
         if group is None:
             abort(404)
         return render_template("groups/check_email.html", group=group, days=rt().settings.confirm_max_age_days)
