@@ -15,7 +15,7 @@ Modules:
 * :mod:`.service`: memberships: join (double opt-in), add and remove, leave, delivery mode;
 * :mod:`.chain`: the moderation chain, one small function per rule;
 * :mod:`.posting`: receive a message for a group, hold, approve, reject, discard, expire;
-* :mod:`.outgoing_copy`: one member's copy of a post (list headers, DMARC From rewrite);
+* :mod:`.copies`: one member's copy of a post (list headers, DMARC From rewrite);
 * :mod:`.dmarc`: the author domain's DMARC policy (cached, with a timeout, injectable);
 * :mod:`.sending`: fan-out to members and sending through the one send path;
 * :mod:`.notices`: confirmation, "held for a moderator", rejection and expiry emails;
