@@ -20,6 +20,9 @@ GROUP = "group"
 
 
 class GroupPosts:
+    """``slug@<list domain>`` of an existing group; ``reserved`` local parts (the
+    service's own mailboxes at that domain) are never a group's."""
+
     kind = GROUP
 
     def __init__(self, list_domain: str, max_recipients: int, reserved: frozenset[str] = frozenset()):
