@@ -17,6 +17,7 @@ from mailer.web import metrics as web_metrics
 from mailer.web.api import bp as api_bp
 from mailer.web.api import http_error
 from mailer.web.digest import bp as digest_bp
+from mailer.web.groups import bp as groups_bp
 from mailer.web.health import bp as health_bp
 from mailer.web.partners import bp as partners_bp
 from mailer.web.subscribers import bp as subscribers_bp
@@ -51,6 +52,7 @@ def create_app(settings: Settings, transport: Transport | None = None) -> Flask:
     app.register_blueprint(subscribers_bp)
     app.register_blueprint(partners_bp)
     app.register_blueprint(digest_bp)
+    app.register_blueprint(groups_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(health_bp)
     console.init_app(app, rt.settings)  # /admin, and the security headers every page carries

@@ -13,6 +13,7 @@ import dramatiq
 from mailer import runtime
 from mailer.actors import JOBS
 from mailer.actors.digest import requeue_pending
+from mailer.actors.groups import requeue_group_posts
 from mailer.mail.transport import Transport
 from mailer.metrics.workers import add_log_context
 from mailer.runtime import Runtime
@@ -46,7 +47,13 @@ def boot(settings: Settings, *, transport: Transport | None = None) -> Runtime:
     if queue is None:  # a new broker: each message starts with no edition/delivery ids in its logs
         add_log_context(rt.queue.broker)
     rt.queue.declare(JOBS)
-    rt.queue.on_start = requeue_pending
+    rt.queue.on_start = _requeue
     # The `dramatiq` command takes the broker of the module it imports from here.
     dramatiq.set_broker(rt.queue.broker)
     return runtime.install(rt)
+
+
+def _requeue() -> None:
+    """What an earlier process left undone: digest deliveries, then group posts."""
+    requeue_pending()
+    requeue_group_posts()

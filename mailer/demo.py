@@ -10,6 +10,8 @@ from sqlalchemy.orm import Session
 from mailer.content.models import APPROVED, Item, Partner, Topic
 from mailer.content.partners import rotate_submit_secret
 from mailer.db import utcnow
+from mailer.groups.directory import create_group
+from mailer.groups.service import add_members
 from subscribers.models import CONFIRMED, Subscriber
 from subscribers.service import record
 
@@ -166,4 +168,28 @@ def seed_demo(session: Session, today: date) -> dict[str, str] | None:
         session.add(sub)
         session.flush()
         record(session, sub, "imported", "admin", None)
+    _demo_group(session)
     return secrets
+
+
+def _demo_group(session: Session) -> None:
+    """The campaign's example of a group: BME staff networks sharing what they do."""
+    group = create_group(
+        session,
+        "bme-staff-networks",
+        "BME staff networks",
+        description=(
+            "Hospital and university BME staff networks sharing what they are doing, "
+            "planning joint events and asking each other for advice."
+        ),
+        by="demo",
+    )
+    add_members(
+        session,
+        group,
+        ["bme.network@heart-of-manchester.example.org"],
+        basis="existing-member",
+        role="owner",
+        by="demo",
+    )
+    add_members(session, group, ["equality.lead@heart-of-manchester.example.org"], basis="existing-member", by="demo")

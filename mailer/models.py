@@ -6,6 +6,14 @@ from mailer.delivery.control_models import SendEvent  # noqa: F401
 from mailer.delivery.models import Delivery  # noqa: F401
 from mailer.delivery.suppression import Bounce  # noqa: F401
 from mailer.digest.models import Edition  # noqa: F401
+from mailer.groups.models import (  # noqa: F401
+    Group,
+    GroupConsentEvent,
+    GroupDelivery,
+    GroupMember,
+    GroupPost,
+    GroupSender,
+)
 from mailer.inbound.models import InboundMessage  # noqa: F401
 from mailer.schedule_runs import ScheduleRun  # noqa: F401
 from mailer.staff.models import AuditEntry, Claim, RecoveryCode, StaffUser  # noqa: F401

@@ -129,6 +129,12 @@ def jobs(settings: Settings) -> list[Job]:
             "delete expired subscription requests (daily 03:30)",
         ),
         Job(
+            "group-held-expiry",
+            IntervalTrigger(hours=1, start_date=EPOCH, timezone=zone),
+            "mailer.actors.groups:expire_held_posts",
+            f"expire group posts held over {settings.groups.hold_days} days, telling their senders (hourly)",
+        ),
+        Job(
             "delivery-sweep",
             IntervalTrigger(minutes=5, start_date=EPOCH, timezone=zone),
             "mailer.actors.digest:sweep",

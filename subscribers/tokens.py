@@ -24,7 +24,18 @@ from dataclasses import dataclass
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 from itsdangerous.encoding import base64_encode, int_to_bytes
 
-PURPOSES = ("confirm", "manage", "unsubscribe", "view")
+# The group-* purposes carry ``[group member id, version]`` (mailer.groups): joining a
+# group, its one-click leave, a member's delivery choice, and a moderator's held messages.
+PURPOSES = (
+    "confirm",
+    "manage",
+    "unsubscribe",
+    "view",
+    "group-confirm",
+    "group-leave",
+    "group-manage",
+    "group-moderate",
+)
 # The salt of an edition's preview-page links. Changing it would break live preview links.
 PREVIEW_SALT = "ertg-edition-preview"
 
@@ -35,6 +46,10 @@ PURPOSE_NAMES = {
     "manage": "manage a subscription",
     "unsubscribe": "unsubscribe",
     "view": "view a digest online",
+    "group-confirm": "confirm joining a group",
+    "group-leave": "leave a group",
+    "group-manage": "choose how you get a group's messages",
+    "group-moderate": "moderate a group's held messages",
 }
 
 

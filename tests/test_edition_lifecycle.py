@@ -276,7 +276,13 @@ ROOT = Path(__file__).resolve().parents[1]
 OWNER = ROOT / "mailer" / "digest" / "status.py"
 LOOKUP = ROOT / "mailer" / "digest" / "editions.py"
 # Objects whose ``.status`` other modules may set: items (moderation) and subscribers.
-NOT_EDITIONS = {"item", "sub", "job"}  # partner items, subscribers, import jobs
+NOT_EDITIONS = {
+    "item",
+    "sub",
+    "job",
+    "member",
+    "post",
+}  # partner items, subscribers, import jobs, group members and posts
 
 
 def _names_edition(node) -> bool:

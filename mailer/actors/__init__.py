@@ -26,6 +26,14 @@ from mailer.actors.digest import (
     sweep,
     watch_edition,
 )
+from mailer.actors.groups import (
+    expire_held_posts,
+    notify_moderators,
+    send_group_deliveries,
+    send_group_email,
+    send_post_decision,
+    start_group_post,
+)
 from mailer.actors.housekeeping import purge_unconfirmed_job
 from mailer.actors.imports import run_import
 from mailer.actors.inbound import process_inbound
@@ -47,4 +55,10 @@ JOBS = (
     process_bounces,
     process_inbound,
     run_import,
+    send_group_email,
+    send_post_decision,
+    start_group_post,
+    send_group_deliveries,
+    expire_held_posts,
+    notify_moderators,
 )

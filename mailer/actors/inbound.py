@@ -11,8 +11,11 @@ import logging
 import threading
 
 from mailer import runtime
+from mailer.actors.groups import enqueue_accepted
 from mailer.inbound import store
+from mailer.inbound.groups import GROUP
 from mailer.inbound.handlers import default_router
+from mailer.inbound.models import InboundMessage
 from mailer.inbound.routing import InboundError, Router
 from mailer.queue import job
 
@@ -38,6 +41,7 @@ def process_inbound(message_id: int) -> None:
     try:
         with rt.db.transaction() as s:
             outcome = store.process(s, router(), message_id)
+            route = s.get(InboundMessage, message_id).route if outcome is not None else None
     except InboundError as err:
         with rt.db.transaction() as s:
             store.fail(s, message_id, str(err))
@@ -45,6 +49,8 @@ def process_inbound(message_id: int) -> None:
         return
     if outcome is not None:
         log.info("inbound message %d: %s", message_id, outcome)
+    if route == GROUP:
+        enqueue_accepted(message_id)  # after the commit: the worker must find the post
 
 
 def requeue_unprocessed(older_than_seconds: float = 0) -> int:

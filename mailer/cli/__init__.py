@@ -27,6 +27,7 @@ from mailer.cli.dns import dns_records
 from mailer.cli.doctor import doctor
 from mailer.cli.edition import edition
 from mailer.cli.feeds import feeds
+from mailer.cli.groups import groups
 from mailer.cli.items import items
 from mailer.cli.lmtp import lmtp
 from mailer.cli.partners import partners
@@ -84,6 +85,7 @@ for _command in (
     dns_records,
     schedule,
     users,
+    groups,
 ):
     main.add_command(_command if _command.name in UNBOOTED else booted(_command))
 

@@ -13,7 +13,7 @@ from datetime import date
 import click
 
 from mailer import runtime
-from mailer.cli._common import fail
+from mailer.cli._common import cli_actor, fail
 from mailer.text import strip_controls
 from mailer.validation import InvalidInput
 
@@ -27,15 +27,9 @@ def _audit(s, action: str, item_id: int, before: dict | None, after: dict | None
     """Record a moderation command in the console's audit log, as ``cli:<os user>`` (the
     ``--editor`` name, which anyone can type, goes with the entry)."""
     # loaded when the command runs, so `mailer --help` stays fast
-    import getpass
-
     from mailer.staff import audit
 
-    try:
-        actor = f"cli:{getpass.getuser()}"
-    except Exception:  # no user name in the environment or the password database
-        actor = "cli:unknown"
-    audit.record(s, actor, action, ("items", item_id), before=before, after={**(after or {}), "editor": editor})
+    audit.record(s, cli_actor(), action, ("items", item_id), before=before, after={**(after or {}), "editor": editor})
 
 
 def notify_decisions(item_ids) -> None:

@@ -3,7 +3,8 @@
 Point the MTA's transport for our addresses at it (Postfix: ``lmtp:inet:HOST:PORT`` in
 ``transport_maps``). In embedded mode (no ``REDIS_URL``) this process also runs worker
 threads, like every process that enqueues. At start, and every few minutes, messages
-accepted but not yet processed (a crash, a queue message lost) are enqueued again.
+accepted but not yet processed (a crash, a queue message lost) are enqueued again, and so
+are group posts of the last days whose deliveries are still pending.
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ SWEEP_SECONDS = 300
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8024, show_default=True, type=click.IntRange(1, 65535), help="TCP port to listen on.")
 def lmtp(host: str, port: int) -> None:
-    """Receive inbound mail over LMTP: unsubscribe addresses and bounces."""
+    """Receive inbound mail over LMTP: unsubscribe addresses, bounces, group posts."""
     # loaded when the command runs, so `mailer --help` stays fast
     from mailer import runtime
+    from mailer.actors.groups import requeue_group_posts
     from mailer.actors.inbound import process_inbound, requeue_unprocessed, router
     from mailer.lmtp import Receiver
 
@@ -51,6 +53,7 @@ def lmtp(host: str, port: int) -> None:
         while True:
             time.sleep(SWEEP_SECONDS)
             requeue_unprocessed(older_than_seconds=SWEEP_SECONDS)
+            requeue_group_posts()  # group posts whose queue messages were lost
     except KeyboardInterrupt:
         pass
     finally:

@@ -11,6 +11,8 @@ from email import message_from_bytes, policy
 from sqlalchemy.orm import Session
 
 from mailer.delivery import bounces
+from mailer.groups.directory import reserved_locals
+from mailer.inbound.groups import GroupPosts
 from mailer.inbound.routing import Arrival, InboundError, Route, Router, split_address
 from mailer.mail.verp import ReturnPaths
 from subscribers.address_tokens import AddressTokens
@@ -98,12 +100,14 @@ class BounceReports:
 
 
 def default_router(settings) -> Router:
-    """Today's routing table, from ``settings`` (``MAIL_FROM``'s domain for unsubscribe
-    addresses, the bounce settings for return paths). Groups add their kind to it."""
+    """The routing table, from ``settings`` (``MAIL_FROM``'s domain for unsubscribe
+    addresses, the bounce settings for return paths, ``LIST_DOMAIN`` for groups). The
+    service's own mailboxes come first, so no group can take one of them."""
     local, _, domain = settings.unsubscribe_mailto.partition("@")
     return Router(
         [
             UnsubscribeByMail(AddressTokens(settings.secret_key, settings.secret_key_fallbacks), local, domain),
             BounceReports(ReturnPaths.from_settings(settings)),
+            GroupPosts(settings.list_domain, settings.groups.max_recipients, reserved_locals(settings)),
         ]
     )

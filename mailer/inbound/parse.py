@@ -3,7 +3,8 @@
 Everything that arrives is hostile data. :func:`parse` refuses (with :class:`Malformed`,
 which the receiver answers with 501) a message whose header section is not a header
 section: a line that is neither a field nor a continuation, a NUL byte, a field name
-outside printable ASCII, no ``From:``, or a header section over :data:`MAX_HEADER_BYTES`.
+outside printable ASCII, no ``From:``, a header section over :data:`MAX_HEADER_BYTES`, or
+MIME parts nested deeper than the parser can follow.
 The body is not judged here: each route's handler reads what it needs.
 """
 
@@ -12,6 +13,8 @@ from __future__ import annotations
 import re
 from email import message_from_bytes, policy
 from email.message import Message
+
+from mailer.mail.automatic import automatic  # noqa: F401  (re-exported: the routes read it here)
 
 MAX_HEADER_BYTES = 256 * 1024  # far beyond any honest header section; bounds parsing work
 _FIELD = re.compile(rb"^[!-9;-~]+[ \t]*:")  # a field name is printable ASCII without ':'
@@ -43,29 +46,10 @@ def parse(raw: bytes) -> Message:
     for number, line in enumerate(lines[1:], start=2):
         if line[:1] not in (b" ", b"\t") and not _FIELD.match(line):
             raise Malformed(f"header line {number} is neither a field nor a continuation")
-    msg = message_from_bytes(raw, policy=policy.compat32)
+    try:
+        msg = message_from_bytes(raw, policy=policy.compat32)
+    except RecursionError:  # multiparts nested thousands deep: the parser recurses per level
+        raise Malformed("MIME parts nested too deeply") from None
     if not msg.get("From"):
         raise Malformed("no From header field")
     return msg
-
-
-_BULK = {"bulk", "junk", "list"}
-
-
-def automatic(msg: Message, mail_from: str) -> str | None:
-    """Why ``msg`` was sent by a machine (never answer it), or None for a person's mail:
-    the null sender (bounces), ``Auto-Submitted`` other than ``no`` (RFC 3834),
-    ``Precedence: bulk/junk/list``, a delivery or feedback report, a mailer-daemon."""
-    if not mail_from or mail_from == "<>":
-        return "null sender"
-    auto = str(msg.get("Auto-Submitted", "")).strip().lower()
-    if auto and auto.split(";")[0].strip() != "no":
-        return f"Auto-Submitted: {auto.split(';')[0].strip()[:40]}"
-    precedence = str(msg.get("Precedence", "")).strip().lower()
-    if precedence in _BULK:
-        return f"Precedence: {precedence}"
-    if msg.get_content_type() == "multipart/report":
-        return "a delivery or feedback report"
-    if mail_from.lower().partition("@")[0] in ("mailer-daemon", "postmaster"):
-        return "sent by a mail system"
-    return None

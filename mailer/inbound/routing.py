@@ -1,15 +1,16 @@
 """Which of our addresses a recipient is, and who handles mail to it: the routing table.
 
 A :class:`Router` holds route kinds in order; the first whose :meth:`RouteKind.match`
-recognises an address wins. Today there are two kinds:
+recognises an address wins. There are three kinds:
 
 * ``unsubscribe``: ``unsubscribe+<token>@<MAIL_FROM domain>``, the mailto of a digest's
   ``List-Unsubscribe``; the token (:mod:`subscribers.address_tokens`) names one reader.
 * ``bounce``: the VERP return paths of :mod:`mailer.mail.verp` (signed, so a forged
   one is unknown), and the bare bounce mailbox, which feedback loops (ARF) may report to.
 
-Every other address is unknown (the receiver answers 550 5.1.1), group addresses among
-them until the groups module adds its own kind with :meth:`Router.add`. A kind also
+* ``group``: ``slug@<list domain>`` of an existing group (:mod:`mailer.inbound.groups`).
+
+Every other address is unknown (the receiver answers 550 5.1.1). A kind also
 handles what was accepted for it (:meth:`RouteKind.handle`), so the table is the one place
 that says what an address means.
 """
@@ -43,6 +44,7 @@ class Arrival:
     raw: bytes
     mail_from: str
     automatic: str | None
+    message_id: int | None = None  # the receiver's ledger row (inbound_messages.id)
 
 
 class RouteKind(Protocol):

@@ -71,7 +71,8 @@ def process(session: Session, router: Router, message_id: int) -> str | None:
     route = kind.match(session, row.recipient)
     if route is None:  # e.g. the reader replaced their links since the message arrived
         raise InboundError("the address no longer names anything")
-    outcome = kind.handle(session, route, Arrival(message, row.raw, row.mail_from, automatic(message, row.mail_from)))
+    arrival = Arrival(message, row.raw, row.mail_from, automatic(message, row.mail_from), message_id=row.id)
+    outcome = kind.handle(session, route, arrival)
     row.outcome, row.raw, row.mail_from = outcome[:200], b"", ""
     return outcome
 

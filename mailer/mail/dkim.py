@@ -24,6 +24,14 @@ SIGNED_HEADERS = (
     b"list-id",
     b"list-unsubscribe",
     b"list-unsubscribe-post",
+    # group posts: the list's own headers, and the author's threading and Cc
+    b"list-post",
+    b"list-help",
+    b"list-archive",
+    b"archived-at",
+    b"cc",
+    b"in-reply-to",
+    b"references",
 )
 
 

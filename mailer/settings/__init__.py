@@ -25,6 +25,7 @@ from pathlib import Path
 
 from mailer.files import private_dir, write_private
 from mailer.settings.delivery import DeliveryConfig
+from mailer.settings.groups import GroupConfig
 from mailer.settings.smtp import parse_smtp_url
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,7 @@ class Settings:
     console_session_hours: int = 12
     console_idle_minutes: int = 30
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
+    groups: GroupConfig = field(default_factory=GroupConfig)
 
     @property
     def development(self) -> bool:
@@ -128,6 +130,12 @@ class Settings:
     @property
     def unsubscribe_mailto(self) -> str:
         return f"unsubscribe@{self.sender_domain}"
+
+    @property
+    def list_domain(self) -> str:
+        """The domain of group addresses (``slug@list_domain``): ``LIST_DOMAIN``, else
+        the domain of ``MAIL_FROM``."""
+        return self.groups.list_domain or self.sender_domain
 
     @property
     def list_id(self) -> str:
@@ -190,6 +198,7 @@ class Settings:
             **_schedule_settings(e),
             **_observability_settings(e),
             delivery=DeliveryConfig.from_env(e),
+            groups=GroupConfig.from_env(e),
         )
 
 

@@ -1,0 +1,160 @@
+"""The group jobs: membership emails, delivering an accepted post, decisions' notices,
+expiring held posts. Thin shells over :mod:`mailer.groups` (see :mod:`mailer.actors`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+
+from sqlalchemy import exists, select
+
+from mailer import runtime
+from mailer.db import utcnow
+from mailer.groups import notices, posting, sending, service
+from mailer.groups.dmarc import DmarcPolicies
+from mailer.groups.models import APPROVED, HELD, GroupDelivery, GroupMember, GroupPost
+from mailer.mail.outgoing import Outgoing
+from mailer.mail.transport import PermanentFailure
+from mailer.queue import job
+
+log = logging.getLogger(__name__)
+GROUP_PRIORITY = 5  # after confirmations (0), before digest batches (10)
+
+# Tests set this to a stub (name -> TXT strings) so no DNS query leaves the machine.
+resolver: Callable[[str], list[str]] | None = None
+_policies: tuple = (None, None, None)  # (settings, resolver, DmarcPolicies)
+_lock = threading.Lock()
+
+
+def dmarc_policies() -> DmarcPolicies:
+    """The DMARC decisions of this process (one cache), for its settings and resolver."""
+    global _policies
+    settings = runtime.current().settings
+    with _lock:
+        if _policies[0] is not settings or _policies[1] is not resolver:
+            cfg = settings.groups
+            _policies = (
+                settings,
+                resolver,
+                DmarcPolicies(cfg.dmarc_rewrite_domains, resolver, timeout=cfg.dmarc_timeout),
+            )
+        return _policies[2]
+
+
+@job(queue_name="transactional", max_retries=8, min_backoff=2_000, max_backoff=600_000, throws=(PermanentFailure,))
+def send_group_email(kind: str, member_id: int) -> None:
+    """A join confirmation (``join``) or "already a member" note (``already``)."""
+    rt = runtime.current()
+    with rt.db.transaction() as s:
+        member = s.get(GroupMember, member_id)
+        if member is None:
+            return
+        envelope = notices.membership_email(kind, rt.settings, member.group, member)
+    outgoing = Outgoing(rt.settings, rt.transport)
+    try:
+        outgoing.one_off(envelope)
+    finally:
+        outgoing.close()
+
+
+@job(queue_name="transactional", max_retries=8, min_backoff=2_000, max_backoff=600_000, throws=(PermanentFailure,))
+def send_post_decision(kind: str, post_id: int) -> None:
+    """Tell a held post's sender it was rejected (with the reason) or expired."""
+    rt = runtime.current()
+    with rt.db.transaction() as s:
+        post = s.get(GroupPost, post_id)
+        if post is None or not post.author_email:
+            return
+        envelope = notices.decision_email(kind, rt.settings, post)
+    outgoing = Outgoing(rt.settings, rt.transport)
+    try:
+        outgoing.one_off(envelope)
+    finally:
+        outgoing.close()
+
+
+@job(queue_name="digest", max_retries=5, priority=GROUP_PRIORITY)
+def start_group_post(post_id: int) -> None:
+    """Fan an approved post out to its group's members and enqueue the batches."""
+    rt = runtime.current()
+    with rt.db.transaction() as s:
+        ids = sending.fan_out(s, post_id)
+    for batch in sending.batches(ids, rt.settings.delivery.batch_size):
+        rt.queue.send(send_group_deliveries, batch)
+
+
+@job(queue_name="digest", max_retries=3, priority=GROUP_PRIORITY, time_limit=10 * 60_000)
+def send_group_deliveries(delivery_ids: list[int]) -> None:
+    """Send a batch of group deliveries; transient failures come back after their backoff."""
+    rt = runtime.current()
+    result = sending.deliver(rt.db, rt.transport, rt.settings, dmarc_policies(), delivery_ids)
+    if result.retry:
+        rt.queue.send(send_group_deliveries, result.retry, delay_ms=int(result.retry_delay * 1000) + 50)
+
+
+@job(queue_name="transactional", max_retries=3)
+def expire_held_posts() -> None:
+    """End held posts nobody decided within ``GROUP_HOLD_DAYS``; tell their senders."""
+    rt = runtime.current()
+    with rt.db.transaction() as s:
+        ids = [p.id for p in posting.expire_held(s, rt.settings.groups.hold_days)]
+    for post_id in ids:
+        rt.queue.send(send_post_decision, notices.EXPIRED, post_id)
+    if ids:
+        log.info("%d held group post(s) expired", len(ids))
+
+
+def enqueue_accepted(inbound_message_id: int) -> None:
+    """After an inbound message for a group was processed: deliver its post if accepted,
+    tell the moderators if it was held."""
+    rt = runtime.current()
+    with rt.db.transaction() as s:
+        found = s.execute(
+            select(GroupPost.id, GroupPost.status).where(GroupPost.inbound_message_id == inbound_message_id)
+        ).first()
+    if found is None:
+        return  # dropped: nothing stored, nothing to say
+    if found.status == APPROVED:
+        rt.queue.send(start_group_post, found.id)
+    elif found.status == HELD:
+        rt.queue.send(notify_moderators, found.id)
+
+
+@job(queue_name="transactional", max_retries=8, min_backoff=2_000, max_backoff=600_000, throws=(PermanentFailure,))
+def notify_moderators(post_id: int) -> None:
+    """Tell each owner and moderator of a held post's group that it is waiting."""
+    rt = runtime.current()
+    with rt.db.transaction() as s:
+        post = s.get(GroupPost, post_id)
+        if post is None or post.status != HELD:
+            return  # decided (or gone) before the note went out
+        envelopes = [notices.held_email(rt.settings, post, m) for m in service.moderators(s, post.group)]
+    outgoing = Outgoing(rt.settings, rt.transport)
+    try:
+        for envelope in envelopes:
+            outgoing.one_off(envelope)
+    finally:
+        outgoing.close()
+
+
+def requeue_group_posts(within_days: int = 3) -> int:
+    """Start again approved posts of the last days that have pending deliveries, or none
+    at all (a queue message lost with a crash); fan-out and sending are idempotent."""
+    rt = runtime.current()
+    since = utcnow() - timedelta(days=within_days)
+    with rt.db.transaction() as s:
+        undelivered = ~exists().where(GroupDelivery.post_id == GroupPost.id)
+        pending = exists().where(GroupDelivery.post_id == GroupPost.id, GroupDelivery.status == "pending")
+        ids = list(
+            s.scalars(
+                select(GroupPost.id).where(
+                    GroupPost.status == APPROVED, GroupPost.decided_at >= since, undelivered | pending
+                )
+            )
+        )
+    for post_id in ids:
+        rt.queue.send(start_group_post, post_id)
+    return len(ids)

@@ -1,0 +1,29 @@
+"""Groups: mailing lists where staff networks, practices and coalitions talk to each other.
+
+A group has an address (``slug@`` the list domain), members who joined by double opt-in or
+were added by an owner with a recorded basis, a posting policy and moderators. Mail to the
+address arrives through the LMTP receiver (``mailer.inbound``), is stored before the 250,
+then runs through the moderation chain (:mod:`.chain`, a fixed order); accepted posts go
+to every member who takes every message, one copy each, through the group delivery ledger
+(:mod:`.sending`).
+
+Modules:
+
+* :mod:`.models`: every table (groups, members, their consent ledger, sender rules, posts,
+  the delivery ledger);
+* :mod:`.directory`: create, change, find and list groups; their addresses and reserved names;
+* :mod:`.service`: memberships: join (double opt-in), add and remove, leave, delivery mode;
+* :mod:`.chain`: the moderation chain, one small function per rule;
+* :mod:`.posting`: receive a message for a group, hold, approve, reject, discard, expire;
+* :mod:`.copies`: one member's copy of a post (list headers, DMARC From rewrite);
+* :mod:`.dmarc`: the author domain's DMARC policy (cached, with a timeout, injectable);
+* :mod:`.sending`: fan-out to members and sending through the one send path;
+* :mod:`.notices`: confirmation, "held for a moderator", rejection and expiry emails;
+* :mod:`.links`: every URL in group emails. ``List-Archive`` and ``Archived-At`` already
+  name ``/groups/<slug>/archive`` and ``/groups/<slug>/posts/<post id>``: the archive
+  serves those paths. Members choosing the daily digest (``GroupMember.delivery ==
+  "digest"``) or web only get no copies from :mod:`.sending`; the daily digest is to
+  come, built from approved :class:`~.models.GroupPost` rows.
+
+Domain code: no flask, dramatiq or click; functions take a ``session`` and never commit.
+"""

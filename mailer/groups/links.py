@@ -1,0 +1,39 @@
+"""Absolute URLs of group pages and the links in group emails, built without a request.
+
+The paths are the routes of :mod:`mailer.web.groups`; a test checks they agree.
+"""
+
+from __future__ import annotations
+
+from mailer.settings import Settings
+from subscribers.tokens import Tokens
+
+
+class GroupLinks:
+    def __init__(self, settings: Settings, tokens: Tokens | None = None):
+        self.base = settings.base_url
+        self.tokens = tokens or Tokens(settings.secret_key, settings.secret_key_fallbacks)
+
+    def page(self, slug: str) -> str:
+        return f"{self.base}/groups/{slug}"
+
+    def archive(self, slug: str) -> str:
+        return f"{self.base}/groups/{slug}/archive"
+
+    def post(self, slug: str, post_id: int) -> str:
+        return f"{self.base}/groups/{slug}/posts/{post_id}"
+
+    def confirm(self, member_id: int, version: int) -> str:
+        return f"{self.base}/groups/confirm/{self.tokens.make('group-confirm', member_id, version)}"
+
+    def leave(self, member_id: int, version: int) -> str:
+        """The one-click leave link (RFC 8058 ``List-Unsubscribe``); never expires."""
+        return f"{self.base}/groups/leave/{self.tokens.make('group-leave', member_id, version)}"
+
+    def manage(self, member_id: int, version: int) -> str:
+        """The member's delivery choice (every message, daily digest, web only)."""
+        return f"{self.base}/groups/member/{self.tokens.make('group-manage', member_id, version)}"
+
+    def moderate(self, member_id: int, version: int) -> str:
+        """A moderator's (or owner's) page of the group's held posts."""
+        return f"{self.base}/groups/moderate/{self.tokens.make('group-moderate', member_id, version)}"

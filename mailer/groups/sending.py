@@ -1,0 +1,236 @@
+"""Delivering an accepted post: one copy per member, through the group delivery ledger.
+
+The same promises as the digest's ledger (:mod:`mailer.delivery.sending`):
+
+* :func:`fan_out` writes one ``pending`` :class:`GroupDelivery` per active member who
+  takes every message (unique per post and member: a second fan-out adds nobody twice;
+  suppressed addresses are written ``skipped``);
+* :func:`deliver` claims its rows (``pending -> sending``) and commits that claim before a
+  message leaves, so a redelivered queue message sends nothing twice; a member who left
+  since the fan-out is skipped; outcomes are written after the batch;
+* every copy leaves through the one send path (:class:`mailer.mail.outgoing.Outgoing`:
+  DKIM, a return path whose bounce counts for the address), under the same send rate
+  limits as the digest; a relay's refusal is logged as a hard bounce, as the digest's is.
+
+Transient failures go back to ``pending`` with a backoff; the ids to try again and the
+delay are returned for the caller (the queue job) to schedule.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy import insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from mailer.counters import counters_for
+from mailer.db import Database, utcnow
+from mailer.delivery.limits import RateLimiter
+from mailer.delivery.sending import backoff_seconds
+from mailer.delivery.suppression import record_refusal
+from mailer.groups import copies
+from mailer.groups.directory import address_of
+from mailer.groups.dmarc import DmarcPolicies
+from mailer.groups.links import GroupLinks
+from mailer.groups.models import ACTIVE, APPROVED, EVERY, Group, GroupDelivery, GroupMember, GroupPost
+from mailer.mail.outgoing import Outgoing
+from mailer.mail.transport import PermanentFailure, TransientFailure, Transport
+from mailer.settings import Settings
+from subscribers import suppression
+
+log = logging.getLogger(__name__)
+
+PENDING, SENDING, SENT, FAILED, SKIPPED, UNKNOWN = "pending", "sending", "sent", "failed", "skipped", "unknown"
+
+
+def fan_out(session: Session, post_id: int) -> list[int]:
+    """One delivery per active every-message member of an approved post's group (those
+    not written yet); the ids of the post's pending deliveries."""
+    post = session.get(GroupPost, post_id)
+    if post is None or post.status != APPROVED:
+        return []
+    done = set(session.scalars(select(GroupDelivery.member_id).where(GroupDelivery.post_id == post_id)))
+    people = session.execute(
+        select(GroupMember.id, GroupMember.email).where(
+            GroupMember.group_id == post.group_id, GroupMember.status == ACTIVE, GroupMember.delivery == EVERY
+        )
+    ).all()
+    new = [p for p in people if p.id not in done]
+    if new:
+        barred: set[str] = set()
+        for part in batches([p.email for p in new], 2000):  # bounded IN lists (SQLite's variable limit)
+            barred |= suppression.suppressed_among(session, part)
+        now = utcnow()
+        rows = [
+            {
+                "post_id": post_id,
+                "member_id": p.id,
+                "status": SKIPPED if p.email in barred else PENDING,
+                "error": "the address is on the suppression list" if p.email in barred else None,
+                "attempts": 0,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for p in new
+        ]
+        session.execute(insert(GroupDelivery), rows)
+    return list(
+        session.scalars(
+            select(GroupDelivery.id)
+            .where(GroupDelivery.post_id == post_id, GroupDelivery.status == PENDING)
+            .order_by(GroupDelivery.id)
+        )
+    )
+
+
+def batches(ids: list[int], size: int) -> list[list[int]]:
+    return [ids[i : i + size] for i in range(0, len(ids), size)]
+
+
+@dataclass
+class Result:
+    sent: int = 0
+    failed: int = 0
+    skipped: int = 0
+    retry: list[int] = field(default_factory=list)
+    retry_delay: float = 0.0
+
+
+def _claim(session: Session, ids: list[int]):
+    now = utcnow()
+    return session.execute(
+        update(GroupDelivery)
+        .where(
+            GroupDelivery.id.in_(ids),
+            GroupDelivery.status == PENDING,
+            or_(GroupDelivery.next_attempt_at.is_(None), GroupDelivery.next_attempt_at <= now),
+        )
+        .values(status=SENDING, attempts=GroupDelivery.attempts + 1, updated_at=now)
+        .returning(GroupDelivery.id, GroupDelivery.post_id, GroupDelivery.member_id, GroupDelivery.attempts)
+    ).all()
+
+
+def _record(session: Session, delivery_id: int, status: str, error: str | None = None, next_at=None) -> None:
+    values = {"status": status, "error": error and error[:500], "updated_at": utcnow(), "next_attempt_at": next_at}
+    if status == SENT:
+        values["sent_at"] = utcnow()
+    session.execute(update(GroupDelivery).where(GroupDelivery.id == delivery_id).values(**values))
+
+
+def prepare_post(session: Session, post: GroupPost, settings: Settings, dmarc: DmarcPolicies, links: GroupLinks):
+    """The shared part of every copy of ``post``, with From rewritten if DMARC needs it."""
+    group: Group = post.group
+    rewrite, why = dmarc.rewrite(post.author_email)
+    log.info("group post %s: From %s (%s)", post.id, "rewritten" if rewrite else "kept", why)
+    return copies.prepare(
+        post,
+        group,
+        address_of(group, settings.list_domain),
+        links,
+        rewrite_from=rewrite,
+        list_domain=settings.list_domain,
+    )
+
+
+def deliver(
+    db: Database, transport: Transport, settings: Settings, dmarc: DmarcPolicies, delivery_ids: list[int]
+) -> Result:
+    """Send the still-pending, due deliveries among ``delivery_ids`` (of one or more posts)."""
+    cfg = settings.delivery
+    result = Result()
+    links = GroupLinks(settings)
+    outgoing = Outgoing(settings, transport)
+    limiter = RateLimiter(counters_for(settings.redis_url), cfg.rate, cfg.rate_for)
+    limited = bool(cfg.rate or cfg.domain_rate or cfg.domain_rates)
+    prepared: dict[int, copies.PreparedPost | None] = {}
+    with db.transaction() as s:  # before any claim: the DMARC lookup may take a while
+        for post_id in set(s.scalars(select(GroupDelivery.post_id).where(GroupDelivery.id.in_(delivery_ids)))):
+            post = s.get(GroupPost, post_id)
+            prepared[post_id] = prepare_post(s, post, settings, dmarc, links) if post.raw else None
+    try:
+        for chunk in batches(list(delivery_ids), cfg.chunk_size):
+            with db.transaction() as s:  # the claim is committed before anything leaves
+                rows = _claim(s, chunk)
+                if not rows:
+                    continue
+                people = {
+                    m.id: (m.email, m.token_version, m.status, m.delivery)
+                    for m in s.scalars(select(GroupMember).where(GroupMember.id.in_([r.member_id for r in rows])))
+                }
+            outcomes: dict[int, tuple] = {}
+            in_flight = None
+            try:
+                for row in rows:
+                    outcomes[row.id] = _send_one(
+                        row, people, prepared, links, outgoing, limiter if limited else None, cfg
+                    )
+                    if outcomes[row.id][1] == PENDING:
+                        result.retry.append(row.id)
+                        result.retry_delay = max(result.retry_delay, outcomes[row.id][4])
+            except BaseException as exc:
+                in_flight = (len(outcomes), type(exc).__name__)
+                raise
+            finally:
+                _write(db, rows, outcomes, in_flight, result)
+    finally:
+        transport.close()
+    return result
+
+
+def _send_one(row, people, prepared, links, outgoing, limiter, cfg) -> tuple:
+    """Send one claimed delivery: (id, status, error, next attempt, delay, refused address)."""
+    email, version, status, mode = people.get(row.member_id, ("", 0, "gone", ""))
+    shared = prepared.get(row.post_id)
+    if shared is None:
+        return (row.id, SKIPPED, "the post was removed", None, 0.0, None)
+    if status != ACTIVE or mode != EVERY:
+        return (row.id, SKIPPED, "left the group or chose another delivery since", None, 0.0, None)
+    envelope = copies.copy_for(shared, GroupMember(id=row.member_id, email=email, token_version=version), links)
+    if limiter is not None:
+        limiter.acquire(email.rpartition("@")[2].lower())
+    try:
+        outgoing.one_off(envelope)
+    except PermanentFailure as exc:
+        return (row.id, FAILED, str(exc), None, 0.0, email if exc.recipient else None)
+    except TransientFailure as exc:
+        if row.attempts >= cfg.max_attempts:
+            return (row.id, FAILED, f"gave up after {row.attempts} attempts: {exc}", None, 0.0, None)
+        delay = backoff_seconds(row.attempts, cfg.retry_base_seconds, cfg.retry_max_seconds)
+        return (row.id, PENDING, str(exc), utcnow() + timedelta(seconds=delay), delay, None)
+    return (row.id, SENT, None, None, 0.0, None)
+
+
+def _write(db: Database, rows, outcomes: dict[int, tuple], in_flight, result: Result) -> None:
+    """Record a chunk's outcomes. Rows never attempted (an interrupted batch) go back to
+    ``pending``; the one in the relay's hands when it stopped becomes ``unknown`` (never
+    sent again on its own: it may well have left)."""
+    with db.transaction() as s:
+        for index, row in enumerate(rows):
+            found = outcomes.get(row.id)
+            if found is None:
+                if in_flight is not None and index == in_flight[0]:
+                    _record(s, row.id, UNKNOWN, f"interrupted while sending: {in_flight[1]}")
+                else:
+                    s.execute(
+                        update(GroupDelivery)
+                        .where(GroupDelivery.id == row.id)
+                        .values(status=PENDING, attempts=GroupDelivery.attempts - 1, updated_at=utcnow())
+                    )
+                continue
+            _, status, error, next_at, _, refused = found
+            _record(s, row.id, status, error, next_at)
+            if refused:
+                record_refusal(s, None, refused, error or "")
+            result.sent += status == SENT
+            result.failed += status == FAILED
+            result.skipped += status == SKIPPED
+
+
+def progress(session: Session, post_id: int) -> dict[str, int]:
+    """The post's deliveries by status."""
+    counts: dict[str, int] = {}
+    for status in session.scalars(select(GroupDelivery.status).where(GroupDelivery.post_id == post_id)):
+        counts[status] = counts.get(status, 0) + 1
+    return counts
