@@ -52,7 +52,10 @@ _PLAIN_ADDRESS = re.compile(
     r"@((?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+(?:[A-Za-z0-9][A-Za-z0-9-]{0,61})?[A-Za-z])"
 )
 _ROLE_MAILBOXES = frozenset(CASE_INSENSITIVE_MAILBOX_NAMES)  # email-validator lower-cases these
-_SPECIAL_USE_DOMAINS = tuple(SPECIAL_USE_DOMAIN_NAMES)
+# Special-use names of one label are found by the domain's last label (a set lookup); any
+# longer one the library may list is checked as a suffix.
+_SPECIAL_USE_TLDS = frozenset(d for d in SPECIAL_USE_DOMAIN_NAMES if "." not in d)
+_SPECIAL_USE_DOMAINS = tuple(d for d in SPECIAL_USE_DOMAIN_NAMES if "." in d)
 
 
 def _plain_address(value: str) -> str | None:
@@ -63,6 +66,8 @@ def _plain_address(value: str) -> str | None:
         return None
     local, domain = m.group(1), m.group(2).lower()
     if "--" in domain or local.lower() in _ROLE_MAILBOXES or len(domain) > DOMAIN_MAX_LENGTH:
+        return None
+    if domain.rpartition(".")[2] in _SPECIAL_USE_TLDS:
         return None
     for special in _SPECIAL_USE_DOMAINS:
         if domain == special or domain.endswith("." + special):

@@ -8,19 +8,22 @@ Each row ends up ``created``, ``updated``, ``duplicate`` (seen earlier in the fi
 
 The caller owns the transaction: :func:`import_csv` raises :class:`ImportRefused` (after
 writing nothing) when any row is invalid unless ``skip_invalid`` is set, so an import is
-either whole or absent. Rows are written with bulk statements: 100,000 rows take seconds.
+either whole or absent. Rows are written with bulk statements (on PostgreSQL while the file is
+still being read, see :class:`_Writer`): 100,000 rows take seconds.
 """
 
 from __future__ import annotations
 
 import csv
+import queue
 import re
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from mailer.content.models import Partner, Topic
@@ -70,6 +73,7 @@ _ALIASES = {
 }
 _SPLIT = re.compile(r"\s*[;|]\s*")
 _BATCH = 5000
+_FIELDS = ("email", "name", "organisation", "organisation_type", "practice_code", "topics", "partners")
 _NOT_UTF8 = 'The file is not UTF-8 text; save it as "CSV UTF-8" and try again.'
 
 
@@ -171,87 +175,127 @@ def import_csv(
     existing = {e.lower(): i for e, i in session.execute(select(Subscriber.email, Subscriber.id))}
     suppressed = suppression.SuppressedSet(session)
 
-    def cell(row, name):
-        i = cols.get(name)
-        return spreadsheet_value(row[i].strip()) if i is not None and i < len(row) else ""
+    # Column index of each field we read (absent fields read as "").
+    where = [cols.get(name) for name in _FIELDS]
+    width = max(i for i in where if i is not None) + 1
+
+    def cells(row: list[str]) -> list[str]:
+        if len(row) < width:
+            row = row + [""] * (width - len(row))
+        out = []
+        for i in where:
+            v = "" if i is None else row[i].strip()
+            out.append(spreadsheet_value(v) if v[:1] == "'" else v)
+        return out
+
+    now = utcnow()
+    detail = f"basis={basis}; import={source}"
+    event = {
+        "kind": "imported",
+        "source": "import",
+        "wording_version": CONSENT_WORDING_VERSION,
+        "ip": None,
+        "at": now,
+        "detail": detail,
+    }
+    writer = _Writer(session, {"at": now, "basis": basis, "row": event})
+    resolved: dict[tuple[str, str], list[int]] = {}  # the same few topic/partner cells recur
+
+    def choices(value: str, table: dict, what: str) -> list[int]:
+        key = (what, value)
+        ids = resolved.get(key)
+        if ids is None:
+            ids = resolved[key] = _resolve(value, table, what)
+        return ids
 
     seen: set[str] = set()
-    new_rows: list[dict] = []
-    new_choices: list[tuple[list[int], list[int]]] = []
     updates: list[dict] = []
+    invalid = 0
     line = 1
     try:
-        for row in reader:
-            line += 1
-            if progress is not None and line % PROGRESS_EVERY == 0:
-                progress(len(report.rows))
-            if not any(c.strip() for c in row):
-                continue  # blank line
-            raw = cell(row, "email")
-            try:
-                address = email_address("email", raw)
-                name = clean_text("name", cell(row, "name"), 120)
-                org = clean_text("organisation", cell(row, "organisation"), 200)
-                raw_type = cell(row, "organisation_type")
-                org_type = org_types.get(raw_type.casefold(), None) if raw_type else ""
-                if org_type is None:
-                    raise InvalidInput("organisation_type", f"unknown organisation type {raw_type!r}.")
-                code = clean_practice_code(cell(row, "practice_code"), org_type)
-                t_ids = _resolve(cell(row, "topics"), topics, "topic")
-                p_ids = _resolve(cell(row, "partners"), partners, "partner")
-            except InvalidInput as err:
-                report.rows.append(RowResult(line, raw, "invalid", f"{err.field}: {err.message}"))
-                continue
-            key = address.lower()
-            if key in seen:
-                report.rows.append(RowResult(line, address, "duplicate", "appears earlier in the file"))
-                continue
-            seen.add(key)
-            if address in suppressed:
-                report.rows.append(
-                    RowResult(line, address, "suppressed", "on the suppression list; only the person can opt in again")
+        try:
+            for row in reader:
+                line += 1
+                if progress is not None and line % PROGRESS_EVERY == 0:
+                    progress(len(report.rows))
+                if not any(c.strip() for c in row):
+                    continue  # blank line
+                raw, raw_name, raw_org, raw_type, raw_code, raw_topics, raw_partners = cells(row)
+                try:
+                    address = email_address("email", raw)
+                    name = clean_text("name", raw_name, 120)
+                    org = clean_text("organisation", raw_org, 200)
+                    org_type = org_types.get(raw_type.casefold(), None) if raw_type else ""
+                    if org_type is None:
+                        raise InvalidInput("organisation_type", f"unknown organisation type {raw_type!r}.")
+                    code = clean_practice_code(raw_code, org_type)
+                    t_ids = choices(raw_topics, topics, "topic")
+                    p_ids = choices(raw_partners, partners, "partner")
+                except InvalidInput as err:
+                    report.rows.append(RowResult(line, raw, "invalid", f"{err.field}: {err.message}"))
+                    invalid += 1
+                    if not skip_invalid:
+                        writer.abandon()  # refused whatever follows: stop writing now
+                    continue
+                key = address.lower()
+                if key in seen:
+                    report.rows.append(RowResult(line, address, "duplicate", "appears earlier in the file"))
+                    continue
+                seen.add(key)
+                if address in suppressed:
+                    report.rows.append(
+                        RowResult(
+                            line, address, "suppressed", "on the suppression list; only the person can opt in again"
+                        )
+                    )
+                    continue
+                sub_id = existing.get(key)
+                if sub_id is not None:
+                    values = {"id": sub_id}
+                    for k, v in (
+                        ("name", name),
+                        ("organisation", org),
+                        ("organisation_type", org_type),
+                        ("practice_code", code),
+                    ):
+                        if v:
+                            values[k] = v
+                    updates.append(values)
+                    report.rows.append(
+                        RowResult(line, address, "updated", "profile updated; the person's own choices are kept")
+                    )
+                    continue
+                if not t_ids and not p_ids:
+                    report.rows.append(RowResult(line, address, "invalid", f"topics: {NO_CHOICE_MESSAGE}"))
+                    invalid += 1
+                    if not skip_invalid:
+                        writer.abandon()
+                    continue
+                writer.add(
+                    {
+                        "email": address,
+                        "name": name,
+                        "organisation": org,
+                        "organisation_type": org_type,
+                        "practice_code": code,
+                    },
+                    t_ids,
+                    p_ids,
                 )
-                continue
-            sub_id = existing.get(key)
-            if sub_id is not None:
-                values = {"id": sub_id}
-                for k, v in (
-                    ("name", name),
-                    ("organisation", org),
-                    ("organisation_type", org_type),
-                    ("practice_code", code),
-                ):
-                    if v:
-                        values[k] = v
-                updates.append(values)
-                report.rows.append(
-                    RowResult(line, address, "updated", "profile updated; the person's own choices are kept")
-                )
-                continue
-            if not t_ids and not p_ids:
-                report.rows.append(RowResult(line, address, "invalid", f"topics: {NO_CHOICE_MESSAGE}"))
-                continue
-            new_rows.append(
-                {
-                    "email": address,
-                    "name": name,
-                    "organisation": org,
-                    "organisation_type": org_type,
-                    "practice_code": code,
-                }
-            )
-            new_choices.append((t_ids, p_ids))
-            report.rows.append(RowResult(line, address, "created"))
-    except UnicodeDecodeError:
-        raise ImportError_(f"Line {line + 1}: {_NOT_UTF8}") from None
-    except csv.Error as exc:
-        raise ImportError_(f"Line {line} cannot be read as CSV ({exc}).") from None
-
-    if report.counts["invalid"] and not skip_invalid:
-        raise ImportRefused(report)
-    if progress is not None:
-        progress(len(report.rows))
-    _write(session, new_rows, new_choices, updates, source=source, basis=basis)
+                report.rows.append(RowResult(line, address, "created"))
+        except UnicodeDecodeError:
+            raise ImportError_(f"Line {line + 1}: {_NOT_UTF8}") from None
+        except csv.Error as exc:
+            raise ImportError_(f"Line {line} cannot be read as CSV ({exc}).") from None
+        if invalid and not skip_invalid:
+            raise ImportRefused(report)
+        if progress is not None:
+            progress(len(report.rows))
+        writer.finish()
+    except BaseException:
+        writer.abandon()
+        raise
+    _write_updates(session, writer.target, updates, event, source)
     return report
 
 
@@ -267,20 +311,113 @@ def _resolve(value: str, table: dict, what: str) -> list[int]:
     return sorted(set(ids))
 
 
-def _write(session: Session, new_rows, new_choices, updates, *, source: str, basis: str) -> None:
-    now = utcnow()
-    detail = f"basis={basis}; import={source}"
-    event = {
-        "kind": "imported",
-        "source": "import",
-        "wording_version": CONSENT_WORDING_VERSION,
-        "ip": None,
-        "at": now,
-        "detail": detail,
-    }
-    postgres = session.get_bind().dialect.name == "postgresql"
-    for start in range(0, len(new_rows), _BATCH):
-        chunk = new_rows[start : start + _BATCH]
+class _Target:
+    """Where the bulk writes go: the driver connection of the session's transaction.
+
+    Bulk rows skip SQLAlchemy's per-row statement processing (most of an import's time
+    once the parsing is done); values pass through each column type's own bind processor,
+    so they are stored exactly as the ORM would store them.
+    """
+
+    def __init__(self, session: Session):
+        self.dialect = session.get_bind().dialect
+        self.postgres = self.dialect.name == "postgresql"
+        # The driver connection of this session's transaction: the writes are part of it.
+        self.raw = session.connection().connection.driver_connection
+        self._processors: dict[tuple[str, str], object] = {}
+
+    def processor(self, table, column: str):
+        key = (table.name, column)
+        if key not in self._processors:
+            self._processors[key] = table.c[column].type._cached_bind_processor(self.dialect)
+        return self._processors[key]
+
+
+class _Writer:
+    """Writes the new subscribers (with their choices and consent events) in batches.
+
+    On PostgreSQL the batches are written by a second thread while the file is still being
+    read, inside a savepoint: the server's work (indexes, foreign-key checks) then overlaps
+    the parsing instead of following it, and :meth:`abandon` rolls the savepoint back so a
+    refused import still leaves nothing behind. On SQLite (in-process, one writer at a
+    time) the batches are kept and written by :meth:`finish`.
+    """
+
+    def __init__(self, session: Session, event: dict):
+        self.target = _Target(session)
+        self.event = event
+        self.pending: list[tuple[dict, list[int], list[int]]] = []
+        self.kept: list[list[tuple[dict, list[int], list[int]]]] = []
+        self._savepoint = None
+        self._thread = None
+        self._error: BaseException | None = None
+        self._abandoned = False
+        if self.target.postgres:
+            self._savepoint = session.begin_nested()
+            self._queue: queue.Queue = queue.Queue(maxsize=3)
+            self._thread = threading.Thread(target=self._run, name="import-writer", daemon=True)
+            self._thread.start()
+
+    def add(self, row: dict, topic_ids: list[int], partner_ids: list[int]) -> None:
+        if self._abandoned:
+            return
+        self.pending.append((row, topic_ids, partner_ids))
+        if len(self.pending) >= _BATCH:
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        batch, self.pending = self.pending, []
+        if not batch:
+            return
+        if self._thread is None:
+            self.kept.append(batch)
+            return
+        if self._error is not None:
+            raise self._error
+        self._queue.put(batch)
+
+    def _run(self) -> None:
+        while True:
+            batch = self._queue.get()
+            if batch is None:
+                return
+            if self._error is not None or self._abandoned:
+                continue  # drain: the main thread will raise or roll back
+            try:
+                self._write(batch)
+            except BaseException as exc:  # handed to the main thread by finish()
+                self._error = exc
+
+    def _stop(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+
+    def abandon(self) -> None:
+        """Write nothing more and undo what was written (the import is refused or failed)."""
+        self._abandoned = True
+        self.pending, self.kept = [], []
+        self._stop()
+        if self._savepoint is not None and self._savepoint.is_active:
+            self._savepoint.rollback()
+
+    def finish(self) -> None:
+        """Write what is left; raises the first error a write met."""
+        if self._thread is None:
+            self._hand_over()
+            for batch in self.kept:
+                self._write(batch)
+            self.kept = []
+            return
+        self._hand_over()
+        self._stop()
+        if self._error is not None:
+            raise self._error
+        self._savepoint.commit()
+
+    def _write(self, batch) -> None:
+        target, now = self.target, self.event["at"]
         rows = [
             {
                 **r,
@@ -289,25 +426,32 @@ def _write(session: Session, new_rows, new_choices, updates, *, source: str, bas
                 "created_at": now,
                 "requested_at": now,
                 "confirmed_at": now,
-                "consent_basis": basis,
+                "consent_basis": self.event["basis"],
                 "unsubscribed_at": None,
                 "paused_until": None,
             }
-            for r in chunk
+            for r, _, _ in batch
         ]
-        if postgres:
-            ids = _reserve_ids(session, len(rows))
-            for i, r in zip(ids, rows, strict=True):
-                r["id"] = i
-            _insert_values(session, Subscriber.__table__, rows)
-        else:
-            ids = list(session.scalars(insert(Subscriber).returning(Subscriber.id, sort_by_parameter_order=True), rows))
-        choices = new_choices[start : start + _BATCH]
-        t_rows = [{"subscriber_id": i, "topic_id": t} for i, (ts, _) in zip(ids, choices, strict=True) for t in ts]
-        p_rows = [{"subscriber_id": i, "partner_id": p} for i, (_, ps) in zip(ids, choices, strict=True) for p in ps]
-        _insert_values(session, subscriber_topics, t_rows)
-        _insert_values(session, subscriber_partners, p_rows)
-        _insert_values(session, ConsentEvent.__table__, [{**event, "subscriber_id": i} for i in ids])
+        ids = _reserve_ids(target, rows)
+        for i, r in zip(ids, rows, strict=True):
+            r["id"] = i
+        _insert_values(target, Subscriber.__table__, rows)
+        _insert_values(
+            target,
+            subscriber_topics,
+            [{"subscriber_id": i, "topic_id": t} for i, (_, ts, _) in zip(ids, batch, strict=True) for t in ts],
+        )
+        _insert_values(
+            target,
+            subscriber_partners,
+            [{"subscriber_id": i, "partner_id": p} for i, (_, _, ps) in zip(ids, batch, strict=True) for p in ps],
+        )
+        event = self.event["row"]
+        _insert_values(target, ConsentEvent.__table__, [{**event, "subscriber_id": i} for i in ids])
+
+
+def _write_updates(session: Session, target: _Target, updates: list[dict], event: dict, source: str) -> None:
+    """Profile changes of people already subscribed, and their consent events."""
     for start in range(0, len(updates), _BATCH):
         chunk = updates[start : start + _BATCH]
         # Bulk UPDATE by primary key, grouped by which columns each row sets.
@@ -318,7 +462,7 @@ def _write(session: Session, new_rows, new_choices, updates, *, source: str, bas
             if len(group[0]) > 1:
                 session.execute(update(Subscriber), group)
         _insert_values(
-            session,
+            target,
             ConsentEvent.__table__,
             [
                 {**event, "kind": "changed", "detail": f"profile updated by import={source}", "subscriber_id": u["id"]}
@@ -327,27 +471,44 @@ def _write(session: Session, new_rows, new_choices, updates, *, source: str, bas
         )
 
 
-def _reserve_ids(session: Session, n: int) -> list[int]:
-    """``n`` fresh subscriber ids from the table's sequence (PostgreSQL)."""
-    return list(
-        session.scalars(
-            text("SELECT nextval(pg_get_serial_sequence('subscribers', 'id')) FROM generate_series(1, :n)"), {"n": n}
-        )
-    )
+def _reserve_ids(target: _Target, rows: list[dict]) -> list[int]:
+    """Fresh subscriber ids for ``rows``: from the table's sequence on PostgreSQL; on
+    SQLite, past the highest id once this transaction holds the write lock (no other
+    writer can take them until it ends)."""
+    n = len(rows)
+    if target.postgres:
+        with target.raw.cursor() as cur:
+            cur.execute("SELECT nextval(pg_get_serial_sequence('subscribers', 'id')) FROM generate_series(1, %s)", (n,))
+            return [r[0] for r in cur.fetchall()]
+    if not target.raw.in_transaction:
+        target.raw.execute("BEGIN IMMEDIATE")  # the write lock now, before reading max(id)
+    top = target.raw.execute("SELECT coalesce(max(id), 0) FROM subscribers").fetchone()[0]
+    return list(range(top + 1, top + 1 + n))
 
 
-def _insert_values(session: Session, table, rows: list[dict]) -> None:
+def _insert_values(target: _Target, table, rows: list[dict]) -> None:
     """Bulk INSERT: COPY on PostgreSQL (an executemany would cost psycopg one exchange
-    per row), the driver's executemany on SQLite."""
+    per row), the driver's executemany on SQLite (in-process, no round trips)."""
     if not rows:
         return
-    if session.get_bind().dialect.name == "postgresql":
-        cols = list(rows[0])
-        # The driver connection of this session's transaction: the COPY is part of it.
-        raw = session.connection().connection.driver_connection
-        with raw.cursor() as cur:
+    cols = list(rows[0])
+    if target.postgres:
+        with target.raw.cursor() as cur:
             with cur.copy(f"COPY {table.name} ({', '.join(cols)}) FROM STDIN") as copy:
                 for r in rows:
                     copy.write_row([r[c] for c in cols])
         return
-    session.execute(insert(table), rows)  # sqlite3's executemany: in-process, no round trips
+    values = [[r[c] for c in cols] for r in rows]
+    for i, c in enumerate(cols):
+        process = target.processor(table, c)
+        if process is None:
+            continue
+        done: dict = {}  # bulk rows repeat a few values (the import's one timestamp)
+        for v in values:
+            x = v[i]
+            if x is not None:
+                y = done.get(x)
+                v[i] = done.setdefault(x, process(x)) if y is None else y
+    target.raw.executemany(
+        f"INSERT INTO {table.name} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})", values
+    )

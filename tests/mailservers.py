@@ -28,7 +28,7 @@ def free_port() -> int:
 
 
 class Relay:
-    """Records every message it accepts. ``refuse`` holds address fragments answered with
+    """Records every message it accepts. ``busy`` answers every MAIL FROM with 421. ``refuse`` holds address fragments answered with
     550; ``delay`` slows each DATA (so a test can act mid-send); ``pipelining`` announces
     ESMTP PIPELINING, which aiosmtpd handles but does not advertise; ``smtputf8`` offers
     SMTPUTF8 (RFC 6531), so addresses with non-ASCII local parts are accepted."""
@@ -51,6 +51,7 @@ class Relay:
         self.tls, self.certs, self.login = tls, certs, login  # tls: "starttls" or "smtps"
         self.delay, self.refuse, self.pipelining = delay, refuse, pipelining
         self.smtputf8 = smtputf8
+        self.busy = False  # True: every MAIL FROM is answered 421 (a relay refusing for now)
         self.messages: list[tuple[str, str, bytes]] = []  # (recipient, return path, data)
         self._lock = threading.Lock()
         self.controller = None
@@ -60,6 +61,13 @@ class Relay:
         if self.pipelining:
             responses.insert(-1, "250-PIPELINING")
         return responses
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        if self.busy:
+            return "421 4.3.2 Service busy, try again later"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if any(r in address for r in self.refuse):

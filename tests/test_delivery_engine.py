@@ -117,6 +117,38 @@ def test_breaker_pauses_a_failing_send_and_tells_the_operator_then_resume_comple
     assert relay.counts() == Counter({e: 1 for e in book})
 
 
+def test_status_says_the_relay_is_refusing_instead_of_an_eta_and_clears_when_it_is_back(rt, app, readers):
+    from sqlalchemy import update
+
+    from mailer.delivery import fanout
+    from mailer.delivery.sending import deliver_batch
+    from mailer.digest.compose import load_plan
+
+    port = free_port()  # nothing listens yet: the connection is refused
+    r = use_relay(rt, f"smtp://127.0.0.1:{port}?timeout=2", SEND_RETRY_SECONDS=600, SEND_BREAKER_FAILURES=100)
+    with r.db.transaction() as s:
+        ed = s.scalar(select(Edition).where(Edition.period == PERIOD))
+        fanout.start_edition(s, ed, load_plan(s, ed))
+        ids = fanout.pending_ids(s, ed.id)
+    result = deliver_batch(r.db, r.transport, r.settings, ids)
+    assert result.sent == 0 and sorted(result.retry) == sorted(ids)
+    status = cli(app, "edition", "status", PERIOD).output
+    assert "relay refusing since " in status and f"{len(ids)} waiting to retry" in status, status
+    assert "ETA" not in status
+    assert "the relay's last answer: " in status and f"127.0.0.1:{port}" in status
+
+    relay = Relay(port).start()
+    try:
+        with r.db.transaction() as s:  # the backoff has run out
+            s.execute(update(Delivery).where(Delivery.id.in_(ids)).values(next_attempt_at=None))
+        result = deliver_batch(r.db, r.transport, r.settings, ids)
+    finally:
+        relay.stop()
+    assert result.sent == len(ids)
+    status = cli(app, "edition", "status", PERIOD).output
+    assert "relay refusing" not in status and f"Edition {PERIOD}: sent" in status
+
+
 def test_pause_holds_deliveries_resume_sends_them_cancel_stops_the_rest(rt, app, readers, queue):
     from mailer.actors.digest import enqueue_batches
     from mailer.delivery import fanout

@@ -105,3 +105,39 @@ def test_every_kind_of_email_is_dkim_signed_and_carries_our_return_path(signing_
             assert target.id == ident
         if kind == ADDRESS:
             assert paths.covers(target, rcpt) and not paths.covers(target, "someone@else.example")
+
+
+def test_relay_trouble_is_logged_once_per_episode_with_its_answer_and_once_when_it_recovers(caplog):
+    import logging
+
+    from mailer.mail.transport import RelayWatch, SMTPTransport, TransientFailure
+
+    relay = Relay().start()
+    now = [1000.0]
+    transport = SMTPTransport(relay.url)
+    transport.watch = RelayWatch(f"127.0.0.1:{relay.port}", clock=lambda: now[0])
+    message = b"Subject: hi\r\n\r\nhello\r\n"
+    caplog.set_level(logging.INFO, logger="mailer.mail.transport")
+
+    def lines():
+        return [r.getMessage() for r in caplog.records if r.name == "mailer.mail.transport"]
+
+    try:
+        transport.send("b@example.org", "r1@example.org", message)
+        assert lines() == []  # all well: nothing said
+        relay.busy = True
+        for n in range(3):
+            with pytest.raises(TransientFailure):
+                transport.send("b@example.org", f"r{n}@example.org", message)
+            now[0] += 30
+        assert len(lines()) == 1 and "421" in lines()[0] and "refusing" in lines()[0]
+        relay.busy = False
+        transport.send("b@example.org", "r4@example.org", message)
+        transport.send("b@example.org", "r5@example.org", message)
+        assert len(lines()) == 2 and "accepting messages again after 90 s" in lines()[1]
+    finally:
+        transport.close()
+        relay.stop()
+    with pytest.raises(TransientFailure):  # down altogether: a new episode
+        transport.send("b@example.org", "r6@example.org", message)
+    assert len(lines()) == 3 and "cannot connect" in lines()[2]

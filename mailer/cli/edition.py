@@ -166,11 +166,17 @@ def _duration(seconds: float | None) -> str:
 
 def format_progress(p) -> str:
     """The status block `mailer edition status` prints."""
+    if p.refusing_since is not None:
+        since = f"{p.refusing_since:%H:%M}"  # UTC, as the event lines below
+        pace = f"relay refusing since {since}, {p.waiting_retry} waiting to retry"
+    else:
+        pace = f"{p.rate:.1f} msg/s over the last minute, ETA {_duration(p.eta_seconds)}"
     lines = [
         f"Edition {p.period}: {p.status}",
-        f"  sent {p.sent}, failed {p.failed}, pending {p.pending} of {p.total}"
-        f"  ({p.rate:.1f} msg/s over the last minute, ETA {_duration(p.eta_seconds)})",
+        f"  sent {p.sent}, failed {p.failed}, pending {p.pending} of {p.total}  ({pace})",
     ]
+    if p.refusing_since is not None and p.relay_answer:
+        lines.append(f"  the relay's last answer: {strip_controls(p.relay_answer, keep='')}")
     other = {k: v for k, v in sorted(p.counts.items()) if k not in (SENT, PENDING, SENDING)}
     if other:
         lines.append("  " + ", ".join(f"{k} {v}" for k, v in other.items()))

@@ -168,6 +168,11 @@ class Progress:
     rate: float  # messages per second over the last minute
     eta_seconds: float | None
     events: list[tuple[datetime, str, str]] = field(default_factory=list)
+    # Relay trouble, read from the ledger (so every process sees it): deliveries waiting
+    # out a retry backoff while nothing has been sent since the first of them was put back.
+    waiting_retry: int = 0
+    refusing_since: datetime | None = None
+    relay_answer: str = ""
 
     @property
     def done(self) -> int:
@@ -198,6 +203,9 @@ def progress(session: Session, edition: Edition) -> Progress:
     rate = recent / span if recent else 0.0
     pending = counts.get(PENDING, 0) + counts.get(SENDING, 0)
     eta = pending / rate if rate and edition.status == EDITION_SENDING else None
+    trouble = relay_trouble(session, edition.id) if edition.status == EDITION_SENDING else None
+    if trouble is not None:
+        eta = None  # no rate means anything while the relay refuses
     events = [
         (e.at, e.kind, e.detail)
         for e in session.scalars(select(SendEvent).where(SendEvent.edition_id == edition.id).order_by(SendEvent.id))
@@ -213,7 +221,48 @@ def progress(session: Session, edition: Edition) -> Progress:
         rate=rate,
         eta_seconds=eta,
         events=events,
+        waiting_retry=trouble[0] if trouble else 0,
+        refusing_since=trouble[1] if trouble else None,
+        relay_answer=trouble[2] if trouble else "",
     )
+
+
+def _aware(at: datetime | None) -> datetime | None:
+    return at.replace(tzinfo=timezone.utc) if at is not None and at.tzinfo is None else at  # SQLite: naive UTC
+
+
+def relay_trouble(session: Session, edition_id: int) -> tuple[int, datetime, str] | None:
+    """(pending deliveries, since when, the relay's last answer) while the relay
+    refuses or cannot be reached, else None.
+
+    It holds when deliveries wait out a retry backoff and nothing was sent since the first
+    of them was put back: one greylisted address among messages that keep flowing is not
+    relay trouble. Read from the ledger, so any process (CLI, web, another host) sees it.
+    """
+    now = utcnow()
+    waiting_q = (
+        select(func.count(), func.min(Delivery.updated_at))
+        .select_from(Delivery)
+        .where(Delivery.edition_id == edition_id, Delivery.status == PENDING, Delivery.next_attempt_at > now)
+    )
+    n, since = session.execute(waiting_q).one()
+    if not n:
+        return None
+    since = _aware(since)
+    last_sent = _aware(session.scalar(select(func.max(Delivery.sent_at)).where(Delivery.edition_id == edition_id)))
+    if last_sent is not None and last_sent > since:
+        return None
+    answer = session.scalar(
+        select(Delivery.error)
+        .where(Delivery.edition_id == edition_id, Delivery.status == PENDING, Delivery.next_attempt_at > now)
+        .order_by(Delivery.updated_at.desc())
+        .limit(1)
+    )
+    # Every pending delivery now waits for the relay, backed off or not yet tried.
+    pending = session.scalar(
+        select(func.count()).select_from(Delivery).where(Delivery.edition_id == edition_id, Delivery.status == PENDING)
+    )
+    return pending, since, (answer or "").removeprefix("not attempted: ")
 
 
 def edition_progress(db, period: str) -> Progress:

@@ -6,17 +6,50 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import smtplib
 import ssl
 import threading
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from mailer.files import private_dir, write_private
 from mailer.settings.smtp import parse_smtp_url
+
+log = logging.getLogger(__name__)
+
+
+class RelayWatch:
+    """Logs relay trouble once per episode: a warning with the relay's answer when it first
+    refuses or cannot be reached, and one line when a message is accepted again, however
+    many threads and messages meet it in between. ``clock`` is injectable for tests."""
+
+    def __init__(self, relay: str, clock: Callable[[], float] = time.monotonic):
+        self.relay = relay
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._since: float | None = None
+
+    def trouble(self, answer: str) -> None:
+        with self._lock:
+            if self._since is not None:
+                return
+            self._since = self._clock()
+        log.warning("relay %s is refusing or unreachable: %s (deliveries wait and retry)", self.relay, answer)
+
+    def accepted(self) -> None:
+        if self._since is None:  # the common case, without the lock
+            return
+        with self._lock:
+            if self._since is None:
+                return
+            lasted, self._since = self._clock() - self._since, None
+        log.warning("relay %s is accepting messages again after %.0f s", self.relay, lasted)
 
 
 class PermanentFailure(Exception):
@@ -120,6 +153,7 @@ class SMTPTransport:
             self.tls.verify_mode = ssl.CERT_NONE
         self.username, self.password = relay.username, relay.password
         self._local = threading.local()
+        self.watch = RelayWatch(f"{self.host}:{self.port}")
 
     def _connection(self) -> smtplib.SMTP:
         conn = getattr(self._local, "conn", None)
@@ -142,6 +176,15 @@ class SMTPTransport:
         return conn
 
     def send(self, sender: str, recipient: str, message: bytes) -> None:
+        try:
+            self._send(sender, recipient, message)
+        except TransientFailure as exc:
+            if exc.connection:  # the relay as a whole, not one deferred recipient
+                self.watch.trouble(str(exc))
+            raise
+        self.watch.accepted()
+
+    def _send(self, sender: str, recipient: str, message: bytes) -> None:
         conn = self._connection()
         try:
             if (sender + recipient).isascii():
