@@ -72,26 +72,39 @@ def start_edition(edition_id: int) -> None:
     """Fan an edition out into deliveries and enqueue the pending ones in batches."""
     rt = runtime.current()
     with rt.db.transaction() as s:
-        ids, done = _fan_out(s, s.get(Edition, edition_id))
-    _enqueue_started(rt, edition_id, ids, done)
+        done = _fan_out(s, s.get(Edition, edition_id))
+    _enqueue_started(rt, edition_id, done)
 
 
-def _fan_out(s, edition: Edition) -> tuple[list[int], bool]:
-    """Fan ``edition`` out (it becomes ``sending``); its due pending deliveries, and
-    whether it is already done (nobody to send to)."""
+def _fan_out(s, edition: Edition) -> bool:
+    """Fan ``edition`` out (it becomes ``sending``); whether it is already done (nobody
+    to send to)."""
     fanout.start_edition(s, edition, load_plan(s, edition))
-    return control.pending_ids(s, edition.id, due_only=True), finish_if_done(s, edition.id)
+    return finish_if_done(s, edition.id)
 
 
-def _enqueue_started(rt, edition_id: int, ids: list[int], done: bool) -> None:
-    """After the fan-out's commit: enqueue the deliveries and watch the edition."""
-    if ids and rt.db.engine.dialect.name == "postgresql":
+def _enqueue_started(rt, edition_id: int, done: bool) -> None:
+    """After the fan-out's commit: enqueue the deliveries (streamed from the ledger, a
+    batch at a time) and watch the edition."""
+    if rt.db.engine.dialect.name == "postgresql":
         # Thousands of new rows: fresh statistics keep the planner on the primary key.
         with rt.db.engine.connect() as conn:
             conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("ANALYZE deliveries")
-    enqueue_batches(ids)
+    enqueue_pending(edition_id)
     if not done:
         _watch_later(edition_id)
+
+
+def enqueue_pending(edition_id: int) -> int:
+    """Enqueue the edition's due pending deliveries in batches, read from the ledger as a
+    stream (memory holds one batch whatever the audience); returns how many."""
+    rt = runtime.current()
+    n = 0
+    with rt.db.transaction() as s:
+        for batch in fanout.pending_batches(s, edition_id, rt.settings.delivery.batch_size, due_only=True):
+            rt.queue.send(send_deliveries, batch)
+            n += len(batch)
+    return n
 
 
 @job(queue_name="digest", max_retries=20, priority=DIGEST_PRIORITY)
@@ -179,7 +192,7 @@ def run_period(period: str, run_id: int | None = None) -> None:
     if empty_notice:
         tell_editors_empty(rt, period)
     if started is not None:
-        _enqueue_started(rt, edition_id, *started)
+        _enqueue_started(rt, edition_id, started)
 
 
 def tell_editors_empty(rt, period: str) -> None:
@@ -215,10 +228,10 @@ def requeue_pending() -> int:
     rt = runtime.current()
     with rt.db.transaction() as s:
         editions = list(s.scalars(select_sending()))
-        due = [i for eid in editions for i in control.pending_ids(s, eid, due_only=True)]
         waiting = [(i, at) for eid in editions for i, at in control.waiting(s, eid)]
+    due = sum(enqueue_pending(eid) for eid in editions)
     if due or waiting:
-        log.info("re-enqueueing %d pending deliveries (%d waiting to retry)", len(due) + len(waiting), len(waiting))
+        log.info("re-enqueued %d pending deliveries (%d waiting to retry)", due + len(waiting), len(waiting))
     for eid in editions:
         _watch_later(eid)
     if waiting:
@@ -228,7 +241,7 @@ def requeue_pending() -> int:
         delay_ms = max(0, int((latest - utcnow()).total_seconds() * 1000)) + 50
         for batch in fanout.batches([i for i, _ in waiting], rt.settings.delivery.batch_size):
             rt.queue.send(send_deliveries, batch, delay_ms=delay_ms)
-    return enqueue_batches(due) + len(waiting)
+    return due + len(waiting)
 
 
 def select_sending():
