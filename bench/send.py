@@ -230,6 +230,7 @@ def _run(args, db_url: str, redis_url: str, workdir: Path, sink: Sink, procs: li
     os.environ.update(env)  # this process enqueues through the same Redis broker
 
     import redis
+    from sqlalchemy import select
 
     from mailer.boot import boot
     from mailer.schema import reset
@@ -254,7 +255,9 @@ def _run(args, db_url: str, redis_url: str, workdir: Path, sink: Sink, procs: li
         conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("ANALYZE")
     with rt.db.transaction() as s:
         prepared = prepared_for(s, s.get(rt_edition(), edition_id), rt.settings)
-        sample = recipients(s)[:200]
+        from subscribers.models import Subscriber
+
+        sample = recipients(s, list(s.scalars(select(Subscriber.id).order_by(Subscriber.id).limit(200))))
         sizes = [len(e.data) for e in (compose(prepared, r) for r in sample) if e]
     size = sum(sizes) // len(sizes)
     print(

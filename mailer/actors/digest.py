@@ -7,6 +7,8 @@ Thin shells that open a transaction, call the domain, and enqueue after the comm
 from __future__ import annotations
 
 import logging
+import threading
+import time
 import uuid
 from datetime import timezone
 
@@ -15,7 +17,7 @@ from sqlalchemy import select
 from mailer import runtime, schedule_runs
 from mailer.db import utcnow
 from mailer.delivery import control, fanout
-from mailer.delivery.sending import deliver_batch, finish_if_done
+from mailer.delivery.sending import beat, deliver_batch, finish_if_done
 from mailer.delivery.transactional import editors_notice
 from mailer.digest import lifecycle
 from mailer.digest.compose import load_plan
@@ -242,6 +244,58 @@ def requeue_pending() -> int:
         for batch in fanout.batches([i for i, _ in waiting], rt.settings.delivery.batch_size):
             rt.queue.send(send_deliveries, batch, delay_ms=delay_ms)
     return due + len(waiting)
+
+
+def keep(stop: threading.Event) -> None:
+    """A worker process's keeper (a thread of its own, started by :mod:`mailer.worker`):
+    every heartbeat it refreshes this process's claims and writes outcomes kept while the
+    database was away; every ``SEND_WATCH_SECONDS`` it sweeps (:func:`recover`). Every
+    worker runs one, so recovery needs neither a scheduler nor anything kept in Redis."""
+    rt = runtime.current()
+    cfg = rt.settings.delivery
+    quiet: dict[int, float] = {}
+    token = uuid.uuid4().hex
+    next_sweep = time.monotonic() + cfg.watch_seconds
+    while not stop.wait(min(cfg.heartbeat_seconds, cfg.watch_seconds)):
+        try:
+            beat(rt.db)
+            if time.monotonic() >= next_sweep:
+                next_sweep = time.monotonic() + cfg.watch_seconds
+                recover(quiet, token)
+        except Exception:  # the database or Redis is away: try again next beat
+            log.warning("delivery keeper: sweep failed; trying again", exc_info=True)
+
+
+def recover(quiet: dict[int, float], token: str, clock=time.monotonic) -> None:
+    """One sweep of every sending edition, from the ledger alone: dead workers' claims
+    are taken back (:func:`control.reap_stale`) and what they held is enqueued again; an
+    edition with deliveries due but no live claim for a whole lease (its queue messages
+    were lost: a Redis restart, a killed worker's prefetched batches) is enqueued again;
+    a finished one is closed. ``quiet`` (edition -> since when, by ``clock``) is the
+    caller's memory between sweeps. Extra queue messages are harmless: claims decide."""
+    rt = runtime.current()
+    lease = rt.settings.delivery.lease_seconds
+    seen = []
+    with rt.db.transaction() as s:
+        for eid in s.scalars(select_sending()).all():
+            reaped = control.reap_stale(s, eid, lease)
+            seen.append((eid, reaped, control.live(s, eid, lease), control.due_pending(s, eid)))
+            finish_if_done(s, eid)
+    now = clock()
+    for eid, reaped, alive, due in seen:
+        if reaped:
+            log.warning("edition %s: took back %d deliveries from a dead worker's claims", eid, reaped)
+        if not due or alive:
+            quiet.pop(eid, None)
+            continue
+        since = quiet.setdefault(eid, now)
+        if reaped or (now - since >= lease and rt.counters.hold(f"mailer:redrive:{eid}", token, lease)):
+            n = enqueue_pending(eid)
+            quiet[eid] = now
+            if not reaped:
+                log.warning("edition %s: nothing in flight for %.0fs; enqueued %d due deliveries again", eid, lease, n)
+    for eid in set(quiet) - {eid for eid, *_ in seen}:
+        quiet.pop(eid)
 
 
 def select_sending():
