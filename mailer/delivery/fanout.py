@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, exists, false, func, insert, literal, or_, select
+from sqlalchemy import and_, case, exists, false, func, insert, literal, or_, select
 from sqlalchemy.orm import Session
 
 from mailer.db import utcnow
@@ -81,8 +81,7 @@ def start_edition(session: Session, edition: Edition, plan: DigestPlan, *, batch
             barred = _suppressed_ids(session, audience)
             if barred:
                 audience = and_(audience, Subscriber.id.not_in(barred))
-        _insert(session, edition.id, and_(audience, wanted), PENDING, now)
-        _insert(session, edition.id, and_(audience, ~wanted), SKIPPED, now)
+        _insert(session, edition.id, audience, case((wanted, PENDING), else_=SKIPPED), now)
         low = high
     status.transition(session, edition, status.START)
     after = counts(session, edition.id)
@@ -98,12 +97,12 @@ def _suppressed_ids(session: Session, audience) -> list[int]:
     return [sid for sid, email in rows if email in barred]
 
 
-def _insert(session: Session, edition_id: int, where, state: str, now: datetime) -> None:
+def _insert(session: Session, edition_id: int, where, state, now: datetime) -> None:
     stamp = literal(now, Delivery.created_at.type)
     rows = select(
         literal(edition_id, Delivery.edition_id.type),
         Subscriber.id,
-        literal(state, Delivery.status.type),
+        state,
         literal(0, Delivery.attempts.type),
         stamp,
         stamp,
