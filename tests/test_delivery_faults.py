@@ -397,3 +397,49 @@ def test_a_transactional_email_overtakes_a_digest_run(rt, fleet, edition):
     assert not digest_done, "the digest run finished first: the test proved nothing"
     # At most the batch a thread is busy with, not the run's queue of batches.
     assert waited < 3, f"the manage link waited {waited:.1f}s behind digest batches"
+
+
+def test_postgresql_restart_mid_send_leaves_no_unknown(rt, redis_url, tmp_path):  # redis_url: the Redis tests are on
+    """`pg_ctl restart -m fast` on a private cluster mid-send: the workers keep the
+    outcomes they could not write and write them when it is back; the edition completes,
+    everyone gets one copy, and the ledger shows no `unknown`."""
+    from types import SimpleNamespace
+
+    from bench.seed import seed
+    from mailer.db import Database
+    from mailer.digest.editions import build_edition
+    from mailer.schema import upgrade
+    from mailer.settings import Settings
+    from tests.mailservers import PrivatePostgres
+
+    pg = PrivatePostgres().start()
+    server = PrivateRedis(tmp_path).start()
+    redis_url = server.url
+    relay = Relay(delay=0.05).start()
+    workers = None
+    try:
+        env = worker_env(pg.url, tmp_path / "var", redis_url, relay.url)
+        keys = Settings.from_env(env).suppression_keys
+        upgrade(pg.url, suppression_keys=keys)
+        db = Database(pg.url, info={"suppression_keys": keys})
+        mine = SimpleNamespace(db=db)
+        with db.transaction() as s:
+            seed(s, 60, date.today(), random.Random(3))
+            edition = build_edition(s, PERIOD).id
+        workers = Workers(env)
+        start_sending(redis_url, edition)
+        wait_for(lambda: len(relay.messages) >= 15, 30, "the first messages")
+        pg.restart()
+        restarted_at = len(relay.messages)
+        wait_for(lambda: status(mine, edition) == "sent", 90, "the edition to complete", 0.3)
+        got, book = relay.counts(), ledger(mine, edition)
+        db.dispose()
+    finally:
+        if workers is not None:
+            workers.stop()
+        relay.stop()
+        server.stop()
+        pg.stop()
+    assert restarted_at < len(book)  # the restart really was mid-send
+    assert {st for st, _, _ in book.values()} == {"sent"}
+    assert set(got) == set(book) and max(got.values()) == 1

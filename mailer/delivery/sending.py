@@ -186,9 +186,13 @@ class _Live:
 live_claims = _Live()
 
 
-def record_many(db: Database, outcomes: list[dict]) -> None:
-    """Commit outcomes (one executemany, pipelined by psycopg), or raise DBAPIError."""
+def record_many(db: Database, outcomes: list[dict], conn=None) -> None:
+    """Commit outcomes (one executemany, pipelined by psycopg), or raise DBAPIError.
+    ``conn``: a :class:`Recorder`'s autocommit connection (one round trip a message)."""
     if not outcomes:
+        return
+    if conn is not None:
+        conn.execute(_BULK, outcomes[0] if len(outcomes) == 1 else outcomes)
         return
     with db.engine.begin() as conn:
         if conn.dialect.name == "postgresql":
@@ -197,6 +201,44 @@ def record_many(db: Database, outcomes: list[dict]) -> None:
             # (Claims, which guard against double sending, keep the synchronous commit.)
             conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
         conn.execute(_BULK, outcomes)
+
+
+class Recorder:
+    """One connection in autocommit mode for a chunk's outcomes: each is its own statement
+    and transaction, one round trip, committed without waiting for the disk (see
+    :func:`record_many`). Opened lazily; after a failure the next use opens a new one."""
+
+    def __init__(self, db: Database):
+        self.db = db
+        self.conn = None
+
+    def write(self, outcomes: list[dict]) -> None:
+        if self.conn is None:
+            conn = self.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            try:
+                if conn.dialect.name == "postgresql":
+                    conn.exec_driver_sql("SET synchronous_commit = off")
+            except BaseException:
+                conn.close()
+                raise
+            self.conn = conn
+        try:
+            record_many(self.db, outcomes, self.conn)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        conn, self.conn = self.conn, None
+        if conn is None:
+            return
+        try:
+            if conn.dialect.name == "postgresql" and not conn.invalidated:
+                conn.exec_driver_sql("RESET synchronous_commit")  # back to the pool as it came
+        except DBAPIError:
+            pass
+        finally:
+            conn.close()
 
 
 def _keep(outcomes: list[dict]) -> None:
@@ -298,9 +340,10 @@ class BatchResult:
 class _Chunk:
     """Outcomes of one claimed chunk, turned into bulk-update rows."""
 
-    def __init__(self, rows, settings: Settings, token: int | None = None):
+    def __init__(self, rows, settings: Settings, token: int | None = None, recorder: Recorder | None = None):
         self.rows = {r.id: r for r in rows}
         self.token = token
+        self.recorder = recorder
         self.written: set[int] = set()
         self.cfg = settings.delivery
         self.now = utcnow()
@@ -374,7 +417,10 @@ class _Chunk:
             return
         self.written.update(o["b_id"] for o in fresh)
         try:
-            record_many(db, fresh)
+            if self.recorder is not None:
+                self.recorder.write(fresh)
+            else:
+                record_many(db, fresh)
         except DBAPIError as exc:
             _keep(fresh)
             raise DatabaseLost(str(exc)) from exc
@@ -398,6 +444,7 @@ def deliver_batch(db: Database, transport: Transport, settings: Settings, delive
     stop_at: int | None = None
     if backlog:
         flush_backlog(db)
+    recorder = Recorder(db)
     try:
         for start in range(0, len(ids), cfg.chunk_size):
             if stopping.is_set():
@@ -417,7 +464,7 @@ def deliver_batch(db: Database, transport: Transport, settings: Settings, delive
                 # Only people who still receive digests: whoever unsubscribed, paused, was
                 # erased or suppressed since the fan-out is missing, and skipped below.
                 people = {r.id: r for r in recipients(s, [r.subscriber_id for r in rows])}
-            chunk = _Chunk(rows, settings, token)
+            chunk = _Chunk(rows, settings, token, recorder)
             in_flight, interrupted, connection_down, stopped = None, None, None, False
             try:
                 for row in rows:
@@ -511,6 +558,7 @@ def deliver_batch(db: Database, transport: Transport, settings: Settings, delive
                 stop_at = start + cfg.chunk_size
                 break
     finally:
+        recorder.close()
         transport.close()
     if stop_at is not None:
         # The rest of the batch was never claimed; it goes out with the retries.
