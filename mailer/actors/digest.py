@@ -51,22 +51,9 @@ def enqueue_batches(ids: list[int]) -> int:
 
 
 def enqueue_again(ids: list[int], edition_id: int) -> None:
-    """Enqueue deliveries of a sending edition again (after resume or resend-unknown) and
-    keep its watchdog going."""
+    """Enqueue deliveries of a sending edition again (after resume or resend-unknown); the
+    workers' sweep (:func:`keep`) watches it."""
     enqueue_batches(ids)
-    _watch_later(edition_id)
-
-
-def _watch_later(edition_id: int, token: str | None = None) -> None:
-    """Schedule the edition's watchdog. A new ``token`` starts a chain that only runs on if
-    no other chain is alive, so repeated starts and sweeps never multiply watchdogs."""
-    rt = runtime.current()
-    if rt.queue.embedded:
-        # One process: no worker can die alone and the queue dies with the process;
-        # start-up (requeue_pending) is the recovery there.
-        return
-    delay = int(rt.settings.delivery.watch_seconds * 1000)
-    rt.queue.send(watch_edition, edition_id, token or uuid.uuid4().hex, delay_ms=delay)
 
 
 @job(queue_name="digest", max_retries=3, priority=DIGEST_PRIORITY)
@@ -87,14 +74,13 @@ def _fan_out(s, edition: Edition) -> bool:
 
 def _enqueue_started(rt, edition_id: int, done: bool) -> None:
     """After the fan-out's commit: enqueue the deliveries (streamed from the ledger, a
-    batch at a time) and watch the edition."""
+    batch at a time); the workers' sweep (:func:`keep`) watches the edition."""
     if rt.db.engine.dialect.name == "postgresql":
         # Thousands of new rows: fresh statistics keep the planner on the primary key.
         with rt.db.engine.connect() as conn:
             conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("ANALYZE deliveries")
-    enqueue_pending(edition_id)
     if not done:
-        _watch_later(edition_id)
+        enqueue_pending(edition_id)
 
 
 def enqueue_pending(edition_id: int) -> int:
@@ -111,46 +97,19 @@ def enqueue_pending(edition_id: int) -> int:
 
 @job(queue_name="digest", max_retries=20, priority=DIGEST_PRIORITY)
 def watch_edition(edition_id: int, token: str = "") -> None:
-    """The edition's watchdog, every ``SEND_WATCH_SECONDS`` while it is sending: marks
-    deliveries of dead workers ``unknown``, enqueues again pending deliveries whose queue
-    messages were lost (nothing moved for a whole lease), and closes the edition when done."""
-    rt = runtime.current()
-    cfg = rt.settings.delivery
-    counters, key = rt.counters, f"mailer:watch:{edition_id}"
-    if not counters.hold(key, token, cfg.watch_seconds * 3 + 5):
-        return  # another watchdog chain is alive for this edition
-    with rt.db.transaction() as s:
-        edition = s.get(Edition, edition_id)
-        if edition is None or edition.status != SENDING:
-            counters.release(key, token)
-            return  # paused (resume starts a new watch), cancelled or sent
-        reaped = control.reap_stale(s, edition_id, cfg.lease_seconds)
-        ids = (
-            control.pending_ids(s, edition_id, due_only=True)
-            if control.stalled(s, edition_id, cfg.lease_seconds)
-            else []
-        )
-        done = finish_if_done(s, edition_id)
-    if reaped:
-        log.warning("edition %s: %d deliveries left sending by a dead worker marked unknown", edition_id, reaped)
-    if ids:
-        log.warning("edition %s stalled; enqueueing %d pending deliveries again", edition_id, len(ids))
-        enqueue_batches(ids)
-    if done:
-        counters.release(key, token)
-    else:
-        _watch_later(edition_id, token)
+    """One sweep (:func:`recover`), for watchdog messages queued by earlier versions: every
+    worker's keeper now sweeps, so no chain of watchdogs is kept in the queue."""
+    if not runtime.current().queue.embedded:  # one process: no claim has a heartbeat
+        recover({}, token or uuid.uuid4().hex)
 
 
 @job(queue_name="digest", max_retries=3, priority=DIGEST_PRIORITY)
 def sweep() -> None:
-    """Start a watchdog for every sending edition that has none (the scheduler sends this
-    every few minutes, so a watchdog lost with a non-persistent Redis comes back)."""
-    rt = runtime.current()
-    with rt.db.transaction() as s:
-        editions = list(s.scalars(select_sending()))
-    for eid in editions:
-        _watch_later(eid)
+    """One sweep of every sending edition (:func:`recover`; the scheduler sends this every
+    few minutes, besides the sweeps each worker's keeper makes). Not in embedded mode: one
+    process, whose claims have no heartbeat; start-up (requeue_pending) is the recovery."""
+    if not runtime.current().queue.embedded:
+        recover({}, uuid.uuid4().hex)
 
 
 @job(queue_name="digest", max_retries=3, priority=DIGEST_PRIORITY)
@@ -234,8 +193,6 @@ def requeue_pending() -> int:
     due = sum(enqueue_pending(eid) for eid in editions)
     if due or waiting:
         log.info("re-enqueued %d pending deliveries (%d waiting to retry)", due + len(waiting), len(waiting))
-    for eid in editions:
-        _watch_later(eid)
     if waiting:
         latest = max(at for _, at in waiting)
         if latest.tzinfo is None:

@@ -197,19 +197,6 @@ def due_pending(session: Session, edition_id: int) -> bool:
     return session.scalar(q.limit(1)) is not None
 
 
-def stalled(session: Session, edition_id: int, lease_seconds: float) -> bool:
-    """True if nothing of this edition changed for a whole lease: its queue messages were
-    lost (a broker restart without persistence, a killed worker's prefetched messages)."""
-    last = session.scalar(select(func.max(Delivery.updated_at)).where(Delivery.edition_id == edition_id))
-    if last is None:
-        return False
-    if last.tzinfo is None:  # SQLite hands back naive UTC
-        from datetime import timezone
-
-        last = last.replace(tzinfo=timezone.utc)
-    return last < utcnow() - timedelta(seconds=lease_seconds)
-
-
 @dataclass(frozen=True)
 class Progress:
     """Where a send stands: what ``mailer edition status`` prints and the admin UI shows."""
