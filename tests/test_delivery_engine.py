@@ -5,6 +5,7 @@ refused addresses, the circuit breaker, pause / resume / cancel, status, headers
 from __future__ import annotations
 
 import random
+import re
 import threading
 import time
 from collections import Counter
@@ -100,7 +101,9 @@ def test_breaker_pauses_a_failing_send_and_tells_the_operator_then_resume_comple
     queue()
     status = cli(app, "edition", "status", PERIOD).output
     assert f"Edition {PERIOD}: paused" in status
-    assert "breaker: 3 consecutive failures" in status and "cannot connect" in status
+    # 3 or more: two threads may add their failure before either pauses the edition.
+    streak = re.search(r"breaker: (\d+) consecutive failures", status)
+    assert streak and int(streak.group(1)) >= 3 and "cannot connect" in status
     book = ledger(r)
     assert {st for st, _, _ in book.values()} == {"pending"}  # nothing lost, nothing failed
     assert cli(app, "edition", "send", PERIOD).exit_code == 1  # refuses, points to resume
