@@ -1,6 +1,7 @@
 """End-to-end send benchmark: PostgreSQL, Redis, real `dramatiq` workers, Postfix smtp-sink.
 
     python -m bench.send --subscribers 100000
+    python -m bench.send --subscribers 1000000 --fanout-only
 
 Seeds N confirmed subscribers and a 40-item edition, starts `dramatiq mailer.worker`
 processes, sends the edition into `smtp-sink` on loopback, and compares the end-to-end
@@ -12,6 +13,10 @@ PostgreSQL and Redis come from TEST_DATABASE_URL / TEST_REDIS_URL (default: the 
 servers, database `bench` and Redis db 14). The schema in that database is dropped and
 recreated and the Redis db flushed. Needs Debian's `postfix` package for smtp-sink and
 smtp-source (Postfix itself is never started).
+
+With ``--fanout-only`` nothing is sent: one worker-like process runs the edition's fan-out
+job (ledger rows made, every batch enqueued to Redis) and the time and that process's
+peak RSS are reported, so a million-reader fan-out can be measured on a small machine.
 """
 
 from __future__ import annotations
@@ -185,6 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=4, help="threads per worker process")
     ap.add_argument("--ceiling-messages", type=int, default=20_000)
     ap.add_argument("--timeout", type=float, default=1800)
+    ap.add_argument(
+        "--fanout-only", action="store_true", help="measure the fan-out (time, peak RSS) in one process; send nothing"
+    )
     args = ap.parse_args(argv)
 
     db_url = os.environ.get("TEST_DATABASE_URL") or DEFAULT_DB
@@ -222,6 +230,7 @@ def _run(args, db_url: str, redis_url: str, workdir: Path, sink: Sink, procs: li
     os.environ.update(env)  # this process enqueues through the same Redis broker
 
     import redis
+    from sqlalchemy import select
 
     from mailer.boot import boot
     from mailer.schema import reset
@@ -242,15 +251,22 @@ def _run(args, db_url: str, redis_url: str, workdir: Path, sink: Sink, procs: li
         emails = seed(s, args.subscribers)
         edition = build_edition(s, date.today().strftime("%Y-%m"))
         edition_id = edition.id
+    with rt.db.engine.connect() as conn:  # as autovacuum soon would: the planner knows the tables
+        conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("ANALYZE")
     with rt.db.transaction() as s:
         prepared = prepared_for(s, s.get(rt_edition(), edition_id), rt.settings)
-        sample = recipients(s)[:200]
+        from subscribers.models import Subscriber
+
+        sample = recipients(s, list(s.scalars(select(Subscriber.id).order_by(Subscriber.id).limit(200))))
         sizes = [len(e.data) for e in (compose(prepared, r) for r in sample) if e]
     size = sum(sizes) // len(sizes)
     print(
         f"seeded {len(emails)} subscribers in {time.perf_counter() - t:.1f}s; average message {size / 1024:.1f} KB",
         flush=True,
     )
+
+    if args.fanout_only:
+        return fanout_only(rt, env, edition_id, redis_url)
 
     sessions = args.processes * args.threads
     ceil = ceiling(sink, size, args.ceiling_messages, sessions)
@@ -334,6 +350,47 @@ def _run(args, db_url: str, redis_url: str, workdir: Path, sink: Sink, procs: li
         f"missing={missing} duplicates={duplicates} peak_rss_mb={rss:.0f}"
     )
     return 0 if status == "sent" and not missing and not duplicates else 1
+
+
+FANOUT_CHILD = """
+import sys, time
+from mailer.boot import boot
+from mailer.settings import Settings
+from mailer.actors.digest import start_edition
+boot(Settings.from_env())
+t = time.perf_counter()
+start_edition(int(sys.argv[1]))
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the forked parent across exec.
+hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM:")][0].split()[1]
+print(f"{time.perf_counter() - t:.2f} {int(hwm) / 1024:.0f}")
+"""
+
+
+def fanout_only(rt, env: dict, edition_id: int, redis_url: str) -> int:
+    """Run the fan-out job as a worker would, in a process of its own; print its time,
+    its peak RSS and what it made."""
+    import redis
+
+    from mailer.delivery.control import edition_progress
+    from mailer.digest.models import Edition
+
+    out = subprocess.run(
+        [sys.executable, "-c", FANOUT_CHILD, str(edition_id)], env=env, capture_output=True, text=True, check=False
+    )
+    if out.returncode:
+        sys.exit(out.stderr[-3000:])
+    seconds, rss = out.stdout.split()[-2:]
+    with rt.db.transaction() as s:
+        period = s.get(Edition, edition_id).period
+    p = edition_progress(rt.db, period)
+    queued = redis.Redis.from_url(redis_url).llen("dramatiq:digest")
+    redis.Redis.from_url(redis_url).flushdb()  # nothing is to be sent
+    print(", ".join(f"{k} {v}" for k, v in sorted(p.counts.items())) + f"; {queued} batches enqueued")
+    print(
+        f"fanout readers={p.total} seconds={float(seconds):.1f} peak_rss_mb={rss} "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+    )
+    return 0
 
 
 def seed(session, n: int) -> list[str]:

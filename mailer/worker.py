@@ -2,10 +2,18 @@
 
 Booting on import is this module's one purpose (the ``dramatiq`` command imports it and
 then uses the broker it set); no other module imports it. Settings come from the
-environment, as in every entry point.
+environment, as in every entry point. It also starts the process's delivery keeper
+(heartbeats and sweeps, :func:`mailer.actors.digest.keep`) and makes stopping graceful
+however many SIGTERMs arrive (a service manager's group stop sends two).
 """
 
+import atexit
+import signal
+import threading
+
+from mailer.actors.digest import keep
 from mailer.boot import boot
+from mailer.delivery.sending import flush_backlog, stopping
 from mailer.logs import configure_logging
 from mailer.metrics.workers import serve_metrics
 from mailer.settings import Settings
@@ -14,3 +22,24 @@ _rt = boot(Settings.from_env())
 configure_logging(_rt.settings)
 broker = _rt.queue.broker
 serve_metrics(broker, _rt.settings)  # Dramatiq's Prometheus middleware, when WORKER_METRICS is set
+
+
+def _graceful(previous):
+    """A SIGTERM/SIGHUP handler: batches end after the message in the relay's hands
+    (``stopping``), and only the first signal reaches Dramatiq's handler, whose second
+    call would exit at once, mid-message."""
+
+    def handler(signum, frame):
+        first = not stopping.is_set()
+        stopping.set()
+        if first and callable(previous):
+            previous(signum, frame)
+
+    return handler
+
+
+if threading.current_thread() is threading.main_thread():  # signal handlers: main thread only
+    for _sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(_sig, _graceful(signal.getsignal(_sig)))
+threading.Thread(target=keep, args=(threading.Event(),), name="delivery-keeper", daemon=True).start()
+atexit.register(flush_backlog, _rt.db)  # outcomes kept while the database was away

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from mailer.db import utcnow
@@ -283,6 +283,15 @@ class Recipient:
     token_version: int
     topic_ids: frozenset[int]
     partner_ids: frozenset[int]
+
+
+def receives_digests(today: date):
+    """The condition on ``Subscriber`` rows of who receives digests on ``today`` (confirmed,
+    not paused), before the suppression list (keyed hashes: checked in Python): the rule
+    :func:`recipients` applies, as SQL for the fan-out's ``INSERT ... SELECT``."""
+    return and_(
+        Subscriber.status == CONFIRMED, or_(Subscriber.paused_until.is_(None), Subscriber.paused_until <= today)
+    )
 
 
 def recipients(session: Session, ids: Sequence[int] | None = None, *, today: date | None = None) -> list[Recipient]:

@@ -305,3 +305,40 @@ def test_digests_carry_reply_to_and_a_feedback_id_per_edition_confirmations_only
         assert msg["Auto-Submitted"] is None  # a digest is a mailing, not an automatic reply
     assert link["Auto-Submitted"] == "auto-generated"
     assert link["Reply-To"] is None and link["Feedback-ID"] is None
+
+
+def test_fan_out_in_small_ranges_leaves_out_suppressed_paused_and_those_in_the_ledger(rt, edition):
+    """The fan-out's INSERT ... SELECT, two subscribers per range: the same ledger as one
+    pass, nobody suppressed (a hard bounce keeps the status) or paused, and a second call
+    adds only a newcomer."""
+    from mailer.delivery import fanout
+    from mailer.digest.compose import load_plan
+    from subscribers.suppression import suppress
+
+    with rt.db.transaction() as s:
+        heart = s.scalar(select(Topic).where(Topic.slug == "heart"))
+        s.add(Subscriber(email="paused@example.org", status="confirmed", topics=[heart], paused_until=date(2099, 1, 1)))
+        s.add(Subscriber(email="Bounced@example.org", status="confirmed", topics=[heart]))
+        s.flush()
+        suppress(s, "bounced@example.org", "hard_bounce")
+        ed = s.get(Edition, edition)
+        result = fanout.start_edition(s, ed, load_plan(s, ed), batch=2)
+        assert (result.created, result.skipped) == (3, 1)
+        s.add(Subscriber(email="late@example.org", status="confirmed", topics=[heart]))
+        s.flush()
+        again = fanout.start_edition(s, ed, load_plan(s, ed), batch=2)
+        assert (again.created, again.skipped) == (1, 0)
+        emails = dict(
+            s.execute(
+                select(Subscriber.email, Delivery.status).join(Delivery, Delivery.subscriber_id == Subscriber.id)
+            ).all()
+        )
+        batches = list(fanout.pending_batches(s, edition, 3))
+        assert [len(b) for b in batches] == [3, 1] and sum(batches, []) == sorted(sum(batches, []))
+    assert emails == {
+        "a@example.org": "pending",
+        "b@example.org": "pending",
+        "c@example.org": "pending",
+        "late@example.org": "pending",
+        "nothing@example.org": "skipped",
+    }

@@ -5,6 +5,7 @@ refused addresses, the circuit breaker, pause / resume / cancel, status, headers
 from __future__ import annotations
 
 import random
+import re
 import threading
 import time
 from collections import Counter
@@ -100,7 +101,9 @@ def test_breaker_pauses_a_failing_send_and_tells_the_operator_then_resume_comple
     queue()
     status = cli(app, "edition", "status", PERIOD).output
     assert f"Edition {PERIOD}: paused" in status
-    assert "breaker: 3 consecutive failures" in status and "cannot connect" in status
+    # 3 or more: two threads may add their failure before either pauses the edition.
+    streak = re.search(r"breaker: (\d+) consecutive failures", status)
+    assert streak and int(streak.group(1)) >= 3 and "cannot connect" in status
     book = ledger(r)
     assert {st for st, _, _ in book.values()} == {"pending"}  # nothing lost, nothing failed
     assert cli(app, "edition", "send", PERIOD).exit_code == 1  # refuses, points to resume
@@ -479,3 +482,48 @@ def test_one_partner_item_or_one_reader_never_stops_the_edition(rt, session, que
         html = got[address].get_body(("html",)).get_content()
         assert "Clinic news __PH_NOPE__ __PH_EMAIL" in text and "Clinic news __PH_NOPE__ __PH_EMAIL" in html
         assert "<!--BLOCK:zzz-->" in text and "&lt;!--BLOCK:zzz--&gt;" in html
+
+
+def test_a_dead_claim_leaves_one_unknown_the_rest_pending_and_a_late_outcome_wins(rt, readers):
+    """The sweep takes back a claim whose heartbeat went stale: its lowest row (the one
+    that may have been handed over) is unknown, the others pending with the attempt not
+    counted; a live claim is left alone. An outcome the worker kept while the database was
+    away, written later, replaces the unknown; a row given back to pending is left alone."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from mailer.db import utcnow
+    from mailer.delivery import control, fanout, sending
+    from mailer.digest.compose import load_plan
+
+    with rt.db.transaction() as s:
+        ed = s.scalar(select(Edition).where(Edition.period == PERIOD))
+        fanout.start_edition(s, ed, load_plan(s, ed))
+        ids = fanout.pending_ids(s, ed.id)
+        dead = sending.claim(s, ids[:3], token=11)
+        live = sending.claim(s, ids[3:5], token=22)
+        assert len(dead) == 3 and len(live) == 2
+        s.execute(update(Delivery).where(Delivery.claim == 11).values(heartbeat_at=utcnow() - timedelta(seconds=60)))
+        assert control.reap_stale(s, ed.id, lease_seconds=30) == 3
+        assert not control.reap_stale(s, ed.id, lease_seconds=30)  # once
+        rows = {d.id: d for d in s.scalars(select(Delivery).where(Delivery.id.in_(ids[:5])))}
+        assert [(rows[i].status, rows[i].attempts) for i in ids[:5]] == [
+            ("unknown", 1),
+            ("pending", 0),
+            ("pending", 0),
+            ("sending", 1),
+            ("sending", 1),
+        ]
+        assert "worker stopped" in rows[ids[0]].error and control.live(s, ed.id, 30)
+    now = utcnow()
+    known = [
+        {"b_id": i, "b_claim": 11, "b_status": "sent", "b_error": None, "b_attempts": 1}
+        | {"b_sent_at": now, "b_next": None, "b_now": now}
+        for i in ids[:2]
+    ]
+    sending.backlog.extend(known)
+    assert sending.flush_backlog(rt.db) == 2 and not sending.backlog
+    with rt.db.transaction() as s:
+        assert s.get(Delivery, ids[0]).status == "sent"  # the worker knew: not unknown
+        assert s.get(Delivery, ids[1]).status == "pending"  # given back: someone else's now

@@ -7,6 +7,8 @@ Thin shells that open a transaction, call the domain, and enqueue after the comm
 from __future__ import annotations
 
 import logging
+import threading
+import time
 import uuid
 from datetime import timezone
 
@@ -15,7 +17,7 @@ from sqlalchemy import select
 from mailer import runtime, schedule_runs
 from mailer.db import utcnow
 from mailer.delivery import control, fanout
-from mailer.delivery.sending import deliver_batch, finish_if_done
+from mailer.delivery.sending import beat, deliver_batch, finish_if_done
 from mailer.delivery.transactional import editors_notice
 from mailer.digest import lifecycle
 from mailer.digest.compose import load_plan
@@ -49,22 +51,9 @@ def enqueue_batches(ids: list[int]) -> int:
 
 
 def enqueue_again(ids: list[int], edition_id: int) -> None:
-    """Enqueue deliveries of a sending edition again (after resume or resend-unknown) and
-    keep its watchdog going."""
+    """Enqueue deliveries of a sending edition again (after resume or resend-unknown); the
+    workers' sweep (:func:`keep`) watches it."""
     enqueue_batches(ids)
-    _watch_later(edition_id)
-
-
-def _watch_later(edition_id: int, token: str | None = None) -> None:
-    """Schedule the edition's watchdog. A new ``token`` starts a chain that only runs on if
-    no other chain is alive, so repeated starts and sweeps never multiply watchdogs."""
-    rt = runtime.current()
-    if rt.queue.embedded:
-        # One process: no worker can die alone and the queue dies with the process;
-        # start-up (requeue_pending) is the recovery there.
-        return
-    delay = int(rt.settings.delivery.watch_seconds * 1000)
-    rt.queue.send(watch_edition, edition_id, token or uuid.uuid4().hex, delay_ms=delay)
 
 
 @job(queue_name="digest", max_retries=3, priority=DIGEST_PRIORITY)
@@ -72,70 +61,55 @@ def start_edition(edition_id: int) -> None:
     """Fan an edition out into deliveries and enqueue the pending ones in batches."""
     rt = runtime.current()
     with rt.db.transaction() as s:
-        ids, done = _fan_out(s, s.get(Edition, edition_id))
-    _enqueue_started(rt, edition_id, ids, done)
+        done = _fan_out(s, s.get(Edition, edition_id))
+    _enqueue_started(rt, edition_id, done)
 
 
-def _fan_out(s, edition: Edition) -> tuple[list[int], bool]:
-    """Fan ``edition`` out (it becomes ``sending``); its due pending deliveries, and
-    whether it is already done (nobody to send to)."""
+def _fan_out(s, edition: Edition) -> bool:
+    """Fan ``edition`` out (it becomes ``sending``); whether it is already done (nobody
+    to send to)."""
     fanout.start_edition(s, edition, load_plan(s, edition))
-    return control.pending_ids(s, edition.id, due_only=True), finish_if_done(s, edition.id)
+    return finish_if_done(s, edition.id)
 
 
-def _enqueue_started(rt, edition_id: int, ids: list[int], done: bool) -> None:
-    """After the fan-out's commit: enqueue the deliveries and watch the edition."""
-    if ids and rt.db.engine.dialect.name == "postgresql":
+def _enqueue_started(rt, edition_id: int, done: bool) -> None:
+    """After the fan-out's commit: enqueue the deliveries (streamed from the ledger, a
+    batch at a time); the workers' sweep (:func:`keep`) watches the edition."""
+    if rt.db.engine.dialect.name == "postgresql":
         # Thousands of new rows: fresh statistics keep the planner on the primary key.
         with rt.db.engine.connect() as conn:
             conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("ANALYZE deliveries")
-    enqueue_batches(ids)
     if not done:
-        _watch_later(edition_id)
+        enqueue_pending(edition_id)
+
+
+def enqueue_pending(edition_id: int) -> int:
+    """Enqueue the edition's due pending deliveries in batches, read from the ledger as a
+    stream (memory holds one batch whatever the audience); returns how many."""
+    rt = runtime.current()
+    n = 0
+    with rt.db.transaction() as s:
+        for batch in fanout.pending_batches(s, edition_id, rt.settings.delivery.batch_size, due_only=True):
+            rt.queue.send(send_deliveries, batch)
+            n += len(batch)
+    return n
 
 
 @job(queue_name="digest", max_retries=20, priority=DIGEST_PRIORITY)
 def watch_edition(edition_id: int, token: str = "") -> None:
-    """The edition's watchdog, every ``SEND_WATCH_SECONDS`` while it is sending: marks
-    deliveries of dead workers ``unknown``, enqueues again pending deliveries whose queue
-    messages were lost (nothing moved for a whole lease), and closes the edition when done."""
-    rt = runtime.current()
-    cfg = rt.settings.delivery
-    counters, key = rt.counters, f"mailer:watch:{edition_id}"
-    if not counters.hold(key, token, cfg.watch_seconds * 3 + 5):
-        return  # another watchdog chain is alive for this edition
-    with rt.db.transaction() as s:
-        edition = s.get(Edition, edition_id)
-        if edition is None or edition.status != SENDING:
-            counters.release(key, token)
-            return  # paused (resume starts a new watch), cancelled or sent
-        reaped = control.reap_stale(s, edition_id, cfg.lease_seconds)
-        ids = (
-            control.pending_ids(s, edition_id, due_only=True)
-            if control.stalled(s, edition_id, cfg.lease_seconds)
-            else []
-        )
-        done = finish_if_done(s, edition_id)
-    if reaped:
-        log.warning("edition %s: %d deliveries left sending by a dead worker marked unknown", edition_id, reaped)
-    if ids:
-        log.warning("edition %s stalled; enqueueing %d pending deliveries again", edition_id, len(ids))
-        enqueue_batches(ids)
-    if done:
-        counters.release(key, token)
-    else:
-        _watch_later(edition_id, token)
+    """One sweep (:func:`recover`), for watchdog messages queued by earlier versions: every
+    worker's keeper now sweeps, so no chain of watchdogs is kept in the queue."""
+    if not runtime.current().queue.embedded:  # one process: no claim has a heartbeat
+        recover({}, token or uuid.uuid4().hex)
 
 
 @job(queue_name="digest", max_retries=3, priority=DIGEST_PRIORITY)
 def sweep() -> None:
-    """Start a watchdog for every sending edition that has none (the scheduler sends this
-    every few minutes, so a watchdog lost with a non-persistent Redis comes back)."""
-    rt = runtime.current()
-    with rt.db.transaction() as s:
-        editions = list(s.scalars(select_sending()))
-    for eid in editions:
-        _watch_later(eid)
+    """One sweep of every sending edition (:func:`recover`; the scheduler sends this every
+    few minutes, besides the sweeps each worker's keeper makes). Not in embedded mode: one
+    process, whose claims have no heartbeat; start-up (requeue_pending) is the recovery."""
+    if not runtime.current().queue.embedded:
+        recover({}, uuid.uuid4().hex)
 
 
 @job(queue_name="digest", max_retries=3, priority=DIGEST_PRIORITY)
@@ -179,7 +153,7 @@ def run_period(period: str, run_id: int | None = None) -> None:
     if empty_notice:
         tell_editors_empty(rt, period)
     if started is not None:
-        _enqueue_started(rt, edition_id, *started)
+        _enqueue_started(rt, edition_id, started)
 
 
 def tell_editors_empty(rt, period: str) -> None:
@@ -215,12 +189,10 @@ def requeue_pending() -> int:
     rt = runtime.current()
     with rt.db.transaction() as s:
         editions = list(s.scalars(select_sending()))
-        due = [i for eid in editions for i in control.pending_ids(s, eid, due_only=True)]
         waiting = [(i, at) for eid in editions for i, at in control.waiting(s, eid)]
+    due = sum(enqueue_pending(eid) for eid in editions)
     if due or waiting:
-        log.info("re-enqueueing %d pending deliveries (%d waiting to retry)", len(due) + len(waiting), len(waiting))
-    for eid in editions:
-        _watch_later(eid)
+        log.info("re-enqueued %d pending deliveries (%d waiting to retry)", due + len(waiting), len(waiting))
     if waiting:
         latest = max(at for _, at in waiting)
         if latest.tzinfo is None:
@@ -228,7 +200,59 @@ def requeue_pending() -> int:
         delay_ms = max(0, int((latest - utcnow()).total_seconds() * 1000)) + 50
         for batch in fanout.batches([i for i, _ in waiting], rt.settings.delivery.batch_size):
             rt.queue.send(send_deliveries, batch, delay_ms=delay_ms)
-    return enqueue_batches(due) + len(waiting)
+    return due + len(waiting)
+
+
+def keep(stop: threading.Event) -> None:
+    """A worker process's keeper (a thread of its own, started by :mod:`mailer.worker`):
+    every heartbeat it refreshes this process's claims and writes outcomes kept while the
+    database was away; every ``SEND_WATCH_SECONDS`` it sweeps (:func:`recover`). Every
+    worker runs one, so recovery needs neither a scheduler nor anything kept in Redis."""
+    rt = runtime.current()
+    cfg = rt.settings.delivery
+    quiet: dict[int, float] = {}
+    token = uuid.uuid4().hex
+    next_sweep = time.monotonic() + cfg.watch_seconds
+    while not stop.wait(min(cfg.heartbeat_seconds, cfg.watch_seconds)):
+        try:
+            beat(rt.db)
+            if time.monotonic() >= next_sweep:
+                next_sweep = time.monotonic() + cfg.watch_seconds
+                recover(quiet, token)
+        except Exception:  # the database or Redis is away: try again next beat
+            log.warning("delivery keeper: sweep failed; trying again", exc_info=True)
+
+
+def recover(quiet: dict[int, float], token: str, clock=time.monotonic) -> None:
+    """One sweep of every sending edition, from the ledger alone: dead workers' claims
+    are taken back (:func:`control.reap_stale`) and what they held is enqueued again; an
+    edition with deliveries due but no live claim for a whole lease (its queue messages
+    were lost: a Redis restart, a killed worker's prefetched batches) is enqueued again;
+    a finished one is closed. ``quiet`` (edition -> since when, by ``clock``) is the
+    caller's memory between sweeps. Extra queue messages are harmless: claims decide."""
+    rt = runtime.current()
+    lease = rt.settings.delivery.lease_seconds
+    seen = []
+    with rt.db.transaction() as s:
+        for eid in s.scalars(select_sending()).all():
+            reaped = control.reap_stale(s, eid, lease)
+            seen.append((eid, reaped, control.live(s, eid, lease), control.due_pending(s, eid)))
+            finish_if_done(s, eid)
+    now = clock()
+    for eid, reaped, alive, due in seen:
+        if reaped:
+            log.warning("edition %s: took back %d deliveries from a dead worker's claims", eid, reaped)
+        if not due or alive:
+            quiet.pop(eid, None)
+            continue
+        since = quiet.setdefault(eid, now)
+        if reaped or (now - since >= lease and rt.counters.hold(f"mailer:redrive:{eid}", token, lease)):
+            n = enqueue_pending(eid)
+            quiet[eid] = now
+            if not reaped:
+                log.warning("edition %s: nothing in flight for %.0fs; enqueued %d due deliveries again", eid, lease, n)
+    for eid in set(quiet) - {eid for eid, *_ in seen}:
+        quiet.pop(eid)
 
 
 def select_sending():

@@ -127,31 +127,74 @@ def waiting(session: Session, edition_id: int) -> list[tuple[int, datetime]]:
     ]
 
 
+STOPPED_WHILE_SENDING = "worker stopped while sending; not resent (see `edition resend-unknown`)"
+
+
 def reap_stale(session: Session, edition_id: int, lease_seconds: float) -> int:
-    """Mark ``unknown`` the deliveries left ``sending`` past their lease (a dead worker)."""
+    """Take back the claims of dead workers: deliveries ``sending`` under a claim whose
+    heartbeat is older than ``lease_seconds``. Of each such claim, the lowest id (the one
+    that may have been handed over, see :mod:`mailer.delivery.sending`) becomes
+    ``unknown``; the claim's others were never handed over and go back to ``pending``
+    (their attempt not counted). A row with no claim (from before claims had one) is
+    ``unknown``. Returns how many rows changed; the caller enqueues the pending again."""
     cutoff = utcnow() - timedelta(seconds=lease_seconds)
-    return session.execute(
-        update(Delivery)
-        .where(Delivery.edition_id == edition_id, Delivery.status == SENDING, Delivery.updated_at < cutoff)
-        .values(
-            status=UNKNOWN,
-            updated_at=utcnow(),
-            error="worker stopped while sending; not resent (see `edition resend-unknown`)",
+    beat = func.coalesce(Delivery.heartbeat_at, Delivery.updated_at)
+    stale = session.execute(
+        select(Delivery.id, Delivery.claim).where(
+            Delivery.edition_id == edition_id, Delivery.status == SENDING, beat < cutoff
         )
+    ).all()
+    if not stale:
+        return 0
+    lowest: dict[int, int] = {}
+    unknown, back = [], []
+    for rid, token in stale:
+        if token is None:
+            unknown.append(rid)
+        elif token not in lowest or rid < lowest[token]:
+            lowest[token] = rid
+    unknown += lowest.values()
+    back = [rid for rid, token in stale if token is not None and lowest[token] != rid]
+    still = (Delivery.status == SENDING, beat < cutoff)  # a late heartbeat wins
+    n = session.execute(
+        update(Delivery)
+        .where(Delivery.id.in_(unknown), *still)
+        .values(status=UNKNOWN, updated_at=utcnow(), error=STOPPED_WHILE_SENDING)
+        .execution_options(synchronize_session=False)
     ).rowcount
+    if back:
+        n += session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(back), *still)
+            .values(
+                status=PENDING, attempts=Delivery.attempts - 1, claim=None, next_attempt_at=None, updated_at=utcnow()
+            )
+            .execution_options(synchronize_session=False)
+        ).rowcount
+    return n
 
 
-def stalled(session: Session, edition_id: int, lease_seconds: float) -> bool:
-    """True if nothing of this edition changed for a whole lease: its queue messages were
-    lost (a broker restart without persistence, a killed worker's prefetched messages)."""
-    last = session.scalar(select(func.max(Delivery.updated_at)).where(Delivery.edition_id == edition_id))
-    if last is None:
-        return False
-    if last.tzinfo is None:  # SQLite hands back naive UTC
-        from datetime import timezone
+def live(session: Session, edition_id: int, lease_seconds: float) -> bool:
+    """True if some worker holds a claim of the edition with a fresh heartbeat."""
+    cutoff = utcnow() - timedelta(seconds=lease_seconds)
+    return (
+        session.scalar(
+            select(Delivery.id)
+            .where(Delivery.edition_id == edition_id, Delivery.status == SENDING, Delivery.heartbeat_at >= cutoff)
+            .limit(1)
+        )
+        is not None
+    )
 
-        last = last.replace(tzinfo=timezone.utc)
-    return last < utcnow() - timedelta(seconds=lease_seconds)
+
+def due_pending(session: Session, edition_id: int) -> bool:
+    """True if a delivery of the edition is pending and due now."""
+    q = select(Delivery.id).where(
+        Delivery.edition_id == edition_id,
+        Delivery.status == PENDING,
+        or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= utcnow()),
+    )
+    return session.scalar(q.limit(1)) is not None
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,18 @@
-"""Fan-out: one ``Delivery`` row per confirmed subscriber of an edition, idempotently."""
+"""Fan-out: one ``Delivery`` row per confirmed subscriber of an edition, idempotently.
+
+The rows are made in the database (``INSERT ... SELECT``), one bounded range of
+subscriber ids at a time, so the fan-out's memory does not grow with the audience; the
+pending ids are then read back as a stream (:func:`pending_batches`) and enqueued batch by
+batch.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import and_, case, exists, false, func, insert, literal, or_, select
 from sqlalchemy.orm import Session
 
 from mailer.db import utcnow
@@ -13,7 +21,13 @@ from mailer.digest import status
 from mailer.digest.editions import EditionError
 from mailer.digest.models import Edition
 from mailer.digest.plan import DigestPlan
-from subscribers.service import recipients
+from subscribers import suppression
+from subscribers.models import Subscriber, Suppression, subscriber_partners, subscriber_topics
+from subscribers.service import receives_digests
+
+# Subscribers per INSERT ... SELECT: bounds each statement (and the addresses read to check
+# the suppression list), not the transaction, which stays one so the edition starts whole.
+FANOUT_BATCH = 20_000
 
 
 @dataclass(frozen=True)
@@ -22,49 +36,95 @@ class FanOut:
     skipped: int
 
 
-def start_edition(session: Session, edition: Edition, plan: DigestPlan) -> FanOut:
+def start_edition(session: Session, edition: Edition, plan: DigestPlan, *, batch: int = FANOUT_BATCH) -> FanOut:
     """Move ``edition`` to ``sending`` and add a delivery for each confirmed subscriber
     who has none yet: ``pending`` if the plan has items for them, else ``skipped``.
 
+    Who receives is :func:`subscribers.service.receives_digests` (confirmed, not paused)
+    less the suppression list (keyed hashes, so checked here per range of subscribers).
     Calling it again adds nothing for subscribers already in the ledger, so a repeated
     send never mails anyone twice.
     """
     status.check(edition, status.START)
     if not plan.sections:
         raise EditionError(f"The {edition.period} edition has no approved items to send.")
-    have = set(session.scalars(select(Delivery.subscriber_id).where(Delivery.edition_id == edition.id)))
     now = utcnow()
-    rows, skipped = [], 0
-    for r in recipients(session):
-        if r.id in have:
-            continue
-        wanted = plan.mask_for(r.topic_ids, r.partner_ids)
-        skipped += not wanted
-        rows.append(
-            {
-                "edition_id": edition.id,
-                "subscriber_id": r.id,
-                "status": PENDING if wanted else SKIPPED,
-                "attempts": 0,
-                "error": None,
-                "created_at": now,
-                "updated_at": now,
-            }
+    # A reader has something to read iff they chose a topic of some item or follow the
+    # partner of some item (DigestPlan.mask_for is non-zero exactly then).
+    topics = sorted({t for e in plan.entries for t in e.topic_ids})
+    partners = sorted({e.partner_id for e in plan.entries})
+    wanted = or_(
+        exists().where(subscriber_topics.c.subscriber_id == Subscriber.id, subscriber_topics.c.topic_id.in_(topics))
+        if topics
+        else false(),
+        exists().where(
+            subscriber_partners.c.subscriber_id == Subscriber.id, subscriber_partners.c.partner_id.in_(partners)
         )
-    for start in range(0, len(rows), 5000):
-        session.execute(insert(Delivery), rows[start : start + 5000])
+        if partners
+        else false(),
+    )
+    check_suppressed = session.scalar(select(Suppression.id).limit(1)) is not None
+    before = counts(session, edition.id)
+    low = 0
+    while True:
+        span = select(Subscriber.id).where(Subscriber.id > low).order_by(Subscriber.id).limit(batch).subquery()
+        high = session.scalar(select(func.max(span.c.id)))
+        if high is None:
+            break
+        audience = and_(
+            Subscriber.id > low,
+            Subscriber.id <= high,
+            receives_digests(now.date()),
+            ~exists().where(Delivery.edition_id == edition.id, Delivery.subscriber_id == Subscriber.id),
+        )
+        if check_suppressed:
+            barred = _suppressed_ids(session, audience)
+            if barred:
+                audience = and_(audience, Subscriber.id.not_in(barred))
+        _insert(session, edition.id, audience, case((wanted, PENDING), else_=SKIPPED), now)
+        low = high
     status.transition(session, edition, status.START)
-    return FanOut(created=len(rows) - skipped, skipped=skipped)
+    after = counts(session, edition.id)
+    return FanOut(
+        created=after.get(PENDING, 0) - before.get(PENDING, 0), skipped=after.get(SKIPPED, 0) - before.get(SKIPPED, 0)
+    )
+
+
+def _suppressed_ids(session: Session, audience) -> list[int]:
+    """Ids of the subscribers matching ``audience`` whose address is on the suppression list."""
+    rows = session.execute(select(Subscriber.id, Subscriber.email).where(audience)).all()
+    barred = suppression.suppressed_among(session, {email for _, email in rows})
+    return [sid for sid, email in rows if email in barred]
+
+
+def _insert(session: Session, edition_id: int, where, state, now: datetime) -> None:
+    stamp = literal(now, Delivery.created_at.type)
+    rows = select(
+        literal(edition_id, Delivery.edition_id.type),
+        Subscriber.id,
+        state,
+        literal(0, Delivery.attempts.type),
+        stamp,
+        stamp,
+    ).where(where)
+    cols = ["edition_id", "subscriber_id", "status", "attempts", "created_at", "updated_at"]
+    session.execute(insert(Delivery).from_select(cols, rows))
+
+
+def pending_batches(session: Session, edition_id: int, size: int, *, due_only: bool = False) -> Iterator[list[int]]:
+    """The edition's pending delivery ids in id order, ``size`` at a time, streamed from
+    the database (a server-side cursor on PostgreSQL): memory holds one batch, whatever
+    the audience. ``due_only`` leaves out those still waiting out a retry backoff."""
+    q = select(Delivery.id).where(Delivery.edition_id == edition_id, Delivery.status == PENDING)
+    if due_only:
+        q = q.where(or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= utcnow()))
+    result = session.execute(q.order_by(Delivery.id).execution_options(yield_per=size))
+    for part in result.scalars().partitions(size):
+        yield list(part)
 
 
 def pending_ids(session: Session, edition_id: int) -> list[int]:
-    return list(
-        session.scalars(
-            select(Delivery.id)
-            .where(Delivery.edition_id == edition_id, Delivery.status == PENDING)
-            .order_by(Delivery.id)
-        )
-    )
+    return [i for part in pending_batches(session, edition_id, 10_000) for i in part]
 
 
 def batches(ids: list[int], size: int) -> list[list[int]]:

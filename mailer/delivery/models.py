@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mailer.db import Base, utcnow
@@ -38,3 +38,7 @@ class Delivery(Base):
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Transient failure: not to be claimed again before this time (exponential backoff).
     next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # While ``sending``: the claim (one worker thread's chunk) holding it, and that claim's
+    # last heartbeat; a stale heartbeat means a dead worker (see sending.py and control.py).
+    claim: Mapped[int | None] = mapped_column(BigInteger)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -1,21 +1,27 @@
 """Sending a batch of deliveries: claim, compose, hand over, record.
 
 The ledger decides, not the queue. A batch (one queue message, one SMTP connection) is
-worked in chunks: a chunk is claimed (``pending -> sending``) and that claim is committed
-before any of its messages leaves, so a redelivered queue message finds nothing to claim
-and sends nothing twice. The chunk's outcomes are then written in one bulk update.
+worked in chunks: a chunk is claimed (``pending -> sending``, under a random claim number
+and a heartbeat) and that claim is committed before any of its messages leaves, so a
+redelivered queue message finds nothing to claim and sends nothing twice. A chunk's
+messages are handed over in id order, and each outcome is committed as soon as the relay
+has answered, before the next message is handed over.
 
-Policy for a delivery left ``sending`` (the worker died mid-send, e.g. ``kill -9``):
-we do **not** resend it. Its message may well have reached the relay (SMTP hands over in
-milliseconds; the unknown window is the gap between hand-over and our write), and a
-second copy of a newsletter costs the sender's reputation more than one person missing
-one month. Once its lease expires (``SEND_LEASE_SECONDS``, longer than any batch may run)
-the watchdog marks it ``unknown``: counted and shown by ``mailer edition status``, never
-silently lost, and an operator may choose to send those again (``edition resend-unknown``).
-At most one chunk per dead worker thread (``SEND_CHUNK_SIZE``) can end up unknown.
-A batch that stops in an orderly way (an exception, a time limit) records what it knows:
-messages not yet attempted go back to ``pending``; only the one in the relay's hands at
-that moment becomes ``unknown``.
+So when a worker dies (``kill -9``), each of its claims holds at most one delivery whose
+fate is unknown: the lowest id still ``sending`` (it may have reached the relay); the
+claim's others were never handed over. While the worker lives, its keeper thread
+refreshes the heartbeat of its claims (:func:`beat`); once a claim's heartbeat is older
+than ``SEND_LEASE_SECONDS``, any worker's sweep (:func:`mailer.delivery.control.reap_stale`)
+marks that one delivery ``unknown`` and returns the rest to ``pending``. We do **not**
+resend an ``unknown`` one: a second copy of a newsletter costs the sender's reputation
+more than one person missing one month; it is counted and shown by ``mailer edition
+status``, and an operator may choose to send those again (``edition resend-unknown``).
+
+A worker that loses the database keeps the outcomes it could not write (in memory,
+bounded: :data:`backlog`) and stops handing over; its keeper writes them when the database
+is back (an outcome it knows also replaces the ``unknown`` a sweep may have set meanwhile).
+A worker asked to stop (:data:`stopping`, set on SIGTERM) finishes the message in the
+relay's hands and returns the rest of its claim to ``pending``.
 """
 
 from __future__ import annotations
@@ -23,10 +29,14 @@ from __future__ import annotations
 import dataclasses
 import logging
 import random
+import secrets
+import threading
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from mailer import logs
@@ -89,9 +99,10 @@ def digest_template(settings: Settings, edition: Edition) -> MessageTemplate:
     )
 
 
-def claim(session: Session, delivery_ids: list[int]):
+def claim(session: Session, delivery_ids: list[int], token: int | None = None):
     """Mark the still-pending, due ones among ``delivery_ids`` of a sending edition as
-    ``sending``; return their (id, subscriber_id, edition_id, attempts) rows."""
+    ``sending`` under claim ``token`` (with a fresh heartbeat); return their (id,
+    subscriber_id, edition_id, attempts) rows."""
     now = utcnow()
     sending = list(session.scalars(select(Edition.id).where(Edition.status == EDITION_SENDING)))
     if not sending:
@@ -106,7 +117,7 @@ def claim(session: Session, delivery_ids: list[int]):
             # bare column it may walk the (edition, status) index over every pending row.
             func.coalesce(Delivery.edition_id, 0).in_(sending),
         )
-        .values(status=SENDING, attempts=Delivery.attempts + 1, updated_at=now)
+        .values(status=SENDING, attempts=Delivery.attempts + 1, updated_at=now, claim=token, heartbeat_at=now)
         .returning(Delivery.id, Delivery.subscriber_id, Delivery.edition_id, Delivery.attempts)
     ).all()
 
@@ -118,9 +129,16 @@ def record(session: Session, delivery_id: int, status: str, error: str | None = 
     session.execute(update(Delivery).where(Delivery.id == delivery_id).values(**values))
 
 
+# An outcome is written only while its claim still holds the row: ``sending``, or ``unknown``
+# if a sweep took the claim for dead meanwhile (the worker knows better). Rows a sweep gave
+# back to ``pending`` (and maybe to another claim since) are left alone.
 _BULK = (
     update(Delivery)
-    .where(Delivery.id == bindparam("b_id"))
+    .where(
+        Delivery.id == bindparam("b_id"),
+        Delivery.claim == bindparam("b_claim"),
+        or_(Delivery.status == SENDING, Delivery.status == UNKNOWN),  # no IN: executemany
+    )
     .values(
         status=bindparam("b_status"),
         error=bindparam("b_error"),
@@ -131,17 +149,160 @@ _BULK = (
     )
 )
 
+# Outcomes a worker knows but could not write (the database was away), oldest first;
+# bounded, so a long outage costs at most this many `unknown` rather than the memory.
+BACKLOG_MAX = 100_000
+backlog: deque[dict] = deque(maxlen=BACKLOG_MAX)
+_backlog_lock = threading.Lock()
 
-def record_many(session: Session, outcomes: list[dict]) -> None:
-    """Write a chunk's outcomes in one executemany (pipelined by psycopg)."""
-    if outcomes:
-        conn = session.connection()
+# Set when the process is asked to stop (SIGTERM): each batch ends after the message in
+# the relay's hands and gives the rest back.
+stopping = threading.Event()
+
+
+class _Live:
+    """This process's live claims (claim number -> edition), for the heartbeat."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._claims: dict[int, int] = {}
+
+    def add(self, token: int, edition_id: int) -> None:
+        with self._lock:
+            self._claims[token] = edition_id
+
+    def drop(self, token: int) -> None:
+        with self._lock:
+            self._claims.pop(token, None)
+
+    def by_edition(self) -> dict[int, list[int]]:
+        with self._lock:
+            out: dict[int, list[int]] = {}
+            for token, edition_id in self._claims.items():
+                out.setdefault(edition_id, []).append(token)
+            return out
+
+
+live_claims = _Live()
+
+
+def record_many(db: Database, outcomes: list[dict], conn=None) -> None:
+    """Commit outcomes (one executemany, pipelined by psycopg), or raise DBAPIError.
+    ``conn``: a :class:`Recorder`'s autocommit connection (one round trip a message)."""
+    if not outcomes:
+        return
+    if conn is not None:
+        conn.execute(_BULK, outcomes[0] if len(outcomes) == 1 else outcomes)
+        return
+    with db.engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             # Outcomes need not wait for the disk: if PostgreSQL itself crashed before
             # flushing them, the rows would stay `sending` and end `unknown`, never resent.
             # (Claims, which guard against double sending, keep the synchronous commit.)
             conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
         conn.execute(_BULK, outcomes)
+
+
+class Recorder:
+    """One connection in autocommit mode for a chunk's outcomes: each is its own statement
+    and transaction, one round trip, committed without waiting for the disk (see
+    :func:`record_many`). Opened lazily; after a failure the next use opens a new one."""
+
+    def __init__(self, db: Database):
+        self.db = db
+        self.conn = None
+        self._raw = None  # (sql, fixed params) of _BULK for psycopg, compiled once
+
+    def _write_one(self, outcome: dict) -> None:
+        """One outcome straight through the driver on PostgreSQL (psycopg prepares the
+        statement after a few runs): a fraction of the CPU of a Core execute, per message."""
+        if self._raw is None:
+            compiled = _BULK.compile(dialect=self.conn.dialect)
+            self._raw = (str(compiled), {k: v for k, v in compiled.params.items() if not k.startswith("b_")})
+        sql, fixed = self._raw
+        with self.conn.connection.dbapi_connection.cursor() as cur:
+            cur.execute(sql, {**fixed, **outcome})
+
+    def write(self, outcomes: list[dict]) -> None:
+        if self.conn is None:
+            conn = self.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            try:
+                if conn.dialect.name == "postgresql":
+                    conn.exec_driver_sql("SET synchronous_commit = off")
+            except BaseException:
+                conn.close()
+                raise
+            self.conn = conn
+        try:
+            if len(outcomes) == 1 and self.conn.dialect.name == "postgresql":
+                try:
+                    self._write_one(outcomes[0])
+                except self.conn.dialect.loaded_dbapi.Error as exc:  # as SQLAlchemy would raise it
+                    raise DBAPIError.instance(None, None, exc, self.conn.dialect.loaded_dbapi.Error) from exc
+            else:
+                record_many(self.db, outcomes, self.conn)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        conn, self.conn = self.conn, None
+        if conn is None:
+            return
+        try:
+            if conn.dialect.name == "postgresql" and not conn.invalidated:
+                conn.exec_driver_sql("RESET synchronous_commit")  # back to the pool as it came
+        except DBAPIError:
+            pass
+        finally:
+            conn.close()
+
+
+def _keep(outcomes: list[dict]) -> None:
+    with _backlog_lock:
+        if len(backlog) + len(outcomes) > BACKLOG_MAX:
+            log.error("outcome backlog full: the oldest known outcomes are dropped (they will show as unknown)")
+        backlog.extend(outcomes)
+
+
+def flush_backlog(db: Database) -> int:
+    """Write the outcomes kept while the database was away; how many were written (0 if
+    it is still away)."""
+    with _backlog_lock:
+        pending = list(backlog)
+        if not pending:
+            return 0
+        try:
+            record_many(db, pending)
+        except DBAPIError:
+            return 0
+        for _ in pending:
+            backlog.popleft()
+    log.warning("wrote %d delivery outcomes kept while the database was unreachable", len(pending))
+    return len(pending)
+
+
+def beat(db: Database) -> None:
+    """Refresh the heartbeat of this process's live claims, and write any backlog."""
+    flush_backlog(db)
+    claims = live_claims.by_edition()
+    if not claims:
+        return
+    now = utcnow()
+    try:
+        with db.engine.begin() as conn:
+            for edition_id, tokens in claims.items():
+                conn.execute(
+                    update(Delivery)
+                    .where(Delivery.edition_id == edition_id, Delivery.status == SENDING, Delivery.claim.in_(tokens))
+                    .values(heartbeat_at=now)
+                )
+    except DBAPIError as exc:
+        log.warning("could not refresh the heartbeat of %d claims: %s", sum(map(len, claims.values())), exc)
+
+
+class DatabaseLost(Exception):
+    """An outcome could not be written: the batch stops handing over (outcomes are kept)."""
 
 
 def finish_if_done(session: Session, edition_id: int) -> bool:
@@ -196,8 +357,11 @@ class BatchResult:
 class _Chunk:
     """Outcomes of one claimed chunk, turned into bulk-update rows."""
 
-    def __init__(self, rows, settings: Settings):
+    def __init__(self, rows, settings: Settings, token: int | None = None, recorder: Recorder | None = None):
         self.rows = {r.id: r for r in rows}
+        self.token = token
+        self.recorder = recorder
+        self.written: set[int] = set()
         self.cfg = settings.delivery
         self.now = utcnow()
         self.out: dict[int, dict] = {}
@@ -209,6 +373,7 @@ class _Chunk:
     def _set(self, row, status, error=None, attempts=None, next_at=None, sent=False):
         self.out[row.id] = {
             "b_id": row.id,
+            "b_claim": self.token,
             "b_status": status,
             "b_error": error and error[:500],
             "b_attempts": row.attempts if attempts is None else attempts,
@@ -261,6 +426,22 @@ class _Chunk:
                 self.untouched(row)
         return list(self.out.values())
 
+    def commit(self, db: Database) -> None:
+        """Write the outcomes not written yet, before the next hand-over. If the database
+        is away they are kept (:data:`backlog`) and :class:`DatabaseLost` is raised."""
+        fresh = [o for rid, o in self.out.items() if rid not in self.written]
+        if not fresh:
+            return
+        self.written.update(o["b_id"] for o in fresh)
+        try:
+            if self.recorder is not None:
+                self.recorder.write(fresh)
+            else:
+                record_many(db, fresh)
+        except DBAPIError as exc:
+            _keep(fresh)
+            raise DatabaseLost(str(exc)) from exc
+
 
 def deliver_batch(db: Database, transport: Transport, settings: Settings, delivery_ids: list[int]) -> BatchResult:
     """Send the deliveries in ``delivery_ids`` that are still pending and due.
@@ -278,20 +459,30 @@ def deliver_batch(db: Database, transport: Transport, settings: Settings, delive
     edition_id = None
     ids = list(delivery_ids)
     stop_at: int | None = None
+    if backlog:
+        flush_backlog(db)
+    recorder = Recorder(db)
     try:
         for start in range(0, len(ids), cfg.chunk_size):
+            if stopping.is_set():
+                stop_at = start
+                break
+            token = secrets.randbits(62)
             with db.transaction() as s:
-                rows = claim(s, ids[start : start + cfg.chunk_size])
+                # In id order: a dead claim's lowest `sending` row is the only one that
+                # may have been handed over (see the module's docstring).
+                rows = sorted(claim(s, ids[start : start + cfg.chunk_size], token), key=lambda r: r.id)
                 if not rows:
                     continue
                 edition_id = rows[0].edition_id
+                live_claims.add(token, edition_id)
                 logs.bind(edition_id=edition_id)
                 prepared = prepared_for(s, s.get(Edition, edition_id), settings)
                 # Only people who still receive digests: whoever unsubscribed, paused, was
                 # erased or suppressed since the fan-out is missing, and skipped below.
                 people = {r.id: r for r in recipients(s, [r.subscriber_id for r in rows])}
-            chunk = _Chunk(rows, settings)
-            in_flight, interrupted, connection_down = None, None, None
+            chunk = _Chunk(rows, settings, token, recorder)
+            in_flight, interrupted, connection_down, stopped = None, None, None, False
             try:
                 for row in rows:
                     logs.bind(delivery_id=row.id)
@@ -310,6 +501,9 @@ def deliver_batch(db: Database, transport: Transport, settings: Settings, delive
                         continue
                     if limited:
                         limiter.acquire(person.email.rpartition("@")[2].lower())
+                    if stopping.is_set():  # asked to stop: the rest goes back to pending
+                        stopped = True
+                        break
                     in_flight = row.id
                     try:
                         outgoing.delivery(envelope, row.id)
@@ -325,6 +519,7 @@ def deliver_batch(db: Database, transport: Transport, settings: Settings, delive
                     else:
                         chunk.sent(row)
                     in_flight = None
+                    chunk.commit(db)  # before the next hand-over (may raise DatabaseLost)
             except BaseException as exc:
                 interrupted = exc
                 raise
@@ -338,10 +533,16 @@ def deliver_batch(db: Database, transport: Transport, settings: Settings, delive
                         if rid not in chunk.out:
                             chunk.untouched(row, next_at, error)
                 outcomes = chunk.finish(interrupted, in_flight)
-                with db.transaction() as s:
-                    record_many(s, outcomes)
-                    for delivery_id, email, reply in chunk.refused:
-                        record_refusal(s, delivery_id, email, reply)
+                live_claims.drop(token)
+                try:
+                    chunk.commit(db)
+                    if chunk.refused:
+                        with db.transaction() as s:
+                            for delivery_id, email, reply in chunk.refused:
+                                record_refusal(s, delivery_id, email, reply)
+                except (DatabaseLost, DBAPIError):
+                    if interrupted is None:
+                        raise
                 for o in outcomes:
                     st = o["b_status"]
                     if st == SENT:
@@ -370,10 +571,11 @@ def deliver_batch(db: Database, transport: Transport, settings: Settings, delive
                         log.error("edition %s paused by the circuit breaker: %s", edition_id, reason)
                 result.paused = True
                 break
-            if connection_down:
+            if connection_down or stopped:
                 stop_at = start + cfg.chunk_size
                 break
     finally:
+        recorder.close()
         transport.close()
     if stop_at is not None:
         # The rest of the batch was never claimed; it goes out with the retries.

@@ -44,13 +44,13 @@ def _domain_rates(raw: str) -> dict[str, float]:
 @dataclass(frozen=True)
 class DeliveryConfig:
     batch_size: int = 400  # deliveries per queue message (one SMTP connection each)
-    chunk_size: int = 50  # deliveries claimed and recorded together inside a batch
+    chunk_size: int = 50  # deliveries claimed together inside a batch (each outcome recorded at once)
     max_attempts: int = 8  # transient failures before a delivery is given up as failed
     retry_base_seconds: float = 30.0
     retry_max_seconds: float = 3600.0
     breaker_failures: int = 50  # consecutive failures that pause an edition
-    lease_seconds: float = 600.0  # a `sending` row older than this belongs to a dead worker
-    watch_seconds: float = 30.0  # how often the edition watchdog looks for stalls
+    lease_seconds: float = 30.0  # a claim whose heartbeat is older than this belongs to a dead worker
+    watch_seconds: float = 10.0  # how often each worker sweeps for dead claims and lost queue messages
     rate: float | None = None  # messages per second, all workers together
     domain_rate: float | None = None  # per recipient domain, unless listed in domain_rates
     domain_rates: dict[str, float] = field(default_factory=dict)
@@ -59,6 +59,11 @@ class DeliveryConfig:
     dkim_selector: str | None = None
     dkim_domain: str | None = None
     dkim_key: bytes | None = None
+
+    @property
+    def heartbeat_seconds(self) -> float:
+        """How often a worker refreshes the heartbeat of its claims: four beats a lease."""
+        return self.lease_seconds / 4
 
     @classmethod
     def from_env(cls, e: Mapping[str, str]) -> DeliveryConfig:
@@ -79,8 +84,8 @@ class DeliveryConfig:
             retry_base_seconds=_number(e, "SEND_RETRY_SECONDS", 30.0),
             retry_max_seconds=_number(e, "SEND_RETRY_MAX_SECONDS", 3600.0),
             breaker_failures=_number(e, "SEND_BREAKER_FAILURES", 50, int, 1),
-            lease_seconds=_number(e, "SEND_LEASE_SECONDS", 600.0, float, 1),
-            watch_seconds=_number(e, "SEND_WATCH_SECONDS", 30.0, float, 0.1),
+            lease_seconds=_number(e, "SEND_LEASE_SECONDS", 30.0, float, 1),
+            watch_seconds=_number(e, "SEND_WATCH_SECONDS", 10.0, float, 0.1),
             rate=_number(e, "SEND_RATE", None),
             domain_rate=_number(e, "SEND_RATE_PER_DOMAIN", None),
             domain_rates=_domain_rates(e.get("SEND_RATE_DOMAINS", "")),
