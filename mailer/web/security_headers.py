@@ -9,7 +9,7 @@ is https.
 
 from __future__ import annotations
 
-from flask import Flask, Response
+from flask import Flask, Response, g
 
 HSTS = "max-age=31536000; includeSubDomains"
 
@@ -20,11 +20,36 @@ CONSOLE_CSP = (
 )
 
 
+# A console page that frames our own email previews (the frames themselves run no script:
+# they are sandboxed, and served with EMAIL_FRAME_CSP).
+CONSOLE_FRAMING_CSP = CONSOLE_CSP + "; frame-src 'self'"
+# An email's HTML shown inside a console page: its styles are inline, nothing runs, and
+# only our own pages may frame it.
+EMAIL_FRAME_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; "
+    "form-action 'none'; frame-ancestors 'self'; base-uri 'none'"
+)
+POLICIES = {
+    "console": (CONSOLE_CSP, "DENY"),
+    "framing": (CONSOLE_FRAMING_CSP, "DENY"),
+    "email-frame": (EMAIL_FRAME_CSP, "SAMEORIGIN"),
+}
+
+
+def use_policy(name: str) -> None:
+    """Give this console response another of :data:`POLICIES` (the preview page that frames
+    an email, and the email frame itself); every other page keeps the strict one."""
+    if name not in POLICIES:
+        raise KeyError(name)
+    g.console_policy = name
+
+
 def console_headers(resp: Response) -> Response:
     """The console's headers: strict policy, no framing, and nothing cached (its pages show
     personal data and one-time secrets)."""
-    resp.headers["Content-Security-Policy"] = CONSOLE_CSP
-    resp.headers["X-Frame-Options"] = "DENY"
+    csp, frame_options = POLICIES[g.get("console_policy", "console")]
+    resp.headers["Content-Security-Policy"] = csp
+    resp.headers["X-Frame-Options"] = frame_options
     resp.headers["Cache-Control"] = "no-store"
     return resp
 
