@@ -540,3 +540,98 @@ def test_the_ledger_finds_a_reader_and_says_why_not_page_by_page(app, staff, clo
     skipped = client.get(f"{BASE}/ledger?status=skipped").text
     assert "elsewhere@x.org" in skipped and "nothing in this edition matched their choices" in skipped
     assert "0 readers" in client.get(f"{BASE}/ledger?q=%25").text  # % is text, not a wildcard
+
+
+# --- the whole journey in a browser -----------------------------------------------------
+
+
+@pytest.mark.browser
+def test_build_preview_test_send_approve_send_watch_and_look_up_a_reader_in_chromium(
+    live_server,
+    browser,
+    world,
+    staff,  # noqa: F811
+    editor2,
+    transport,
+    session,
+):
+    """Two editors, each logging in with a password and a TOTP code: one builds, edits,
+    previews and test-sends the edition; the other approves it; the first sends it, watches
+    it finish (the page updates itself), and finds a reader in the ledger."""
+    from playwright.sync_api import expect
+
+    problems: list[str] = []
+
+    def open_as(user):
+        context = browser.new_context()
+        page = context.new_page()
+        page.set_default_timeout(20_000)
+        # a blocked script, style or frame shows up as a console error (CSP) or page error
+        page.on(
+            "console",
+            lambda m: m.type == "error" and "favicon" not in m.location.get("url", "") and problems.append(m.text),
+        )
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        page.goto(f"{live_server}/admin/login")
+        page.get_by_label("User name").fill(user.username)
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Continue").click()
+        page.get_by_label("Code from your authenticator app").fill(pyotp.TOTP(user.totp_secret).now())
+        page.get_by_role("button", name="Log in").click()
+        expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+        return context, page
+
+    first_ctx, page = open_as(staff["editor"])
+    try:
+        page.get_by_role("link", name="Editions").click()
+        page.get_by_label("Month (YYYY-MM)").fill(PERIOD)
+        page.get_by_role("button", name="Build").click()
+        expect(page.get_by_role("heading", name=f"Edition {PERIOD}: draft")).to_be_visible()
+        page.get_by_label("Subject", exact=True).fill("December from the campaign")
+        page.get_by_role("button", name="Save changes").click()
+        expect(page.get_by_role("status")).to_contain_text("Someone else must now approve")
+
+        page.get_by_role("link", name="Preview and test-send").click()
+        page.get_by_label("As the subscriber with this address").fill("amina@x.org")
+        page.get_by_role("button", name="Show their copy").click()
+        for frame in ("iframe.desktop", "iframe.mobile"):
+            expect(page.frame_locator(frame).get_by_text("PrEP clinic evenings").first).to_be_visible()
+        # the mobile frame really is 320 px wide and the copy fits it without sideways scrolling
+        assert page.locator("iframe.mobile").bounding_box()["width"] <= 322
+        page.get_by_label("Send this copy as a test to").fill("checker@example.org")
+        page.get_by_role("button", name="Send test").click()
+        expect(page.get_by_role("status")).to_contain_text("Sent a test to checker@example.org")
+        assert [m.recipient for m in transport.messages] == ["checker@example.org"]
+
+        page.get_by_role("link", name=f"Edition {PERIOD}").click()
+        expect(page.locator("#approval-state")).to_contain_text("someone other than editor must approve")
+
+        second_ctx, other = open_as(editor2)
+        try:
+            other.goto(f"{live_server}/admin/editions/{PERIOD}")
+            other.get_by_role("button", name="Approve this edition").click()
+            expect(other.get_by_role("status")).to_contain_text("Approved")
+        finally:
+            second_ctx.close()
+
+        page.reload()
+        expect(page.locator("#approval-state")).to_contain_text("Approved by editor2")
+        page.get_by_role("link", name="Recipients", exact=True).click()
+        expect(page.locator("#count-will-get")).to_have_text("2")
+        page.get_by_role("link", name=f"Edition {PERIOD}").click()
+        page.get_by_role("button", name="Send now").click()
+        expect(page.get_by_role("heading", name=f"Sending the {PERIOD} edition")).to_be_visible()
+        # no reload by hand: the page's script follows the send until it is done
+        expect(page.locator('[data-field="status"]')).to_have_text("sent")
+        expect(page.locator('[data-field="sent"]')).to_have_text("2")
+
+        page.get_by_role("link", name="Ledger", exact=True).click()
+        page.get_by_label("Address or name").fill("Amina")
+        page.get_by_role("button", name="Search").click()
+        row = page.get_by_role("row", name=re.compile("amina@x.org"))
+        expect(row).to_contain_text("sent")
+        expect(page.get_by_text("1 reader;")).to_be_visible()
+    finally:
+        first_ctx.close()
+    assert sorted(m.recipient for m in transport.messages) == ["amina@x.org", "checker@example.org", "david@x.org"]
+    assert problems == []

@@ -20,7 +20,7 @@ from mailer import runtime
 from mailer.cli._common import fail
 from mailer.delivery.models import PENDING, SENDING, SENT, UNKNOWN
 from mailer.digest import lifecycle, preview, status
-from mailer.digest.models import PAUSED, UNFINISHED, Edition
+from mailer.digest.models import EDITABLE, PAUSED, UNFINISHED, Edition
 from mailer.mail.transport import PermanentFailure, TransientFailure
 from mailer.text import strip_controls
 from mailer.validation import InvalidInput
@@ -48,6 +48,16 @@ def _step():
             yield s
         except _domain_errors() as err:
             fail(str(err))
+
+
+def _approved(ed: Edition) -> None:
+    """Separation of duties holds here too: an edition a person changed in the console is
+    scheduled or sent only once someone else has approved it there."""
+    # loaded when the command runs, so `mailer --help` stays fast
+    from mailer.staff.approval import check_ready
+
+    if ed.status in EDITABLE:
+        check_ready(ed, second_approver_required=runtime.current().settings.require_second_approver)
 
 
 # --- build and send ---------------------------------------------------------------------
@@ -101,6 +111,7 @@ def edition_send(period: str, wait: bool, timeout: int) -> None:
     rt = runtime.current()
     with _step() as s:
         ed = get_edition(s, period)
+        _approved(ed)
         if not status.START.allows(ed.status):  # paused or cancelled
             fail(
                 f"The {period} edition is {ed.status}"
@@ -282,7 +293,9 @@ def edition_schedule(period, at):
     except ValueError:
         fail(f"--at must look like 2026-12-01 09:00, not {at!r}.")
     with _step() as s:
-        lifecycle.schedule(s, lifecycle.get_edition(s, period), when)
+        ed = lifecycle.get_edition(s, period)
+        _approved(ed)
+        lifecycle.schedule(s, ed, when)
     click.echo(f"The {period} edition will be sent at {when:%Y-%m-%d %H:%M %Z}.")
 
 
