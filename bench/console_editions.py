@@ -5,7 +5,7 @@
 Seeds a throw-away SQLite database (or ``--database URL``, whose schema is replaced) as
 ``bench.compose`` does, builds the edition and fans it out (the ledger then holds one row
 per reader), and times what the pages ask of the database: the recipients preview
-(``mailer.delivery.audience``, the fan-out's own selection plus the reasons), and the
+(``mailer.delivery.audience``: the fan-out run and rolled back, plus the reasons), and the
 ledger's search by part of an address, its last page, and a status filter. The last line
 is machine-readable::
 
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         edition = build_edition(s, "2026-12")
         edition_id = edition.id
         plan = load_plan(s, edition)
-        audience_s = _best(lambda: audience(s, edition_id, plan))
+        audience_s = _best(lambda: audience(s, edition, plan))
         start_edition(s, edition, plan)
     if db.engine.dialect.name == "postgresql":
         with db.engine.connect() as conn:

@@ -272,11 +272,18 @@ def test_an_edition_changed_by_one_person_must_be_approved_by_another_before_it_
     # A change after the approval voids it; the scheduled edition goes back to draft.
     r = post(first, f"{BASE}/schedule", {"when": "2030-01-01T09:00"}, page=BASE)
     assert r.status_code == 302 and edition(session).status == "scheduled"
+    assert post(first, f"{BASE}/unschedule", page=BASE).status_code == 302 and edition(session).status == "draft"
+    assert post(first, f"{BASE}/schedule", {"when": "2030-01-01T09:00"}, page=BASE).status_code == 302
+    assert edition(session).scheduled_for.hour == 9  # 09:00 in London is 09:00 UTC in January
     post(first, f"{BASE}/edit", {"subject": "Changed after approval", "featured": ""}, page=BASE)
     ed = edition(session)
     assert (ed.status, ed.approved_by_id) == ("draft", None)
     assert post(first, f"{BASE}/send", page=BASE).status_code == 409
-    assert post(second, f"{BASE}/approve", page=BASE).status_code == 302
+    # a rebuild (new approvals picked up) is a change too, by whoever rebuilds
+    assert post(second, f"{BASE}/rebuild", page=BASE).status_code == 302
+    assert edition(session).changed_by_id == editor2.id
+    assert post(second, f"{BASE}/approve", page=BASE).status_code == 409
+    assert post(first, f"{BASE}/approve", page=BASE).status_code == 302
     r = post(first, f"{BASE}/send", page=BASE)
     assert r.status_code == 302 and r.headers["Location"] == f"{BASE}/sending"
     queue()
@@ -286,7 +293,10 @@ def test_an_edition_changed_by_one_person_must_be_approved_by_another_before_it_
         "edition.reject",
         "edition.approve",
         "edition.schedule",
+        "edition.unschedule",
+        "edition.schedule",
         "edition.edit",
+        "edition.build",
         "edition.approve",
         "edition.send",
     ]
@@ -421,8 +431,11 @@ def test_the_recipients_preview_is_what_the_send_then_does(
         "suppressed": 1,
         "unsubscribed": 1,
         "already": 0,
+        "other": 0,
     }
     assert "amina@x.org" in page.text and "david@x.org" in page.text
+    # the send was tried and undone: nothing of it is left
+    assert edition(session).status == "draft" and session.scalars(select(Delivery)).all() == []
     for reason, address in (
         ("no-items", "nomatch@x.org"),
         ("unconfirmed", "pending@x.org"),
@@ -443,6 +456,13 @@ def test_the_recipients_preview_is_what_the_send_then_does(
     assert sorted(m.recipient for m in transport.messages) == ["amina@x.org", "david@x.org"]
     after = _counts(client.get(f"{BASE}/recipients").text)
     assert after["will-get"] == 0 and after["already"] == 3
+    world.subscriber("late@x.org", topics=["mental-health"])  # joined since: a resend would reach them
+    session.commit()
+    assert _counts(client.get(f"{BASE}/recipients").text)["will-get"] == 1
+    session.execute(Edition.__table__.update().values(status="cancelled"))
+    session.commit()
+    r = client.get(f"{BASE}/recipients")
+    assert r.status_code == 409 and "it cannot start sending" in r.text
 
 
 def test_a_send_is_watched_paused_resumed_and_unknown_ones_resent_each_audited(
@@ -569,10 +589,22 @@ def test_build_preview_test_send_approve_send_watch_and_look_up_a_reader_in_chro
         context = browser.new_context()
         page = context.new_page()
         page.set_default_timeout(20_000)
-        # a blocked script, style or frame shows up as a console error (CSP) or page error
+        # a script, style or frame the policy blocks shows up as a console error; one that
+        # failed to load as a response of its own (a form's own 400 is the page, not a problem)
         page.on(
             "console",
-            lambda m: m.type == "error" and "favicon" not in m.location.get("url", "") and problems.append(m.text),
+            lambda m: (
+                m.type == "error" and not m.text.startswith("Failed to load resource") and problems.append(m.text)
+            ),
+        )
+        page.on(
+            "response",
+            lambda r: (
+                r.status >= 400
+                and (r.request.resource_type != "document" or r.frame.parent_frame is not None)
+                and not r.url.endswith("/favicon.ico")
+                and problems.append(f"{r.status} {r.url}")
+            ),
         )
         page.on("pageerror", lambda e: problems.append(str(e)))
         page.goto(f"{live_server}/admin/login")
@@ -587,6 +619,8 @@ def test_build_preview_test_send_approve_send_watch_and_look_up_a_reader_in_chro
     first_ctx, page = open_as(staff["editor"])
     try:
         page.get_by_role("link", name="Editions").click()
+        page.get_by_role("button", name="Build").click()  # no month given: the error is tied to its field
+        expect(page.get_by_role("alert")).to_contain_text("Enter the month")
         page.get_by_label("Month (YYYY-MM)").fill(PERIOD)
         page.get_by_role("button", name="Build").click()
         expect(page.get_by_role("heading", name=f"Edition {PERIOD}: draft")).to_be_visible()
@@ -599,7 +633,7 @@ def test_build_preview_test_send_approve_send_watch_and_look_up_a_reader_in_chro
         page.get_by_role("button", name="Show their copy").click()
         for frame in ("iframe.desktop", "iframe.mobile"):
             expect(page.frame_locator(frame).get_by_text("PrEP clinic evenings").first).to_be_visible()
-        # the mobile frame really is 320 px wide and the copy fits it without sideways scrolling
+        # the mobile frame really is 320 px wide
         assert page.locator("iframe.mobile").bounding_box()["width"] <= 322
         page.get_by_label("Send this copy as a test to").fill("checker@example.org")
         page.get_by_role("button", name="Send test").click()

@@ -1,12 +1,14 @@
-"""The recipients preview: how many readers an edition will reach now, and who it will not
-reach, grouped by why.
+"""The recipients preview: how many readers an edition would reach if sent now, and who it
+would not reach, grouped by why.
 
-Those who get it, and those who receive digests but find nothing for them in this edition,
-come from :func:`mailer.delivery.fanout.selection`, the fan-out's own choice. Everyone else
-is someone :func:`subscribers.service.recipients` leaves out; the reason is read off their
-row in the order that function applies its rules (not confirmed, paused, suppressed).
-Erased subscribers are not people any more and are not listed. Domain code: takes a
-session, never commits.
+It is drawn from the fan-out itself, not from a copy of its rules: :func:`audience` runs
+:func:`mailer.delivery.fanout.start_edition` inside a savepoint, reads the ledger rows it
+made (``pending``: would be mailed; ``skipped``: nothing in the edition matches their
+choices), and rolls the savepoint back, so nothing is kept. Whoever the fan-out left out is
+explained from their subscriber row, in the order its rules apply: not confirmed (or
+unsubscribed), paused, on the suppression list. Erased subscribers are not people any more
+and are not listed. Domain code: takes a session, never commits; a refusal of the fan-out
+(a paused or cancelled edition, one with no items) is raised as it is.
 """
 
 from __future__ import annotations
@@ -18,12 +20,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailer.db import utcnow
-from mailer.delivery.fanout import selection
+from mailer.delivery import fanout
+from mailer.delivery.models import PENDING, SKIPPED, Delivery
+from mailer.digest.models import Edition
 from mailer.digest.plan import DigestPlan
-from subscribers.models import ERASED, PENDING, UNSUBSCRIBED, Subscriber
+from subscribers import suppression
+from subscribers.models import CONFIRMED, ERASED, UNSUBSCRIBED, Subscriber
 
 NO_ITEMS, UNCONFIRMED, UNSUBSCRIBED_REASON = "no-items", "unconfirmed", "unsubscribed"
-PAUSED, SUPPRESSED, ALREADY = "paused", "suppressed", "already"
+PAUSED, SUPPRESSED, ALREADY, OTHER = "paused", "suppressed", "already", "other"
 # Every reason, in the order the preview shows them, with what it means in words.
 REASONS = {
     NO_ITEMS: "No matching items: nothing in this edition matches their topics or partners",
@@ -32,6 +37,7 @@ REASONS = {
     SUPPRESSED: "Suppressed: the address bounced, complained or is on the do-not-mail list",
     UNSUBSCRIBED_REASON: "Unsubscribed",
     ALREADY: "Already in this edition's ledger (sent or queued before)",
+    OTHER: "Left out by the send for another reason",
 }
 
 
@@ -45,30 +51,51 @@ class Audience:
         return sum(len(ids) for ids in self.will_not.values())
 
 
-def audience(session: Session, edition_id: int, plan: DigestPlan, *, today: date | None = None) -> Audience:
-    """Who a fan-out of ``edition_id`` (over ``plan``) would mail now, and who not, why."""
-    chosen = selection(session, edition_id, plan)
+def _dry_run(session: Session, edition: Edition, plan: DigestPlan) -> dict[int, str]:
+    """subscriber id -> delivery status, for the rows a fan-out now would add."""
+    had = set(session.scalars(select(Delivery.subscriber_id).where(Delivery.edition_id == edition.id)))
+    savepoint = session.begin_nested()
+    try:
+        fanout.start_edition(session, edition, plan)
+        rows = session.execute(
+            select(Delivery.subscriber_id, Delivery.status).where(Delivery.edition_id == edition.id)
+        ).all()
+    finally:
+        savepoint.rollback()
+        session.expire(edition)  # the fan-out moved it to sending; that is undone with the rest
+    return {sid: state for sid, state in rows if sid not in had}
+
+
+def audience(session: Session, edition: Edition, plan: DigestPlan, *, today: date | None = None) -> Audience:
+    """Who a fan-out of ``edition`` (over ``plan``) would mail now, and who not, and why."""
+    added = _dry_run(session, edition, plan)
     today = today or utcnow().date()
     will_not: dict[str, list[int]] = {reason: [] for reason in REASONS}
-    will_not[NO_ITEMS] = list(chosen.skipped)
-    will_not[ALREADY] = list(chosen.already)
+    will_get = sorted(sid for sid, state in added.items() if state == PENDING)
+    will_not[NO_ITEMS] = sorted(sid for sid, state in added.items() if state == SKIPPED)
+    will_not[ALREADY] = sorted(session.scalars(select(Delivery.subscriber_id).where(Delivery.edition_id == edition.id)))
+    placed = set(added) | set(will_not[ALREADY])
+    left_out = []  # receive digests by status and date: suppressed, or the fan-out knows why
     rows = session.execute(
-        select(Subscriber.id, Subscriber.status, Subscriber.paused_until)
+        select(Subscriber.id, Subscriber.email, Subscriber.status, Subscriber.paused_until)
         .where(Subscriber.status != ERASED)
         .order_by(Subscriber.id)
     )
-    for sid, status, paused_until in rows:
-        if sid in chosen.receiving:
+    for sid, email, status, paused_until in rows:
+        if sid in placed:
             continue
-        if status == PENDING:
-            will_not[UNCONFIRMED].append(sid)
-        elif status == UNSUBSCRIBED:
+        if status == UNSUBSCRIBED:
             will_not[UNSUBSCRIBED_REASON].append(sid)
+        elif status != CONFIRMED:
+            will_not[UNCONFIRMED].append(sid)
         elif paused_until is not None and paused_until > today:
             will_not[PAUSED].append(sid)
         else:
-            will_not[SUPPRESSED].append(sid)
-    return Audience(list(chosen.pending), will_not)
+            left_out.append((sid, email))
+    barred = suppression.suppressed_among(session, {email for _, email in left_out})
+    for sid, email in left_out:
+        will_not[SUPPRESSED if email in barred else OTHER].append(sid)
+    return Audience(will_get, will_not)
 
 
 def people(session: Session, ids: list[int]) -> list[tuple[int, str, str]]:

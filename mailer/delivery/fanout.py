@@ -22,32 +22,6 @@ class FanOut:
     skipped: int
 
 
-@dataclass(frozen=True)
-class Selection:
-    """Whom a fan-out of an edition would give a delivery now (subscriber ids)."""
-
-    pending: list[int]  # receive digests and have items in this edition: to be sent
-    skipped: list[int]  # receive digests, but nothing in this edition matches their choices
-    already: list[int]  # receive digests and already have a delivery of this edition
-    receiving: frozenset[int]  # everyone who receives digests now (the three lists together)
-
-
-def selection(session: Session, edition_id: int, plan: DigestPlan) -> Selection:
-    """The fan-out's choice of readers, made and changed nowhere else: the fan-out acts on
-    it and the console's recipients preview shows it, so the preview is what the send does."""
-    have = set(session.scalars(select(Delivery.subscriber_id).where(Delivery.edition_id == edition_id)))
-    pending, skipped, already, receiving = [], [], [], set()
-    for r in recipients(session):
-        receiving.add(r.id)
-        if r.id in have:
-            already.append(r.id)
-        elif plan.mask_for(r.topic_ids, r.partner_ids):
-            pending.append(r.id)
-        else:
-            skipped.append(r.id)
-    return Selection(pending, skipped, already, frozenset(receiving))
-
-
 def start_edition(session: Session, edition: Edition, plan: DigestPlan) -> FanOut:
     """Move ``edition`` to ``sending`` and add a delivery for each confirmed subscriber
     who has none yet: ``pending`` if the plan has items for them, else ``skipped``.
@@ -58,26 +32,29 @@ def start_edition(session: Session, edition: Edition, plan: DigestPlan) -> FanOu
     status.check(edition, status.START)
     if not plan.sections:
         raise EditionError(f"The {edition.period} edition has no approved items to send.")
-    chosen = selection(session, edition.id, plan)
+    have = set(session.scalars(select(Delivery.subscriber_id).where(Delivery.edition_id == edition.id)))
     now = utcnow()
-    rows = [
-        {
-            "edition_id": edition.id,
-            "subscriber_id": sid,
-            "status": state,
-            "attempts": 0,
-            "error": None,
-            "created_at": now,
-            "updated_at": now,
-        }
-        for state, ids in ((PENDING, chosen.pending), (SKIPPED, chosen.skipped))
-        for sid in ids
-    ]
-    rows.sort(key=lambda r: r["subscriber_id"])  # the ledger's ids follow the subscribers' order
+    rows, skipped = [], 0
+    for r in recipients(session):
+        if r.id in have:
+            continue
+        wanted = plan.mask_for(r.topic_ids, r.partner_ids)
+        skipped += not wanted
+        rows.append(
+            {
+                "edition_id": edition.id,
+                "subscriber_id": r.id,
+                "status": PENDING if wanted else SKIPPED,
+                "attempts": 0,
+                "error": None,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
     for start in range(0, len(rows), 5000):
         session.execute(insert(Delivery), rows[start : start + 5000])
     status.transition(session, edition, status.START)
-    return FanOut(created=len(chosen.pending), skipped=len(chosen.skipped))
+    return FanOut(created=len(rows) - skipped, skipped=skipped)
 
 
 def pending_ids(session: Session, edition_id: int) -> list[int]:

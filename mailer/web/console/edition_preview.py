@@ -181,11 +181,14 @@ def edition_test_send(period: str):
 @bp.get("/editions/<period>/recipients")
 @require(EDITIONS_EDIT)
 def edition_recipients(period: str):
-    """How many a send now would reach, and who it would not, by reason (from the
-    fan-out's own selection); one list at a time, paginated."""
+    """How many a send now would reach, and who it would not, by reason (the fan-out's
+    own choice, made and rolled back); one list at a time, paginated."""
     s = db()
     ed = edition_or_404(period)
-    result = recipients_preview.audience(s, ed.id, load_plan(s, ed))
+    try:
+        result = recipients_preview.audience(s, ed, load_plan(s, ed))
+    except EditionError as err:  # the fan-out refuses: paused, cancelled, no items
+        return render_template("console/edition_recipients.html", ed=ed, problem=str(err)), 409
     reason = request.args.get("reason", "")
     if reason not in recipients_preview.REASONS:
         reason = "will-get"
