@@ -183,6 +183,14 @@ def test_the_cli_will_not_schedule_or_send_an_edition_a_person_changed_until_ano
     session.expire_all()
     ed = session.get(Edition, ed.id)
     assert (ed.approved_by_id, ed.status) == (None, "scheduled") and not runtime.current().transport.messages
+    # the commands' changes are in the audit log beside the console's, under cli:<user>
+    from mailer.staff import audit
+
+    entries = audit.search(session, object_type="editions", object_id=str(ed.id)).entries[::-1]
+    assert [e.action for e in entries] == ["edition.schedule", "edition.edit"]
+    assert all(e.actor.startswith("cli:") for e in entries)
+    assert entries[1].before["subject"] == "Your campaign digest - December 2026"
+    assert entries[1].after["subject"] == "Changed"
 
 
 # --- The state machine (mailer.digest.status): the table, its refusals, its one owner ---

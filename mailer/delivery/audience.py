@@ -17,11 +17,13 @@ from dataclasses import dataclass
 from datetime import date
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mailer.db import utcnow
 from mailer.delivery import fanout
 from mailer.delivery.models import PENDING, SKIPPED, Delivery
+from mailer.digest.editions import EditionError
 from mailer.digest.models import Edition
 from mailer.digest.plan import DigestPlan
 from subscribers import suppression
@@ -60,6 +62,11 @@ def _dry_run(session: Session, edition: Edition, plan: DigestPlan) -> dict[int, 
         rows = session.execute(
             select(Delivery.subscriber_id, Delivery.status).where(Delivery.edition_id == edition.id)
         ).all()
+    except IntegrityError:
+        # A real fan-out committed its rows between our look at the ledger and our own.
+        raise EditionError(
+            f"The {edition.period} edition is starting to send right now; look again in a moment."
+        ) from None
     finally:
         savepoint.rollback()
         session.expire(edition)  # the fan-out moved it to sending; that is undone with the rest

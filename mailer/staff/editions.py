@@ -4,7 +4,8 @@ Shells over the digest and delivery domains (building, editing, scheduling, send
 control) that add the two things a person's action needs: separation of duties (who last
 changed an edition, whether someone else approved it: :mod:`mailer.staff.approval`) and
 an audit entry in the caller's transaction. ``actor`` is the staff account, ``ip`` the
-client's address. Functions take a session and never commit; a refusal raises
+client's address (a command passes ``cli:<os user>`` and no address). Functions take a
+session and never commit; a refusal raises
 :class:`~mailer.digest.editions.EditionError` (or the delivery layer's ``ControlError``)
 and changes nothing.
 """
@@ -16,11 +17,12 @@ from datetime import datetime
 from mailer.delivery import control
 from mailer.digest import lifecycle, status
 from mailer.digest.editions import EditionError, build_edition, edition_items, find_edition
-from mailer.digest.models import SCHEDULED, Edition
+from mailer.digest.models import EDITABLE, SCHEDULED, Edition
 from mailer.staff import approval, audit
 from mailer.staff.models import StaffUser
 
 EDITABLE_FIELDS = ("subject", "preheader", "intro", "featured_item_id", "item_order")
+Actor = StaffUser | str  # a staff account, or a command's ``cli:<os user>``
 
 
 def snapshot(edition: Edition) -> dict:
@@ -36,15 +38,24 @@ def snapshot(edition: Edition) -> dict:
     }
 
 
-def _changed_by(session, edition: Edition, actor: StaffUser) -> None:
-    """``actor`` is now the last person to change ``edition``; a scheduled edition goes back
-    to draft, since what was approved for that time has changed."""
+def _changed_by(session, edition: Edition, actor: Actor) -> None:
+    """A person (a staff account) is now the last to have changed ``edition``; a scheduled
+    edition goes back to draft, since what was approved for that time has changed. A
+    command (``cli:<user>``) changes neither: its change has voided any approval already
+    (see :func:`mailer.digest.lifecycle.void_approval`), which holds back a scheduled send
+    of an edition that needs one."""
+    if not isinstance(actor, StaffUser):
+        return
     edition.changed_by_id = actor.id
     if edition.status == SCHEDULED:
         lifecycle.unschedule(session, edition)
 
 
-def build(session, period: str, actor: StaffUser, *, ip: str | None = None) -> Edition:
+def _name(actor: Actor) -> str:
+    return actor.username if isinstance(actor, StaffUser) else actor
+
+
+def build(session, period: str, actor: Actor, *, ip: str | None = None) -> Edition:
     """Create or rebuild ``period``'s edition from the approved items."""
     existing = find_edition(session, period)
     before = snapshot(existing) if existing is not None else None
@@ -65,7 +76,7 @@ def build(session, period: str, actor: StaffUser, *, ip: str | None = None) -> E
     return edition
 
 
-def edit(session, edition: Edition, actor: StaffUser, *, ip: str | None = None, **changes) -> dict:
+def edit(session, edition: Edition, actor: Actor, *, ip: str | None = None, **changes) -> dict:
     """Change the editor's fields (:func:`mailer.digest.lifecycle.edit`); returns the fields
     that changed, ``{}`` when none did (then nothing is recorded)."""
     unknown = set(changes) - set(EDITABLE_FIELDS)
@@ -104,7 +115,7 @@ def approve(
     )
 
 
-def reject(session, edition: Edition, actor: StaffUser, reason: str, *, ip: str | None = None) -> None:
+def reject(session, edition: Edition, actor: Actor, reason: str, *, ip: str | None = None) -> None:
     """Send the edition back to its editor with ``reason``: any approval is withdrawn and
     a scheduled edition goes back to draft."""
     reason = (reason or "").strip()
@@ -112,7 +123,7 @@ def reject(session, edition: Edition, actor: StaffUser, reason: str, *, ip: str 
         raise EditionError("Say what needs to change, so the editor knows.")
     if len(reason) > 1000:
         raise EditionError("Keep the reason under 1,000 characters.")
-    if edition.status not in lifecycle.EDITABLE:
+    if edition.status not in EDITABLE:
         raise EditionError(f"The {edition.period} edition is {edition.status}; there is nothing left to reject.")
     before = {"approved_by_id": edition.approved_by_id, "status": edition.status}
     lifecycle.void_approval(edition)
@@ -130,7 +141,7 @@ def reject(session, edition: Edition, actor: StaffUser, reason: str, *, ip: str 
 
 
 def schedule(
-    session, edition: Edition, when: datetime, actor: StaffUser, *, second_approver_required: bool, ip=None
+    session, edition: Edition, when: datetime, actor: Actor, *, second_approver_required: bool, ip=None
 ) -> None:
     approval.check_ready(edition, second_approver_required=second_approver_required)
     before = snapshot(edition)
@@ -138,39 +149,38 @@ def schedule(
     audit.record(session, actor, "edition.schedule", edition, before=before, after=snapshot(edition), ip=ip)
 
 
-def unschedule(session, edition: Edition, actor: StaffUser, *, ip: str | None = None) -> None:
+def unschedule(session, edition: Edition, actor: Actor, *, ip: str | None = None) -> None:
     before = snapshot(edition)
     lifecycle.unschedule(session, edition)
     audit.record(session, actor, "edition.unschedule", edition, before=before, after=snapshot(edition), ip=ip)
 
 
-def send(session, edition: Edition, actor: StaffUser, *, second_approver_required: bool, ip=None) -> None:
+def send(session, edition: Edition, actor: Actor, *, second_approver_required: bool, ip=None) -> None:
     """Check that ``edition`` may be sent now and record who sent it; the caller enqueues
-    the fan-out after its commit (the queue's job starts the send)."""
+    the fan-out after its commit (the queue's job starts the send). Sending an edition that
+    is already sending or sent again is allowed: it reaches only readers it has not."""
     approval.check_ready(edition, second_approver_required=second_approver_required)
     status.check(edition, status.START)
-    if edition.status not in lifecycle.EDITABLE:
-        raise EditionError(f"The {edition.period} edition is already {edition.status}.")
-    if not edition_items(session, edition.id):
+    if edition.status in EDITABLE and not edition_items(session, edition.id):
         raise EditionError(f"The {edition.period} edition has no items; approve some and rebuild it first.")
     audit.record(session, actor, "edition.send", edition, before=snapshot(edition), ip=ip)
 
 
-def pause(session, edition: Edition, actor: StaffUser, reason: str = "", *, ip: str | None = None) -> None:
-    control.pause(session, edition, actor.username, reason)
+def pause(session, edition: Edition, actor: Actor, reason: str = "", *, ip: str | None = None) -> None:
+    control.pause(session, edition, _name(actor), reason)
     audit.record(session, actor, "edition.pause", edition, after={"status": edition.status, "reason": reason}, ip=ip)
 
 
-def resume(session, edition: Edition, actor: StaffUser, *, ip: str | None = None) -> list[int]:
+def resume(session, edition: Edition, actor: Actor, *, ip: str | None = None) -> list[int]:
     """Returns the pending delivery ids the caller enqueues after its commit."""
-    ids = control.resume(session, edition, actor.username)
+    ids = control.resume(session, edition, _name(actor))
     audit.record(session, actor, "edition.resume", edition, after={"status": edition.status, "queued": len(ids)}, ip=ip)
     return ids
 
 
-def cancel(session, edition: Edition, actor: StaffUser, *, ip: str | None = None) -> int:
+def cancel(session, edition: Edition, actor: Actor, *, ip: str | None = None) -> int:
     before = edition.status
-    n = control.cancel(session, edition, actor.username)
+    n = control.cancel(session, edition, _name(actor))
     audit.record(
         session,
         actor,
@@ -183,12 +193,12 @@ def cancel(session, edition: Edition, actor: StaffUser, *, ip: str | None = None
     return n
 
 
-def resend_unknown(session, edition: Edition, actor: StaffUser, *, ip: str | None = None) -> list[int]:
-    ids = control.resend_unknown(session, edition, actor.username)
+def resend_unknown(session, edition: Edition, actor: Actor, *, ip: str | None = None) -> list[int]:
+    ids = control.resend_unknown(session, edition, _name(actor))
     audit.record(session, actor, "edition.resend_unknown", edition, after={"queued": len(ids)}, ip=ip)
     return ids
 
 
-def test_sent(session, edition: Edition, actor: StaffUser, to: str, as_whom: str, *, ip: str | None = None) -> None:
+def test_sent(session, edition: Edition, actor: Actor, to: str, as_whom: str, *, ip: str | None = None) -> None:
     """Record a test send (made by the caller through the one send path)."""
     audit.record(session, actor, "edition.test_send", edition, after={"to": to, "as": as_whom}, ip=ip)
