@@ -270,6 +270,8 @@ def test_an_edition_changed_by_one_person_must_be_approved_by_another_before_it_
     assert "Approved by editor2" in first.get(BASE).text
 
     # A change after the approval voids it; the scheduled edition goes back to draft.
+    r = post(first, f"{BASE}/schedule", {"when": "2020-01-01T09:00"}, page=BASE)
+    assert r.status_code == 409 and 'id="when-error">The schedule time 2020-01-01 09:00 GMT is in the past' in r.text
     r = post(first, f"{BASE}/schedule", {"when": "2030-01-01T09:00"}, page=BASE)
     assert r.status_code == 302 and edition(session).status == "scheduled"
     assert post(first, f"{BASE}/unschedule", page=BASE).status_code == 302 and edition(session).status == "draft"

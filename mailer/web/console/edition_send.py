@@ -25,6 +25,7 @@ from mailer.digest.models import SENDING as EDITION_SENDING
 from mailer.digest.models import SENT as EDITION_SENT
 from mailer.runtime import current as rt
 from mailer.staff import editions as staff_editions
+from mailer.staff.approval import ApprovalError
 from mailer.staff.permissions import EDITIONS_EDIT, EDITIONS_SEND, allows
 from mailer.web.console.access import db, require
 from mailer.web.console.blueprint import bp
@@ -58,7 +59,10 @@ def edition_schedule(period: str):
     when = form.when.data.replace(tzinfo=ZoneInfo(rt().settings.schedule_timezone))
     try:
         staff_editions.schedule(s, ed, when, g.staff, second_approver_required=second_approver(), ip=client_ip())
-    except EditionError as err:
+    except ApprovalError as err:
+        s.rollback()
+        return _refused(period, err)
+    except EditionError as err:  # the time, or the edition's state
         s.rollback()
         form.when.errors.append(str(err))
         return render_edition(edition_or_404(period), schedule=form, status=409)
