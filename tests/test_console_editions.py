@@ -520,6 +520,31 @@ def test_a_send_is_watched_paused_resumed_and_unknown_ones_resent_each_audited(
     assert post(client, f"{BASE}/cancel", page=f"{BASE}/sending").status_code == 409
 
 
+def test_a_send_the_breaker_paused_says_so_with_the_failures_and_the_way_on(app, world, staff, clock, session):  # noqa: F811
+    from mailer.delivery import fanout
+    from mailer.delivery.sending import pause_edition
+    from mailer.digest.compose import load_plan
+    from mailer.digest.editions import build_edition
+
+    ed = build_edition(session, PERIOD)
+    fanout.start_edition(session, ed, load_plan(session, ed))
+    amina = session.scalar(select(Subscriber.id).where(Subscriber.email == "amina@x.org"))
+    session.execute(
+        Delivery.__table__.update()
+        .where(Delivery.subscriber_id == amina)
+        .values(status="failed", attempts=5, error="gave up after 5 attempts: 451 4.3.0 relay busy")
+    )
+    pause_edition(session, ed.id, "5 consecutive failures; last: 451 4.3.0 relay busy", "breaker")
+    session.commit()
+    client = as_user(app, staff["editor"], clock)
+    page = client.get(f"{BASE}/sending").text
+    assert "The circuit breaker paused this send" in page and "5 consecutive failures" in page
+    assert "amina@x.org" in page and "451 4.3.0 relay busy" in page
+    assert 'data-field="failed">1<' in page and ">Resume<" in page and ">Pause<" not in page
+    data = client.get(f"{BASE}/progress.json").get_json()
+    assert data["events"][-1]["kind"] == "breaker" and data["status"] == "paused" and not data["finished"]
+
+
 def test_cancelling_stops_unsent_deliveries_and_is_audited(app, world, staff, clock, session):  # noqa: F811
     from mailer.delivery import fanout
     from mailer.digest.compose import load_plan

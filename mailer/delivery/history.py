@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from mailer.delivery.models import Delivery
+from mailer.delivery.models import BOUNCED, FAILED, UNKNOWN, Delivery
 from mailer.digest.models import Edition
 from subscribers.models import Subscriber
 
@@ -88,3 +88,25 @@ def ledger(
     page = max(1, page)
     rows = session.execute(q.order_by(Subscriber.email).offset((page - 1) * per_page).limit(per_page))
     return LedgerPage([LedgerRow(*r) for r in rows], total, page, per_page)
+
+
+def recent_failures(session: Session, edition_id: int, limit: int = 10) -> list[LedgerRow]:
+    """The edition's latest deliveries that failed, bounced or whose fate is unknown, newest
+    first: what the send page shows while the send runs."""
+    rows = session.execute(
+        select(
+            Delivery.subscriber_id,
+            Subscriber.email,
+            Subscriber.name,
+            Delivery.status,
+            Delivery.attempts,
+            Delivery.error,
+            Delivery.sent_at,
+            Delivery.updated_at,
+        )
+        .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+        .where(Delivery.edition_id == edition_id, Delivery.status.in_((FAILED, BOUNCED, UNKNOWN)))
+        .order_by(Delivery.updated_at.desc(), Delivery.id.desc())
+        .limit(limit)
+    )
+    return [LedgerRow(*r) for r in rows]

@@ -15,7 +15,7 @@ from flask import abort, g, jsonify, redirect, render_template, request, url_for
 from mailer.actors.digest import enqueue_again, start_edition
 from mailer.delivery import control
 from mailer.delivery.control import ControlError
-from mailer.delivery.history import ledger
+from mailer.delivery.history import ledger, recent_failures
 from mailer.delivery.models import BOUNCED, CANCELLED, FAILED, PENDING, SENDING, SENT, SKIPPED, UNKNOWN
 from mailer.delivery.sending import reset_breaker
 from mailer.digest.editions import EditionError
@@ -139,11 +139,15 @@ def edition_sending(period: str):
     ed = edition_or_404(period)
     p = control.progress(db(), ed)
     may = allows(g.staff.role, EDITIONS_SEND)
+    last = p.events[-1] if p.events else None
     return render_template(
         "console/edition_sending.html",
         ed=ed,
         p=_progress_data(p),
         events=p.events[-20:][::-1],
+        failures=recent_failures(db(), ed.id),
+        # paused by the circuit breaker (and not resumed since): say so, and what to do
+        breaker=last[2] if ed.status == PAUSED and last and last[1] == "breaker" else None,
         plain=PlainForm(),
         pause=PauseForm(),
         may_pause=may and ed.status == EDITION_SENDING,
