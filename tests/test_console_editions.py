@@ -173,6 +173,22 @@ def test_pages_carry_the_strict_policy_and_frames_their_own(app, world, staff, c
 # --- build, edit, approve ---------------------------------------------------------------
 
 
+def test_the_list_pages_through_editions_newest_first_and_a_bad_month_is_refused(app, staff, clock, session):  # noqa: F811
+    for year in (2024, 2025, 2026):
+        for month in range(1, 11):
+            session.add(Edition(period=f"{year}-{month:02d}", subject=f"Edition {year}-{month:02d}"))
+    session.commit()
+    client = as_user(app, staff["editor"], clock)
+    first = client.get("/admin/editions").text
+    assert "30 in all; page 1 of 2" in first and first.count('<th scope="row">') == 24
+    assert first.index("2026-10") < first.index("2026-09") and "2024-06" not in first
+    second = client.get("/admin/editions?page=2").text
+    assert second.count('<th scope="row">') == 6 and "2024-01" in second
+    r = post(client, "/admin/editions", {"period": "2026-13"})
+    assert r.status_code == 400 and "Period must look like 2026-11" in r.text
+    assert session.scalar(select(Edition).where(Edition.period == "2026-13")) is None
+
+
 def test_build_and_edit_are_audited_with_before_and_after_and_the_items_can_be_reordered(
     app,
     world,

@@ -57,12 +57,10 @@ def staff_name(staff_id: int | None) -> str | None:
     return user.username if user else f"account {staff_id}"
 
 
-@bp.get("/editions")
-@require(EDITIONS_EDIT)
-def editions():
+def _list_page(form: BuildForm, status: int = 200):
     s = db()
     total = s.scalar(select(func.count()).select_from(Edition))
-    page = page_number()
+    page = page_number() if status == 200 else 1
     rows = s.scalars(
         select(Edition).order_by(Edition.period.desc()).offset((page - 1) * PER_PAGE).limit(PER_PAGE)
     ).all()
@@ -72,9 +70,15 @@ def editions():
         total=total,
         page=page,
         pages=max(1, -(-total // PER_PAGE)),
-        form=BuildForm(),
+        form=form,
         waiting={e.id: approval.needs_approval(e, second_approver_required=second_approver()) for e in rows},
-    )
+    ), status
+
+
+@bp.get("/editions")
+@require(EDITIONS_EDIT)
+def editions():
+    return _list_page(BuildForm())
 
 
 @bp.post("/editions")
@@ -92,17 +96,7 @@ def edition_build():
             period = edition.period
             s.commit()
             return redirect(url_for("console.edition", period=period))
-    total = s.scalar(select(func.count()).select_from(Edition))
-    rows = s.scalars(select(Edition).order_by(Edition.period.desc()).limit(PER_PAGE)).all()
-    return render_template(
-        "console/editions.html",
-        rows=rows,
-        total=total,
-        page=1,
-        pages=max(1, -(-total // PER_PAGE)),
-        form=form,
-        waiting={e.id: approval.needs_approval(e, second_approver_required=second_approver()) for e in rows},
-    ), 400
+    return _list_page(form, 400)
 
 
 def _order_items(edition: Edition) -> list:
