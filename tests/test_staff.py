@@ -4,6 +4,8 @@ without replay, recovery codes, login throttling, separation of duties, the audi
 from __future__ import annotations
 
 import getpass
+import threading
+from datetime import datetime, timedelta, timezone
 
 import pyotp
 import pytest
@@ -12,13 +14,14 @@ from sqlalchemy import select
 from mailer.cli import main
 from mailer.counters import MemoryCounters
 from mailer.db import utcnow
-from mailer.staff import audit, login, twofactor
+from mailer.staff import audit, claims, login, twofactor
 from mailer.staff import permissions as perms
 from mailer.staff.accounts import create_user, disable_user, find_user, reset_password
 from mailer.staff.approval import can_approve
 from mailer.staff.models import AuditEntry, AuditLogIsAppendOnly, StaffUser
 from mailer.staff.passwords import verify_password
 from mailer.validation import InvalidInput
+from tests.conftest import BOTH_DIALECTS
 
 PASSWORD = "correct horse battery"
 T0 = 1_800_000_005.0  # 5 s into a 30-second TOTP step
@@ -259,3 +262,81 @@ def test_users_commands_create_list_disable_and_reset_with_an_audit_trail(app, s
         (me, "staff.reset_password", None),
         (me, "staff.disable", None),
     ]
+
+
+# --- claims (two moderators never work the same thing) ----------------------------------
+
+
+NOON = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
+
+
+def two_moderators(session):
+    a = make(session, "amina", "moderator")
+    b = make(session, "bola", "moderator")
+    return a, b
+
+
+@BOTH_DIALECTS
+def test_a_claim_is_held_renewed_released_and_taken_over_once_it_lapses(rt, session):
+    amina, bola = two_moderators(session)
+    assert claims.claim(session, "item", 7, amina, NOON)
+    refused = claims.claim(session, "item", 7, bola, NOON + timedelta(minutes=5))
+    assert not refused and refused.holder.username == "amina" and refused.holder.claimed_at == NOON
+    assert refused.holder.expires_at == NOON + timedelta(minutes=claims.CLAIM_MINUTES)
+    assert claims.claim(session, "item", 8, bola, NOON)  # other things stay free
+    assert claims.claim(session, "post", 7, bola, NOON)  # keyed by kind too: a group post 7 is another thing
+    renewed = claims.claim(session, "item", 7, amina, NOON + timedelta(minutes=20))
+    assert renewed and renewed.holder.claimed_at == NOON + timedelta(minutes=20)
+    later = NOON + timedelta(minutes=20 + claims.CLAIM_MINUTES - 1)
+    assert claims.blocked_by(session, "item", 7, bola, later).username == "amina"
+    assert claims.blocked_by(session, "item", 7, amina, later) is None
+    lapsed = later + timedelta(minutes=1)
+    assert claims.current(session, "item", 7, lapsed) is None
+    taken = claims.claim(session, "item", 7, bola, lapsed)
+    assert taken and taken.holder.username == "bola"
+    assert not claims.release(session, "item", 7, amina)  # not hers any more
+    assert claims.release(session, "item", 7, bola)
+    assert claims.current(session, "item", 7, lapsed) is None
+    session.commit()
+    assert set(claims.current_many(session, "item", [7, 8, 9], NOON)) == {8}
+
+
+@BOTH_DIALECTS
+def test_two_moderators_racing_for_one_item_cannot_both_claim_it(rt, session):
+    """Both requests loaded the page showing the item free; the database decides."""
+    amina, bola = two_moderators(session)
+    with rt.db.sessions() as first, rt.db.sessions() as second:
+        a, b = first.get(StaffUser, amina.id), second.get(StaffUser, bola.id)
+        assert claims.current(first, "item", 3, NOON) is None and claims.current(second, "item", 3, NOON) is None
+        assert claims.claim(first, "item", 3, a, NOON)
+        first.commit()
+        lost = claims.claim(second, "item", 3, b, NOON)
+        second.commit()
+    assert not lost and lost.holder.username == "amina"
+
+
+@BOTH_DIALECTS
+def test_claims_made_at_the_same_moment_in_two_threads_leave_one_winner(rt, session):
+    amina, bola = two_moderators(session)
+    # an old claim that has lapsed: both threads try to take it over at once
+    claims.claim(session, "item", 5, amina, NOON - timedelta(hours=2))
+    session.commit()
+    start = threading.Barrier(2)
+    outcomes: dict[str, bool] = {}
+
+    def attempt(user_id: int) -> None:
+        with rt.db.sessions() as s:
+            user = s.get(StaffUser, user_id)
+            start.wait()
+            outcomes[user.username] = claims.claim(s, "item", 5, user, NOON).ok
+            s.commit()
+
+    threads = [threading.Thread(target=attempt, args=(u.id,)) for u in (amina, bola)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(outcomes.values()) == [False, True]
+    session.expire_all()
+    winner = next(name for name, ok in outcomes.items() if ok)
+    assert claims.current(session, "item", 5, NOON).username == winner

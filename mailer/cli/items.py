@@ -23,6 +23,21 @@ def items() -> None:
     """Partner items and moderation."""
 
 
+def _audit(s, action: str, item_id: int, before: dict | None, after: dict | None, editor: str) -> None:
+    """Record a moderation command in the console's audit log, as ``cli:<os user>`` (the
+    ``--editor`` name, which anyone can type, goes with the entry)."""
+    # loaded when the command runs, so `mailer --help` stays fast
+    import getpass
+
+    from mailer.staff import audit
+
+    try:
+        actor = f"cli:{getpass.getuser()}"
+    except Exception:  # no user name in the environment or the password database
+        actor = "cli:unknown"
+    audit.record(s, actor, action, ("items", item_id), before=before, after={**(after or {}), "editor": editor})
+
+
 def notify_decisions(item_ids) -> None:
     """Queue the decision email for each decided item whose contact has not heard yet."""
     # loaded when the command runs, so `mailer --help` stays fast
@@ -105,12 +120,15 @@ def items_show(item_id):
 def items_approve(item_ids: tuple[int, ...], editor: str) -> None:
     """Approve submitted items so the next edition can carry them; tells each partner."""
     # loaded when the command runs, so `mailer --help` stays fast
-    from mailer.content.moderation import ModerationError, approve
+    from mailer.content.moderation import ModerationError, approve, get_item
 
     with runtime.current().db.transaction() as s:
         try:
             for item_id in item_ids:
+                was = get_item(s, item_id).status
                 approve(s, item_id, editor)
+                if was != "approved":
+                    _audit(s, "item.approve", item_id, {"status": was}, {"status": "approved"}, editor)
         except ModerationError as err:
             fail(str(err))
     notify_decisions(item_ids)
@@ -124,13 +142,17 @@ def items_approve(item_ids: tuple[int, ...], editor: str) -> None:
 def items_reject(item_id: int, reason: str, editor: str) -> None:
     """Reject a submitted item; the partner's contact gets the reason."""
     # loaded when the command runs, so `mailer --help` stays fast
-    from mailer.content.moderation import ModerationError, reject
+    from mailer.content.moderation import ModerationError, get_item, reject
 
     with runtime.current().db.transaction() as s:
         try:
-            reject(s, item_id, editor, reason)
+            was = get_item(s, item_id).status
+            item = reject(s, item_id, editor, reason)
         except ModerationError as err:
             fail(str(err))
+        if was != item.status:
+            after = {"status": item.status, "reason": item.decision_reason}
+            _audit(s, "item.reject", item_id, {"status": was}, after, editor)
     notify_decisions([item_id])
     click.echo(f"Rejected {item_id}.")
 
@@ -151,7 +173,7 @@ def items_edit(item_id, topics, note, editor, **changes):
     """Edit a submitted item before approving it; the partner's original is kept."""
     # loaded when the command runs, so `mailer --help` stays fast
     from mailer.content.intake import topic_ids
-    from mailer.content.moderation import ModerationError, draft_of, edit, get_item
+    from mailer.content.moderation import ModerationError, draft_of, edit, get_item, snapshot
 
     with runtime.current().db.transaction() as s:
         try:
@@ -168,9 +190,13 @@ def items_edit(item_id, topics, note, editor, **changes):
                 fail(f"No topic {missing[0]!r}.")
             new["topic_ids"] = list(found.values())
         try:
+            before = snapshot(item)
             edit(s, item_id, editor, replace(draft_of(item), **new), today=date.today(), note=note)
         except (InvalidInput, ModerationError) as err:
             fail(str(err))
+        after = snapshot(item)
+        changed = [k for k in after if before.get(k) != after[k]]
+        _audit(s, "item.edit", item_id, {k: before.get(k) for k in changed}, {k: after[k] for k in changed}, editor)
     click.echo(f"Edited {item_id}.")
 
 
@@ -181,13 +207,17 @@ def items_edit(item_id, topics, note, editor, **changes):
 def items_feature(item_id, off, editor):
     """Mark an item as featured (or not)."""
     # loaded when the command runs, so `mailer --help` stays fast
-    from mailer.content.moderation import ModerationError, set_featured
+    from mailer.content.moderation import ModerationError, get_item, set_featured
 
     with runtime.current().db.transaction() as s:
         try:
+            was = get_item(s, item_id).featured
             set_featured(s, item_id, editor, not off)
         except ModerationError as err:
             fail(str(err))
+        if was == off:
+            action = "item.unfeature" if off else "item.feature"
+            _audit(s, action, item_id, {"featured": was}, {"featured": not off}, editor)
     click.echo(f"Item {item_id} {'is no longer' if off else 'is'} featured.")
 
 
@@ -198,12 +228,16 @@ def items_feature(item_id, off, editor):
 def items_withdraw(item_id, reason, editor):
     """Take an approved item back before it is sent."""
     # loaded when the command runs, so `mailer --help` stays fast
-    from mailer.content.moderation import ModerationError
+    from mailer.content.moderation import ModerationError, get_item
     from mailer.digest.editions import withdraw_item
 
     with runtime.current().db.transaction() as s:
         try:
-            withdraw_item(s, item_id, editor, reason)
+            was = get_item(s, item_id).status
+            item = withdraw_item(s, item_id, editor, reason)
         except ModerationError as err:
             fail(str(err))
+        if was != item.status:
+            after = {"status": item.status, "reason": reason.strip() or None}
+            _audit(s, "item.withdraw", item_id, {"status": was}, after, editor)
     click.echo(f"Withdrew {item_id}.")

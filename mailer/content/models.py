@@ -34,6 +34,8 @@ class Topic(Base):
     name: Mapped[str] = mapped_column(String(120))
     # Order of the digest's sections and of the form's checkboxes.
     position: Mapped[int] = mapped_column(Integer, default=0)
+    # What the topic covers, in a sentence, for editors and subscribers.
+    description: Mapped[str] = mapped_column(String(500), default="", server_default="")
 
 
 class Partner(Base):
@@ -139,6 +141,19 @@ class Item(Base):
     )
 
     __table_args__ = (UniqueConstraint("partner_id", "source_key"),)
+
+
+class RejectionReason(Base):
+    """A reason moderators pick when rejecting an item: a short name for the list and the
+    words the partner is told. Editable in the console; an item keeps the words it was
+    rejected with (``Item.decision_reason``), so changing a template changes no decision."""
+
+    __tablename__ = "rejection_reasons"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(80), unique=True)
+    text: Mapped[str] = mapped_column(String(1000))
+    position: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class ItemEvent(Base):

@@ -139,6 +139,11 @@ def _snapshot(item: Item) -> str:
     )
 
 
+def snapshot(item: Item) -> dict:
+    """The item's content fields as they are now (the shape ``Item.original`` keeps)."""
+    return json.loads(_snapshot(item))
+
+
 def draft_of(item: Item) -> ItemDraft:
     """The item's current values as a draft, ready to be changed and checked again."""
     start = item.event_starts_at
@@ -217,6 +222,7 @@ __all__ = [
     "set_featured",
     "edit",
     "draft_of",
+    "snapshot",
     "original_of",
     "needs_decision_notice",
 ]

@@ -86,6 +86,22 @@ class AuditEntry(Base):
     after: Mapped[dict | None] = mapped_column(JSON)
 
 
+class Claim(Base):
+    """A moderator working on one held thing (a partner item; later a group post), so two
+    people never work the same one. One row per thing: the primary key is what makes a
+    claim race-safe (see :mod:`mailer.staff.claims`). A claim older than
+    ``claims.CLAIM_MINUTES`` has lapsed and anyone may take it over."""
+
+    __tablename__ = "claims"
+
+    kind: Mapped[str] = mapped_column(String(20), primary_key=True)  # the inbox source: "item", ...
+    object_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id", ondelete="CASCADE"), index=True)
+    claimed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    staff: Mapped[StaffUser] = relationship(lazy="joined")
+
+
 class AuditLogIsAppendOnly(RuntimeError):
     """Something tried to change or delete an audit entry."""
 

@@ -185,3 +185,45 @@ def test_cli_decisions_email_the_contact_once(rt, session, app, transport):
     assert run(main, ["items", "feature", str(a)]).exit_code == 0
     assert run(main, ["items", "withdraw", str(a), "--reason", "partner asked"]).exit_code == 0
     assert run(main, ["items", "edit", str(b), "--title", "x"]).exit_code == 1
+
+
+def test_cli_moderation_lands_in_the_console_audit_log(rt, session, app):
+    import getpass
+
+    from mailer.cli import main
+    from mailer.staff import audit
+
+    pid, _, _ = make_partner(rt)
+    a, b = _submit(rt, pid), _submit(rt, pid, title="Not this one")
+    run = app.test_cli_runner().invoke
+    assert (
+        run(main, ["items", "edit", str(a), "--title", "Heart screening in Leeds", "--editor", "amina"]).exit_code == 0
+    )
+    run(main, ["items", "approve", str(a), "--editor", "amina"])
+    run(main, ["items", "approve", str(a), "--editor", "amina"])  # twice: nothing changes, nothing logged
+    run(main, ["items", "feature", str(a), "--editor", "amina"])
+    run(main, ["items", "withdraw", str(a), "--reason", "partner asked", "--editor", "amina"])
+    run(main, ["items", "reject", str(b), "--reason", "Out of scope.", "--editor", "amina"])
+    entries = audit.search(session, action="item").entries[::-1]
+    me = f"cli:{getpass.getuser()}"
+    assert [(e.actor, e.action, e.object_id) for e in entries] == [
+        (me, "item.edit", str(a)),
+        (me, "item.approve", str(a)),
+        (me, "item.feature", str(a)),
+        (me, "item.withdraw", str(a)),
+        (me, "item.reject", str(b)),
+    ]
+    assert entries[0].before == {"title": "Heart screening"} and entries[0].after["title"] == "Heart screening in Leeds"
+    assert entries[4].after == {"status": "rejected", "reason": "Out of scope.", "editor": "amina"}
+
+
+def test_word_diff_marks_removed_and_added_words_and_keeps_the_rest():
+    from mailer.content.review import word_diff
+
+    assert word_diff("Heart screening in Lambeth", "Heart screening in Leeds and Lambeth") == [
+        ("same", "Heart screening in "),
+        ("added", "Leeds and "),
+        ("same", "Lambeth"),
+    ]
+    assert word_diff("one two", "one three") == [("same", "one "), ("removed", "two"), ("added", "three")]
+    assert word_diff("", "new") == [("added", "new")]

@@ -1,13 +1,13 @@
 """editions: the editor's item order, who last changed an edition and who approved it
 
 Revision ID: c11e_edition_approval
-Revises: 12_staff_and_audit
+Revises: c11_inbox_moderation
 """
 from alembic import op
 import sqlalchemy as sa
 
 revision = "c11e_edition_approval"
-down_revision = "12_staff_and_audit"
+down_revision = "c11_inbox_moderation"
 branch_labels = None
 depends_on = None
 

@@ -12,6 +12,10 @@ from datetime import timedelta
 
 from flask import Flask
 
+import mailer.web.console.bounces  # noqa: F401  (bounces, complaints and the suppression list)
+import mailer.web.console.moderation  # noqa: F401  (the moderation inbox's routes register on bp)
+import mailer.web.console.partners  # noqa: F401  (partners and topics screens)
+import mailer.web.console.reasons  # noqa: F401  (rejection reason templates' routes)
 from mailer.settings import Settings
 from mailer.web import security_headers
 from mailer.web.console import (  # noqa: F401  (routes register on bp)

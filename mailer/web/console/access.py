@@ -140,4 +140,16 @@ def public(view):
     return view
 
 
+@bp.app_context_processor
+def _permissions():
+    """``may(PERMISSION)`` in templates: whether the logged-in person's role has it (the
+    navigation offers only what they may open)."""
+
+    def may(permission: str) -> bool:
+        user = g.get("staff")
+        return user is not None and allows(user.role, permission)
+
+    return {"may": may}
+
+
 bp.after_request(console_headers)  # on every console response, errors and redirects included

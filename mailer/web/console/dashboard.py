@@ -1,56 +1,81 @@
-"""The dashboard every role sees: subscribers by status, items waiting, the last editions."""
+"""The dashboard every role sees: subscribers by status and over time, by topic, partner
+followed and organisation type (each chart with its table beside it), the last editions
+with what happened to their deliveries, items waiting, feed errors and the relay's health.
+
+The figures come from :mod:`mailer.delivery.overview` (grouped queries); the charts are
+SVG drawn here (:mod:`mailer.web.console.charts`).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from datetime import date
 
 from flask import g, render_template
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from mailer.content.models import SUBMITTED, Item
-from mailer.delivery.models import Delivery
-from mailer.digest.models import Edition
+from mailer.delivery import overview
+from mailer.health import check_relay
+from mailer.runtime import current as rt
+from mailer.staff import inbox
 from mailer.staff.permissions import DASHBOARD
+from mailer.web.console import charts
 from mailer.web.console.access import db, require
 from mailer.web.console.blueprint import bp
 from subscribers.models import Subscriber
 
 LAST_EDITIONS = 6
+MONTHS = 12
 
 
-@dataclass(frozen=True)
-class EditionRow:
-    period: str
-    status: str
-    subject: str
-    sent_at: object
-    deliveries: dict[str, int]
-
-
-def counts(session: Session) -> dict:
-    """The figures on the dashboard, each from one indexed, grouped query."""
+def counts(session: Session, today: date) -> dict:
+    """Every figure on the dashboard."""
     by_status = dict(session.execute(select(Subscriber.status, func.count()).group_by(Subscriber.status)).all())
-    waiting = session.scalar(select(func.count()).select_from(Item).where(Item.status == SUBMITTED))
-    editions = session.scalars(select(Edition).order_by(Edition.period.desc()).limit(LAST_EDITIONS)).all()
-    per_edition: dict[int, dict[str, int]] = {e.id: {} for e in editions}
-    if editions:
-        rows = session.execute(
-            select(Delivery.edition_id, Delivery.status, func.count())
-            .where(Delivery.edition_id.in_(per_edition))
-            .group_by(Delivery.edition_id, Delivery.status)
-        )
-        for edition_id, status, n in rows:
-            per_edition[edition_id][status] = n
+    months = overview.subscribers_over_time(session, today, MONTHS)
     return {
         "subscribers": by_status,
         "subscribers_total": sum(by_status.values()),
-        "items_waiting": waiting,
-        "editions": [EditionRow(e.period, e.status, e.subject, e.sent_at, per_edition[e.id]) for e in editions],
+        "months": months,
+        "topics": overview.by_topic(session),
+        "partners": overview.by_partner(session),
+        "org_types": overview.by_organisation_type(session),
+        "items_waiting": inbox.waiting(session),
+        "editions": overview.last_editions(session, LAST_EDITIONS),
+        "feed_errors": overview.feed_errors(session),
     }
+
+
+def relay_health() -> tuple[str, str]:
+    """``(state, words)``: the relay answers EHLO (at most 2 s), or the embedded outbox."""
+    settings = rt().settings
+    if not settings.smtp_url:
+        return "outbox", "No relay configured: emails are written to the outbox (embedded mode)."
+    check = check_relay(settings.smtp_url)
+    return ("ok" if not check.failed else "error"), check.detail
 
 
 @bp.get("/")
 @require(DASHBOARD)
 def dashboard():
-    return render_template("console/dashboard.html", c=counts(db()), user=g.staff)
+    c = counts(db(), date.today())
+    month_names = [m.month for m in c["months"]]
+    pictures = {
+        "growth": charts.lines(
+            "growth",
+            "Confirmed subscribers at each month's end, and those who left each month",
+            month_names,
+            [("Confirmed", [m.confirmed for m in c["months"]]), ("Left", [m.left for m in c["months"]])],
+        ),
+        "topics": charts.bars("topics", "Confirmed subscribers by topic chosen", c["topics"]),
+        "partners": charts.bars("partners", "Confirmed subscribers by partner followed", c["partners"]),
+        "org_types": charts.bars("orgtypes", "Confirmed subscribers by type of organisation", c["org_types"]),
+    }
+    relay = relay_health()
+    return render_template(
+        "console/dashboard.html",
+        c=c,
+        charts=pictures,
+        relay=relay,
+        user=g.staff,
+        columns=overview.DELIVERY_COLUMNS,
+    )
