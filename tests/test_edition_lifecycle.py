@@ -157,6 +157,42 @@ def test_cancelling_mid_send_stops_pending_deliveries(world, session, rt, app):
     assert code == 1 and "cancelled" in out
 
 
+def test_the_cli_will_not_schedule_or_send_an_edition_a_person_changed_until_another_approves(
+    world, app, session, queue
+):
+    ed = build_edition(session, PERIOD)
+    ed.changed_by_id = 42  # built in the console by staff account 42
+    session.commit()
+    for args in (("send", PERIOD), ("schedule", PERIOD, "--at", "2030-01-07 09:00")):
+        code, out = _cli(app, "edition", *args)
+        assert code == 1 and "must be approved by someone other than the person who last changed it" in out
+    session.expire_all()
+    assert session.get(Edition, ed.id).status == "draft" and not session.scalars(select(Delivery)).all()
+    ed = session.get(Edition, ed.id)
+    ed.approved_by_id = 43
+    session.commit()
+    assert _cli(app, "edition", "schedule", PERIOD, "--at", "2030-01-07 09:00")[0] == 0
+    # editing after the approval voids it: the scheduler then leaves the edition unsent
+    from mailer.actors.digest import send_due_editions
+
+    assert _cli(app, "edition", "edit", PERIOD, "--subject", "Changed")[0] == 0
+    session.execute(Edition.__table__.update().values(scheduled_for=datetime.now(timezone.utc) - timedelta(seconds=1)))
+    session.commit()
+    runtime.current().queue.send(send_due_editions)
+    queue()
+    session.expire_all()
+    ed = session.get(Edition, ed.id)
+    assert (ed.approved_by_id, ed.status) == (None, "scheduled") and not runtime.current().transport.messages
+    # the commands' changes are in the audit log beside the console's, under cli:<user>
+    from mailer.staff import audit
+
+    entries = audit.search(session, object_type="editions", object_id=str(ed.id)).entries[::-1]
+    assert [e.action for e in entries] == ["edition.schedule", "edition.edit"]
+    assert all(e.actor.startswith("cli:") for e in entries)
+    assert entries[1].before["subject"] == "Your campaign digest - December 2026"
+    assert entries[1].after["subject"] == "Changed"
+
+
 # --- The state machine (mailer.digest.status): the table, its refusals, its one owner ---
 
 # Spelled out here rather than read from the module, so a change to the table shows up as a

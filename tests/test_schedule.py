@@ -236,6 +236,23 @@ def test_an_edition_sent_by_hand_first_is_not_sent_again_by_the_job(rt, transpor
     assert "is sent" in runs(rt, "monthly-digest")[-1].detail
 
 
+def test_a_draft_an_editor_is_preparing_in_the_console_is_left_to_them(rt, transport, queue, tmp_path, november):
+    """Separation of duties: the job neither rebuilds nor sends, unapproved, a draft a person
+    changed in the console (mailer.staff.approval)."""
+    from mailer.digest.editions import build_edition
+
+    with rt.db.transaction() as s:
+        edition = build_edition(s, "2026-12")
+        edition.subject, edition.changed_by_id = "Being written", 1
+    runtime.current().queue.send(run_period, "2026-12", None)
+    queue()
+    assert transport.messages == []
+    with rt.db.transaction() as s:
+        edition = s.scalar(select(Edition).where(Edition.period == "2026-12"))
+        assert (edition.status, edition.subject) == ("draft", "Being written")
+        assert s.scalars(select(Delivery)).all() == []
+
+
 def test_an_empty_month_sends_nothing_and_tells_the_editors(rt, settings, transport, queue, tmp_path):
     with rt.db.transaction() as s:
         s.add(Subscriber(email="a@example.org", status="confirmed"))

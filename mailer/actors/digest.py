@@ -25,6 +25,7 @@ from mailer.digest.editions import build_edition, edition_items, find_edition
 from mailer.digest.models import DRAFT, SCHEDULED, SENDING, Edition
 from mailer.mail.outgoing import Outgoing
 from mailer.queue import job
+from mailer.staff import approval
 
 log = logging.getLogger(__name__)
 DIGEST_PRIORITY = 10  # lower runs first; transactional keeps the default 0
@@ -116,9 +117,10 @@ def sweep() -> None:
 def run_period(period: str, run_id: int | None = None) -> None:
     """The monthly job: build ``period``'s edition and start sending it, once.
 
-    Only a draft (or a month with no edition yet) is built and started. An edition that is
-    already sending, paused or sent (an operator sent it by hand, or this job ran before),
-    scheduled by an editor, or cancelled is left alone, so a second firing or a retry sends
+    Only a draft nobody has touched in the console (or a month with no edition yet) is
+    built and started. An edition that is already sending, paused or sent (an operator sent
+    it by hand, or this job ran before), scheduled by an editor, being prepared by one in
+    the console, or cancelled is left alone, so a second firing or a retry sends
     nothing. A month with no items sends nothing and tells the editors (by email to
     ``REPLY_TO`` if set; in the log and the run's outcome always). The outcome goes on the
     scheduler's run ``run_id`` (see :mod:`mailer.schedule_runs`).
@@ -127,10 +129,14 @@ def run_period(period: str, run_id: int | None = None) -> None:
     empty_notice, started = False, None
     with rt.db.transaction() as s:
         edition = find_edition(s, period, lock=True)
-        if edition is not None and edition.status != DRAFT:
+        if edition is not None and (edition.status != DRAFT or edition.changed_by_id is not None):
+            # A draft someone built or edited in the console is theirs to schedule or send,
+            # once a second person has approved it (mailer.staff.approval): the job
+            # neither rebuilds it nor sends it unapproved.
             detail = (
                 f"the {period} edition is {edition.status}"
                 + (" (an editor scheduled it)" if edition.status == SCHEDULED else "")
+                + (" (an editor is preparing it in the console)" if edition.status == DRAFT else "")
                 + "; nothing sent"
             )
             log.info("monthly job: %s", detail)
@@ -175,10 +181,16 @@ def tell_editors_empty(rt, period: str) -> None:
 
 @job(queue_name="digest", max_retries=3)
 def send_due_editions() -> None:
-    """Start every scheduled edition whose time has come (the scheduler runs this each minute)."""
+    """Start every scheduled edition whose time has come (the scheduler runs this each minute),
+    unless a change since its approval waits for a second person's approval."""
     rt = runtime.current()
+    required = rt.settings.require_second_approver
     with rt.db.transaction() as s:
-        ids = [e.id for e in lifecycle.due(s)]
+        due = lifecycle.due(s)
+        ids = [e.id for e in due if not approval.needs_approval(e, second_approver_required=required)]
+        for e in due:
+            if e.id not in ids:  # changed (by a command) since its approval
+                log.warning("the %s edition is due but its last change is not approved; not sending it", e.period)
     for edition_id in ids:
         rt.queue.send(start_edition, edition_id)
 

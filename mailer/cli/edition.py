@@ -7,6 +7,7 @@ transaction, calls the domain, enqueues after the commit and prints the outcome.
 
 from __future__ import annotations
 
+import getpass
 import sys
 import time
 from contextlib import contextmanager
@@ -50,6 +51,23 @@ def _step():
             fail(str(err))
 
 
+def _actor() -> str:
+    """Who the audit log names for a command: ``cli:<operating-system user>``."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except Exception:  # no user name in this environment (a bare container)
+        return "cli:unknown"
+
+
+def _staff():
+    """The audited actions (:mod:`mailer.staff.editions`): each command's change lands in the
+    audit log beside the console's, and keeps its separation of duties."""
+    # loaded when the command runs, so `mailer --help` stays fast
+    from mailer.staff import editions
+
+    return editions
+
+
 # --- build and send ---------------------------------------------------------------------
 
 
@@ -62,11 +80,11 @@ def edition_build(period: str) -> None:
     # loaded when the command runs, so `mailer --help` stays fast
     from mailer.digest.clip import GMAIL_CLIP_BYTES, SECTION_CAP, largest_copy_bytes
     from mailer.digest.compose import prepare_edition
-    from mailer.digest.editions import EditionError, build_edition
+    from mailer.digest.editions import EditionError
 
     with runtime.current().db.transaction() as s:
         try:
-            ed = build_edition(s, period)
+            ed = _staff().build(s, period, _actor())
         except EditionError as err:
             fail(str(err))
         prepared = prepare_edition(s, ed, runtime.current().settings)
@@ -106,6 +124,7 @@ def edition_send(period: str, wait: bool, timeout: int) -> None:
                 f"The {period} edition is {ed.status}"
                 + (f"; `mailer edition resume {period}` carries on." if ed.status == PAUSED else ".")
             )
+        _staff().send(s, ed, _actor(), second_approver_required=rt.settings.require_second_approver)
         edition_id = ed.id
     rt.queue.send(start_edition, edition_id)
     if wait:
@@ -242,7 +261,7 @@ def edition_edit(period, subject, preheader, intro, featured, no_featured):
     if not changes:
         fail("Nothing to change: give --subject, --preheader, --intro, --featured or --no-featured.")
     with _step() as s:
-        lifecycle.edit(s, lifecycle.get_edition(s, period), **changes)
+        _staff().edit(s, lifecycle.get_edition(s, period), _actor(), **changes)
     click.echo(f"Updated the {period} edition: {', '.join(sorted(changes))}.")
 
 
@@ -288,7 +307,13 @@ def edition_schedule(period, at):
     except ValueError:
         fail(f"--at must look like 2026-12-01 09:00, not {at!r}.")
     with _step() as s:
-        lifecycle.schedule(s, lifecycle.get_edition(s, period), when)
+        _staff().schedule(
+            s,
+            lifecycle.get_edition(s, period),
+            when,
+            _actor(),
+            second_approver_required=runtime.current().settings.require_second_approver,
+        )
     click.echo(f"The {period} edition will be sent at {when:%Y-%m-%d %H:%M %Z}.")
 
 
@@ -297,7 +322,7 @@ def edition_schedule(period, at):
 def edition_unschedule(period):
     """Put a scheduled edition back to draft."""
     with _step() as s:
-        lifecycle.unschedule(s, lifecycle.get_edition(s, period))
+        _staff().unschedule(s, lifecycle.get_edition(s, period), _actor())
     click.echo(f"The {period} edition is a draft again.")
 
 
@@ -318,10 +343,10 @@ def _enqueue_again(ids: list[int], edition_id: int) -> None:
 def edition_pause(period: str, reason: str) -> None:
     """Stop sending PERIOD's edition (messages in flight finish); `resume` carries on."""
     # loaded when the command runs, so `mailer --help` stays fast
-    from mailer.delivery.control import edition_by_period, pause
+    from mailer.delivery.control import edition_by_period
 
     with _step() as s:
-        pause(s, edition_by_period(s, period), "cli", reason)
+        _staff().pause(s, edition_by_period(s, period), _actor(), reason)
     click.echo(f"Paused the {period} edition.")
 
 
@@ -330,13 +355,13 @@ def edition_pause(period: str, reason: str) -> None:
 def edition_resume(period: str) -> None:
     """Carry on sending a paused edition (also after the circuit breaker tripped)."""
     # loaded when the command runs, so `mailer --help` stays fast
-    from mailer.delivery.control import edition_by_period, resume
+    from mailer.delivery.control import edition_by_period
     from mailer.delivery.sending import reset_breaker
 
     rt = runtime.current()
     with _step() as s:
         ed = edition_by_period(s, period)
-        ids = resume(s, ed, "cli")
+        ids = _staff().resume(s, ed, _actor())
         edition_id = ed.id
     # The operator says the relay is fixed: the failure streak starts afresh.
     reset_breaker(rt.settings.redis_url, edition_id)
@@ -351,10 +376,10 @@ def edition_cancel(period: str) -> None:
     """Cancel PERIOD's edition (draft, scheduled, sending or paused); unsent deliveries
     are never sent."""
     # loaded when the command runs, so `mailer --help` stays fast
-    from mailer.delivery.control import cancel, edition_by_period
+    from mailer.delivery.control import edition_by_period
 
     with _step() as s:
-        n = cancel(s, edition_by_period(s, period), "cli")
+        n = _staff().cancel(s, edition_by_period(s, period), _actor())
     click.echo(f"Cancelled the {period} edition: {n} deliveries will not be sent.")
 
 
@@ -364,11 +389,11 @@ def edition_resend_unknown(period: str) -> None:
     """Send again the deliveries whose fate is unknown (their worker died mid-send).
     Some of these people may then get the edition twice."""
     # loaded when the command runs, so `mailer --help` stays fast
-    from mailer.delivery.control import edition_by_period, resend_unknown
+    from mailer.delivery.control import edition_by_period
 
     with _step() as s:
         ed = edition_by_period(s, period)
-        ids = resend_unknown(s, ed, "cli")
+        ids = _staff().resend_unknown(s, ed, _actor())
         edition_id = ed.id
     _enqueue_again(ids, edition_id)
     click.echo(f"Queued {len(ids)} deliveries of unknown fate again.")
@@ -458,4 +483,7 @@ def edition_test_send(period, to_address, subscriber, topics, partners):
         fail(f"The test could not be sent: {err}")
     finally:
         rt.transport.close()
+    as_whom = f"subscriber {who.email}" if subscriber else f"topics {list(topics)} and partners {list(partners)}"
+    with _step() as s:
+        _staff().test_sent(s, lifecycle.get_edition(s, period), _actor(), envelope.recipient, as_whom)
     click.echo(f"Sent a test of the {period} edition to {envelope.recipient}.")

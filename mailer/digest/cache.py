@@ -30,7 +30,8 @@ from mailer.settings import Settings
 def edition_version(edition: Edition) -> tuple:
     """What changes when ``edition`` is rebuilt (``built_at``) or edited (the fields
     :func:`mailer.digest.lifecycle.edit` sets): equal versions render alike."""
-    return (edition.built_at, edition.subject, edition.preheader, edition.intro, edition.featured_item_id)
+    order = tuple(edition.item_order) if edition.item_order else None
+    return (edition.built_at, edition.subject, edition.preheader, edition.intro, edition.featured_item_id, order)
 
 
 def _settings_key(settings: Settings) -> tuple:

@@ -64,7 +64,9 @@ def load_plan(session: Session, edition: Edition) -> DigestPlan:
     items = edition_items(session, edition.id)
     topics = list(session.scalars(select(Topic)))
     partners = list(session.scalars(select(Partner)))
-    return plan_digest(items, topics, partners, featured_item_id=edition.featured_item_id)
+    return plan_digest(
+        items, topics, partners, featured_item_id=edition.featured_item_id, item_order=edition.item_order
+    )
 
 
 def prepare_edition(

@@ -101,6 +101,9 @@ def build_edition(session: Session, period: str) -> Edition:
             .limit(1)
         )
     edition.built_at = utcnow()
+    # A rebuild may change the items: an approval given before it no longer holds.
+    edition.approved_by_id = None
+    edition.approved_at = None
     return edition
 
 

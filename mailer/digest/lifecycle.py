@@ -47,10 +47,19 @@ def _text(field: str, value: str, max_length: int, *, multiline: bool = False) -
 
 
 def edit(
-    session: Session, edition: Edition, *, subject=_UNSET, preheader=_UNSET, intro=_UNSET, featured_item_id=_UNSET
+    session: Session,
+    edition: Edition,
+    *,
+    subject=_UNSET,
+    preheader=_UNSET,
+    intro=_UNSET,
+    featured_item_id=_UNSET,
+    item_order=_UNSET,
 ) -> Edition:
     """Change what the editor controls. Only given fields change; ``featured_item_id=None``
-    clears the featured item. Every value is checked before any is applied."""
+    clears the featured item; ``item_order`` (ids of the edition's items, first first; None
+    or empty: the default order) orders items within their sections. Every value is
+    checked before any is applied."""
     if edition.status not in EDITABLE:
         raise EditionError(f"The {edition.period} edition is {edition.status}; it can no longer be edited.")
     changes = {}
@@ -71,9 +80,35 @@ def edit(
                     "only its own items can be featured."
                 )
         changes["featured_item_id"] = featured_item_id
-    for key, value in changes.items():
+    if item_order is not _UNSET:
+        changes["item_order"] = _order(session, edition, item_order)
+    changed = {key: value for key, value in changes.items() if getattr(edition, key) != value}
+    for key, value in changed.items():
         setattr(edition, key, value)
+    if changed:
+        void_approval(edition)
     return edition
+
+
+def void_approval(edition: Edition) -> None:
+    """Any change to what readers get voids an approval given before it (see
+    :mod:`mailer.staff.approval`)."""
+    edition.approved_by_id = None
+    edition.approved_at = None
+
+
+def _order(session: Session, edition: Edition, item_order) -> list[int] | None:
+    """``item_order`` checked: only this edition's items, each once."""
+    if not item_order:
+        return None
+    ids = list(dict.fromkeys(int(i) for i in item_order))
+    carried = {item.id for item in edition_items(session, edition.id)}
+    strangers = [str(i) for i in ids if i not in carried]
+    if strangers:
+        raise EditionError(
+            f"Item {', '.join(strangers)} is not in the {edition.period} edition; only its own items can be ordered."
+        )
+    return ids
 
 
 def schedule(session: Session, edition: Edition, when: datetime, *, now: datetime | None = None) -> Edition:

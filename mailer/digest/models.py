@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, Integer, String
+from sqlalchemy import JSON, DateTime, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mailer.db import Base, utcnow
@@ -40,3 +40,13 @@ class Edition(Base):
     cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Carried in every preview link; raising it makes every link issued so far stop working.
     preview_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The editor's order of items (ids, first first) within their sections; items not
+    # listed follow in the default order (newest first). None: the default order throughout.
+    item_order: Mapped[list[int] | None] = mapped_column(JSON)
+    # Separation of duties (mailer.staff.approval): the staff account that last built or
+    # changed the edition in the console (None: the scheduler or a command), and who
+    # approved it since. Plain ids, not foreign keys: staff accounts belong to a layer
+    # above this one, and the audit log names people anyway.
+    changed_by_id: Mapped[int | None] = mapped_column(Integer)
+    approved_by_id: Mapped[int | None] = mapped_column(Integer)
+    approved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -1,7 +1,8 @@
 """The shape of an edition, and what each subscriber gets from it.
 
-Sections, in order: the editor's featured item, one section per topic (newest first), an
-"Other news" section for items without a topic, then every event in date order.
+Sections, in order: the editor's featured item, one section per topic (newest first, or in
+the editor's order), an "Other news" section for items without a topic, then every event in
+date order.
 
 An item tagged with several topics is *placed* in each of their sections, and every
 placement gets a bit. A subscriber's mask holds exactly one placement per item they get:
@@ -158,14 +159,28 @@ class DigestPlan:
         return ", ".join(names[:-1]) + " and " + names[-1]
 
 
-def _newest_first(items: Iterable[Item]) -> list[Item]:
-    return sorted(items, key=lambda i: (-i.dated.toordinal(), i.id))
+def ordered(items: Iterable[Item], item_order: Sequence[int] | None) -> list[Item]:
+    """``items`` in the order the topic sections use: those in the editor's ``item_order``
+    first, in that order; the rest newest first. Every section is this order restricted
+    to its items."""
+    return _ordered(items, {item_id: n for n, item_id in enumerate(item_order or ())})
+
+
+def _ordered(items: Iterable[Item], rank: dict[int, int]) -> list[Item]:
+    return sorted(items, key=lambda i: (0, rank[i.id], 0, 0) if i.id in rank else (1, 0, -i.dated.toordinal(), i.id))
 
 
 def plan_digest(
-    items: Sequence[Item], topics: Sequence[Topic], partners: Sequence[Partner], featured_item_id: int | None = None
+    items: Sequence[Item],
+    topics: Sequence[Topic],
+    partners: Sequence[Partner],
+    featured_item_id: int | None = None,
+    item_order: Sequence[int] | None = None,
 ) -> DigestPlan:
     """Order ``items`` into sections and index them for selection.
+
+    ``item_order`` (item ids) is the editor's order within the topic and "Other news"
+    sections: listed items come first in that order, the others follow newest first.
 
     Items without a topic reach only the followers of their partner; the featured item
     (if it is among ``items``) leads the digest of everyone whose choices match it.
@@ -178,12 +193,18 @@ def plan_digest(
         key=lambda i: (i.event_starts_at or datetime.combine(i.dated, datetime.min.time()), i.id),
     )
     others = [i for i in rest if i.kind != "event"]
+    rank = {item_id: n for n, item_id in enumerate(item_order or ())}
     groups: list[tuple[str, int | None, str, list[Item]]] = [(FEATURED, None, FEATURED_TITLE, featured)]
     for topic in topic_order:
         groups.append(
-            (TOPIC, topic.id, topic.name, _newest_first(i for i in others if any(t.id == topic.id for t in i.topics)))
+            (
+                TOPIC,
+                topic.id,
+                topic.name,
+                _ordered((i for i in others if any(t.id == topic.id for t in i.topics)), rank),
+            )
         )
-    groups.append((TOPIC, None, OTHER_TITLE, _newest_first(i for i in others if not i.topics)))
+    groups.append((TOPIC, None, OTHER_TITLE, _ordered((i for i in others if not i.topics), rank)))
     groups.append((EVENTS, None, EVENTS_TITLE, events))
 
     sections, bit = [], 0

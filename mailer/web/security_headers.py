@@ -9,7 +9,7 @@ own policy keeps it (an email's HTML served as a page; the console's stricter on
 
 from __future__ import annotations
 
-from flask import Flask, Response
+from flask import Flask, Response, g
 
 HSTS = "max-age=31536000; includeSubDomains"
 
@@ -19,10 +19,9 @@ PUBLIC_CSP = (
 )
 
 # No inline script or style at all, nothing from elsewhere, no framing, forms only to us.
-# Frames only from us: the outbox viewer shows an email in a sandboxed frame.
 CONSOLE_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; frame-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 # An email's own HTML, shown inside a console page: its styles are inline (as email needs),
 # it runs nothing (``sandbox`` without allow-scripts, even when opened on its own), and
@@ -33,14 +32,31 @@ EMAIL_FRAME_CSP = (
 )
 
 
+# A console page that frames our own email previews or an outbox message (the frames
+# themselves are sandboxed and served with EMAIL_FRAME_CSP).
+CONSOLE_FRAMING_CSP = CONSOLE_CSP + "; frame-src 'self'"
+POLICIES = {
+    "console": (CONSOLE_CSP, "DENY"),
+    "framing": (CONSOLE_FRAMING_CSP, "DENY"),
+    "email-frame": (EMAIL_FRAME_CSP, "SAMEORIGIN"),
+}
+
+
+def use_policy(name: str) -> None:
+    """Give this console response another of :data:`POLICIES` (the preview page that frames
+    an email, and the email frame itself); every other page keeps the strict one."""
+    if name not in POLICIES:
+        raise KeyError(name)
+    g.console_policy = name
+
+
 def console_headers(resp: Response) -> Response:
     """The console's headers: strict policy, no framing, and nothing cached (its pages show
-    personal data and one-time secrets). A response marked ``email_frame`` (an email's
-    HTML for the outbox viewer's frame) gets :data:`EMAIL_FRAME_CSP` and may be framed by
-    the console itself."""
-    frame = getattr(resp, "email_frame", False)
-    resp.headers["Content-Security-Policy"] = EMAIL_FRAME_CSP if frame else CONSOLE_CSP
-    resp.headers["X-Frame-Options"] = "SAMEORIGIN" if frame else "DENY"
+    personal data and one-time secrets). A request that chose another policy with
+    :func:`use_policy` (a page framing an email, the email's frame) gets that one."""
+    csp, frame_options = POLICIES[g.get("console_policy", "console")]
+    resp.headers["Content-Security-Policy"] = csp
+    resp.headers["X-Frame-Options"] = frame_options
     resp.headers["Cache-Control"] = "no-store"
     return resp
 

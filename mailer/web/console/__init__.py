@@ -23,7 +23,16 @@ import mailer.web.console.reasons  # noqa: F401  (rejection reason templates' ro
 import mailer.web.console.subscribers  # noqa: F401  (routes register on bp)
 from mailer.settings import Settings
 from mailer.web import security_headers
-from mailer.web.console import access, audit, auth, dashboard, staff  # noqa: F401  (routes register on bp)
+from mailer.web.console import (  # noqa: F401  (routes register on bp)
+    access,
+    audit,
+    auth,
+    dashboard,
+    edition_preview,
+    edition_send,
+    editions,
+    staff,
+)
 from mailer.web.console.blueprint import bp
 
 

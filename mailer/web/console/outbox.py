@@ -14,6 +14,7 @@ from mailer.runtime import current as rt
 from mailer.staff.permissions import SUBSCRIBERS_MANAGE
 from mailer.web.console.access import require
 from mailer.web.console.blueprint import bp
+from mailer.web.security_headers import use_policy
 
 PER_PAGE = 50
 
@@ -46,6 +47,7 @@ def _message(name: str):
 @bp.get("/outbox/<name>")
 @require(SUBSCRIBERS_MANAGE)
 def outbox_message(name: str):
+    use_policy("framing")  # the page frames the email's HTML (outbox_html)
     return render_template("console/outbox_message.html", msg=_message(name))
 
 
@@ -57,5 +59,5 @@ def outbox_html(name: str):
     if msg.html is None:
         abort(404)
     resp = Response(msg.html, mimetype="text/html")
-    resp.email_frame = True  # security_headers.console_headers: the email's own policy
+    use_policy("email-frame")  # the email's own policy: inline styles, nothing runs
     return resp
