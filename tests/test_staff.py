@@ -3,6 +3,7 @@ without replay, recovery codes, login throttling, separation of duties, the audi
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
 
 import pyotp
@@ -12,13 +13,15 @@ from sqlalchemy import select
 from mailer.cli import main
 from mailer.counters import MemoryCounters
 from mailer.db import utcnow
-from mailer.staff import audit, login, twofactor
+from mailer.settings import ConfigError, PasswordHashing
+from mailer.staff import audit, login, passwords, twofactor
 from mailer.staff import permissions as perms
 from mailer.staff.accounts import create_user, disable_user, find_user, reset_password
 from mailer.staff.approval import can_approve
 from mailer.staff.models import AuditEntry, AuditLogIsAppendOnly, StaffUser
 from mailer.staff.passwords import verify_password
 from mailer.validation import InvalidInput
+from tests.conftest import FAST_HASHING
 
 PASSWORD = "correct horse battery"
 T0 = 1_800_000_005.0  # 5 s into a 30-second TOTP step
@@ -56,6 +59,27 @@ def test_passwords_are_argon2id_hashes_and_only_the_right_one_matches(session):
     assert verify_password(user.password_hash, PASSWORD)[0]
     assert not verify_password(user.password_hash, PASSWORD.upper())[0]
     assert not verify_password(None, PASSWORD)[0]  # no account: never a match
+
+
+def test_hashing_is_cheaper_than_the_default_only_in_tests_and_the_default_is_argon2s(settings):
+    assert PasswordHashing() == PasswordHashing(time_cost=3, memory_kib=65536, parallelism=4)  # RFC 9106 low-memory
+    assert settings.password_hashing.cheaper_than(PasswordHashing())  # this suite's own cost
+    for env in ("production", "development"):
+        with pytest.raises(ConfigError, match="only in tests"):
+            dataclasses.replace(settings, env=env)
+    assert dataclasses.replace(settings, env="production", password_hashing=PasswordHashing()).env == "production"
+
+
+def test_a_hash_made_at_another_cost_still_matches_and_is_replaced_at_the_next_login(session):
+    stored = make(session).password_hash  # at the suite's cheap cost
+    passwords.use_cost(PasswordHashing(time_cost=2, memory_kib=16, parallelism=1))
+    try:
+        attempt = login.check_password(session, "alice", PASSWORD, ip=None, when=utcnow())
+        assert attempt.user is not None
+        assert attempt.user.password_hash != stored and "t=2" in attempt.user.password_hash
+        assert not login.check_password(session, "alice", "wrong password!", ip=None, when=utcnow()).user
+    finally:
+        passwords.use_cost(FAST_HASHING)
 
 
 @pytest.mark.parametrize(
