@@ -208,14 +208,10 @@ def queue(rt):
 
 @pytest.fixture
 def demo(rt):
-    """The demo catalogue, items (dated this month) and subscribers."""
-    from datetime import date
+    """The demo catalogue, items (dated this month) and subscribers (tests/factories.py)."""
+    from tests import factories
 
-    from mailer.demo import seed_demo
-
-    with rt.db.transaction() as s:
-        secrets = seed_demo(s, date.today())
-    return secrets
+    return factories.demo(rt)
 
 
 @pytest.fixture(scope="session")
@@ -311,7 +307,6 @@ def browser():
 def live_server(rt, settings, transport):
     """The app served over HTTP on loopback; yields its base URL. Plain http, so the
     session (CSRF) cookie is not marked Secure."""
-    import dataclasses
     import threading
 
     from werkzeug.serving import make_server

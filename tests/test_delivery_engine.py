@@ -4,7 +4,6 @@ refused addresses, the circuit breaker, pause / resume / cancel, status, headers
 
 from __future__ import annotations
 
-import random
 import threading
 import time
 from collections import Counter
@@ -21,6 +20,7 @@ from mailer.digest.models import Edition
 from mailer.mail.transport import SMTPTransport
 from mailer.settings.delivery import DeliveryConfig
 from tests.conftest import BOTH_DIALECTS, REDIS_URL, need
+from tests.factories import bench_edition
 from tests.mailservers import Relay, free_port
 
 pytestmark = BOTH_DIALECTS  # the dialect matters here: see tests/conftest.py
@@ -31,12 +31,7 @@ PERIOD = date.today().strftime("%Y-%m")
 @pytest.fixture
 def readers(rt):
     """The 40-item benchmark catalogue and 3 demo + 20 readers; a draft edition."""
-    from bench.seed import seed
-    from mailer.digest.editions import build_edition
-
-    with rt.db.transaction() as s:
-        seed(s, 20, date.today(), random.Random(2))
-        build_edition(s, PERIOD)
+    bench_edition(rt, 20, seed=2, period=PERIOD)
 
 
 def use_relay(rt, smtp_url: str, **knobs):
@@ -408,8 +403,8 @@ def test_one_partner_item_or_one_reader_never_stops_the_edition(rt, session, que
 
     from mailer.actors.digest import start_edition
     from mailer.digest.editions import build_edition
-    from tests.digest_world import PERIOD as DEC
-    from tests.digest_world import standard_world
+    from tests.factories import PERIOD as DEC
+    from tests.factories import standard_world
 
     w = standard_world(session)
     w.item(

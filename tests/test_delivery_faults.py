@@ -8,7 +8,6 @@ one relay and one private Redis for the module, emptied and left idle between te
 from __future__ import annotations
 
 import os
-import random
 import time
 from datetime import date
 
@@ -16,6 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.conftest import REDIS_URL, TEST_ENV, need
+from tests.factories import bench_edition
 from tests.mailservers import PrivateRedis, Relay, Workers
 
 pytestmark = [pytest.mark.redis, pytest.mark.dialects("postgresql")]
@@ -43,12 +43,7 @@ def redis_url():
 
 def make_edition(rt, readers: int) -> int:
     """An edition of the 40-item benchmark catalogue for 3 demo + ``readers`` readers."""
-    from bench.seed import seed
-    from mailer.digest.editions import build_edition
-
-    with rt.db.transaction() as s:
-        seed(s, readers, date.today(), random.Random(1))
-        return build_edition(s, PERIOD).id
+    return bench_edition(rt, readers, period=PERIOD)
 
 
 @pytest.fixture

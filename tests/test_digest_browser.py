@@ -9,7 +9,7 @@ import pytest
 from mailer.digest.compose import copy_for, prepare_edition
 from mailer.digest.editions import build_edition
 from subscribers.service import recipients
-from tests.digest_world import PERIOD, standard_world
+from tests.factories import PERIOD, standard_world
 
 # For each element with its own visible text: its colour against the first opaque
 # background behind it, as a WCAG 2 contrast ratio.

@@ -12,7 +12,7 @@ from mailer.digest import lifecycle
 from mailer.digest.cache import PreparedEditions, prepared_editions
 from mailer.digest.compose import archive_copy
 from mailer.digest.editions import build_edition
-from tests.digest_world import PERIOD, standard_world
+from tests.factories import PERIOD, standard_world
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from mailer.digest.editions import build_edition
 from mailer.mail.message import qp_fragment
 from subscribers.service import recipients
 from subscribers.tokens import Tokens
-from tests.digest_world import PERIOD, World, standard_world
+from tests.factories import PERIOD, World, standard_world
 
 NON_LATIN = {
     "urdu": "نسلی مساوات کے لیے مقامی سرجریوں کا عہد",

@@ -14,7 +14,7 @@ from mailer.digest import lifecycle
 from mailer.digest.compose import compose, load_plan, prepare_edition
 from mailer.digest.editions import build_edition
 from subscribers.service import recipients
-from tests.digest_world import PERIOD, standard_world
+from tests.factories import PERIOD, standard_world
 
 TITLES = [
     "PrEP clinic evenings",

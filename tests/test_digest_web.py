@@ -15,7 +15,7 @@ from mailer.digest.editions import build_edition
 from mailer.digest.models import Edition
 from subscribers.models import Subscriber
 from tests.conftest import csrf_token, links_in
-from tests.digest_world import PERIOD, standard_world
+from tests.factories import PERIOD, standard_world
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 

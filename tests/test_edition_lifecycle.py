@@ -15,7 +15,7 @@ from mailer.delivery.models import Delivery
 from mailer.digest import lifecycle, status
 from mailer.digest.editions import EditionError, build_edition
 from mailer.digest.models import Edition
-from tests.digest_world import PERIOD, standard_world
+from tests.factories import PERIOD, standard_world
 
 
 @pytest.fixture

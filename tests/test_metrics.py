@@ -40,7 +40,7 @@ def _send_world_edition(session, queue):
     from mailer.actors.digest import start_edition
     from mailer.digest.editions import build_edition
     from mailer.runtime import current
-    from tests.digest_world import PERIOD, standard_world
+    from tests.factories import PERIOD, standard_world
 
     w = standard_world(session)
     w.subscriber("amina@x.org", topics=["sexual-health"], name="Amina Rahman")

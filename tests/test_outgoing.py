@@ -16,7 +16,7 @@ from mailer.digest import preview
 from mailer.digest.editions import build_edition
 from mailer.mail.verp import ADDRESS, DELIVERY, NOTICE, SUBSCRIBER, ReturnPaths
 from tests.conftest import csrf_token
-from tests.digest_world import PERIOD, standard_world
+from tests.factories import PERIOD, standard_world
 from tests.mailservers import Relay
 from tests.test_delivery_engine import cli, use_relay
 

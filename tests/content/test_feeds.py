@@ -14,7 +14,7 @@ from sqlalchemy import select
 from mailer.content.feeds import poll_feeds
 from mailer.content.fetch import FetchOptions
 from mailer.content.models import Item, Partner
-from tests.content.helpers import make_partner
+from tests.factories import make_partner
 
 RSS = """<?xml version="1.0" encoding="utf-8"?>
 <rss version="2.0"><channel><title>Naz news</title><link>https://www.naz.org.uk/</link>

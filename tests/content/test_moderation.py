@@ -14,7 +14,7 @@ from mailer.content.intake import ItemDraft, submit_item
 from mailer.content.models import Item, Partner
 from mailer.digest.editions import build_edition, withdraw_item
 from mailer.digest.models import Edition
-from tests.content.helpers import make_partner, topic_ids
+from tests.factories import make_partner, topic_ids
 
 
 def _submit(rt, pid, **kw):

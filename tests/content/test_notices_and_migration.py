@@ -11,7 +11,7 @@ from sqlalchemy import create_engine, text
 from mailer.content.intake import ItemDraft, submit_item
 from mailer.content.models import Item, Partner
 from mailer.mail.transport import TransientFailure
-from tests.content.helpers import make_partner, topic_ids
+from tests.factories import make_partner, topic_ids
 
 
 def _item(rt, contact="comms@partner.example.org"):

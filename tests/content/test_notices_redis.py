@@ -16,7 +16,7 @@ import pytest
 from mailer.content.intake import ItemDraft, submit_item
 from mailer.content.models import Partner
 from tests.conftest import REDIS_URL, need
-from tests.content.helpers import make_partner, topic_ids
+from tests.factories import make_partner, topic_ids
 
 pytestmark = [pytest.mark.redis, pytest.mark.dialects("postgresql")]  # a worker process: once, on PostgreSQL
 

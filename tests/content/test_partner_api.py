@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 
 from mailer.content.models import ApiToken, Item
 from mailer.content.partners import issue_api_token, revoke_api_token
-from tests.content.helpers import make_partner
+from tests.factories import make_partner
 
 ITEM = {
     "kind": "resource",

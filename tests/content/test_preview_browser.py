@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.content.helpers import make_partner
+from tests.factories import make_partner
 
 
 @pytest.fixture
@@ -16,7 +16,7 @@ def live(live_server):
 
 
 def test_typing_updates_the_preview_and_scripts_stay_inert(rt, live, browser, session):
-    from tests.content.helpers import topic_ids
+    from tests.factories import topic_ids
 
     _, secret, _ = make_partner(rt)
     topic_ids(session)

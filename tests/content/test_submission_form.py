@@ -14,7 +14,7 @@ from mailer.content.models import Item, Partner
 from mailer.content.partners import revoke_submit_secret, rotate_submit_secret
 from mailer.counters import MemoryCounters
 from tests.conftest import csrf_token
-from tests.content.helpers import make_partner, topic_ids
+from tests.factories import make_partner, topic_ids
 
 SOON = date.today() + timedelta(days=7)
 LATER = date.today() + timedelta(days=20)
