@@ -124,17 +124,18 @@ def test_units_cover_web_workers_scheduler_and_upgrades():
     assert programs["mailer-upgrade"] == ["db", "upgrade"]
 
 
-@pytest.mark.parametrize("service", ["migrate", "web", "worker", "scheduler"])
+@pytest.mark.parametrize("service", ["migrate", "web", "worker", "scheduler", "lmtp"])
 def test_every_compose_service_runs_a_command_this_release_has(service):
     check_command(compose()["services"][service]["command"])
 
 
 def test_compose_persists_redis_and_migrates_before_starting_the_app():
     services = compose()["services"]
+    assert services["web"]["environment"]["PROMETHEUS_MULTIPROC_DIR"] in services["web"]["tmpfs"]
     redis = services["redis"]["command"]
     assert redis[redis.index("--appendonly") + 1] == "yes"
     assert any(v.endswith(":/data") for v in services["redis"]["volumes"])
-    for name in ("web", "worker", "scheduler"):
+    for name in ("web", "worker", "scheduler", "lmtp"):
         assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
         assert services[name]["environment"]["REDIS_URL"] == "redis://redis:6379/0"
         assert services[name]["environment"]["DATABASE_URL"].startswith("postgresql+psycopg://")

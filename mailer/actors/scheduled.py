@@ -53,7 +53,7 @@ def process_bounces(run_id: int | None = None) -> None:
             raise ValueError(f"BOUNCE_SOURCE {source} is not a maildir (no new/ directory)")
         box = mailbox.Maildir(str(source), factory=None, create=False)
         fresh = [(k, m) for k in box.iterkeys() if (m := box.get_message(k)).get_subdir() == "new"]
-        paths = ReturnPaths(rt.settings.secret_key, rt.settings.delivery, rt.settings.sender_domain)
+        paths = ReturnPaths.from_settings(rt.settings)
         reports = [r for _, msg in fresh for r in bounces.parse(msg, paths)]
     except (ValueError, OSError) as err:
         with rt.db.transaction() as s:

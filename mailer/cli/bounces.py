@@ -27,7 +27,7 @@ def bounces_process(source: str) -> None:
     from mailer.mail.verp import ReturnPaths
 
     rt = runtime.current()
-    paths = ReturnPaths(rt.settings.secret_key, rt.settings.delivery, rt.settings.sender_domain)
+    paths = ReturnPaths.from_settings(rt.settings)
     try:
         reports = [r for msg in b.read_messages(source) for r in b.parse(msg, paths)]
     except (ValueError, OSError) as err:

@@ -104,6 +104,6 @@ def default_router(settings) -> Router:
     return Router(
         [
             UnsubscribeByMail(AddressTokens(settings.secret_key, settings.secret_key_fallbacks), local, domain),
-            BounceReports(ReturnPaths(settings.secret_key, settings.delivery, settings.sender_domain)),
+            BounceReports(ReturnPaths.from_settings(settings)),
         ]
     )

@@ -21,7 +21,7 @@ class Outgoing:
 
     def __init__(self, settings, transport: Transport):
         self.transport = transport
-        self.paths = ReturnPaths(settings.secret_key, settings.delivery, settings.sender_domain)
+        self.paths = ReturnPaths.from_settings(settings)
         self.sign = Signer(settings.delivery, settings.sender_domain)
 
     def _send(self, envelope: Envelope, return_path: str) -> None:

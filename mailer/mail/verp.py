@@ -20,6 +20,7 @@ import hmac
 import re
 from dataclasses import dataclass
 
+from mailer.settings import Settings
 from mailer.settings.delivery import DeliveryConfig
 
 DELIVERY, SUBSCRIBER, NOTICE, ADDRESS = "delivery", "subscriber", "notice", "address"
@@ -39,16 +40,30 @@ class Target:
 
 
 class ReturnPaths:
-    def __init__(self, secret: str, config: DeliveryConfig, sender_domain: str):
+    """Makes return paths under the current secret and recognises those made under it or
+    under any of ``fallbacks`` (``SECRET_KEY_FALLBACKS``), so the bounces of mail sent before
+    a key rotation still match their message."""
+
+    def __init__(self, secret: str, config: DeliveryConfig, sender_domain: str, fallbacks: tuple[str, ...] = ()):
         self._key = hashlib.sha256(b"verp:" + secret.encode()).digest()
+        self._keys = (self._key, *(hashlib.sha256(b"verp:" + f.encode()).digest() for f in fallbacks))
         self.local = config.bounce_local
         self.domain = config.bounce_domain or sender_domain
         self._pattern = re.compile(
             rf"^{re.escape(self.local)}\+([sna]?)(\d*)-([0-9a-f]{{8}})@{re.escape(self.domain)}$", re.I
         )
 
-    def _sig(self, subject: str) -> str:
-        return hmac.new(self._key, subject.encode(), hashlib.sha256).hexdigest()[:8]
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ReturnPaths:
+        """The return paths of this deployment."""
+        return cls(settings.secret_key, settings.delivery, settings.sender_domain, settings.secret_key_fallbacks)
+
+    def _sig(self, subject: str, key: bytes | None = None) -> str:
+        return hmac.new(key or self._key, subject.encode(), hashlib.sha256).hexdigest()[:8]
+
+    def _signed(self, sig: str, subject: str) -> bool:
+        """Whether ``sig`` signs ``subject`` under the current key or a fallback."""
+        return any(hmac.compare_digest(sig, self._sig(subject, key)) for key in self._keys)
 
     def _make(self, kind: str, subject: str, ident: str = "") -> str:
         return f"{self.local}+{_PREFIX[kind]}{ident}-{self._sig(subject)}@{self.domain}"
@@ -80,13 +95,13 @@ class ReturnPaths:
         if not ident:
             return None
         subject = ident if kind == DELIVERY else f"{_PREFIX[kind]}{ident}"
-        if not hmac.compare_digest(sig, self._sig(subject)):
+        if not self._signed(sig, subject):
             return None
         return Target(kind, int(ident))
 
     def covers(self, target: Target, address: str) -> bool:
         """True when ``target`` (an ADDRESS return path) was made for ``address``."""
-        return bool(address) and hmac.compare_digest(target.signature, self._sig("a:" + address.strip().lower()))
+        return bool(address) and self._signed(target.signature, "a:" + address.strip().lower())
 
     def delivery_id(self, address: str) -> int | None:
         """The digest delivery a return path names, or None."""
