@@ -102,7 +102,7 @@ TEST_ENV = {
 
 
 # Argon2id at its smallest: staff passwords hash in microseconds, not a tenth of a second.
-# Settings refuse this outside MAILER_ENV=test; tests/test_staff.py checks the default cost.
+# Settings refuse this outside MAILER_ENV=test; tests/mailer/staff/test_staff.py checks the default cost.
 FAST_HASHING = PasswordHashing(time_cost=1, memory_kib=8, parallelism=1)
 
 

@@ -24,11 +24,11 @@ from mailer.delivery.models import Delivery
 from mailer.inbound.models import InboundMessage
 from subscribers.models import ConsentEvent, Subscriber
 from subscribers.suppression import is_suppressed
+from tests.mailer.delivery.test_bounces import dsn
 from tests.mailservers import free_port
-from tests.test_bounces import dsn
 
 PERIOD = date.today().strftime("%Y-%m")
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture

@@ -150,7 +150,7 @@ def test_partner_commands_from_add_to_revoked_token(app, client, demo):
 
 # --- the command tree and README ---------------------------------------------------------
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[3] / "README.md"
 FLASK_BUILTINS = {"run", "shell", "routes"}  # Flask's own commands; README only mentions them
 _OPTION = re.compile(r"(?<![\w-])(--?[A-Za-z][\w-]*)")
 

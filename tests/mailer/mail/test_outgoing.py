@@ -17,8 +17,8 @@ from mailer.digest.editions import build_edition
 from mailer.mail.verp import ADDRESS, DELIVERY, NOTICE, SUBSCRIBER, ReturnPaths
 from tests.conftest import csrf_token
 from tests.factories import PERIOD, standard_world
+from tests.mailer.delivery.test_engine import cli, use_relay
 from tests.mailservers import Relay
-from tests.test_delivery_engine import cli, use_relay
 
 
 @pytest.fixture

@@ -272,7 +272,7 @@ def test_a_stale_edition_cannot_overwrite_a_move_made_meanwhile(rt, session):
 
 
 # The source tree that must not change an edition's status except through the owner.
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 OWNER = ROOT / "mailer" / "digest" / "status.py"
 LOOKUP = ROOT / "mailer" / "digest" / "editions.py"
 # Objects whose ``.status`` other modules may set: items (moderation) and subscribers.

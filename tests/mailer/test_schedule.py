@@ -34,7 +34,7 @@ from tests.conftest import REDIS_URL, need
 
 LONDON = ZoneInfo("Europe/London")
 UTC = timezone.utc
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # 1 December 2026, the first Tuesday, 09:00 in London (GMT)
 DEC_RUN = datetime(2026, 12, 1, 9, 0, tzinfo=LONDON)
 
@@ -491,7 +491,7 @@ def test_embedded_mode_uses_a_file_lock_that_one_process_holds(tmp_path):
 def test_bounce_job_applies_new_reports_in_the_maildir_once(rt, settings, tmp_path, queue):
     import mailbox
 
-    from tests.test_bounces import dsn
+    from tests.mailer.delivery.test_bounces import dsn
 
     box = mailbox.Maildir(str(tmp_path / "bounces"), create=True)
     box.add(dsn("bounces+1-forged@ertg.example.org", "a@example.org", "failed", "5.1.1"))

@@ -65,7 +65,7 @@ def test_gunicorn_access_log_records_routes_not_tokens(settings, tmp_path):
         "OUTBOX_DIR": str(tmp_path / "outbox"),
     }
     env.pop("REDIS_URL", None)
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[3]
     proc = subprocess.Popen(
         [
             str(Path(sys.executable).parent / "gunicorn"),
