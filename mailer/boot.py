@@ -18,11 +18,13 @@ from mailer.mail.transport import Transport
 from mailer.metrics.workers import add_log_context
 from mailer.runtime import Runtime
 from mailer.settings import Settings
+from mailer.staff import passwords
 
 
 def boot(settings: Settings, *, transport: Transport | None = None) -> Runtime:
     """Assemble the runtime for ``settings`` (and ``transport``, default the one the settings
-    name), declare the jobs on its broker, and make it this process's runtime.
+    name), declare the jobs on its broker, set the staff password hashing cost, and make it
+    this process's runtime.
 
     Booting again with the same settings and transport returns the same runtime. With
     other settings, the old runtime's database engine is kept when it serves the same URL
@@ -43,6 +45,7 @@ def boot(settings: Settings, *, transport: Transport | None = None) -> Runtime:
             queue = old.queue
         else:
             old.queue.stop()
+    passwords.use_cost(settings.password_hashing)
     rt = runtime.assemble(settings, transport=transport, queue=queue, database=database)
     if queue is None:  # a new broker: each message starts with no edition/delivery ids in its logs
         add_log_context(rt.queue.broker)

@@ -45,7 +45,7 @@ def web_link(field: str, url: str | None) -> str:
 # here takes a few microseconds, against about a hundred for the library's full
 # Unicode-aware parse, which matters to a 100,000-row import. Anything else, and anything the library treats
 # specially (RFC 2142 role mailboxes, Punycode and "ab--" labels, special-use domains,
-# lengths near the limits), goes to email-validator; tests/test_validation.py checks that
+# lengths near the limits), goes to email-validator; tests/mailer/test_validation.py checks that
 # both ways agree over a varied list of addresses.
 _PLAIN_ADDRESS = re.compile(
     r"([A-Za-z0-9_!#$%&'*+/=?^`{|}~-]+(?:\.[A-Za-z0-9_!#$%&'*+/=?^`{|}~-]+)*)"

@@ -10,6 +10,7 @@ every test starts from empty tables.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 
@@ -21,7 +22,7 @@ from mailer import runtime
 from mailer.boot import boot
 from mailer.db import Base
 from mailer.mail.transport import MemoryTransport
-from mailer.settings import Settings
+from mailer.settings import PasswordHashing, Settings
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 PG_URL = os.environ.get("TEST_DATABASE_URL")
@@ -100,9 +101,17 @@ TEST_ENV = {
 }
 
 
+# Argon2id at its smallest: staff passwords hash in microseconds, not a tenth of a second.
+# Settings refuse this outside MAILER_ENV=test; tests/mailer/staff/test_staff.py checks the default cost.
+FAST_HASHING = PasswordHashing(time_cost=1, memory_kib=8, parallelism=1)
+
+
 @pytest.fixture
 def settings(database_url, tmp_path) -> Settings:
-    return Settings.from_env({**TEST_ENV, "DATABASE_URL": database_url, "VAR_DIR": str(tmp_path / "var")})
+    return dataclasses.replace(
+        Settings.from_env({**TEST_ENV, "DATABASE_URL": database_url, "VAR_DIR": str(tmp_path / "var")}),
+        password_hashing=FAST_HASHING,
+    )
 
 
 @pytest.fixture
@@ -152,13 +161,33 @@ def session(rt):
         yield s
 
 
+@pytest.fixture(scope="session")
+def _apps() -> dict:
+    return {}
+
+
 @pytest.fixture
-def app(rt, settings, transport):
+def app(rt, _apps):
+    """The web app over this test's runtime. One app per database serves the whole run
+    (building one compiles every route and, on first use, every template): views reach the
+    runtime through :func:`mailer.runtime.current`, and what the app keeps from its
+    settings (secret key, cookie flags, proxies) is the same for every test's settings.
+    Its config and extensions are put back after each test. A test that needs other
+    settings builds its own with ``create_app(dataclasses.replace(settings, ...))``."""
     from mailer.app import create_app
 
-    app = create_app(settings, transport)
-    app.config["TESTING"] = True
-    return app
+    shared = _apps.get(rt.settings.database_url)
+    if shared is None:
+        # boot() inside create_app returns ``rt`` itself: same settings, same transport.
+        shared = create_app(rt.settings, rt.transport)
+        shared.config["TESTING"] = True
+        _apps[rt.settings.database_url] = shared
+    config, extensions = dict(shared.config), dict(shared.extensions)
+    yield shared
+    shared.config.clear()
+    shared.config.update(config)
+    shared.extensions.clear()
+    shared.extensions.update(extensions)
 
 
 @pytest.fixture
@@ -179,14 +208,10 @@ def queue(rt):
 
 @pytest.fixture
 def demo(rt):
-    """The demo catalogue, items (dated this month) and subscribers."""
-    from datetime import date
+    """The demo catalogue, items (dated this month) and subscribers (tests/factories.py)."""
+    from tests import factories
 
-    from mailer.demo import seed_demo
-
-    with rt.db.transaction() as s:
-        secrets = seed_demo(s, date.today())
-    return secrets
+    return factories.demo(rt)
 
 
 @pytest.fixture(scope="session")
@@ -282,7 +307,6 @@ def browser():
 def live_server(rt, settings, transport):
     """The app served over HTTP on loopback; yields its base URL. Plain http, so the
     session (CSRF) cookie is not marked Secure."""
-    import dataclasses
     import threading
 
     from werkzeug.serving import make_server

@@ -11,7 +11,7 @@ load only what they use. When a command (any but ``doctor``) runs, after its arg
 parsed, so ``--help`` needs no working configuration, the process is booted through the
 app factory: settings from the environment, or under Flask's test runner the test's app.
 Commands reach it with :func:`mailer.runtime.current`. README's command table lists every
-command and option; ``tests/test_cli.py`` keeps the two in step.
+command and option; ``tests/mailer/cli/test_cli.py`` keeps the two in step.
 """
 
 from __future__ import annotations

@@ -40,6 +40,25 @@ class ConfigError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class PasswordHashing:
+    """The Argon2id cost of staff password hashes. The defaults are argon2-cffi's (RFC 9106's
+    low-memory choice) and they are the floor: :class:`Settings` refuses anything cheaper
+    unless ``MAILER_ENV=test``, so only a test suite can make hashing fast. No environment
+    variable sets it; tests inject it with ``dataclasses.replace``."""
+
+    time_cost: int = 3
+    memory_kib: int = 65536
+    parallelism: int = 4
+
+    def cheaper_than(self, other: PasswordHashing) -> bool:
+        return (
+            self.time_cost < other.time_cost
+            or self.memory_kib < other.memory_kib
+            or self.parallelism < other.parallelism
+        )
+
+
+@dataclass(frozen=True)
 class Settings:
     env: str
     var_dir: Path
@@ -101,6 +120,11 @@ class Settings:
     console_idle_minutes: int = 30
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
     groups: GroupConfig = field(default_factory=GroupConfig)
+    password_hashing: PasswordHashing = field(default_factory=PasswordHashing)
+
+    def __post_init__(self) -> None:
+        if self.env != "test" and self.password_hashing.cheaper_than(PasswordHashing()):
+            raise ConfigError("staff password hashing may be made cheaper than the default only in tests")
 
     @property
     def development(self) -> bool:
