@@ -24,9 +24,18 @@ def private_dir(path: Path) -> Path:
 
 
 def private_file(path: Path) -> Path:
-    """``path`` as a file only its owner can read (created empty if missing)."""
+    """``path`` as a file only its owner can read (created empty if missing).
+
+    An existing file is never opened, only chmod-ed: closing any descriptor of a file
+    drops every POSIX lock this process holds on it, and SQLite's locks on a database
+    another engine of this process has open would silently vanish ("disk I/O error").
+    """
     path = Path(path)
-    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, FILE_MODE))  # O_CREAT's mode wins over a later open
+    if not path.exists():
+        try:  # O_EXCL: if someone created it meanwhile, theirs stands and is chmod-ed below
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE))
+        except FileExistsError:
+            pass
     if path.stat().st_mode & 0o777 != FILE_MODE:
         path.chmod(FILE_MODE)
     return path
