@@ -25,8 +25,67 @@ from mailer.mail.transport import MemoryTransport
 from mailer.settings import PasswordHashing, Settings
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
-PG_URL = os.environ.get("TEST_DATABASE_URL")
-REDIS_URL = os.environ.get("TEST_REDIS_URL")
+# Under pytest-xdist (scripts/test runs the suite on one worker per core) each worker
+# process has a PostgreSQL database and a Redis database of its own: gw0 the ones named,
+# gwN the database ``<name>_gwN`` (created on first use) and Redis database index + N.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+_WORKER_N = int(WORKER[2:]) if WORKER.startswith("gw") and WORKER[2:].isdigit() else 0
+
+
+def per_worker_database(url: str | None) -> str | None:
+    """This worker's PostgreSQL database: ``url`` itself on gw0 (and without xdist)."""
+    if not url or not _WORKER_N:
+        return url
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    return u.set(database=f"{u.database}_{WORKER}").render_as_string(hide_password=False)
+
+
+def per_worker_redis(url: str | None) -> str | None:
+    """This worker's Redis database: ``url``'s index plus the worker's number (of 16)."""
+    if not url or not _WORKER_N:
+        return url
+    base, _, index = url.rpartition("/")
+    if not index.isdigit():
+        base, index = url.rstrip("/"), "0"
+    return f"{base}/{(int(index) + _WORKER_N) % 16}"
+
+
+PG_URL = per_worker_database(os.environ.get("TEST_DATABASE_URL"))
+REDIS_URL = per_worker_redis(os.environ.get("TEST_REDIS_URL"))
+
+
+def _create_worker_database() -> None:
+    """Create this worker's PostgreSQL database next to the one named, if it is missing."""
+    from sqlalchemy.engine import make_url
+
+    named = os.environ["TEST_DATABASE_URL"]
+    name = make_url(PG_URL).database
+    engine = create_engine(named, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            if conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}) is None:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        engine.dispose()
+
+
+def pytest_sessionstart(session):
+    if PG_URL and _WORKER_N:
+        _create_worker_database()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Keep the tests of a module that share a module-scoped fixture (real worker processes,
+    a relay, a private Redis: started once per module) on one xdist worker, so the fixture
+    starts once (``--dist loadgroup``); every other test goes wherever a worker is free."""
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        if info is None:
+            continue
+        if any(fd.scope == "module" for defs in info.name2fixturedefs.values() for fd in defs):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
 
 
 def empty_postgres(url: str) -> None:

@@ -382,7 +382,7 @@ def test_held_posts_approve_trust_reject_discard_and_expire(app, rt, relay, rece
         ["priya@nhs.example", "stranger@example.org", "spam@example.org", "late@example.org", "priya@nhs.example"]
     ):
         lmtp_send(receiver, author, [coalition], post(author=author, to=coalition, message_id=f"<c{n}@x.example>"))
-    queue()
+        queue()  # one at a time: the held posts are numbered in the order they were sent
     assert relay.messages == []  # members moderated: all five held
     out = cli(app, "groups", "held", "coalition")
     assert "5 held" in out and "members' posts are moderated" in out

@@ -14,7 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from mailer.settings import ConfigError, Settings
-from tests.conftest import REDIS_URL, empty_postgres, need
+from tests.conftest import PG_URL, REDIS_URL, empty_postgres, need
 
 TOKEN = "s3cr3t-Manage-Token-0123456789abcdef"
 
@@ -328,7 +328,7 @@ def test_worker_and_gunicorn_processes_report_together(tmp_path):
 
     from tests.test_redis_workers import BIN, ROOT, _port, _run, _up, _wait_for
 
-    pg, redis_url = need(os.environ.get("TEST_DATABASE_URL"), "TEST_DATABASE_URL"), need(REDIS_URL, "TEST_REDIS_URL")
+    pg, redis_url = need(PG_URL, "TEST_DATABASE_URL"), need(REDIS_URL, "TEST_REDIS_URL")
     redis.Redis.from_url(redis_url).flushdb()
     web_port, worker_port = _port(), _port()
     (tmp_path / "web-metrics").mkdir()
