@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.cookiejar
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -84,6 +85,7 @@ def stack(tmp_path_factory):
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group, ended whole below
         ),
         subprocess.Popen(
             [str(BIN / "gunicorn"), "-b", f"127.0.0.1:{port}", "-w", "1", "wsgi:app"],
@@ -98,8 +100,10 @@ def stack(tmp_path_factory):
         _wait_for(lambda: _up(port), what="gunicorn")
         yield env, port, tmp_path / "outbox"
     finally:
-        for p in procs:
-            p.terminate()
+        # The worker at once (a graceful dramatiq stop costs seconds; the test is over), the
+        # web server gracefully.
+        os.killpg(procs[0].pid, signal.SIGKILL)
+        procs[1].terminate()
         for p in procs:
             try:
                 p.wait(timeout=15)
