@@ -76,16 +76,27 @@ def pytest_sessionstart(session):
         _create_worker_database()
 
 
+def _slow(item) -> bool:
+    """Real worker processes or a headless browser: seconds each."""
+    return "browser" in getattr(item, "fixturenames", ()) or any(
+        item.get_closest_marker(m) for m in ("redis", "browser")
+    )
+
+
 def pytest_collection_modifyitems(config, items):
     """Keep the tests of a module that share a module-scoped fixture (real worker processes,
     a relay, a private Redis: started once per module) on one xdist worker, so the fixture
-    starts once (``--dist loadgroup``); every other test goes wherever a worker is free."""
+    starts once (``--dist loadgroup``); every other test goes wherever a worker is free.
+    Under xdist the slow tests are handed out first, so that no worker is left with one
+    at the end while the others idle (the same order on every worker: a stable sort)."""
     for item in items:
         info = getattr(item, "_fixtureinfo", None)
         if info is None:
             continue
         if any(fd.scope == "module" for defs in info.name2fixturedefs.values() for fd in defs):
             item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+    if WORKER:
+        items.sort(key=lambda item: not _slow(item))
 
 
 def empty_postgres(url: str) -> None:

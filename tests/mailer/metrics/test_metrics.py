@@ -349,7 +349,6 @@ def test_worker_and_gunicorn_processes_report_together(tmp_path):
     _run(env, "db", "upgrade")
 
     empty_postgres(pg)
-    _run(env, "seed-demo")
     worker_log = open(tmp_path / "worker.log", "w")
     procs = [
         subprocess.Popen(
@@ -369,6 +368,7 @@ def test_worker_and_gunicorn_processes_report_together(tmp_path):
         ),
     ]
     try:
+        _run(env, "seed-demo")  # while the workers and the web server boot
         _wait_for(lambda: _up(web_port) and _up(worker_port), timeout=60, what="gunicorn and worker metrics")
         period = datetime.now().strftime("%Y-%m")
         _run(env, "edition", "build", "--period", period)
