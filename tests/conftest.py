@@ -86,7 +86,8 @@ def _slow(item) -> bool:
 def pytest_collection_modifyitems(config, items):
     """Keep the tests of a module that share a module-scoped fixture (real worker processes,
     a relay, a private Redis: started once per module) on one xdist worker, so the fixture
-    starts once (``--dist loadgroup``); every other test goes wherever a worker is free.
+    starts once (``--dist loadgroup``), and the browser tests on one, so one Chromium serves
+    them all; every other test goes wherever a worker is free.
     Under xdist the slow tests are handed out first, so that no worker is left with one
     at the end while the others idle (the same order on every worker: a stable sort)."""
     for item in items:
@@ -95,6 +96,8 @@ def pytest_collection_modifyitems(config, items):
             continue
         if any(fd.scope == "module" for defs in info.name2fixturedefs.values() for fd in defs):
             item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+        elif "browser" in item.fixturenames:
+            item.add_marker(pytest.mark.xdist_group("chromium"))  # one browser for the run
     if WORKER:
         items.sort(key=lambda item: not _slow(item))
 
