@@ -51,9 +51,9 @@ TRUST, BAN = "trust", "ban"
 # rejected (with a reason, told to the sender), discarded (silently), expired (not
 # decided in time, the sender told).
 HELD, APPROVED, REJECTED, DISCARDED, EXPIRED = "held", "approved", "rejected", "discarded", "expired"
-# An approved post taken out of the archive afterwards (``GroupPost.removal`` says why: a
-# moderator removed it, or its author was erased). Its place in the thread stays, empty.
-REMOVED = "removed"
+# An approved post taken out of the archive afterwards is ``REMOVED`` (the membership
+# state's word, above); ``GroupPost.removal`` says why: a moderator removed it, or its
+# author was erased. Its place in the thread stays, empty.
 BY_MODERATOR, BY_ERASURE = "moderator", "erasure"
 
 
@@ -175,20 +175,6 @@ class GroupPost(Base):
     group: Mapped[Group] = relationship()
 
 
-class GroupAttachment(Base):
-    """A file that came with an approved post, kept for the archive when it is no bigger
-    than ``GROUP_ARCHIVE_ATTACHMENT_MAX_BYTES``; deleted with the post's content."""
-
-    __tablename__ = "group_attachments"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    post_id: Mapped[int] = mapped_column(ForeignKey("group_posts.id", ondelete="CASCADE"), index=True)
-    filename: Mapped[str] = mapped_column(String(200))
-    content_type: Mapped[str] = mapped_column(String(100))
-    size: Mapped[int] = mapped_column(Integer)
-    data: Mapped[bytes] = mapped_column(LargeBinary)
-
-
 class GroupDelivery(Base):
     """The group delivery ledger: one row per post and member, unique, so nobody gets a
     post twice. ``pending -> sending -> sent | failed | unknown`` or ``skipped``, as the
@@ -210,3 +196,17 @@ class GroupDelivery(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class GroupAttachment(Base):
+    """A file that came with an approved post, kept for the archive when it is no bigger
+    than ``GROUP_ARCHIVE_ATTACHMENT_MAX_BYTES``; deleted with the post's content."""
+
+    __tablename__ = "group_attachments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    post_id: Mapped[int] = mapped_column(ForeignKey("group_posts.id", ondelete="CASCADE"), index=True)
+    filename: Mapped[str] = mapped_column(String(200))
+    content_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
