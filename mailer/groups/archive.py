@@ -28,7 +28,6 @@ from sqlalchemy.orm import Session
 from mailer.groups import bodies, search
 from mailer.groups.models import (
     ACTIVE,
-    ANNOUNCE,
     APPROVED,
     BY_ERASURE,
     MEMBERS_ONLY,
