@@ -11,6 +11,9 @@
   now). The person's memberships are emptied too (address replaced, name cleared,
   ``removed``, their links revoked, the IPs of their group consent ledger cleared).
 
+:func:`erase_person` is what every erasure request runs: the subscriber's own erasure
+(:func:`subscribers.rights.erase`) and then this, for the same address.
+
 The caller records who did it (the audit log) and commits. Functions never commit.
 """
 
@@ -35,6 +38,8 @@ from mailer.groups.models import (
     GroupMember,
     GroupPost,
 )
+from subscribers import rights
+from subscribers.models import Subscriber
 
 
 def _empty(session: Session, post: GroupPost) -> None:
@@ -85,3 +90,11 @@ def erase_author(session: Session, email: str) -> int:
         )
     session.flush()
     return len(posts)
+
+
+def erase_person(session: Session, sub: Subscriber, *, source: str = "link") -> int:
+    """Erase a subscriber everywhere: their digest data (:func:`subscribers.rights.erase`)
+    and their group posts and memberships; how many group posts were changed."""
+    email = sub.email
+    rights.erase(session, sub, source=source)
+    return erase_author(session, email)

@@ -14,6 +14,7 @@ from flask import Response, render_template, request, url_for
 from mailer.actors.transactional import send_transactional
 from mailer.db import utcnow
 from mailer.delivery.history import deliveries_of
+from mailer.groups.removal import erase_person
 from mailer.runtime import current as rt
 from mailer.validation import InvalidInput
 from mailer.web.subscribers.common import (
@@ -217,5 +218,5 @@ def erase(token: str):
             return render_template(
                 "subscribers/erase.html", sub=sub, form=form, error="This form expired. Please press the button again."
             ), 400
-        rights.erase(s, sub)
+        erase_person(s, sub)  # the digest and every group
     return render_template("subscribers/erased.html")
