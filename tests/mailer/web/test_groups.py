@@ -8,7 +8,7 @@ import re
 from email import message_from_bytes, policy
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from mailer.cli import main
 from mailer.groups.models import GroupConsentEvent, GroupMember
@@ -546,3 +546,113 @@ def test_attachments_are_kept_under_the_limit_served_as_downloads_and_removed_wi
     assert "This message was removed by a moderator." in shown and "The files." not in shown
     again = app.test_cli_runner().invoke(main, ["groups", "remove-post", "open-group", str(post_id)])
     assert again.exit_code != 0 and "removed already" in again.output
+
+
+def test_a_moderator_removes_a_post_on_the_web_and_it_is_audited(app, rt, client, network, session):
+    from mailer.staff.models import AuditEntry
+
+    post_id = email_post(rt, "bme", text_mail("Priya <priya@nhs.example>", "Oops", "Wrong group\r\n", "<w@nhs>"))
+    member = app.test_client()
+    enter(member, rt, session, "bme", "sam@nhs.example")
+    page = member.get(f"/groups/bme/posts/{post_id}")
+    assert "Remove this message" not in page.text  # plain members do not moderate
+    token = csrf_token(member.get(f"/groups/bme/threads/{post_id}").text)  # the reply form's
+    refused = member.post(f"/groups/bme/posts/{post_id}/remove", data={"csrf_token": token, "reason": "x"})
+    assert refused.status_code == 403
+    mod = app.test_client()
+    enter(mod, rt, session, "bme", "mod@nhs.example")
+    page = mod.get(f"/groups/bme/posts/{post_id}")
+    assert "Remove this message from the archive" in page.text
+    no_csrf = mod.post(f"/groups/bme/posts/{post_id}/remove", data={"reason": "wrong group"})
+    assert no_csrf.status_code == 400
+    done = mod.post(
+        f"/groups/bme/posts/{post_id}/remove", data={"csrf_token": csrf_token(page.text), "reason": "wrong group"}
+    )
+    assert done.status_code == 302
+    shown = mod.get(done.headers["Location"]).text
+    assert "This message was removed by a moderator." in shown and "Wrong group" not in shown
+    entry = session.scalars(select(AuditEntry).where(AuditEntry.action == "groups.post.remove")).one()
+    assert entry.actor == "moderator:mod@nhs.example" and entry.object_id == str(post_id)
+    assert entry.after["reason"] == "wrong group"
+
+
+def web_post(c, slug, **data):
+    page = c.get(f"/groups/{slug}/new")
+    return c.post(f"/groups/{slug}/new", data={"csrf_token": csrf_token(page.text), **data})
+
+
+def test_posting_and_replying_on_the_web_follow_the_email_rules(app, rt, client, network, session, transport, queue):
+    from mailer.groups.models import GroupPost
+
+    priya = app.test_client()
+    enter(priya, rt, session, "open-group", "priya@nhs.example")
+    sent = web_post(priya, "open-group", subject="Plans for March", body="Shall we meet <b>on</b> the 3rd?")
+    assert sent.status_code == 302 and "sent=posted" in sent.headers["Location"]
+    thread = priya.get(sent.headers["Location"])
+    assert "Your message was sent to the group." in thread.text
+    assert "Shall we meet &lt;b&gt;on&lt;/b&gt; the 3rd?" in thread.text
+    post = session.scalars(select(GroupPost)).one()
+    assert (post.status, post.author_email, post.inbound_message_id is not None) == (
+        "approved",
+        "priya@nhs.example",
+        True,
+    )
+    queue()  # delivered like an emailed post: one copy to each other member
+    (copy,) = mail_to(transport, "sam@nhs.example")
+    assert copy["Subject"] == "Plans for March" and copy["From"].addresses[0].addr_spec == "priya@nhs.example"
+    # A reply on the thread page threads by its headers, for mail clients and the archive.
+    sam = app.test_client()
+    enter(sam, rt, session, "open-group", "sam@nhs.example")
+    page = sam.get(f"/groups/open-group/threads/{post.id}")
+    resp = sam.post(
+        f"/groups/open-group/threads/{post.id}/reply", data={"csrf_token": csrf_token(page.text), "body": "Yes."}
+    )
+    assert resp.status_code == 302
+    session.expire_all()
+    reply = session.scalars(select(GroupPost).where(GroupPost.id != post.id)).one()
+    assert (reply.thread_id, reply.in_reply_to, reply.subject) == (post.id, post.message_id, "Re: Plans for March")
+    # Bad input: a clear error, nothing stored.
+    empty = sam.post(
+        f"/groups/open-group/threads/{post.id}/reply", data={"csrf_token": csrf_token(page.text), "body": "  "}
+    )
+    assert empty.status_code == 400 and "Write your message." in empty.text
+    long = web_post(sam, "open-group", subject="Long", body="x" * 20_001)
+    assert long.status_code == 400 and "20000 characters" in long.text.replace(",", "")
+    no_csrf = sam.post("/groups/open-group/new", data={"subject": "S", "body": "B"})
+    assert no_csrf.status_code == 400
+    # Not a member: no form, nothing stored.
+    stranger = app.test_client().get("/groups/open-group/new")
+    assert "Only members post" in stranger.text
+    assert app.test_client().post(f"/groups/open-group/threads/{post.id}/reply", data={"body": "x"}).status_code in (
+        400,
+        403,
+    )
+    assert session.scalar(select(func.count()).select_from(GroupPost)) == 2
+
+
+def test_web_posts_are_held_like_email_in_a_moderated_group_and_limited(
+    app, rt, client, network, session, transport, queue, monkeypatch
+):
+    from mailer.groups import posting
+    from mailer.groups.models import GroupPost
+    from mailer.web.groups import writing
+
+    app.test_cli_runner().invoke(main, ["groups", "edit", "bme", "--policy", "moderated"])
+    sam = app.test_client()
+    enter(sam, rt, session, "bme", "sam@nhs.example")
+    sent = web_post(sam, "bme", subject="Held?", body="Please approve me")
+    assert sent.status_code == 302 and "sent=held" in sent.headers["Location"]
+    assert "waiting for a moderator" in sam.get(sent.headers["Location"]).text
+    post = session.scalars(select(GroupPost)).one()
+    assert post.status == "held" and "members' posts are moderated" in post.hold_reason
+    assert "Please approve me" not in sam.get("/groups/bme/archive?q=approve").text
+    queue()  # the moderators are told, as for an emailed post
+    assert {m.recipient for m in transport.messages} >= {"chair@nhs.example", "mod@nhs.example"}
+    with rt.db.transaction() as s:
+        posting.approve(s, post.id, by="moderator:mod@nhs.example")
+    assert "Please approve me" in sam.get(f"/groups/bme/posts/{post.id}").text
+    # Limits: a member's posts an hour.
+    monkeypatch.setattr(writing, "PER_MEMBER", 1)
+    refused = web_post(sam, "bme", subject="Again", body="More")
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
+    assert session.scalar(select(func.count()).select_from(GroupPost)) == 1
