@@ -230,6 +230,10 @@ def test_email_links_are_routes_of_the_app(app, rt):
         (links.leave(1, 1), "groups.leave"),
         (links.manage(1, 1), "groups.member"),
         (links.moderate(1, 1), "groups.held"),
+        (links.archive("x"), "groups.archive"),
+        (links.post("x", 1), "groups.post"),
+        (links.thread("x", 1), "groups.thread"),
+        (links.web("x", 1, 1, 2).partition("?")[0], "groups.enter"),
     ):
         assert adapter.match(path(url), method="GET")[0] == endpoint
 
