@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import case, delete, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from mailer.groups import bodies, search
 from mailer.groups.models import (
@@ -106,9 +106,9 @@ class ThreadSummary:
     started_by: str
 
 
-def author_shown(post: GroupPost) -> str:
+def author_shown(name: str) -> str:
     """The author as the archive names them: their name, never their address."""
-    return bodies.mask_addresses(post.author_name) or "A member of the group"
+    return bodies.mask_addresses(name) or "A member of the group"
 
 
 def threads(session: Session, group: Group, *, page: int = 1, per_page: int = 25) -> tuple[list[ThreadSummary], int]:
@@ -132,14 +132,14 @@ def threads(session: Session, group: Group, *, page: int = 1, per_page: int = 25
         .limit(per_page)
         .offset((max(page, 1) - 1) * per_page)
     ).all()
-    firsts: dict[int, GroupPost] = {}
+    firsts: dict[int, tuple] = {}
     if rows:
-        for post in session.scalars(
-            select(GroupPost)
+        for first in session.execute(
+            select(GroupPost.thread_id, GroupPost.subject, GroupPost.author_name)
             .where(GroupPost.thread_id.in_([r.thread_id for r in rows]), GroupPost.status == APPROVED)
             .order_by(GroupPost.received_at.desc(), GroupPost.id.desc())
         ):
-            firsts[post.thread_id] = post  # the earliest approved post of each, last written
+            firsts[first.thread_id] = first  # the earliest approved post of each, last written
     return [
         ThreadSummary(
             r.thread_id,
@@ -147,7 +147,7 @@ def threads(session: Session, group: Group, *, page: int = 1, per_page: int = 25
             r.started,
             r.last,
             r.posts,
-            author_shown(firsts[r.thread_id]),
+            author_shown(firsts[r.thread_id].author_name),
         )
         for r in rows
         if r.thread_id in firsts
@@ -177,22 +177,39 @@ class PostView:
     attachments: list[AttachmentView] = field(default_factory=list)
 
 
-def view(session: Session, post: GroupPost) -> PostView:
+def _files(session: Session, post_ids: list[int]) -> dict[int, list[AttachmentView]]:
+    """The attachments of these posts, without reading their bytes."""
+    found: dict[int, list[AttachmentView]] = {}
+    if post_ids:
+        for a in session.execute(
+            select(
+                GroupAttachment.id,
+                GroupAttachment.post_id,
+                GroupAttachment.filename,
+                GroupAttachment.size,
+                func.length(GroupAttachment.data).label("kept"),
+            )
+            .where(GroupAttachment.post_id.in_(post_ids))
+            .order_by(GroupAttachment.id)
+        ):
+            found.setdefault(a.post_id, []).append(AttachmentView(a.id, a.filename, a.size, a.size == a.kept))
+    return found
+
+
+def view(session: Session, post: GroupPost, files: list[AttachmentView] | None = None) -> PostView:
+    """``post`` as the archive shows it (``files``: its attachments, when the caller
+    fetched them for many posts at once)."""
     if post.status == REMOVED:
         note = REMOVED_NOTES.get(post.removal, REMOVED_BY_MODERATOR)
         return PostView(post.id, post.thread_id or post.id, "", "", post.received_at, "", "", note)
     split = bodies.split_quoted(post.body_text)
-    files = [
-        AttachmentView(a.id, a.filename, a.size, a.size == 0 or bool(a.data))
-        for a in session.scalars(
-            select(GroupAttachment).where(GroupAttachment.post_id == post.id).order_by(GroupAttachment.id)
-        )
-    ]
+    if files is None:
+        files = _files(session, [post.id]).get(post.id, [])
     return PostView(
         post.id,
         post.thread_id or post.id,
         bodies.mask_addresses(post.subject) or "(no subject)",
-        author_shown(post),
+        author_shown(post.author_name),
         post.received_at,
         split.new,
         split.quoted,
@@ -214,6 +231,7 @@ def thread(session: Session, group: Group, thread_id: int, *, limit: int = 500) 
     posts = list(
         session.scalars(
             select(GroupPost)
+            .options(defer(GroupPost.raw))  # the archive shows the filed text, never reads the message
             .where(GroupPost.group_id == group.id, GroupPost.thread_id == thread_id, GroupPost.status.in_(SHOWN))
             .order_by(GroupPost.received_at, GroupPost.id)
             .limit(limit)
@@ -221,7 +239,8 @@ def thread(session: Session, group: Group, thread_id: int, *, limit: int = 500) 
     )
     if not any(p.status == APPROVED for p in posts):
         return []
-    return [view(session, p) for p in posts]
+    files = _files(session, [p.id for p in posts])
+    return [view(session, p, files.get(p.id, [])) for p in posts]
 
 
 def search_posts(
@@ -232,8 +251,10 @@ def search_posts(
     if not can_read(group, reader):
         return [], 0
     ids, total = search.search(session, group.id, query, limit=per_page, offset=(max(page, 1) - 1) * per_page)
-    posts = {p.id: p for p in session.scalars(select(GroupPost).where(GroupPost.id.in_(ids)))} if ids else {}
-    return [view(session, posts[i]) for i in ids if i in posts], total
+    query = select(GroupPost).options(defer(GroupPost.raw)).where(GroupPost.id.in_(ids))
+    posts = {p.id: p for p in session.scalars(query)} if ids else {}
+    files = _files(session, ids)
+    return [view(session, posts[i], files.get(i, [])) for i in ids if i in posts], total
 
 
 def attachment(session: Session, group: Group, attachment_id: int) -> GroupAttachment | None:
