@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 from flask import Response, abort, make_response, redirect, render_template, request, url_for
 
-from mailer.groups import archive, directory, removal
+from mailer.groups import archive, directory, removal, search
 from mailer.groups.directory import GroupError
 from mailer.groups.models import MEMBERS_ONLY
 from mailer.runtime import current as rt
@@ -86,8 +86,9 @@ def archive_page(slug: str):
             results=results,
             query=query,
             page=page,
-            pages=max(1, -(-total // PER_PAGE)),
+            pages=max(1, -(-min(total, search.COUNT_CAP) // PER_PAGE)),
             total=total,
+            cap=search.COUNT_CAP,
         )
     return private(group, html)
 
