@@ -174,7 +174,11 @@ def test_a_members_post_reaches_every_member_once_with_the_list_headers(app, rt,
     assert first["Archived-At"] == "<https://digest.example.org/groups/bme-network/posts/1>"
     assert first["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert first["X-Loop"] == f"bme-network@{DOMAIN}"
-    leave = re.fullmatch(r"<(https://digest\.example\.org/groups/leave/\S+)>", first["List-Unsubscribe"]).group(1)
+    found = re.fullmatch(
+        r"<(https://digest\.example\.org/groups/leave/\S+)>, <mailto:(unsubscribe\+g[0-9a-f-]+@\S+)\?subject=unsubscribe>",
+        first["List-Unsubscribe"],
+    )
+    leave = found.group(1)  # one click (RFC 8058), and an address that removes this member when mailed
     footer = [p for p in first.walk() if p.get_content_type() == "text/plain"][-1].get_content()
     assert f"Leave the group: {leave}" in footer and "/groups/member/" in footer
     # Every member's leave link is their own.

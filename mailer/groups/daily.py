@@ -1,0 +1,279 @@
+"""A group's daily digest: one email a day to the members who chose it, listing the day's
+threads (subject, authors by name, number of messages, each message's own text with the
+quoted text trimmed, a link to the thread in the archive).
+
+A day is a calendar day in ``SCHEDULE_TIMEZONE``; a post belongs to the day it was
+approved (when it went to every-message members), so a post a moderator approved the
+next morning is in the next day's digest, never in none. :func:`open_digest` makes the
+day's :class:`GroupDigest` row once (unique per group and day); its deliveries are rows
+of the group delivery ledger (:func:`mailer.groups.sending.fan_out_digest`), so nobody
+gets a day's digest twice whoever runs the job and however often.
+
+Rendered once per group and day (:func:`prepare_digest`: Jinja2, MJML and the inliner
+once, through :func:`mailer.digest.render.render_once`); per member only the greeting,
+address and their links are filled in (:func:`copy_for`). Subjects, names and message
+text are data: escaped in HTML, and never able to act as a placeholder.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from mailer.digest.render import RenderedOnce, fill_once, render_once
+from mailer.groups.links import GroupLinks
+from mailer.groups.models import ACTIVE, APPROVED, DIGEST, Group, GroupDigest, GroupMember, GroupPost
+from mailer.groups.posting import excerpt
+from mailer.mail.message import Envelope, MessageTemplate
+from mailer.settings import Settings
+
+PERSONAL = ("GREETING", "EMAIL", "MANAGE_URL", "LEAVE_URL")
+MESSAGE_CHARS = 4000  # of each message's own text; the rest is a click away
+MESSAGES_SHOWN = 150  # per digest: a flood of a day stays an email, not a book
+
+
+@dataclass(frozen=True)
+class DayMessage:
+    author: str
+    lines: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DayThread:
+    root_id: int
+    subject: str
+    url: str
+    authors: tuple[str, ...]
+    count: int
+    messages: tuple[DayMessage, ...]
+
+
+def day_window(day: date, tz: str) -> tuple[datetime, datetime]:
+    """The UTC instants a local calendar ``day`` starts and ends."""
+    zone = ZoneInfo(tz)
+    start = datetime.combine(day, time.min, tzinfo=zone)
+    end = datetime.combine(day + timedelta(days=1), time.min, tzinfo=zone)
+    return start.astimezone(timezone.utc), end.astimezone(timezone.utc)
+
+
+def groups_with_posts(session: Session, start: datetime, end: datetime) -> list[int]:
+    """Groups with posts approved in [start, end) and at least one daily-digest member."""
+    has_digest_member = (
+        select(GroupMember.id)
+        .where(GroupMember.group_id == GroupPost.group_id, GroupMember.status == ACTIVE, GroupMember.delivery == DIGEST)
+        .exists()
+    )
+    return list(
+        session.scalars(
+            select(GroupPost.group_id)
+            .where(GroupPost.status == APPROVED, GroupPost.decided_at >= start, GroupPost.decided_at < end)
+            .where(has_digest_member)
+            .distinct()
+            .order_by(GroupPost.group_id)
+        )
+    )
+
+
+def open_digest(session: Session, group_id: int, day: date) -> GroupDigest:
+    """The group's digest row for ``day``, made if missing (two makers at once: one wins,
+    the other finds it)."""
+    query = select(GroupDigest).where(GroupDigest.group_id == group_id, GroupDigest.day == day)
+    found = session.scalar(query)
+    if found is not None:
+        return found
+    try:
+        with session.begin_nested():
+            digest = GroupDigest(group_id=group_id, day=day)
+            session.add(digest)
+    except IntegrityError:
+        return session.scalar(query)
+    return digest
+
+
+# --- the day's threads ---------------------------------------------------------------------
+
+_ON_WROTE = re.compile(r"^on\b.{0,300}\bwrote:?$", re.I)
+_SEPARATORS = re.compile(r"^(-{2,}\s*original message\s*-{2,}|_{20,}|-{5,}\s*forwarded message\s*-{5,})$", re.I)
+_HEADERISH = re.compile(r"^(from|sent|date|to|subject):\s", re.I)
+_RE = re.compile(r"^\s*((re|fwd?|aw|sv)\s*(\[\d+\])?:\s*)+", re.I)
+
+
+def trim_quoted(text: str) -> str:
+    """A message's own words: quoted lines (``>``) left out, and everything from a reply
+    attribution ("On ... wrote:", Outlook's "From: ... Sent: ..." block, "Original
+    Message") on, which is the message being answered."""
+    lines = text.replace("\r\n", "\n").split("\n")
+    out: list[str] = []
+    for i, line in enumerate(lines):
+        s = line.strip()
+        if s.startswith(">"):
+            continue
+        joined = f"{s} {lines[i + 1].strip()}" if i + 1 < len(lines) else s
+        if _SEPARATORS.match(s) or _ON_WROTE.match(s) or (s.lower().startswith("on ") and _ON_WROTE.match(joined)):
+            break
+        if _HEADERISH.match(s) and sum(1 for n in lines[i : i + 5] if _HEADERISH.match(n.strip())) >= 3:
+            break  # Outlook's quoted header block
+        out.append(line.rstrip())
+    text = "\n".join(out).strip("\n")
+    return re.sub(r"\n{3,}", "\n\n", text)
+
+
+def _message_lines(post: GroupPost) -> tuple[str, ...]:
+    text = trim_quoted(excerpt(post, MESSAGE_CHARS))
+    return tuple(text.split("\n")) if text else ("(no text)",)
+
+
+def thread_roots(session: Session, posts: list[GroupPost]) -> dict[int, int]:
+    """post id -> the id of the first post of its thread (TEMPORARY: follows In-Reply-To
+    within the group until the archive's ``thread_id`` lands)."""
+    roots: dict[int, int] = {}
+    for post in posts:
+        current, seen = post, {post.id}
+        for _ in range(50):
+            if not current.in_reply_to:
+                break
+            parent = session.scalar(
+                select(GroupPost)
+                .where(
+                    GroupPost.group_id == post.group_id,
+                    GroupPost.message_id == current.in_reply_to,
+                    GroupPost.status == APPROVED,
+                )
+                .order_by(GroupPost.id)
+                .limit(1)
+            )
+            if parent is None or parent.id in seen:
+                break
+            seen.add(parent.id)
+            current = parent
+        roots[post.id] = current.id
+    return roots
+
+
+def day_threads(session: Session, group: Group, start: datetime, end: datetime, links: GroupLinks) -> list[DayThread]:
+    """The threads with posts approved in [start, end), in the order they started that
+    day; each with that day's messages in order."""
+    posts = list(
+        session.scalars(
+            select(GroupPost)
+            .where(
+                GroupPost.group_id == group.id,
+                GroupPost.status == APPROVED,
+                GroupPost.decided_at >= start,
+                GroupPost.decided_at < end,
+            )
+            .order_by(GroupPost.decided_at, GroupPost.id)
+            .limit(MESSAGES_SHOWN)
+        )
+    )
+    roots = thread_roots(session, posts)
+    names = dict(
+        session.execute(
+            select(GroupMember.email_key, GroupMember.name).where(
+                GroupMember.group_id == group.id,
+                GroupMember.email_key.in_({p.author_email.lower() for p in posts if p.author_email}),
+            )
+        ).all()
+    )
+    by_root: dict[int, list[GroupPost]] = {}
+    for post in posts:
+        by_root.setdefault(roots[post.id], []).append(post)
+    threads = []
+    for root_id, members in by_root.items():
+        root = members[0] if members[0].id == root_id else session.get(GroupPost, root_id)
+        subject = _RE.sub("", (root.subject if root is not None else "") or members[0].subject) or "(no subject)"
+        messages = tuple(DayMessage(_author(p, names), _message_lines(p)) for p in members)
+        authors = tuple(dict.fromkeys(m.author for m in messages))
+        threads.append(DayThread(root_id, subject, links.thread(group.slug, root_id), authors, len(members), messages))
+    return threads
+
+
+def _author(post: GroupPost, names: dict[str, str]) -> str:
+    """A poster by name: never their address (a digest is forwarded and quoted)."""
+    return post.author_name or names.get(post.author_email.lower(), "") or "A member"
+
+
+# --- render once, personalise per member -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PreparedDigest:
+    digest_id: int
+    rendered: RenderedOnce
+    template: MessageTemplate
+
+
+def day_label(day: date) -> str:
+    return f"{day:%A} {day.day} {day:%B %Y}"
+
+
+def prepare_digest(session: Session, digest: GroupDigest, settings: Settings, links: GroupLinks):
+    """The day's digest rendered once, or None when the day has no threads left."""
+    group = digest.group
+    start, end = day_window(digest.day, settings.schedule_timezone)
+    threads = day_threads(session, group, start, end, links)
+    if not threads:
+        return None
+    messages = sum(t.count for t in threads)
+    label = day_label(digest.day)
+    subject = (
+        f"[{group.name}] Daily digest, {label}: "
+        f"{len(threads)} topic{'s' * (len(threads) != 1)}, {messages} message{'s' * (messages != 1)}"
+    )
+    context = {
+        "subject": subject,
+        "preheader": ", ".join(t.subject for t in threads)[:120],
+        "group_name": group.name,
+        "day_label": label,
+        "threads": threads,
+        "messages": messages,
+        "group_url": links.page(group.slug),
+        "archive_url": links.archive(group.slug),
+        "postal_address": settings.postal_address,
+        "sender_name": "End Racism This Generation",
+        "heading": f"{group.name}: {label}",
+        "view_online": False,
+    }
+    template = MessageTemplate(
+        mail_from=settings.mail_from,
+        subject=subject,
+        list_id=f"{group.slug}.{settings.list_domain}",
+        list_name=group.name,
+        list_unsubscribe_mailto=settings.unsubscribe_mailto,
+    )
+    return PreparedDigest(digest.id, render_once("group_digest", context, PERSONAL), template)
+
+
+def personal_values(member: GroupMember, links: GroupLinks) -> dict[str, str]:
+    return {
+        "GREETING": f" {member.name}" if member.name else "",
+        "EMAIL": member.email,
+        "MANAGE_URL": links.manage(member.id, member.token_version),
+        "LEAVE_URL": links.leave(member.id, member.token_version),
+    }
+
+
+def copy_for(prepared: PreparedDigest, member: GroupMember, links: GroupLinks) -> Envelope:
+    """``member``'s copy: their greeting, address and links in the shared render, and
+    their own ``List-Unsubscribe`` (one-click leave and the leave address)."""
+    values = personal_values(member, links)
+    html, text = fill_once(prepared.rendered, values)
+    return prepared.template.build_encoded(
+        to_name=member.name,
+        to_address=member.email,
+        text_qp=text,
+        html_qp=html,
+        unsubscribe_url=values["LEAVE_URL"],
+        unsubscribe_mailto=links.leave_mailto(member.id, member.token_version),
+    )
+
+
+def digests_of_day(session: Session, day: date) -> list[int]:
+    """The ids of the digest rows made for ``day`` (to enqueue their pending deliveries)."""
+    return list(session.scalars(select(GroupDigest.id).where(GroupDigest.day == day).order_by(GroupDigest.id)))
