@@ -1,5 +1,8 @@
 """The preference centre (no login): change, pause, resume, re-subscribe, replace links,
-download and erase, reached through the signed manage link in every email.
+download and erase, reached through the signed manage link in every email. The same page
+lists every group the address is a member of, with its delivery choice and a leave
+button (their forms post to each membership's own link, see :mod:`mailer.web.groups`),
+and the group emails' manage links open it too (:func:`page_for`).
 
 Web shell only (URL rules in :mod:`mailer.web.subscribers`); rules live in
 :mod:`subscribers.service` and :mod:`subscribers.rights`.
@@ -22,6 +25,7 @@ from mailer.web.subscribers.common import (
     catalogue,
     choices,
     consent_ip,
+    group_rows,
     link_error,
     tokens,
     too_many,
@@ -36,6 +40,8 @@ def _manage_page(s, sub, form, token, status=200, **extra):
     return render_template(
         "subscribers/manage.html",
         sub=sub,
+        email=sub.email,
+        memberships=group_rows(s, sub.email, extra.pop("posted", None)),
         form=form,
         token=token,
         pause_form=extra.pop("pause_form", None) or PauseForm(formdata=None),
@@ -46,6 +52,17 @@ def _manage_page(s, sub, form, token, status=200, **extra):
         ),
         **extra,
     ), status
+
+
+def page_for(s, sub, status=200, **extra):
+    """``sub``'s preference page as their own manage link shows it (a group email's manage
+    link opens the same page: ``extra`` says what was just saved there)."""
+    token = tokens().make("manage", sub.id, sub.token_version)
+    topics, partners = catalogue(s)
+    form = PreferencesForm(formdata=None, obj=sub).set_choices(topics, partners)
+    form.topics.data = [t.id for t in sub.topics]
+    form.partners.data = [p.id for p in sub.partners]
+    return _manage_page(s, sub, form, token, status, **extra)
 
 
 def _manage_sub(s, token):
