@@ -1,0 +1,113 @@
+"""Across the network: the threads groups share with the monthly digest.
+
+A group shares when an owner or editor turns ``share_with_digest`` on; it must have a
+public archive (the digest links to its threads, and a members-only archive's threads
+never leave the group) and a digest topic (readers who chose that topic see its threads
+in the digest's "What networks are doing" section). The threads of a month are those
+with posts approved in it; each is listed with its group, subject, a link to the thread
+in the archive and the number of replies.
+
+:func:`freeze` writes them onto the edition when it is built (plain data, through
+:func:`mailer.digest.editions.set_networks`), as the edition's items are frozen: every
+copy, preview and the archive show the same list. One group or thread that cannot be
+read is logged and left out; it never stops the digest.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, time, timezone
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mailer.digest.editions import parse_period, set_networks
+from mailer.digest.models import Edition
+from mailer.groups.daily import thread_roots
+from mailer.groups.links import GroupLinks
+from mailer.groups.models import APPROVED, PUBLIC, Group, GroupPost
+from mailer.settings import Settings
+
+log = logging.getLogger(__name__)
+
+THREADS_PER_GROUP = 5  # the month's most active threads of each group
+RE_PREFIX = ("re:", "fwd:", "fw:", "aw:", "sv:")
+
+
+def sharing_groups(session: Session) -> list[Group]:
+    """Groups that share with the digest and may: public archive, a topic."""
+    return list(
+        session.scalars(
+            select(Group)
+            .where(Group.share_with_digest.is_(True), Group.visibility == PUBLIC, Group.topic_id.is_not(None))
+            .order_by(Group.name, Group.id)
+        )
+    )
+
+
+def _subject(text: str) -> str:
+    text = " ".join((text or "").split())
+    while text.lower().startswith(RE_PREFIX):
+        text = text.split(":", 1)[1].strip()
+    return text or "(no subject)"
+
+
+def group_threads(session: Session, group: Group, start: datetime, end: datetime, links: GroupLinks) -> list[dict]:
+    """``group``'s threads with posts approved in [start, end), most active first."""
+    posts = list(
+        session.scalars(
+            select(GroupPost)
+            .where(
+                GroupPost.group_id == group.id,
+                GroupPost.status == APPROVED,
+                GroupPost.decided_at >= start,
+                GroupPost.decided_at < end,
+            )
+            .order_by(GroupPost.decided_at, GroupPost.id)
+            .limit(2000)
+        )
+    )
+    roots = thread_roots(session, posts)
+    counts: dict[int, int] = {}
+    for post in posts:
+        counts[roots[post.id]] = counts.get(roots[post.id], 0) + 1
+    out = []
+    for root_id, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:THREADS_PER_GROUP]:
+        try:
+            root = session.get(GroupPost, root_id)
+            in_thread = [p for p in posts if roots[p.id] == root_id]
+            # Replies: the month's posts in the thread but its first.
+            replies = sum(1 for p in in_thread if p.id != root_id)
+            out.append(
+                {
+                    "group": group.name,
+                    "subject": _subject(root.subject if root is not None else in_thread[0].subject),
+                    "url": links.thread(group.slug, root_id),
+                    "replies": replies,
+                    "topic_id": group.topic_id,
+                }
+            )
+        except Exception:  # noqa: BLE001 - one thread we cannot read is left out, never the digest
+            log.exception("group %s: thread %s left out of the digest's networks section", group.slug, root_id)
+    return out
+
+
+def shared_threads(session: Session, period: str, settings: Settings) -> list[dict]:
+    """The month's shared threads of every sharing group (``period``: ``YYYY-MM``)."""
+    first, after = parse_period(period)
+    start = datetime.combine(first, time.min, tzinfo=timezone.utc)
+    end = datetime.combine(after, time.min, tzinfo=timezone.utc)
+    links = GroupLinks(settings)
+    out: list[dict] = []
+    for group in sharing_groups(session):
+        try:
+            with session.begin_nested():
+                out.extend(group_threads(session, group, start, end, links))
+        except Exception:  # noqa: BLE001 - one group we cannot read is left out, never the digest
+            log.exception("group %s left out of the digest's networks section", group.slug)
+    return out
+
+
+def freeze(session: Session, edition: Edition, settings: Settings) -> int:
+    """Write the period's shared threads onto ``edition`` (a draft being built); how many."""
+    return set_networks(session, edition, shared_threads(session, edition.period, settings))
