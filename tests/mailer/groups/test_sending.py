@@ -194,3 +194,48 @@ def test_daily_digest_one_email_a_day_with_the_days_threads_web_only_gets_nothin
     with r.db.transaction() as s:
         rows = s.execute(select(GroupDelivery.status, GroupDelivery.digest_id)).all()
     assert sorted(st for st, d in rows if d is not None) == ["sent"]
+
+
+@BOTH_DIALECTS
+def test_daily_digest_resumes_after_a_crash_and_sends_nobody_twice(app, rt, queue):
+    """The job dies after the fan-out's commit with one copy already out: at start-up the
+    pending rest is sent (requeue_group_posts), the one already sent is not again, and a
+    late second firing of the day's job adds nothing."""
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from mailer.actors.groups import requeue_group_posts, send_daily_digests
+    from mailer.groups import daily, sending
+    from mailer.groups.models import GroupPost
+
+    relay = Relay().start()
+    try:
+        members = ["a@nhs.example", "b@nhs.example", "c@nhs.example"]
+        r = start(rt, app, queue, relay, members)
+        for m in members:
+            choose(r, m, "digest")
+        pid = post(r, "Rota", "Who covers Friday?\r\n", "a@nhs.example", "<rota@x>", name="Ade")
+        day = datetime.now(ZoneInfo(r.settings.schedule_timezone)).date() - timedelta(days=1)
+        start_utc, _ = daily.day_window(day, r.settings.schedule_timezone)
+        with r.db.transaction() as s:
+            s.get(GroupPost, pid).decided_at = start_utc + timedelta(hours=9)
+        # What the job did before it was killed: the digest row and its ledger rows...
+        with r.db.transaction() as s:
+            (group_id,) = daily.groups_with_posts(s, start_utc, start_utc + timedelta(days=1))
+            digest = daily.open_digest(s, group_id, day)
+            ids = sending.fan_out_digest(s, digest.id)
+        assert len(ids) == 3
+        # ...and one copy out (a batch of one), the rest never enqueued.
+        from mailer.actors.groups import dmarc_policies
+
+        sending.deliver(r.db, r.transport, r.settings, dmarc_policies(), ids[:1])
+        assert sum(relay.counts().values()) == 1
+        assert requeue_group_posts() >= 1  # start-up: pending digest deliveries of recent days
+        queue()
+        r.queue.send(send_daily_digests, day.isoformat())  # the day's job, firing late
+        queue()
+    finally:
+        relay.stop()
+    assert relay.counts() == {m: 1 for m in members}
+    with r.db.transaction() as s:
+        assert sending.digest_progress(s, digest.id) == {"sent": 3}
