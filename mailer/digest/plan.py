@@ -281,7 +281,7 @@ def _network_item(bit: int, n: int, thread: dict, dated: date) -> PlannedItem:
         bit,
         -(n + 1),
         thread["subject"],
-        f"{replies} repl{'y' if replies == 1 else 'ies'} in {thread['group']}",
+        f"{replies} repl{'y' if replies == 1 else 'ies'}",
         thread["url"],
         NETWORKS,
         NETWORK_LABEL,

@@ -3,9 +3,10 @@
 A group shares when an owner or editor turns ``share_with_digest`` on; it must have a
 public archive (the digest links to its threads, and a members-only archive's threads
 never leave the group) and a digest topic (readers who chose that topic see its threads
-in the digest's "What networks are doing" section). The threads of a month are those
-with posts approved in it; each is listed with its group, subject, a link to the thread
-in the archive and the number of replies.
+in the digest's "What networks are doing" section). An edition lists the threads with
+posts approved since the previous edition was built (or, with none sent, since the start
+of the month before its period, as its items reach back), up to when it is built: each
+with its group, subject, a link to the thread in the archive and its number of replies.
 
 :func:`freeze` writes them onto the edition when it is built (plain data, through
 :func:`mailer.digest.editions.set_networks`), as the edition's items are frozen: every
@@ -21,8 +22,9 @@ from datetime import datetime, time, timezone
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailer.digest.editions import parse_period, set_networks
-from mailer.digest.models import Edition
+from mailer.db import utcnow
+from mailer.digest.editions import find_edition, parse_period, previous_period_start, set_networks
+from mailer.digest.models import DRAFT, Edition
 from mailer.groups.daily import thread_roots
 from mailer.groups.links import GroupLinks
 from mailer.groups.models import APPROVED, PUBLIC, Group, GroupPost
@@ -76,7 +78,7 @@ def group_threads(session: Session, group: Group, start: datetime, end: datetime
         try:
             root = session.get(GroupPost, root_id)
             in_thread = [p for p in posts if roots[p.id] == root_id]
-            # Replies: the month's posts in the thread but its first.
+            # Replies: the thread's posts in the window but its first.
             replies = sum(1 for p in in_thread if p.id != root_id)
             out.append(
                 {
@@ -92,11 +94,23 @@ def group_threads(session: Session, group: Group, start: datetime, end: datetime
     return out
 
 
-def shared_threads(session: Session, period: str, settings: Settings) -> list[dict]:
-    """The month's shared threads of every sharing group (``period``: ``YYYY-MM``)."""
-    first, after = parse_period(period)
-    start = datetime.combine(first, time.min, tzinfo=timezone.utc)
-    end = datetime.combine(after, time.min, tzinfo=timezone.utc)
+def window(session: Session, edition: Edition) -> tuple[datetime, datetime]:
+    """[since the previous edition was built, or the start of the month before the
+    period; until now, or the period's end]."""
+    first, after = parse_period(edition.period)
+    before = previous_period_start(first)
+    earlier = find_edition(session, f"{before:%Y-%m}")
+    start = datetime.combine(before, time.min, tzinfo=timezone.utc)
+    if earlier is not None and earlier.status != DRAFT and earlier.built_at is not None:
+        built = earlier.built_at if earlier.built_at.tzinfo else earlier.built_at.replace(tzinfo=timezone.utc)
+        start = max(start, built)
+    end = min(utcnow(), datetime.combine(after, time.min, tzinfo=timezone.utc))
+    return start, end
+
+
+def shared_threads(session: Session, edition: Edition, settings: Settings) -> list[dict]:
+    """The shared threads of every sharing group for ``edition`` (see :func:`window`)."""
+    start, end = window(session, edition)
     links = GroupLinks(settings)
     out: list[dict] = []
     for group in sharing_groups(session):
@@ -109,5 +123,5 @@ def shared_threads(session: Session, period: str, settings: Settings) -> list[di
 
 
 def freeze(session: Session, edition: Edition, settings: Settings) -> int:
-    """Write the period's shared threads onto ``edition`` (a draft being built); how many."""
-    return set_networks(session, edition, shared_threads(session, edition.period, settings))
+    """Write the shared threads onto ``edition`` (a draft being built); how many."""
+    return set_networks(session, edition, shared_threads(session, edition, settings))
