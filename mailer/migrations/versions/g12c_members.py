@@ -2,13 +2,13 @@
 monthly digest (a topic per group), and the editions' frozen "What networks are doing"
 
 Revision ID: g12c_members
-Revises: c11e_edition_approval
+Revises: g12b_archive
 """
 from alembic import op
 import sqlalchemy as sa
 
 revision = "g12c_members"
-down_revision = "c11e_edition_approval"
+down_revision = "g12b_archive"
 branch_labels = None
 depends_on = None
 
