@@ -101,7 +101,6 @@ def open_digest(session: Session, group_id: int, day: date) -> GroupDigest:
 _ON_WROTE = re.compile(r"^on\b.{0,300}\bwrote:?$", re.I)
 _SEPARATORS = re.compile(r"^(-{2,}\s*original message\s*-{2,}|_{20,}|-{5,}\s*forwarded message\s*-{5,})$", re.I)
 _HEADERISH = re.compile(r"^(from|sent|date|to|subject):\s", re.I)
-_RE = re.compile(r"^\s*((re|fwd?|aw|sv)\s*(\[\d+\])?:\s*)+", re.I)
 
 
 def trim_quoted(text: str) -> str:
@@ -129,33 +128,6 @@ def _message_lines(post: GroupPost) -> tuple[str, ...]:
     return tuple(text.split("\n")) if text else ("(no text)",)
 
 
-def thread_roots(session: Session, posts: list[GroupPost]) -> dict[int, int]:
-    """post id -> the id of the first post of its thread (TEMPORARY: follows In-Reply-To
-    within the group until the archive's ``thread_id`` lands)."""
-    roots: dict[int, int] = {}
-    for post in posts:
-        current, seen = post, {post.id}
-        for _ in range(50):
-            if not current.in_reply_to:
-                break
-            parent = session.scalar(
-                select(GroupPost)
-                .where(
-                    GroupPost.group_id == post.group_id,
-                    GroupPost.message_id == current.in_reply_to,
-                    GroupPost.status == APPROVED,
-                )
-                .order_by(GroupPost.id)
-                .limit(1)
-            )
-            if parent is None or parent.id in seen:
-                break
-            seen.add(parent.id)
-            current = parent
-        roots[post.id] = current.id
-    return roots
-
-
 def day_threads(session: Session, group: Group, start: datetime, end: datetime, links: GroupLinks) -> list[DayThread]:
     """The threads with posts approved in [start, end), in the order they started that
     day; each with that day's messages in order."""
@@ -172,7 +144,6 @@ def day_threads(session: Session, group: Group, start: datetime, end: datetime, 
             .limit(MESSAGES_SHOWN)
         )
     )
-    roots = thread_roots(session, posts)
     names = dict(
         session.execute(
             select(GroupMember.email_key, GroupMember.name).where(
@@ -183,11 +154,12 @@ def day_threads(session: Session, group: Group, start: datetime, end: datetime, 
     )
     by_root: dict[int, list[GroupPost]] = {}
     for post in posts:
-        by_root.setdefault(roots[post.id], []).append(post)
+        by_root.setdefault(post.thread_id or post.id, []).append(post)
     threads = []
     for root_id, members in by_root.items():
+        # The thread's subject is its first post's (replies' "Re:" lines vary).
         root = members[0] if members[0].id == root_id else session.get(GroupPost, root_id)
-        subject = _RE.sub("", (root.subject if root is not None else "") or members[0].subject) or "(no subject)"
+        subject = (root.subject if root is not None else "") or members[0].subject or "(no subject)"
         messages = tuple(DayMessage(_author(p, names), _message_lines(p)) for p in members)
         authors = tuple(dict.fromkeys(m.author for m in messages))
         threads.append(DayThread(root_id, subject, links.thread(group.slug, root_id), authors, len(members), messages))

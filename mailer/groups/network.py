@@ -19,13 +19,12 @@ from __future__ import annotations
 import logging
 from datetime import datetime, time, timezone
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mailer.db import utcnow
 from mailer.digest.editions import find_edition, parse_period, previous_period_start, set_networks
 from mailer.digest.models import DRAFT, Edition
-from mailer.groups.daily import thread_roots
 from mailer.groups.links import GroupLinks
 from mailer.groups.models import APPROVED, PUBLIC, Group, GroupPost
 from mailer.settings import Settings
@@ -33,7 +32,6 @@ from mailer.settings import Settings
 log = logging.getLogger(__name__)
 
 THREADS_PER_GROUP = 5  # the month's most active threads of each group
-RE_PREFIX = ("re:", "fwd:", "fw:", "aw:", "sv:")
 
 
 def sharing_groups(session: Session) -> list[Group]:
@@ -45,13 +43,6 @@ def sharing_groups(session: Session) -> list[Group]:
             .order_by(Group.name, Group.id)
         )
     )
-
-
-def _subject(text: str) -> str:
-    text = " ".join((text or "").split())
-    while text.lower().startswith(RE_PREFIX):
-        text = text.split(":", 1)[1].strip()
-    return text or "(no subject)"
 
 
 def group_threads(session: Session, group: Group, start: datetime, end: datetime, links: GroupLinks) -> list[dict]:
@@ -69,23 +60,31 @@ def group_threads(session: Session, group: Group, start: datetime, end: datetime
             .limit(2000)
         )
     )
-    roots = thread_roots(session, posts)
     counts: dict[int, int] = {}
     for post in posts:
-        counts[roots[post.id]] = counts.get(roots[post.id], 0) + 1
+        counts[post.thread_id or post.id] = counts.get(post.thread_id or post.id, 0) + 1
+    busiest = [root for root, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:THREADS_PER_GROUP]]
+    # Replies: every approved post of the thread but its first, whenever it came.
+    sizes = dict(
+        session.execute(
+            select(GroupPost.thread_id, func.count(GroupPost.id))
+            .where(GroupPost.thread_id.in_(busiest), GroupPost.status == APPROVED)
+            .group_by(GroupPost.thread_id)
+        ).all()
+    )
     out = []
-    for root_id, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:THREADS_PER_GROUP]:
+    for root_id in busiest:
         try:
             root = session.get(GroupPost, root_id)
-            in_thread = [p for p in posts if roots[p.id] == root_id]
-            # Replies: the thread's posts in the window but its first.
-            replies = sum(1 for p in in_thread if p.id != root_id)
+            subject = " ".join(((root.subject if root is not None else "") or "").split()) or "(no subject)"
             out.append(
                 {
                     "group": group.name,
-                    "subject": _subject(root.subject if root is not None else in_thread[0].subject),
+                    "subject": subject,
                     "url": links.thread(group.slug, root_id),
-                    "replies": replies,
+                    "replies": max(
+                        0, sizes.get(root_id, 1) - (1 if root is not None and root.status == APPROVED else 0)
+                    ),
                     "topic_id": group.topic_id,
                 }
             )
