@@ -155,15 +155,24 @@ def test_daily_digest_one_email_a_day_with_the_days_threads_web_only_gets_nothin
             in_reply_to="<a@x>",
             name="Sam",
         )
+        outlook = post(  # NHSmail's Outlook: no In-Reply-To, an "RE:" subject and the quote below
+            r,
+            "RE: Joint event in March?",
+            "Count us in.\r\n\r\nFrom: Priya <priya@nhs.example>\r\nSent: 30 November 2026 10:00\r\n"
+            "To: network@ertg.example.org\r\nSubject: Joint event in March?\r\n\r\nShall we meet?\r\n",
+            "every@nhs.example",
+            "<o@x>",
+            name="Sam",
+        )
         other = post(r, "<script>alert(1)</script> {{ 7*7 }}", "Minutes attached\r\n", "every@nhs.example", "<c@x>")
         late = post(r, "Next day", "Tomorrow's\r\n", "every@nhs.example", "<d@x>")
         with r.db.transaction() as s:
             from mailer.groups.models import GroupPost
 
-            for n, pid in enumerate((first, reply, other)):
+            for n, pid in enumerate((first, reply, outlook, other)):
                 s.get(GroupPost, pid).decided_at = noon + timedelta(minutes=n)
             s.get(GroupPost, late).decided_at = noon + timedelta(days=1)
-        for pid in (first, reply, other):
+        for pid in (first, reply, outlook, other):
             r.queue.send(start_group_post, pid)
         queue()
         r.queue.send(send_daily_digests, "2026-11-30")
@@ -175,16 +184,18 @@ def test_daily_digest_one_email_a_day_with_the_days_threads_web_only_gets_nothin
     counts = relay.counts()
     assert counts["daily@nhs.example"] == 1  # one digest, no per-post copies
     assert counts["web@nhs.example"] == 0 and counts["priya@nhs.example"] == 0  # web only: no email
-    assert counts["every@nhs.example"] == 3  # every message: its copies, no digest
+    assert counts["every@nhs.example"] == 4  # every message: its copies, no digest
     (digest,) = relay.parsed("daily@nhs.example")
-    assert digest["Subject"].startswith("[Network] Daily digest, Monday 30 November 2026: 2 topics, 3 messages")
+    assert digest["Subject"].startswith("[Network] Daily digest, Monday 30 November 2026: 2 topics, 4 messages")
     assert digest["List-Id"] == "Network <network.ertg.example.org>"
     unsubscribe = digest["List-Unsubscribe"]
     assert "/groups/leave/" in unsubscribe and "mailto:unsubscribe+g" in unsubscribe
     text = text_of(digest)
     assert "== Joint event in March? ==" in text
-    assert "2 messages from Priya, Sam" in text
+    assert "3 messages from Priya, Sam" in text
     assert "Yes, Leeds works for us." in text and "> Shall we meet?" not in text and "wrote:" not in text
+    assert "Count us in." in text and "Sent: 30 November" not in text  # Outlook's quote trimmed too
+    assert text.count("Shall we meet?") == 1  # the first message, once
     assert f"/groups/network/posts/{first}" in text
     assert "Tomorrow's" not in text  # the next day's post waits for the next day's digest
     assert "nhs.example" not in text.split("It was sent to")[0]  # posters by name, never address
