@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -34,8 +34,15 @@ from mailer.mail.message import Envelope, MessageTemplate
 from mailer.settings import Settings
 
 PERSONAL = ("GREETING", "EMAIL", "MANAGE_URL", "LEAVE_URL")
-MESSAGE_CHARS = 4000  # of each message's own text; the rest is a click away
-MESSAGES_SHOWN = 150  # per digest: a flood of a day stays an email, not a book
+MESSAGE_CHARS = 1500  # of each message's own text; the rest is a click away
+MESSAGES_SHOWN = 100  # per digest: a flood of a day stays an email, not a book
+# Characters of message text in one digest: beyond it, messages are named with a link, so
+# the HTML stays under Gmail's 102 KB clipping size.
+TEXT_BUDGET = 20_000
+ON_THE_WEB = ("(Read this message on the web: the digest is full.)",)
+# Every thread costs markup besides its text: past this many shown in full, the rest of
+# the day's threads are listed with their links only.
+THREADS_IN_FULL = 40
 
 
 @dataclass(frozen=True)
@@ -51,7 +58,7 @@ class DayThread:
     url: str
     authors: tuple[str, ...]
     count: int
-    messages: tuple[DayMessage, ...]
+    messages: tuple[DayMessage, ...]  # empty: listed only (the digest was full), read on the web
 
 
 def day_window(day: date, tz: str) -> tuple[datetime, datetime]:
@@ -124,22 +131,28 @@ def trim_quoted(text: str) -> str:
 
 
 def _message_lines(post: GroupPost) -> tuple[str, ...]:
-    text = trim_quoted(excerpt(post, MESSAGE_CHARS))
+    text = trim_quoted(excerpt(post, MESSAGE_CHARS * 3))
+    if len(text) > MESSAGE_CHARS:
+        text = text[:MESSAGE_CHARS].rsplit(" ", 1)[0] + " [...]"
     return tuple(text.split("\n")) if text else ("(no text)",)
+
+
+def _of_day(group: Group, start: datetime, end: datetime):
+    return (
+        GroupPost.group_id == group.id,
+        GroupPost.status == APPROVED,
+        GroupPost.decided_at >= start,
+        GroupPost.decided_at < end,
+    )
 
 
 def day_threads(session: Session, group: Group, start: datetime, end: datetime, links: GroupLinks) -> list[DayThread]:
     """The threads with posts approved in [start, end), in the order they started that
-    day; each with that day's messages in order."""
+    day; each with that day's messages in order (the first :data:`MESSAGES_SHOWN`)."""
     posts = list(
         session.scalars(
             select(GroupPost)
-            .where(
-                GroupPost.group_id == group.id,
-                GroupPost.status == APPROVED,
-                GroupPost.decided_at >= start,
-                GroupPost.decided_at < end,
-            )
+            .where(*_of_day(group, start, end))
             .order_by(GroupPost.decided_at, GroupPost.id)
             .limit(MESSAGES_SHOWN)
         )
@@ -155,13 +168,19 @@ def day_threads(session: Session, group: Group, start: datetime, end: datetime, 
     by_root: dict[int, list[GroupPost]] = {}
     for post in posts:
         by_root.setdefault(post.thread_id or post.id, []).append(post)
-    threads = []
+    threads, budget = [], TEXT_BUDGET
     for root_id, members in by_root.items():
         # The thread's subject is its first post's (replies' "Re:" lines vary).
         root = members[0] if members[0].id == root_id else session.get(GroupPost, root_id)
         subject = (root.subject if root is not None else "") or members[0].subject or "(no subject)"
-        messages = tuple(DayMessage(_author(p, names), _message_lines(p)) for p in members)
-        authors = tuple(dict.fromkeys(m.author for m in messages))
+        shown = []
+        full = budget > 0 and len(threads) < THREADS_IN_FULL
+        for p in members if full else ():
+            lines = _message_lines(p) if budget > 0 else ON_THE_WEB
+            budget -= sum(len(line) for line in lines)
+            shown.append(DayMessage(_author(p, names), lines))
+        messages = tuple(shown)
+        authors = tuple(dict.fromkeys(_author(p, names) for p in members))
         threads.append(DayThread(root_id, subject, links.thread(group.slug, root_id), authors, len(members), messages))
     return threads
 
@@ -192,7 +211,7 @@ def prepare_digest(session: Session, digest: GroupDigest, settings: Settings, li
     threads = day_threads(session, group, start, end, links)
     if not threads:
         return None
-    messages = sum(t.count for t in threads)
+    messages = session.scalar(select(func.count(GroupPost.id)).where(*_of_day(group, start, end))) or 0
     label = day_label(digest.day)
     subject = (
         f"[{group.name}] Daily digest, {label}: "
@@ -205,6 +224,7 @@ def prepare_digest(session: Session, digest: GroupDigest, settings: Settings, li
         "day_label": label,
         "threads": threads,
         "messages": messages,
+        "more": messages - sum(t.count for t in threads),
         "group_url": links.page(group.slug),
         "archive_url": links.archive(group.slug),
         "postal_address": settings.postal_address,
