@@ -36,10 +36,25 @@ from subscribers.models import CONFIRMED, PENDING, UNSUBSCRIBED
 from subscribers.tokens import TokenError
 
 
+# A token for the digest's choices only, minted when a group email's manage link opens the
+# page: group members reply quoting their footer to the whole list, so that link must not
+# open anyone's data download, erasure or link replacement.
+CHOICES = "manage-choices"
+
+
+def _limited(token: str) -> bool:
+    try:
+        tokens().read("manage", token)
+        return False
+    except TokenError:
+        return True
+
+
 def _manage_page(s, sub, form, token, status=200, **extra):
     return render_template(
         "subscribers/manage.html",
         sub=sub,
+        limited=_limited(token),
         email=sub.email,
         memberships=group_rows(s, sub.email, extra.pop("posted", None)),
         form=form,
@@ -55,9 +70,10 @@ def _manage_page(s, sub, form, token, status=200, **extra):
 
 
 def page_for(s, sub, status=200, **extra):
-    """``sub``'s preference page as their own manage link shows it (a group email's manage
-    link opens the same page: ``extra`` says what was just saved there)."""
-    token = tokens().make("manage", sub.id, sub.token_version)
+    """``sub``'s preference page as a group email's manage link opens it (``extra`` says
+    what was just saved there): the digest's choices and every group, but not the data
+    pages (its forms carry a :data:`CHOICES` token)."""
+    token = tokens().make(CHOICES, sub.id, sub.token_version)
     topics, partners = catalogue(s)
     form = PreferencesForm(formdata=None, obj=sub).set_choices(topics, partners)
     form.topics.data = [t.id for t in sub.topics]
@@ -65,15 +81,26 @@ def page_for(s, sub, status=200, **extra):
     return _manage_page(s, sub, form, token, status, **extra)
 
 
-def _manage_sub(s, token):
+def _manage_sub(s, token, *, full: bool = False):
     """The subscriber of a manage link younger than MANAGE_LINK_MAX_AGE_DAYS, or TokenError.
 
     Preference access (changes, data download, erasure) needs a recent link, so a manage
     link in an old, forwarded or leaked email stops opening someone's data; unsubscribe
-    links are not limited (see :func:`mailer.web.subscribers.pages.unsubscribe`).
+    links are not limited (see :func:`mailer.web.subscribers.pages.unsubscribe`). A
+    :data:`CHOICES` token serves too unless ``full`` (data, erasure, link replacement).
     """
     max_age = rt().settings.manage_link_max_age_days * 86400
-    return service.subscriber_from_token(s, tokens(), "manage", token, max_age)
+    try:
+        return service.subscriber_from_token(s, tokens(), "manage", token, max_age)
+    except TokenError as err:
+        if full or err.kind != "wrong-purpose":
+            raise
+        try:
+            return service.subscriber_from_token(s, tokens(), CHOICES, token, max_age)
+        except TokenError as choices_err:
+            if choices_err.kind == "wrong-purpose":
+                raise err from None  # another kind of link: say what it is for
+            raise
 
 
 def _manage_error(err: TokenError, token: str):
@@ -104,11 +131,11 @@ def manage(token: str):
         return _manage_page(s, sub, form, token, saved="Your preferences are saved. They apply from the next digest.")
 
 
-def _action(token: str, form_cls, act, template="subscribers/manage.html"):
+def _action(token: str, form_cls, act, template="subscribers/manage.html", *, full: bool = False):
     """Run ``act(session, sub, form)`` for a POST from the preference centre."""
     with rt().db.transaction() as s:
         try:
-            sub = _manage_sub(s, token)
+            sub = _manage_sub(s, token, full=full)
         except TokenError as err:
             return _manage_error(err, token)
         form = form_cls()
@@ -177,7 +204,7 @@ def revoke(token: str):
         service.revoke_links(s, sub, ip=consent_ip())
         return render_template("subscribers/revoked.html", sub=sub), ("link", sub.id)
 
-    return _action(token, ButtonForm, act)
+    return _action(token, ButtonForm, act, full=True)
 
 
 def renew(token: str):
@@ -209,7 +236,7 @@ def renew(token: str):
 def download(token: str):
     with rt().db.transaction() as s:
         try:
-            sub = _manage_sub(s, token)
+            sub = _manage_sub(s, token, full=True)
         except TokenError as err:
             return _manage_error(err, token)
         data = rights.export_data(s, sub, deliveries_of(s, sub.id))
@@ -224,7 +251,7 @@ def download(token: str):
 def erase(token: str):
     with rt().db.transaction() as s:
         try:
-            sub = _manage_sub(s, token)
+            sub = _manage_sub(s, token, full=True)
         except TokenError as err:
             return _manage_error(err, token)
         form = ButtonForm()

@@ -300,6 +300,15 @@ def test_one_preference_page_for_the_digest_and_every_group_and_get_changes_noth
         assert "someone@else.example" not in text  # nobody else's
         assert f'name="m{leads.id}-delivery"' in text and f'name="m{coalition.id}-delivery"' in text
         assert text.count("Leave ") >= 2
+    # A group email's link is quoted to whole lists in replies: it opens the digest's
+    # choices, never the data pages (download, erase, replace links).
+    page = client.get(group_link)
+    assert "Download my data" not in page.text and "Replace all my links" not in page.text
+    choices_token = re.search(r'action="/manage/([^"/]+)"', page.text).group(1)
+    for data_page in (f"/manage/{choices_token}/data", f"/manage/{choices_token}/erase"):
+        refused = client.get(data_page)
+        assert refused.status_code == 400 and "change your digest choices" in refused.text, data_page
+    assert "Download my data" in client.get(digest_link).text  # the digest's own link: all of it
     # Following every link on the page with GET changes nothing (mail scanners do).
     for href in set(re.findall(r'(?:href|action)="(/[^"]+)"', page.text)):
         client.get(href)

@@ -90,6 +90,13 @@ def test_one_preference_page_for_the_digest_and_groups_in_chromium(live_server, 
         expect(page.get_by_role("heading", name="Your preferences")).to_be_visible()
         expect(page.get_by_role("button", name="Save my preferences")).to_be_visible()
         assert_accessible(page)
+        # The digest's choices change from here too (the data pages stay behind the
+        # digest's own link).
+        page.get_by_label("Mental health").set_checked(True)
+        page.get_by_role("button", name="Save my preferences").click()
+        expect(page.get_by_role("status").first).to_contain_text("apply from the next digest")
+        assert page.get_by_role("link", name="Download my data").count() == 0
+        page.goto(live_server + link.removeprefix(rt.settings.base_url))
         section = page.locator(f"section[aria-labelledby=group-{member_id}]")
         section.get_by_label("One email a day listing the day's messages").check()
         section.get_by_role("button", name="Save for Policy coalition").click()
@@ -102,5 +109,6 @@ def test_one_preference_page_for_the_digest_and_groups_in_chromium(live_server, 
         with rt.db.transaction() as s:
             left = service.find_member(s, directory.get_group(s, "coalition"), sub.email)
             assert (left.status, left.delivery) == ("left", "digest")
+            assert "mental-health" in [t.slug for t in s.get(Subscriber, sub.id).topics]
     finally:
         page.close()
