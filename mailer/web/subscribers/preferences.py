@@ -35,7 +35,6 @@ from subscribers import rights, service
 from subscribers.models import CONFIRMED, PENDING, UNSUBSCRIBED
 from subscribers.tokens import TokenError
 
-
 # A token for the digest's choices only, minted when a group email's manage link opens the
 # page: group members reply quoting their footer to the whole list, so that link must not
 # open anyone's data download, erasure or link replacement.
