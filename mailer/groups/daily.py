@@ -187,7 +187,8 @@ def day_threads(session: Session, group: Group, start: datetime, end: datetime, 
 
 def _author(post: GroupPost, names: dict[str, str]) -> str:
     """A poster by name: never their address (a digest is forwarded and quoted)."""
-    return post.author_name or names.get(post.author_email.lower(), "") or "A member"
+    name = post.author_name or names.get(post.author_email.lower(), "")
+    return name if name and "@" not in name else "A member"
 
 
 # --- render once, personalise per member -----------------------------------------------------
