@@ -18,6 +18,8 @@ text are data: escaped in HTML, and never able to act as a placeholder.
 from __future__ import annotations
 
 import re
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
@@ -241,6 +243,45 @@ def prepare_digest(session: Session, digest: GroupDigest, settings: Settings, li
         list_unsubscribe_mailto=settings.unsubscribe_mailto,
     )
     return PreparedDigest(digest.id, render_once("group_digest", context, PERSONAL), template)
+
+
+class PreparedDigests:
+    """Each day's digest rendered once per process: every batch of its deliveries, on any
+    worker thread, shares one render (thread-safe, the least recently used dropped past
+    ``maxsize``). Keyed by the digest row (its id and when it was made, so a recreated
+    database never meets an old render) and the settings the render reads."""
+
+    def __init__(self, maxsize: int = 16):
+        self.maxsize = maxsize
+        self._entries: OrderedDict[tuple, PreparedDigest | None] = OrderedDict()
+        self._lock = threading.Lock()  # held while rendering: one render, not one per thread
+
+    def get(self, session: Session, digest: GroupDigest, settings: Settings, links: GroupLinks):
+        key = (
+            digest.id,
+            digest.group_id,
+            digest.day,
+            digest.created_at,
+            settings.base_url,
+            settings.secret_key,
+            settings.mail_from,
+            settings.postal_address,
+            settings.unsubscribe_mailto,
+            settings.list_domain,
+            settings.schedule_timezone,
+        )
+        with self._lock:
+            if key in self._entries:
+                self._entries.move_to_end(key)
+                return self._entries[key]
+            prepared = prepare_digest(session, digest, settings, links)
+            self._entries[key] = prepared
+            while len(self._entries) > self.maxsize:
+                self._entries.popitem(last=False)
+            return prepared
+
+
+prepared_digests = PreparedDigests()
 
 
 def personal_values(member: GroupMember, links: GroupLinks) -> dict[str, str]:

@@ -226,7 +226,7 @@ def _prepare_digest(s: Session, digest_id: int, settings: Settings, links: Group
     if digest is None:
         return None
     try:
-        return daily.prepare_digest(s, digest, settings, links)
+        return daily.prepared_digests.get(s, digest, settings, links)
     except Exception:  # noqa: BLE001 - one group's bad day must not stop a batch of others
         log.exception("group digest %s (%s, %s) could not be rendered", digest_id, digest.group_id, digest.day)
         return None
