@@ -174,16 +174,17 @@ def member(token: str):
             return _person_page(s, m, recent)
         form = delivery_form(m, posted=True)
         if not form.validate_on_submit():
-            return _person_page(s, m, recent, 400, posted={m.id: form})
+            expired = "This form expired. Please choose again and save." if form.csrf_token.errors else ""
+            return _person_page(s, m, recent, 400, saved=expired, posted={m.id: form})
         changed = service.set_delivery(s, m, form.delivery.data, ip=consent_ip())
-        saved = f"Saved: {WORDS[m.delivery]} from {m.group.name}." if changed else "Nothing to change."
+        saved = SAVED[m.delivery].format(group=m.group.name) if changed else "Nothing to change."
         return _person_page(s, m, recent, saved=saved)
 
 
-WORDS = {
-    "every": "every message, as it is sent,",
-    "digest": "one email a day",
-    "web": "no email (you read it on the web)",
+SAVED = {
+    "every": "Saved: every message from {group}, as it is sent.",
+    "digest": "Saved: one email a day from {group}.",
+    "web": "Saved: no email from {group}; you read it on the web.",
 }
 
 
