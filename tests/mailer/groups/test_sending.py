@@ -190,6 +190,14 @@ def test_daily_digest_one_email_a_day_with_the_days_threads_web_only_gets_nothin
     assert digest["List-Id"] == "Network <network.ertg.example.org>"
     unsubscribe = digest["List-Unsubscribe"]
     assert "/groups/leave/" in unsubscribe and "mailto:unsubscribe+g" in unsubscribe
+    assert digest["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    # RFC 8058: the mail client's POST, no cookie, no CSRF token, leaves at once.
+    leave = unsubscribe.split("<", 1)[1].split(">", 1)[0].removeprefix(r.settings.base_url)
+    assert app.test_client().post(leave, data={"List-Unsubscribe": "One-Click"}).status_code == 200
+    with r.db.transaction() as s:
+        from mailer.groups import directory, service
+
+        assert service.find_member(s, directory.get_group(s, "network"), "daily@nhs.example").status == "left"
     text = text_of(digest)
     assert "== Joint event in March? ==" in text
     assert "3 messages from Priya, Sam" in text
