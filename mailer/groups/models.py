@@ -12,6 +12,7 @@ from datetime import date, datetime
 
 from sqlalchemy import (
     Boolean,
+    CheckConstraint,
     Date,
     DateTime,
     ForeignKey,
@@ -222,6 +223,7 @@ class GroupDelivery(Base):
         UniqueConstraint("post_id", "member_id"),
         UniqueConstraint("digest_id", "member_id"),
         Index("ix_group_deliveries_post_status", "post_id", "status"),
+        CheckConstraint("(post_id IS NULL) <> (digest_id IS NULL)", name="post_or_digest"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -39,6 +39,7 @@ def upgrade() -> None:
         batch.create_unique_constraint(
             batch.f("uq_group_deliveries_digest_id_member_id"), ["digest_id", "member_id"]
         )
+        batch.create_check_constraint("post_or_digest", "(post_id IS NULL) <> (digest_id IS NULL)")
     with op.batch_alter_table("groups") as batch:
         batch.add_column(sa.Column("share_with_digest", sa.Boolean(), server_default="0", nullable=False))
         batch.add_column(sa.Column("topic_id", sa.Integer(), nullable=True))
@@ -58,6 +59,7 @@ def downgrade() -> None:
         batch.drop_column("share_with_digest")
     op.execute("DELETE FROM group_deliveries WHERE post_id IS NULL")
     with op.batch_alter_table("group_deliveries") as batch:
+        batch.drop_constraint("post_or_digest", type_="check")
         batch.drop_constraint(batch.f("uq_group_deliveries_digest_id_member_id"), type_="unique")
         batch.drop_constraint(batch.f("fk_group_deliveries_digest_id_group_digests"), type_="foreignkey")
         batch.drop_column("digest_id")
