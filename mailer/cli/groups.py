@@ -21,6 +21,19 @@ DELIVERY = click.Choice(["every", "digest", "web"])
 BASIS = click.Choice(["consent", "legitimate-interests", "contract", "existing-member"])
 
 
+# The fields `groups edit` can change (their values before and after go to the audit log).
+EDITABLE = (
+    "name",
+    "description",
+    "visibility",
+    "posting_policy",
+    "max_bytes",
+    "allow_attachments",
+    "topic_id",
+    "share_with_digest",
+)
+
+
 def _safe(text: str) -> str:
     return strip_controls(text, keep="")
 
@@ -100,10 +113,12 @@ def groups_edit(slug, name, description, visibility, policy, max_bytes, attachme
     """Change a group; only the options given."""
     # loaded when the command runs, so `mailer --help` stays fast
     from mailer.groups import directory
+    from mailer.staff import audit
 
     with runtime.current().db.transaction() as s:
         try:
             group = directory.get_group(s, slug)
+            before = {k: getattr(group, k) for k in EDITABLE}
             changed = directory.edit_group(
                 s,
                 group,
@@ -119,6 +134,15 @@ def groups_edit(slug, name, description, visibility, policy, max_bytes, attachme
         except (InvalidInput, directory.GroupError) as err:
             s.rollback()
             fail(f"{err.field}: {err.message}" if isinstance(err, InvalidInput) else str(err))
+        if changed:
+            audit.record(
+                s,
+                cli_actor(),
+                "group.edit",
+                group,
+                before={k: before[k] for k in changed},
+                after={k: getattr(group, k) for k in changed},
+            )
         line = f"{group.slug}: " + (", ".join(changed) + " changed" if changed else "nothing changed")
     click.echo(_safe(line))
 
