@@ -143,13 +143,17 @@ def enqueue_accepted(inbound_message_id: int) -> None:
 
 @job(queue_name="transactional", max_retries=8, min_backoff=2_000, max_backoff=600_000, throws=(PermanentFailure,))
 def notify_moderators(post_id: int) -> None:
-    """Tell each owner and moderator of a held post's group that it is waiting."""
+    """Tell each owner and moderator of a held post's group that it is waiting, and its
+    author when they are a member."""
     rt = runtime.current()
     with rt.db.transaction() as s:
         post = s.get(GroupPost, post_id)
         if post is None or post.status != HELD:
             return  # decided (or gone) before the note went out
         envelopes = [notices.held_email(rt.settings, post, m) for m in service.moderators(s, post.group)]
+        if posting.is_member_post(s, post) is not None:
+            # A member hears their post waits (web-only members get no copy to notice by).
+            envelopes.append(notices.waiting_email(rt.settings, post))
     outgoing = Outgoing(rt.settings, rt.transport)
     try:
         for envelope in envelopes:
