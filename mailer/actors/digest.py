@@ -23,6 +23,7 @@ from mailer.digest import lifecycle
 from mailer.digest.compose import load_plan
 from mailer.digest.editions import build_edition, edition_items, find_edition
 from mailer.digest.models import DRAFT, SCHEDULED, SENDING, Edition
+from mailer.groups import network
 from mailer.mail.outgoing import Outgoing
 from mailer.queue import job
 from mailer.staff import approval
@@ -143,6 +144,7 @@ def run_period(period: str, run_id: int | None = None) -> None:
             schedule_runs.finish(s, run_id, schedule_runs.SKIPPED, detail)
             return
         edition = build_edition(s, period)
+        network.freeze(s, edition, rt.settings)
         edition_id = edition.id
         if not edition_items(s, edition_id):
             run = s.get(schedule_runs.ScheduleRun, run_id) if run_id is not None else None

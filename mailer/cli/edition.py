@@ -84,7 +84,7 @@ def edition_build(period: str) -> None:
 
     with runtime.current().db.transaction() as s:
         try:
-            ed = _staff().build(s, period, _actor())
+            ed = _staff().build(s, period, _actor(), settings=runtime.current().settings)
         except EditionError as err:
             fail(str(err))
         prepared = prepare_edition(s, ed, runtime.current().settings)

@@ -18,6 +18,7 @@ from mailer.delivery import control
 from mailer.digest import lifecycle, status
 from mailer.digest.editions import EditionError, build_edition, edition_items, find_edition
 from mailer.digest.models import EDITABLE, SCHEDULED, Edition
+from mailer.groups import network
 from mailer.staff import approval, audit
 from mailer.staff.models import StaffUser
 
@@ -55,12 +56,14 @@ def _name(actor: Actor) -> str:
     return actor.username if isinstance(actor, StaffUser) else actor
 
 
-def build(session, period: str, actor: Actor, *, ip: str | None = None) -> Edition:
-    """Create or rebuild ``period``'s edition from the approved items."""
+def build(session, period: str, actor: Actor, *, settings, ip: str | None = None) -> Edition:
+    """Create or rebuild ``period``'s edition from the approved items and the threads
+    groups share with the digest (``settings``: for the links to them)."""
     existing = find_edition(session, period)
     before = snapshot(existing) if existing is not None else None
     old_items = {i.id for i in edition_items(session, existing.id)} if existing is not None else set()
     edition = build_edition(session, period)
+    network.freeze(session, edition, settings)
     session.flush()
     _changed_by(session, edition, actor)
     items = [i.id for i in edition_items(session, edition.id)]
