@@ -21,7 +21,7 @@ from mailer.delivery.sending import beat, deliver_batch, finish_if_done
 from mailer.delivery.transactional import editors_notice
 from mailer.digest import lifecycle
 from mailer.digest.compose import load_plan
-from mailer.digest.editions import build_edition, edition_items, find_edition
+from mailer.digest.editions import EditionError, build_edition, edition_items, find_edition
 from mailer.digest.models import DRAFT, SCHEDULED, SENDING, Edition
 from mailer.mail.outgoing import Outgoing
 from mailer.queue import job
@@ -59,16 +59,39 @@ def enqueue_again(ids: list[int], edition_id: int) -> None:
 
 @job(queue_name="digest", max_retries=3, priority=DIGEST_PRIORITY)
 def start_edition(edition_id: int) -> None:
-    """Fan an edition out into deliveries and enqueue the pending ones in batches."""
+    """Fan an edition out into deliveries and enqueue the pending ones in batches.
+
+    Under the edition's row lock (``SELECT ... FOR UPDATE``): a second fan-out of the same
+    edition (two ``edition send`` at once, a redelivered message) waits for the first to
+    commit, then finds the edition already sending and its readers in the ledger, and says
+    so in one line (rather than racing the first one's rows into a unique-key error)."""
     rt = runtime.current()
     with rt.db.transaction() as s:
-        done = _fan_out(s, s.get(Edition, edition_id))
+        edition = s.get(Edition, edition_id, with_for_update=True)
+        if edition is None:
+            log.warning("edition %s does not exist (deleted since the send?); nothing sent", edition_id)
+            return
+        was = edition.status
+        try:
+            made = fanout.start_edition(s, edition, load_plan(s, edition))
+        except EditionError as err:  # cancelled or paused since, no items: retrying cannot help
+            log.warning("edition %s not started: %s", edition_id, err)
+            return
+        done = finish_if_done(s, edition_id)
+        again = was == SENDING and not made.created
+        period = edition.period
+    if again:
+        # Its pending deliveries go to the queue again (one may have been lost): claims
+        # decide who sends, so an extra queue message sends nothing twice.
+        n = enqueue_pending(edition_id)
+        log.info("the %s edition is already sending; nobody new to add, %d pending enqueued again", period, n)
+        return
     _enqueue_started(rt, edition_id, done)
 
 
 def _fan_out(s, edition: Edition) -> bool:
     """Fan ``edition`` out (it becomes ``sending``); whether it is already done (nobody
-    to send to)."""
+    to send to). The caller holds the edition's row lock."""
     fanout.start_edition(s, edition, load_plan(s, edition))
     return finish_if_done(s, edition.id)
 

@@ -22,6 +22,8 @@ from mailer.cli._common import fail
 from mailer.delivery.models import PENDING, SENDING, SENT, UNKNOWN
 from mailer.digest import lifecycle, preview, status
 from mailer.digest.models import PAUSED, UNFINISHED, Edition
+from mailer.digest.models import SENDING as EDITION_SENDING
+from mailer.digest.models import SENT as EDITION_SENT
 from mailer.mail.transport import PermanentFailure, TransientFailure
 from mailer.text import strip_controls
 from mailer.validation import InvalidInput
@@ -125,7 +127,12 @@ def edition_send(period: str, wait: bool, timeout: int) -> None:
                 + (f"; `mailer edition resume {period}` carries on." if ed.status == PAUSED else ".")
             )
         _staff().send(s, ed, _actor(), second_approver_required=rt.settings.require_second_approver)
-        edition_id = ed.id
+        edition_id, already = ed.id, ed.status
+    if already in (EDITION_SENDING, EDITION_SENT):
+        click.echo(
+            f"The {period} edition is already {already}: only readers "
+            "not yet in its ledger are added; nobody gets it twice."
+        )
     rt.queue.send(start_edition, edition_id)
     if wait:
         _wait_for(edition_id, timeout)
