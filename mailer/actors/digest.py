@@ -51,10 +51,11 @@ def enqueue_batches(ids: list[int]) -> int:
     return len(ids)
 
 
-def enqueue_again(ids: list[int], edition_id: int) -> None:
-    """Enqueue deliveries of a sending edition again (after resume or resend-unknown); the
-    workers' sweep (:func:`keep`) watches it."""
-    enqueue_batches(ids)
+def enqueue_again(edition_id: int) -> int:
+    """Enqueue the pending deliveries of a sending edition again (after resume or
+    resend-unknown), streamed from the ledger a batch at a time; the workers' sweep
+    (:func:`keep`) watches it. Returns how many."""
+    return enqueue_pending(edition_id)
 
 
 @job(queue_name="digest", max_retries=3, priority=DIGEST_PRIORITY)

@@ -240,6 +240,50 @@ def test_a_delivery_left_sending_by_a_dead_worker_becomes_unknown_and_only_the_o
     assert len(transport.messages) == len(ids)
 
 
+def test_resume_and_resend_unknown_change_the_ledger_in_one_statement_and_enqueue_a_batch_at_a_time(
+    rt, app, readers, queue, transport, monkeypatch
+):
+    """Like the fan-out, neither builds a list of every id: the rows change in one UPDATE,
+    and the pending are read back from the ledger and enqueued a batch at a time."""
+    from sqlalchemy import update
+
+    from mailer.actors.digest import send_deliveries
+    from mailer.delivery import control, fanout
+    from mailer.digest.compose import load_plan
+
+    r = boot(replace(rt.settings, delivery=DeliveryConfig.from_env({"SEND_BATCH_SIZE": "4"})), transport=transport)
+    batches: list[list[int]] = []
+    real_send = r.queue.send
+
+    def send(fn, *args, **kw):
+        if fn is send_deliveries or getattr(fn, "__name__", "") == "send_deliveries":
+            batches.append(list(args[0]))
+        return real_send(fn, *args, **kw)
+
+    monkeypatch.setattr(r.queue, "send", send)
+    with r.db.transaction() as s:
+        ed = s.scalar(select(Edition).where(Edition.period == PERIOD))
+        fanout.start_edition(s, ed, load_plan(s, ed))
+        ids = fanout.pending_ids(s, ed.id)
+        control.pause(s, ed)
+    assert len(ids) > 8
+    result = cli(app, "edition", "resume", PERIOD)
+    assert result.exit_code == 0 and f"{len(ids)} deliveries queued" in result.output
+    assert max(map(len, batches)) <= 4 and sorted(i for b in batches for i in b) == ids
+    queue()
+    assert sorted(m.recipient for m in transport.messages) == sorted(set(m.recipient for m in transport.messages))
+    assert len(transport.messages) == len(ids)
+
+    with r.db.transaction() as s:  # a worker died holding these (as a sweep leaves them)
+        s.execute(update(Delivery).where(Delivery.id.in_(ids[:6])).values(status="unknown"))
+    batches.clear()
+    result = cli(app, "edition", "resend-unknown", PERIOD)
+    assert result.exit_code == 0 and "Queued 6 deliveries of unknown fate again" in result.output
+    assert [len(b) for b in batches] == [4, 2] and sorted(i for b in batches for i in b) == ids[:6]
+    queue()
+    assert len(transport.messages) == len(ids) + 6
+
+
 def test_every_digest_carries_list_headers_a_verp_return_path_and_a_valid_dkim_signature(
     rt, app, readers, queue, dkim_key
 ):
