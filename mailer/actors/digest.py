@@ -124,17 +124,16 @@ def enqueue_pending(edition_id: int) -> int:
 def watch_edition(edition_id: int, token: str = "") -> None:
     """One sweep (:func:`recover`), for watchdog messages queued by earlier versions: every
     worker's keeper now sweeps, so no chain of watchdogs is kept in the queue."""
-    if not runtime.current().queue.embedded:  # one process: no claim has a heartbeat
-        recover({}, token or uuid.uuid4().hex)
+    recover({}, token or uuid.uuid4().hex)
 
 
 @job(queue_name="digest", max_retries=3, priority=DIGEST_PRIORITY)
 def sweep() -> None:
     """One sweep of every sending edition (:func:`recover`; the scheduler sends this every
-    few minutes, besides the sweeps each worker's keeper makes). Not in embedded mode: one
-    process, whose claims have no heartbeat; start-up (requeue_pending) is the recovery."""
-    if not runtime.current().queue.embedded:
-        recover({}, uuid.uuid4().hex)
+    few minutes, besides the sweeps each worker's keeper makes). In embedded mode too: the
+    worker threads there have a keeper of their own (see :mod:`mailer.queue`), so a live
+    process's claims keep their heartbeat and a dead process's are taken back."""
+    recover({}, uuid.uuid4().hex)
 
 
 @job(queue_name="digest", max_retries=3, priority=DIGEST_PRIORITY)
@@ -240,16 +239,21 @@ def requeue_pending() -> int:
 
 
 def keep(stop: threading.Event) -> None:
-    """A worker process's keeper (a thread of its own, started by :mod:`mailer.worker`):
+    """A worker process's keeper (a thread of its own, started by :mod:`mailer.worker`, and
+    beside embedded worker threads by :meth:`mailer.queue.Queue.ensure_worker`):
     every heartbeat it refreshes this process's claims and writes outcomes kept while the
     database was away; every ``SEND_WATCH_SECONDS`` it sweeps (:func:`recover`). Every
-    worker runs one, so recovery needs neither a scheduler nor anything kept in Redis."""
-    rt = runtime.current()
-    cfg = rt.settings.delivery
+    worker runs one, so recovery needs neither a scheduler nor anything kept in Redis. The
+    runtime is read afresh at each beat (an embedded process may be booted again)."""
     quiet: dict[int, float] = {}
     token = uuid.uuid4().hex
-    next_sweep = time.monotonic() + cfg.watch_seconds
-    while not stop.wait(min(cfg.heartbeat_seconds, cfg.watch_seconds)):
+    next_sweep = time.monotonic() + runtime.current().settings.delivery.watch_seconds
+    while True:
+        rt = runtime.current()
+        cfg = rt.settings.delivery
+        next_sweep = min(next_sweep, time.monotonic() + cfg.watch_seconds)
+        if stop.wait(min(cfg.heartbeat_seconds, cfg.watch_seconds)):
+            return
         try:
             beat(rt.db)
             if time.monotonic() >= next_sweep:
@@ -278,15 +282,18 @@ def recover(quiet: dict[int, float], token: str, clock=time.monotonic) -> None:
     for eid, reaped, alive, due in seen:
         if reaped:
             log.warning("edition %s: took back %d deliveries from a dead worker's claims", eid, reaped)
+        if reaped and due:  # what the dead held goes now, whoever else is still sending
+            enqueue_pending(eid)
+            quiet.pop(eid, None)
+            continue
         if not due or alive:
             quiet.pop(eid, None)
             continue
         since = quiet.setdefault(eid, now)
-        if reaped or (now - since >= lease and rt.counters.hold(f"mailer:redrive:{eid}", token, lease)):
+        if now - since >= lease and rt.counters.hold(f"mailer:redrive:{eid}", token, lease):
             n = enqueue_pending(eid)
             quiet[eid] = now
-            if not reaped:
-                log.warning("edition %s: nothing in flight for %.0fs; enqueued %d due deliveries again", eid, lease, n)
+            log.warning("edition %s: nothing in flight for %.0fs; enqueued %d due deliveries again", eid, lease, n)
     for eid in set(quiet) - {eid for eid, *_ in seen}:
         quiet.pop(eid)
 

@@ -457,6 +457,62 @@ def test_restart_in_embedded_mode_requeues_pending_and_waits_out_backoffs(rt, ap
         assert s.scalar(select(Edition.status).where(Edition.period == PERIOD)) == "sent"
 
 
+def test_embedded_workers_keep_their_claims_alive_and_take_back_a_dead_processs(rt, readers, transport):
+    """Workers as threads beside the web app or a CLI command (no Redis) have a keeper
+    too: their own claims keep a fresh heartbeat, however long a chunk takes, and the
+    claims of an embedded process that died (a killed `mailer edition send`) are taken
+    back: the one that may have reached the relay becomes `unknown`, the rest are sent."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from mailer.db import utcnow
+    from mailer.delivery import fanout
+    from mailer.delivery.sending import live_claims
+    from mailer.digest.compose import load_plan
+
+    knobs = {"SEND_LEASE_SECONDS": "1", "SEND_WATCH_SECONDS": "0.2"}
+    r = boot(replace(rt.settings, delivery=DeliveryConfig.from_env(knobs)), transport=transport)
+    r.queue.stop()  # the keeper starts with the worker threads, under these settings
+    long_ago = utcnow() - timedelta(hours=1)
+    with r.db.transaction() as s:
+        ed = s.scalar(select(Edition).where(Edition.period == PERIOD))
+        fanout.start_edition(s, ed, load_plan(s, ed))
+        ids = fanout.pending_ids(s, ed.id)
+        dead, mine = ids[:3], ids[3]
+        s.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(dead))
+            .values(status="sending", attempts=1, claim=77, heartbeat_at=long_ago, updated_at=long_ago)
+        )
+        s.execute(
+            update(Delivery)
+            .where(Delivery.id == mine)
+            .values(status="sending", attempts=1, claim=88, heartbeat_at=long_ago, updated_at=long_ago)
+        )
+        edition_id = ed.id
+    live_claims.add(88, edition_id)  # a chunk this process is still working on
+    try:
+        r.queue.ensure_worker()
+        deadline = time.monotonic() + 60  # loose: a busy machine
+        while time.monotonic() < deadline:
+            with r.db.transaction() as s:
+                book = {d.id: d.status for d in s.scalars(select(Delivery).where(Delivery.edition_id == edition_id))}
+                beat = s.get(Delivery, mine).heartbeat_at
+            if book[dead[0]] == "unknown" and all(book[i] == "sent" for i in ids if i not in (dead[0], mine)):
+                break
+            time.sleep(0.05)
+        assert book[dead[0]] == "unknown"  # may have reached the relay: never resent
+        assert all(book[i] == "sent" for i in ids if i not in (dead[0], mine)), book
+        assert book[mine] == "sending"  # alive: its heartbeat is kept, it is not taken back
+        assert beat.replace(tzinfo=None) > long_ago.replace(tzinfo=None) + timedelta(minutes=59)
+        assert sorted(m.recipient for m in transport.messages) == sorted({m.recipient for m in transport.messages})
+        assert len(transport.messages) == len(ids) - 2
+    finally:
+        live_claims.drop(88)
+        r.queue.stop()
+
+
 def test_a_deferred_recipient_is_retried_with_backoff_while_the_batch_carries_on(rt, app, readers, queue):
     relay = Relay(defer={"reader5@": 2}).start()  # greylisting: 450 twice, then accepted
     try:
