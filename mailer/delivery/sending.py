@@ -443,6 +443,27 @@ class _Chunk:
             raise DatabaseLost(str(exc)) from exc
 
 
+def _ready(rows, people: dict, prepared: PreparedEdition, chunk: _Chunk):
+    """The chunk's copies to send, in id order, as (row, person, envelope); a reader who
+    no longer receives, has nothing to read, or whose copy cannot be made is recorded in
+    ``chunk`` on the way (one bad copy never stops the others)."""
+    for row in rows:
+        person = people.get(row.subscriber_id)
+        if person is None:
+            chunk.skipped(row, NO_LONGER_RECEIVES)
+            continue
+        try:
+            envelope = compose(prepared, person)
+        except Exception as exc:  # this reader's copy only; the others go on
+            log.exception("delivery %s: could not compose the digest", row.id)
+            chunk.failed(row, f"could not compose this copy: {type(exc).__name__}: {exc}")
+            continue
+        if envelope is None:
+            chunk.skipped(row)  # chose other topics since the fan-out
+            continue
+        yield row, person, envelope
+
+
 def deliver_batch(db: Database, transport: Transport, settings: Settings, delivery_ids: list[int]) -> BatchResult:
     """Send the deliveries in ``delivery_ids`` that are still pending and due.
 
@@ -483,30 +504,25 @@ def deliver_batch(db: Database, transport: Transport, settings: Settings, delive
                 people = {r.id: r for r in recipients(s, [r.subscriber_id for r in rows])}
             chunk = _Chunk(rows, settings, token, recorder)
             in_flight, interrupted, connection_down, stopped = None, None, None, False
+            ready = _ready(rows, people, prepared, chunk)
             try:
-                for row in rows:
+                upcoming = next(ready, None)
+                while upcoming is not None:
+                    row, person, envelope = upcoming
                     logs.bind(delivery_id=row.id)
-                    person = people.get(row.subscriber_id)
-                    if person is None:
-                        chunk.skipped(row, NO_LONGER_RECEIVES)
-                        continue
-                    try:
-                        envelope = compose(prepared, person)
-                    except Exception as exc:  # this reader's copy only; the others go on
-                        log.exception("delivery %s: could not compose the digest", row.id)
-                        chunk.failed(row, f"could not compose this copy: {type(exc).__name__}: {exc}")
-                        continue
-                    if envelope is None:
-                        chunk.skipped(row)  # chose other topics since the fan-out
-                        continue
                     if limited:
                         limiter.acquire(person.email.rpartition("@")[2].lower())
                     if stopping.is_set():  # asked to stop: the rest goes back to pending
                         stopped = True
                         break
+                    # The next copy is composed before this one is handed over, so the relay
+                    # can be told its envelope with this one's end (one round trip a message,
+                    # see mailer.mail.transport); it is handed over only after this outcome
+                    # is committed. Not under rate limits, which pace each message.
+                    upcoming = None if limited else next(ready, None)
                     in_flight = row.id
                     try:
-                        outgoing.delivery(envelope, row.id)
+                        outgoing.delivery(envelope, row.id, (upcoming[2], upcoming[0].id) if upcoming else None)
                     except PermanentFailure as exc:
                         chunk.failed(row, str(exc), person.email if exc.recipient else None)
                     except TransientFailure as exc:
@@ -520,6 +536,8 @@ def deliver_batch(db: Database, transport: Transport, settings: Settings, delive
                         chunk.sent(row)
                     in_flight = None
                     chunk.commit(db)  # before the next hand-over (may raise DatabaseLost)
+                    if limited:
+                        upcoming = next(ready, None)
             except BaseException as exc:
                 interrupted = exc
                 raise

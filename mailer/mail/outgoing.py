@@ -24,13 +24,15 @@ class Outgoing:
         self.paths = ReturnPaths.from_settings(settings)
         self.sign = Signer(settings.delivery, settings.sender_domain)
 
-    def _send(self, envelope: Envelope, return_path: str) -> None:
-        self.transport.send(return_path, envelope.recipient, self.sign(envelope.data))
+    def _send(self, envelope: Envelope, return_path: str, then: tuple[str, str] | None = None) -> None:
+        self.transport.send(return_path, envelope.recipient, self.sign(envelope.data), then)
         events.email_sent()
 
-    def delivery(self, envelope: Envelope, delivery_id: int) -> None:
-        """A digest copy, recorded as ``Delivery`` ``delivery_id``."""
-        self._send(envelope, self.paths.address(delivery_id))
+    def delivery(self, envelope: Envelope, delivery_id: int, then: tuple[Envelope, int] | None = None) -> None:
+        """A digest copy, recorded as ``Delivery`` ``delivery_id``. ``then``: the copy and
+        delivery this thread sends next, if known (the transport may announce it already)."""
+        following = (self.paths.address(then[1]), then[0].recipient) if then is not None else None
+        self._send(envelope, self.paths.address(delivery_id), following)
 
     def to_subscriber(self, envelope: Envelope, subscriber_id: int) -> None:
         """A confirmation, "already subscribed" or manage-link email."""

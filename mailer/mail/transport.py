@@ -77,8 +77,12 @@ class TransientFailure(Exception):
 
 
 class Transport(Protocol):
-    def send(self, sender: str, recipient: str, message: bytes) -> None:
-        """Hand ``message`` over for ``recipient`` or raise Permanent/TransientFailure."""
+    def send(self, sender: str, recipient: str, message: bytes, then: tuple[str, str] | None = None) -> None:
+        """Hand ``message`` over for ``recipient`` or raise Permanent/TransientFailure.
+
+        ``then`` is the (sender, recipient) of the message the caller will send next on
+        this thread, if it knows it: a transport may announce it already (SMTP pipelining);
+        the next ``send`` must then be that message, or ``close`` come first."""
 
     def close(self) -> None:
         """Release any connection held between messages."""
@@ -96,7 +100,7 @@ class FileOutbox:
     def __init__(self, directory: Path):
         self.directory = Path(directory)
 
-    def send(self, sender: str, recipient: str, message: bytes) -> None:
+    def send(self, sender: str, recipient: str, message: bytes, then: tuple[str, str] | None = None) -> None:
         private_dir(self.directory)  # every email holds an address and personal links
         name = f"{uuid.uuid1().hex}.eml"
         tmp = self.directory / f".{name}.tmp"
@@ -121,7 +125,7 @@ class MemoryTransport:
         self.messages: list[SentMessage] = []
         self._lock = threading.Lock()
 
-    def send(self, sender: str, recipient: str, message: bytes) -> None:
+    def send(self, sender: str, recipient: str, message: bytes, then: tuple[str, str] | None = None) -> None:
         with self._lock:
             self.messages.append(SentMessage(sender, recipient, message))
 
@@ -175,21 +179,30 @@ class SMTPTransport:
         self._local.conn = conn
         return conn
 
-    def send(self, sender: str, recipient: str, message: bytes) -> None:
+    def send(self, sender: str, recipient: str, message: bytes, then: tuple[str, str] | None = None) -> None:
         try:
-            self._send(sender, recipient, message)
+            self._send(sender, recipient, message, then)
         except TransientFailure as exc:
             if exc.connection:  # the relay as a whole, not one deferred recipient
                 self.watch.trouble(str(exc))
             raise
         self.watch.accepted()
 
-    def _send(self, sender: str, recipient: str, message: bytes) -> None:
+    def _send(self, sender: str, recipient: str, message: bytes, then: tuple[str, str] | None) -> None:
+        announced = getattr(self._local, "announced", None)
+        if announced is not None and announced != (sender, recipient):
+            self._drop()  # not the message announced: its transaction dies with the connection
+            announced = None
+        self._local.announced = None
         conn = self._connection()
         try:
             if (sender + recipient).isascii():
-                if _pipelining(conn):
-                    _pipelined_transaction(conn, sender, recipient, message)
+                if announced is not None or _pipelining(conn):
+                    if then is not None and not "".join(then).isascii():
+                        then = None
+                    _pipelined_transaction(
+                        conn, sender, recipient, message, then, announced is not None, self._announced
+                    )
                 else:
                     conn.sendmail(sender, [recipient], message)
             else:
@@ -215,6 +228,9 @@ class SMTPTransport:
             raise TransientFailure(str(exc)) from exc
 
     def close(self) -> None:
+        if getattr(self._local, "announced", None) is not None:
+            self._drop()  # a QUIT now would be read as the announced message's text
+            return
         conn = getattr(self._local, "conn", None)
         self._local.conn = None
         if conn is not None:
@@ -222,6 +238,17 @@ class SMTPTransport:
                 conn.quit()
             except (OSError, smtplib.SMTPException):
                 pass
+
+    def _announced(self, envelope: tuple[str, str] | None) -> None:
+        self._local.announced = envelope
+
+    def _drop(self) -> None:
+        """Close the connection without a word: a transaction the relay was told of but
+        never got the end of (its final ``.``) is discarded by the relay, never delivered."""
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = self._local.announced = None
+        if conn is not None:
+            conn.close()
 
 
 def _text(reply) -> str:
@@ -233,15 +260,35 @@ def _pipelining(conn: smtplib.SMTP) -> bool:
     return conn.does_esmtp and conn.has_extn("pipelining")
 
 
-def _pipelined_transaction(conn: smtplib.SMTP, sender: str, recipient: str, message: bytes) -> None:
+def _envelope(sender: str, recipient: str) -> bytes:
+    return f"MAIL FROM:<{sender}>\r\nRCPT TO:<{recipient}>\r\nDATA\r\n".encode("ascii")
+
+
+def _pipelined_transaction(
+    conn: smtplib.SMTP,
+    sender: str,
+    recipient: str,
+    message: bytes,
+    then: tuple[str, str] | None = None,
+    announced: bool = False,
+    on_announce: Callable[[tuple[str, str] | None], None] = lambda envelope: None,
+) -> None:
     """One message with ESMTP PIPELINING (RFC 2920): MAIL, RCPT and DATA in one write,
     then the body; two round trips instead of four. ``message`` must already have CRLF
     line ends (our builder's output); only dot-stuffing is done here, with bytes.replace
     rather than smtplib's two regular-expression passes over the whole body.
 
+    With ``then`` (the next message's envelope) its MAIL, RCPT and DATA go in the same
+    write as this message's end (RFC 2920 lets a group follow the end of the data), so a
+    run of messages costs one round trip each: ``announced`` says this message's own
+    envelope went out that way with the previous one, and only its replies are read here.
+    Nothing of the next message is handed over until its own end of data is sent.
+    ``on_announce`` is told, as it is written, which envelope now waits for its message.
+
     Raises the same smtplib exceptions as ``SMTP.sendmail`` so callers map them alike.
     """
-    conn.send(f"MAIL FROM:<{sender}>\r\nRCPT TO:<{recipient}>\r\nDATA\r\n".encode("ascii"))
+    if not announced:
+        conn.send(_envelope(sender, recipient))
     mail = conn.getreply()
     rcpt = conn.getreply()
     data = conn.getreply()
@@ -263,7 +310,8 @@ def _pipelined_transaction(conn: smtplib.SMTP, sender: str, recipient: str, mess
         body = b"." + body
     if not body.endswith(b"\r\n"):
         body += b"\r\n"
-    conn.send(body + b".\r\n")
+    on_announce(then)
+    conn.send(body + b".\r\n" + (_envelope(*then) if then is not None else b""))
     code, reply = conn.getreply()
     if code != 250:
         raise smtplib.SMTPDataError(code, reply)
