@@ -5,7 +5,9 @@ worked in chunks: a chunk is claimed (``pending -> sending``, under a random cla
 and a heartbeat) and that claim is committed before any of its messages leaves, so a
 redelivered queue message finds nothing to claim and sends nothing twice. A chunk's
 messages are handed over in id order, and each outcome is committed as soon as the relay
-has answered, before the next message is handed over.
+has answered, before the next message is handed over (while the next message's text is
+written to the relay, before its final ``.``: the database's round trip and the relay's
+overlap, see ``before_end`` in :mod:`mailer.mail.transport`).
 
 So when a worker dies (``kill -9``), each of its claims holds at most one delivery whose
 fate is unknown: the lowest id still ``sending`` (it may have reached the relay); the
@@ -27,6 +29,7 @@ relay's hands and returns the rest of its claim to ``pending``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import random
 import secrets
@@ -522,7 +525,18 @@ def deliver_batch(db: Database, transport: Transport, settings: Settings, delive
                     upcoming = None if limited else next(ready, None)
                     in_flight = row.id
                     try:
-                        outgoing.delivery(envelope, row.id, (upcoming[2], upcoming[0].id) if upcoming else None)
+                        outgoing.delivery(
+                            envelope,
+                            row.id,
+                            (upcoming[2], upcoming[0].id) if upcoming else None,
+                            # The previous outcome is committed while this text travels, and
+                            # before its end is sent (may raise DatabaseLost: then this one
+                            # is not handed over).
+                            before_end=functools.partial(chunk.commit, db),
+                        )
+                    except DatabaseLost:
+                        in_flight = None
+                        raise
                     except PermanentFailure as exc:
                         chunk.failed(row, str(exc), person.email if exc.recipient else None)
                     except TransientFailure as exc:
@@ -535,7 +549,8 @@ def deliver_batch(db: Database, transport: Transport, settings: Settings, delive
                     else:
                         chunk.sent(row)
                     in_flight = None
-                    chunk.commit(db)  # before the next hand-over (may raise DatabaseLost)
+                    if limited or upcoming is None:
+                        chunk.commit(db)  # else the next send commits it, before its hand-over
                     if limited:
                         upcoming = next(ready, None)
             except BaseException as exc:

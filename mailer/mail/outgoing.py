@@ -24,15 +24,18 @@ class Outgoing:
         self.paths = ReturnPaths.from_settings(settings)
         self.sign = Signer(settings.delivery, settings.sender_domain)
 
-    def _send(self, envelope: Envelope, return_path: str, then: tuple[str, str] | None = None) -> None:
-        self.transport.send(return_path, envelope.recipient, self.sign(envelope.data), then)
+    def _send(self, envelope: Envelope, return_path: str, then: tuple[str, str] | None = None, before_end=None) -> None:
+        self.transport.send(return_path, envelope.recipient, self.sign(envelope.data), then, before_end)
         events.email_sent()
 
-    def delivery(self, envelope: Envelope, delivery_id: int, then: tuple[Envelope, int] | None = None) -> None:
+    def delivery(
+        self, envelope: Envelope, delivery_id: int, then: tuple[Envelope, int] | None = None, before_end=None
+    ) -> None:
         """A digest copy, recorded as ``Delivery`` ``delivery_id``. ``then``: the copy and
-        delivery this thread sends next, if known (the transport may announce it already)."""
+        delivery this thread sends next, if known (the transport may announce it already);
+        ``before_end``: see :meth:`mailer.mail.transport.Transport.send`."""
         following = (self.paths.address(then[1]), then[0].recipient) if then is not None else None
-        self._send(envelope, self.paths.address(delivery_id), following)
+        self._send(envelope, self.paths.address(delivery_id), following, before_end)
 
     def to_subscriber(self, envelope: Envelope, subscriber_id: int) -> None:
         """A confirmation, "already subscribed" or manage-link email."""

@@ -87,3 +87,39 @@ def test_an_announced_recipient_the_relay_refuses_fails_alone():
     finally:
         relay.stop()
     assert sorted(r for r, _, _ in relay.messages) == ["r0@example.org", "r2@example.org"]
+
+
+def test_before_end_runs_once_the_text_is_written_and_before_its_end(relay):
+    """The caller records the previous outcome while this message travels: when the hook
+    runs, the relay has the text but not the final dot, so nothing is delivered yet."""
+    transport = SMTPTransport(relay.url)
+    writes = spy_writes(transport)
+    seen = []
+
+    def before_end():
+        seen.append((b"".join(writes), len(relay.messages)))
+
+    transport.send("b0@bounce.example.org", "r0@example.org", message(0), None, before_end)
+    transport.close()
+    ((written, delivered),) = seen
+    assert written.endswith(b"\r\nbody 0\r\n") and b"\r\n.\r\n" not in written.split(b"DATA\r\n", 1)[1]
+    assert delivered == 0 and [r for r, _, _ in relay.messages] == ["r0@example.org"]
+
+
+def test_a_before_end_that_fails_hands_nothing_over(relay):
+    """The previous outcome could not be recorded (the database is away): this message's
+    end is never sent, the connection is dropped, the error reaches the caller."""
+
+    class Lost(Exception):
+        pass
+
+    def lost():
+        raise Lost("database unreachable")
+
+    transport = SMTPTransport(relay.url)
+    transport.send("b0@bounce.example.org", "r0@example.org", message(0), ("b1@bounce.example.org", "r1@example.org"))
+    with pytest.raises(Lost):
+        transport.send("b1@bounce.example.org", "r1@example.org", message(1), None, lost)
+    transport.send("b2@bounce.example.org", "r2@example.org", message(2))
+    transport.close()
+    assert sorted(r for r, _, _ in relay.messages) == ["r0@example.org", "r2@example.org"]
