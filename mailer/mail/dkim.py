@@ -52,6 +52,7 @@ SIGNED_HEADERS = (
 _WSP_RUN = re.compile(rb"[ \t]+")
 _SPACES = re.compile(rb"  +")  # a literal prefix: the regex engine scans for it in C
 _LINE_END = re.compile(rb"\r?\n")
+_BARE_LF = re.compile(rb"(?<!\r)\n")
 _B64_LINE = 72  # characters of the signature per folded line
 
 
@@ -64,7 +65,7 @@ def _private_key(pem: bytes):
 def crlf(message: bytes) -> bytes:
     """``message`` with CRLF line ends throughout and a final CRLF (as SMTP carries it), so
     the bytes signed are the bytes a receiver sees."""
-    if message.count(b"\n") != message.count(b"\r\n"):
+    if _BARE_LF.search(message):
         message = _LINE_END.sub(b"\r\n", message)
     if not message.endswith(b"\r\n"):
         message += b"\r\n"
