@@ -24,7 +24,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from mailer.db import utcnow
-from mailer.groups import chain
+from mailer.groups import chain, threads
 from mailer.groups.copies import author_of, decoded
 from mailer.groups.directory import GroupError
 from mailer.groups.models import (
@@ -154,6 +154,8 @@ def receive(
         decided_by="chain" if verdict.action == chain.ACCEPT else "",
     )
     session.add(post)
+    session.flush()
+    threads.assign(session, post, msg)
     session.flush()
     return Received(verdict.action, verdict.rule, verdict.reason, post.id)
 
