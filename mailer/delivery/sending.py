@@ -455,6 +455,7 @@ def _ready(rows, people: dict, prepared: PreparedEdition, chunk: _Chunk):
         if person is None:
             chunk.skipped(row, NO_LONGER_RECEIVES)
             continue
+        logs.bind(delivery_id=row.id)  # a failure's log line names this reader's delivery
         try:
             envelope = compose(prepared, person)
         except Exception as exc:  # this reader's copy only; the others go on
@@ -523,6 +524,7 @@ def deliver_batch(db: Database, transport: Transport, settings: Settings, delive
                     # see mailer.mail.transport); it is handed over only after this outcome
                     # is committed. Not under rate limits, which pace each message.
                     upcoming = None if limited else next(ready, None)
+                    logs.bind(delivery_id=row.id)  # composing the next one bound its id
                     in_flight = row.id
                     try:
                         outgoing.delivery(

@@ -45,7 +45,7 @@ def load_private_key(private_pem: bytes):
 
 def public_key(private_pem: bytes) -> PublicKey:
     """The public key of ``private_pem`` (an RSA key in PEM), or :class:`DkimKeyError`."""
-    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat  # as above: only with a key
 
     key = load_private_key(private_pem)
     der = key.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
