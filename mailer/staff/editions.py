@@ -174,11 +174,11 @@ def pause(session, edition: Edition, actor: Actor, reason: str = "", *, ip: str 
     audit.record(session, actor, "edition.pause", edition, after={"status": edition.status, "reason": reason}, ip=ip)
 
 
-def resume(session, edition: Edition, actor: Actor, *, ip: str | None = None) -> list[int]:
-    """Returns the pending delivery ids the caller enqueues after its commit."""
-    ids = control.resume(session, edition, _name(actor))
-    audit.record(session, actor, "edition.resume", edition, after={"status": edition.status, "queued": len(ids)}, ip=ip)
-    return ids
+def resume(session, edition: Edition, actor: Actor, *, ip: str | None = None) -> int:
+    """Returns how many deliveries are pending; the caller enqueues them after its commit."""
+    n = control.resume(session, edition, _name(actor))
+    audit.record(session, actor, "edition.resume", edition, after={"status": edition.status, "queued": n}, ip=ip)
+    return n
 
 
 def cancel(session, edition: Edition, actor: Actor, *, ip: str | None = None) -> int:
@@ -196,10 +196,11 @@ def cancel(session, edition: Edition, actor: Actor, *, ip: str | None = None) ->
     return n
 
 
-def resend_unknown(session, edition: Edition, actor: Actor, *, ip: str | None = None) -> list[int]:
-    ids = control.resend_unknown(session, edition, _name(actor))
-    audit.record(session, actor, "edition.resend_unknown", edition, after={"queued": len(ids)}, ip=ip)
-    return ids
+def resend_unknown(session, edition: Edition, actor: Actor, *, ip: str | None = None) -> int:
+    """Returns how many went back to pending; the caller enqueues them after its commit."""
+    n = control.resend_unknown(session, edition, _name(actor))
+    audit.record(session, actor, "edition.resend_unknown", edition, after={"queued": n}, ip=ip)
+    return n
 
 
 def test_sent(session, edition: Edition, actor: Actor, to: str, as_whom: str, *, ip: str | None = None) -> None:
