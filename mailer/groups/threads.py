@@ -48,7 +48,7 @@ _TAG = re.compile(r"^\[[^\[\]]{1,60}\]\s*")
 _THREAD_INDEX_FIRST = 22  # bytes of Outlook's Thread-Index in a thread's first message
 
 
-def _strip(subject: str) -> tuple[str, bool]:
+def strip_prefixes(subject: str) -> tuple[str, bool]:
     """(subject without reply and tag prefixes, whether a reply prefix was there)."""
     text, replied = " ".join((subject or "").split()), False
     for _ in range(20):  # "RE: [group] AW: Re: ..." chains are short; a bomb is cut off
@@ -66,7 +66,7 @@ def _strip(subject: str) -> tuple[str, bool]:
 
 def subject_key(subject: str) -> str:
     """The normalised subject threads are matched on ("" for none)."""
-    return _strip(subject)[0].casefold()[:300]
+    return strip_prefixes(subject)[0].casefold()[:300]
 
 
 def message_ids(value) -> list[str]:
@@ -76,7 +76,7 @@ def message_ids(value) -> list[str]:
 
 def looks_like_reply(msg: Message, subject: str) -> bool:
     """A reply prefix in the subject, or an Outlook ``Thread-Index`` of a later message."""
-    if _strip(subject)[1]:
+    if strip_prefixes(subject)[1]:
         return True
     index = str(msg.get("Thread-Index") or "").strip()
     if not index or len(index) > 2000:

@@ -17,6 +17,7 @@ SUBSCRIBERS_MANAGE = "subscribers.manage"  # search, suppress, erase, import, ex
 AUDIT_VIEW = "audit.view"
 STAFF_MANAGE = "staff.manage"  # accounts, roles, password and 2FA resets
 SETTINGS_VIEW = "settings.view"
+GROUPS_MODERATE = "groups.moderate"  # read every group's archive, remove posts from it
 
 ALL_PERMISSIONS = frozenset(
     {
@@ -30,17 +31,20 @@ ALL_PERMISSIONS = frozenset(
         AUDIT_VIEW,
         STAFF_MANAGE,
         SETTINGS_VIEW,
+        GROUPS_MODERATE,
     }
 )
 
 ADMIN, EDITOR, MODERATOR, VIEWER = "admin", "editor", "moderator", "viewer"
 
 # admin: everything. editor: content, editions and subscribers, and may schedule and send.
-# moderator: partner items and partners, never sends. viewer: the read-only dashboard.
+# moderator: partner items and partners, group archives, never sends. viewer: the read-only dashboard.
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     ADMIN: ALL_PERMISSIONS,
-    EDITOR: frozenset({DASHBOARD, ITEMS_MODERATE, EDITIONS_EDIT, EDITIONS_APPROVE, EDITIONS_SEND, SUBSCRIBERS_MANAGE}),
-    MODERATOR: frozenset({DASHBOARD, ITEMS_MODERATE, PARTNERS_MANAGE}),
+    EDITOR: frozenset(
+        {DASHBOARD, ITEMS_MODERATE, EDITIONS_EDIT, EDITIONS_APPROVE, EDITIONS_SEND, SUBSCRIBERS_MANAGE, GROUPS_MODERATE}
+    ),
+    MODERATOR: frozenset({DASHBOARD, ITEMS_MODERATE, PARTNERS_MANAGE, GROUPS_MODERATE}),
     VIEWER: frozenset({DASHBOARD}),
 }
 ROLES = tuple(ROLE_PERMISSIONS)

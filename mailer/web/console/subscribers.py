@@ -23,13 +23,14 @@ from mailer.content.models import Partner, Topic
 from mailer.db import utcnow
 from mailer.delivery.history import recent_deliveries
 from mailer.delivery.suppression import bounces_of
+from mailer.groups.removal import erase_person
 from mailer.runtime import current as rt
 from mailer.staff import audit
 from mailer.staff.permissions import SUBSCRIBERS_MANAGE
 from mailer.web.console.access import db, require
 from mailer.web.console.blueprint import bp
 from mailer.web.helpers import client_ip
-from subscribers import rights, service, suppression
+from subscribers import service, suppression
 from subscribers.export import export_csv
 from subscribers.models import ORGANISATION_TYPES, Subscriber
 from subscribers.search import STATUSES, Filter, search
@@ -252,7 +253,7 @@ def subscriber_erase(subscriber_id: int):
         return render_template("console/subscriber_erase.html", sub=sub, form=form), status
     s = db()
     before = {"status": sub.status}
-    rights.erase(s, sub, source="admin")
+    erase_person(s, sub, source="admin")  # the digest and every group
     audit.record(s, g.staff, "subscriber.erase", sub, before=before, after={"status": sub.status}, ip=client_ip())
     s.commit()
     return render_template(

@@ -4,15 +4,10 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, RadioField, StringField
-from wtforms.fields.choices import SelectChoice
+from wtforms import BooleanField, RadioField, StringField, TextAreaField
 from wtforms.validators import InputRequired, Length
 
-DELIVERY_CHOICES = [
-    SelectChoice("every", "Every message, as it is sent"),
-    SelectChoice("digest", "One email a day listing the day's messages"),
-    SelectChoice("web", "No email: I read the group on the web"),
-]
+from mailer.web.subscribers.forms import DELIVERY_CHOICES, DeliveryForm  # noqa: F401  (one preference page)
 
 
 class JoinForm(FlaskForm):
@@ -25,12 +20,25 @@ class JoinForm(FlaskForm):
     )
 
 
-class DeliveryForm(FlaskForm):
-    delivery = RadioField("How you get the group's messages", choices=DELIVERY_CHOICES)
-
-
 class DecisionForm(FlaskForm):
     """One held post's decision: the button pressed is ``action``; a rejection's reason is
     told to the sender."""
 
     reason = StringField("Reason (told to the sender when you reject)", validators=[Length(max=500)])
+
+
+class NewThreadForm(FlaskForm):
+    """A member starts a thread from the web (the rules are the same as by email)."""
+
+    subject = StringField("Subject", validators=[InputRequired("Give your message a subject."), Length(max=200)])
+    body = TextAreaField("Message", validators=[InputRequired("Write your message."), Length(max=20_000)])
+
+
+class ReplyForm(FlaskForm):
+    body = TextAreaField("Your reply", validators=[InputRequired("Write your reply."), Length(max=20_000)])
+
+
+class RemoveForm(FlaskForm):
+    """A moderator takes a post out of the archive."""
+
+    reason = StringField("Reason (kept in the audit log)", validators=[Length(max=300)])
