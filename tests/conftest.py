@@ -16,6 +16,7 @@ import re
 
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
 
 import mailer.models  # noqa: F401
 from mailer import runtime
@@ -207,16 +208,29 @@ def rt(settings, transport):
     """This process's runtime over a clean database (embedded queue: the settings name no
     Redis; tests that need Redis start their own processes)."""
     r = boot(settings, transport=transport)
-    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
-    with r.db.engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-        else:
-            for name in tables:
-                conn.execute(text(f"DELETE FROM {name}"))
-            conn.execute(text(f"DELETE FROM {GROUP_SEARCH_TABLE}"))  # FTS5, not on the models' metadata
+    _empty_tables(r.db.engine)
     yield r
     _discard_queued_work()
+
+
+def _empty_tables(engine, attempts: int = 5) -> None:
+    """Empty every table. The embedded keeper thread lives for the whole run and may be
+    refreshing a heartbeat as the TRUNCATE starts; when PostgreSQL picks the TRUNCATE as a
+    deadlock's victim, it is simply run again."""
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    for attempt in range(attempts):
+        try:
+            with engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+                else:
+                    for name in tables:
+                        conn.execute(text(f"DELETE FROM {name}"))
+                    conn.execute(text(f"DELETE FROM {GROUP_SEARCH_TABLE}"))  # FTS5, not on the models' metadata
+            return
+        except OperationalError as exc:
+            if "deadlock detected" not in str(exc) or attempt == attempts - 1:
+                raise
 
 
 def _discard_queued_work() -> None:
