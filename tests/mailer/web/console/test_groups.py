@@ -87,7 +87,7 @@ def test_the_list_counts_members_and_held_posts_and_pages(app, staff, clock, bme
             directory.create_group(s, f"g{i:02}", f"Group {i:02}")
     c = logged_in(app, staff["editor"], clock)
     page = c.get("/admin/groups").text
-    assert "31 groups" in page and "bme-network@" in page
+    assert "31 groups" in page and "bme-network@" in page and "<script" not in page
     assert "61<span" in page  # active members of bme-network (owner + 60)
     assert '2<span class="visually-hidden"> held posts in BME staff networks' in page
     assert f"/admin/moderation?source=post&amp;group={bme}" in page
@@ -266,3 +266,67 @@ def test_sender_rules_trust_ban_and_lift_are_audited(app, staff, clock, bme, ses
         "group.sender.lift",
     ]
     assert all("@" not in str(e.before) + str(e.after) for e in entries(session, "group.sender"))
+
+
+# --- in a real browser ---------------------------------------------------------------------
+
+
+@pytest.mark.browser
+def test_an_editor_creates_a_group_adds_members_and_approves_a_held_post_in_chromium(live_server, browser, session, rt):
+    """Every step is a plain form (the pages load no script); axe on every new page (axe
+    itself needs JavaScript in the page, so this context keeps it on)."""
+    import pyotp
+    from playwright.sync_api import expect
+
+    from mailer.staff.accounts import create_user
+    from mailer.staff.twofactor import set_secret
+    from tests.axe import assert_accessible
+    from tests.mailer.web.console.test_people_browser import PASSWORD
+    from tests.mailer.web.console.test_people_browser import log_in as browser_log_in
+
+    user = create_user(session, "editor", "editor", PASSWORD, actor="test")
+    secret = pyotp.random_base32()
+    set_secret(session, user, secret)
+    session.commit()
+    context = browser.new_context()
+    page = context.new_page()
+    try:
+        page.set_default_timeout(20_000)
+        browser_log_in(page, live_server, secret)
+        page.get_by_role("link", name="Groups", exact=True).click()
+        expect(page.get_by_role("heading", name="Groups")).to_be_visible()
+        assert_accessible(page)
+        page.get_by_label("Address: the part before the @").fill("bme-network")
+        page.get_by_label("Name", exact=True).fill("BME staff networks")
+        page.get_by_label("Posting policy").select_option("moderated")
+        page.get_by_label("Owners' addresses").fill("lead@nhs.example")
+        page.get_by_role("button", name="Create the group").click()
+        expect(page.get_by_role("heading", name="BME staff networks")).to_be_visible()
+        assert_accessible(page)
+        page.get_by_role("link", name="Members", exact=True).click()
+        page.get_by_label("Addresses to add").fill("one@nhs.example\ntwo@nhs.example")
+        page.get_by_label("Why you may add them").select_option("legitimate-interests")
+        page.get_by_role("button", name="Add them").click()
+        expect(page.get_by_text("Done: 2 added.")).to_be_visible()
+        assert_accessible(page)
+        page.get_by_role("link", name="Sender rules").click()
+        page.get_by_label("Address").fill("friend@charity.example")
+        page.get_by_role("button", name="Set the rule").click()
+        expect(page.get_by_role("cell", name="console:editor")).to_be_visible()
+        assert_accessible(page)
+
+        post_id = hold(rt, subject="Joint <event> in May")
+        page.goto(f"{live_server}/admin/moderation?source=post")
+        assert_accessible(page)
+        page.get_by_role("link", name="Joint <event> in May").click()
+        expect(page.get_by_text("Shown as plain text")).to_be_visible()
+        assert_accessible(page)
+        page.get_by_role("button", name="Claim it").click()
+        page.get_by_role("button", name="Approve and trust the sender").click()
+        expect(page.get_by_text("Approved: it goes to the members.")).to_be_visible()
+        session.expire_all()
+        from mailer.groups.models import GroupPost
+
+        assert session.get(GroupPost, post_id).status == "approved"
+    finally:
+        context.close()
