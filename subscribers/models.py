@@ -160,3 +160,5 @@ class ImportJob(Base):
     report: Mapped[list | None] = mapped_column(JSON)
     error: Mapped[str] = mapped_column(String(500), default="")
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The running worker's last sign of life (see subscribers.import_jobs.stalled).
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

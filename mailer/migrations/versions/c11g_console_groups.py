@@ -1,0 +1,22 @@
+"""console and groups: an import job's heartbeat (a job whose worker died is seen as such)
+
+Revision ID: c11g_console_groups
+Revises: c11e_edition_approval
+"""
+from alembic import op
+import sqlalchemy as sa
+
+revision = "c11g_console_groups"
+down_revision = "c11e_edition_approval"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("import_jobs") as batch:
+        batch.add_column(sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("import_jobs") as batch:
+        batch.drop_column("heartbeat_at")
