@@ -23,13 +23,15 @@ from mailer.content.models import Partner, Topic
 from mailer.db import utcnow
 from mailer.delivery.history import recent_deliveries
 from mailer.delivery.suppression import bounces_of
+from mailer.inbound import erasure
+from mailer.mail.outbox import remove_messages_to
 from mailer.runtime import current as rt
 from mailer.staff import audit
 from mailer.staff.permissions import SUBSCRIBERS_MANAGE
 from mailer.web.console.access import db, require
 from mailer.web.console.blueprint import bp
 from mailer.web.helpers import client_ip
-from subscribers import rights, service, suppression
+from subscribers import service, suppression
 from subscribers.export import export_csv
 from subscribers.models import ORGANISATION_TYPES, Subscriber
 from subscribers.search import STATUSES, Filter, search
@@ -252,9 +254,10 @@ def subscriber_erase(subscriber_id: int):
         return render_template("console/subscriber_erase.html", sub=sub, form=form), status
     s = db()
     before = {"status": sub.status}
-    rights.erase(s, sub, source="admin")
+    address = erasure.erase_subscriber(s, sub, source="admin")
     audit.record(s, g.staff, "subscriber.erase", sub, before=before, after={"status": sub.status}, ip=client_ip())
     s.commit()
+    remove_messages_to(rt().settings.outbox_dir, address)  # after the commit: files are not transactional
     return render_template(
         "console/message.html",
         title="Erased",

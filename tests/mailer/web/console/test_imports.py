@@ -4,8 +4,8 @@ nothing; the import that follows agrees with it; progress; refusals; the audit t
 from __future__ import annotations
 
 import io
-import time
 import re
+import time
 
 import pytest
 from sqlalchemy import func, select
