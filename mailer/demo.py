@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import date
 
 from sqlalchemy import select
@@ -12,6 +13,8 @@ from mailer.content.partners import rotate_submit_secret
 from mailer.db import utcnow
 from mailer.groups.directory import create_group
 from mailer.groups.service import add_members
+from mailer.staff.accounts import create_user
+from mailer.staff.models import StaffUser
 from subscribers.models import CONFIRMED, Subscriber
 from subscribers.service import record
 
@@ -193,3 +196,21 @@ def _demo_group(session: Session) -> None:
         by="demo",
     )
     add_members(session, group, ["equality.lead@heart-of-manchester.example.org"], basis="existing-member", by="demo")
+
+
+DEMO_ADMIN = "demo-admin"
+
+
+def demo_console_account(session: Session) -> tuple[str, str] | None:
+    """A first admin for the console, so a new user of ``./scripts/dev`` can log in: its
+    name and a random password (returned once, never stored in clear). None when any
+    staff account exists already: the demo never adds a second way in.
+
+    The caller offers this in development only; a server makes its first admin with
+    ``mailer users create``.
+    """
+    if session.scalar(select(StaffUser.id).limit(1)) is not None:
+        return None
+    password = secrets.token_urlsafe(12)
+    create_user(session, DEMO_ADMIN, "admin", password, actor="demo")
+    return DEMO_ADMIN, password

@@ -8,6 +8,7 @@ from mailer.delivery.suppression import Bounce  # noqa: F401
 from mailer.digest.models import Edition  # noqa: F401
 from mailer.groups.models import (  # noqa: F401
     Group,
+    GroupAttachment,
     GroupConsentEvent,
     GroupDelivery,
     GroupMember,

@@ -25,7 +25,8 @@ from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSaf
 from itsdangerous.encoding import base64_encode, int_to_bytes
 
 # The group-* purposes carry ``[group member id, version]`` (mailer.groups): joining a
-# group, its one-click leave, a member's delivery choice, and a moderator's held messages.
+# group, its one-click leave, a member's delivery choice, a moderator's held messages, and
+# a member reading and posting on the group's web pages (the archive's member cookie).
 PURPOSES = (
     "confirm",
     "manage",
@@ -35,6 +36,7 @@ PURPOSES = (
     "group-leave",
     "group-manage",
     "group-moderate",
+    "group-web",
 )
 # The salt of an edition's preview-page links. Changing it would break live preview links.
 PREVIEW_SALT = "ertg-edition-preview"
@@ -50,6 +52,7 @@ PURPOSE_NAMES = {
     "group-leave": "leave a group",
     "group-manage": "choose how you get a group's messages",
     "group-moderate": "moderate a group's held messages",
+    "group-web": "read and post in a group on the web",
 }
 
 

@@ -21,6 +21,7 @@ import mailer.models  # noqa: F401
 from mailer import runtime
 from mailer.boot import boot
 from mailer.db import Base
+from mailer.groups.search import SQLITE_TABLE as GROUP_SEARCH_TABLE
 from mailer.mail.transport import MemoryTransport
 from mailer.settings import PasswordHashing, Settings
 
@@ -131,6 +132,7 @@ def rt(settings, transport):
         else:
             for name in tables:
                 conn.execute(text(f"DELETE FROM {name}"))
+            conn.execute(text(f"DELETE FROM {GROUP_SEARCH_TABLE}"))  # FTS5, not on the models' metadata
     yield r
     _discard_queued_work()
 

@@ -1,5 +1,5 @@
 """``mailer groups``: create and list groups, add and remove members, list held posts
-and decide on them.
+and decide on them, remove a post from the archive.
 
 Shells over :mod:`mailer.groups`: each opens a transaction, calls the domain, prints, and
 enqueues (deliveries, notices) only after the commit. A refused command changes nothing.
@@ -245,7 +245,13 @@ def groups_approve(post_id, trust):
     rt = runtime.current()
     with rt.db.transaction() as s:
         try:
-            posting.approve(s, post_id, by=cli_actor(), trust=trust)
+            posting.approve(
+                s,
+                post_id,
+                by=cli_actor(),
+                trust=trust,
+                attachment_max_bytes=rt.settings.groups.archive_attachment_max_bytes,
+            )
         except directory.GroupError as err:
             fail(str(err))
     rt.queue.send(start_group_post, post_id)
@@ -285,3 +291,24 @@ def groups_discard(post_id, ban):
         except directory.GroupError as err:
             fail(str(err))
     click.echo(f"Discarded post {post_id}" + (" and banned its sender." if ban else "."))
+
+
+@groups.command("remove-post")
+@click.argument("slug")
+@click.argument("post_id", type=int)
+@click.option("--reason", default="", help="Why (kept with the post and in the audit log).")
+def groups_remove_post(slug, post_id, reason):
+    """Remove a post from the group's archive ("removed by a moderator"); audited."""
+    # loaded when the command runs, so `mailer --help` stays fast
+    from mailer.groups import directory, removal
+    from mailer.staff.audit import record
+
+    with runtime.current().db.transaction() as s:
+        try:
+            group = directory.get_group(s, slug)
+            post = removal.remove_post(s, group, post_id, by=cli_actor(), reason=reason)
+        except directory.GroupError as err:
+            fail(str(err))
+        after = {"status": post.status, "reason": post.decision_reason, "group": slug}
+        record(s, cli_actor(), "groups.post.remove", post, {"status": "approved"}, after)
+    click.echo(f"Removed post {post_id} from the archive of {slug}.")

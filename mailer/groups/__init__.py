@@ -19,11 +19,18 @@ Modules:
 * :mod:`.dmarc`: the author domain's DMARC policy (cached, with a timeout, injectable);
 * :mod:`.sending`: fan-out to members and sending through the one send path;
 * :mod:`.notices`: confirmation, "held for a moderator", rejection and expiry emails;
-* :mod:`.links`: every URL in group emails. ``List-Archive`` and ``Archived-At`` already
-  name ``/groups/<slug>/archive`` and ``/groups/<slug>/posts/<post id>``: the archive
-  serves those paths. Members choosing the daily digest (``GroupMember.delivery ==
-  "digest"``) or web only get no copies from :mod:`.sending`; the daily digest is to
-  come, built from approved :class:`~.models.GroupPost` rows.
+* :mod:`.links`: every URL in group emails (``List-Archive`` and ``Archived-At`` name the
+  archive's pages; each copy's footer carries the member's own way in to the web pages);
+* :mod:`.threads`: which thread a post belongs to (``GroupPost.thread_id``, its root's id);
+* :mod:`.archive`: who may read a group's archive, filing approved posts, threads, search;
+* :mod:`.bodies`: what the archive keeps of a hostile message (text, masked addresses,
+  quotes apart, attachments with safe names);
+* :mod:`.search`: full-text search (PostgreSQL full-text search, SQLite FTS5);
+* :mod:`.removal`: a moderator's removal of a post, and erasing a person in every group;
+* :mod:`.webposts`: a member's web form as an RFC 5322 message for the one receive path.
+
+Members choosing the daily digest (``GroupMember.delivery == "digest"``) or web only get
+no copies from :mod:`.sending`.
 
 Domain code: no flask, dramatiq or click; functions take a ``session`` and never commit.
 """

@@ -65,6 +65,7 @@ class PreparedPost:
     slug: str
     group_name: str
     rewritten: bool
+    post_id: int = 0
 
 
 def prepare(
@@ -125,14 +126,16 @@ def prepare(
         slug=group.slug,
         group_name=group.name,
         rewritten=rewrite_from,
+        post_id=post.id,
     )
 
 
-def footer_text(group_name: str, leave_url: str, manage_url: str, page_url: str) -> str:
+def footer_text(group_name: str, leave_url: str, manage_url: str, page_url: str, web_url: str = "") -> str:
     return (
         f"You get this as a member of {group_name}.\r\n"
-        f"How you get its messages (every message, a daily digest, web only): {manage_url}\r\n"
-        f"Leave the group: {leave_url}\r\n"
+        + (f"View this thread and your group on the web: {web_url}\r\n" if web_url else "")
+        + f"How you get its messages (every message, a daily digest, web only): {manage_url}\r\n"
+        + f"Leave the group: {leave_url}\r\n"
         f"About the group: {page_url}\r\n"
     )
 
@@ -141,7 +144,8 @@ def copy_for(prepared: PreparedPost, member: GroupMember, links: GroupLinks) -> 
     """``member``'s copy: the shared bytes, their own List-Unsubscribe and footer."""
     leave = links.leave(member.id, member.token_version)
     manage = links.manage(member.id, member.token_version)
-    footer = footer_text(prepared.group_name, leave, manage, links.page(prepared.slug))
+    web = links.web(prepared.slug, member.id, member.token_version, prepared.post_id or None)
+    footer = footer_text(prepared.group_name, leave, manage, links.page(prepared.slug), web)
     b = prepared.boundary.encode()
     data = b"".join(
         (

@@ -23,6 +23,15 @@ class GroupLinks:
     def post(self, slug: str, post_id: int) -> str:
         return f"{self.base}/groups/{slug}/posts/{post_id}"
 
+    def thread(self, slug: str, thread_id: int) -> str:
+        return f"{self.base}/groups/{slug}/threads/{thread_id}"
+
+    def web(self, slug: str, member_id: int, version: int, post_id: int | None = None) -> str:
+        """A member's way in to the group's web pages (archive, posting): the page sets a
+        member cookie and shows the post (or the archive)."""
+        token = self.tokens.make("group-web", member_id, version)
+        return f"{self.base}/groups/{slug}/enter/{token}" + (f"?post={post_id}" if post_id else "")
+
     def confirm(self, member_id: int, version: int) -> str:
         return f"{self.base}/groups/confirm/{self.tokens.make('group-confirm', member_id, version)}"
 

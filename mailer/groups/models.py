@@ -51,6 +51,10 @@ TRUST, BAN = "trust", "ban"
 # rejected (with a reason, told to the sender), discarded (silently), expired (not
 # decided in time, the sender told).
 HELD, APPROVED, REJECTED, DISCARDED, EXPIRED = "held", "approved", "rejected", "discarded", "expired"
+# An approved post taken out of the archive afterwards is ``REMOVED`` (the membership
+# state's word, above); ``GroupPost.removal`` says why: a moderator removed it, or its
+# author was erased. Its place in the thread stays, empty.
+BY_MODERATOR, BY_ERASURE = "moderator", "erasure"
 
 
 class Group(Base):
@@ -135,7 +139,12 @@ class GroupPost(Base):
     processing that row twice makes one post)."""
 
     __tablename__ = "group_posts"
-    __table_args__ = (Index("ix_group_posts_group_status", "group_id", "status"),)
+    __table_args__ = (
+        Index("ix_group_posts_group_status", "group_id", "status"),
+        Index("ix_group_posts_group_thread", "group_id", "thread_id"),
+        Index("ix_group_posts_group_message_id", "group_id", "message_id"),
+        Index("ix_group_posts_group_subject_key", "group_id", "subject_key"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"))
@@ -153,6 +162,15 @@ class GroupPost(Base):
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     decided_by: Mapped[str] = mapped_column(String(120), default="")
     decision_reason: Mapped[str] = mapped_column(String(500), default="")
+    # Threading (mailer.groups.threads): the root post's id (its own for a new thread),
+    # and the normalised subject replies without references are matched on.
+    thread_id: Mapped[int | None] = mapped_column(Integer)
+    subject_key: Mapped[str] = mapped_column(String(300), default="")
+    # The archive's text of an approved post (mailer.groups.archive): the plain text,
+    # addresses masked; what search indexes. "" until the post is approved.
+    body_text: Mapped[str] = mapped_column(Text, default="")
+    # Why a removed post was removed (BY_MODERATOR, BY_ERASURE); "" otherwise.
+    removal: Mapped[str] = mapped_column(String(20), default="")
 
     group: Mapped[Group] = relationship()
 
@@ -178,3 +196,17 @@ class GroupDelivery(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class GroupAttachment(Base):
+    """A file that came with an approved post, kept for the archive when it is no bigger
+    than ``GROUP_ARCHIVE_ATTACHMENT_MAX_BYTES``; deleted with the post's content."""
+
+    __tablename__ = "group_attachments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    post_id: Mapped[int] = mapped_column(ForeignKey("group_posts.id", ondelete="CASCADE"), index=True)
+    filename: Mapped[str] = mapped_column(String(200))
+    content_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)

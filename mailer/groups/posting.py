@@ -24,7 +24,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from mailer.db import utcnow
-from mailer.groups import chain
+from mailer.groups import archive, chain, threads
 from mailer.groups.copies import author_of, decoded
 from mailer.groups.directory import GroupError
 from mailer.groups.models import (
@@ -106,12 +106,14 @@ def receive(
     list_domain: str,
     max_recipients: int,
     inbound_message_id: int | None = None,
+    attachment_max_bytes: int = archive.DEFAULT_ATTACHMENT_MAX_BYTES,
 ) -> Received:
     """Run the moderation chain on a message sent to ``group`` and store it unless dropped.
 
     ``msg`` was parsed by the receiver (:func:`mailer.inbound.parse.parse`), so it has a
     header section and a ``From:``. Processing the same inbound row twice finds the post
-    made the first time.
+    made the first time. An accepted post is filed in the archive at once
+    (:func:`mailer.groups.archive.file_post`, attachments up to ``attachment_max_bytes``).
     """
     if inbound_message_id is not None:
         done = session.scalar(select(GroupPost).where(GroupPost.inbound_message_id == inbound_message_id))
@@ -155,6 +157,10 @@ def receive(
     )
     session.add(post)
     session.flush()
+    threads.assign(session, post, msg)
+    session.flush()
+    if post.status == APPROVED:
+        archive.file_post(session, post, attachment_max_bytes=attachment_max_bytes)
     return Received(verdict.action, verdict.rule, verdict.reason, post.id)
 
 
@@ -192,11 +198,21 @@ def _decide(session: Session, post: GroupPost, status: str, by: str, reason: str
     session.refresh(post)
 
 
-def approve(session: Session, post_id: int, *, by: str, trust: bool = False, group: Group | None = None) -> GroupPost:
-    """Approve a held post (the caller enqueues its delivery after the commit); with
-    ``trust``, the sender's later posts to this group are accepted without a hold."""
+def approve(
+    session: Session,
+    post_id: int,
+    *,
+    by: str,
+    trust: bool = False,
+    group: Group | None = None,
+    attachment_max_bytes: int = archive.DEFAULT_ATTACHMENT_MAX_BYTES,
+) -> GroupPost:
+    """Approve a held post and file it in the archive (the caller enqueues its delivery
+    after the commit); with ``trust``, the sender's later posts to this group are accepted
+    without a hold."""
     post = _held(session, post_id, group)
     _decide(session, post, APPROVED, by)
+    archive.file_post(session, post, attachment_max_bytes=attachment_max_bytes)
     if trust and post.author_email:
         set_sender_rule(session, post.group, post.author_email, TRUST, by=by)
     return post

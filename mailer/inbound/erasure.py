@@ -1,7 +1,8 @@
 """Erasing a person reaches the mail we received and wrote, not only the subscriber row.
 
 :func:`erase_subscriber` is what every erasure calls (the reader's own link, the console,
-``mailer subscribers erase``): :func:`subscribers.rights.erase` empties the subscriber, then
+``mailer subscribers erase``): :func:`mailer.groups.removal.erase_person` empties the subscriber and their group posts
+and memberships, then
 :func:`strip_inbound` empties every inbound ledger row still holding the address (a failed
 message keeps its bytes for an operator; one not yet processed has them too). It returns
 the address, so the caller removes the file outbox's emails that hold it
@@ -15,8 +16,8 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from mailer.db import utcnow
+from mailer.groups.removal import erase_person
 from mailer.inbound.models import FAILED, RECEIVED, InboundMessage
-from subscribers import rights
 from subscribers.models import Subscriber
 
 
@@ -53,6 +54,6 @@ def erase_subscriber(session: Session, sub: Subscriber, *, source: str) -> str:
     """Erase ``sub`` everywhere the database holds them; returns their address (for the
     caller's outbox clean-up after the commit)."""
     address = sub.email
-    rights.erase(session, sub, source=source)
+    erase_person(session, sub, source=source)  # the digest and every group
     strip_inbound(session, address)
     return address

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from mailer.groups.archive import DEFAULT_ATTACHMENT_MAX_BYTES
 from mailer.groups.directory import find_group
 from mailer.groups.models import Group
 from mailer.groups.posting import receive
@@ -25,8 +26,15 @@ class GroupPosts:
 
     kind = GROUP
 
-    def __init__(self, list_domain: str, max_recipients: int, reserved: frozenset[str] = frozenset()):
+    def __init__(
+        self,
+        list_domain: str,
+        max_recipients: int,
+        reserved: frozenset[str] = frozenset(),
+        attachment_max_bytes: int = DEFAULT_ATTACHMENT_MAX_BYTES,
+    ):
         self.domain, self.max_recipients, self.reserved = list_domain.lower(), max_recipients, reserved
+        self.attachment_max_bytes = attachment_max_bytes
 
     def match(self, session: Session, address: str) -> Route | None:
         parts = split_address(address)
@@ -48,5 +56,6 @@ class GroupPosts:
             list_domain=self.domain,
             max_recipients=self.max_recipients,
             inbound_message_id=arrival.message_id,
+            attachment_max_bytes=self.attachment_max_bytes,
         )
         return received.outcome

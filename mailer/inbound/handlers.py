@@ -108,6 +108,11 @@ def default_router(settings) -> Router:
         [
             UnsubscribeByMail(AddressTokens(settings.secret_key, settings.secret_key_fallbacks), local, domain),
             BounceReports(ReturnPaths.from_settings(settings)),
-            GroupPosts(settings.list_domain, settings.groups.max_recipients, reserved_locals(settings)),
+            GroupPosts(
+                settings.list_domain,
+                settings.groups.max_recipients,
+                reserved_locals(settings),
+                settings.groups.archive_attachment_max_bytes,
+            ),
         ]
     )

@@ -57,6 +57,8 @@ class GroupConfig:
     max_recipients: int = 25  # addresses in To and Cc beyond which a post is held
     dmarc_rewrite_domains: tuple[str, ...] = FREE_MAIL_DOMAINS
     dmarc_timeout: float = 3.0  # seconds for one DMARC lookup
+    # Attachments bigger than this are listed in the archive but their bytes are not kept.
+    archive_attachment_max_bytes: int = 5_000_000
 
     @classmethod
     def from_env(cls, e: Mapping[str, str]) -> GroupConfig:
@@ -82,4 +84,5 @@ class GroupConfig:
             max_recipients=_int(e, "GROUP_MAX_RECIPIENTS", 25),
             dmarc_rewrite_domains=domains,
             dmarc_timeout=timeout,
+            archive_attachment_max_bytes=_int(e, "GROUP_ARCHIVE_ATTACHMENT_MAX_BYTES", 5_000_000),
         )

@@ -19,6 +19,7 @@ GROUPS_VIEW = "groups.view"  # the group screens, read-only
 GROUPS_MANAGE = "groups.manage"  # create and edit groups, their members and sender rules
 STAFF_MANAGE = "staff.manage"  # accounts, roles, password and 2FA resets
 SETTINGS_VIEW = "settings.view"
+GROUPS_MODERATE = "groups.moderate"  # read every group's archive, remove posts from it
 
 ALL_PERMISSIONS = frozenset(
     {
@@ -34,14 +35,15 @@ ALL_PERMISSIONS = frozenset(
         GROUPS_MANAGE,
         STAFF_MANAGE,
         SETTINGS_VIEW,
+        GROUPS_MODERATE,
     }
 )
 
 ADMIN, EDITOR, MODERATOR, VIEWER = "admin", "editor", "moderator", "viewer"
 
 # admin: everything. editor: content, editions and subscribers, and may schedule and send.
-# moderator: partner items, held group posts and partners, never sends; reads the groups.
-# viewer: the read-only dashboard and group screens.
+# moderator: partner items, held group posts and partners, group archives; reads the group
+# screens; never sends. viewer: the read-only dashboard and group screens.
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     ADMIN: ALL_PERMISSIONS,
     EDITOR: frozenset(
@@ -54,9 +56,10 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             SUBSCRIBERS_MANAGE,
             GROUPS_VIEW,
             GROUPS_MANAGE,
+            GROUPS_MODERATE,
         }
     ),
-    MODERATOR: frozenset({DASHBOARD, ITEMS_MODERATE, PARTNERS_MANAGE, GROUPS_VIEW}),
+    MODERATOR: frozenset({DASHBOARD, ITEMS_MODERATE, PARTNERS_MANAGE, GROUPS_VIEW, GROUPS_MODERATE}),
     VIEWER: frozenset({DASHBOARD, GROUPS_VIEW}),
 }
 ROLES = tuple(ROLE_PERMISSIONS)

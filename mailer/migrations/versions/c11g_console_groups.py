@@ -1,13 +1,13 @@
 """console and groups: an import job's heartbeat (a job whose worker died is seen as such)
 
 Revision ID: c11g_console_groups
-Revises: c11e_edition_approval
+Revises: g12b_archive (main's head at the merge; asked for c11e_edition_approval)
 """
 from alembic import op
 import sqlalchemy as sa
 
 revision = "c11g_console_groups"
-down_revision = "c11e_edition_approval"
+down_revision = "g12b_archive"
 branch_labels = None
 depends_on = None
 

@@ -23,6 +23,7 @@ from mailer.staff.models import StaffUser
 from mailer.staff.permissions import ADMIN, allows, needs_two_factor
 from mailer.web.console.blueprint import bp
 from mailer.web.security_headers import console_headers
+from mailer.web.staff_session import logged_in
 
 KEYS = ("console_user", "console_pending", "console_enrol_secret")
 
@@ -67,14 +68,9 @@ def load_staff() -> None:
     info = session.get("console_user")
     if not info:
         return
-    settings = rt().settings
     t = now()
-    user = db().get(StaffUser, info.get("id"))
-    fresh = (
-        t - info.get("at", 0) <= settings.console_session_hours * 3600
-        and t - info.get("seen", 0) <= settings.console_idle_minutes * 60
-    )
-    if user is None or user.disabled or user.session_version != info.get("ver") or not fresh:
+    user = logged_in(db(), t)
+    if user is None:
         end_login()
         g.expired = True
         return

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, RadioField, StringField
+from wtforms import BooleanField, RadioField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length
 
@@ -34,3 +34,20 @@ class DecisionForm(FlaskForm):
     told to the sender."""
 
     reason = StringField("Reason (told to the sender when you reject)", validators=[Length(max=500)])
+
+
+class NewThreadForm(FlaskForm):
+    """A member starts a thread from the web (the rules are the same as by email)."""
+
+    subject = StringField("Subject", validators=[InputRequired("Give your message a subject."), Length(max=200)])
+    body = TextAreaField("Message", validators=[InputRequired("Write your message."), Length(max=20_000)])
+
+
+class ReplyForm(FlaskForm):
+    body = TextAreaField("Your reply", validators=[InputRequired("Write your reply."), Length(max=20_000)])
+
+
+class RemoveForm(FlaskForm):
+    """A moderator takes a post out of the archive."""
+
+    reason = StringField("Reason (kept in the audit log)", validators=[Length(max=300)])

@@ -81,7 +81,14 @@ def decide(token: str, post_id: int):
         by = f"moderator:{member.email}"
         try:
             if action in ("approve", "trust"):
-                posting.approve(s, post_id, by=by, trust=action == "trust", group=member.group)
+                posting.approve(
+                    s,
+                    post_id,
+                    by=by,
+                    trust=action == "trust",
+                    group=member.group,
+                    attachment_max_bytes=rt().settings.groups.archive_attachment_max_bytes,
+                )
                 follow_up, notice = (start_group_post, post_id), f"Approved post {post_id}: it goes to the members."
             elif action == "reject":
                 posting.reject(s, post_id, by=by, reason=form.reason.data or "", group=member.group)

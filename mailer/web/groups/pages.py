@@ -108,7 +108,9 @@ def confirm(token: str):
 
 def _joined(member):
     manage = tokens().make("group-manage", member.id, member.token_version)
-    return render_template("groups/joined.html", member=member, group=member.group, manage_token=manage)
+    web = tokens().make("group-web", member.id, member.token_version)
+    page = dict(member=member, group=member.group, manage_token=manage, web_token=web)
+    return render_template("groups/joined.html", **page)
 
 
 @csrf.exempt  # RFC 8058: mail clients POST here with no cookie and no CSRF token

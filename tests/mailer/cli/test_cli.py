@@ -33,6 +33,23 @@ def test_seed_demo_twice_is_harmless(app, demo):
     assert result.exit_code == 0 and "already loaded" in result.output
 
 
+def test_the_demo_offers_one_console_admin_whose_password_works_and_never_a_second(session):
+    """./scripts/dev prints a console login so a new user can look around; the account is an
+    admin with a random password that logs in, and a second seed (or any existing staff
+    account) makes no other way in."""
+    from datetime import datetime, timezone
+
+    from mailer.demo import demo_console_account
+    from mailer.staff.login import check_password
+
+    name, password = demo_console_account(session)
+    session.flush()
+    attempt = check_password(session, name, password, ip=None, when=datetime.now(timezone.utc))
+    assert attempt.user is not None and attempt.user.role == "admin"
+    assert check_password(session, name, "guess", ip=None, when=datetime.now(timezone.utc)).user is None
+    assert demo_console_account(session) is None
+
+
 def test_partner_link_rotation_prints_a_working_link(app, client, demo):
     result = app.test_cli_runner().invoke(main, ["partners", "link", "naz-project-london"])
     assert result.exit_code == 0

@@ -43,7 +43,7 @@ def test_each_role_has_exactly_the_permissions_the_issue_gives_it():
     editor, moderator, viewer = (perms.ROLE_PERMISSIONS[r] for r in ("editor", "moderator", "viewer"))
     assert {perms.EDITIONS_EDIT, perms.EDITIONS_SEND, perms.SUBSCRIBERS_MANAGE, perms.ITEMS_MODERATE} <= editor
     assert not {perms.STAFF_MANAGE, perms.AUDIT_VIEW, perms.SETTINGS_VIEW} & editor
-    assert moderator == {perms.DASHBOARD, perms.ITEMS_MODERATE, perms.PARTNERS_MANAGE}
+    assert moderator == {perms.DASHBOARD, perms.ITEMS_MODERATE, perms.PARTNERS_MANAGE, perms.GROUPS_MODERATE}
     assert not perms.allows("moderator", perms.EDITIONS_SEND)
     assert viewer == {perms.DASHBOARD}
     assert not perms.allows("intruder", perms.DASHBOARD)  # an unknown role may do nothing

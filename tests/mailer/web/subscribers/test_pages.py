@@ -391,7 +391,20 @@ def test_download_my_data(client, ids, transport, queue, rt, session):
 
 
 def test_erase_me(client, ids, transport, queue, rt, session):
+    from email import message_from_bytes as parse_mail
+    from email import policy as mail_policy
+
+    from mailer.groups import directory, posting, service
+    from mailer.groups.models import GroupPost
+
     sub = _confirmed(client, ids, transport, queue, rt, session)
+    # The same person posts in a group: erasure reaches the group's archive too.
+    group = directory.create_group(session, "bme", "BME networks")
+    service.add_members(session, group, ["priya@riverside.example.org"], basis="consent")
+    raw = b"From: Priya Patel <priya@riverside.example.org>\r\nSubject: Hi\r\n\r\nMy words\r\n"
+    msg = parse_mail(raw, policy=mail_policy.compat32)
+    got = posting.receive(session, group, msg, raw, "x@y", list_domain="ertg.example.org", max_recipients=25)
+    session.commit()
     path = _manage_path(rt, sub)
     page = client.get(path + "/erase")
     assert page.status_code == 200 and "cannot be undone" in page.text
@@ -400,6 +413,10 @@ def test_erase_me(client, ids, transport, queue, rt, session):
     resp = client.post(path + "/erase", data={"csrf_token": csrf_token(page.text)})
     assert resp.status_code == 200 and "Your data is erased" in resp.text
     assert _sub(session) is None
+    session.expire_all()
+    post = session.get(GroupPost, got.post_id)
+    assert (post.status, post.author_email, post.author_name, post.body_text, post.raw) == ("removed", "", "", "", b"")
+    assert "removed at the author" in client.get(f"/groups/bme/posts/{post.id}").text
     assert client.get(path).status_code == 410
     # Subscribing again is allowed (the person opts in afresh) and needs confirmation.
     transport.messages.clear()
