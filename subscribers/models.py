@@ -65,7 +65,7 @@ class Subscriber(Base):
     # When the current pending request was made; unconfirmed requests are purged from it.
     requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=utcnow)
     confirmed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    unsubscribed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    unsubscribed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
     # No digests up to and including the day before this date.
     paused_until: Mapped[date | None] = mapped_column(Date)
     # "consent" (the form) or e.g. "legitimate-interests" (imported corporate subscribers).
