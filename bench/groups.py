@@ -2,6 +2,12 @@
 the relay's hands. PostgreSQL, Redis, real `dramatiq` workers, Postfix smtp-sink.
 
     python -m bench.groups --members 5000
+    python -m bench.groups --members 5000 --digest
+
+With ``--digest`` every member takes the daily digest instead: the post reaches nobody by
+itself, then the day's digest job runs (``send_daily_digests``: one render for the group
+and day, one personalised copy per member) and the time until every member's digest is
+in the relay's hands is measured.
 
 Seeds a group of N members (every-message delivery), starts `dramatiq mailer.worker`
 processes and an LMTP receiver (:mod:`mailer.lmtp`) in this process, sends one post with
@@ -41,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--processes", type=int, default=2, help="dramatiq worker processes")
     ap.add_argument("--threads", type=int, default=4, help="threads per worker process")
     ap.add_argument("--timeout", type=float, default=600)
+    ap.add_argument("--digest", action="store_true", help="members take the daily digest: time the day's digest")
     args = ap.parse_args(argv)
     db_url = os.environ.get("TEST_DATABASE_URL") or DEFAULT_DB
     redis_url = os.environ.get("TEST_REDIS_URL") or DEFAULT_REDIS
@@ -62,8 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def seed(session, n: int) -> list[str]:
-    """A group of ``n`` active every-message members (bulk insert)."""
+def seed(session, n: int, delivery: str = "every") -> list[str]:
+    """A group of ``n`` active members taking ``delivery`` (bulk insert)."""
     from sqlalchemy import insert
 
     from mailer.db import utcnow
@@ -82,7 +89,7 @@ def seed(session, n: int) -> list[str]:
                 email_key=e,
                 name="",
                 role="member",
-                delivery="every",
+                delivery=delivery,
                 status="active",
                 basis="legitimate-interests",
                 token_version=1,
@@ -129,11 +136,12 @@ def _run(args, db_url: str, redis_url: str, workdir: Path, sink: Sink, procs: li
     reset(db_url)
     rt = boot(Settings.from_env())
     with rt.db.transaction() as s:
-        emails = seed(s, args.members - 1)
+        mode = "digest" if args.digest else "every"
+        emails = seed(s, args.members - 1, mode)
         from mailer.groups.directory import get_group
         from mailer.groups.service import add_members
 
-        add_members(s, get_group(s, "bme-network"), ["priya@nhs.example"], basis="consent")
+        add_members(s, get_group(s, "bme-network"), ["priya@nhs.example"], basis="consent", delivery=mode)
     emails.append("priya@nhs.example")
     print(f"seeded a group of {len(emails)} members", flush=True)
 
@@ -177,6 +185,8 @@ def _run(args, db_url: str, redis_url: str, workdir: Path, sink: Sink, procs: li
     accepted = time.perf_counter() - t0
     receiver.stop()
     print(f"LMTP answered {code} {reply.decode()} after {1000 * accepted:.0f} ms", flush=True)
+    if args.digest:
+        t0 = _start_daily_digest(rt, args.timeout)
     wanted, last = set(emails), 0.0
     while time.perf_counter() - t0 < args.timeout:
         time.sleep(0.05)
@@ -200,10 +210,34 @@ def _run(args, db_url: str, redis_url: str, workdir: Path, sink: Sink, procs: li
         f"{1000 * cpu / max(1, len(emails)):.2f} ms/copy; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
     )
     print(
-        f"groups members={len(emails)} lmtp_ms={1000 * accepted:.0f} all_in_relay_s={elapsed:.2f} "
+        f"groups{' daily digest' if args.digest else ''} members={len(emails)} lmtp_ms={1000 * accepted:.0f} all_in_relay_s={elapsed:.2f} "
         f"copies/s={len(emails) / elapsed:.0f} missing={missing} duplicates={duplicates} peak_rss_mb={rss:.0f}"
     )
     return 0 if code == 250 and not missing and not duplicates else 1
+
+
+def _start_daily_digest(rt, timeout: float) -> float:
+    """Once the post is approved (and delivered to nobody), run today's digest job; the
+    moment it was enqueued."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from sqlalchemy import select
+
+    from mailer.actors.groups import send_daily_digests
+    from mailer.groups.models import APPROVED, GroupPost
+
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        with rt.db.transaction() as s:
+            if s.scalar(select(GroupPost.id).where(GroupPost.status == APPROVED)) is not None:
+                break
+        time.sleep(0.05)
+    today = datetime.now(ZoneInfo(rt.settings.schedule_timezone)).date().isoformat()
+    started = time.perf_counter()
+    rt.queue.send(send_daily_digests, today)
+    print(f"the post is approved; the daily digest of {today} is enqueued", flush=True)
+    return started
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import dramatiq
 
 from mailer import runtime
 from mailer.actors import JOBS
-from mailer.actors.digest import requeue_pending
+from mailer.actors.digest import keep, requeue_pending
 from mailer.actors.groups import requeue_group_posts
 from mailer.mail.transport import Transport
 from mailer.metrics.workers import add_log_context
@@ -51,6 +51,7 @@ def boot(settings: Settings, *, transport: Transport | None = None) -> Runtime:
         add_log_context(rt.queue.broker)
     rt.queue.declare(JOBS)
     rt.queue.on_start = _requeue
+    rt.queue.keeper = keep  # embedded mode: claims kept alive and dead ones taken back, as in a worker
     # The `dramatiq` command takes the broker of the module it imports from here.
     dramatiq.set_broker(rt.queue.broker)
     return runtime.install(rt)

@@ -53,7 +53,9 @@ class Queue:
     """A broker, the jobs declared on it, and (embedded mode only) this process's workers.
 
     ``on_start`` runs each time this process's worker threads start (boot sets it to
-    re-enqueue the deliveries an earlier process left pending).
+    re-enqueue the deliveries an earlier process left pending). ``keeper``, if set, runs in
+    a thread of its own beside them until they stop (boot sets it to the delivery keeper:
+    heartbeats of this process's claims and sweeps for dead ones, as in a worker process).
     """
 
     def __init__(self, broker: dramatiq.Broker, *, threads: int, redis_url: str | None = None):
@@ -61,6 +63,8 @@ class Queue:
         self.threads = threads
         self.redis_url = redis_url
         self.on_start: Callable[[], object] | None = None
+        self.keeper: Callable[[threading.Event], object] | None = None
+        self._keeper_stop: threading.Event | None = None
         self._worker: dramatiq.Worker | None = None
         self._lock = threading.Lock()
 
@@ -101,6 +105,11 @@ class Queue:
                 return False
             self._worker = dramatiq.Worker(self.broker, worker_threads=threads or self.threads, worker_timeout=100)
             self._worker.start()
+            if self.keeper is not None:
+                self._keeper_stop = threading.Event()
+                threading.Thread(
+                    target=self.keeper, args=(self._keeper_stop,), name="delivery-keeper", daemon=True
+                ).start()
             atexit.register(self.drain)
         if self.on_start is not None:
             self.on_start()
@@ -121,3 +130,6 @@ class Queue:
             if self._worker is not None:
                 self._worker.stop()
                 self._worker = None
+            if self._keeper_stop is not None:
+                self._keeper_stop.set()
+                self._keeper_stop = None

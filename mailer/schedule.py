@@ -135,6 +135,14 @@ def jobs(settings: Settings) -> list[Job]:
             f"expire group posts held over {settings.groups.hold_days} days, telling their senders (hourly)",
         ),
         Job(
+            "group-daily-digest",
+            CronTrigger(hour=settings.groups.digest_hour, minute=0, timezone=zone),
+            "mailer.actors.groups:send_daily_digests",
+            f"send each group's daily digest of the day before (daily {settings.groups.digest_hour:02d}:00)",
+            args=lambda when, run_id: ((when.astimezone(zone).date() - timedelta(days=1)).isoformat(),),
+            each=True,
+        ),
+        Job(
             "delivery-sweep",
             IntervalTrigger(minutes=5, start_date=EPOCH, timezone=zone),
             "mailer.actors.digest:sweep",

@@ -30,6 +30,9 @@ from itsdangerous.encoding import base64_encode, int_to_bytes
 PURPOSES = (
     "confirm",
     "manage",
+    # The digest's choices only (topics, partners, pause, resubscribe), never the data
+    # pages: what a group email's manage link opens, since replies quote footers to a list.
+    "manage-choices",
     "unsubscribe",
     "view",
     "group-confirm",
@@ -46,6 +49,7 @@ PREVIEW_SALT = "ertg-edition-preview"
 PURPOSE_NAMES = {
     "confirm": "confirm a subscription",
     "manage": "manage a subscription",
+    "manage-choices": "change your digest choices",
     "unsubscribe": "unsubscribe",
     "view": "view a digest online",
     "group-confirm": "confirm joining a group",

@@ -29,6 +29,7 @@ from mailer.actors.digest import (
 from mailer.actors.groups import (
     expire_held_posts,
     notify_moderators,
+    send_daily_digests,
     send_group_deliveries,
     send_group_email,
     send_post_decision,
@@ -61,4 +62,5 @@ JOBS = (
     send_group_deliveries,
     expire_held_posts,
     notify_moderators,
+    send_daily_digests,
 )

@@ -21,8 +21,9 @@ from mailer.delivery.sending import beat, deliver_batch, finish_if_done
 from mailer.delivery.transactional import editors_notice
 from mailer.digest import lifecycle
 from mailer.digest.compose import load_plan
-from mailer.digest.editions import build_edition, edition_items, find_edition
+from mailer.digest.editions import EditionError, build_edition, edition_items, find_edition
 from mailer.digest.models import DRAFT, SCHEDULED, SENDING, Edition
+from mailer.groups import network
 from mailer.mail.outgoing import Outgoing
 from mailer.queue import job
 from mailer.staff import approval
@@ -51,24 +52,48 @@ def enqueue_batches(ids: list[int]) -> int:
     return len(ids)
 
 
-def enqueue_again(ids: list[int], edition_id: int) -> None:
-    """Enqueue deliveries of a sending edition again (after resume or resend-unknown); the
-    workers' sweep (:func:`keep`) watches it."""
-    enqueue_batches(ids)
+def enqueue_again(edition_id: int) -> int:
+    """Enqueue the pending deliveries of a sending edition again (after resume or
+    resend-unknown), streamed from the ledger a batch at a time; the workers' sweep
+    (:func:`keep`) watches it. Returns how many."""
+    return enqueue_pending(edition_id)
 
 
 @job(queue_name="digest", max_retries=3, priority=DIGEST_PRIORITY)
 def start_edition(edition_id: int) -> None:
-    """Fan an edition out into deliveries and enqueue the pending ones in batches."""
+    """Fan an edition out into deliveries and enqueue the pending ones in batches.
+
+    Under the edition's row lock (``SELECT ... FOR UPDATE``): a second fan-out of the same
+    edition (two ``edition send`` at once, a redelivered message) waits for the first to
+    commit, then finds the edition already sending and its readers in the ledger, and says
+    so in one line (rather than racing the first one's rows into a unique-key error)."""
     rt = runtime.current()
     with rt.db.transaction() as s:
-        done = _fan_out(s, s.get(Edition, edition_id))
+        edition = s.get(Edition, edition_id, with_for_update=True)
+        if edition is None:
+            log.warning("edition %s does not exist (deleted since the send?); nothing sent", edition_id)
+            return
+        was = edition.status
+        try:
+            made = fanout.start_edition(s, edition, load_plan(s, edition))
+        except EditionError as err:  # cancelled or paused since, no items: retrying cannot help
+            log.warning("edition %s not started: %s", edition_id, err)
+            return
+        done = finish_if_done(s, edition_id)
+        again = was == SENDING and not made.created
+        period = edition.period
+    if again:
+        # Its pending deliveries go to the queue again (one may have been lost): claims
+        # decide who sends, so an extra queue message sends nothing twice.
+        n = enqueue_pending(edition_id)
+        log.info("the %s edition is already sending; nobody new to add, %d pending enqueued again", period, n)
+        return
     _enqueue_started(rt, edition_id, done)
 
 
 def _fan_out(s, edition: Edition) -> bool:
     """Fan ``edition`` out (it becomes ``sending``); whether it is already done (nobody
-    to send to)."""
+    to send to). The caller holds the edition's row lock."""
     fanout.start_edition(s, edition, load_plan(s, edition))
     return finish_if_done(s, edition.id)
 
@@ -100,17 +125,16 @@ def enqueue_pending(edition_id: int) -> int:
 def watch_edition(edition_id: int, token: str = "") -> None:
     """One sweep (:func:`recover`), for watchdog messages queued by earlier versions: every
     worker's keeper now sweeps, so no chain of watchdogs is kept in the queue."""
-    if not runtime.current().queue.embedded:  # one process: no claim has a heartbeat
-        recover({}, token or uuid.uuid4().hex)
+    recover({}, token or uuid.uuid4().hex)
 
 
 @job(queue_name="digest", max_retries=3, priority=DIGEST_PRIORITY)
 def sweep() -> None:
     """One sweep of every sending edition (:func:`recover`; the scheduler sends this every
-    few minutes, besides the sweeps each worker's keeper makes). Not in embedded mode: one
-    process, whose claims have no heartbeat; start-up (requeue_pending) is the recovery."""
-    if not runtime.current().queue.embedded:
-        recover({}, uuid.uuid4().hex)
+    few minutes, besides the sweeps each worker's keeper makes). In embedded mode too: the
+    worker threads there have a keeper of their own (see :mod:`mailer.queue`), so a live
+    process's claims keep their heartbeat and a dead process's are taken back."""
+    recover({}, uuid.uuid4().hex)
 
 
 @job(queue_name="digest", max_retries=3, priority=DIGEST_PRIORITY)
@@ -143,6 +167,7 @@ def run_period(period: str, run_id: int | None = None) -> None:
             schedule_runs.finish(s, run_id, schedule_runs.SKIPPED, detail)
             return
         edition = build_edition(s, period)
+        network.freeze(s, edition, rt.settings)
         edition_id = edition.id
         if not edition_items(s, edition_id):
             run = s.get(schedule_runs.ScheduleRun, run_id) if run_id is not None else None
@@ -216,16 +241,21 @@ def requeue_pending() -> int:
 
 
 def keep(stop: threading.Event) -> None:
-    """A worker process's keeper (a thread of its own, started by :mod:`mailer.worker`):
+    """A worker process's keeper (a thread of its own, started by :mod:`mailer.worker`, and
+    beside embedded worker threads by :meth:`mailer.queue.Queue.ensure_worker`):
     every heartbeat it refreshes this process's claims and writes outcomes kept while the
     database was away; every ``SEND_WATCH_SECONDS`` it sweeps (:func:`recover`). Every
-    worker runs one, so recovery needs neither a scheduler nor anything kept in Redis."""
-    rt = runtime.current()
-    cfg = rt.settings.delivery
+    worker runs one, so recovery needs neither a scheduler nor anything kept in Redis. The
+    runtime is read afresh at each beat (an embedded process may be booted again)."""
     quiet: dict[int, float] = {}
     token = uuid.uuid4().hex
-    next_sweep = time.monotonic() + cfg.watch_seconds
-    while not stop.wait(min(cfg.heartbeat_seconds, cfg.watch_seconds)):
+    next_sweep = time.monotonic() + runtime.current().settings.delivery.watch_seconds
+    while True:
+        rt = runtime.current()
+        cfg = rt.settings.delivery
+        next_sweep = min(next_sweep, time.monotonic() + cfg.watch_seconds)
+        if stop.wait(min(cfg.heartbeat_seconds, cfg.watch_seconds)):
+            return
         try:
             beat(rt.db)
             if time.monotonic() >= next_sweep:
@@ -254,15 +284,18 @@ def recover(quiet: dict[int, float], token: str, clock=time.monotonic) -> None:
     for eid, reaped, alive, due in seen:
         if reaped:
             log.warning("edition %s: took back %d deliveries from a dead worker's claims", eid, reaped)
+        if reaped and due:  # what the dead held goes now, whoever else is still sending
+            enqueue_pending(eid)
+            quiet.pop(eid, None)
+            continue
         if not due or alive:
             quiet.pop(eid, None)
             continue
         since = quiet.setdefault(eid, now)
-        if reaped or (now - since >= lease and rt.counters.hold(f"mailer:redrive:{eid}", token, lease)):
+        if now - since >= lease and rt.counters.hold(f"mailer:redrive:{eid}", token, lease):
             n = enqueue_pending(eid)
             quiet[eid] = now
-            if not reaped:
-                log.warning("edition %s: nothing in flight for %.0fs; enqueued %d due deliveries again", eid, lease, n)
+            log.warning("edition %s: nothing in flight for %.0fs; enqueued %d due deliveries again", eid, lease, n)
     for eid in set(quiet) - {eid for eid, *_ in seen}:
         quiet.pop(eid)
 

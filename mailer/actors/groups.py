@@ -1,5 +1,5 @@
-"""The group jobs: membership emails, delivering an accepted post, decisions' notices,
-expiring held posts. Thin shells over :mod:`mailer.groups` (see :mod:`mailer.actors`).
+"""The group jobs: membership emails, delivering an accepted post, the daily digests,
+decisions' notices, expiring held posts. Thin shells over :mod:`mailer.groups` (see :mod:`mailer.actors`).
 """
 
 from __future__ import annotations
@@ -7,15 +7,15 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import date, timedelta
 
 from sqlalchemy import exists, select
 
 from mailer import runtime
 from mailer.db import utcnow
-from mailer.groups import notices, posting, sending, service
+from mailer.groups import daily, notices, posting, sending, service
 from mailer.groups.dmarc import DmarcPolicies
-from mailer.groups.models import APPROVED, HELD, GroupDelivery, GroupMember, GroupPost
+from mailer.groups.models import APPROVED, HELD, GroupDelivery, GroupDigest, GroupMember, GroupPost
 from mailer.mail.outgoing import Outgoing
 from mailer.mail.transport import PermanentFailure
 from mailer.queue import job
@@ -95,6 +95,24 @@ def send_group_deliveries(delivery_ids: list[int]) -> None:
         rt.queue.send(send_group_deliveries, result.retry, delay_ms=int(result.retry_delay * 1000) + 50)
 
 
+@job(queue_name="digest", max_retries=5, priority=GROUP_PRIORITY)
+def send_daily_digests(day: str) -> None:
+    """The daily digests of ``day`` (``YYYY-MM-DD``, in ``SCHEDULE_TIMEZONE``): each group
+    with posts approved that day gets its digest row once and one delivery per digest
+    member (the ledger's unique rows: running this again, after a crash or a second
+    firing, sends nobody a second copy and picks up what was left pending)."""
+    rt = runtime.current()
+    the_day = date.fromisoformat(day)
+    start, end = daily.day_window(the_day, rt.settings.schedule_timezone)
+    with rt.db.transaction() as s:
+        for group_id in daily.groups_with_posts(s, start, end):
+            daily.open_digest(s, group_id, the_day)
+        ids = [i for digest_id in daily.digests_of_day(s, the_day) for i in sending.fan_out_digest(s, digest_id)]
+    for batch in sending.batches(ids, rt.settings.delivery.batch_size):
+        rt.queue.send(send_group_deliveries, batch)
+    log.info("daily group digests for %s: %d deliveries enqueued", day, len(ids))
+
+
 @job(queue_name="transactional", max_retries=3)
 def expire_held_posts() -> None:
     """End held posts nobody decided within ``GROUP_HOLD_DAYS``; tell their senders."""
@@ -125,13 +143,17 @@ def enqueue_accepted(inbound_message_id: int) -> None:
 
 @job(queue_name="transactional", max_retries=8, min_backoff=2_000, max_backoff=600_000, throws=(PermanentFailure,))
 def notify_moderators(post_id: int) -> None:
-    """Tell each owner and moderator of a held post's group that it is waiting."""
+    """Tell each owner and moderator of a held post's group that it is waiting, and its
+    author when they are a member."""
     rt = runtime.current()
     with rt.db.transaction() as s:
         post = s.get(GroupPost, post_id)
         if post is None or post.status != HELD:
             return  # decided (or gone) before the note went out
         envelopes = [notices.held_email(rt.settings, post, m) for m in service.moderators(s, post.group)]
+        if posting.is_member_post(s, post) is not None:
+            # A member hears their post waits (web-only members get no copy to notice by).
+            envelopes.append(notices.waiting_email(rt.settings, post))
     outgoing = Outgoing(rt.settings, rt.transport)
     try:
         for envelope in envelopes:
@@ -142,7 +164,8 @@ def notify_moderators(post_id: int) -> None:
 
 def requeue_group_posts(within_days: int = 3) -> int:
     """Start again approved posts of the last days that have pending deliveries, or none
-    at all (a queue message lost with a crash); fan-out and sending are idempotent."""
+    at all (a queue message lost with a crash), and the days whose daily digests have
+    pending deliveries; fan-out and sending are idempotent."""
     rt = runtime.current()
     since = utcnow() - timedelta(days=within_days)
     with rt.db.transaction() as s:
@@ -155,6 +178,18 @@ def requeue_group_posts(within_days: int = 3) -> int:
                 )
             )
         )
+        pending_digests = list(
+            s.scalars(
+                select(GroupDigest.day)
+                .where(
+                    GroupDigest.created_at >= since,
+                    exists().where(GroupDelivery.digest_id == GroupDigest.id, GroupDelivery.status == "pending"),
+                )
+                .distinct()
+            )
+        )
     for post_id in ids:
         rt.queue.send(start_group_post, post_id)
-    return len(ids)
+    for day in pending_digests:
+        rt.queue.send(send_daily_digests, day.isoformat())
+    return len(ids) + len(pending_digests)

@@ -22,6 +22,8 @@ from mailer.cli._common import fail
 from mailer.delivery.models import PENDING, SENDING, SENT, UNKNOWN
 from mailer.digest import lifecycle, preview, status
 from mailer.digest.models import PAUSED, UNFINISHED, Edition
+from mailer.digest.models import SENDING as EDITION_SENDING
+from mailer.digest.models import SENT as EDITION_SENT
 from mailer.mail.transport import PermanentFailure, TransientFailure
 from mailer.text import strip_controls
 from mailer.validation import InvalidInput
@@ -84,7 +86,7 @@ def edition_build(period: str) -> None:
 
     with runtime.current().db.transaction() as s:
         try:
-            ed = _staff().build(s, period, _actor())
+            ed = _staff().build(s, period, _actor(), settings=runtime.current().settings)
         except EditionError as err:
             fail(str(err))
         prepared = prepare_edition(s, ed, runtime.current().settings)
@@ -125,7 +127,12 @@ def edition_send(period: str, wait: bool, timeout: int) -> None:
                 + (f"; `mailer edition resume {period}` carries on." if ed.status == PAUSED else ".")
             )
         _staff().send(s, ed, _actor(), second_approver_required=rt.settings.require_second_approver)
-        edition_id = ed.id
+        edition_id, already = ed.id, ed.status
+    if already in (EDITION_SENDING, EDITION_SENT):
+        click.echo(
+            f"The {period} edition is already {already}: only readers "
+            "not yet in its ledger are added; nobody gets it twice."
+        )
     rt.queue.send(start_edition, edition_id)
     if wait:
         _wait_for(edition_id, timeout)
@@ -329,12 +336,12 @@ def edition_unschedule(period):
 # --- sending control --------------------------------------------------------------------
 
 
-def _enqueue_again(ids: list[int], edition_id: int) -> None:
+def _enqueue_again(edition_id: int) -> None:
     # loaded when the command runs, so `mailer --help` stays fast
     from mailer.actors.digest import enqueue_again
 
     runtime.current().queue.ensure_worker()
-    enqueue_again(ids, edition_id)
+    enqueue_again(edition_id)
 
 
 @edition.command("pause")
@@ -361,12 +368,12 @@ def edition_resume(period: str) -> None:
     rt = runtime.current()
     with _step() as s:
         ed = edition_by_period(s, period)
-        ids = _staff().resume(s, ed, _actor())
+        n = _staff().resume(s, ed, _actor())
         edition_id = ed.id
     # The operator says the relay is fixed: the failure streak starts afresh.
     reset_breaker(rt.settings.redis_url, edition_id)
-    _enqueue_again(ids, edition_id)
-    click.echo(f"Resumed the {period} edition: {len(ids)} deliveries queued.")
+    _enqueue_again(edition_id)
+    click.echo(f"Resumed the {period} edition: {n} deliveries queued.")
 
 
 @edition.command("cancel")
@@ -393,10 +400,10 @@ def edition_resend_unknown(period: str) -> None:
 
     with _step() as s:
         ed = edition_by_period(s, period)
-        ids = _staff().resend_unknown(s, ed, _actor())
+        n = _staff().resend_unknown(s, ed, _actor())
         edition_id = ed.id
-    _enqueue_again(ids, edition_id)
-    click.echo(f"Queued {len(ids)} deliveries of unknown fate again.")
+    _enqueue_again(edition_id)
+    click.echo(f"Queued {n} deliveries of unknown fate again.")
 
 
 # --- previews and test sends ------------------------------------------------------------

@@ -21,6 +21,19 @@ DELIVERY = click.Choice(["every", "digest", "web"])
 BASIS = click.Choice(["consent", "legitimate-interests", "contract", "existing-member"])
 
 
+# The fields `groups edit` can change (their values before and after go to the audit log).
+EDITABLE = (
+    "name",
+    "description",
+    "visibility",
+    "posting_policy",
+    "max_bytes",
+    "allow_attachments",
+    "topic_id",
+    "share_with_digest",
+)
+
+
 def _safe(text: str) -> str:
     return strip_controls(text, keep="")
 
@@ -43,7 +56,13 @@ def groups() -> None:
     "--max-bytes", type=click.IntRange(1000), default=2_000_000, show_default=True, help="Larger posts are held."
 )
 @click.option("--no-attachments", is_flag=True, help="Hold posts with attachments.")
-def groups_create(slug, name, description, visibility, policy, owners, max_bytes, no_attachments):
+@click.option("--topic", default=None, metavar="TOPIC", help="The digest topic whose readers see shared threads.")
+@click.option(
+    "--share-with-digest", is_flag=True, help="List the group's threads in the monthly digest (public archive only)."
+)
+def groups_create(
+    slug, name, description, visibility, policy, owners, max_bytes, no_attachments, topic, share_with_digest
+):
     """Create a group at SLUG@ the list domain."""
     # loaded when the command runs, so `mailer --help` stays fast
     from mailer.groups import directory, service
@@ -61,6 +80,8 @@ def groups_create(slug, name, description, visibility, policy, owners, max_bytes
                 policy=policy,
                 max_bytes=max_bytes,
                 allow_attachments=not no_attachments,
+                topic=topic,
+                share_with_digest=share_with_digest,
                 by=cli_actor(),
             )
             if owners:
@@ -82,14 +103,22 @@ def groups_create(slug, name, description, visibility, policy, owners, max_bytes
 @click.option("--policy", type=POLICY, default=None)
 @click.option("--max-bytes", type=click.IntRange(1000), default=None)
 @click.option("--attachments/--no-attachments", default=None, help="Take posts with attachments, or hold them.")
-def groups_edit(slug, name, description, visibility, policy, max_bytes, attachments):
+@click.option("--topic", default=None, metavar="TOPIC", help='The digest topic for shared threads ("" for none).')
+@click.option(
+    "--share-with-digest/--no-share-with-digest",
+    default=None,
+    help="List the group's threads in the monthly digest's \"What networks are doing\" (public archive and a topic).",
+)
+def groups_edit(slug, name, description, visibility, policy, max_bytes, attachments, topic, share_with_digest):
     """Change a group; only the options given."""
     # loaded when the command runs, so `mailer --help` stays fast
     from mailer.groups import directory
+    from mailer.staff import audit
 
     with runtime.current().db.transaction() as s:
         try:
             group = directory.get_group(s, slug)
+            before = {k: getattr(group, k) for k in EDITABLE}
             changed = directory.edit_group(
                 s,
                 group,
@@ -99,10 +128,21 @@ def groups_edit(slug, name, description, visibility, policy, max_bytes, attachme
                 policy=policy,
                 max_bytes=max_bytes,
                 allow_attachments=attachments,
+                topic=topic,
+                share_with_digest=share_with_digest,
             )
         except (InvalidInput, directory.GroupError) as err:
             s.rollback()
             fail(f"{err.field}: {err.message}" if isinstance(err, InvalidInput) else str(err))
+        if changed:
+            audit.record(
+                s,
+                cli_actor(),
+                "group.edit",
+                group,
+                before={k: before[k] for k in changed},
+                after={k: getattr(group, k) for k in changed},
+            )
         line = f"{group.slug}: " + (", ".join(changed) + " changed" if changed else "nothing changed")
     click.echo(_safe(line))
 
@@ -142,7 +182,10 @@ def groups_list():
         rows = directory.list_groups(s)
         for g, count in rows:
             address = directory.address_of(g, rt.settings.list_domain)
-            click.echo(_safe(f"{g.slug:<24} {address:<40} {g.visibility:<9} {g.posting_policy:<14} {count} members"))
+            shared = " shared with the digest" if g.share_with_digest else ""
+            click.echo(
+                _safe(f"{g.slug:<24} {address:<40} {g.visibility:<9} {g.posting_policy:<14} {count} members{shared}")
+            )
     if not rows:
         click.echo("No groups yet: mailer groups create SLUG --name NAME")
 

@@ -56,19 +56,22 @@ def pause(session: Session, edition: Edition, by: str = "operator", reason: str 
             raise status.EditionStateError(edition.period, edition.status, status.PAUSE)
 
 
-def resume(session: Session, edition: Edition, by: str = "operator") -> list[int]:
-    """Sending again; returns the pending ids to enqueue. Backoff waits are cleared: the
-    operator resumes because the relay is fixed."""
+def resume(session: Session, edition: Edition, by: str = "operator") -> int:
+    """Sending again; returns how many deliveries are pending, which the caller enqueues
+    after its commit (streamed from the ledger: :func:`mailer.delivery.fanout.pending_batches`).
+    Backoff waits are cleared: the operator resumes because the relay is fixed."""
     with _refused_as_control_error():
         status.transition(session, edition, status.RESUME)
     session.add(SendEvent(edition_id=edition.id, kind="resumed", by=by))
-    session.execute(
-        update(Delivery)
-        .where(Delivery.edition_id == edition.id, Delivery.status == PENDING)
-        .values(next_attempt_at=None)
+    return (
+        session.execute(
+            update(Delivery)
+            .where(Delivery.edition_id == edition.id, Delivery.status == PENDING)
+            .values(next_attempt_at=None)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        or 0
     )
-    session.flush()
-    return pending_ids(session, edition.id)
 
 
 def cancel(session: Session, edition: Edition, by: str = "operator") -> int:
@@ -89,30 +92,26 @@ def cancel(session: Session, edition: Edition, by: str = "operator") -> int:
     return n
 
 
-def resend_unknown(session: Session, edition: Edition, by: str = "operator") -> list[int]:
-    """The operator's choice to send again the deliveries whose fate is unknown."""
+def resend_unknown(session: Session, edition: Edition, by: str = "operator") -> int:
+    """The operator's choice to send again the deliveries whose fate is unknown: they go
+    back to ``pending`` in one statement, whatever their number; returns how many. The
+    caller enqueues the pending after its commit (streamed, as after the fan-out)."""
     with _refused_as_control_error():
         status.check(edition, status.RESEND)
-    ids = list(
-        session.scalars(
+    n = (
+        session.execute(
             update(Delivery)
             .where(Delivery.edition_id == edition.id, Delivery.status == UNKNOWN)
             .values(status=PENDING, next_attempt_at=None, updated_at=utcnow())
-            .returning(Delivery.id)
-        )
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        or 0
     )
-    if ids:
+    if n:
         with _refused_as_control_error():
             status.transition(session, edition, status.RESEND)
-        session.add(SendEvent(edition_id=edition.id, kind="resent", detail=f"{len(ids)} unknown", by=by))
-    return ids
-
-
-def pending_ids(session: Session, edition_id: int, *, due_only: bool = False) -> list[int]:
-    q = select(Delivery.id).where(Delivery.edition_id == edition_id, Delivery.status == PENDING)
-    if due_only:
-        q = q.where(or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= utcnow()))
-    return list(session.scalars(q.order_by(Delivery.id)))
+        session.add(SendEvent(edition_id=edition.id, kind="resent", detail=f"{n} unknown", by=by))
+    return n
 
 
 def waiting(session: Session, edition_id: int) -> list[tuple[int, datetime]]:

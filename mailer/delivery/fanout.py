@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import and_, case, exists, false, func, insert, literal, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from mailer.db import utcnow
@@ -28,6 +29,7 @@ from subscribers.service import receives_digests
 # Subscribers per INSERT ... SELECT: bounds each statement (and the addresses read to check
 # the suppression list), not the transaction, which stays one so the edition starts whole.
 FANOUT_BATCH = 20_000
+_UPSERT = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
 
 @dataclass(frozen=True)
@@ -108,7 +110,14 @@ def _insert(session: Session, edition_id: int, where, state, now: datetime) -> N
         stamp,
     ).where(where)
     cols = ["edition_id", "subscriber_id", "status", "attempts", "created_at", "updated_at"]
-    session.execute(insert(Delivery).from_select(cols, rows))
+    stmt = insert(Delivery).from_select(cols, rows)
+    dialect = session.get_bind().dialect.name
+    if dialect in _UPSERT:
+        # The callers hold the edition's row lock, so no other fan-out adds these rows
+        # meanwhile; should one not, a reader already in the ledger is passed over rather
+        # than failing the whole fan-out on the unique (edition, subscriber) key.
+        stmt = _UPSERT[dialect](Delivery).from_select(cols, rows).on_conflict_do_nothing()
+    session.execute(stmt)
 
 
 def pending_batches(session: Session, edition_id: int, size: int, *, due_only: bool = False) -> Iterator[list[int]]:

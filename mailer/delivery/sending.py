@@ -5,7 +5,9 @@ worked in chunks: a chunk is claimed (``pending -> sending``, under a random cla
 and a heartbeat) and that claim is committed before any of its messages leaves, so a
 redelivered queue message finds nothing to claim and sends nothing twice. A chunk's
 messages are handed over in id order, and each outcome is committed as soon as the relay
-has answered, before the next message is handed over.
+has answered, before the next message is handed over (while the next message's text is
+written to the relay, before its final ``.``: the database's round trip and the relay's
+overlap, see ``before_end`` in :mod:`mailer.mail.transport`).
 
 So when a worker dies (``kill -9``), each of its claims holds at most one delivery whose
 fate is unknown: the lowest id still ``sending`` (it may have reached the relay); the
@@ -27,6 +29,7 @@ relay's hands and returns the rest of its claim to ``pending``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import random
 import secrets
@@ -443,6 +446,28 @@ class _Chunk:
             raise DatabaseLost(str(exc)) from exc
 
 
+def _ready(rows, people: dict, prepared: PreparedEdition, chunk: _Chunk):
+    """The chunk's copies to send, in id order, as (row, person, envelope); a reader who
+    no longer receives, has nothing to read, or whose copy cannot be made is recorded in
+    ``chunk`` on the way (one bad copy never stops the others)."""
+    for row in rows:
+        person = people.get(row.subscriber_id)
+        if person is None:
+            chunk.skipped(row, NO_LONGER_RECEIVES)
+            continue
+        logs.bind(delivery_id=row.id)  # a failure's log line names this reader's delivery
+        try:
+            envelope = compose(prepared, person)
+        except Exception as exc:  # this reader's copy only; the others go on
+            log.exception("delivery %s: could not compose the digest", row.id)
+            chunk.failed(row, f"could not compose this copy: {type(exc).__name__}: {exc}")
+            continue
+        if envelope is None:
+            chunk.skipped(row)  # chose other topics since the fan-out
+            continue
+        yield row, person, envelope
+
+
 def deliver_batch(db: Database, transport: Transport, settings: Settings, delivery_ids: list[int]) -> BatchResult:
     """Send the deliveries in ``delivery_ids`` that are still pending and due.
 
@@ -483,30 +508,37 @@ def deliver_batch(db: Database, transport: Transport, settings: Settings, delive
                 people = {r.id: r for r in recipients(s, [r.subscriber_id for r in rows])}
             chunk = _Chunk(rows, settings, token, recorder)
             in_flight, interrupted, connection_down, stopped = None, None, None, False
+            ready = _ready(rows, people, prepared, chunk)
             try:
-                for row in rows:
+                upcoming = next(ready, None)
+                while upcoming is not None:
+                    row, person, envelope = upcoming
                     logs.bind(delivery_id=row.id)
-                    person = people.get(row.subscriber_id)
-                    if person is None:
-                        chunk.skipped(row, NO_LONGER_RECEIVES)
-                        continue
-                    try:
-                        envelope = compose(prepared, person)
-                    except Exception as exc:  # this reader's copy only; the others go on
-                        log.exception("delivery %s: could not compose the digest", row.id)
-                        chunk.failed(row, f"could not compose this copy: {type(exc).__name__}: {exc}")
-                        continue
-                    if envelope is None:
-                        chunk.skipped(row)  # chose other topics since the fan-out
-                        continue
                     if limited:
                         limiter.acquire(person.email.rpartition("@")[2].lower())
                     if stopping.is_set():  # asked to stop: the rest goes back to pending
                         stopped = True
                         break
+                    # The next copy is composed before this one is handed over, so the relay
+                    # can be told its envelope with this one's end (one round trip a message,
+                    # see mailer.mail.transport); it is handed over only after this outcome
+                    # is committed. Not under rate limits, which pace each message.
+                    upcoming = None if limited else next(ready, None)
+                    logs.bind(delivery_id=row.id)  # composing the next one bound its id
                     in_flight = row.id
                     try:
-                        outgoing.delivery(envelope, row.id)
+                        outgoing.delivery(
+                            envelope,
+                            row.id,
+                            (upcoming[2], upcoming[0].id) if upcoming else None,
+                            # The previous outcome is committed while this text travels, and
+                            # before its end is sent (may raise DatabaseLost: then this one
+                            # is not handed over).
+                            before_end=functools.partial(chunk.commit, db),
+                        )
+                    except DatabaseLost:
+                        in_flight = None
+                        raise
                     except PermanentFailure as exc:
                         chunk.failed(row, str(exc), person.email if exc.recipient else None)
                     except TransientFailure as exc:
@@ -519,7 +551,10 @@ def deliver_batch(db: Database, transport: Transport, settings: Settings, delive
                     else:
                         chunk.sent(row)
                     in_flight = None
-                    chunk.commit(db)  # before the next hand-over (may raise DatabaseLost)
+                    if limited or upcoming is None:
+                        chunk.commit(db)  # else the next send commits it, before its hand-over
+                    if limited:
+                        upcoming = next(ready, None)
             except BaseException as exc:
                 interrupted = exc
                 raise

@@ -65,7 +65,12 @@ def load_plan(session: Session, edition: Edition) -> DigestPlan:
     topics = list(session.scalars(select(Topic)))
     partners = list(session.scalars(select(Partner)))
     return plan_digest(
-        items, topics, partners, featured_item_id=edition.featured_item_id, item_order=edition.item_order
+        items,
+        topics,
+        partners,
+        featured_item_id=edition.featured_item_id,
+        item_order=edition.item_order,
+        networks=edition.networks,
     )
 
 

@@ -107,6 +107,33 @@ def build_edition(session: Session, period: str) -> Edition:
     return edition
 
 
+NETWORKS_KEPT = 40  # threads in one edition's "What networks are doing"
+
+
+def set_networks(session: Session, edition: Edition, threads: list[dict]) -> int:
+    """Freeze the threads groups share (``mailer.groups.network``) onto a draft edition:
+    plain data, each checked (text, an https link, a whole number of replies, a topic
+    id); an entry that is not is left out, never the edition. Returns how many."""
+    if edition.status not in EDITABLE:
+        raise EditionError(f"The {edition.period} edition is already {edition.status}; its contents are frozen.")
+    kept = []
+    for t in threads[: NETWORKS_KEPT * 4]:
+        try:
+            entry = {
+                "group": " ".join(str(t["group"]).split())[:120],
+                "subject": " ".join(str(t["subject"]).split())[:200] or "(no subject)",
+                "url": str(t["url"]),
+                "replies": int(t["replies"]),
+                "topic_id": int(t["topic_id"]),
+            }
+        except (KeyError, TypeError, ValueError):
+            continue
+        if entry["url"].startswith(("https://", "http://")) and entry["replies"] >= 0 and entry["group"]:
+            kept.append(entry)
+    edition.networks = kept[:NETWORKS_KEPT]
+    return len(edition.networks)
+
+
 def edition_items(session: Session, edition_id: int) -> list[Item]:
     return list(session.scalars(select(Item).where(Item.edition_id == edition_id).order_by(Item.id)))
 

@@ -50,3 +50,7 @@ class Edition(Base):
     changed_by_id: Mapped[int | None] = mapped_column(Integer)
     approved_by_id: Mapped[int | None] = mapped_column(Integer)
     approved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # "What networks are doing": the month's threads that groups share with the digest,
+    # frozen when the edition is built (plain data: group name, subject, link, replies,
+    # topic id; see mailer.groups.network). None: built before groups shared anything.
+    networks: Mapped[list[dict] | None] = mapped_column(JSON)

@@ -1,8 +1,9 @@
 """The shape of an edition, and what each subscriber gets from it.
 
 Sections, in order: the editor's featured item, one section per topic (newest first, or in
-the editor's order), an "Other news" section for items without a topic, then every event in
-date order.
+the editor's order), an "Other news" section for items without a topic, "What networks are
+doing" (threads groups share, see :mod:`mailer.groups.network`; each reaches the readers
+who chose its group's topic), then every event in date order.
 
 An item tagged with several topics is *placed* in each of their sections, and every
 placement gets a bit. A subscriber's mask holds exactly one placement per item they get:
@@ -23,10 +24,12 @@ from datetime import date, datetime
 
 from mailer.content.models import ITEM_KINDS, Item, Partner, Topic
 
-FEATURED, TOPIC, EVENTS = "featured", "topic", "events"
+FEATURED, TOPIC, EVENTS, NETWORKS = "featured", "topic", "events", "networks"
 FEATURED_TITLE = "Featured this month"
 EVENTS_TITLE = "Events and dates"
 OTHER_TITLE = "Other news"
+NETWORKS_TITLE = "What networks are doing"
+NETWORK_LABEL = "Group thread"
 
 
 @dataclass(frozen=True)
@@ -176,6 +179,7 @@ def plan_digest(
     partners: Sequence[Partner],
     featured_item_id: int | None = None,
     item_order: Sequence[int] | None = None,
+    networks: Sequence[dict] | None = None,
 ) -> DigestPlan:
     """Order ``items`` into sections and index them for selection.
 
@@ -205,11 +209,25 @@ def plan_digest(
             )
         )
     groups.append((TOPIC, None, OTHER_TITLE, _ordered((i for i in others if not i.topics), rank)))
+    groups.append((NETWORKS, None, NETWORKS_TITLE, []))
     groups.append((EVENTS, None, EVENTS_TITLE, events))
+    known_topics = {t.id for t in topics}
+    threads = [t for t in networks or () if t.get("topic_id") in known_topics]
 
     sections, bit = [], 0
     placements: dict[int, list[tuple[int | None, int]]] = {}
+    network_entries: list[_Entry] = []
     for kind, topic_id, name, members in groups:
+        if kind == NETWORKS:
+            if threads:
+                planned = []
+                for n, t in enumerate(threads):
+                    planned.append(_network_item(bit, n, t, threads_dated(items)))
+                    network_entries.append(_Entry(frozenset({t["topic_id"]}), 0, ((t["topic_id"], bit),)))
+                    bit += 1
+                mask = sum(p.mask for p in planned)
+                sections.append(Section(len(sections), None, name, tuple(planned), mask, kind))
+            continue
         if not members:
             continue
         planned = []
@@ -241,10 +259,34 @@ def plan_digest(
         sections.append(Section(len(sections), topic_id, name, tuple(planned), mask, kind))
     entries = tuple(
         _Entry(frozenset(t.id for t in item.topics), item.partner_id, tuple(placements[item.id])) for item in items
-    )
+    ) + tuple(network_entries)
     return DigestPlan(
         sections=tuple(sections),
         topic_names={t.id: t.name for t in topic_order},
         partner_names={p.id: p.name for p in partners},
         entries=entries,
+    )
+
+
+def threads_dated(items: Sequence[Item]) -> date:
+    """The date shown with network threads (none is: they carry the edition's)."""
+    return max((i.dated for i in items), default=date.today())
+
+
+def _network_item(bit: int, n: int, thread: dict, dated: date) -> PlannedItem:
+    """A shared thread as a placement: its id is negative (never an item's), partner 0
+    (nobody follows it: it reaches readers through its topic only)."""
+    replies = thread["replies"]
+    return PlannedItem(
+        bit,
+        -(n + 1),
+        thread["subject"],
+        f"{replies} repl{'y' if replies == 1 else 'ies'}",
+        thread["url"],
+        NETWORKS,
+        NETWORK_LABEL,
+        0,
+        thread["group"],
+        dated,
+        thread["topic_id"],
     )

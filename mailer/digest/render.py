@@ -251,3 +251,54 @@ def _join(pieces: Pieces, mask: int, values: Mapping[str, bytes]) -> bytes:
     for i, name in slots:
         parts[i] = values[name]
     return b"".join(parts)
+
+
+@dataclass(frozen=True)
+class RenderedOnce:
+    """An email with no per-reader blocks, only placeholders (a group's daily digest):
+    rendered once, filled per reader by :func:`fill_once`."""
+
+    html: Pieces
+    plain: Pieces
+    placeholders: frozenset[str]
+
+
+def render_once(template: str, context: Mapping, placeholders: tuple[str, ...]) -> RenderedOnce:
+    """``templates/email/<template>.mjml`` and ``.txt`` through Jinja2, MJML and the
+    inliner once, with ``ph(NAME)`` markers (a fresh nonce, so no data in ``context`` can
+    make one) cut out for :func:`fill_once`. ``context["subject"]`` becomes a placeholder
+    filled after MJML, as in :func:`render_digest`. Unknown placeholders raise here."""
+    markers = Markers()
+    full = {**context, **markers.context(), "subject": markers.ph("SUBJECT")}
+    source, plain = template_source(f"{template}.mjml", full), render_text(f"{template}.txt", full)
+    subject = escape(markers.defuse(context["subject"]), quote=True)
+    html = inline_css(compile_mjml(source).replace(markers.ph("SUBJECT"), subject))
+    plain = plain.replace(markers.ph("SUBJECT"), markers.defuse(context["subject"]))
+    allowed = frozenset(placeholders)
+    cut_parts = []
+    for text in (html, plain):
+        triples = [t for _, _, chunk in markers.split(text) for t in _split(chunk, ALWAYS, markers)]
+        unknown = {name for _, _, name in triples if name and name not in allowed}
+        if unknown:
+            raise ValueError(f"unknown placeholder(s) {', '.join(sorted(unknown))} in {template}")
+        cut_parts.append(
+            Pieces(
+                text=tuple(triples),
+                encoded=tuple((m, qp_fragment(lit) if not name else name) for m, lit, name in triples),
+            )
+        )
+    return RenderedOnce(cut_parts[0], cut_parts[1], allowed)
+
+
+def fill_once(rendered: RenderedOnce, values: Mapping[str, str]) -> tuple[bytes, bytes]:
+    """(html, text) quoted-printable bodies of one reader's copy: ``values`` encoded (and
+    HTML-escaped in the HTML) into the pre-encoded pieces. A missing value raises."""
+    html_vals, text_vals = encode_values(values)
+    return _join(rendered.html, ALWAYS, html_vals), _join(rendered.plain, ALWAYS, text_vals)
+
+
+def show_once(rendered: RenderedOnce, values: Mapping[str, str]) -> tuple[str, str]:
+    """(html, text) of one copy as strings (web pages, tests)."""
+    html = "".join([lit or escape(values[name]) for _, lit, name in rendered.html.text])
+    text = "".join([lit or values[name] for _, lit, name in rendered.plain.text])
+    return html, text

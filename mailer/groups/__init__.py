@@ -17,7 +17,10 @@ Modules:
 * :mod:`.posting`: receive a message for a group, hold, approve, reject, discard, expire;
 * :mod:`.copies`: one member's copy of a post (list headers, DMARC From rewrite);
 * :mod:`.dmarc`: the author domain's DMARC policy (cached, with a timeout, injectable);
-* :mod:`.sending`: fan-out to members and sending through the one send path;
+* :mod:`.sending`: fan-out to members (posts and daily digests) and sending through the
+  one send path;
+* :mod:`.daily`: the daily digest: the day's threads, rendered once per group and day;
+* :mod:`.network`: the threads groups share with the monthly digest;
 * :mod:`.notices`: confirmation, "held for a moderator", rejection and expiry emails;
 * :mod:`.links`: every URL in group emails (``List-Archive`` and ``Archived-At`` name the
   archive's pages; each copy's footer carries the member's own way in to the web pages);
@@ -29,8 +32,9 @@ Modules:
 * :mod:`.removal`: a moderator's removal of a post, and erasing a person in every group;
 * :mod:`.webposts`: a member's web form as an RFC 5322 message for the one receive path.
 
-Members choosing the daily digest (``GroupMember.delivery == "digest"``) or web only get
-no copies from :mod:`.sending`.
+Members choosing the daily digest (``GroupMember.delivery == "digest"``) get one email a
+day (:mod:`.daily`) instead of copies from :mod:`.sending`; web-only members get no post
+email at all.
 
 Domain code: no flask, dramatiq or click; functions take a ``session`` and never commit.
 """

@@ -141,8 +141,10 @@ def footer_text(group_name: str, leave_url: str, manage_url: str, page_url: str,
 
 
 def copy_for(prepared: PreparedPost, member: GroupMember, links: GroupLinks) -> Envelope:
-    """``member``'s copy: the shared bytes, their own List-Unsubscribe and footer."""
+    """``member``'s copy: the shared bytes, their own List-Unsubscribe (the one-click link
+    and the address that removes them when mailed) and footer."""
     leave = links.leave(member.id, member.token_version)
+    mailto = links.leave_mailto(member.id, member.token_version)
     manage = links.manage(member.id, member.token_version)
     web = links.web(prepared.slug, member.id, member.token_version, prepared.post_id or None)
     footer = footer_text(prepared.group_name, leave, manage, links.page(prepared.slug), web)
@@ -150,7 +152,7 @@ def copy_for(prepared: PreparedPost, member: GroupMember, links: GroupLinks) -> 
     data = b"".join(
         (
             prepared.head,
-            f"List-Unsubscribe: <{leave}>\r\n".encode(),
+            f"List-Unsubscribe: <{leave}>, <mailto:{mailto}?subject=unsubscribe>\r\n".encode(),
             b"\r\nThis is a multipart message in MIME format.\r\n--",
             b,
             b"\r\n",

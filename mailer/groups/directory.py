@@ -13,12 +13,14 @@ import re
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from mailer.content.models import Topic
 from mailer.groups.models import (
     ACTIVE,
     ANNOUNCE,
     ANNOUNCE_ONLY,
     OPEN,
     POLICIES,
+    PUBLIC,
     VISIBILITIES,
     Group,
     GroupMember,
@@ -62,6 +64,8 @@ def create_group(
     policy: str | None = None,
     max_bytes: int = 2_000_000,
     allow_attachments: bool = True,
+    topic: str | None = None,
+    share_with_digest: bool = False,
     by: str = "",
 ) -> Group:
     """A new group. Its posting policy defaults to members posting freely (announce-only
@@ -83,6 +87,8 @@ def create_group(
         raise InvalidInput("max_bytes", "must be at least 1000.")
     if session.scalar(select(Group.id).where(Group.slug == slug)) is not None:
         raise InvalidInput("slug", f"there is already a group {slug}.")
+    topic_id = _topic_id(session, topic) if topic else None
+    _check_sharing(share_with_digest, visibility, topic_id)
     group = Group(
         slug=slug,
         name=name,
@@ -91,6 +97,8 @@ def create_group(
         posting_policy=policy,
         max_bytes=max_bytes,
         allow_attachments=allow_attachments,
+        topic_id=topic_id,
+        share_with_digest=share_with_digest,
         created_by=by[:120],
     )
     session.add(group)
@@ -108,9 +116,12 @@ def edit_group(
     policy: str | None = None,
     max_bytes: int | None = None,
     allow_attachments: bool | None = None,
+    topic: str | None = None,
+    share_with_digest: bool | None = None,
 ) -> list[str]:
     """Change the fields given (None: unchanged); the names of those that changed. Every
-    value is checked before any is set, so a refusal changes nothing."""
+    value is checked before any is set, so a refusal changes nothing. ``topic`` is a
+    digest topic's slug ("" for none)."""
     changes: dict = {}
     if name is not None:
         changes["name"] = clean_text("name", name, 120)
@@ -132,10 +143,38 @@ def edit_group(
         changes["max_bytes"] = max_bytes
     if allow_attachments is not None:
         changes["allow_attachments"] = allow_attachments
+    if topic is not None:
+        changes["topic_id"] = _topic_id(session, topic) if topic.strip() else None
+    if share_with_digest is not None:
+        changes["share_with_digest"] = share_with_digest
+    if changes.get("share_with_digest", group.share_with_digest):
+        _check_sharing(True, changes.get("visibility", group.visibility), changes.get("topic_id", group.topic_id))
     changed = [k for k, v in changes.items() if getattr(group, k) != v]
     for key in changed:
         setattr(group, key, changes[key])
     return changed
+
+
+def _topic_id(session: Session, slug: str) -> int:
+    found = session.scalar(select(Topic.id).where(Topic.slug == slug.strip().lower()))
+    if found is None:
+        known = ", ".join(session.scalars(select(Topic.slug).order_by(Topic.position, Topic.id)))
+        raise InvalidInput("topic", f"there is no digest topic {slug!r} (topics: {known or 'none yet'}).")
+    return found
+
+
+def _check_sharing(share: bool, visibility: str, topic_id: int | None) -> None:
+    """A group shares its threads with the monthly digest only with a public archive (the
+    digest links to it) and a topic (readers who chose it see the threads)."""
+    if not share:
+        return
+    if visibility != PUBLIC:
+        raise InvalidInput("share_with_digest", "only a group with a public archive can share its threads.")
+    if topic_id is None:
+        raise InvalidInput(
+            "share_with_digest",
+            "give the group a digest topic first (--topic), so readers who chose it see its threads.",
+        )
 
 
 def get_group(session: Session, slug: str) -> Group:

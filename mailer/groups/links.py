@@ -6,13 +6,26 @@ The paths are the routes of :mod:`mailer.web.groups`; a test checks they agree.
 from __future__ import annotations
 
 from mailer.settings import Settings
+from subscribers.address_tokens import AddressTokens
 from subscribers.tokens import Tokens
+
+# Address tokens of group leave addresses start with this letter, so the unsubscribe
+# mailbox tells them from the digest's (which start with a digit).
+LEAVE_PREFIX = "g"
+
+
+def leave_address_tokens(settings: Settings) -> AddressTokens:
+    """The signer of ``unsubscribe+g<token>@`` leave addresses (its own purpose: a
+    digest unsubscribe token can never leave a group, nor the reverse)."""
+    return AddressTokens(settings.secret_key, settings.secret_key_fallbacks, purpose="group-leave")
 
 
 class GroupLinks:
     def __init__(self, settings: Settings, tokens: Tokens | None = None):
         self.base = settings.base_url
         self.tokens = tokens or Tokens(settings.secret_key, settings.secret_key_fallbacks)
+        self.mailbox, _, self.mail_domain = settings.unsubscribe_mailto.partition("@")
+        self.address_tokens = leave_address_tokens(settings)
 
     def page(self, slug: str) -> str:
         return f"{self.base}/groups/{slug}"
@@ -38,6 +51,12 @@ class GroupLinks:
     def leave(self, member_id: int, version: int) -> str:
         """The one-click leave link (RFC 8058 ``List-Unsubscribe``); never expires."""
         return f"{self.base}/groups/leave/{self.tokens.make('group-leave', member_id, version)}"
+
+    def leave_mailto(self, member_id: int, version: int) -> str:
+        """The address that removes exactly this member from their group when mailed (the
+        ``mailto:`` of every group email's ``List-Unsubscribe``); never expires."""
+        token = self.address_tokens.make(member_id, version)
+        return f"{self.mailbox}+{LEAVE_PREFIX}{token}@{self.mail_domain}"
 
     def manage(self, member_id: int, version: int) -> str:
         """The member's delivery choice (every message, daily digest, web only)."""

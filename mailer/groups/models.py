@@ -8,10 +8,12 @@ are one subscriber.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import (
     Boolean,
+    CheckConstraint,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -71,6 +73,11 @@ class Group(Base):
     # Largest post accepted without a moderator's look; attachments (non-text parts) too.
     max_bytes: Mapped[int] = mapped_column(Integer, default=2_000_000)
     allow_attachments: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Across the network: the group's threads (public archive only) appear in the monthly
+    # digest's "What networks are doing" for readers who chose ``topic_id`` (see
+    # :mod:`mailer.groups.network`). Off until an owner or editor turns it on.
+    share_with_digest: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    topic_id: Mapped[int | None] = mapped_column(ForeignKey("topics.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     created_by: Mapped[str] = mapped_column(String(120), default="")
 
@@ -175,19 +182,39 @@ class GroupPost(Base):
     group: Mapped[Group] = relationship()
 
 
+class GroupDigest(Base):
+    """One group's daily digest for one day (in ``SCHEDULE_TIMEZONE``): unique, so a day's
+    digest is made once whoever runs the job and how often. Its deliveries are rows of
+    the group delivery ledger with ``digest_id`` set (see :mod:`mailer.groups.daily`)."""
+
+    __tablename__ = "group_digests"
+    __table_args__ = (UniqueConstraint("group_id", "day"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"))
+    day: Mapped[date] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    group: Mapped[Group] = relationship()
+
+
 class GroupDelivery(Base):
-    """The group delivery ledger: one row per post and member, unique, so nobody gets a
-    post twice. ``pending -> sending -> sent | failed | unknown`` or ``skipped``, as the
-    digest's :class:`mailer.delivery.models.Delivery`."""
+    """The group delivery ledger: one row per post (or daily digest) and member, unique,
+    so nobody gets a post or a day's digest twice. ``pending -> sending -> sent | failed |
+    unknown`` or ``skipped``, as the digest's :class:`mailer.delivery.models.Delivery`.
+    Exactly one of ``post_id`` and ``digest_id`` is set."""
 
     __tablename__ = "group_deliveries"
     __table_args__ = (
         UniqueConstraint("post_id", "member_id"),
+        UniqueConstraint("digest_id", "member_id"),
         Index("ix_group_deliveries_post_status", "post_id", "status"),
+        CheckConstraint("(post_id IS NULL) <> (digest_id IS NULL)", name="post_or_digest"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    post_id: Mapped[int] = mapped_column(ForeignKey("group_posts.id", ondelete="CASCADE"))
+    post_id: Mapped[int | None] = mapped_column(ForeignKey("group_posts.id", ondelete="CASCADE"))
+    digest_id: Mapped[int | None] = mapped_column(ForeignKey("group_digests.id", ondelete="CASCADE"))
     member_id: Mapped[int] = mapped_column(ForeignKey("group_members.id", ondelete="CASCADE"))
     status: Mapped[str] = mapped_column(String(20), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,5 +1,6 @@
 """The emails groups send to one person: confirm joining, "you are already a member",
-a held post rejected (with the moderator's reason) or expired.
+a member's own post waiting for a moderator, a held post rejected (with the moderator's
+reason) or expired.
 
 All carry ``Auto-Submitted: auto-generated`` (RFC 3834), so auto-responders stay quiet.
 Group names, subjects and reasons are data: they reach the HTML part escaped, and the
@@ -85,6 +86,25 @@ def decision_email(kind: str, settings: Settings, post: GroupPost) -> Envelope:
         ]
     lines.append(f"About the group: {GroupLinks(settings).page(group.slug)}")
     return _envelope(settings, f"Your message to {_one_line(group.name)} was not posted", "", post.author_email, lines)
+
+
+def waiting_email(settings: Settings, post: GroupPost) -> Envelope:
+    """To a member whose own post is held: it waits for a moderator, and why. Members
+    only (their address is confirmed): a note to any sender would be backscatter."""
+    group = post.group
+    return _envelope(
+        settings,
+        f"Your message to {_one_line(group.name)} is waiting for a moderator",
+        post.author_name,
+        post.author_email,
+        [
+            f'Your message "{_one_line(post.subject or "(no subject)", 60)}" to {group.name} is waiting for '
+            f"a moderator ({post.hold_reason.partition(': ')[2] or post.hold_reason}).",
+            "You will hear from us if it is not posted. Once approved it goes to the group like any message; "
+            f"if you read the group on the web, it will be there: {GroupLinks(settings).page(group.slug)}",
+            f"Undecided messages expire after {settings.groups.hold_days} days.",
+        ],
+    )
 
 
 def held_email(settings: Settings, post: GroupPost, moderator: GroupMember) -> Envelope:

@@ -1,10 +1,14 @@
-"""Delivering an accepted post: one copy per member, through the group delivery ledger.
+"""Delivering an accepted post (one copy per member) and a group's daily digest (one
+email per digest member and day), through the group delivery ledger.
 
 The same promises as the digest's ledger (:mod:`mailer.delivery.sending`):
 
 * :func:`fan_out` writes one ``pending`` :class:`GroupDelivery` per active member who
   takes every message (unique per post and member: a second fan-out adds nobody twice;
-  suppressed addresses are written ``skipped``);
+  suppressed addresses are written ``skipped``); :func:`fan_out_digest` does the same
+  for a day's :class:`GroupDigest` and the members who chose the daily digest (unique
+  per digest and member: nobody gets a day's digest twice). Members who chose web only
+  get neither;
 * :func:`deliver` claims its rows (``pending -> sending``) and commits that claim before a
   message leaves, so a redelivered queue message sends nothing twice; a member who left
   since the fan-out is skipped; outcomes are written after the batch;
@@ -30,11 +34,21 @@ from mailer.db import Database, utcnow
 from mailer.delivery.limits import RateLimiter
 from mailer.delivery.sending import backoff_seconds
 from mailer.delivery.suppression import record_refusal
-from mailer.groups import copies
+from mailer.groups import copies, daily
 from mailer.groups.directory import address_of
 from mailer.groups.dmarc import DmarcPolicies
 from mailer.groups.links import GroupLinks
-from mailer.groups.models import ACTIVE, APPROVED, EVERY, Group, GroupDelivery, GroupMember, GroupPost
+from mailer.groups.models import (
+    ACTIVE,
+    APPROVED,
+    DIGEST,
+    EVERY,
+    Group,
+    GroupDelivery,
+    GroupDigest,
+    GroupMember,
+    GroupPost,
+)
 from mailer.mail.outgoing import Outgoing
 from mailer.mail.transport import PermanentFailure, TransientFailure, Transport
 from mailer.settings import Settings
@@ -51,10 +65,25 @@ def fan_out(session: Session, post_id: int) -> list[int]:
     post = session.get(GroupPost, post_id)
     if post is None or post.status != APPROVED:
         return []
-    done = set(session.scalars(select(GroupDelivery.member_id).where(GroupDelivery.post_id == post_id)))
+    return _fan_out(session, GroupDelivery.post_id, post_id, post.group_id, EVERY)
+
+
+def fan_out_digest(session: Session, digest_id: int) -> list[int]:
+    """One delivery per active daily-digest member of the digest's group (those not
+    written yet); the ids of the digest's pending deliveries."""
+    digest = session.get(GroupDigest, digest_id)
+    if digest is None:
+        return []
+    return _fan_out(session, GroupDelivery.digest_id, digest_id, digest.group_id, DIGEST)
+
+
+def _fan_out(session: Session, key, key_id: int, group_id: int, mode: str) -> list[int]:
+    """The ledger rows of one post or digest (``key``: the column naming it) for the
+    group's active members who chose ``mode``; the pending ids."""
+    done = set(session.scalars(select(GroupDelivery.member_id).where(key == key_id)))
     people = session.execute(
         select(GroupMember.id, GroupMember.email).where(
-            GroupMember.group_id == post.group_id, GroupMember.status == ACTIVE, GroupMember.delivery == EVERY
+            GroupMember.group_id == group_id, GroupMember.status == ACTIVE, GroupMember.delivery == mode
         )
     ).all()
     new = [p for p in people if p.id not in done]
@@ -65,7 +94,7 @@ def fan_out(session: Session, post_id: int) -> list[int]:
         now = utcnow()
         rows = [
             {
-                "post_id": post_id,
+                key.key: key_id,
                 "member_id": p.id,
                 "status": SKIPPED if p.email in barred else PENDING,
                 "error": "the address is on the suppression list" if p.email in barred else None,
@@ -78,9 +107,7 @@ def fan_out(session: Session, post_id: int) -> list[int]:
         session.execute(insert(GroupDelivery), rows)
     return list(
         session.scalars(
-            select(GroupDelivery.id)
-            .where(GroupDelivery.post_id == post_id, GroupDelivery.status == PENDING)
-            .order_by(GroupDelivery.id)
+            select(GroupDelivery.id).where(key == key_id, GroupDelivery.status == PENDING).order_by(GroupDelivery.id)
         )
     )
 
@@ -108,7 +135,13 @@ def _claim(session: Session, ids: list[int]):
             or_(GroupDelivery.next_attempt_at.is_(None), GroupDelivery.next_attempt_at <= now),
         )
         .values(status=SENDING, attempts=GroupDelivery.attempts + 1, updated_at=now)
-        .returning(GroupDelivery.id, GroupDelivery.post_id, GroupDelivery.member_id, GroupDelivery.attempts)
+        .returning(
+            GroupDelivery.id,
+            GroupDelivery.post_id,
+            GroupDelivery.digest_id,
+            GroupDelivery.member_id,
+            GroupDelivery.attempts,
+        )
     ).all()
 
 
@@ -137,18 +170,25 @@ def prepare_post(session: Session, post: GroupPost, settings: Settings, dmarc: D
 def deliver(
     db: Database, transport: Transport, settings: Settings, dmarc: DmarcPolicies, delivery_ids: list[int]
 ) -> Result:
-    """Send the still-pending, due deliveries among ``delivery_ids`` (of one or more posts)."""
+    """Send the still-pending, due deliveries among ``delivery_ids`` (of one or more posts
+    or daily digests). Each post and digest is prepared once for all its members."""
     cfg = settings.delivery
     result = Result()
     links = GroupLinks(settings)
     outgoing = Outgoing(settings, transport)
     limiter = RateLimiter(counters_for(settings.redis_url), cfg.rate, cfg.rate_for)
     limited = bool(cfg.rate or cfg.domain_rate or cfg.domain_rates)
-    prepared: dict[int, copies.PreparedPost | None] = {}
-    with db.transaction() as s:  # before any claim: the DMARC lookup may take a while
-        for post_id in set(s.scalars(select(GroupDelivery.post_id).where(GroupDelivery.id.in_(delivery_ids)))):
-            post = s.get(GroupPost, post_id)
-            prepared[post_id] = prepare_post(s, post, settings, dmarc, links) if post.raw else None
+    prepared: dict[tuple[str, int], copies.PreparedPost | daily.PreparedDigest | None] = {}
+    with db.transaction() as s:  # before any claim: the DMARC lookup and a render take a while
+        keys = s.execute(
+            select(GroupDelivery.post_id, GroupDelivery.digest_id).where(GroupDelivery.id.in_(delivery_ids)).distinct()
+        ).all()
+        for post_id, digest_id in keys:
+            if post_id is not None:
+                post = s.get(GroupPost, post_id)
+                prepared[("post", post_id)] = prepare_post(s, post, settings, dmarc, links) if post.raw else None
+            elif digest_id is not None:
+                prepared[("digest", digest_id)] = _prepare_digest(s, digest_id, settings, links)
     try:
         for chunk in batches(list(delivery_ids), cfg.chunk_size):
             with db.transaction() as s:  # the claim is committed before anything leaves
@@ -156,7 +196,7 @@ def deliver(
                 if not rows:
                     continue
                 people = {
-                    m.id: (m.email, m.token_version, m.status, m.delivery)
+                    m.id: (m.email, m.token_version, m.status, m.delivery, m.name)
                     for m in s.scalars(select(GroupMember).where(GroupMember.id.in_([r.member_id for r in rows])))
                 }
             outcomes: dict[int, tuple] = {}
@@ -179,15 +219,37 @@ def deliver(
     return result
 
 
+def _prepare_digest(s: Session, digest_id: int, settings: Settings, links: GroupLinks):
+    """A day's digest rendered once, or None when nothing can be rendered (the day's posts
+    were removed, or a render failed: logged, and its deliveries skipped, not retried)."""
+    digest = s.get(GroupDigest, digest_id)
+    if digest is None:
+        return None
+    try:
+        return daily.prepared_digests.get(s, digest, settings, links)
+    except Exception:  # noqa: BLE001 - one group's bad day must not stop a batch of others
+        log.exception("group digest %s (%s, %s) could not be rendered", digest_id, digest.group_id, digest.day)
+        return None
+
+
 def _send_one(row, people, prepared, links, outgoing, limiter, cfg) -> tuple:
     """Send one claimed delivery: (id, status, error, next attempt, delay, refused address)."""
-    email, version, status, mode = people.get(row.member_id, ("", 0, "gone", ""))
-    shared = prepared.get(row.post_id)
-    if shared is None:
-        return (row.id, SKIPPED, "the post was removed", None, 0.0, None)
-    if status != ACTIVE or mode != EVERY:
-        return (row.id, SKIPPED, "left the group or chose another delivery since", None, 0.0, None)
-    envelope = copies.copy_for(shared, GroupMember(id=row.member_id, email=email, token_version=version), links)
+    email, version, status, mode, name = people.get(row.member_id, ("", 0, "gone", "", ""))
+    member = GroupMember(id=row.member_id, email=email, token_version=version, name=name)
+    if row.digest_id is not None:
+        shared = prepared.get(("digest", row.digest_id))
+        if shared is None:
+            return (row.id, SKIPPED, "the day's digest has nothing to show", None, 0.0, None)
+        if status != ACTIVE or mode != DIGEST:
+            return (row.id, SKIPPED, "left the group or chose another delivery since", None, 0.0, None)
+        envelope = daily.copy_for(shared, member, links)
+    else:
+        shared = prepared.get(("post", row.post_id))
+        if shared is None:
+            return (row.id, SKIPPED, "the post was removed", None, 0.0, None)
+        if status != ACTIVE or mode != EVERY:
+            return (row.id, SKIPPED, "left the group or chose another delivery since", None, 0.0, None)
+        envelope = copies.copy_for(shared, member, links)
     if limiter is not None:
         limiter.acquire(email.rpartition("@")[2].lower())
     try:
@@ -226,6 +288,14 @@ def _write(db: Database, rows, outcomes: dict[int, tuple], in_flight, result: Re
             result.sent += status == SENT
             result.failed += status == FAILED
             result.skipped += status == SKIPPED
+
+
+def digest_progress(session: Session, digest_id: int) -> dict[str, int]:
+    """A daily digest's deliveries by status."""
+    counts: dict[str, int] = {}
+    for status in session.scalars(select(GroupDelivery.status).where(GroupDelivery.digest_id == digest_id)):
+        counts[status] = counts.get(status, 0) + 1
+    return counts
 
 
 def progress(session: Session, post_id: int) -> dict[str, int]:

@@ -232,6 +232,19 @@ def set_delivery(session: Session, member: GroupMember, mode: str, *, ip: str | 
     return True
 
 
+def memberships_of(session: Session, email: str) -> list[GroupMember]:
+    """Every active membership of ``email`` (any letter case), by group name: what one
+    person sees on their preference page."""
+    return list(
+        session.scalars(
+            select(GroupMember)
+            .join(Group, Group.id == GroupMember.group_id)
+            .where(GroupMember.email_key == email.strip().lower(), GroupMember.status == ACTIVE)
+            .order_by(Group.name, Group.id)
+        )
+    )
+
+
 def is_moderator(member: GroupMember | None) -> bool:
     return member is not None and member.status == ACTIVE and member.role in ("moderator", "owner")
 

@@ -1,4 +1,6 @@
-"""The route kind for group addresses: ``slug@`` the list domain.
+"""The route kinds for groups: group addresses (``slug@`` the list domain), and the
+per-member leave addresses (``unsubscribe+g<token>@``) of every group email's
+``List-Unsubscribe``.
 
 At RCPT the address must name an existing group (else the receiver answers 550 5.1.1);
 a ``slug+anything@`` is no group address. The accepted message then runs through the
@@ -13,11 +15,53 @@ from sqlalchemy.orm import Session
 
 from mailer.groups.archive import DEFAULT_ATTACHMENT_MAX_BYTES
 from mailer.groups.directory import find_group
-from mailer.groups.models import Group
+from mailer.groups.links import LEAVE_PREFIX
+from mailer.groups.models import ACTIVE, Group, GroupMember
 from mailer.groups.posting import receive
+from mailer.groups.service import leave
 from mailer.inbound.routing import Arrival, InboundError, Route, split_address
+from subscribers.address_tokens import AddressTokens
+from subscribers.tokens import TokenError
 
-GROUP = "group"
+GROUP, GROUP_LEAVE = "group", "group-leave"
+
+
+class GroupLeaveByMail:
+    """``unsubscribe+g<token>@domain``: a mail to it removes the one member the token
+    names from their group (the consent ledger says ``left`` by ``email``), as the
+    one-click link does. The token is all that counts (the ``From:`` can say anything);
+    it is signed for this purpose only, so a digest's unsubscribe token leaves no group.
+    A forged token, or one a newer ``token_version`` replaced (the member was removed or
+    rejoined since), matches nothing: the receiver refuses it at RCPT. Never answered."""
+
+    kind = GROUP_LEAVE
+
+    def __init__(self, tokens: AddressTokens, local: str, domain: str):
+        self.tokens, self.local, self.domain = tokens, local.lower(), domain.lower()
+
+    def match(self, session: Session, address: str) -> Route | None:
+        parts = split_address(address)
+        if parts is None or parts[0] != self.local or parts[2] != self.domain or not parts[1].startswith(LEAVE_PREFIX):
+            return None
+        try:
+            claims = self.tokens.read(parts[1][len(LEAVE_PREFIX) :])
+        except TokenError:
+            return None
+        member = session.get(GroupMember, claims.subscriber_id)  # the claim's id is the member's
+        if member is None or member.token_version != claims.version:
+            return None
+        return Route(self.kind, address, member.id)
+
+    def handle(self, session: Session, route: Route, arrival: Arrival) -> str:
+        member = session.get(GroupMember, route.target_id)
+        if member is None:
+            raise InboundError("the membership no longer exists")
+        was = member.status == ACTIVE
+        left = leave(session, member, source="email")
+        outcome = f"left group {member.group_id}" if left else ("already left" if not was else "not left")
+        if arrival.automatic:
+            outcome += f" ({arrival.automatic}; not answered)"
+        return outcome
 
 
 class GroupPosts:

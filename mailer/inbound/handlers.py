@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session
 
 from mailer.delivery import bounces
 from mailer.groups.directory import reserved_locals
-from mailer.inbound.groups import GroupPosts
+from mailer.groups.links import leave_address_tokens
+from mailer.inbound.groups import GroupLeaveByMail, GroupPosts
 from mailer.inbound.routing import Arrival, InboundError, Route, Router, split_address
 from mailer.mail.verp import ReturnPaths
 from subscribers.address_tokens import AddressTokens
@@ -107,6 +108,7 @@ def default_router(settings) -> Router:
     return Router(
         [
             UnsubscribeByMail(AddressTokens(settings.secret_key, settings.secret_key_fallbacks), local, domain),
+            GroupLeaveByMail(leave_address_tokens(settings), local, domain),
             BounceReports(ReturnPaths.from_settings(settings)),
             GroupPosts(
                 settings.list_domain,

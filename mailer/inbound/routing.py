@@ -1,7 +1,7 @@
 """Which of our addresses a recipient is, and who handles mail to it: the routing table.
 
 A :class:`Router` holds route kinds in order; the first whose :meth:`RouteKind.match`
-recognises an address wins. There are three kinds:
+recognises an address wins. There are four kinds:
 
 * ``unsubscribe``: ``unsubscribe+<token>@<MAIL_FROM domain>``, the mailto of a digest's
   ``List-Unsubscribe``; the token (:mod:`subscribers.address_tokens`) names one reader.
@@ -9,6 +9,8 @@ recognises an address wins. There are three kinds:
   one is unknown), and the bare bounce mailbox, which feedback loops (ARF) may report to.
 
 * ``group``: ``slug@<list domain>`` of an existing group (:mod:`mailer.inbound.groups`).
+* ``group-leave``: ``unsubscribe+g<token>@<MAIL_FROM domain>``, the mailto of every group
+  email's ``List-Unsubscribe``; the token names one member of one group.
 
 Every other address is unknown (the receiver answers 550 5.1.1). A kind also
 handles what was accepted for it (:meth:`RouteKind.handle`), so the table is the one place

@@ -1,10 +1,10 @@
-"""The public half of the DKIM signing key, as DNS publishes it.
+"""The DKIM signing key: loaded once for signing, and its public half as DNS publishes it.
 
 A DKIM verifier fetches ``<selector>._domainkey.<domain> TXT "v=DKIM1; k=rsa; p=..."``,
 where ``p=`` is the base64 of the public key's DER SubjectPublicKeyInfo. We derive it from
-the configured private key (PKCS#1 or PKCS#8 PEM, parsed by dkimpy) so the record printed by
-``mailer dns-records`` always matches the key that signs. dkimpy's own DER builder cannot
-encode integers, hence the few lines of DER below.
+the configured private key (PKCS#1 or PKCS#8 PEM, parsed by OpenSSL through
+``cryptography``) so the record printed by ``mailer dns-records`` always matches the key
+that signs (:mod:`mailer.mail.dkim`).
 """
 
 from __future__ import annotations
@@ -12,12 +12,9 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass
 
-# 1.2.840.113549.1.1.1 (rsaEncryption), then NULL parameters: RFC 8017 appendix A.1.
-_RSA_ALGORITHM = bytes.fromhex("300d06092a864886f70d0101010500")
-
 
 class DkimKeyError(ValueError):
-    """The file is not an RSA private key dkimpy can sign with."""
+    """The file is not an RSA private key we can sign with."""
 
 
 @dataclass(frozen=True)
@@ -30,32 +27,26 @@ class PublicKey:
         return base64.b64encode(self.der).decode("ascii")
 
 
-def public_key(private_pem: bytes) -> PublicKey:
-    """The public key of ``private_pem`` (an RSA key in PEM), or :class:`DkimKeyError`."""
-    # dkimpy pulls in dnspython (~0.25 s); only a configured key needs it.
-    from dkim.crypto import UnparsableKeyError, parse_pem_private_key
+def load_private_key(private_pem: bytes):
+    """The RSA private key of ``private_pem`` (``cryptography``'s object), or
+    :class:`DkimKeyError`."""
+    # cryptography loads OpenSSL bindings (~50 ms): only a configured key needs them.
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
     try:
-        key = parse_pem_private_key(private_pem.replace(b"\r\n", b"\n"))
-    except (UnparsableKeyError, ValueError, IndexError, TypeError) as exc:
+        key = load_pem_private_key(private_pem.replace(b"\r\n", b"\n"), password=None)
+    except (ValueError, TypeError) as exc:
         raise DkimKeyError(f"not an RSA private key in PEM form ({exc})".replace("\n", " ")) from None
-    modulus, exponent = key["modulus"], key["publicExponent"]
-    rsa_public = _der(0x30, _integer(modulus) + _integer(exponent))
-    spki = _der(0x30, _RSA_ALGORITHM + _der(0x03, b"\x00" + rsa_public))
-    return PublicKey(der=spki, bits=modulus.bit_length())
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise DkimKeyError(f"not an RSA private key in PEM form (a {type(key).__name__})")
+    return key
 
 
-def _integer(n: int) -> bytes:
-    # Big-endian, with a leading zero byte when the top bit is set (DER integers are signed).
-    body = n.to_bytes(n.bit_length() // 8 + 1, "big")
-    return _der(0x02, body)
+def public_key(private_pem: bytes) -> PublicKey:
+    """The public key of ``private_pem`` (an RSA key in PEM), or :class:`DkimKeyError`."""
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat  # as above: only with a key
 
-
-def _der(tag: int, body: bytes) -> bytes:
-    n = len(body)
-    if n < 0x80:
-        length = bytes([n])
-    else:
-        size = n.to_bytes((n.bit_length() + 7) // 8, "big")
-        length = bytes([0x80 | len(size)]) + size
-    return bytes([tag]) + length + body
+    key = load_private_key(private_pem)
+    der = key.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    return PublicKey(der=der, bits=key.key_size)

@@ -23,14 +23,24 @@ class Outgoing:
         self.transport = transport
         self.paths = ReturnPaths.from_settings(settings)
         self.sign = Signer(settings.delivery, settings.sender_domain)
+        self._ahead: tuple[int, str] | None = None  # (delivery id, return path) sent as `then`
 
-    def _send(self, envelope: Envelope, return_path: str) -> None:
-        self.transport.send(return_path, envelope.recipient, self.sign(envelope.data))
+    def _send(self, envelope: Envelope, return_path: str, then: tuple[str, str] | None = None, before_end=None) -> None:
+        self.transport.send(return_path, envelope.recipient, self.sign(envelope.data), then, before_end)
         events.email_sent()
 
-    def delivery(self, envelope: Envelope, delivery_id: int) -> None:
-        """A digest copy, recorded as ``Delivery`` ``delivery_id``."""
-        self._send(envelope, self.paths.address(delivery_id))
+    def delivery(
+        self, envelope: Envelope, delivery_id: int, then: tuple[Envelope, int] | None = None, before_end=None
+    ) -> None:
+        """A digest copy, recorded as ``Delivery`` ``delivery_id``. ``then``: the copy and
+        delivery this thread sends next, if known (the transport may announce it already);
+        ``before_end``: see :meth:`mailer.mail.transport.Transport.send`."""
+        path = self._ahead[1] if self._ahead is not None and self._ahead[0] == delivery_id else None
+        following = None
+        if then is not None:
+            self._ahead = (then[1], self.paths.address(then[1]))  # its return path, made once
+            following = (self._ahead[1], then[0].recipient)
+        self._send(envelope, path or self.paths.address(delivery_id), following, before_end)
 
     def to_subscriber(self, envelope: Envelope, subscriber_id: int) -> None:
         """A confirmation, "already subscribed" or manage-link email."""

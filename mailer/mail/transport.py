@@ -6,9 +6,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import re
 import smtplib
+import socket
 import ssl
 import threading
 import time
@@ -76,9 +79,23 @@ class TransientFailure(Exception):
         self.connection = connection
 
 
+Hook = Callable[[], object] | None
+
+
 class Transport(Protocol):
-    def send(self, sender: str, recipient: str, message: bytes) -> None:
-        """Hand ``message`` over for ``recipient`` or raise Permanent/TransientFailure."""
+    def send(
+        self, sender: str, recipient: str, message: bytes, then: tuple[str, str] | None = None, before_end: Hook = None
+    ) -> None:
+        """Hand ``message`` over for ``recipient`` or raise Permanent/TransientFailure.
+
+        ``then`` is the (sender, recipient) of the message the caller will send next on
+        this thread, if it knows it: a transport may announce it already (SMTP pipelining);
+        the next ``send`` must then be that message, or ``close`` come first.
+
+        ``before_end``, if given, is called once before the message is handed over (over
+        SMTP: once its text is written, before the final ``.``), so the caller can record
+        the previous message's outcome while this one travels. If it raises, nothing of
+        this message is handed over and the exception propagates."""
 
     def close(self) -> None:
         """Release any connection held between messages."""
@@ -96,7 +113,11 @@ class FileOutbox:
     def __init__(self, directory: Path):
         self.directory = Path(directory)
 
-    def send(self, sender: str, recipient: str, message: bytes) -> None:
+    def send(
+        self, sender: str, recipient: str, message: bytes, then: tuple[str, str] | None = None, before_end: Hook = None
+    ) -> None:
+        if before_end is not None:
+            before_end()
         private_dir(self.directory)  # every email holds an address and personal links
         name = f"{uuid.uuid1().hex}.eml"
         tmp = self.directory / f".{name}.tmp"
@@ -121,7 +142,11 @@ class MemoryTransport:
         self.messages: list[SentMessage] = []
         self._lock = threading.Lock()
 
-    def send(self, sender: str, recipient: str, message: bytes) -> None:
+    def send(
+        self, sender: str, recipient: str, message: bytes, then: tuple[str, str] | None = None, before_end: Hook = None
+    ) -> None:
+        if before_end is not None:
+            before_end()
         with self._lock:
             self.messages.append(SentMessage(sender, recipient, message))
 
@@ -172,25 +197,44 @@ class SMTPTransport:
                 conn.login(self.username, self.password or "")
         except (OSError, smtplib.SMTPException) as exc:
             raise TransientFailure(f"cannot connect to {self.host}:{self.port}: {exc}") from exc
+        # We group what we write ourselves (pipelining): a message's end of data must not
+        # wait for the ACK of its text (Nagle's algorithm against delayed ACKs: 40 ms).
+        with contextlib.suppress(OSError):
+            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._local.conn = conn
         return conn
 
-    def send(self, sender: str, recipient: str, message: bytes) -> None:
+    def send(
+        self, sender: str, recipient: str, message: bytes, then: tuple[str, str] | None = None, before_end: Hook = None
+    ) -> None:
         try:
-            self._send(sender, recipient, message)
+            self._send(sender, recipient, message, then, before_end)
         except TransientFailure as exc:
             if exc.connection:  # the relay as a whole, not one deferred recipient
                 self.watch.trouble(str(exc))
             raise
         self.watch.accepted()
 
-    def _send(self, sender: str, recipient: str, message: bytes) -> None:
+    def _send(
+        self, sender: str, recipient: str, message: bytes, then: tuple[str, str] | None, before_end: Hook
+    ) -> None:
+        announced = getattr(self._local, "announced", None)
+        if announced is not None and announced != (sender, recipient):
+            self._drop()  # not the message announced: its transaction dies with the connection
+            announced = None
+        self._local.announced = None
         conn = self._connection()
         try:
             if (sender + recipient).isascii():
-                if _pipelining(conn):
-                    _pipelined_transaction(conn, sender, recipient, message)
+                if announced is not None or _pipelining(conn):
+                    if then is not None and not "".join(then).isascii():
+                        then = None
+                    _pipelined_transaction(
+                        conn, sender, recipient, message, then, announced is not None, self._announced, before_end
+                    )
                 else:
+                    if before_end is not None:
+                        before_end()
                     conn.sendmail(sender, [recipient], message)
             else:
                 conn.ehlo_or_helo_if_needed()
@@ -199,6 +243,8 @@ class SMTPTransport:
                         f"the relay {self.host} does not offer SMTPUTF8, which the address "
                         f"{recipient} (non-ASCII characters before the @) needs"
                     )
+                if before_end is not None:
+                    before_end()
                 conn.sendmail(sender, [recipient], message, mail_options=["SMTPUTF8"])
         except smtplib.SMTPRecipientsRefused as exc:
             code, reply = exc.recipients[recipient]
@@ -213,8 +259,18 @@ class SMTPTransport:
         except (OSError, smtplib.SMTPException) as exc:
             self.close()  # the connection is in an unknown state: start afresh next time
             raise TransientFailure(str(exc)) from exc
+        except (PermanentFailure, TransientFailure):
+            raise
+        except BaseException:
+            # before_end raised (or the thread was interrupted) mid-transaction: without its
+            # final "." the relay discards the message when the connection drops.
+            self._drop()
+            raise
 
     def close(self) -> None:
+        if getattr(self._local, "announced", None) is not None:
+            self._drop()  # a QUIT now would be read as the announced message's text
+            return
         conn = getattr(self._local, "conn", None)
         self._local.conn = None
         if conn is not None:
@@ -222,6 +278,17 @@ class SMTPTransport:
                 conn.quit()
             except (OSError, smtplib.SMTPException):
                 pass
+
+    def _announced(self, envelope: tuple[str, str] | None) -> None:
+        self._local.announced = envelope
+
+    def _drop(self) -> None:
+        """Close the connection without a word: a transaction the relay was told of but
+        never got the end of (its final ``.``) is discarded by the relay, never delivered."""
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = self._local.announced = None
+        if conn is not None:
+            conn.close()
 
 
 def _text(reply) -> str:
@@ -233,15 +300,40 @@ def _pipelining(conn: smtplib.SMTP) -> bool:
     return conn.does_esmtp and conn.has_extn("pipelining")
 
 
-def _pipelined_transaction(conn: smtplib.SMTP, sender: str, recipient: str, message: bytes) -> None:
+_DOT_LINE = re.compile(rb"\n\.")
+
+
+def _envelope(sender: str, recipient: str) -> bytes:
+    return f"MAIL FROM:<{sender}>\r\nRCPT TO:<{recipient}>\r\nDATA\r\n".encode("ascii")
+
+
+def _pipelined_transaction(
+    conn: smtplib.SMTP,
+    sender: str,
+    recipient: str,
+    message: bytes,
+    then: tuple[str, str] | None = None,
+    announced: bool = False,
+    on_announce: Callable[[tuple[str, str] | None], None] = lambda envelope: None,
+    before_end: Hook = None,
+) -> None:
     """One message with ESMTP PIPELINING (RFC 2920): MAIL, RCPT and DATA in one write,
     then the body; two round trips instead of four. ``message`` must already have CRLF
     line ends (our builder's output); only dot-stuffing is done here, with bytes.replace
     rather than smtplib's two regular-expression passes over the whole body.
 
+    With ``then`` (the next message's envelope) its MAIL, RCPT and DATA go in the same
+    write as this message's end (RFC 2920 lets a group follow the end of the data), so a
+    run of messages costs one round trip each: ``announced`` says this message's own
+    envelope went out that way with the previous one, and only its replies are read here.
+    Nothing of the next message is handed over until its own end of data is sent.
+    ``on_announce`` is told, as it is written, which envelope now waits for its message.
+    ``before_end`` runs between the text and its final ``.`` (see :class:`Transport`).
+
     Raises the same smtplib exceptions as ``SMTP.sendmail`` so callers map them alike.
     """
-    conn.send(f"MAIL FROM:<{sender}>\r\nRCPT TO:<{recipient}>\r\nDATA\r\n".encode("ascii"))
+    if not announced:
+        conn.send(_envelope(sender, recipient))
     mail = conn.getreply()
     rcpt = conn.getreply()
     data = conn.getreply()
@@ -258,12 +350,19 @@ def _pipelined_transaction(conn: smtplib.SMTP, sender: str, recipient: str, mess
     if data[0] != 354:
         conn.rset()
         raise smtplib.SMTPDataError(*data)
-    body = message.replace(b"\r\n.", b"\r\n..")
+    # A regular expression finds a line starting with a dot 3x faster than bytes.replace
+    # or `in` (which stumble on every line end); most messages have none to stuff.
+    body = message.replace(b"\r\n.", b"\r\n..") if _DOT_LINE.search(message) else message
     if body.startswith(b"."):
         body = b"." + body
     if not body.endswith(b"\r\n"):
         body += b"\r\n"
-    conn.send(body + b".\r\n")
+    if before_end is not None:
+        conn.send(body)
+        before_end()
+        body = b""
+    on_announce(then)
+    conn.send(body + b".\r\n" + (_envelope(*then) if then is not None else b""))
     code, reply = conn.getreply()
     if code != 250:
         raise smtplib.SMTPDataError(code, reply)

@@ -59,6 +59,8 @@ class GroupConfig:
     dmarc_timeout: float = 3.0  # seconds for one DMARC lookup
     # Attachments bigger than this are listed in the archive but their bytes are not kept.
     archive_attachment_max_bytes: int = 5_000_000
+    # The hour (SCHEDULE_TIMEZONE) daily-digest members get the day before's digest.
+    digest_hour: int = 7
 
     @classmethod
     def from_env(cls, e: Mapping[str, str]) -> GroupConfig:
@@ -78,6 +80,9 @@ class GroupConfig:
             raise GroupConfigError(f"DMARC_TIMEOUT must be a number of seconds, not {raw_timeout!r}") from None
         if not 0 < timeout <= 30:
             raise GroupConfigError("DMARC_TIMEOUT must be more than 0 and at most 30 seconds")
+        raw_hour = (e.get("GROUP_DIGEST_HOUR") or "7").strip()
+        if not raw_hour.isdigit() or int(raw_hour) > 23:
+            raise GroupConfigError(f"GROUP_DIGEST_HOUR must be an hour from 0 to 23, not {raw_hour!r}")
         return cls(
             list_domain=domain,
             hold_days=_int(e, "GROUP_HOLD_DAYS", 7),
@@ -85,4 +90,5 @@ class GroupConfig:
             dmarc_rewrite_domains=domains,
             dmarc_timeout=timeout,
             archive_attachment_max_bytes=_int(e, "GROUP_ARCHIVE_ATTACHMENT_MAX_BYTES", 5_000_000),
+            digest_hour=int(raw_hour),
         )

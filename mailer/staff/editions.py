@@ -18,6 +18,7 @@ from mailer.delivery import control
 from mailer.digest import lifecycle, status
 from mailer.digest.editions import EditionError, build_edition, edition_items, find_edition
 from mailer.digest.models import EDITABLE, SCHEDULED, Edition
+from mailer.groups import network
 from mailer.staff import approval, audit
 from mailer.staff.models import StaffUser
 
@@ -55,12 +56,14 @@ def _name(actor: Actor) -> str:
     return actor.username if isinstance(actor, StaffUser) else actor
 
 
-def build(session, period: str, actor: Actor, *, ip: str | None = None) -> Edition:
-    """Create or rebuild ``period``'s edition from the approved items."""
+def build(session, period: str, actor: Actor, *, settings, ip: str | None = None) -> Edition:
+    """Create or rebuild ``period``'s edition from the approved items and the threads
+    groups share with the digest (``settings``: for the links to them)."""
     existing = find_edition(session, period)
     before = snapshot(existing) if existing is not None else None
     old_items = {i.id for i in edition_items(session, existing.id)} if existing is not None else set()
     edition = build_edition(session, period)
+    network.freeze(session, edition, settings)
     session.flush()
     _changed_by(session, edition, actor)
     items = [i.id for i in edition_items(session, edition.id)]
@@ -171,11 +174,11 @@ def pause(session, edition: Edition, actor: Actor, reason: str = "", *, ip: str 
     audit.record(session, actor, "edition.pause", edition, after={"status": edition.status, "reason": reason}, ip=ip)
 
 
-def resume(session, edition: Edition, actor: Actor, *, ip: str | None = None) -> list[int]:
-    """Returns the pending delivery ids the caller enqueues after its commit."""
-    ids = control.resume(session, edition, _name(actor))
-    audit.record(session, actor, "edition.resume", edition, after={"status": edition.status, "queued": len(ids)}, ip=ip)
-    return ids
+def resume(session, edition: Edition, actor: Actor, *, ip: str | None = None) -> int:
+    """Returns how many deliveries are pending; the caller enqueues them after its commit."""
+    n = control.resume(session, edition, _name(actor))
+    audit.record(session, actor, "edition.resume", edition, after={"status": edition.status, "queued": n}, ip=ip)
+    return n
 
 
 def cancel(session, edition: Edition, actor: Actor, *, ip: str | None = None) -> int:
@@ -193,10 +196,11 @@ def cancel(session, edition: Edition, actor: Actor, *, ip: str | None = None) ->
     return n
 
 
-def resend_unknown(session, edition: Edition, actor: Actor, *, ip: str | None = None) -> list[int]:
-    ids = control.resend_unknown(session, edition, _name(actor))
-    audit.record(session, actor, "edition.resend_unknown", edition, after={"queued": len(ids)}, ip=ip)
-    return ids
+def resend_unknown(session, edition: Edition, actor: Actor, *, ip: str | None = None) -> int:
+    """Returns how many went back to pending; the caller enqueues them after its commit."""
+    n = control.resend_unknown(session, edition, _name(actor))
+    audit.record(session, actor, "edition.resend_unknown", edition, after={"queued": n}, ip=ip)
+    return n
 
 
 def test_sent(session, edition: Edition, actor: Actor, to: str, as_whom: str, *, ip: str | None = None) -> None:

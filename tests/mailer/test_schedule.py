@@ -90,6 +90,19 @@ def test_monthly_digest_is_the_first_tuesday_at_nine_london_time_all_year(settin
     assert len({f.strftime("%Y-%m") for f in fires}) == 15  # one a month, none skipped
 
 
+def test_the_group_daily_digest_fires_each_morning_for_the_day_before(settings):
+    settings = dataclasses.replace(settings, groups=dataclasses.replace(settings.groups, digest_hour=6))
+    daily = job(settings, "group-daily-digest")
+    fires = daily.upcoming(london(2026, 10, 24), 3)  # across the clocks going back
+    assert [f.astimezone(LONDON).strftime("%Y-%m-%d %H:%M") for f in fires] == [
+        "2026-10-24 06:00",
+        "2026-10-25 06:00",
+        "2026-10-26 06:00",
+    ]
+    assert [daily.args(f, 1) for f in fires] == [("2026-10-23",), ("2026-10-24",), ("2026-10-25",)]
+    assert daily.each  # every missed day inside the grace window is its own digest
+
+
 def test_clock_changes_neither_skip_nor_repeat_a_run(settings):
     """Europe/London: 29 March 2026 01:00 GMT -> 02:00 BST; 25 October 2026 02:00 BST -> 01:00 GMT."""
     nightly = Job("x", parse_cron("hour=1,minute=30", "Europe/London"), "m:a", "")

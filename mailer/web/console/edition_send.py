@@ -167,19 +167,20 @@ def edition_progress(period: str):
 
 
 def _control(period: str, action, done: str):
-    """Run one sending control (``action(session, edition)`` returning ids to enqueue or
-    None), commit, enqueue, and go back to the send page."""
+    """Run one sending control (``action(session, edition)`` returning how many deliveries
+    to enqueue, or None), commit, enqueue the edition's pending ones, and go back to the
+    send page."""
     s = db()
     ed = edition_or_404(period, lock=True)
     try:
-        ids = action(s, ed)
+        queued = action(s, ed)
     except (EditionError, ControlError) as err:
         s.rollback()
         return _refused(period, err)
     edition_id = ed.id
     s.commit()
-    if ids is not None:
-        enqueue_again(ids, edition_id)
+    if queued is not None:
+        enqueue_again(edition_id)
     return redirect(url_for("console.edition_sending", period=period, notice=done))
 
 
@@ -203,10 +204,10 @@ def edition_resume(period: str):
         abort(400)
 
     def act(s, ed):
-        ids = staff_editions.resume(s, ed, g.staff, ip=client_ip())
+        queued = staff_editions.resume(s, ed, g.staff, ip=client_ip())
         # The person says the relay is fixed: the breaker's failure streak starts afresh.
         reset_breaker(rt().settings.redis_url, ed.id)
-        return ids
+        return queued
 
     return _control(period, act, "Resumed.")
 

@@ -88,7 +88,7 @@ def edition_build():
     s = db()
     if form.validate_on_submit():
         try:
-            edition = staff_editions.build(s, form.period.data.strip(), g.staff, ip=client_ip())
+            edition = staff_editions.build(s, form.period.data.strip(), g.staff, settings=rt().settings, ip=client_ip())
         except EditionError as err:
             s.rollback()
             form.period.errors.append(str(err))
@@ -215,7 +215,7 @@ def edition_rebuild(period: str):
     ed = edition_or_404(period)
     s = db()
     try:
-        staff_editions.build(s, ed.period, g.staff, ip=client_ip())
+        staff_editions.build(s, ed.period, g.staff, settings=rt().settings, ip=client_ip())
     except EditionError as err:
         s.rollback()
         return render_edition(edition_or_404(period), problem=str(err), status=400)

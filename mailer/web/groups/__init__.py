@@ -23,7 +23,8 @@ _RULES = (
     ("/groups/<slug>/check-email", pages.check_email, GET),
     ("/groups/confirm/<token>", pages.confirm, BOTH),
     ("/groups/leave/<token>", pages.leave, BOTH),  # CSRF-exempt for RFC 8058 one-click (see pages)
-    ("/groups/member/<token>", pages.member, BOTH),
+    ("/groups/member/<token>", pages.member, BOTH),  # the person's one preference page
+    ("/groups/member/<token>/leave", pages.leave_from_page, POST),
     ("/groups/moderate/<token>", moderation.held, GET),
     ("/groups/moderate/<token>/<int:post_id>", moderation.decide, POST),
 )

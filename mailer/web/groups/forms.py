@@ -5,14 +5,9 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, RadioField, StringField, TextAreaField
-from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length
 
-DELIVERY_CHOICES = [
-    SelectChoice("every", "Every message, as it is sent"),
-    SelectChoice("digest", "One email a day listing the day's messages"),
-    SelectChoice("web", "No email: I read the group on the web"),
-]
+from mailer.web.subscribers.forms import DELIVERY_CHOICES, DeliveryForm  # noqa: F401  (one preference page)
 
 
 class JoinForm(FlaskForm):
@@ -23,10 +18,6 @@ class JoinForm(FlaskForm):
         "I agree to receive this group's messages by email and to my posts being shared with its members.",
         validators=[InputRequired("Tick the box to agree, or the group cannot send you its messages.")],
     )
-
-
-class DeliveryForm(FlaskForm):
-    delivery = RadioField("How you get the group's messages", choices=DELIVERY_CHOICES)
 
 
 class DecisionForm(FlaskForm):

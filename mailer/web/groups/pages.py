@@ -18,9 +18,11 @@ from mailer.groups.models import ACTIVE, ANNOUNCE_ONLY
 from mailer.runtime import current as rt
 from mailer.validation import InvalidInput, email_address
 from mailer.web import csrf
-from mailer.web.groups.forms import DeliveryForm, JoinForm
-from mailer.web.subscribers.common import allowed, attach_error, consent_ip, link_error, tokens, too_many
-from mailer.web.subscribers.forms import ButtonForm
+from mailer.web.groups.forms import JoinForm
+from mailer.web.subscribers import preferences
+from mailer.web.subscribers.common import allowed, attach_error, consent_ip, group_rows, link_error, tokens, too_many
+from mailer.web.subscribers.forms import ButtonForm, delivery_form
+from subscribers import service as subscriber_service
 from subscribers.tokens import TokenError
 
 POLICY_WORDS = {
@@ -131,20 +133,73 @@ def leave(token: str):
         return render_template("groups/leave.html", done=True, **page)
 
 
+def _member_from_manage_link(s, token):
+    """(membership, whether the link is recent enough to open the digest's preferences
+    too), or TokenError. Group manage links never expire for the group itself; the
+    digest's part of the page needs a link as recent as the digest's own manage links."""
+    m = service.member_from_token(s, tokens(), "group-manage", token)
+    try:
+        tokens().read("group-manage", token, rt().settings.manage_link_max_age_days * 86400)
+        recent = True
+    except TokenError:
+        recent = False
+    return m, recent
+
+
+def _person_page(s, m, recent, status=200, *, saved="", posted=None):
+    """The one preference page of ``m``'s address: the digest's choices (when the address
+    subscribes and the link is recent) and every group it is a member of."""
+    sub = subscriber_service.by_address(s, m.email) if recent else None
+    if sub is not None and sub.status != "erased":
+        return preferences.page_for(s, sub, status, group_saved=saved, posted=posted)
+    page = dict(
+        member=m,
+        group=m.group,
+        email=m.email,
+        memberships=group_rows(s, m.email, posted),
+        group_saved=saved,
+        button=ButtonForm(formdata=None),
+        recent=recent,
+    )
+    return render_template("groups/member.html", **page), status
+
+
 def member(token: str):
+    """A group email's manage link: the person's one preference page; a POST saves this
+    membership's delivery choice (GET changes nothing)."""
     with rt().db.transaction() as s:
         try:
-            m = service.member_from_token(s, tokens(), "group-manage", token)
+            m, recent = _member_from_manage_link(s, token)
         except TokenError as err:
             return link_error(err, "group-manage")
-        form = DeliveryForm(delivery=m.delivery)
-        leave_token = tokens().make("group-leave", m.id, m.token_version)
-        page = dict(member=m, group=m.group, form=form, leave_token=leave_token, saved=False)
-        if m.status != ACTIVE:
-            return render_template("groups/member.html", **page)
-        if request.method == "POST":
-            if not form.validate_on_submit():
-                return render_template("groups/member.html", **page), 400
-            service.set_delivery(s, m, form.delivery.data, ip=consent_ip())
-            page["saved"] = True
-        return render_template("groups/member.html", **page)
+        if request.method == "GET" or m.status != ACTIVE:
+            return _person_page(s, m, recent)
+        form = delivery_form(m, posted=True)
+        if not form.validate_on_submit():
+            expired = "This form expired. Please choose again and save." if form.csrf_token.errors else ""
+            return _person_page(s, m, recent, 400, saved=expired, posted={m.id: form})
+        changed = service.set_delivery(s, m, form.delivery.data, ip=consent_ip())
+        saved = SAVED[m.delivery].format(group=m.group.name) if changed else "Nothing to change."
+        return _person_page(s, m, recent, saved=saved)
+
+
+SAVED = {
+    "every": "Saved: every message from {group}, as it is sent.",
+    "digest": "Saved: one email a day from {group}.",
+    "web": "Saved: no email from {group}; you read it on the web.",
+}
+
+
+def leave_from_page(token: str):
+    """The preference page's leave button (a form with its CSRF token; the RFC 8058
+    one-click POST is :func:`leave`)."""
+    with rt().db.transaction() as s:
+        try:
+            m, recent = _member_from_manage_link(s, token)
+        except TokenError as err:
+            return link_error(err, "group-manage")
+        if not ButtonForm().validate_on_submit():
+            return _person_page(s, m, recent, 400, saved="This form expired. Please press the button again.")
+        left = service.leave(s, m, source="link", ip=consent_ip())
+        name = m.group.name
+        return _person_page(s, m, recent, saved=f"You have left {name}." if left else f"You are not in {name}.")

@@ -9,11 +9,12 @@ from sqlalchemy import select
 
 from mailer.content.models import Partner, Topic
 from mailer.counters import Verdict
+from mailer.groups.service import memberships_of
 from mailer.runtime import current as rt
 from mailer.validation import InvalidInput
 from mailer.web.helpers import client_ip
 from mailer.web.limits import limiter, retry_after_header
-from mailer.web.subscribers.forms import ButtonForm
+from mailer.web.subscribers.forms import ButtonForm, delivery_form
 from subscribers import service
 from subscribers.suppression import email_hash
 from subscribers.tokens import TokenError, Tokens
@@ -64,6 +65,19 @@ def catalogue(session):
     topics = list(session.scalars(select(Topic).order_by(Topic.position, Topic.id)))
     partners = list(session.scalars(select(Partner).where(Partner.active).order_by(Partner.name)))
     return topics, partners
+
+
+def group_rows(session, email: str, posted: dict | None = None) -> list[dict]:
+    """Every group ``email`` is a member of, for the preference page: the group, the
+    membership, its own signed link (the forms post there, so each change is authorised
+    by that membership's token) and its delivery form (``posted``: member id -> the form
+    just sent, shown as sent, with its errors)."""
+    rows = []
+    for m in memberships_of(session, email):
+        token = tokens().make("group-manage", m.id, m.token_version)
+        form = (posted or {}).get(m.id) or delivery_form(m)
+        rows.append({"member": m, "group": m.group, "token": token, "form": form})
+    return rows
 
 
 def link_error(err: TokenError, purpose: str, token: str | None = None):

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import DateField, SelectField, StringField
+from wtforms import DateField, RadioField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length
 
@@ -51,3 +51,25 @@ class PauseForm(FlaskForm):
 
 class ButtonForm(FlaskForm):
     """A form with only its CSRF token, behind a button that changes something."""
+
+
+# A group member's delivery choice. Here, not in the group pages, because one preference
+# page shows the digest's choices and every group's (mailer.web.subscribers.common).
+DELIVERY_CHOICES = [
+    SelectChoice("every", "Every message, as it is sent"),
+    SelectChoice("digest", "One email a day listing the day's messages"),
+    SelectChoice("web", "No email: I read the group on the web"),
+]
+
+
+class DeliveryForm(FlaskForm):
+    """Prefixed per membership (``m<member id>-``), so one page holds a form per group."""
+
+    delivery = RadioField("How you get the group's messages", choices=DELIVERY_CHOICES)
+
+
+def delivery_form(member, *, posted: bool = False) -> DeliveryForm:
+    """``member``'s form: as posted (``posted``), or showing their current choice."""
+    if posted:
+        return DeliveryForm(prefix=f"m{member.id}")
+    return DeliveryForm(prefix=f"m{member.id}", formdata=None, delivery=member.delivery)

@@ -1,5 +1,8 @@
 """The preference centre (no login): change, pause, resume, re-subscribe, replace links,
-download and erase, reached through the signed manage link in every email.
+download and erase, reached through the signed manage link in every email. The same page
+lists every group the address is a member of, with its delivery choice and a leave
+button (their forms post to each membership's own link, see :mod:`mailer.web.groups`),
+and the group emails' manage links open it too (:func:`page_for`).
 
 Web shell only (URL rules in :mod:`mailer.web.subscribers`); rules live in
 :mod:`subscribers.service` and :mod:`subscribers.rights`.
@@ -24,6 +27,7 @@ from mailer.web.subscribers.common import (
     catalogue,
     choices,
     consent_ip,
+    group_rows,
     link_error,
     tokens,
     too_many,
@@ -33,11 +37,27 @@ from subscribers import rights, service
 from subscribers.models import CONFIRMED, PENDING, UNSUBSCRIBED
 from subscribers.tokens import TokenError
 
+# A token for the digest's choices only, minted when a group email's manage link opens the
+# page: group members reply quoting their footer to the whole list, so that link must not
+# open anyone's data download, erasure or link replacement.
+CHOICES = "manage-choices"
+
+
+def _limited(token: str) -> bool:
+    try:
+        tokens().read("manage", token)
+        return False
+    except TokenError:
+        return True
+
 
 def _manage_page(s, sub, form, token, status=200, **extra):
     return render_template(
         "subscribers/manage.html",
         sub=sub,
+        limited=_limited(token),
+        email=sub.email,
+        memberships=group_rows(s, sub.email, extra.pop("posted", None)),
         form=form,
         token=token,
         pause_form=extra.pop("pause_form", None) or PauseForm(formdata=None),
@@ -50,15 +70,38 @@ def _manage_page(s, sub, form, token, status=200, **extra):
     ), status
 
 
-def _manage_sub(s, token):
+def page_for(s, sub, status=200, **extra):
+    """``sub``'s preference page as a group email's manage link opens it (``extra`` says
+    what was just saved there): the digest's choices and every group, but not the data
+    pages (its forms carry a :data:`CHOICES` token)."""
+    token = tokens().make(CHOICES, sub.id, sub.token_version)
+    topics, partners = catalogue(s)
+    form = PreferencesForm(formdata=None, obj=sub).set_choices(topics, partners)
+    form.topics.data = [t.id for t in sub.topics]
+    form.partners.data = [p.id for p in sub.partners]
+    return _manage_page(s, sub, form, token, status, **extra)
+
+
+def _manage_sub(s, token, *, full: bool = False):
     """The subscriber of a manage link younger than MANAGE_LINK_MAX_AGE_DAYS, or TokenError.
 
     Preference access (changes, data download, erasure) needs a recent link, so a manage
     link in an old, forwarded or leaked email stops opening someone's data; unsubscribe
-    links are not limited (see :func:`mailer.web.subscribers.pages.unsubscribe`).
+    links are not limited (see :func:`mailer.web.subscribers.pages.unsubscribe`). A
+    :data:`CHOICES` token serves too unless ``full`` (data, erasure, link replacement).
     """
     max_age = rt().settings.manage_link_max_age_days * 86400
-    return service.subscriber_from_token(s, tokens(), "manage", token, max_age)
+    try:
+        return service.subscriber_from_token(s, tokens(), "manage", token, max_age)
+    except TokenError as err:
+        if full or err.kind != "wrong-purpose":
+            raise
+        try:
+            return service.subscriber_from_token(s, tokens(), CHOICES, token, max_age)
+        except TokenError as choices_err:
+            if choices_err.kind == "wrong-purpose":
+                raise err from None  # another kind of link: say what it is for
+            raise
 
 
 def _manage_error(err: TokenError, token: str):
@@ -89,11 +132,11 @@ def manage(token: str):
         return _manage_page(s, sub, form, token, saved="Your preferences are saved. They apply from the next digest.")
 
 
-def _action(token: str, form_cls, act, template="subscribers/manage.html"):
+def _action(token: str, form_cls, act, template="subscribers/manage.html", *, full: bool = False):
     """Run ``act(session, sub, form)`` for a POST from the preference centre."""
     with rt().db.transaction() as s:
         try:
-            sub = _manage_sub(s, token)
+            sub = _manage_sub(s, token, full=full)
         except TokenError as err:
             return _manage_error(err, token)
         form = form_cls()
@@ -162,7 +205,7 @@ def revoke(token: str):
         service.revoke_links(s, sub, ip=consent_ip())
         return render_template("subscribers/revoked.html", sub=sub), ("link", sub.id)
 
-    return _action(token, ButtonForm, act)
+    return _action(token, ButtonForm, act, full=True)
 
 
 def renew(token: str):
@@ -194,7 +237,7 @@ def renew(token: str):
 def download(token: str):
     with rt().db.transaction() as s:
         try:
-            sub = _manage_sub(s, token)
+            sub = _manage_sub(s, token, full=True)
         except TokenError as err:
             return _manage_error(err, token)
         data = rights.export_data(s, sub, deliveries_of(s, sub.id))
@@ -209,7 +252,7 @@ def download(token: str):
 def erase(token: str):
     with rt().db.transaction() as s:
         try:
-            sub = _manage_sub(s, token)
+            sub = _manage_sub(s, token, full=True)
         except TokenError as err:
             return _manage_error(err, token)
         form = ButtonForm()

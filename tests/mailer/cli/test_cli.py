@@ -292,3 +292,25 @@ def test_the_readme_check_notices_drift(command_tree, before, after, problem):
     text = README.read_text(encoding="utf-8")
     assert before in text
     assert problem in _drift(command_tree, _readme_tree(text.replace(before, after, 1)))
+
+
+def test_sending_again_says_the_edition_is_already_sending_and_sends_nobody_twice(app, demo, rt, transport):
+    from datetime import date
+
+    from mailer.delivery.fanout import start_edition
+    from mailer.digest.compose import load_plan
+    from mailer.digest.editions import build_edition
+
+    period = date.today().strftime("%Y-%m")
+    with rt.db.transaction() as s:
+        edition = build_edition(s, period)
+        start_edition(s, edition, load_plan(s, edition))  # another send's fan-out, committed
+    runner = app.test_cli_runner()
+    result = runner.invoke(main, ["edition", "send", period])
+    assert result.exit_code == 0, result.output
+    assert f"The {period} edition is already sending: only readers not yet in its ledger are added" in result.output
+    sent = sorted(m.recipient for m in transport.messages)
+    assert sent and len(sent) == len(set(sent))
+    result = runner.invoke(main, ["edition", "send", period])
+    assert result.exit_code == 0 and f"The {period} edition is already sent" in result.output
+    assert sorted(m.recipient for m in transport.messages) == sent

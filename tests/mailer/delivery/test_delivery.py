@@ -342,3 +342,69 @@ def test_fan_out_in_small_ranges_leaves_out_suppressed_paused_and_those_in_the_l
         "late@example.org": "pending",
         "nothing@example.org": "skipped",
     }
+
+
+def _until_a_transaction_waits_for_a_lock(rt, seconds: float = 20.0) -> None:
+    """Return once another session of this database waits on a lock (PostgreSQL)."""
+    import time
+
+    from sqlalchemy import text
+
+    deadline = time.monotonic() + seconds
+    with rt.db.engine.connect() as conn:
+        while time.monotonic() < deadline:
+            waiting = conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock'"
+                )
+            ).scalar()
+            conn.rollback()
+            if waiting:
+                return
+    raise AssertionError("the second fan-out never waited for the first")
+
+
+@pytest.mark.dialects("postgresql")  # real concurrency: two transactions at once
+def test_two_sends_at_once_fan_out_once_and_the_second_says_it_is_already_sending(
+    rt, transport, queue, edition, caplog, monkeypatch
+):
+    """Two `edition send` at once: two fan-out jobs of one edition in two threads, the
+    first held open (after its rows, before its commit) until the second waits for it. The
+    second then finds the edition sending: one line says so, no error, nothing twice."""
+    import logging
+    import threading
+
+    import mailer.actors.digest as actors
+
+    real_finish, held = actors.finish_if_done, threading.Event()
+
+    def finish_once_the_other_waits(s, edition_id):
+        if not held.is_set():
+            held.set()
+            _until_a_transaction_waits_for_a_lock(rt)
+        return real_finish(s, edition_id)
+
+    monkeypatch.setattr(actors, "finish_if_done", finish_once_the_other_waits)
+    caplog.set_level(logging.INFO, logger="mailer.actors.digest")
+    errors: list[BaseException] = []
+
+    def send():
+        try:
+            start_edition(edition)
+        except BaseException as exc:  # what a worker would log as a traceback
+            errors.append(exc)
+
+    threads = [threading.Thread(target=send) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    said = [r.getMessage() for r in caplog.records if "already sending" in r.getMessage()]
+    assert said == ["the 2026-11 edition is already sending; nobody new to add, 3 pending enqueued again"]
+    assert not [r for r in caplog.records if r.exc_info]
+    queue()
+    assert sorted(m.recipient for m in transport.messages) == ["a@example.org", "b@example.org", "c@example.org"]
+    with rt.db.transaction() as s:
+        assert counts(s, edition) == {"sent": 3, "skipped": 1}

@@ -240,6 +240,50 @@ def test_a_delivery_left_sending_by_a_dead_worker_becomes_unknown_and_only_the_o
     assert len(transport.messages) == len(ids)
 
 
+def test_resume_and_resend_unknown_change_the_ledger_in_one_statement_and_enqueue_a_batch_at_a_time(
+    rt, app, readers, queue, transport, monkeypatch
+):
+    """Like the fan-out, neither builds a list of every id: the rows change in one UPDATE,
+    and the pending are read back from the ledger and enqueued a batch at a time."""
+    from sqlalchemy import update
+
+    from mailer.actors.digest import send_deliveries
+    from mailer.delivery import control, fanout
+    from mailer.digest.compose import load_plan
+
+    r = boot(replace(rt.settings, delivery=DeliveryConfig.from_env({"SEND_BATCH_SIZE": "4"})), transport=transport)
+    batches: list[list[int]] = []
+    real_send = r.queue.send
+
+    def send(fn, *args, **kw):
+        if fn is send_deliveries or getattr(fn, "__name__", "") == "send_deliveries":
+            batches.append(list(args[0]))
+        return real_send(fn, *args, **kw)
+
+    monkeypatch.setattr(r.queue, "send", send)
+    with r.db.transaction() as s:
+        ed = s.scalar(select(Edition).where(Edition.period == PERIOD))
+        fanout.start_edition(s, ed, load_plan(s, ed))
+        ids = fanout.pending_ids(s, ed.id)
+        control.pause(s, ed)
+    assert len(ids) > 8
+    result = cli(app, "edition", "resume", PERIOD)
+    assert result.exit_code == 0 and f"{len(ids)} deliveries queued" in result.output
+    assert max(map(len, batches)) <= 4 and sorted(i for b in batches for i in b) == ids
+    queue()
+    assert sorted(m.recipient for m in transport.messages) == sorted(set(m.recipient for m in transport.messages))
+    assert len(transport.messages) == len(ids)
+
+    with r.db.transaction() as s:  # a worker died holding these (as a sweep leaves them)
+        s.execute(update(Delivery).where(Delivery.id.in_(ids[:6])).values(status="unknown"))
+    batches.clear()
+    result = cli(app, "edition", "resend-unknown", PERIOD)
+    assert result.exit_code == 0 and "Queued 6 deliveries of unknown fate again" in result.output
+    assert [len(b) for b in batches] == [4, 2] and sorted(i for b in batches for i in b) == ids[:6]
+    queue()
+    assert len(transport.messages) == len(ids) + 6
+
+
 def test_every_digest_carries_list_headers_a_verp_return_path_and_a_valid_dkim_signature(
     rt, app, readers, queue, dkim_key
 ):
@@ -411,6 +455,62 @@ def test_restart_in_embedded_mode_requeues_pending_and_waits_out_backoffs(rt, ap
         first = s.get(Delivery, ids[0])
         assert (first.status, first.attempts) == ("sent", 2)
         assert s.scalar(select(Edition.status).where(Edition.period == PERIOD)) == "sent"
+
+
+def test_embedded_workers_keep_their_claims_alive_and_take_back_a_dead_processs(rt, readers, transport):
+    """Workers as threads beside the web app or a CLI command (no Redis) have a keeper
+    too: their own claims keep a fresh heartbeat, however long a chunk takes, and the
+    claims of an embedded process that died (a killed `mailer edition send`) are taken
+    back: the one that may have reached the relay becomes `unknown`, the rest are sent."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from mailer.db import utcnow
+    from mailer.delivery import fanout
+    from mailer.delivery.sending import live_claims
+    from mailer.digest.compose import load_plan
+
+    knobs = {"SEND_LEASE_SECONDS": "1", "SEND_WATCH_SECONDS": "0.2"}
+    r = boot(replace(rt.settings, delivery=DeliveryConfig.from_env(knobs)), transport=transport)
+    r.queue.stop()  # the keeper starts with the worker threads, under these settings
+    long_ago = utcnow() - timedelta(hours=1)
+    with r.db.transaction() as s:
+        ed = s.scalar(select(Edition).where(Edition.period == PERIOD))
+        fanout.start_edition(s, ed, load_plan(s, ed))
+        ids = fanout.pending_ids(s, ed.id)
+        dead, mine = ids[:3], ids[3]
+        s.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(dead))
+            .values(status="sending", attempts=1, claim=77, heartbeat_at=long_ago, updated_at=long_ago)
+        )
+        s.execute(
+            update(Delivery)
+            .where(Delivery.id == mine)
+            .values(status="sending", attempts=1, claim=88, heartbeat_at=long_ago, updated_at=long_ago)
+        )
+        edition_id = ed.id
+    live_claims.add(88, edition_id)  # a chunk this process is still working on
+    try:
+        r.queue.ensure_worker()
+        deadline = time.monotonic() + 60  # loose: a busy machine
+        while time.monotonic() < deadline:
+            with r.db.transaction() as s:
+                book = {d.id: d.status for d in s.scalars(select(Delivery).where(Delivery.edition_id == edition_id))}
+                beat = s.get(Delivery, mine).heartbeat_at
+            if book[dead[0]] == "unknown" and all(book[i] == "sent" for i in ids if i not in (dead[0], mine)):
+                break
+            time.sleep(0.05)
+        assert book[dead[0]] == "unknown"  # may have reached the relay: never resent
+        assert all(book[i] == "sent" for i in ids if i not in (dead[0], mine)), book
+        assert book[mine] == "sending"  # alive: its heartbeat is kept, it is not taken back
+        assert beat.replace(tzinfo=None) > long_ago.replace(tzinfo=None) + timedelta(minutes=59)
+        assert sorted(m.recipient for m in transport.messages) == sorted({m.recipient for m in transport.messages})
+        assert len(transport.messages) == len(ids) - 2
+    finally:
+        live_claims.drop(88)
+        r.queue.stop()
 
 
 def test_a_deferred_recipient_is_retried_with_backoff_while_the_batch_carries_on(rt, app, readers, queue):

@@ -138,3 +138,107 @@ def test_partner_fields_reach_the_digest_events_images_and_featured_flag(rt, cat
     assert 'alt="Staff signing the pledge wall"' in html and 'width="552"' in html
     assert html.index("Flagged story") < html.index("Pledge wall")
     assert "Featured this month" in html
+
+
+def test_what_networks_are_doing_reaches_readers_of_the_groups_topic_only(
+    app, rt, session, transport, queue, monkeypatch
+):
+    """A group that shares (public archive, a topic) lists its month's threads in the
+    digest of readers who chose that topic; a members-only group's never appear; hostile
+    subjects are data; a bad entry is left out, never the edition."""
+    from datetime import datetime, timezone
+    from email import message_from_bytes as parse
+
+    from mailer.actors import groups as group_actors
+    from mailer.cli import main
+    from mailer.groups import directory, posting
+    from mailer.groups.models import GroupPost
+    from tests.factories import PERIOD, standard_world
+
+    monkeypatch.setattr(group_actors, "resolver", lambda name: [])
+    w = standard_world(session)
+    w.subscriber("mind@nhs.example", ["mental-health"])
+    w.subscriber("heart@nhs.example", ["heart-health"])
+    session.commit()
+    runner = app.test_cli_runner()
+
+    def cli(*args):
+        result = runner.invoke(main, list(args))
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    cli("groups", "create", "bme-network", "--name", "BME <staff> networks")
+    refused = runner.invoke(main, ["groups", "edit", "bme-network", "--share-with-digest"])
+    assert refused.exit_code != 0 and "topic" in refused.output  # a topic first
+    cli("groups", "edit", "bme-network", "--topic", "mental-health", "--share-with-digest")
+    cli("groups", "create", "private-net", "--name", "Private network", "--visibility", "members")
+    refused = runner.invoke(main, ["groups", "edit", "private-net", "--topic", "mental-health", "--share-with-digest"])
+    assert refused.exit_code != 0 and "public archive" in refused.output
+    with rt.db.transaction() as s:  # as if its archive became members-only after it shared
+        private = directory.get_group(s, "private-net")
+        private.topic_id, private.share_with_digest = w.topics["mental-health"].id, True
+    assert "shared with the digest" in cli("groups", "list")
+    for slug in ("bme-network", "private-net"):
+        cli("groups", "add", slug, "chair@nhs.example", "--basis", "consent")
+
+    def post(slug, subject, message_id, reply_to=""):
+        extra = f"In-Reply-To: {reply_to}\r\n" if reply_to else ""
+        raw = f"From: Chair <chair@nhs.example>\r\nSubject: {subject}\r\nMessage-ID: {message_id}\r\n{extra}\r\nHi\r\n"
+        with rt.db.transaction() as s:
+            got = posting.receive(
+                s,
+                directory.get_group(s, slug),
+                parse(raw.encode(), policy=policy.compat32),
+                raw.encode(),
+                "chair@nhs.example",
+                list_domain="ertg.example.org",
+                max_recipients=25,
+            )
+            assert got.action == "accept"
+            # Approved within the edition's window whenever the test runs (the month before
+            # PERIOD is in it: its items reach back there too).
+            s.get(GroupPost, got.post_id).decided_at = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
+            return got.post_id
+
+    hostile = "<script>alert(1)</script> {{ 7*7 }} {% if 1 %}x{% endif %}"
+    root = post("bme-network", "Joint event with the university", "<r@x>")
+    post("bme-network", "Re: Joint event with the university", "<r1@x>", "<r@x>")
+    post("bme-network", "Re: Joint event with the university", "<r2@x>", "<r1@x>")
+    post("bme-network", hostile, "<h@x>")
+    post("private-net", "Members only: rota", "<p@x>")
+
+    cli("edition", "build", "--period", PERIOD)
+    with rt.db.transaction() as s:
+        from mailer.digest.editions import find_edition, set_networks
+
+        ed = find_edition(s, PERIOD)
+        assert [n["subject"] for n in ed.networks] == ["Joint event with the university", hostile]
+        # A bad entry (a script link, no replies count) is left out; the rest stay.
+        kept = set_networks(
+            s,
+            ed,
+            [
+                *ed.networks,
+                {"group": "X", "subject": "Y", "url": "javascript:alert(1)", "replies": 1, "topic_id": 1},
+                {"group": "X", "subject": "Y", "url": "https://x.example", "topic_id": 1},
+            ],
+        )
+        assert kept == 2
+    cli("edition", "send", PERIOD, "--wait")
+    queue()
+    copies = {m.recipient: message_from_bytes(m.data, policy=policy.default) for m in transport.messages}
+    mind, heart = copies["mind@nhs.example"], copies["heart@nhs.example"]
+    text = mind.get_body(("plain",)).get_content()
+    html = mind.get_body(("html",)).get_content()
+    assert "== What networks are doing ==" in text
+    assert (
+        "Joint event with the university" in text and "Group thread from BME <staff> networks\r\n2 replies\r\n" in text
+    )
+    assert f"https://digest.example.org/groups/bme-network/threads/{root}" in text
+    assert "Members only: rota" not in text and "Private network" not in text  # never a members-only group's
+    assert hostile in text  # template syntax stays text, exactly as written
+    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "BME &lt;staff&gt; networks" in html
+    assert "What networks are doing" in html
+    heart_text = heart.get_body(("plain",)).get_content()
+    assert "What networks are doing" not in heart_text and "Joint event" not in heart_text  # not their topic

@@ -138,3 +138,37 @@ def test_edit_changes_only_what_is_given_and_ban_drops_mail(app, rt, session):
     }
     assert rules == {"troll@example.org": None, "spam@example.org": "ban", "friend@example.org": "trust"}
     assert run(app, "groups", "ban", "network", "not an address")[0] == 1
+
+
+def test_sharing_with_the_digest_needs_a_public_archive_and_a_topic_and_is_audited(app, rt, session):
+    from mailer.content.models import Topic
+    from mailer.staff.models import AuditEntry
+
+    session.add(Topic(slug="mental-health", name="Mental health", position=0))
+    session.commit()
+    assert run(app, "groups", "create", "bme-network", "--name", "BME staff networks")[0] == 0
+    code, out = run(app, "groups", "edit", "bme-network", "--share-with-digest")
+    assert code != 0 and "topic first" in out
+    code, out = run(app, "groups", "edit", "bme-network", "--topic", "no-such-topic")
+    assert code != 0 and "mental-health" in out  # the topics there are
+    code, out = run(app, "groups", "edit", "bme-network", "--topic", "mental-health", "--share-with-digest")
+    assert code == 0 and "topic_id, share_with_digest changed" in out, out
+    code, out = run(app, "groups", "edit", "bme-network", "--visibility", "members")
+    assert code != 0 and "public archive" in out  # a sharing group keeps its archive public
+    code, out = run(app, "groups", "edit", "bme-network", "--no-share-with-digest", "--topic", "")
+    assert code == 0, out
+    session.expire_all()
+    group = session.scalar(select(Group).where(Group.slug == "bme-network"))
+    assert (group.visibility, group.share_with_digest, group.topic_id) == ("public", False, None)
+    entries = list(session.scalars(select(AuditEntry).where(AuditEntry.action == "group.edit").order_by(AuditEntry.id)))
+    assert [e.after for e in entries] == [
+        {"topic_id": group_topic(session), "share_with_digest": True},
+        {"topic_id": None, "share_with_digest": False},
+    ]
+    assert all(e.actor.startswith("cli:") and e.object_type == "groups" for e in entries)
+
+
+def group_topic(session):
+    from mailer.content.models import Topic
+
+    return session.scalar(select(Topic.id).where(Topic.slug == "mental-health"))

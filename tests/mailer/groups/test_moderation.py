@@ -70,7 +70,14 @@ def test_moderators_are_told_and_decide_from_their_page(app, rt, coalition, tran
     first = hold(rt, queue, "priya@nhs.example")
     second = hold(rt, queue, "stranger@example.org", body="<script>alert('x')</script> Buy now", subject="Offer")
     told = sorted({m.recipient for m in transport.messages})
-    assert told == ["mod@charity.example.org", "owner@trust.example.org"]
+    # The moderators, and the member whose post waits (never the stranger).
+    assert told == ["mod@charity.example.org", "owner@trust.example.org", "priya@nhs.example"]
+    waiting = [m for m in transport.messages if m.recipient == "priya@nhs.example"]
+    assert (
+        len(waiting) == 1
+        and "members' posts are moderated"
+        in message_from_bytes(waiting[0].data, policy=policy.default).get_body(("plain",)).get_content()
+    )
     note = message_from_bytes(transport.messages[0].data, policy=policy.default)
     assert note["Subject"] == "A message to Policy coalition is waiting for a moderator"
     assert "members' posts are moderated" in note.get_body(("plain",)).get_content()
@@ -143,3 +150,39 @@ def test_the_link_needs_a_current_moderator_csrf_and_a_known_action(app, rt, coa
     assert client.get(link).status_code == 403
     session.expire_all()
     assert session.get(GroupPost, post_id).status == "held"
+
+
+def test_a_web_only_member_gets_no_posts_but_hears_their_own_post_waits_and_was_rejected(
+    app, rt, coalition, transport, queue
+):
+    runner = app.test_cli_runner()
+    assert (
+        runner.invoke(
+            main, ["groups", "add", "coalition", "web@nhs.example", "--basis", "consent", "--delivery", "web"]
+        ).exit_code
+        == 0
+    )
+    theirs = hold(rt, queue, "web@nhs.example", subject="My proposal")
+    other = hold(rt, queue, "priya@nhs.example", subject="Agenda")
+    waiting = [
+        message_from_bytes(m.data, policy=policy.default)
+        for m in transport.messages
+        if m.recipient == "web@nhs.example"
+    ]
+    assert [m["Subject"] for m in waiting] == ["Your message to Policy coalition is waiting for a moderator"]
+    transport.messages.clear()
+    assert runner.invoke(main, ["groups", "approve", str(other)]).exit_code == 0
+    assert (
+        runner.invoke(main, ["groups", "reject", str(theirs), "--reason", "Please send it to the chair."]).exit_code
+        == 0
+    )
+    queue()
+    to_them = [
+        message_from_bytes(m.data, policy=policy.default)
+        for m in transport.messages
+        if m.recipient == "web@nhs.example"
+    ]
+    assert len(to_them) == 1  # the notice about their own post; no copy of the approved one
+    assert to_them[0]["Subject"] == "Your message to Policy coalition was not posted"
+    assert "Please send it to the chair." in to_them[0].get_body(("plain",)).get_content()
+    assert "priya@nhs.example" in {m.recipient for m in transport.messages}  # every-message members got it

@@ -174,7 +174,11 @@ def test_a_members_post_reaches_every_member_once_with_the_list_headers(app, rt,
     assert first["Archived-At"] == "<https://digest.example.org/groups/bme-network/posts/1>"
     assert first["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert first["X-Loop"] == f"bme-network@{DOMAIN}"
-    leave = re.fullmatch(r"<(https://digest\.example\.org/groups/leave/\S+)>", first["List-Unsubscribe"]).group(1)
+    found = re.fullmatch(
+        r"<(https://digest\.example\.org/groups/leave/\S+)>, <mailto:(unsubscribe\+g[0-9a-f-]+@\S+)\?subject=unsubscribe>",
+        first["List-Unsubscribe"],
+    )
+    leave = found.group(1)  # one click (RFC 8058), and an address that removes this member when mailed
     footer = [p for p in first.walk() if p.get_content_type() == "text/plain"][-1].get_content()
     assert f"Leave the group: {leave}" in footer and "/groups/member/" in footer
     # Every member's leave link is their own.
@@ -363,7 +367,11 @@ def test_the_moderation_chain_in_its_order_through_lmtp(app, rt, relay, receiver
     copies = Counter(r for r, _, d in relay.messages if b"\r\nList-Id: " in d)
     assert copies == dict.fromkeys(EVERY, 1)
     notes = [m for m in relay.parsed("chair@nhs.example") if "List-Id" not in m]
-    assert len(notes) == 5 == len(relay.messages) - len(EVERY)
+    # A member hears each of their own held posts waits (four here); a stranger hears nothing.
+    waiting = [m for m in relay.parsed("priya@nhs.example") if "List-Id" not in m]
+    assert [m["Subject"] for m in waiting] == ["Your message to BME staff networks is waiting for a moderator"] * 4
+    assert relay.counts()["stranger@example.org"] == 0
+    assert len(notes) == 5 == len(relay.messages) - len(EVERY) - len(waiting)
     assert notes[-1]["Subject"] == "A message to BME staff networks is waiting for a moderator"
     assert "/groups/moderate/" in notes[-1].get_body(("plain",)).get_content()
     # The CLI lists what is held, with why.
@@ -383,7 +391,10 @@ def test_held_posts_approve_trust_reject_discard_and_expire(app, rt, relay, rece
     ):
         lmtp_send(receiver, author, [coalition], post(author=author, to=coalition, message_id=f"<c{n}@x.example>"))
     queue()
-    assert relay.messages == []  # members moderated: all five held
+    # Members moderated: all five held; the group has no moderators yet, and only the
+    # member among the senders hears their posts wait.
+    assert relay.counts() == {"priya@nhs.example": 2}
+    relay.messages.clear()
     out = cli(app, "groups", "held", "coalition")
     assert "5 held" in out and "members' posts are moderated" in out
 

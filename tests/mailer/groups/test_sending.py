@@ -89,3 +89,176 @@ def test_suppressed_skipped_refused_failed_and_suppressed_deferred_retried_once(
     assert got["quiet@nhs.example"] == ("skipped", 0, "the address is on the suppression list")
     with r.db.transaction() as s:
         assert is_suppressed(s, "gone@nhs.example")  # the mailbox is gone: never again
+
+
+def post(r, subject, body, author, message_id, in_reply_to="", name="", at=None):
+    """A post accepted by the chain (approved at ``at``, default now)."""
+    from mailer.groups import directory, posting
+    from mailer.groups.models import GroupPost
+
+    head = f"From: {name} <{author}>\r\nSubject: {subject}\r\nMessage-ID: {message_id}\r\n"
+    if in_reply_to:
+        head += f"In-Reply-To: {in_reply_to}\r\n"
+    raw = (head + "\r\n" + body).encode()
+    with r.db.transaction() as s:
+        received = posting.receive(
+            s,
+            directory.get_group(s, "network"),
+            message_from_bytes(raw, policy=policy.compat32),
+            raw,
+            author,
+            list_domain="ertg.example.org",
+            max_recipients=25,
+        )
+        assert received.action == "accept"
+        if at is not None:
+            s.get(GroupPost, received.post_id).decided_at = at
+    return received.post_id
+
+
+def choose(r, email, mode):
+    from mailer.groups import directory, service
+
+    with r.db.transaction() as s:
+        service.set_delivery(s, service.find_member(s, directory.get_group(s, "network"), email), mode)
+
+
+def text_of(msg) -> str:
+    return msg.get_body(("plain",)).get_content()
+
+
+@BOTH_DIALECTS
+def test_daily_digest_one_email_a_day_with_the_days_threads_web_only_gets_nothing(app, rt, queue):
+    from datetime import datetime, timedelta, timezone
+    from zoneinfo import ZoneInfo
+
+    from mailer.actors.groups import send_daily_digests, start_group_post
+
+    relay = Relay().start()
+    try:
+        members = ["every@nhs.example", "daily@nhs.example", "web@nhs.example", "priya@nhs.example"]
+        r = start(rt, app, queue, relay, members)
+        choose(r, "daily@nhs.example", "digest")
+        choose(r, "web@nhs.example", "web")
+        choose(r, "priya@nhs.example", "web")
+        zone = ZoneInfo(r.settings.schedule_timezone)
+        day = datetime(2026, 11, 30, tzinfo=zone)
+        noon = (day + timedelta(hours=12)).astimezone(timezone.utc)
+        first = post(r, "Joint event in March?", "Shall we meet?\r\n", "priya@nhs.example", "<a@x>", name="Priya")
+        reply = post(
+            r,
+            "Re: Joint event in March?",
+            "Yes, Leeds works for us.\r\n\r\nOn Mon, 30 Nov 2026 at 10:00, Priya <priya@nhs.example> wrote:\r\n"
+            "> Shall we meet?\r\n",
+            "every@nhs.example",
+            "<b@x>",
+            in_reply_to="<a@x>",
+            name="Sam",
+        )
+        outlook = post(  # NHSmail's Outlook: no In-Reply-To, an "RE:" subject and the quote below
+            r,
+            "RE: Joint event in March?",
+            "Count us in.\r\n\r\nFrom: Priya <priya@nhs.example>\r\nSent: 30 November 2026 10:00\r\n"
+            "To: network@ertg.example.org\r\nSubject: Joint event in March?\r\n\r\nShall we meet?\r\n",
+            "every@nhs.example",
+            "<o@x>",
+            name="Sam",
+        )
+        other = post(r, "<script>alert(1)</script> {{ 7*7 }}", "Minutes attached\r\n", "every@nhs.example", "<c@x>")
+        late = post(r, "Next day", "Tomorrow's\r\n", "every@nhs.example", "<d@x>")
+        with r.db.transaction() as s:
+            from mailer.groups.models import GroupPost
+
+            for n, pid in enumerate((first, reply, outlook, other)):
+                s.get(GroupPost, pid).decided_at = noon + timedelta(minutes=n)
+            s.get(GroupPost, late).decided_at = noon + timedelta(days=1)
+        for pid in (first, reply, outlook, other):
+            r.queue.send(start_group_post, pid)
+        queue()
+        r.queue.send(send_daily_digests, "2026-11-30")
+        queue()
+        r.queue.send(send_daily_digests, "2026-11-30")  # a second firing: nobody gets it twice
+        queue()
+    finally:
+        relay.stop()
+    counts = relay.counts()
+    assert counts["daily@nhs.example"] == 1  # one digest, no per-post copies
+    assert counts["web@nhs.example"] == 0 and counts["priya@nhs.example"] == 0  # web only: no email
+    assert counts["every@nhs.example"] == 4  # every message: its copies, no digest
+    (digest,) = relay.parsed("daily@nhs.example")
+    assert digest["Subject"].startswith("[Network] Daily digest, Monday 30 November 2026: 2 topics, 4 messages")
+    assert digest["List-Id"] == "Network <network.ertg.example.org>"
+    unsubscribe = digest["List-Unsubscribe"]
+    assert "/groups/leave/" in unsubscribe and "mailto:unsubscribe+g" in unsubscribe
+    assert digest["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    # RFC 8058: the mail client's POST, no cookie, no CSRF token, leaves at once.
+    leave = unsubscribe.split("<", 1)[1].split(">", 1)[0].removeprefix(r.settings.base_url)
+    assert app.test_client().post(leave, data={"List-Unsubscribe": "One-Click"}).status_code == 200
+    with r.db.transaction() as s:
+        from mailer.groups import directory, service
+
+        assert service.find_member(s, directory.get_group(s, "network"), "daily@nhs.example").status == "left"
+    text = text_of(digest)
+    assert "== Joint event in March? ==" in text
+    assert "3 messages from Priya, Sam" in text
+    assert "Yes, Leeds works for us." in text and "> Shall we meet?" not in text and "wrote:" not in text
+    assert "Count us in." in text and "Sent: 30 November" not in text  # Outlook's quote trimmed too
+    assert text.count("Shall we meet?") == 1  # the first message, once
+    assert f"/groups/network/threads/{first}" in text
+    assert "Tomorrow's" not in text  # the next day's post waits for the next day's digest
+    assert "nhs.example" not in text.split("It was sent to")[0]  # posters by name, never address
+    html = digest.get_body(("html",)).get_content()
+    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in html
+    assert "<script>alert(1)</script> {{ 7*7 }}" in text  # template syntax stays text
+    with r.db.transaction() as s:
+        rows = s.execute(select(GroupDelivery.status, GroupDelivery.digest_id)).all()
+    assert sorted(st for st, d in rows if d is not None) == ["sent"]
+
+
+@BOTH_DIALECTS
+def test_daily_digest_resumes_after_a_crash_and_sends_nobody_twice(app, rt, queue, monkeypatch):
+    """The job dies after the fan-out's commit with one copy already out: at start-up the
+    pending rest is sent (requeue_group_posts), the one already sent is not again, and a
+    late second firing of the day's job adds nothing."""
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from mailer.actors.groups import requeue_group_posts, send_daily_digests
+    from mailer.groups import daily, sending
+    from mailer.groups.models import GroupPost
+
+    renders = []
+    real_render = daily.render_once
+    monkeypatch.setattr(daily, "render_once", lambda *a: renders.append(1) or real_render(*a))
+    relay = Relay().start()
+    try:
+        members = ["a@nhs.example", "b@nhs.example", "c@nhs.example"]
+        r = start(rt, app, queue, relay, members)
+        for m in members:
+            choose(r, m, "digest")
+        pid = post(r, "Rota", "Who covers Friday?\r\n", "a@nhs.example", "<rota@x>", name="Ade")
+        day = datetime.now(ZoneInfo(r.settings.schedule_timezone)).date() - timedelta(days=1)
+        start_utc, _ = daily.day_window(day, r.settings.schedule_timezone)
+        with r.db.transaction() as s:
+            s.get(GroupPost, pid).decided_at = start_utc + timedelta(hours=9)
+        # What the job did before it was killed: the digest row and its ledger rows...
+        with r.db.transaction() as s:
+            (group_id,) = daily.groups_with_posts(s, start_utc, start_utc + timedelta(days=1))
+            digest = daily.open_digest(s, group_id, day)
+            ids = sending.fan_out_digest(s, digest.id)
+        assert len(ids) == 3
+        # ...and one copy out (a batch of one), the rest never enqueued.
+        from mailer.actors.groups import dmarc_policies
+
+        sending.deliver(r.db, r.transport, r.settings, dmarc_policies(), ids[:1])
+        assert sum(relay.counts().values()) == 1
+        assert requeue_group_posts() >= 1  # start-up: pending digest deliveries of recent days
+        queue()
+        r.queue.send(send_daily_digests, day.isoformat())  # the day's job, firing late
+        queue()
+    finally:
+        relay.stop()
+    assert relay.counts() == {m: 1 for m in members}
+    assert len(renders) == 1  # rendered once for the group and day, whatever the batches
+    with r.db.transaction() as s:
+        assert sending.digest_progress(s, digest.id) == {"sent": 3}

@@ -363,3 +363,83 @@ def test_the_inbound_domain_loads_without_web_queue_or_smtp_libraries():
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_leave_by_mail_removes_exactly_that_member_from_that_group(app, rt, queue, transport, receiver):
+    from mailer.actors.groups import start_group_post
+    from mailer.cli import main
+    from mailer.groups import directory, posting, sending
+    from mailer.groups.models import GroupConsentEvent, GroupMember
+    from subscribers.address_tokens import AddressTokens
+
+    sending_dmarc = pytest.MonkeyPatch()
+    from mailer.actors import groups as group_actors
+
+    sending_dmarc.setattr(group_actors, "resolver", lambda name: [])  # no DNS from tests
+    runner = app.test_cli_runner()
+    for slug in ("network", "coalition"):
+        assert runner.invoke(main, ["groups", "create", slug, "--name", slug.title()]).exit_code == 0
+        assert (
+            runner.invoke(
+                main, ["groups", "add", slug, "a@nhs.example", "b@nhs.example", "--basis", "consent"]
+            ).exit_code
+            == 0
+        )
+
+    def post_to(slug, author="a@nhs.example"):
+        raw = f"From: {author}\r\nSubject: Hi {slug}\r\nMessage-ID: <{slug}-{author}>\r\n\r\nHi\r\n"
+        with rt.db.transaction() as s:
+            got = posting.receive(
+                s,
+                directory.get_group(s, slug),
+                message_from_bytes(raw.encode(), policy=policy.compat32),
+                raw.encode(),
+                author,
+                list_domain="ertg.example.org",
+                max_recipients=25,
+            )
+        rt.queue.send(start_group_post, got.post_id)
+        queue()
+
+    try:
+        post_to("network")
+        mailtos = unsubscribe_mailtos(transport)
+        assert set(mailtos) == {"a@nhs.example", "b@nhs.example"}
+        assert all(re.fullmatch(r"unsubscribe\+g\d+-\d+-[0-9a-f]{20}@ertg\.example\.org", m) for m in mailtos.values())
+        member_id = int(mailtos["a@nhs.example"].split("+g")[1].split("-")[0])
+        domain = mailtos["a@nhs.example"].split("@")[1]
+        refused = [
+            f"unsubscribe+g{member_id}-1-{'0' * 20}@{domain}",  # forged
+            # a digest's unsubscribe token for the same number leaves no group
+            "unsubscribe+g" + AddressTokens("test-secret-key").make(member_id, 1) + "@" + domain,
+        ]
+        with lmtp(receiver) as client:
+            rcpt, _ = transaction(client, "x@example.org", refused, mail())
+            assert [c for c, _ in rcpt] == [550, 550]
+            rcpt, replies = transaction(
+                client, "someone@example.org", [mailtos["a@nhs.example"].upper()], mail(sender="someone@example.org")
+            )
+            assert rcpt[0][0] == 250 and replies[0][0] == 250, (rcpt, replies)
+        queue()
+        with rt.db.transaction() as s:
+            rows = {(m.group.slug, m.email): m.status for m in s.scalars(select(GroupMember).order_by(GroupMember.id))}
+            assert rows == {
+                ("network", "a@nhs.example"): "left",
+                ("network", "b@nhs.example"): "active",
+                ("coalition", "a@nhs.example"): "active",  # only that group
+                ("coalition", "b@nhs.example"): "active",
+            }
+            event = s.scalars(
+                select(GroupConsentEvent)
+                .where(GroupConsentEvent.member_id == member_id)
+                .order_by(GroupConsentEvent.id.desc())
+            ).first()
+            assert (event.kind, event.source) == ("left", "email")
+            assert s.scalars(select(InboundMessage)).one().outcome.startswith("left group")
+        transport.messages.clear()
+        post_to("network", "b@nhs.example")
+        assert {m.recipient for m in transport.messages} == {"b@nhs.example"}  # and nothing answered
+        with rt.db.transaction() as s:
+            assert sending.progress(s, 2) == {"sent": 1}
+    finally:
+        sending_dmarc.undo()

@@ -136,7 +136,7 @@ def test_one_click_leave_from_a_posts_header_needs_no_cookie_and_a_get_changes_n
     (copy,) = mail_to(transport, "nurse@trust.example.org")
     header = copy["List-Unsubscribe"]
     assert copy["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-    leave = path(re.fullmatch(r"<(\S+)>", header).group(1))
+    leave = path(re.match(r"<(\S+)>, <mailto:", header).group(1))
 
     fresh = app.test_client()  # a mail client: no cookie, no CSRF token
     assert "Leave Equality leads?" in fresh.get(leave).text
@@ -169,15 +169,16 @@ def test_a_member_chooses_web_only_and_gets_no_email(app, rt, client, group, tra
     m = member(session, "lead@gp.example")
     page_path = path(GroupLinks(rt.settings).manage(m.id, m.token_version))
     page = client.get(page_path)
+    field = f"m{m.id}-delivery"
     assert (
         page.status_code == 200
-        and '<input checked id="delivery-0" name="delivery" type="radio" value="every">' in page.text
+        and f'<input checked id="{field}-0" name="{field}" type="radio" value="every">' in page.text
     )
-    resp = client.post(page_path, data={"csrf_token": csrf_token(page.text), "delivery": "web"})
+    resp = client.post(page_path, data={"csrf_token": csrf_token(page.text), field: "web"})
     assert resp.status_code == 200 and "Saved" in resp.text
     m = member(session, "lead@gp.example")
     assert m.delivery == "web" and ledger(session, m)[-1] == ("delivery", "link")
-    bad = client.post(page_path, data={"csrf_token": csrf_token(page.text), "delivery": "carrier-pigeon"})
+    bad = client.post(page_path, data={"csrf_token": csrf_token(page.text), field: "carrier-pigeon"})
     assert bad.status_code == 400 and member(session, "lead@gp.example").delivery == "web"
 
     app.test_cli_runner().invoke(main, ["groups", "add", group, "nurse@trust.example.org", "--basis", "consent"])
@@ -660,3 +661,82 @@ def test_web_posts_are_held_like_email_in_a_moderated_group_and_limited(
     refused = web_post(sam, "bme", subject="Again", body="More")
     assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
     assert session.scalar(select(func.count()).select_from(GroupPost)) == 1
+
+
+def test_one_preference_page_for_the_digest_and_every_group_and_get_changes_nothing(
+    app, rt, client, group, session, demo
+):
+    """From a group email's manage link or the digest's: one page with the digest's
+    choices and every group of the address, each changeable there; a GET changes nothing."""
+    from mailer.groups.links import GroupLinks
+    from subscribers.links import Links
+    from subscribers.models import Subscriber
+
+    runner = app.test_cli_runner()
+    assert runner.invoke(main, ["groups", "create", "coalition", "--name", "Policy <coalition>"]).exit_code == 0
+    sub = session.scalars(select(Subscriber).where(Subscriber.status == "confirmed").order_by(Subscriber.id)).first()
+    email = sub.email
+    for slug in (group, "coalition"):
+        assert runner.invoke(main, ["groups", "add", slug, email.upper(), "--basis", "consent"]).exit_code == 0
+    assert runner.invoke(main, ["groups", "add", group, "someone@else.example", "--basis", "consent"]).exit_code == 0
+    from mailer.groups.directory import get_group
+    from mailer.groups.service import find_member
+
+    leads = find_member(session, get_group(session, group), email)
+    coalition = find_member(session, get_group(session, "coalition"), email)
+
+    def state():
+        session.expire_all()
+        return [
+            (m.status, m.delivery) for m in (session.get(GroupMember, leads.id), session.get(GroupMember, coalition.id))
+        ]
+
+    before = state()
+    group_link = path(GroupLinks(rt.settings).manage(leads.id, leads.token_version))
+    digest_link = path(Links(rt.settings).manage(sub.id, sub.token_version))
+    for link in (group_link, digest_link):
+        page = client.get(link)
+        assert page.status_code == 200, link
+        text = page.text
+        assert "Save my preferences" in text  # the digest's choices
+        assert "Equality leads" in text and "Policy &lt;coalition&gt;" in text  # every group, escaped
+        assert "someone@else.example" not in text  # nobody else's
+        assert f'name="m{leads.id}-delivery"' in text and f'name="m{coalition.id}-delivery"' in text
+        assert text.count("Leave ") >= 2
+    # A group email's link is quoted to whole lists in replies: it opens the digest's
+    # choices, never the data pages (download, erase, replace links).
+    page = client.get(group_link)
+    assert "Download my data" not in page.text and "Replace all my links" not in page.text
+    choices_token = re.search(r'action="/manage/([^"/]+)"', page.text).group(1)
+    for data_page in (f"/manage/{choices_token}/data", f"/manage/{choices_token}/erase"):
+        refused = client.get(data_page)
+        assert refused.status_code == 400 and "change your digest choices" in refused.text, data_page
+    assert "Download my data" in client.get(digest_link).text  # the digest's own link: all of it
+    # Following every link on the page with GET changes nothing (mail scanners do).
+    for href in set(re.findall(r'(?:href|action)="(/[^"]+)"', page.text)):
+        client.get(href)
+    assert state() == before
+
+    # Change the coalition's delivery from the page reached through the digest's link.
+    page = client.get(digest_link)
+    section = page.text.split(f'id="group-{coalition.id}"')[1]
+    coalition_form = re.search(r'<form method="post" action="(/groups/member/[^"]+)">', section)
+    resp = client.post(
+        coalition_form.group(1), data={"csrf_token": csrf_token(page.text), f"m{coalition.id}-delivery": "digest"}
+    )
+    assert resp.status_code == 200 and "Saved: one email a day from Policy &lt;coalition&gt;." in resp.text
+    assert "Save my preferences" in resp.text  # still the one page
+    assert state() == [("active", "every"), ("active", "digest")]
+    assert ledger(session, coalition)[-1] == ("delivery", "link")
+
+    # Leave the other group from the page reached through a group email's link.
+    page = client.get(group_link)
+    section = page.text.split(f'id="group-{leads.id}"')[1]
+    leave_action = re.search(r'action="(/groups/member/[^"]+/leave)"', section).group(1)
+    assert client.post(leave_action, data={}).status_code in (400, 403)  # no CSRF token: nothing
+    assert state() == [("active", "every"), ("active", "digest")]
+    resp = client.post(leave_action, data={"csrf_token": csrf_token(page.text)})
+    assert resp.status_code == 200 and "You have left Equality leads." in resp.text
+    assert state() == [("left", "every"), ("active", "digest")]
+    assert ledger(session, leads)[-1] == ("left", "link")
+    assert "Equality leads</a></h3>" not in resp.text and "Policy &lt;coalition&gt;</a></h3>" in resp.text
