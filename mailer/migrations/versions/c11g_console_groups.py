@@ -3,13 +3,13 @@ indexes for the dashboard's "left since the edition" count (subscribers.unsubscr
 deliveries.subscriber_id)
 
 Revision ID: c11g_console_groups
-Revises: g12b_archive (main's head at the merge; asked for c11e_edition_approval)
+Revises: g12c_members (main's head at the merge; asked for c11e_edition_approval)
 """
 from alembic import op
 import sqlalchemy as sa
 
 revision = "c11g_console_groups"
-down_revision = "g12b_archive"
+down_revision = "g12c_members"
 branch_labels = None
 depends_on = None
 
