@@ -15,9 +15,9 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from mailer.db import utcnow
@@ -27,6 +27,10 @@ from subscribers.models import CHECKED, DONE, FAILED, QUEUED, RUNNING, ImportJob
 
 MAX_BYTES = 20 * 1024 * 1024  # about 200,000 rows
 STALE_AFTER = timedelta(days=1)
+# A running import's worker writes a heartbeat this often (mailer.actors.imports); one not
+# heard from for HEARTBEAT_TIMEOUT is taken for dead.
+HEARTBEAT_EVERY = timedelta(seconds=20)
+HEARTBEAT_TIMEOUT = timedelta(minutes=3)
 
 
 class JobRefused(Exception):
@@ -130,8 +134,51 @@ def start(session: Session, job: ImportJob) -> bool:
     taken by another worker), so a redelivered message does nothing."""
     if job.status != QUEUED:
         return False
-    job.status, job.rows_done = RUNNING, 0
+    job.status, job.rows_done, job.heartbeat_at = RUNNING, 0, utcnow()
     return True
+
+
+def beat(session: Session, job_id: int, *, rows_done: int | None = None, now: datetime | None = None) -> None:
+    """The running worker's sign of life (and, when given, how many rows it checked)."""
+    values: dict = {"heartbeat_at": now or utcnow()}
+    if rows_done is not None:
+        values["rows_done"] = rows_done
+    session.execute(update(ImportJob).where(ImportJob.id == job_id, ImportJob.status == RUNNING).values(**values))
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo else at.replace(tzinfo=timezone.utc)  # SQLite hands back naive UTC
+
+
+def stalled(job: ImportJob, now: datetime) -> bool:
+    """Whether ``job`` says it is running but its worker has not been heard from within
+    :data:`HEARTBEAT_TIMEOUT` (the worker died: killed, out of memory, machine gone)."""
+    if job.status != RUNNING:
+        return False
+    last = job.heartbeat_at or job.created_at
+    return now - _aware(last) > HEARTBEAT_TIMEOUT
+
+
+def mark_stalled(session: Session, job: ImportJob, now: datetime) -> bool:
+    """End a stalled job as failed, keeping its file so it can be retried. An import is
+    one transaction (all or nothing), so a worker that died before its commit wrote no
+    row: the message says so. False (nothing changed) when the job is not stalled."""
+    if not stalled(job, now):
+        return False
+    last = _aware(job.heartbeat_at or job.created_at)
+    job.status, job.finished_at = FAILED, now
+    job.error = (
+        f"The worker stopped (last heard from at {last:%H:%M} UTC) after checking {job.rows_done} of "
+        f"{job.rows_total} rows. Nothing was written: an import is all or nothing. Retry it."
+    )
+    return True
+
+
+def retry(session: Session, job: ImportJob) -> None:
+    """Queue again a job whose worker stopped (its file is still kept)."""
+    if job.status != FAILED or not job.content:
+        raise JobRefused("Only an import whose worker stopped can be retried; check the file again instead.")
+    job.status, job.error, job.finished_at, job.rows_done, job.heartbeat_at = QUEUED, "", None, 0, None
 
 
 def run(session: Session, job: ImportJob, progress: Callable[[int], None] | None = None) -> ImportReport:
@@ -154,9 +201,15 @@ def fail(session: Session, job: ImportJob, message: str, report: ImportReport | 
 
 
 def purge_stale(session: Session, now: datetime | None = None) -> int:
-    """Delete checked jobs nobody confirmed within a day (with their files)."""
+    """Delete checked jobs nobody confirmed within a day (with their files), and drop the
+    file of a stopped import nobody retried within a day."""
     cutoff = (now or utcnow()) - STALE_AFTER
     result = session.execute(delete(ImportJob).where(ImportJob.status == CHECKED, ImportJob.created_at < cutoff))
+    session.execute(
+        update(ImportJob)
+        .where(ImportJob.status == FAILED, ImportJob.content != "", ImportJob.finished_at < cutoff)
+        .values(content="")
+    )
     return result.rowcount or 0
 
 

@@ -65,7 +65,7 @@ class Subscriber(Base):
     # When the current pending request was made; unconfirmed requests are purged from it.
     requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=utcnow)
     confirmed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    unsubscribed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    unsubscribed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
     # No digests up to and including the day before this date.
     paused_until: Mapped[date | None] = mapped_column(Date)
     # "consent" (the form) or e.g. "legitimate-interests" (imported corporate subscribers).
@@ -160,3 +160,5 @@ class ImportJob(Base):
     report: Mapped[list | None] = mapped_column(JSON)
     error: Mapped[str] = mapped_column(String(500), default="")
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The running worker's last sign of life (see subscribers.import_jobs.stalled).
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -170,6 +170,34 @@ def revoke_cmd(email: str) -> None:
     click.echo(f"Every earlier link for {sub.email} is revoked.")
 
 
+@subscribers.command("erase")
+@click.argument("email")
+@click.option("--yes", is_flag=True, help="Do it without asking (it cannot be undone).")
+def erase_cmd(email: str, yes: bool) -> None:
+    """Erase EMAIL's personal data (a right-to-erasure request): the subscriber, inbound
+    mail holding the address, and outbox emails to or from it."""
+    # loaded when the command runs, so `mailer --help` stays fast
+    from mailer.inbound import erasure
+    from mailer.mail.outbox import remove_messages_to
+    from mailer.staff import audit
+    from subscribers.service import find
+
+    rt = runtime.current()
+    if not yes:
+        click.confirm(f"Erase {email} for good? This cannot be undone", abort=True)
+    with rt.db.transaction() as s:
+        sub = find(s, email)
+        if sub is None or sub.status == "erased":
+            fail(f"No subscriber with address {email!r}.")
+        before = {"status": sub.status}
+        address = erasure.erase_subscriber(s, sub, source="admin")
+        # by subscriber id: the log never holds an address
+        audit.record(s, cli_actor(), "subscriber.erase", sub, before=before, after={"status": sub.status})
+        sub_id = sub.id
+    removed = remove_messages_to(rt.settings.outbox_dir, address)  # after the commit
+    click.echo(f"Subscriber {sub_id} is erased; {removed} outbox email(s) holding the address removed.")
+
+
 @subscribers.command("suppress")
 @click.argument("email")
 @click.option("--reason", type=click.Choice(["hard_bounce", "complaint", "unsubscribed"]), required=True)

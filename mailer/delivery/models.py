@@ -25,6 +25,8 @@ class Delivery(Base):
     __table_args__ = (
         UniqueConstraint("edition_id", "subscriber_id"),
         Index("ix_deliveries_edition_status", "edition_id", "status"),
+        # a subscriber's deliveries: their profile, and who left after an edition (dashboard)
+        Index("ix_deliveries_subscriber", "subscriber_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -252,3 +252,16 @@ def is_moderator(member: GroupMember | None) -> bool:
 def moderators(session: Session, group: Group) -> list[GroupMember]:
     """The group's active owners and moderators (who are told of held posts)."""
     return [m for m in members(session, group) if is_moderator(m)]
+
+
+def set_role(session: Session, member: GroupMember, role: str, *, source: str = "console", by: str = "") -> bool:
+    """Make an active member a plain member, a moderator or an owner. False if unchanged."""
+    if role not in ROLES:
+        raise InvalidInput("role", f"must be one of {', '.join(ROLES)}.")
+    if member.status != ACTIVE:
+        raise InvalidInput("role", "only an active member has a role; add them first.")
+    if member.role == role:
+        return False
+    member.role = role
+    record(session, member, "role", source, detail=f"role={role} by={by}")
+    return True

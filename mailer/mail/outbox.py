@@ -107,3 +107,22 @@ def read_message(directory: Path, name: str) -> Message | None:
         text=text,
         html=html,
     )
+
+
+def remove_messages_to(directory: Path, address: str) -> int:
+    """Delete every outbox email that holds ``address`` (as recipient, sender or anywhere
+    in the message, ignoring case), for an erasure. How many were deleted."""
+    needle = address.strip().lower().encode()
+    removed = 0
+    if not needle or not Path(directory).is_dir():
+        return 0
+    for path in Path(directory).iterdir():
+        if not NAME.fullmatch(path.name):
+            continue
+        try:
+            if needle in path.read_bytes().lower():
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:  # removed while we looked
+            continue
+    return removed

@@ -1,7 +1,7 @@
 """The one moderation inbox: every kind of held thing, listed together, oldest first.
 
-A *source* is one kind of held thing. Today there is one, partner items
-(:class:`ItemSource`); held group posts will be another. A source gives the inbox two
+A *source* is one kind of held thing: partner items (:class:`ItemSource`) and posts
+held for a group's moderator (:class:`PostSource`). A source gives the inbox two
 things: a SELECT of ``(id, received_at)`` for what matches the filters (or None when the
 filters rule its whole kind out, say a partner filter for group posts), and, for the
 page of ids the inbox picked, one :class:`Entry` per id to show. The inbox combines the
@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from mailer.content.models import ITEM_KINDS, ITEM_STATUSES, SUBMITTED, Item
 from mailer.content.review import ItemFilter, filtered_item_ids
+from mailer.groups.models import APPROVED, HELD, REJECTED, Group, GroupPost
 from mailer.staff import claims
 from mailer.staff.claims import Holder
 
@@ -35,6 +36,7 @@ class InboxFilter:
     partner_id: int | None = None
     item_kind: str = ""
     topic_id: int | None = None
+    group_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,8 @@ class Entry:
     topics: list[str] = field(default_factory=list)
     flags: list[str] = field(default_factory=list)  # "featured", "edited", "via feed"...
     holder: Holder | None = None  # a live claim, filled in by the inbox
+    sender: str = ""  # the address it came from, where staff should see it (group posts)
+    reason: str = ""  # why it was held (group posts)
 
 
 class Source(Protocol):
@@ -69,6 +73,8 @@ class ItemSource:
     label = "Partner items"
 
     def matching(self, f: InboxFilter):
+        if f.group_id is not None:
+            return None
         if f.status and f.status not in ITEM_STATUSES:
             return None
         if f.item_kind and f.item_kind not in ITEM_KINDS:
@@ -98,7 +104,49 @@ class ItemSource:
         return out
 
 
-SOURCES: dict[str, Source] = {s.kind: s for s in (ItemSource(),)}
+# The inbox's statuses (an item's words) as a group post's: a held post is "waiting".
+POST_STATUS = {SUBMITTED: HELD, "approved": APPROVED, "rejected": REJECTED}
+
+
+class PostSource:
+    """Posts a group's moderation chain held for a moderator."""
+
+    kind = "post"
+    label = "Group posts"
+
+    def matching(self, f: InboxFilter):
+        if f.partner_id is not None or f.item_kind or f.topic_id is not None:
+            return None  # partner, item kind and topic are things only items have
+        q = select(GroupPost.id.label("id"), GroupPost.received_at.label("received_at"))
+        if f.status:
+            if f.status not in POST_STATUS:
+                return None
+            q = q.where(GroupPost.status == POST_STATUS[f.status])
+        if f.group_id is not None:
+            q = q.where(GroupPost.group_id == f.group_id)
+        return q
+
+    def entries(self, session: Session, ids: list[int]) -> dict[int, Entry]:
+        out = {}
+        rows = session.execute(
+            select(GroupPost, Group.name).join(Group, Group.id == GroupPost.group_id).where(GroupPost.id.in_(ids))
+        )
+        for post, group_name in rows:
+            out[post.id] = Entry(
+                kind=self.kind,
+                id=post.id,
+                title=post.subject or "(no subject)",
+                origin=group_name,
+                category="Group post",
+                status=post.status,
+                received_at=post.received_at,
+                sender=post.author_email or "(no usable address)",
+                reason=post.hold_reason,
+            )
+        return out
+
+
+SOURCES: dict[str, Source] = {s.kind: s for s in (ItemSource(), PostSource())}
 
 
 @dataclass(frozen=True)

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 # Permission names, one per kind of screen or action.
 DASHBOARD = "dashboard.view"
-ITEMS_MODERATE = "items.moderate"  # claim, edit, approve, reject, feature, withdraw
+ITEMS_MODERATE = "items.moderate"  # partner items and held group posts: claim, decide
 PARTNERS_MANAGE = "partners.manage"  # partners, their links, tokens and topics
 EDITIONS_EDIT = "editions.edit"  # build and edit editions, preview, test-send
 EDITIONS_APPROVE = "editions.approve"  # approve another person's edition
 EDITIONS_SEND = "editions.send"  # schedule, send, pause, resume, cancel
 SUBSCRIBERS_MANAGE = "subscribers.manage"  # search, suppress, erase, import, export
 AUDIT_VIEW = "audit.view"
+GROUPS_VIEW = "groups.view"  # the group screens, read-only
+GROUPS_MANAGE = "groups.manage"  # create and edit groups, their members and sender rules
 STAFF_MANAGE = "staff.manage"  # accounts, roles, password and 2FA resets
 SETTINGS_VIEW = "settings.view"
 GROUPS_MODERATE = "groups.moderate"  # read every group's archive, remove posts from it
@@ -29,6 +31,8 @@ ALL_PERMISSIONS = frozenset(
         EDITIONS_SEND,
         SUBSCRIBERS_MANAGE,
         AUDIT_VIEW,
+        GROUPS_VIEW,
+        GROUPS_MANAGE,
         STAFF_MANAGE,
         SETTINGS_VIEW,
         GROUPS_MODERATE,
@@ -38,14 +42,25 @@ ALL_PERMISSIONS = frozenset(
 ADMIN, EDITOR, MODERATOR, VIEWER = "admin", "editor", "moderator", "viewer"
 
 # admin: everything. editor: content, editions and subscribers, and may schedule and send.
-# moderator: partner items and partners, group archives, never sends. viewer: the read-only dashboard.
+# moderator: partner items, held group posts and partners, group archives; reads the group
+# screens; never sends. viewer: the read-only dashboard and group screens.
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     ADMIN: ALL_PERMISSIONS,
     EDITOR: frozenset(
-        {DASHBOARD, ITEMS_MODERATE, EDITIONS_EDIT, EDITIONS_APPROVE, EDITIONS_SEND, SUBSCRIBERS_MANAGE, GROUPS_MODERATE}
+        {
+            DASHBOARD,
+            ITEMS_MODERATE,
+            EDITIONS_EDIT,
+            EDITIONS_APPROVE,
+            EDITIONS_SEND,
+            SUBSCRIBERS_MANAGE,
+            GROUPS_VIEW,
+            GROUPS_MANAGE,
+            GROUPS_MODERATE,
+        }
     ),
-    MODERATOR: frozenset({DASHBOARD, ITEMS_MODERATE, PARTNERS_MANAGE, GROUPS_MODERATE}),
-    VIEWER: frozenset({DASHBOARD}),
+    MODERATOR: frozenset({DASHBOARD, ITEMS_MODERATE, PARTNERS_MANAGE, GROUPS_VIEW, GROUPS_MODERATE}),
+    VIEWER: frozenset({DASHBOARD, GROUPS_VIEW}),
 }
 ROLES = tuple(ROLE_PERMISSIONS)
 

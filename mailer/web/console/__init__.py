@@ -15,6 +15,8 @@ from flask import Flask
 import mailer.web.console.account  # noqa: F401  (routes register on bp)
 import mailer.web.console.bounces  # noqa: F401  (bounces, complaints and the suppression list)
 import mailer.web.console.configuration  # noqa: F401  (routes register on bp)
+import mailer.web.console.groups  # noqa: F401  (the group screens)
+import mailer.web.console.held_posts  # noqa: F401  (held group posts in the moderation inbox)
 import mailer.web.console.imports  # noqa: F401  (routes register on bp)
 import mailer.web.console.moderation  # noqa: F401  (the moderation inbox's routes register on bp)
 import mailer.web.console.outbox  # noqa: F401  (routes register on bp)

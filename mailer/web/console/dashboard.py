@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from flask import g, render_template
+from flask import current_app, g, render_template
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -20,7 +20,7 @@ from mailer.runtime import current as rt
 from mailer.staff import inbox
 from mailer.staff.permissions import DASHBOARD
 from mailer.web.console import charts
-from mailer.web.console.access import db, require
+from mailer.web.console.access import db, now, require
 from mailer.web.console.blueprint import bp
 from subscribers.models import Subscriber
 
@@ -45,13 +45,26 @@ def counts(session: Session, today: date) -> dict:
     }
 
 
+RELAY_CACHE_SECONDS = 30
+
+
 def relay_health() -> tuple[str, str]:
-    """``(state, words)``: the relay answers EHLO (at most 2 s), or the embedded outbox."""
+    """``(state, words)``: the relay answers EHLO (at most 2 s), or the embedded outbox.
+
+    The answer is kept for :data:`RELAY_CACHE_SECONDS` per process (timed by the console's
+    clock), so a dashboard left open or many people opening it do not each wait on, or
+    knock at, the relay."""
     settings = rt().settings
     if not settings.smtp_url:
         return "outbox", "No relay configured: emails are written to the outbox (embedded mode)."
+    t = now()
+    cached = current_app.extensions.get("console.relay_health")
+    if cached and cached[1] == settings.smtp_url and 0 <= t - cached[0] < RELAY_CACHE_SECONDS:
+        return cached[2]
     check = check_relay(settings.smtp_url)
-    return ("ok" if not check.failed else "error"), check.detail
+    answer = ("ok" if not check.failed else "error"), check.detail
+    current_app.extensions["console.relay_health"] = (t, settings.smtp_url, answer)
+    return answer
 
 
 @bp.get("/")

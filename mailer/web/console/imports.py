@@ -15,6 +15,8 @@ body before the limit is raised.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 from flask import abort, g, jsonify, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
@@ -27,7 +29,7 @@ from mailer.runtime import current as rt
 from mailer.staff import audit
 from mailer.staff.permissions import SUBSCRIBERS_MANAGE
 from mailer.web import csrf
-from mailer.web.console.access import db, require
+from mailer.web.console.access import db, now, require
 from mailer.web.console.blueprint import bp
 from mailer.web.helpers import client_ip
 from subscribers import import_jobs
@@ -108,6 +110,16 @@ def import_start():
     return redirect(url_for("console.import_job", job_id=job.id))
 
 
+def _notice_stalled(job: ImportJob) -> ImportJob:
+    """A running job whose worker has not been heard from is failed now (audited as the
+    system's finding), so the page tells the truth and offers a retry."""
+    s = db()
+    if import_jobs.mark_stalled(s, job, datetime.fromtimestamp(now(), timezone.utc)):
+        audit.record(s, "system", "subscriber.import.stalled", job, after={"error": job.error})
+        s.commit()
+    return job
+
+
 def _job(job_id: int) -> ImportJob:
     job = db().get(ImportJob, job_id)
     if job is None:
@@ -119,8 +131,8 @@ def _job(job_id: int) -> ImportJob:
 @require(SUBSCRIBERS_MANAGE)
 def import_job(job_id: int):
     """A job's page: the dry run's (or the import's) outcome per row, and while it runs,
-    its progress."""
-    job = _job(job_id)
+    its progress; a job whose worker stopped is shown failed, with a retry button."""
+    job = _notice_stalled(_job(job_id))
     outcome = request.args.get("outcome", "")
     outcome = outcome if outcome in OUTCOMES else ""
     try:
@@ -144,6 +156,7 @@ def import_job(job_id: int):
         matching=matching,
         button=ButtonForm(formdata=None),
         running=job.status not in (CHECKED, DONE, FAILED),
+        retryable=job.status == FAILED and bool(job.content),
     )
 
 
@@ -151,7 +164,7 @@ def import_job(job_id: int):
 @require(SUBSCRIBERS_MANAGE)
 def import_progress(job_id: int):
     """The job's progress as JSON, for ``import-progress.js``."""
-    job = _job(job_id)
+    job = _notice_stalled(_job(job_id))
     return jsonify(status=job.status, done=job.rows_done, total=job.rows_total)
 
 
@@ -168,6 +181,25 @@ def import_run(job_id: int):
         s.rollback()
         return render_template("console/message.html", title="This import cannot start", message=str(err)), 409
     audit.record(s, g.staff, "subscriber.import", job, after={"dry_run": job.dry_run_counts}, ip=client_ip())
+    s.commit()
+    rt().queue.send(run_import, job.id)  # after the commit: the worker must find it queued
+    return redirect(url_for("console.import_job", job_id=job.id))
+
+
+@bp.post("/subscribers/import/<int:job_id>/retry")
+@require(SUBSCRIBERS_MANAGE)
+def import_retry(job_id: int):
+    """Queue again an import whose worker stopped."""
+    if not ButtonForm().validate_on_submit():
+        abort(400)
+    job = _notice_stalled(_job(job_id))
+    s = db()
+    try:
+        import_jobs.retry(s, job)
+    except import_jobs.JobRefused as err:
+        s.rollback()
+        return render_template("console/message.html", title="This import cannot be retried", message=str(err)), 409
+    audit.record(s, g.staff, "subscriber.import.retry", job, ip=client_ip())
     s.commit()
     rt().queue.send(run_import, job.id)  # after the commit: the worker must find it queued
     return redirect(url_for("console.import_job", job_id=job.id))

@@ -1,5 +1,6 @@
-"""The moderation inbox: held things waiting (partner items today), one item's page with
-its claim, the partner's original as a diff and the partner's history, and the actions.
+"""The moderation inbox: held things waiting (partner items, and group posts whose own
+pages are :mod:`.held_posts`'s), one item's page with its claim, the partner's original
+as a diff and the partner's history, and the actions.
 
 A thin shell over :mod:`mailer.staff.inbox` (listing) and :mod:`mailer.staff.moderating`
 (claims, decisions and the audit log). Every action posts, commits, then queues the
@@ -15,14 +16,16 @@ from flask import abort, flash, g, redirect, render_template, request, url_for
 from sqlalchemy import select
 from wtforms.fields.choices import SelectChoice
 
+from mailer.actors.groups import start_group_post
 from mailer.actors.partners import send_partner_notice
 from mailer.content import reasons as reason_templates
 from mailer.content.models import ITEM_KINDS, Partner, Topic
 from mailer.content.moderation import ModerationError, draft_of, get_item, snapshot
 from mailer.content.notices import decisions_owed
 from mailer.content.review import changes_from_original, partner_history
+from mailer.groups.models import Group
 from mailer.runtime import current as rt
-from mailer.staff import claims, inbox, moderating
+from mailer.staff import claims, inbox, moderating, post_moderating
 from mailer.staff.permissions import ITEMS_MODERATE
 from mailer.validation import InvalidInput
 from mailer.web.console.access import db, now, require
@@ -32,11 +35,27 @@ from mailer.web.console.moderation_forms import OTHER, EditItemForm, InboxFilter
 from mailer.web.helpers import client_ip
 
 PER_PAGE = 25
+FILTERS = ("source", "status", "partner", "kind", "topic", "group")
 
 
 def moment() -> datetime:
     """The console's clock as a UTC datetime (claims are timed by it)."""
     return datetime.fromtimestamp(now(), timezone.utc)
+
+
+def age_of(now: datetime):
+    """``age(at)``: how long ago ``at`` was, in words a moderator scans ("3 h", "2 days")."""
+
+    def age(at: datetime) -> str:
+        at = at if at.tzinfo else at.replace(tzinfo=timezone.utc)
+        minutes = max(0, int((now - at).total_seconds() // 60))
+        if minutes < 60:
+            return f"{minutes} min"
+        if minutes < 48 * 60:
+            return f"{minutes // 60} h"
+        return f"{minutes // 1440} days"
+
+    return age
 
 
 def _int(value: str | None) -> int | None:
@@ -64,15 +83,20 @@ def inbox_list():
     topics = list(s.execute(select(Topic.id, Topic.name).order_by(Topic.position, Topic.id)))
     form.partner.choices = [SelectChoice("", "Any partner")] + [SelectChoice(str(i), n) for i, n in partners]
     form.topic.choices = [SelectChoice("", "Any topic")] + [SelectChoice(str(i), n) for i, n in topics]
+    groups = list(s.execute(select(Group.id, Group.name).order_by(Group.name)))
+    form.group.choices = [SelectChoice("", "Any group")] + [SelectChoice(str(i), n) for i, n in groups]
     status = request.args.get("status", "submitted")
+    source = request.args.get("source", "")
     f = inbox.InboxFilter(
+        source=source if source in inbox.SOURCES else "",
+        group_id=_int(request.args.get("group")),
         status="" if status == "all" else status,
         partner_id=_int(request.args.get("partner")),
         item_kind=request.args.get("kind", "") if request.args.get("kind", "") in ITEM_KINDS else "",
         topic_id=_int(request.args.get("topic")),
     )
     result = inbox.search(s, f, now=moment(), page=_int(request.args.get("page")) or 1, per_page=PER_PAGE)
-    active = {k: v for k, v in request.args.items() if k in ("status", "partner", "kind", "topic") and v}
+    active = {k: v for k, v in request.args.items() if k in FILTERS and v}
 
     def page_url(n: int) -> str:
         return url_for("console.inbox_list", page=n, **active)
@@ -84,25 +108,40 @@ def inbox_list():
         page_url=page_url,
         plain=PlainForm(),
         back=url_for("console.inbox_list", **active, page=result.page),
+        age=age_of(moment()),
     )
 
 
 @bp.post("/moderation/approve")
 @require(ITEMS_MODERATE)
 def inbox_bulk_approve():
+    """Approve the ticked items and held group posts (each that can be; the others are
+    named with why not)."""
     ids = [i for i in (_int(v) for v in request.form.getlist("item")) if i is not None]
+    post_ids = [i for i in (_int(v) for v in request.form.getlist("post")) if i is not None]
     back = _safe_back(request.form.get("back"))
-    if not ids:
+    if not ids and not post_ids:
         flash("Tick the items to approve first.", "error")
         return redirect(back)
     s = db()
     outcome = moderating.approve_items(s, g.staff, ids, now=moment(), ip=client_ip())
+    posts = post_moderating.approve_posts(s, g.staff, post_ids, now=moment(), ip=client_ip())
     s.commit()
     _notify(outcome.approved)
+    for post_id in posts.approved:
+        rt().queue.send(start_group_post, post_id)  # after the commit: the worker finds it approved
     if outcome.approved:
         flash(f"Approved {len(outcome.approved)} item{'s' if len(outcome.approved) != 1 else ''}.", "ok")
+    if posts.approved:
+        n = len(posts.approved)
+        flash(
+            f"Approved {n} group post{'s' if n != 1 else ''}: {'they go' if n != 1 else 'it goes'} to the members.",
+            "ok",
+        )
     for item_id, why in outcome.refused.items():
         flash(f"Item {item_id} was not approved: {why}", "error")
+    for post_id, why in posts.refused.items():
+        flash(f"Post {post_id} was not approved: {why}", "error")
     return redirect(back)
 
 

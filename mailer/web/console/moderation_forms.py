@@ -11,7 +11,12 @@ from mailer.content.models import ITEM_KINDS, ITEM_STATUSES
 from mailer.content.reasons import TEXT_MAX, TITLE_MAX
 from mailer.web.partners import ItemForm
 
-STATUS_LABELS = {"submitted": "Waiting", "approved": "Approved", "rejected": "Rejected", "withdrawn": "Withdrawn"}
+STATUS_LABELS = {
+    "submitted": "Waiting (held)",
+    "approved": "Approved",
+    "rejected": "Rejected",
+    "withdrawn": "Withdrawn",
+}
 OTHER = "other"
 
 
@@ -22,6 +27,14 @@ class InboxFilter(FlaskForm):
     class Meta:
         csrf = False
 
+    source = SelectField(
+        "What",
+        choices=[
+            SelectChoice("", "Everything"),
+            SelectChoice("item", "Partner items"),
+            SelectChoice("post", "Group posts"),
+        ],
+    )
     status = SelectField(
         "Status",
         choices=[SelectChoice(s, STATUS_LABELS[s]) for s in ITEM_STATUSES] + [SelectChoice("all", "Any status")],
@@ -32,6 +45,7 @@ class InboxFilter(FlaskForm):
         "Kind", choices=[SelectChoice("", "Any kind")] + [SelectChoice(k, v) for k, v in ITEM_KINDS.items()]
     )
     topic = SelectField("Topic", coerce=str)
+    group = SelectField("Group", coerce=str)
 
 
 class EditItemForm(ItemForm):

@@ -23,7 +23,8 @@ from mailer.content.models import Partner, Topic
 from mailer.db import utcnow
 from mailer.delivery.history import recent_deliveries
 from mailer.delivery.suppression import bounces_of
-from mailer.groups.removal import erase_person
+from mailer.inbound import erasure
+from mailer.mail.outbox import remove_messages_to
 from mailer.runtime import current as rt
 from mailer.staff import audit
 from mailer.staff.permissions import SUBSCRIBERS_MANAGE
@@ -253,9 +254,10 @@ def subscriber_erase(subscriber_id: int):
         return render_template("console/subscriber_erase.html", sub=sub, form=form), status
     s = db()
     before = {"status": sub.status}
-    erase_person(s, sub, source="admin")  # the digest and every group
+    address = erasure.erase_subscriber(s, sub, source="admin")
     audit.record(s, g.staff, "subscriber.erase", sub, before=before, after={"status": sub.status}, ip=client_ip())
     s.commit()
+    remove_messages_to(rt().settings.outbox_dir, address)  # after the commit: files are not transactional
     return render_template(
         "console/message.html",
         title="Erased",

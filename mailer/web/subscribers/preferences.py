@@ -17,7 +17,8 @@ from flask import Response, render_template, request, url_for
 from mailer.actors.transactional import send_transactional
 from mailer.db import utcnow
 from mailer.delivery.history import deliveries_of
-from mailer.groups.removal import erase_person
+from mailer.inbound import erasure
+from mailer.mail.outbox import remove_messages_to
 from mailer.runtime import current as rt
 from mailer.validation import InvalidInput
 from mailer.web.subscribers.common import (
@@ -261,5 +262,6 @@ def erase(token: str):
             return render_template(
                 "subscribers/erase.html", sub=sub, form=form, error="This form expired. Please press the button again."
             ), 400
-        erase_person(s, sub)  # the digest and every group
+        address = erasure.erase_subscriber(s, sub, source="link")
+    remove_messages_to(rt().settings.outbox_dir, address)  # after the commit: files are not transactional
     return render_template("subscribers/erased.html")

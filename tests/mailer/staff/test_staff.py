@@ -42,10 +42,17 @@ def test_each_role_has_exactly_the_permissions_the_issue_gives_it():
     assert perms.ROLE_PERMISSIONS["admin"] == perms.ALL_PERMISSIONS
     editor, moderator, viewer = (perms.ROLE_PERMISSIONS[r] for r in ("editor", "moderator", "viewer"))
     assert {perms.EDITIONS_EDIT, perms.EDITIONS_SEND, perms.SUBSCRIBERS_MANAGE, perms.ITEMS_MODERATE} <= editor
+    assert {perms.GROUPS_VIEW, perms.GROUPS_MANAGE} <= editor  # editors create and run groups
     assert not {perms.STAFF_MANAGE, perms.AUDIT_VIEW, perms.SETTINGS_VIEW} & editor
-    assert moderator == {perms.DASHBOARD, perms.ITEMS_MODERATE, perms.PARTNERS_MANAGE, perms.GROUPS_MODERATE}
+    assert moderator == {
+        perms.DASHBOARD,
+        perms.ITEMS_MODERATE,  # partner items and held group posts
+        perms.PARTNERS_MANAGE,
+        perms.GROUPS_MODERATE,
+        perms.GROUPS_VIEW,  # read the group screens, change nothing there
+    }
     assert not perms.allows("moderator", perms.EDITIONS_SEND)
-    assert viewer == {perms.DASHBOARD}
+    assert viewer == {perms.DASHBOARD, perms.GROUPS_VIEW}
     assert not perms.allows("intruder", perms.DASHBOARD)  # an unknown role may do nothing
     with pytest.raises(KeyError):
         perms.allows("admin", "dashbaord.view")  # a misspelt permission never passes silently

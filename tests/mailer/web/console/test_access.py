@@ -16,13 +16,13 @@ from mailer.staff import audit, twofactor
 from mailer.staff import login as staff_login
 from mailer.staff.accounts import create_user, find_user
 from mailer.staff.models import AuditEntry
-from mailer.staff.permissions import AUDIT_VIEW, DASHBOARD, ROLE_PERMISSIONS, ROLES, STAFF_MANAGE
+from mailer.staff.permissions import AUDIT_VIEW, DASHBOARD, GROUPS_VIEW, ROLE_PERMISSIONS, ROLES, STAFF_MANAGE
 from tests.conftest import csrf_token
 
 PASSWORD = "correct horse battery"
 
 # Every page of the console a person opens with GET, and the permission it needs.
-PAGES = {"/admin/": DASHBOARD, "/admin/audit": AUDIT_VIEW, "/admin/staff": STAFF_MANAGE}
+PAGES = {"/admin/": DASHBOARD, "/admin/audit": AUDIT_VIEW, "/admin/staff": STAFF_MANAGE, "/admin/groups": GROUPS_VIEW}
 
 
 @pytest.fixture

@@ -88,3 +88,29 @@ def test_chart_labels_are_text_never_markup(app, staff, clock, rt, session):  # 
     html = c.get("/admin/").text
     assert "<script>alert" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert not re.search(r"\sstyle=|<style", html)
+
+
+def test_the_relay_check_is_kept_briefly_not_made_at_every_load(app, staff, clock, rt, transport):  # noqa: F811
+    """A real relay on loopback, stopped after the first look: within the cache's time the
+    dashboard still says what it found then; after it, it looks again and sees it gone."""
+    from dataclasses import replace
+
+    from mailer.boot import boot
+    from mailer.web.console import dashboard
+    from tests.mailservers import Relay
+
+    relay = Relay().start()
+    boot(replace(rt.settings, smtp_url=relay.url), transport=transport)
+    app.extensions.pop("console.relay_health", None)
+    try:
+        client = app.test_client()
+        log_in(client, staff["admin"], clock)
+        assert "Relay: answering" in client.get("/admin/").text
+    finally:
+        relay.stop()
+    clock.t += dashboard.RELAY_CACHE_SECONDS - 2
+    assert "Relay: answering" in client.get("/admin/").text  # no new connection yet
+    clock.t += 3
+    page = client.get("/admin/").text
+    assert 'Relay: <strong class="error">not answering</strong>' in page
+    app.extensions.pop("console.relay_health", None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import re
+import time
 
 import pytest
 from sqlalchemy import func, select
@@ -207,3 +208,72 @@ def test_the_import_page_lists_earlier_imports_newest_first_in_pages(editor, ses
     second = editor.get("/admin/subscribers/import?page=2").text
     assert first.index("list-21.csv") < first.index("list-2.csv") and "list-1.csv" not in first
     assert "list-1.csv" in second and "list-0.csv" in second and "Page 2 of 2." in second
+
+
+def test_an_import_whose_worker_died_is_shown_failed_and_can_be_retried(editor, session, clock, queue):  # noqa: F811
+    before = snapshot(session)
+    upload(editor)
+    job = session.scalars(select(ImportJob)).one()
+    import_jobs.queue(session, job)
+    assert import_jobs.start(session, job)  # a worker claimed it...
+    import_jobs.beat(session, job.id, rows_done=3)
+    session.commit()  # ...checked three rows, and died before its commit
+    page = editor.get(f"/admin/subscribers/import/{job.id}").text
+    assert "Importing…" in page and "Retry the import" not in page
+    clock.t = time.time() + import_jobs.HEARTBEAT_TIMEOUT.total_seconds() - 60  # still within the timeout
+    assert "Importing…" in editor.get(f"/admin/subscribers/import/{job.id}").text
+    clock.t += 120
+    assert editor.get(f"/admin/subscribers/import/{job.id}/progress").get_json()["status"] == "failed"
+    page = editor.get(f"/admin/subscribers/import/{job.id}").text
+    assert "The import failed: nothing was written" in page
+    assert "The worker stopped" in page and "after checking 3 of 6 rows. Nothing was written" in page
+    assert "Retry the import" in page
+    assert snapshot(session) == before
+    session.expire_all()
+    stalled = session.scalars(select(AuditEntry).where(AuditEntry.action == "subscriber.import.stalled")).all()
+    assert [(e.actor, e.object_id) for e in stalled] == [("system", str(job.id))]
+    # retry: the file was kept, so it runs again and finishes
+    r = editor.post(
+        f"/admin/subscribers/import/{job.id}/retry", data={"csrf_token": csrf_token(page)}, follow_redirects=False
+    )
+    assert r.status_code == 302
+    queue()
+    session.expire_all()
+    job = session.get(ImportJob, job.id)
+    assert job.status == "done" and job.counts["created"] == 2 and job.content == ""
+    assert session.scalar(select(AuditEntry.actor).where(AuditEntry.action == "subscriber.import.retry")) == "editor"
+    # a finished import cannot be retried
+    r = editor.post(f"/admin/subscribers/import/{job.id}/retry", data={"csrf_token": csrf_token(page)})
+    assert r.status_code == 409
+
+
+def test_a_running_worker_keeps_its_heartbeat(rt, session, demo, monkeypatch):
+    """The actor's keeper beats while the import runs, so a slow import is never taken for
+    a dead one."""
+    from datetime import timedelta
+
+    from mailer.actors import imports as actor
+
+    job, _ = import_jobs.check(
+        session, content=CSV, filename="f.csv", basis="consent", source="s", skip_invalid=True, created_by="t"
+    )
+    import_jobs.queue(session, job)
+    session.commit()
+    monkeypatch.setattr(import_jobs, "HEARTBEAT_EVERY", timedelta(milliseconds=20))
+    real_run, beats = import_jobs.run, []
+
+    def slow_run(s, j, progress=None):
+        with rt.db.transaction() as p:  # what the console would read mid-run
+            beats.append(p.get(ImportJob, j.id).heartbeat_at)
+        import threading
+
+        threading.Event().wait(0.2)  # the keeper beats meanwhile (PostgreSQL: never blocked)
+        with rt.db.transaction() as p:
+            beats.append(p.get(ImportJob, j.id).heartbeat_at)
+        return real_run(s, j, progress)
+
+    monkeypatch.setattr(import_jobs, "run", slow_run)
+    actor.run_import(job.id)  # the plain function: the job runs here
+    session.expire_all()
+    assert session.get(ImportJob, job.id).status == "done"
+    assert beats[0] is not None and beats[1] > beats[0]

@@ -390,3 +390,177 @@ def test_reason_templates_are_added_changed_and_deleted_with_an_audit_entry_each
         ("reason.edit", "This looks like spam.", "Not for the digest."),
         ("reason.delete", "Not for the digest.", None),
     ]
+
+
+# --- held group posts in the same inbox -------------------------------------------------
+
+
+def hold(rt, slug="bme-network", *, sender="outsider@example.com", subject="Joint event?", body="Hello all", html=""):
+    """A post to ``slug`` from a non-member: the chain holds it. Returns the post id."""
+    from mailer.groups import directory, posting
+    from mailer.inbound.parse import parse
+
+    with rt.db.transaction() as s:
+        group = directory.find_group(s, slug) or directory.create_group(s, slug, slug.replace("-", " ").title())
+        if html:
+            raw = (
+                f"From: Sam <{sender}>\r\nTo: {slug}@ertg.example.org\r\nSubject: {subject}\r\n"
+                'MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary="b"\r\n\r\n'
+                f"--b\r\nContent-Type: text/plain\r\n\r\n{body}\r\n--b\r\nContent-Type: text/html\r\n\r\n{html}\r\n--b--\r\n"
+            ).encode()
+        else:
+            raw = (
+                f"From: Sam <{sender}>\r\nTo: {slug}@ertg.example.org\r\nSubject: {subject}\r\n\r\n{body}\r\n".encode()
+            )
+        got = posting.receive(s, group, parse(raw), raw, sender, list_domain="ertg.example.org", max_recipients=50)
+        assert got.action == "hold", got
+        return got.post_id
+
+
+def group_post(session, post_id):
+    from mailer.groups.models import GroupPost
+
+    session.expire_all()
+    return session.get(GroupPost, post_id)
+
+
+def test_held_group_posts_share_the_inbox_with_items_and_filter_by_kind_and_group(app, staff, clock, items, rt):  # noqa: F811
+    p1 = hold(rt, subject="Joint event <b>next</b> month")
+    p2 = hold(rt, "gp-practices", sender="spam@example.net", subject="Cheap pills")
+    c = logged_in(app, staff["moderator"], clock)
+    page = c.get("/admin/moderation").text
+    assert f'href="/admin/moderation/items/{items["a"]}"' in page
+    assert f'href="/admin/moderation/posts/{p1}"' in page and f'href="/admin/moderation/posts/{p2}"' in page
+    assert "outsider@example.com" in page and "Bme Network" in page
+    assert "Joint event &lt;b&gt;next&lt;/b&gt; month" in page  # a subject is text
+    assert "non-member" in page  # why it was held
+    assert f'name="post" value="{p1}"' in page
+    posts_only = c.get("/admin/moderation?source=post").text
+    assert f"/admin/moderation/items/{items['a']}" not in posts_only and f"/admin/moderation/posts/{p1}" in posts_only
+    items_only = c.get("/admin/moderation?source=item").text
+    assert f"/admin/moderation/posts/{p1}" not in items_only and f"/admin/moderation/items/{items['a']}" in items_only
+    with rt.db.transaction() as s:
+        from mailer.groups.directory import find_group
+
+        gp = find_group(s, "gp-practices").id
+    one_group = c.get(f"/admin/moderation?group={gp}").text
+    assert f"/admin/moderation/posts/{p2}" in one_group and f"/admin/moderation/posts/{p1}" not in one_group
+    assert f"/admin/moderation/items/{items['a']}" not in one_group  # items belong to no group
+    # a partner filter is about items only
+    naz = c.get(f"/admin/moderation?partner={items['naz']}").text
+    assert f"/admin/moderation/posts/{p1}" not in naz
+
+
+def test_a_held_post_is_read_as_text_never_as_its_senders_markup(app, staff, clock, rt):  # noqa: F811
+    post_id = hold(rt, body="See <script>alert(1)</script> {{ 7*7 }}", html="<p onclick='x()'>Rich <img src=x></p>")
+    c = logged_in(app, staff["moderator"], clock)
+    page = c.get(f"/admin/moderation/posts/{post_id}").text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; {{ 7*7 }}" in page
+    assert "<script>alert" not in page and "onclick" not in page and "<img src=x" not in page
+    assert "outsider@example.com" in page and "(not a member)" in page
+
+
+def test_two_moderators_never_work_the_same_post(app, staff, clock, rt, session):  # noqa: F811
+    post_id = hold(rt)
+    staff["moderator"].totp_secret = None
+    first, second = logged_in(app, staff["editor"], clock), logged_in(app, staff["moderator"], clock)
+    assert post(first, f"/admin/moderation/posts/{post_id}/claim").status_code == 302
+    page = second.get(f"/admin/moderation/posts/{post_id}").text
+    assert "editor, since" in page and "Approve" not in page
+    r = post(second, f"/admin/moderation/posts/{post_id}/approve")
+    assert r.status_code == 409 and "editor is working on post" in r.text
+    r = post(second, "/admin/moderation/approve", post=post_id)
+    assert "was not approved: editor is working on post" in second.get(r.headers["Location"]).text
+    assert group_post(session, post_id).status == "held"
+    (claimed,) = entries(session, "group_post.claim")
+    assert (claimed.actor, claimed.object_type, claimed.object_id) == ("editor", "group_posts", str(post_id))
+    # the claim lapses; the second moderator may then act
+    clock.t += CLAIM_MINUTES * 60 + 1
+    second = logged_in(app, staff["moderator"], clock)
+    assert post(second, f"/admin/moderation/posts/{post_id}/approve").status_code == 302
+    assert group_post(session, post_id).status == "approved"
+    # a decided post cannot be decided again
+    r = post(logged_in(app, staff["editor"], clock), f"/admin/moderation/posts/{post_id}/discard")
+    assert r.status_code == 409 and "is not held" in r.text
+
+
+def test_approve_and_trust_in_one_step_delivers_and_trusts_the_sender(app, staff, clock, rt, session, queue):  # noqa: F811
+    from mailer.groups import posting
+    from mailer.groups.directory import find_group
+    from mailer.groups.models import GroupDelivery
+
+    with rt.db.transaction() as s:
+        from mailer.groups import service
+
+        service.add_members(s, find_group(s, "bme-network") or _group(s), ["member@nhs.example"], basis="contract")
+    post_id = hold(rt)
+    c = logged_in(app, staff["editor"], clock)
+    r = post(c, f"/admin/moderation/posts/{post_id}/approve", trust="1")
+    assert "Its sender&#39;s later posts will not be held." in c.get(r.headers["Location"]).text
+    p = group_post(session, post_id)
+    assert (p.status, p.decided_by) == ("approved", "console:editor")
+    assert posting.sender_rule(session, p.group, "outsider@example.com") == "trust"
+    (entry,) = entries(session, "group_post.approve")
+    assert entry.after == {"status": "approved", "group": "bme-network", "trusted_sender": True}
+    assert "outsider" not in str(entry.after)  # the log keeps no address
+    queue()
+    assert session.scalar(select(GroupDelivery.status).where(GroupDelivery.post_id == post_id)) == "sent"
+
+
+def _group(s):
+    from mailer.groups import directory
+
+    return directory.create_group(s, "bme-network", "Bme Network")
+
+
+def test_reject_a_post_with_a_template_tells_the_sender(app, staff, clock, rt, session, transport, queue):  # noqa: F811
+    post_id = hold(rt)
+    with rt.db.transaction() as s:
+        reason = reasons.add_reason(s, "Off topic", "This group is for BME staff networks' work.")
+    c = logged_in(app, staff["editor"], clock)
+    r = post(c, f"/admin/moderation/posts/{post_id}/reject", reason="other", extra="")
+    assert r.status_code == 400 and "Write the reason for the sender." in r.text
+    r = post(c, f"/admin/moderation/posts/{post_id}/reject", reason=str(reason.id), extra="Try the coalition group.")
+    assert r.status_code == 302
+    p = group_post(session, post_id)
+    assert p.status == "rejected" and p.raw == b""
+    assert p.decision_reason == "This group is for BME staff networks' work. Try the coalition group."
+    (entry,) = entries(session, "group_post.reject")
+    assert entry.after["reason"] == p.decision_reason
+    queue()
+    (mail,) = [m for m in transport.messages if m.recipient == "outsider@example.com"]
+    assert "This group is for BME staff networks' work." in mail.data.decode()
+
+
+def test_discard_and_ban_and_bulk_approve_are_audited(app, staff, clock, rt, session):  # noqa: F811
+    from mailer.groups import posting
+
+    spam, a, b = hold(rt, sender="spam@example.net"), hold(rt, subject="One"), hold(rt, subject="Two")
+    c = logged_in(app, staff["admin"], clock)
+    r = post(c, f"/admin/moderation/posts/{spam}/discard", ban="1")
+    assert r.status_code == 302
+    p = group_post(session, spam)
+    assert p.status == "discarded" and posting.sender_rule(session, p.group, "spam@example.net") == "ban"
+    (entry,) = entries(session, "group_post.discard")
+    assert entry.after["banned_sender"] is True
+    r = post(c, "/admin/moderation/approve", post=[a, b, spam], back="/admin/moderation?source=post")
+    assert r.headers["Location"] == "/admin/moderation?source=post"
+    page = c.get(r.headers["Location"]).text
+    assert "Approved 2 group posts" in page and f"Post {spam} was not approved" in page
+    assert {group_post(session, i).status for i in (a, b)} == {"approved"}
+    assert len(entries(session, "group_post.approve")) == 2
+
+
+def test_logged_out_and_viewers_cannot_touch_held_posts(app, client, staff, clock, rt, session):  # noqa: F811
+    post_id = hold(rt)
+    assert client.get(f"/admin/moderation/posts/{post_id}").headers["Location"].startswith("/admin/login")
+    token = csrf_token(client.get("/admin/login").text)
+    for action in ("claim", "release", "approve", "reject", "discard"):
+        r = client.post(f"/admin/moderation/posts/{post_id}/{action}", data={"csrf_token": token, "reason": "x"})
+        assert r.status_code == 302 and r.headers["Location"].startswith("/admin/login"), action
+    staff["viewer"].totp_secret = None
+    v = logged_in(app, staff["viewer"], clock)
+    assert v.get(f"/admin/moderation/posts/{post_id}").status_code == 403
+    assert post(v, f"/admin/moderation/posts/{post_id}/approve").status_code == 403
+    assert group_post(session, post_id).status == "held"
+    assert entries(session, "group_post") == []

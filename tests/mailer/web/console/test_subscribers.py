@@ -13,6 +13,7 @@ from sqlalchemy import select, text
 from mailer.content.models import Partner, Topic
 from mailer.db import Base
 from mailer.delivery.suppression import log_bounce
+from mailer.inbound.models import InboundMessage
 from mailer.staff import audit
 from mailer.staff.models import AuditEntry
 from mailer.staff.permissions import ROLE_PERMISSIONS, ROLES, SUBSCRIBERS_MANAGE
@@ -249,9 +250,10 @@ def test_resending_the_manage_link_emails_it_and_is_audited(app, staff, clock, p
 
 
 @BOTH_DIALECTS
-def test_erasing_asks_first_then_leaves_nothing_of_the_person(app, staff, clock, people, session):  # noqa: F811
+def test_erasing_asks_first_then_leaves_nothing_of_the_person(app, staff, clock, people, session, rt):  # noqa: F811
     sub = people["priya"]
     log_bounce(session, None, sub.email, "hard", "550 no such user Priya.Shah@surgery.example")
+    kept_files, priya_files = mail_traces(session, rt, "Priya.Shah@surgery.example")
     session.commit()
     client = logged_in(app, staff, clock)
     page = client.get(f"/admin/subscribers/{sub.id}/erase")
@@ -278,7 +280,77 @@ def test_erasing_asks_first_then_leaves_nothing_of_the_person(app, staff, clock,
         assert trace not in dump, trace
     [entry] = entries(session, "subscriber.erase")
     assert entry.before == {"status": "confirmed"} and entry.after == {"status": "erased"}
+    # nor the mail we received from them or wrote to them (the file outbox)
+    assert not any(p.exists() for p in priya_files) and all(p.exists() for p in kept_files)
+    assert [m.status for m in session.scalars(select(InboundMessage).order_by(InboundMessage.id))] == [
+        "failed",
+        "failed",
+        "failed",
+    ]
     assert client.get(f"/admin/subscribers/{sub.id}").status_code == 404
+
+
+def mail_traces(session, rt, address):
+    """Inbound rows and outbox emails that hold ``address`` (and one of each that does not):
+    a failed message kept for an operator, one not yet processed, and two emails to them
+    (one to someone else only). Returns the outbox paths (kept, theirs)."""
+    from mailer.mail.transport import FileOutbox
+
+    raw = f"From: Priya <{address}>\r\nTo: unsubscribe@x.example\r\nSubject: hi\r\n\r\nbye\r\n".encode()
+    other = b"From: Sam <sam@elsewhere.example>\r\nSubject: hi\r\n\r\nhello\r\n"
+    session.add_all(
+        [
+            InboundMessage(
+                route="unsubscribe",
+                recipient="unsubscribe@x.example",
+                mail_from=address,
+                raw=raw,
+                status="failed",
+                error="no token",
+            ),
+            InboundMessage(
+                route="group", recipient="g@x.example", mail_from="bounce@x.example", raw=raw.upper(), status="received"
+            ),
+            InboundMessage(
+                route="group", recipient="g@x.example", mail_from="sam@elsewhere.example", raw=other, status="failed"
+            ),
+        ]
+    )
+    outbox = FileOutbox(rt.settings.outbox_dir)
+    before = set(rt.settings.outbox_dir.glob("*.eml")) if rt.settings.outbox_dir.exists() else set()
+    outbox.send("b@x.example", address.lower(), f"To: {address}\r\nSubject: Your digest\r\n\r\nHello\r\n".encode())
+    outbox.send(
+        "b@x.example",
+        "sam@elsewhere.example",
+        f"To: sam@elsewhere.example\r\nReply-To: {address}\r\n\r\nA post\r\n".encode(),
+    )
+    theirs = set(rt.settings.outbox_dir.glob("*.eml")) - before
+    outbox.send("b@x.example", "sam@elsewhere.example", b"To: sam@elsewhere.example\r\nSubject: x\r\n\r\nHello\r\n")
+    kept = set(rt.settings.outbox_dir.glob("*.eml")) - before - theirs
+    assert len(theirs) == 2 and len(kept) == 1
+    return kept, theirs
+
+
+def test_the_cli_erases_a_subscriber_with_their_mail(app, people, session, rt):
+    from mailer.cli import main
+
+    sub = people["priya"]
+    kept, theirs = mail_traces(session, rt, sub.email)
+    session.commit()
+    runner = app.test_cli_runner()
+    result = runner.invoke(main, ["subscribers", "erase", sub.email], input="n\n")
+    assert result.exit_code == 1 and session.get(Subscriber, sub.id).status != ERASED  # asked; said no
+    result = runner.invoke(main, ["subscribers", "erase", sub.email, "--yes"])
+    assert result.exit_code == 0, result.output
+    assert f"Subscriber {sub.id} is erased; 2 outbox email(s)" in result.output
+    session.expire_all()
+    assert session.get(Subscriber, sub.id).status == ERASED
+    assert not any(p.exists() for p in theirs) and all(p.exists() for p in kept)
+    dump = " ".join(str((m.raw, m.mail_from)) for m in session.scalars(select(InboundMessage))).lower()
+    assert "priya" not in dump and "sam@elsewhere.example" in dump
+    [entry] = entries(session, "subscriber.erase")
+    assert entry.actor.startswith("cli:") and entry.object_id == str(sub.id)
+    assert runner.invoke(main, ["subscribers", "erase", "priya.shah@surgery.example", "--yes"]).exit_code == 1
 
 
 def test_export_writes_the_search_as_csv_and_is_audited(app, staff, clock, people, session):  # noqa: F811
