@@ -174,8 +174,9 @@ def revoke_cmd(email: str) -> None:
 @click.argument("email")
 @click.option("--yes", is_flag=True, help="Do it without asking (it cannot be undone).")
 def erase_cmd(email: str, yes: bool) -> None:
-    """Erase EMAIL's personal data (a right-to-erasure request): the subscriber, inbound
-    mail holding the address, and outbox emails to or from it."""
+    """Erase EMAIL's personal data (a right-to-erasure request): the subscriber, their
+    group memberships and posts, inbound mail holding the address, and outbox emails to
+    or from it. Works for a group member who never subscribed to the digest too."""
     # loaded when the command runs, so `mailer --help` stays fast
     from mailer.inbound import erasure
     from mailer.mail.outbox import remove_messages_to
@@ -187,15 +188,20 @@ def erase_cmd(email: str, yes: bool) -> None:
         click.confirm(f"Erase {email} for good? This cannot be undone", abort=True)
     with rt.db.transaction() as s:
         sub = find(s, email)
-        if sub is None or sub.status == "erased":
-            fail(f"No subscriber with address {email!r}.")
-        before = {"status": sub.status}
-        address = erasure.erase_subscriber(s, sub, source="admin")
-        # by subscriber id: the log never holds an address
-        audit.record(s, cli_actor(), "subscriber.erase", sub, before=before, after={"status": sub.status})
-        sub_id = sub.id
+        if sub is not None and sub.status != "erased":
+            before = {"status": sub.status}
+            address = erasure.erase_subscriber(s, sub, source="admin")
+            # by subscriber id: the log never holds an address
+            audit.record(s, cli_actor(), "subscriber.erase", sub, before=before, after={"status": sub.status})
+            done = f"Subscriber {sub.id} is erased"
+        elif erasure.group_traces(s, email):  # a group member who never took the digest
+            address = erasure.erase_group_person(s, email)
+            audit.record(s, cli_actor(), "groups.person.erase", None, after={"groups": "erased"})
+            done = "Their group memberships and posts are erased"
+        else:
+            fail(f"No subscriber or group member with address {email!r}.")
     removed = remove_messages_to(rt.settings.outbox_dir, address)  # after the commit
-    click.echo(f"Subscriber {sub_id} is erased; {removed} outbox email(s) holding the address removed.")
+    click.echo(f"{done}; {removed} outbox email(s) holding the address removed.")
 
 
 @subscribers.command("suppress")

@@ -12,11 +12,12 @@ file is not part of a transaction, and an erasure that failed must not lose mail
 
 from __future__ import annotations
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from mailer.db import utcnow
-from mailer.groups.removal import erase_person
+from mailer.groups.models import GroupMember, GroupPost
+from mailer.groups.removal import erase_author, erase_person
 from mailer.inbound.models import FAILED, RECEIVED, InboundMessage
 from subscribers.models import Subscriber
 
@@ -55,5 +56,22 @@ def erase_subscriber(session: Session, sub: Subscriber, *, source: str) -> str:
     caller's outbox clean-up after the commit)."""
     address = sub.email
     erase_person(session, sub, source=source)  # the digest and every group
+    strip_inbound(session, address)
+    return address
+
+
+def group_traces(session: Session, address: str) -> bool:
+    """Whether a group still holds ``address`` (a membership or a post by it)."""
+    key = address.strip().lower()
+    member = select(GroupMember.id).where(GroupMember.email_key == key).limit(1)
+    post = select(GroupPost.id).where(func.lower(GroupPost.author_email) == key).limit(1)
+    return session.scalar(member) is not None or session.scalar(post) is not None
+
+
+def erase_group_person(session: Session, address: str) -> str:
+    """Erase someone who is in groups but never subscribed to the digest (so no
+    :class:`Subscriber` row to erase): their memberships and posts in every group and the
+    inbound mail holding the address. Returns the address, as :func:`erase_subscriber`."""
+    erase_author(session, address)
     strip_inbound(session, address)
     return address

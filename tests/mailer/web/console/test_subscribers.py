@@ -353,6 +353,42 @@ def test_the_cli_erases_a_subscriber_with_their_mail(app, people, session, rt):
     assert runner.invoke(main, ["subscribers", "erase", "priya.shah@surgery.example", "--yes"]).exit_code == 1
 
 
+def test_the_cli_erases_a_group_member_who_never_took_the_digest(app, rt, session):
+    """A right-to-erasure request from someone known only to a group: their membership and
+    posts go, other members stay, and an address nobody knows is refused."""
+    from mailer.cli import main
+    from mailer.groups.models import GroupMember, GroupPost
+
+    runner = app.test_cli_runner()
+    for args in (
+        ["groups", "create", "net", "--name", "Network"],
+        ["groups", "add", "net", "ade@trust.example", "bo@trust.example", "--basis", "consent"],
+    ):
+        assert runner.invoke(main, args).exit_code == 0
+    group_id = session.scalar(select(GroupMember.group_id))
+    session.add(
+        GroupPost(
+            group_id=group_id,
+            status="approved",
+            author_email="Ade@trust.example",
+            author_name="Ade",
+            raw=b"From: Ade <ade@trust.example>\r\n\r\nHi",
+        )
+    )
+    session.commit()
+    result = runner.invoke(main, ["subscribers", "erase", "ade@trust.example", "--yes"])
+    assert result.exit_code == 0 and "group memberships and posts are erased" in result.output
+    session.expire_all()
+    keys = set(session.scalars(select(GroupMember.email_key)))
+    assert "ade@trust.example" not in keys and "bo@trust.example" in keys
+    post = session.scalar(select(GroupPost))
+    assert post.author_email == "" and post.raw == b"" and post.status == "removed"
+    [entry] = entries(session, "groups.person.erase")
+    assert entry.actor.startswith("cli:") and "ade" not in str(entry.after).lower()
+    refused = runner.invoke(main, ["subscribers", "erase", "nobody@trust.example", "--yes"])
+    assert refused.exit_code == 1 and "No subscriber or group member" in refused.output
+
+
 def test_export_writes_the_search_as_csv_and_is_audited(app, staff, clock, people, session):  # noqa: F811
     client = logged_in(app, staff, clock)
     page = client.get("/admin/subscribers?status=confirmed")
