@@ -36,22 +36,47 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+# An execution option a session or connection can carry: on SQLite its transactions start
+# with ``BEGIN IMMEDIATE`` (see :func:`make_engine`); elsewhere it means nothing.
+WRITE = {"mailer_write": True}
+
+
 def make_engine(url: str) -> Engine:
     """An engine tuned for this service's use of ``url``.
 
-    SQLite (embedded mode) is shared by web threads and worker threads: WAL lets readers
-    run beside one writer and the busy timeout makes writers queue instead of failing.
+    SQLite (embedded mode) is shared by web threads, worker threads and the LMTP process:
+    WAL lets readers run beside one writer and the busy timeout makes writers queue instead
+    of failing. But a plain (deferred) transaction reads from a snapshot and takes the write
+    lock only at its first write; if another connection committed in between, SQLite cannot
+    upgrade the stale snapshot and fails at once with "database is locked", whatever the
+    timeout. So pysqlite's own implicit BEGIN is switched off and the engine emits its own:
+    ``BEGIN IMMEDIATE`` (take the write lock first, queueing on the busy timeout) for a
+    connection carrying :data:`WRITE` (every :meth:`Database.transaction`), plain ``BEGIN``
+    for the rest, so read-only sessions still run beside a writer.
     """
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
         @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_connection, _record):  # pragma: no cover - trivial
+        def _sqlite_pragmas(dbapi_connection, _record):
+            dbapi_connection.isolation_level = None  # the "begin" event below emits BEGIN
             cur = dbapi_connection.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
+
+        @event.listens_for(engine, "checkout")
+        def _no_driver_begin(dbapi_connection, _record, _proxy):
+            # Returning an AUTOCOMMIT connection to the pool resets pysqlite's implicit BEGIN.
+            dbapi_connection.isolation_level = None
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn):
+            options = conn.get_execution_options()
+            if options.get("isolation_level") == "AUTOCOMMIT":
+                return
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get("mailer_write") else "BEGIN")
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
@@ -78,12 +103,16 @@ class Database:
         if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
             _private_sqlite(url.removeprefix("sqlite:///"))
         self.engine = make_engine(url)
+        # ``sessions()`` for reading (and writing, on PostgreSQL); ``writer()`` for a session
+        # that will write on SQLite too: its transactions take the write lock up front.
         self.sessions = sessionmaker(self.engine, expire_on_commit=False, info=dict(self.info))
+        self.writer = sessionmaker(self.engine, expire_on_commit=False, info=dict(self.info), execution_options=WRITE)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        """A session that commits when the block ends and rolls back if it raises."""
-        with self.sessions() as session:
+        """A session that commits when the block ends and rolls back if it raises (on
+        SQLite it holds the write lock from its first statement to the end)."""
+        with self.writer() as session:
             with session.begin():
                 yield session
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
+import threading
 
+import pytest
 from sqlalchemy import text
 
 from mailer.db import Database
@@ -41,3 +44,117 @@ def test_a_second_engine_on_a_live_sqlite_file_leaves_the_first_ones_locks_alone
     first.dispose()
     second.dispose()
     assert (path.stat().st_mode & 0o777) == 0o600
+
+
+def _table(path):
+    db = Database(f"sqlite:///{path}")
+    with db.engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (x INTEGER)"))
+    return db
+
+
+def _other_process(path):
+    """A writer elsewhere (a worker thread's engine, the LMTP process) that does not wait."""
+    return sqlite3.connect(path, timeout=0, isolation_level=None)
+
+
+def test_a_transaction_that_reads_first_can_still_write_after_another_connection_committed(tmp_path):
+    """A deferred SQLite transaction reads from a snapshot and asks for the write lock only
+    at its first write; once another connection has committed in between, the snapshot
+    cannot be upgraded and the write fails at once with "database is locked", whatever the
+    busy timeout (a console bulk approval did, in its first item's savepoint, while a worker
+    sent the notices the request before had queued). A transaction takes the write lock up front instead: the other writer
+    waits (here, with no timeout, it is refused) and the transaction's own write goes in."""
+    path = tmp_path / "locks.db"
+    db = _table(path)
+    other = _other_process(path)
+    with db.transaction() as s, s.begin_nested():  # as bulk approval does, an item at a time
+        assert s.execute(text("SELECT count(*) FROM t")).scalar() == 0
+        try:
+            other.execute("INSERT INTO t VALUES (2)")
+            refused = None
+        except sqlite3.OperationalError as err:
+            refused = str(err)
+        s.execute(text("INSERT INTO t VALUES (1)"))  # before the fix: "database is locked"
+        assert refused == "database is locked"
+    other.execute("INSERT INTO t VALUES (2)")  # the lock went with the commit
+    with db.sessions() as s:
+        assert s.scalars(text("SELECT x FROM t ORDER BY x")).all() == [1, 2]
+    other.close()
+    db.dispose()
+
+
+def test_a_writer_waits_for_a_transaction_holding_the_lock_instead_of_failing(tmp_path):
+    """With the usual busy timeout, the second writer (another engine, in another thread)
+    queues behind the first transaction and goes in once it commits; nobody fails."""
+    path = tmp_path / "locks.db"
+    a, b = _table(path), Database(f"sqlite:///{path}")
+    asking, failures = threading.Event(), []
+
+    def write_b():
+        asking.set()
+        try:
+            with b.transaction() as s:
+                s.execute(text("INSERT INTO t VALUES (2)"))
+        except Exception as err:  # noqa: BLE001 - reported below
+            failures.append(err)
+
+    with a.transaction() as s:
+        s.execute(text("SELECT count(*) FROM t")).scalar()
+        worker = threading.Thread(target=write_b)
+        worker.start()
+        asking.wait(10)
+        s.execute(text("INSERT INTO t VALUES (1)"))
+    worker.join(40)
+    assert failures == []
+    with a.sessions() as s:
+        assert sorted(s.scalars(text("SELECT x FROM t"))) == [1, 2]
+    a.dispose()
+    b.dispose()
+
+
+def test_reading_sessions_and_connections_leave_the_write_lock_to_writers(tmp_path):
+    """A read-only session (``sessions()``) and a plain connection begin deferred: a writer
+    elsewhere goes in beside them, and they keep their snapshot."""
+    path = tmp_path / "locks.db"
+    db = _table(path)
+    other = _other_process(path)
+    with db.sessions() as s, db.engine.connect() as conn:
+        assert s.execute(text("SELECT count(*) FROM t")).scalar() == 0
+        assert conn.execute(text("SELECT count(*) FROM t")).scalar() == 0
+        other.execute("INSERT INTO t VALUES (1)")
+        assert s.execute(text("SELECT count(*) FROM t")).scalar() == 0  # one snapshot per transaction
+        s.rollback()
+        assert s.execute(text("SELECT count(*) FROM t")).scalar() == 1
+    other.close()
+    db.dispose()
+
+
+def test_savepoints_roll_back_and_autocommit_connections_commit_each_statement(tmp_path):
+    """The dry runs (import preview, audience preview) undo their writes with a savepoint;
+    the outcome recorder writes through an autocommit connection, which must not leave the
+    pooled connection beginning its own transactions afterwards."""
+    path = tmp_path / "locks.db"
+    db = _table(path)
+    with db.transaction() as s:
+        s.execute(text("INSERT INTO t VALUES (1)"))
+        savepoint = s.begin_nested()
+        s.execute(text("INSERT INTO t VALUES (2)"))
+        assert s.execute(text("SELECT count(*) FROM t")).scalar() == 2
+        savepoint.rollback()
+        assert s.execute(text("SELECT count(*) FROM t")).scalar() == 1
+        with s.begin_nested():
+            s.execute(text("INSERT INTO t VALUES (3)"))
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("INSERT INTO t VALUES (4)"))
+        assert not conn.connection.dbapi_connection.in_transaction
+    other = _other_process(path)
+    other.execute("INSERT INTO t VALUES (5)")  # nothing left holding a lock
+    with db.engine.connect() as conn:  # the pool's connection again, reset
+        assert conn.connection.dbapi_connection.isolation_level is None
+        assert sorted(conn.scalars(text("SELECT x FROM t"))) == [1, 3, 4, 5]
+        conn.execute(text("INSERT INTO t VALUES (6)"))
+        conn.rollback()
+        assert 6 not in conn.scalars(text("SELECT x FROM t")).all()
+    other.close()
+    db.dispose()

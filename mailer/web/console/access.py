@@ -32,10 +32,20 @@ def now() -> float:
     return current_app.extensions.get("console.clock", time.time)()
 
 
+def writes(view):
+    """Mark a GET view that writes (even only to roll back, as a dry run does): its
+    session, like every POST's, takes SQLite's write lock up front (see mailer.db)."""
+    view.console_writes = True
+    return view
+
+
 def db():
-    """This request's database session (closed, uncommitted work rolled back, at the end)."""
+    """This request's database session (closed, uncommitted work rolled back, at the end).
+    A POST, or a GET marked :func:`writes`, gets a session that will write."""
     if "console_db" not in g:
-        g.console_db = rt().db.sessions()
+        view = current_app.view_functions.get(request.endpoint)
+        reads = request.method in ("GET", "HEAD") and not getattr(view, "console_writes", False)
+        g.console_db = rt().db.sessions() if reads else rt().db.writer()
     return g.console_db
 
 

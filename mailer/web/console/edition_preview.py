@@ -25,7 +25,7 @@ from mailer.mail.transport import PermanentFailure, TransientFailure
 from mailer.runtime import current as rt
 from mailer.staff import editions as staff_editions
 from mailer.staff.permissions import EDITIONS_EDIT
-from mailer.web.console.access import db, require
+from mailer.web.console.access import db, require, writes
 from mailer.web.console.blueprint import bp
 from mailer.web.console.edition_forms import PreviewChoice, TestSendForm
 from mailer.web.console.editions import edition_or_404, page_number
@@ -180,6 +180,7 @@ def edition_test_send(period: str):
 
 @bp.get("/editions/<period>/recipients")
 @require(EDITIONS_EDIT)
+@writes  # the fan-out's dry run writes, then rolls back
 def edition_recipients(period: str):
     """How many a send now would reach, and who it would not, by reason (the fan-out's
     own choice, made and rolled back); one list at a time, paginated."""
