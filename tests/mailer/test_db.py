@@ -7,7 +7,6 @@ import subprocess
 import sys
 import threading
 
-import pytest
 from sqlalchemy import text
 
 from mailer.db import Database
