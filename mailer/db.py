@@ -46,37 +46,38 @@ def make_engine(url: str) -> Engine:
 
     SQLite (embedded mode) is shared by web threads, worker threads and the LMTP process:
     WAL lets readers run beside one writer and the busy timeout makes writers queue instead
-    of failing. But a plain (deferred) transaction reads from a snapshot and takes the write
-    lock only at its first write; if another connection committed in between, SQLite cannot
-    upgrade the stale snapshot and fails at once with "database is locked", whatever the
-    timeout. So pysqlite's own implicit BEGIN is switched off and the engine emits its own:
-    ``BEGIN IMMEDIATE`` (take the write lock first, queueing on the busy timeout) for a
-    connection carrying :data:`WRITE` (every :meth:`Database.transaction`), plain ``BEGIN``
-    for the rest, so read-only sessions still run beside a writer.
+    of failing. But a deferred transaction that has read (a savepoint begins one) reads
+    from a snapshot and takes the write lock only at its first write; if another connection
+    committed in between, SQLite cannot upgrade the stale snapshot and fails at once with
+    "database is locked", whatever the timeout. So a connection carrying :data:`WRITE`
+    (every :meth:`Database.transaction`, every console request that may write) turns
+    pysqlite's implicit BEGIN off and starts with ``BEGIN IMMEDIATE``: it takes the write
+    lock first, queueing on the busy timeout. The rest keep pysqlite's way: each read sees
+    the latest commit (as on PostgreSQL) and holds no lock; a deferred ``BEGIN`` comes
+    before the first INSERT/UPDATE/DELETE.
     """
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):
-            dbapi_connection.isolation_level = None  # the "begin" event below emits BEGIN
             cur = dbapi_connection.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
 
-        @event.listens_for(engine, "checkout")
-        def _no_driver_begin(dbapi_connection, _record, _proxy):
-            # Returning an AUTOCOMMIT connection to the pool resets pysqlite's implicit BEGIN.
-            dbapi_connection.isolation_level = None
-
         @event.listens_for(engine, "begin")
         def _begin(conn):
             options = conn.get_execution_options()
             if options.get("isolation_level") == "AUTOCOMMIT":
-                return
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get("mailer_write") else "BEGIN")
+                return  # the driver commits each statement
+            dbapi_connection = conn.connection.dbapi_connection
+            if options.get("mailer_write"):
+                dbapi_connection.isolation_level = None  # no implicit BEGIN: ours instead
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            else:
+                dbapi_connection.isolation_level = ""  # pysqlite's deferred BEGIN, before a write
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)

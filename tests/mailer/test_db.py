@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 
+import pytest
 from sqlalchemy import text
 
 from mailer.db import Database
@@ -113,8 +114,8 @@ def test_a_writer_waits_for_a_transaction_holding_the_lock_instead_of_failing(tm
 
 
 def test_reading_sessions_and_connections_leave_the_write_lock_to_writers(tmp_path):
-    """A read-only session (``sessions()``) and a plain connection begin deferred: a writer
-    elsewhere goes in beside them, and they keep their snapshot."""
+    """A read-only session (``sessions()``) and a plain connection take no lock: a writer
+    elsewhere goes in beside them, and their next read sees its commit (as on PostgreSQL)."""
     path = tmp_path / "locks.db"
     db = _table(path)
     other = _other_process(path)
@@ -122,9 +123,8 @@ def test_reading_sessions_and_connections_leave_the_write_lock_to_writers(tmp_pa
         assert s.execute(text("SELECT count(*) FROM t")).scalar() == 0
         assert conn.execute(text("SELECT count(*) FROM t")).scalar() == 0
         other.execute("INSERT INTO t VALUES (1)")
-        assert s.execute(text("SELECT count(*) FROM t")).scalar() == 0  # one snapshot per transaction
-        s.rollback()
         assert s.execute(text("SELECT count(*) FROM t")).scalar() == 1
+        assert conn.execute(text("SELECT count(*) FROM t")).scalar() == 1
     other.close()
     db.dispose()
 
@@ -150,10 +150,14 @@ def test_savepoints_roll_back_and_autocommit_connections_commit_each_statement(t
     other = _other_process(path)
     other.execute("INSERT INTO t VALUES (5)")  # nothing left holding a lock
     with db.engine.connect() as conn:  # the pool's connection again, reset
-        assert conn.connection.dbapi_connection.isolation_level is None
         assert sorted(conn.scalars(text("SELECT x FROM t"))) == [1, 3, 4, 5]
         conn.execute(text("INSERT INTO t VALUES (6)"))
         conn.rollback()
         assert 6 not in conn.scalars(text("SELECT x FROM t")).all()
+    with db.transaction() as s:  # and a transaction on it after all that still locks first
+        s.execute(text("SELECT 1"))
+        assert other.execute("SELECT count(*) FROM t").fetchone() == (4,)
+        with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+            other.execute("INSERT INTO t VALUES (7)")
     other.close()
     db.dispose()
