@@ -110,10 +110,13 @@ class Database:
         self.writer = sessionmaker(self.engine, expire_on_commit=False, info=dict(self.info), execution_options=WRITE)
 
     @contextmanager
-    def transaction(self) -> Iterator[Session]:
-        """A session that commits when the block ends and rolls back if it raises (on
-        SQLite it holds the write lock from its first statement to the end)."""
-        with self.writer() as session:
+    def transaction(self, *, lock_first: bool = True) -> Iterator[Session]:
+        """A session that commits when the block ends and rolls back if it raises. On
+        SQLite it holds the write lock from its first statement to the end; with
+        ``lock_first=False`` only from its first write, for a long transaction that reads
+        a while and lets short ones (its own progress beats) commit meanwhile: it must not
+        read inside a savepoint before that first write (see :func:`make_engine`)."""
+        with (self.writer if lock_first else self.sessions)() as session:
             with session.begin():
                 yield session
 

@@ -38,7 +38,7 @@ def run_import(job_id: int) -> None:
     keeper = threading.Thread(target=_keep_alive, args=(rt.db, job_id, stop), name=f"import-{job_id}", daemon=True)
     keeper.start()
     try:
-        with rt.db.transaction() as s:
+        with rt.db.transaction(lock_first=False) as s:  # progress() commits while it reads
             j = s.get(ImportJob, job_id)
             report = import_jobs.run(s, j, progress)
             audit.record(s, j.created_by, "subscriber.import.done", j, after=dict(report.counts))
