@@ -151,6 +151,29 @@ def test_every_console_view_checks_a_permission_or_is_a_login_step(app):
     assert public == ["/admin/login", "/admin/login/code", "/admin/logout"]
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "writes"),
+    [
+        ("GET", "/admin/", False),
+        ("HEAD", "/admin/partners", False),
+        ("POST", "/admin/login", True),
+        ("GET", "/admin/editions/2026-01-05/recipients", True),  # a dry run: writes, rolls back
+    ],
+)
+def test_a_request_that_may_write_gets_a_session_that_locks_first(app, method, path, writes):
+    """On SQLite a request's session that will write takes the write lock at its first
+    statement (mailer.db): a write after its first read could otherwise fail at once with
+    "database is locked" when a worker committed in between. Reading pages take no lock."""
+    from mailer.web.console import access
+
+    with app.test_request_context(path, method=method):
+        s = access.db()
+        try:
+            assert bool(s.execution_options.get("mailer_write")) == writes
+        finally:
+            access._close_db(None)
+
+
 # --- logging in -------------------------------------------------------------------------
 
 
