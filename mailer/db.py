@@ -93,6 +93,10 @@ def _private_sqlite(path: str) -> None:
             private_file(f)
 
 
+def _then_read(session: Session) -> None:
+    session.execution_options = session.execution_options.union({"mailer_write": False})
+
+
 class Database:
     """An engine and its session factory."""
 
@@ -108,6 +112,10 @@ class Database:
         # that will write on SQLite too: its transactions take the write lock up front.
         self.sessions = sessionmaker(self.engine, expire_on_commit=False, info=dict(self.info))
         self.writer = sessionmaker(self.engine, expire_on_commit=False, info=dict(self.info), execution_options=WRITE)
+        # A writer locks for its first transaction only: what follows its commit (a request
+        # reading to queue the work and render the page; an inline queue's job taking the
+        # lock itself) reads, as a ``sessions()`` session does.
+        event.listen(self.writer, "after_commit", _then_read)
 
     @contextmanager
     def transaction(self, *, lock_first: bool = True) -> Iterator[Session]:

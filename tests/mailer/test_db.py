@@ -161,3 +161,19 @@ def test_savepoints_roll_back_and_autocommit_connections_commit_each_statement(t
             other.execute("INSERT INTO t VALUES (7)")
     other.close()
     db.dispose()
+
+
+def test_a_writing_session_reads_after_its_commit_without_holding_the_lock(tmp_path):
+    """A console request commits, then reads to queue its follow-up work, which (with an
+    inline queue) opens its own transaction at once: the request must not hold the write
+    lock through that read, or the job waits out the busy timeout."""
+    path = tmp_path / "locks.db"
+    db = _table(path)
+    other = _other_process(path)
+    with db.writer() as s:
+        s.execute(text("INSERT INTO t VALUES (1)"))
+        s.commit()
+        assert s.execute(text("SELECT count(*) FROM t")).scalar() == 1
+        other.execute("INSERT INTO t VALUES (2)")  # not refused: the session holds no lock
+    other.close()
+    db.dispose()
