@@ -195,6 +195,7 @@ def settings(database_url, tmp_path) -> Settings:
             }
         ),
         password_hashing=FAST_HASHING,
+        console_poll_scale=0.1,  # live pages poll every 100-200 ms: browser tests wait less
     )
 
 

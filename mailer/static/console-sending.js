@@ -10,6 +10,8 @@
   var status = box.getAttribute("data-status");
   var bar = box.querySelector("progress");
   var timer = null;
+  // Intervals in milliseconds, from the page (the server's settings), else as shipped.
+  function ms(name, fallback) { return Number(box.getAttribute("data-poll-" + name)) || fallback; }
 
   function show(p) {
     var fields = box.querySelectorAll("[data-field]");
@@ -30,10 +32,10 @@
       .then(function (p) {
         show(p);
         if (p.status !== status) { window.location.reload(); return; }
-        if (!p.finished) timer = setTimeout(poll, 2000);
+        if (!p.finished) timer = setTimeout(poll, ms("every", 2000));
       })
-      .catch(function () { timer = setTimeout(poll, 10000); });
+      .catch(function () { timer = setTimeout(poll, ms("retry", 10000)); });
   }
 
-  if (status === "sending" || status === "draft" || status === "scheduled") timer = setTimeout(poll, 1000);
+  if (status === "sending" || status === "draft" || status === "scheduled") timer = setTimeout(poll, ms("first", 1000));
 })();

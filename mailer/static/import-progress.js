@@ -9,6 +9,8 @@
   var bar = document.getElementById("import-bar");
   var status = document.getElementById("import-status");
   var url = box.getAttribute("data-progress-url");
+  // Intervals in milliseconds, from the page (the server's settings), else as shipped.
+  function ms(name, fallback) { return Number(box.getAttribute("data-poll-" + name)) || fallback; }
   function tick() {
     fetch(url, { credentials: "same-origin", headers: { "Accept": "application/json" } })
       .then(function (r) { if (!r.ok) { throw new Error(r.status); } return r.json(); })
@@ -18,9 +20,9 @@
         bar.value = p.done;
         bar.textContent = p.done + " of " + p.total;
         status.textContent = p.done + " of " + p.total + " rows checked" + (p.total && p.done >= p.total ? "; writing." : ".");
-        window.setTimeout(tick, 1000);
+        window.setTimeout(tick, ms("every", 1000));
       })
-      .catch(function () { window.setTimeout(tick, 5000); });
+      .catch(function () { window.setTimeout(tick, ms("retry", 5000)); });
   }
-  window.setTimeout(tick, 500);
+  window.setTimeout(tick, ms("first", 500));
 }());

@@ -155,7 +155,17 @@ def _permissions():
         user = g.get("staff")
         return user is not None and allows(user.role, permission)
 
-    return {"may": may}
+    scale = rt().settings.console_poll_scale
+
+    def poll_ms(ms: int) -> int:
+        """A live page's polling interval (``ms`` as shipped), in milliseconds."""
+        return max(50, round(ms * scale))
+
+    def refresh_seconds(seconds: int) -> int:
+        """A no-script page's ``<meta http-equiv="refresh">`` interval, whole seconds."""
+        return max(1, round(seconds * scale))
+
+    return {"may": may, "poll_ms": poll_ms, "refresh_seconds": refresh_seconds}
 
 
 bp.after_request(console_headers)  # on every console response, errors and redirects included

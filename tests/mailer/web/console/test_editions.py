@@ -503,6 +503,7 @@ def test_a_send_is_watched_paused_resumed_and_unknown_ones_resent_each_audited(
     page = client.get(f"{BASE}/sending")
     assert page.status_code == 200 and 'data-field="status">sending<' in page.text
     assert '<script src="/static/console-sending.js" defer></script>' in page.text
+    assert 'data-poll-first="100" data-poll-every="200" data-poll-retry="1000"' in page.text  # 0.1 of 1, 2, 10 s
     data = client.get(f"{BASE}/progress.json").get_json()
     assert (data["status"], data["total"], data["pending"], data["sent"], data["finished"]) == (
         "sending",

@@ -3,6 +3,7 @@ nothing; the import that follows agrees with it; progress; refusals; the audit t
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import re
 import time
@@ -149,14 +150,21 @@ def test_uploads_need_their_csrf_token_and_may_be_larger_than_other_forms(editor
     assert counts_on(editor.get(r.headers["Location"]).text)["created"] == 20_000
 
 
-def test_progress_is_reported_while_running_and_the_page_refreshes_without_script(editor, session):
+def test_progress_is_reported_while_running_and_the_page_refreshes_without_script(editor, session, rt, monkeypatch):
     upload(editor)
     job = session.scalars(select(ImportJob)).one()
     import_jobs.queue(session, job)
     job.rows_done = 3
     session.commit()
     page = editor.get(f"/admin/subscribers/import/{job.id}").text
+    # the shipped intervals (3 s, 0.5 s then 1 s, 5 s after an error) scaled by the test
+    # settings' console_poll_scale of 0.1
+    assert '<noscript><meta http-equiv="refresh" content="1"></noscript>' in page
+    assert 'data-poll-first="50" data-poll-every="100" data-poll-retry="500"' in page
+    monkeypatch.setattr(rt, "settings", dataclasses.replace(rt.settings, console_poll_scale=1.0))  # as shipped
+    page = editor.get(f"/admin/subscribers/import/{job.id}").text
     assert '<noscript><meta http-equiv="refresh" content="3"></noscript>' in page
+    assert 'data-poll-first="500" data-poll-every="1000" data-poll-retry="5000"' in page
     assert 'src="/static/import-progress.js"' in page and '<progress id="import-bar" max="6" value="3">' in page
     assert editor.get(f"/admin/subscribers/import/{job.id}/progress").get_json() == {
         "status": "queued",
