@@ -164,14 +164,14 @@ def _claim(session: Session, ids: list[int], token: int | None = None):
     ).all()
 
 
-def _record(session: Session, row, token, status: str, error: str | None = None, next_at=None, **extra) -> None:
+def _record(conn, row, token, status: str, error: str | None = None, next_at=None, **extra) -> None:
     """Write one outcome while the claim still holds the row: ``sending``, or ``unknown``
     if a sweep took the claim for dead meanwhile (the worker knows better); a row a sweep
     gave back to ``pending`` (and maybe to another claim since) is left alone."""
     values = {"status": status, "error": error and error[:500], "updated_at": utcnow(), "next_attempt_at": next_at}
     if status == SENT:
         values["sent_at"] = utcnow()
-    session.execute(
+    conn.execute(
         update(GroupDelivery)
         .where(GroupDelivery.id == row.id, GroupDelivery.claim == token, GroupDelivery.status.in_((SENDING, UNKNOWN)))
         .values(**values, **extra)
@@ -300,28 +300,33 @@ def _send_one(row, people, prepared, links, outgoing, limiter, cfg, before_send)
 
 
 def _write(db: Database, token, rows, outcomes: dict[int, tuple], in_flight, result: Result) -> None:
-    """Record outcomes of a claim's ``rows``. Rows never attempted (an interrupted batch)
-    go back to ``pending``; the one in the relay's hands when it stopped (``in_flight``:
-    its id and why) becomes ``unknown`` (never sent again on its own: it may well have
-    left)."""
+    """Record outcomes of a claim's ``rows`` (one short transaction: this runs before
+    every hand-over). Rows never attempted (an interrupted batch) go back to ``pending``;
+    the one in the relay's hands when it stopped (``in_flight``: its id and why) becomes
+    ``unknown`` (never sent again on its own: it may well have left)."""
     if not rows:
         return
-    with db.transaction() as s:
+    refused = []
+    with db.engine.begin() as conn:
         for row in rows:
             found = outcomes.get(row.id)
             if found is None:
                 if in_flight is not None and row.id == in_flight[0]:
-                    _record(s, row, token, UNKNOWN, f"interrupted while sending: {in_flight[1]}")
+                    _record(conn, row, token, UNKNOWN, f"interrupted while sending: {in_flight[1]}")
                 else:
-                    _record(s, row, token, PENDING, attempts=GroupDelivery.attempts - 1)
+                    _record(conn, row, token, PENDING, attempts=GroupDelivery.attempts - 1)
                 continue
-            _, status, error, next_at, _, refused = found
-            _record(s, row, token, status, error, next_at)
-            if refused:
-                record_refusal(s, None, refused, error or "")
+            _, status, error, next_at, _, address = found
+            _record(conn, row, token, status, error, next_at)
+            if address:
+                refused.append((address, error or ""))
             result.sent += status == SENT
             result.failed += status == FAILED
             result.skipped += status == SKIPPED
+    if refused:
+        with db.transaction() as s:
+            for address, reply in refused:
+                record_refusal(s, None, address, reply)
 
 
 def _flush(db: Database, token, rows, outcomes: dict[int, tuple], written: set[int], result: Result) -> None:
