@@ -21,6 +21,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from mailer.db import utcnow
+from mailer.paging import Paged, clamp
 from mailer.validation import clean_text
 from subscribers.importer import BASES, ImportError_, ImportRefused, ImportReport, import_csv
 from subscribers.models import CHECKED, DONE, FAILED, QUEUED, RUNNING, ImportJob
@@ -222,21 +223,17 @@ def rows_of(job: ImportJob, outcome: str = "", page: int = 1, per_page: int = 10
 
 
 @dataclass(frozen=True)
-class JobsPage:
+class JobsPage(Paged):
     jobs: list[ImportJob]
     total: int
     page: int
     per_page: int
 
-    @property
-    def pages(self) -> int:
-        return max(1, -(-self.total // self.per_page))
-
 
 def recent(session: Session, page: int = 1, per_page: int = 20) -> JobsPage:
     """Import jobs, newest first, one page of them."""
     total = session.scalar(select(func.count()).select_from(ImportJob)) or 0
-    page = max(1, min(page, max(1, -(-total // per_page))))
+    page = clamp(page, total, per_page)
     jobs = session.scalars(
         select(ImportJob).order_by(ImportJob.id.desc()).offset((page - 1) * per_page).limit(per_page)
     )

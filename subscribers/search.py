@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
+from mailer.paging import Paged, clamp
 from mailer.validation import InvalidInput, email_address
 from subscribers.models import (
     CONFIRMED,
@@ -103,22 +104,18 @@ def conditions(f: Filter) -> list[ColumnElement]:
 
 
 @dataclass(frozen=True)
-class Page:
+class Page(Paged):
     subscribers: list[Subscriber]
     total: int
     page: int
     per_page: int
-
-    @property
-    def pages(self) -> int:
-        return max(1, -(-self.total // self.per_page))
 
 
 def search(session: Session, f: Filter, *, page: int = 1, per_page: int = 50) -> Page:
     """Subscribers matching ``f``, newest first, one page of them, and how many match."""
     where = conditions(f)
     total = session.scalar(select(func.count()).select_from(Subscriber).where(*where)) or 0
-    page = max(1, min(page, max(1, -(-total // per_page))))
+    page = clamp(page, total, per_page)
     rows = session.scalars(
         select(Subscriber).where(*where).order_by(Subscriber.id.desc()).offset((page - 1) * per_page).limit(per_page)
     ).all()

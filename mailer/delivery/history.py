@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from mailer.delivery.models import BOUNCED, FAILED, UNKNOWN, Delivery
 from mailer.digest.models import Edition
+from mailer.paging import Paged
 from subscribers.models import Subscriber
 
 
@@ -59,15 +60,11 @@ class LedgerRow:
 
 
 @dataclass(frozen=True)
-class LedgerPage:
+class LedgerPage(Paged):
     rows: list[LedgerRow]
     total: int
     page: int
     per_page: int
-
-    @property
-    def pages(self) -> int:
-        return max(1, -(-self.total // self.per_page))
 
 
 def ledger(

@@ -13,23 +13,20 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mailer.groups.models import ACTIVE, HELD, Group, GroupMember, GroupPost, GroupSender
+from mailer.paging import Paged, clamp
 
 
 @dataclass(frozen=True)
-class Page:
+class Page(Paged):
     rows: list
     total: int
     page: int
     per_page: int
 
-    @property
-    def pages(self) -> int:
-        return max(1, -(-self.total // self.per_page))
-
 
 def _page(session: Session, q, page: int, per_page: int) -> tuple[int, int]:
     total = session.scalar(select(func.count()).select_from(q.order_by(None).subquery())) or 0
-    return total, max(1, min(page, max(1, -(-total // per_page))))
+    return total, clamp(page, total, per_page)
 
 
 @dataclass(frozen=True)

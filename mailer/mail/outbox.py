@@ -15,6 +15,8 @@ from email.message import EmailMessage
 from email.parser import BytesHeaderParser
 from pathlib import Path
 
+from mailer.paging import Paged, clamp
+
 NAME = re.compile(r"[0-9a-f]{32}\.eml")
 
 
@@ -28,15 +30,11 @@ class Entry:
 
 
 @dataclass(frozen=True)
-class OutboxPage:
+class OutboxPage(Paged):
     entries: list[Entry]
     total: int
     page: int
     per_page: int
-
-    @property
-    def pages(self) -> int:
-        return max(1, -(-self.total // self.per_page))
 
 
 def list_messages(directory: Path, *, page: int = 1, per_page: int = 50) -> OutboxPage:
@@ -52,7 +50,7 @@ def list_messages(directory: Path, *, page: int = 1, per_page: int = 50) -> Outb
                 entries.append(Entry(path.name, datetime.fromtimestamp(st.st_mtime, timezone.utc), st.st_size))
     entries.sort(key=lambda e: (e.written_at, e.name), reverse=True)
     total = len(entries)
-    page = max(1, min(page, max(1, -(-total // per_page))))
+    page = clamp(page, total, per_page)
     shown = [_with_headers(Path(directory), e) for e in entries[(page - 1) * per_page : page * per_page]]
     return OutboxPage(shown, total, page, per_page)
 

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mailer.db import utcnow
+from mailer.paging import Paged
 from mailer.staff.models import AuditEntry, StaffUser
 
 
@@ -63,15 +64,11 @@ def record(
 
 
 @dataclass(frozen=True)
-class AuditPage:
+class AuditPage(Paged):
     entries: list[AuditEntry]
     total: int
     page: int
     per_page: int
-
-    @property
-    def pages(self) -> int:
-        return max(1, -(-self.total // self.per_page))
 
 
 def search(

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from mailer.content.models import ITEM_KINDS, ITEM_STATUSES, SUBMITTED, Item
 from mailer.content.review import ItemFilter, filtered_item_ids
 from mailer.groups.models import APPROVED, HELD, REJECTED, Group, GroupPost
+from mailer.paging import Paged, clamp
 from mailer.staff import claims
 from mailer.staff.claims import Holder
 
@@ -150,15 +151,11 @@ SOURCES: dict[str, Source] = {s.kind: s for s in (ItemSource(), PostSource())}
 
 
 @dataclass(frozen=True)
-class InboxPage:
+class InboxPage(Paged):
     entries: list[Entry]
     total: int
     page: int
     per_page: int
-
-    @property
-    def pages(self) -> int:
-        return max(1, -(-self.total // self.per_page))
 
 
 def search(session: Session, f: InboxFilter, *, now: datetime, page: int = 1, per_page: int = 25) -> InboxPage:
@@ -176,7 +173,7 @@ def search(session: Session, f: InboxFilter, *, now: datetime, page: int = 1, pe
         return InboxPage([], 0, 1, per_page)
     everything = (union_all(*selects) if len(selects) > 1 else selects[0]).subquery()
     total = session.scalar(select(func.count()).select_from(everything)) or 0
-    page = max(1, min(page, max(1, -(-total // per_page))))
+    page = clamp(page, total, per_page)
     rows = session.execute(
         select(everything.c.kind, everything.c.id)
         .order_by(everything.c.received_at, everything.c.kind, everything.c.id)

@@ -91,21 +91,28 @@ def approve_item(session: Session, user: StaffUser, item_id: int, *, now: dateti
 @dataclass
 class BulkOutcome:
     approved: list[int] = field(default_factory=list)
-    refused: dict[int, str] = field(default_factory=dict)  # item id -> why not
+    refused: dict[int, str] = field(default_factory=dict)  # id -> why not
+
+
+def approve_each(session: Session, ids, approve_one, refusal: type[Exception]) -> BulkOutcome:
+    """Run ``approve_one(id)`` for each of ``ids`` (duplicates once), each in a savepoint:
+    one that raises ``refusal`` is left exactly as it was and reported with why; the
+    others stand."""
+    out = BulkOutcome()
+    for one in dict.fromkeys(ids):
+        try:
+            with session.begin_nested():
+                approve_one(one)
+            out.approved.append(one)
+        except refusal as err:
+            out.refused[one] = str(err)
+    return out
 
 
 def approve_items(session: Session, user: StaffUser, item_ids, *, now: datetime, ip: str | None) -> BulkOutcome:
     """Approve each of ``item_ids`` that can be; the others (claimed by someone else, no
     topic, already decided...) are left exactly as they were and reported with why."""
-    out = BulkOutcome()
-    for item_id in dict.fromkeys(item_ids):
-        try:
-            with session.begin_nested():
-                approve_item(session, user, item_id, now=now, ip=ip)
-            out.approved.append(item_id)
-        except ModerationError as err:
-            out.refused[item_id] = str(err)
-    return out
+    return approve_each(session, item_ids, lambda i: approve_item(session, user, i, now=now, ip=ip), ModerationError)
 
 
 def reject_item(session: Session, user: StaffUser, item_id: int, reason: str, *, now: datetime, ip: str | None) -> Item:

@@ -11,7 +11,6 @@ delivery or the sender's notice after its commit.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy.orm import Session
@@ -22,6 +21,7 @@ from mailer.groups.models import GroupPost
 from mailer.staff import audit, claims
 from mailer.staff.claims import ClaimOutcome, Holder
 from mailer.staff.models import StaffUser
+from mailer.staff.moderating import BulkOutcome, approve_each
 
 KIND = "post"  # the inbox source and claim kind of held group posts
 
@@ -123,21 +123,7 @@ def discard_post(
     return post
 
 
-@dataclass
-class BulkOutcome:
-    approved: list[int] = field(default_factory=list)
-    refused: dict[int, str] = field(default_factory=dict)  # post id -> why not
-
-
 def approve_posts(session: Session, user: StaffUser, post_ids, *, now: datetime, ip: str | None) -> BulkOutcome:
     """Approve each of ``post_ids`` that can be; the others (claimed by someone else,
     decided already) are left as they were and reported with why."""
-    out = BulkOutcome()
-    for post_id in dict.fromkeys(post_ids):
-        try:
-            with session.begin_nested():
-                approve_post(session, user, post_id, now=now, ip=ip)
-            out.approved.append(post_id)
-        except GroupError as err:
-            out.refused[post_id] = str(err)
-    return out
+    return approve_each(session, post_ids, lambda p: approve_post(session, user, p, now=now, ip=ip), GroupError)

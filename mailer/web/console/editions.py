@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from mailer.digest.editions import EditionError, edition_items, find_edition
 from mailer.digest.models import EDITABLE, Edition
 from mailer.digest.plan import ordered
+from mailer.paging import page_count
 from mailer.runtime import current as rt
 from mailer.staff import approval, audit
 from mailer.staff import editions as staff_editions
@@ -69,7 +70,7 @@ def _list_page(form: BuildForm, status: int = 200):
         rows=rows,
         total=total,
         page=page,
-        pages=max(1, -(-total // PER_PAGE)),
+        pages=page_count(total, PER_PAGE),
         form=form,
         waiting={e.id: approval.needs_approval(e, second_approver_required=second_approver()) for e in rows},
     ), status

@@ -23,8 +23,8 @@ from mailer.staff.permissions import ITEMS_MODERATE
 from mailer.web.console.access import db, require
 from mailer.web.console.blueprint import bp
 from mailer.web.console.forms import PlainForm
-from mailer.web.console.moderation import _int, _reject_form, moment
-from mailer.web.console.moderation_forms import OTHER, RejectForm
+from mailer.web.console.moderation import _reject_form, moment, rejection_text
+from mailer.web.console.moderation_forms import RejectForm
 from mailer.web.helpers import client_ip
 
 
@@ -116,18 +116,9 @@ def inbox_post_reject(post_id: int):
     form = _reject_form(s)
     if not form.validate_on_submit():
         return _page(post, 400, reject=form)
-    extra = (form.extra.data or "").strip()
-    if form.reason.data == OTHER:
-        if not extra:
-            form.extra.errors = [*form.extra.errors, "Write the reason for the sender."]
-            return _page(post, 400, reject=form)
-        text = extra
-    else:
-        template = reason_templates.get_reason(s, _int(form.reason.data) or 0)
-        if template is None:
-            form.reason.errors = [*form.reason.errors, "That reason no longer exists: choose another."]
-            return _page(post, 400, reject=form)
-        text = template.text + (f"\n\n{extra}" if extra else "")
+    text = rejection_text(s, form, "the sender")
+    if text is None:
+        return _page(post, 400, reject=form)
     return _act(
         post_id,
         lambda s: post_moderating.reject_post(s, g.staff, post_id, text, now=moment(), ip=client_ip()),

@@ -171,6 +171,23 @@ def _reject_form(s) -> RejectForm:
     return form
 
 
+def rejection_text(s, form: RejectForm, told: str) -> str | None:
+    """The words a rejection sends (the chosen template, then the moderator's extra lines;
+    or only those lines for "Other"), or None with the error put on its field. ``told``
+    names who reads it ("the partner", "the sender")."""
+    extra = (form.extra.data or "").strip()
+    if form.reason.data == OTHER:
+        if not extra:
+            form.extra.errors = [*form.extra.errors, f"Write the reason for {told}."]
+            return None
+        return extra
+    template = reason_templates.get_reason(s, _int(form.reason.data) or 0)
+    if template is None:
+        form.reason.errors = [*form.reason.errors, "That reason no longer exists: choose another."]
+        return None
+    return template.text + (f"\n\n{extra}" if extra else "")
+
+
 def _item_page(item, status: int = 200, problem: str | None = None, reject: RejectForm | None = None, **forms):
     s = db()
     holder = claims.current(s, moderating.KIND, item.id, moment())
@@ -251,18 +268,9 @@ def inbox_reject(item_id: int):
     form = _reject_form(s)
     if not form.validate_on_submit():
         return _item_page(item, 400, reject=form)
-    extra = (form.extra.data or "").strip()
-    if form.reason.data == OTHER:
-        if not extra:
-            form.extra.errors = [*form.extra.errors, "Write the reason for the partner."]
-            return _item_page(item, 400, reject=form)
-        text = extra
-    else:
-        template = reason_templates.get_reason(s, _int(form.reason.data) or 0)
-        if template is None:
-            form.reason.errors = [*form.reason.errors, "That reason no longer exists: choose another."]
-            return _item_page(item, 400, reject=form)
-        text = template.text + (f"\n\n{extra}" if extra else "")
+    text = rejection_text(s, form, "the partner")
+    if text is None:
+        return _item_page(item, 400, reject=form)
     return _act(
         item_id,
         lambda s, i: moderating.reject_item(s, g.staff, i.id, text, now=moment(), ip=client_ip()),

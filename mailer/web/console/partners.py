@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from mailer.content import partners as domain
 from mailer.content import topics
 from mailer.content.models import ApiToken, Partner, Topic
+from mailer.paging import page_count
 from mailer.runtime import current as rt
 from mailer.staff import audit
 from mailer.staff.permissions import PARTNERS_MANAGE
@@ -83,7 +84,7 @@ def _list_page(form=None, status=200):
             .group_by(ApiToken.partner_id)
         ).all()
     )
-    pages = max(1, -(-total // PER_PAGE))
+    pages = page_count(total, PER_PAGE)
     return render_template(
         "console/partners/list.html",
         partners=rows,

@@ -1,4 +1,4 @@
-"""The public group pages as a blueprint: a group's page with its join form, confirming
+"""The public group pages as a blueprint: the directory of groups (``/groups``), a group's page with its join form, confirming
 a join, one-click leave (RFC 8058) and a member's delivery choice (:mod:`.pages`); a moderator's held posts, reached by the
 link in each "waiting for a moderator" email (:mod:`.moderation`).
 
@@ -19,6 +19,7 @@ bp = Blueprint("groups", __name__)
 
 GET, POST, BOTH = ["GET"], ["POST"], ["GET", "POST"]
 _RULES = (
+    ("/groups", pages.directory_page, GET),
     ("/groups/<slug>", pages.group_page, BOTH),
     ("/groups/<slug>/check-email", pages.check_email, GET),
     ("/groups/confirm/<token>", pages.confirm, BOTH),

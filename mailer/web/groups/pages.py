@@ -33,6 +33,16 @@ POLICY_WORDS = {
 }
 
 
+def directory_page():
+    """Every group, by name, with what it is for and how many people are in it: where a
+    staff network or practice finds the groups it can join (each group's own page has the
+    join form). Members-only groups are listed too: their archive is private, not their
+    existence."""
+    with rt().db.transaction() as s:
+        groups = sorted(directory.list_groups(s), key=lambda pair: pair[0].name.lower())
+        return render_template("groups/directory.html", groups=groups, policy=POLICY_WORDS)
+
+
 def _page(group, form, status=200):
     address = directory.address_of(group, rt().settings.list_domain)
     page = dict(group=group, form=form, address=address, policy=POLICY_WORDS.get(group.posting_policy, ""))

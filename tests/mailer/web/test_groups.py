@@ -71,6 +71,21 @@ def join(client, slug, **fields):
     return client.post(f"/groups/{slug}", data=data)
 
 
+def test_the_directory_lists_every_group_with_its_page_and_members_only_archives_stay_unlinked(app, client, network):
+    """/groups is where a network finds groups to join: each group by name with its member
+    count and a link to its page; a public archive is linked, a members-only one is not;
+    names are data, never markup."""
+    run = app.test_cli_runner()
+    assert run.invoke(main, ["groups", "create", "x", "--name", "<script>alert(1)</script> network"]).exit_code == 0
+    page = client.get("/groups")
+    assert page.status_code == 200
+    html = page.text
+    assert 'href="/groups/bme"' in html and 'href="/groups/open-group"' in html
+    assert "BME networks" in html and "2 members" in html
+    assert 'href="/groups/open-group/archive"' in html and 'href="/groups/bme/archive"' not in html
+    assert "<script>alert(1)" not in html and "&lt;script&gt;alert(1)&lt;/script&gt; network" in html
+
+
 def test_join_takes_a_confirmed_opt_in_and_records_it(client, group, transport, queue, session):
     page = client.get("/groups/equality-leads")
     assert page.status_code == 200
