@@ -15,6 +15,7 @@ from datetime import timezone
 from sqlalchemy import select
 
 from mailer import runtime, schedule_runs
+from mailer.actors.groups import recover_groups
 from mailer.db import utcnow
 from mailer.delivery import control, fanout
 from mailer.delivery.sending import beat, deliver_batch, finish_if_done
@@ -24,6 +25,7 @@ from mailer.digest.compose import load_plan
 from mailer.digest.editions import EditionError, build_edition, edition_items, find_edition
 from mailer.digest.models import DRAFT, SCHEDULED, SENDING, Edition
 from mailer.groups import network
+from mailer.groups import sending as group_sending
 from mailer.mail.outgoing import Outgoing
 from mailer.queue import job
 from mailer.staff import approval
@@ -133,8 +135,11 @@ def sweep() -> None:
     """One sweep of every sending edition (:func:`recover`; the scheduler sends this every
     few minutes, besides the sweeps each worker's keeper makes). In embedded mode too: the
     worker threads there have a keeper of their own (see :mod:`mailer.queue`), so a live
-    process's claims keep their heartbeat and a dead process's are taken back."""
-    recover({}, uuid.uuid4().hex)
+    process's claims keep their heartbeat and a dead process's are taken back. The group
+    delivery ledger's claims too (:func:`mailer.actors.groups.recover_groups`)."""
+    token = uuid.uuid4().hex
+    recover({}, token)
+    recover_groups({}, token)
 
 
 @job(queue_name="digest", max_retries=3, priority=DIGEST_PRIORITY)
@@ -243,11 +248,13 @@ def requeue_pending() -> int:
 def keep(stop: threading.Event) -> None:
     """A worker process's keeper (a thread of its own, started by :mod:`mailer.worker`, and
     beside embedded worker threads by :meth:`mailer.queue.Queue.ensure_worker`):
-    every heartbeat it refreshes this process's claims and writes outcomes kept while the
-    database was away; every ``SEND_WATCH_SECONDS`` it sweeps (:func:`recover`). Every
+    every heartbeat it refreshes this process's claims (editions' and groups') and writes
+    outcomes kept while the database was away; every ``SEND_WATCH_SECONDS`` it sweeps
+    both ledgers (:func:`recover`, :func:`mailer.actors.groups.recover_groups`). Every
     worker runs one, so recovery needs neither a scheduler nor anything kept in Redis. The
     runtime is read afresh at each beat (an embedded process may be booted again)."""
     quiet: dict[int, float] = {}
+    group_quiet: dict = {}
     token = uuid.uuid4().hex
     next_sweep = time.monotonic() + runtime.current().settings.delivery.watch_seconds
     while True:
@@ -258,9 +265,11 @@ def keep(stop: threading.Event) -> None:
             return
         try:
             beat(rt.db)
+            group_sending.beat(rt.db)
             if time.monotonic() >= next_sweep:
                 next_sweep = time.monotonic() + cfg.watch_seconds
                 recover(quiet, token)
+                recover_groups(group_quiet, token)
         except Exception:  # the database or Redis is away: try again next beat
             log.warning("delivery keeper: sweep failed; trying again", exc_info=True)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import date, timedelta
 
@@ -193,3 +194,33 @@ def requeue_group_posts(within_days: int = 3) -> int:
     for day in pending_digests:
         rt.queue.send(send_daily_digests, day.isoformat())
     return len(ids) + len(pending_digests)
+
+
+def recover_groups(quiet: dict, token: str, clock=time.monotonic, within_days: int = 3) -> None:
+    """One sweep of the group delivery ledger (the keeper's, beside the editions'): dead
+    workers' claims are taken back (:func:`mailer.groups.sending.reap`: what may have
+    reached the relay becomes ``unknown``, the rest ``pending``) and what they held is
+    enqueued now; a post's or digest's due pending rows (of the last ``within_days``, as
+    at start-up) that no live claim works on for a whole lease are enqueued again.
+    ``quiet`` (post or digest -> since when, by ``clock``) is the caller's memory between
+    sweeps. Extra queue messages are harmless: claims decide."""
+    rt = runtime.current()
+    lease = rt.settings.delivery.lease_seconds
+    with rt.db.transaction() as s:
+        reaped = sending.reap(s, lease)
+        idle = sending.stalled(s, None if reaped else lease, utcnow() - timedelta(days=within_days))
+    if reaped:
+        log.warning("group deliveries: took back %d from a dead worker's claims", reaped)
+    now = clock()
+    for key, ids in idle.items():
+        since = quiet.setdefault(key, now)
+        if reaped or (
+            now - since >= lease and rt.counters.hold(f"mailer:group-redrive:{key[0]}:{key[1]}", token, lease)
+        ):
+            for batch in sending.batches(ids, rt.settings.delivery.batch_size):
+                rt.queue.send(send_group_deliveries, batch)
+            quiet[key] = now
+            if not reaped:
+                log.warning("group %s %s: nothing in flight for %.0fs; enqueued %d again", *key, lease, len(ids))
+    for key in set(quiet) - set(idle):
+        quiet.pop(key)

@@ -252,6 +252,52 @@ def groups_members(slug):
         click.echo(f"{len(rows)} member(s)")
 
 
+@groups.command("status")
+@click.argument("slug")
+def groups_status(slug):
+    """A group's deliveries (posts and daily digests) by status."""
+    # loaded when the command runs, so `mailer --help` stays fast
+    from mailer.groups import directory, sending
+
+    with runtime.current().db.transaction() as s:
+        try:
+            group = directory.get_group(s, slug)
+        except directory.GroupError as err:
+            fail(str(err))
+        counts = sending.group_counts(s, group.id)
+    for status in ("pending", "sending", "sent", "failed", "skipped", "unknown"):
+        click.echo(f"{status:<8} {counts.get(status, 0)}")
+    if counts.get("unknown"):
+        click.echo(
+            f"{counts['unknown']} may or may not have reached the relay (a worker stopped while sending them); "
+            f"send them again with `mailer groups resend-unknown {slug}`."
+        )
+
+
+@groups.command("resend-unknown")
+@click.argument("slug")
+def groups_resend_unknown(slug):
+    """Send again the group's deliveries whose fate is unknown (some may arrive twice)."""
+    # loaded when the command runs, so `mailer --help` stays fast
+    from mailer.actors.groups import send_group_deliveries
+    from mailer.groups import directory, sending
+    from mailer.staff import audit
+
+    rt = runtime.current()
+    with rt.db.transaction() as s:
+        try:
+            group = directory.get_group(s, slug)
+        except directory.GroupError as err:
+            fail(str(err))
+        n = sending.resend_unknown(s, group.id)
+        if n:
+            audit.record(s, cli_actor(), "group.resend_unknown", group, after={"deliveries": n})
+        ids = sending.pending_of_group(s, group.id)
+    for batch in sending.batches(ids, rt.settings.delivery.batch_size):
+        rt.queue.send(send_group_deliveries, batch)
+    click.echo(f"{n} unknown deliveries of {slug} sent again.")
+
+
 @groups.command("held")
 @click.argument("slug")
 def groups_held(slug):

@@ -130,19 +130,25 @@ STOPPED_WHILE_SENDING = "worker stopped while sending; not resent (see `edition 
 
 
 def reap_stale(session: Session, edition_id: int, lease_seconds: float) -> int:
-    """Take back the claims of dead workers: deliveries ``sending`` under a claim whose
-    heartbeat is older than ``lease_seconds``. Of each such claim, the lowest id (the one
-    that may have been handed over, see :mod:`mailer.delivery.sending`) becomes
-    ``unknown``; the claim's others were never handed over and go back to ``pending``
+    """Take back the claims of dead workers on the edition's deliveries
+    (:func:`reap_claims`); returns how many rows changed; the caller enqueues the pending
+    again."""
+    return reap_claims(session, Delivery, Delivery.edition_id == edition_id, lease_seconds)
+
+
+def reap_claims(session: Session, ledger, scope, lease_seconds: float, stopped: str = STOPPED_WHILE_SENDING) -> int:
+    """Take back the claims of dead workers among the rows of ``ledger`` (a delivery
+    ledger's model: the edition's :class:`Delivery`, the groups' ``GroupDelivery``) that
+    ``scope`` selects: rows ``sending`` under a claim whose heartbeat is older than
+    ``lease_seconds``. Of each such claim, the lowest id (the one that may have been
+    handed over: both ledgers hand a claim's rows over in id order, each outcome committed
+    before the next, see :mod:`mailer.delivery.sending`) becomes ``unknown`` (its error
+    ``stopped``); the claim's others were never handed over and go back to ``pending``
     (their attempt not counted). A row with no claim (from before claims had one) is
-    ``unknown``. Returns how many rows changed; the caller enqueues the pending again."""
+    ``unknown``. Returns how many rows changed."""
     cutoff = utcnow() - timedelta(seconds=lease_seconds)
-    beat = func.coalesce(Delivery.heartbeat_at, Delivery.updated_at)
-    stale = session.execute(
-        select(Delivery.id, Delivery.claim).where(
-            Delivery.edition_id == edition_id, Delivery.status == SENDING, beat < cutoff
-        )
-    ).all()
+    beat = func.coalesce(ledger.heartbeat_at, ledger.updated_at)
+    stale = session.execute(select(ledger.id, ledger.claim).where(scope, ledger.status == SENDING, beat < cutoff)).all()
     if not stale:
         return 0
     lowest: dict[int, int] = {}
@@ -154,20 +160,18 @@ def reap_stale(session: Session, edition_id: int, lease_seconds: float) -> int:
             lowest[token] = rid
     unknown += lowest.values()
     back = [rid for rid, token in stale if token is not None and lowest[token] != rid]
-    still = (Delivery.status == SENDING, beat < cutoff)  # a late heartbeat wins
+    still = (ledger.status == SENDING, beat < cutoff)  # a late heartbeat wins
     n = session.execute(
-        update(Delivery)
-        .where(Delivery.id.in_(unknown), *still)
-        .values(status=UNKNOWN, updated_at=utcnow(), error=STOPPED_WHILE_SENDING)
+        update(ledger)
+        .where(ledger.id.in_(unknown), *still)
+        .values(status=UNKNOWN, updated_at=utcnow(), error=stopped)
         .execution_options(synchronize_session=False)
     ).rowcount
     if back:
         n += session.execute(
-            update(Delivery)
-            .where(Delivery.id.in_(back), *still)
-            .values(
-                status=PENDING, attempts=Delivery.attempts - 1, claim=None, next_attempt_at=None, updated_at=utcnow()
-            )
+            update(ledger)
+            .where(ledger.id.in_(back), *still)
+            .values(status=PENDING, attempts=ledger.attempts - 1, claim=None, next_attempt_at=None, updated_at=utcnow())
             .execution_options(synchronize_session=False)
         ).rowcount
     return n

@@ -163,8 +163,9 @@ _backlog_lock = threading.Lock()
 stopping = threading.Event()
 
 
-class _Live:
-    """This process's live claims (claim number -> edition), for the heartbeat."""
+class LiveClaims:
+    """This process's live claims (claim number -> edition, or another key the ledger's
+    heartbeat groups its claims by), for the heartbeat."""
 
     def __init__(self):
         self._lock = threading.Lock()
@@ -186,7 +187,7 @@ class _Live:
             return out
 
 
-live_claims = _Live()
+live_claims = LiveClaims()
 
 
 def record_many(db: Database, outcomes: list[dict], conn=None) -> None:

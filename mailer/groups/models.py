@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     Date,
@@ -202,7 +203,9 @@ class GroupDelivery(Base):
     """The group delivery ledger: one row per post (or daily digest) and member, unique,
     so nobody gets a post or a day's digest twice. ``pending -> sending -> sent | failed |
     unknown`` or ``skipped``, as the digest's :class:`mailer.delivery.models.Delivery`.
-    Exactly one of ``post_id`` and ``digest_id`` is set."""
+    Exactly one of ``post_id`` and ``digest_id`` is set. ``claim`` and ``heartbeat_at``
+    as the digest's: a ``sending`` row whose claim's heartbeat is stale belongs to a dead
+    worker and is taken back by the keepers' sweep (:mod:`mailer.groups.sending`)."""
 
     __tablename__ = "group_deliveries"
     __table_args__ = (
@@ -223,6 +226,8 @@ class GroupDelivery(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    claim: Mapped[int | None] = mapped_column(BigInteger)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class GroupAttachment(Base):

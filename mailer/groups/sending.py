@@ -9,30 +9,45 @@ The same promises as the digest's ledger (:mod:`mailer.delivery.sending`):
   for a day's :class:`GroupDigest` and the members who chose the daily digest (unique
   per digest and member: nobody gets a day's digest twice). Members who chose web only
   get neither;
-* :func:`deliver` claims its rows (``pending -> sending``) and commits that claim before a
-  message leaves, so a redelivered queue message sends nothing twice; a member who left
-  since the fan-out is skipped; outcomes are written after the batch;
+* :func:`deliver` claims its rows (``pending -> sending``, under a claim number and a
+  heartbeat) and commits that claim before a message leaves, so a redelivered queue
+  message sends nothing twice; a member who left since the fan-out is skipped; a claim's
+  rows are handed over in id order, and every outcome is committed before the next
+  hand-over;
 * every copy leaves through the one send path (:class:`mailer.mail.outgoing.Outgoing`:
   DKIM, a return path whose bounce counts for the address), under the same send rate
   limits as the digest; a relay's refusal is logged as a hard bounce, as the digest's is.
 
 Transient failures go back to ``pending`` with a backoff; the ids to try again and the
 delay are returned for the caller (the queue job) to schedule.
+
+Crash recovery is the edition ledger's (:mod:`mailer.delivery.sending`), by the same
+keeper: while a worker lives, its keeper refreshes the heartbeat of its claims
+(:func:`beat`); a claim whose heartbeat is older than ``SEND_LEASE_SECONDS`` belongs to a
+dead worker (``kill -9``) and the sweep (:func:`reap`) takes it back: its lowest
+``sending`` row (the only one that may have reached the relay) becomes ``unknown`` and
+is never resent on its own (``mailer groups status`` counts them, ``mailer groups
+resend-unknown`` is the operator's word to send them again); its others go back to
+``pending``. Pending rows of a post or digest that no live claim works on for a lease
+(their queue messages were lost: a Redis restart) are enqueued again (:func:`stalled`).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import func, insert, or_, select, true, update
 from sqlalchemy.orm import Session
 
 from mailer.counters import counters_for
 from mailer.db import Database, utcnow
+from mailer.delivery import control
 from mailer.delivery.limits import RateLimiter
-from mailer.delivery.sending import backoff_seconds
+from mailer.delivery.sending import LiveClaims, backoff_seconds
 from mailer.delivery.suppression import record_refusal
 from mailer.groups import copies, daily
 from mailer.groups.directory import address_of
@@ -57,6 +72,10 @@ from subscribers import suppression
 log = logging.getLogger(__name__)
 
 PENDING, SENDING, SENT, FAILED, SKIPPED, UNKNOWN = "pending", "sending", "sent", "failed", "skipped", "unknown"
+STOPPED_WHILE_SENDING = "worker stopped while sending; not resent (see `groups resend-unknown`)"
+
+# This process's live claims (claim number -> 0: one ledger), for the keeper's heartbeat.
+live_claims = LiveClaims()
 
 
 def fan_out(session: Session, post_id: int) -> list[int]:
@@ -125,7 +144,7 @@ class Result:
     retry_delay: float = 0.0
 
 
-def _claim(session: Session, ids: list[int]):
+def _claim(session: Session, ids: list[int], token: int | None = None):
     now = utcnow()
     return session.execute(
         update(GroupDelivery)
@@ -134,7 +153,7 @@ def _claim(session: Session, ids: list[int]):
             GroupDelivery.status == PENDING,
             or_(GroupDelivery.next_attempt_at.is_(None), GroupDelivery.next_attempt_at <= now),
         )
-        .values(status=SENDING, attempts=GroupDelivery.attempts + 1, updated_at=now)
+        .values(status=SENDING, attempts=GroupDelivery.attempts + 1, updated_at=now, claim=token, heartbeat_at=now)
         .returning(
             GroupDelivery.id,
             GroupDelivery.post_id,
@@ -145,11 +164,18 @@ def _claim(session: Session, ids: list[int]):
     ).all()
 
 
-def _record(session: Session, delivery_id: int, status: str, error: str | None = None, next_at=None) -> None:
+def _record(conn, row, token, status: str, error: str | None = None, next_at=None, **extra) -> None:
+    """Write one outcome while the claim still holds the row: ``sending``, or ``unknown``
+    if a sweep took the claim for dead meanwhile (the worker knows better); a row a sweep
+    gave back to ``pending`` (and maybe to another claim since) is left alone."""
     values = {"status": status, "error": error and error[:500], "updated_at": utcnow(), "next_attempt_at": next_at}
     if status == SENT:
         values["sent_at"] = utcnow()
-    session.execute(update(GroupDelivery).where(GroupDelivery.id == delivery_id).values(**values))
+    conn.execute(
+        update(GroupDelivery)
+        .where(GroupDelivery.id == row.id, GroupDelivery.claim == token, GroupDelivery.status.in_((SENDING, UNKNOWN)))
+        .values(**values, **extra)
+    )
 
 
 def prepare_post(session: Session, post: GroupPost, settings: Settings, dmarc: DmarcPolicies, links: GroupLinks):
@@ -191,29 +217,37 @@ def deliver(
                 prepared[("digest", digest_id)] = _prepare_digest(s, digest_id, settings, links)
     try:
         for chunk in batches(list(delivery_ids), cfg.chunk_size):
+            token = secrets.randbits(62)
             with db.transaction() as s:  # the claim is committed before anything leaves
-                rows = _claim(s, chunk)
+                # In id order: a dead claim's lowest `sending` row is the only one that may
+                # have been handed over (see the module's docstring).
+                rows = sorted(_claim(s, chunk, token), key=lambda r: r.id)
                 if not rows:
                     continue
+                live_claims.add(token, 0)
                 people = {
                     m.id: (m.email, m.token_version, m.status, m.delivery, m.name)
                     for m in s.scalars(select(GroupMember).where(GroupMember.id.in_([r.member_id for r in rows])))
                 }
             outcomes: dict[int, tuple] = {}
+            written: set[int] = set()
             in_flight = None
+            # Every outcome so far is committed before the next hand-over.
+            flush = functools.partial(_flush, db, token, rows, outcomes, written, result)
             try:
                 for row in rows:
                     outcomes[row.id] = _send_one(
-                        row, people, prepared, links, outgoing, limiter if limited else None, cfg
+                        row, people, prepared, links, outgoing, limiter if limited else None, cfg, flush
                     )
                     if outcomes[row.id][1] == PENDING:
                         result.retry.append(row.id)
                         result.retry_delay = max(result.retry_delay, outcomes[row.id][4])
             except BaseException as exc:
-                in_flight = (len(outcomes), type(exc).__name__)
+                in_flight = (rows[len(outcomes)].id, type(exc).__name__)
                 raise
             finally:
-                _write(db, rows, outcomes, in_flight, result)
+                live_claims.drop(token)
+                _write(db, token, [r for r in rows if r.id not in written], outcomes, in_flight, result)
     finally:
         transport.close()
     return result
@@ -232,7 +266,7 @@ def _prepare_digest(s: Session, digest_id: int, settings: Settings, links: Group
         return None
 
 
-def _send_one(row, people, prepared, links, outgoing, limiter, cfg) -> tuple:
+def _send_one(row, people, prepared, links, outgoing, limiter, cfg, before_send) -> tuple:
     """Send one claimed delivery: (id, status, error, next attempt, delay, refused address)."""
     email, version, status, mode, name = people.get(row.member_id, ("", 0, "gone", "", ""))
     member = GroupMember(id=row.member_id, email=email, token_version=version, name=name)
@@ -252,6 +286,7 @@ def _send_one(row, people, prepared, links, outgoing, limiter, cfg) -> tuple:
         envelope = copies.copy_for(shared, member, links)
     if limiter is not None:
         limiter.acquire(email.rpartition("@")[2].lower())
+    before_send()
     try:
         outgoing.one_off(envelope)
     except PermanentFailure as exc:
@@ -264,30 +299,137 @@ def _send_one(row, people, prepared, links, outgoing, limiter, cfg) -> tuple:
     return (row.id, SENT, None, None, 0.0, None)
 
 
-def _write(db: Database, rows, outcomes: dict[int, tuple], in_flight, result: Result) -> None:
-    """Record a chunk's outcomes. Rows never attempted (an interrupted batch) go back to
-    ``pending``; the one in the relay's hands when it stopped becomes ``unknown`` (never
-    sent again on its own: it may well have left)."""
-    with db.transaction() as s:
-        for index, row in enumerate(rows):
+def _write(db: Database, token, rows, outcomes: dict[int, tuple], in_flight, result: Result) -> None:
+    """Record outcomes of a claim's ``rows`` (one short transaction: this runs before
+    every hand-over). Rows never attempted (an interrupted batch) go back to ``pending``;
+    the one in the relay's hands when it stopped (``in_flight``: its id and why) becomes
+    ``unknown`` (never sent again on its own: it may well have left)."""
+    if not rows:
+        return
+    refused = []
+    with db.engine.begin() as conn:
+        for row in rows:
             found = outcomes.get(row.id)
             if found is None:
-                if in_flight is not None and index == in_flight[0]:
-                    _record(s, row.id, UNKNOWN, f"interrupted while sending: {in_flight[1]}")
+                if in_flight is not None and row.id == in_flight[0]:
+                    _record(conn, row, token, UNKNOWN, f"interrupted while sending: {in_flight[1]}")
                 else:
-                    s.execute(
-                        update(GroupDelivery)
-                        .where(GroupDelivery.id == row.id)
-                        .values(status=PENDING, attempts=GroupDelivery.attempts - 1, updated_at=utcnow())
-                    )
+                    _record(conn, row, token, PENDING, attempts=GroupDelivery.attempts - 1)
                 continue
-            _, status, error, next_at, _, refused = found
-            _record(s, row.id, status, error, next_at)
-            if refused:
-                record_refusal(s, None, refused, error or "")
+            _, status, error, next_at, _, address = found
+            _record(conn, row, token, status, error, next_at)
+            if address:
+                refused.append((address, error or ""))
             result.sent += status == SENT
             result.failed += status == FAILED
             result.skipped += status == SKIPPED
+    if refused:
+        with db.transaction() as s:
+            for address, reply in refused:
+                record_refusal(s, None, address, reply)
+
+
+def _flush(db: Database, token, rows, outcomes: dict[int, tuple], written: set[int], result: Result) -> None:
+    """Commit the outcomes not written yet (before a hand-over)."""
+    _write(db, token, [r for r in rows if r.id in outcomes and r.id not in written], outcomes, None, result)
+    written.update(outcomes)
+
+
+def beat(db: Database) -> None:
+    """Refresh the heartbeat of this process's live claims (the keeper calls this)."""
+    tokens = [t for ts in live_claims.by_edition().values() for t in ts]
+    if tokens:
+        with db.transaction() as s:
+            s.execute(
+                update(GroupDelivery)
+                .where(GroupDelivery.status == SENDING, GroupDelivery.claim.in_(tokens))
+                .values(heartbeat_at=utcnow())
+            )
+
+
+def reap(session: Session, lease_seconds: float) -> int:
+    """Take back dead workers' claims (:func:`mailer.delivery.control.reap_claims`): the
+    row that may have reached the relay becomes ``unknown``, the others ``pending``."""
+    return control.reap_claims(session, GroupDelivery, true(), lease_seconds, STOPPED_WHILE_SENDING)
+
+
+def stalled(session: Session, lease_seconds: float | None, since) -> dict[tuple[str, int], list[int]]:
+    """Due pending rows (created after ``since``) of each post and digest, ``("post",
+    id)`` or ``("digest", id)``, that no live claim (a heartbeat within the lease) works
+    on: whose queue messages may have been lost. ``lease_seconds`` None: all of them
+    (after a dead claim was taken back, what it held goes now)."""
+    live = set()
+    if lease_seconds is not None:
+        cutoff = utcnow() - timedelta(seconds=lease_seconds)
+        live = set(
+            session.execute(
+                select(GroupDelivery.post_id, GroupDelivery.digest_id)
+                .where(GroupDelivery.status == SENDING, GroupDelivery.heartbeat_at >= cutoff)
+                .distinct()
+            ).all()
+        )
+    found: dict[tuple[str, int], list[int]] = {}
+    rows = session.execute(
+        select(GroupDelivery.id, GroupDelivery.post_id, GroupDelivery.digest_id)
+        .where(
+            GroupDelivery.status == PENDING,
+            GroupDelivery.created_at >= since,
+            or_(GroupDelivery.next_attempt_at.is_(None), GroupDelivery.next_attempt_at <= utcnow()),
+        )
+        .order_by(GroupDelivery.id)
+    )
+    for rid, post_id, digest_id in rows:
+        if (post_id, digest_id) not in live:
+            found.setdefault(("post", post_id) if post_id is not None else ("digest", digest_id), []).append(rid)
+    return found
+
+
+def resend_unknown(session: Session, group_id: int) -> int:
+    """The operator's word: the group's ``unknown`` deliveries (posts and daily digests)
+    go back to ``pending``; returns how many (the caller enqueues them after its commit)."""
+    posts = select(GroupPost.id).where(GroupPost.group_id == group_id)
+    digests = select(GroupDigest.id).where(GroupDigest.group_id == group_id)
+    return (
+        session.execute(
+            update(GroupDelivery)
+            .where(
+                GroupDelivery.status == UNKNOWN,
+                or_(GroupDelivery.post_id.in_(posts), GroupDelivery.digest_id.in_(digests)),
+            )
+            .values(status=PENDING, next_attempt_at=None, updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        or 0
+    )
+
+
+def group_counts(session: Session, group_id: int) -> dict[str, int]:
+    """The group's deliveries (posts and daily digests) by status."""
+    posts = select(GroupPost.id).where(GroupPost.group_id == group_id)
+    digests = select(GroupDigest.id).where(GroupDigest.group_id == group_id)
+    return dict(
+        session.execute(
+            select(GroupDelivery.status, func.count())
+            .where(or_(GroupDelivery.post_id.in_(posts), GroupDelivery.digest_id.in_(digests)))
+            .group_by(GroupDelivery.status)
+        ).all()
+    )
+
+
+def pending_of_group(session: Session, group_id: int) -> list[int]:
+    """The ids of the group's pending deliveries (to enqueue after a resend)."""
+    posts = select(GroupPost.id).where(GroupPost.group_id == group_id)
+    digests = select(GroupDigest.id).where(GroupDigest.group_id == group_id)
+    return list(
+        session.scalars(
+            select(GroupDelivery.id)
+            .where(
+                GroupDelivery.status == PENDING,
+                or_(GroupDelivery.post_id.in_(posts), GroupDelivery.digest_id.in_(digests)),
+            )
+            .order_by(GroupDelivery.id)
+        )
+    )
 
 
 def digest_progress(session: Session, digest_id: int) -> dict[str, int]:

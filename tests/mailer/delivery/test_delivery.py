@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 from datetime import date
 
@@ -402,7 +403,11 @@ def test_two_sends_at_once_fan_out_once_and_the_second_says_it_is_already_sendin
         t.join(60)
     assert errors == []
     said = [r.getMessage() for r in caplog.records if "already sending" in r.getMessage()]
-    assert said == ["the 2026-11 edition is already sending; nobody new to add, 3 pending enqueued again"]
+    # How many are still pending when the second looks depends on how fast the embedded
+    # worker threads send what the first enqueued: any of 0-3, never a second fan-out.
+    assert len(said) == 1 and re.fullmatch(
+        r"the 2026-11 edition is already sending; nobody new to add, [0-3] pending enqueued again", said[0]
+    )
     assert not [r for r in caplog.records if r.exc_info]
     queue()
     assert sorted(m.recipient for m in transport.messages) == ["a@example.org", "b@example.org", "c@example.org"]

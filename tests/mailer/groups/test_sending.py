@@ -262,3 +262,112 @@ def test_daily_digest_resumes_after_a_crash_and_sends_nobody_twice(app, rt, queu
     assert len(renders) == 1  # rendered once for the group and day, whatever the batches
     with r.db.transaction() as s:
         assert sending.digest_progress(s, digest.id) == {"sent": 3}
+
+
+def fanned_out(r, members_n: int, author: str = "a@nhs.example") -> list[int]:
+    """An accepted post fanned out to the group's members, nothing enqueued (the job that
+    would have sent them died, or its queue messages were lost)."""
+    from mailer.groups import directory, posting, sending
+
+    raw = f"From: {author}\r\nSubject: Rota\r\nMessage-ID: <rota@nhs.example>\r\n\r\nWho covers Friday?\r\n".encode()
+    with r.db.transaction() as s:
+        received = posting.receive(
+            s,
+            directory.get_group(s, "network"),
+            message_from_bytes(raw, policy=policy.compat32),
+            raw,
+            author,
+            list_domain="ertg.example.org",
+            max_recipients=25,
+        )
+        ids = sending.fan_out(s, received.post_id)
+    assert len(ids) == members_n
+    return ids
+
+
+@BOTH_DIALECTS
+def test_a_dead_workers_claim_is_swept_to_unknown_and_pending_and_a_live_claims_heartbeat_keeps_it(app, rt, queue):
+    """A worker killed (SIGKILL) in the middle of a claim of three: the lowest of its rows
+    (the one that may have reached the relay) becomes `unknown` and is not resent, the two
+    never handed over go back to pending and are delivered once by the keeper's sweep. A
+    claim of this process, as old, is kept alive by the keeper's heartbeat and left alone.
+    `groups status` counts them; `groups resend-unknown` sends the unknown one again."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from mailer.actors.groups import recover_groups
+    from mailer.db import utcnow
+    from mailer.groups import sending
+
+    relay = Relay().start()
+    try:
+        members = [f"m{i}@nhs.example" for i in range(4)]
+        r = start(rt, app, queue, relay, members)
+        ids = fanned_out(r, 4, author=members[0])
+        dead, mine = ids[:3], ids[3]
+        long_ago = utcnow() - timedelta(hours=1)
+        with r.db.transaction() as s:
+            for claim, rows in ((77, dead), (88, [mine])):
+                s.execute(
+                    update(GroupDelivery)
+                    .where(GroupDelivery.id.in_(rows))
+                    .values(status="sending", attempts=1, claim=claim, heartbeat_at=long_ago, updated_at=long_ago)
+                )
+        sending.live_claims.add(88, 0)  # a chunk this process is still working on
+        try:
+            sending.beat(r.db)  # the keeper's heartbeat
+            recover_groups({}, "sweeper", clock=lambda: 0.0)
+            queue()
+            with r.db.transaction() as s:
+                book = {d.id: (d.status, d.attempts, d.error) for d in s.scalars(select(GroupDelivery))}
+                kept = s.get(GroupDelivery, mine).heartbeat_at
+        finally:
+            sending.live_claims.drop(88)
+        assert book[dead[0]][0] == "unknown"  # may have reached the relay: never resent on its own
+        assert "not resent" in book[dead[0]][2]
+        assert [book[i][:2] for i in dead[1:]] == [("sent", 1), ("sent", 1)]  # the attempt not counted twice
+        assert book[mine][0] == "sending"  # alive: not taken back
+        assert kept.replace(tzinfo=None) > long_ago.replace(tzinfo=None) + timedelta(minutes=59)
+        assert sum(relay.counts().values()) == 2
+        assert relay.counts() == {"m1@nhs.example": 1, "m2@nhs.example": 1}
+        runner = app.test_cli_runner()
+        status = runner.invoke(main, ["groups", "status", "network"])
+        assert status.exit_code == 0, status.output
+        assert "sent     2" in status.output and "unknown  1" in status.output
+        assert "sending  1" in status.output and "groups resend-unknown network" in status.output
+        again = runner.invoke(main, ["groups", "resend-unknown", "network"])
+        assert again.exit_code == 0, again.output
+        assert "1 unknown deliveries of network sent again" in again.output
+        queue()
+    finally:
+        relay.stop()
+    assert relay.counts() == {"m0@nhs.example": 1, "m1@nhs.example": 1, "m2@nhs.example": 1}
+
+
+@BOTH_DIALECTS
+def test_pending_rows_whose_queue_messages_were_lost_are_enqueued_again_after_a_lease(app, rt, queue):
+    """A fan-out committed, its queue messages lost (a Redis restart): the keeper's sweep
+    sees pending rows nobody works on and, once that has lasted a lease (by its clock),
+    enqueues them again; they are delivered once, and a later sweep sends nothing more."""
+    from mailer.actors.groups import recover_groups
+
+    relay = Relay().start()
+    try:
+        members = ["a@nhs.example", "b@nhs.example", "c@nhs.example"]
+        r = start(rt, app, queue, relay, members)
+        fanned_out(r, 3)
+        lease = r.settings.delivery.lease_seconds
+        quiet: dict = {}
+        recover_groups(quiet, "sweeper", clock=lambda: 100.0)
+        queue()
+        assert relay.counts() == {}  # not quiet for a lease yet: a worker may be about to claim them
+        recover_groups(quiet, "sweeper", clock=lambda: 100.0 + lease)
+        queue()
+        recover_groups(quiet, "sweeper", clock=lambda: 100.0 + 3 * lease)
+        queue()
+    finally:
+        relay.stop()
+    assert relay.counts() == {m: 1 for m in members}
+    assert quiet == {}
+    assert {st for st, _, _ in ledger(r).values()} == {"sent"}
