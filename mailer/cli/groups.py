@@ -38,6 +38,16 @@ def _safe(text: str) -> str:
     return strip_controls(text, keep="")
 
 
+def _group(s, slug: str):
+    """The group ``slug``, or the command fails saying there is none."""
+    from mailer.groups import directory  # loaded when a command runs: `mailer --help` stays fast
+
+    try:
+        return directory.get_group(s, slug)
+    except directory.GroupError as err:
+        fail(str(err))
+
+
 @click.group("groups")
 def groups() -> None:
     """Groups (mailing lists): create, members, held posts."""
@@ -221,13 +231,10 @@ def groups_add(slug, emails, basis, role, delivery):
 def groups_remove(slug, emails):
     """Remove members from a group."""
     # loaded when the command runs, so `mailer --help` stays fast
-    from mailer.groups import directory, service
+    from mailer.groups import service
 
     with runtime.current().db.transaction() as s:
-        try:
-            group = directory.get_group(s, slug)
-        except directory.GroupError as err:
-            fail(str(err))
+        group = _group(s, slug)
         outcome = service.remove_members(s, group, list(emails), by=cli_actor())
     for email, what in outcome.items():
         click.echo(_safe(f"{what:<12} {email}"))
@@ -238,13 +245,10 @@ def groups_remove(slug, emails):
 def groups_members(slug):
     """A group's members: address, role, delivery mode, basis, since when."""
     # loaded when the command runs, so `mailer --help` stays fast
-    from mailer.groups import directory, service
+    from mailer.groups import service
 
     with runtime.current().db.transaction() as s:
-        try:
-            group = directory.get_group(s, slug)
-        except directory.GroupError as err:
-            fail(str(err))
+        group = _group(s, slug)
         rows = service.members(s, group)
         for m in rows:
             since = m.joined_at.strftime("%Y-%m-%d") if m.joined_at else "-"
@@ -257,13 +261,10 @@ def groups_members(slug):
 def groups_status(slug):
     """A group's deliveries (posts and daily digests) by status."""
     # loaded when the command runs, so `mailer --help` stays fast
-    from mailer.groups import directory, sending
+    from mailer.groups import sending
 
     with runtime.current().db.transaction() as s:
-        try:
-            group = directory.get_group(s, slug)
-        except directory.GroupError as err:
-            fail(str(err))
+        group = _group(s, slug)
         counts = sending.group_counts(s, group.id)
     for status in ("pending", "sending", "sent", "failed", "skipped", "unknown"):
         click.echo(f"{status:<8} {counts.get(status, 0)}")
@@ -280,15 +281,12 @@ def groups_resend_unknown(slug):
     """Send again the group's deliveries whose fate is unknown (some may arrive twice)."""
     # loaded when the command runs, so `mailer --help` stays fast
     from mailer.actors.groups import send_group_deliveries
-    from mailer.groups import directory, sending
+    from mailer.groups import sending
     from mailer.staff import audit
 
     rt = runtime.current()
     with rt.db.transaction() as s:
-        try:
-            group = directory.get_group(s, slug)
-        except directory.GroupError as err:
-            fail(str(err))
+        group = _group(s, slug)
         n = sending.resend_unknown(s, group.id)
         if n:
             audit.record(s, cli_actor(), "group.resend_unknown", group, after={"deliveries": n})
@@ -303,14 +301,11 @@ def groups_resend_unknown(slug):
 def groups_held(slug):
     """Posts held for a moderator, oldest first, with why they were held."""
     # loaded when the command runs, so `mailer --help` stays fast
-    from mailer.groups import directory, posting
+    from mailer.groups import posting
 
     rt = runtime.current()
     with rt.db.transaction() as s:
-        try:
-            group = directory.get_group(s, slug)
-        except directory.GroupError as err:
-            fail(str(err))
+        group = _group(s, slug)
         posts = posting.held_posts(s, group)
         for p in posts:
             when = p.received_at.strftime("%Y-%m-%d %H:%M")
