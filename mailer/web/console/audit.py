@@ -10,6 +10,7 @@ from mailer.staff import audit as staff_audit
 from mailer.staff.permissions import AUDIT_VIEW
 from mailer.web.console.access import db, require
 from mailer.web.console.blueprint import bp
+from mailer.web.helpers import page_number
 
 PER_PAGE = 50
 
@@ -33,10 +34,7 @@ def audit_log():
     filters = {
         name: (getattr(form, name).data or "").strip()[:100] for name in ("actor", "action", "object_type", "object_id")
     }
-    try:
-        page = max(1, int(request.args.get("page", "1")))
-    except ValueError:
-        page = 1
+    page = page_number()
     result = staff_audit.search(db(), page=page, per_page=PER_PAGE, **filters)
     active = {k: v for k, v in filters.items() if v}
 

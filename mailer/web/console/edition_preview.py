@@ -22,14 +22,15 @@ from mailer.digest.compose import copy_for, load_plan
 from mailer.digest.editions import EditionError
 from mailer.mail.outgoing import Outgoing
 from mailer.mail.transport import PermanentFailure, TransientFailure
+from mailer.paging import page_count
 from mailer.runtime import current as rt
 from mailer.staff import editions as staff_editions
 from mailer.staff.permissions import EDITIONS_EDIT
 from mailer.web.console.access import db, require, writes
 from mailer.web.console.blueprint import bp
 from mailer.web.console.edition_forms import PreviewChoice, TestSendForm
-from mailer.web.console.editions import edition_or_404, page_number
-from mailer.web.helpers import client_ip
+from mailer.web.console.editions import edition_or_404
+from mailer.web.helpers import client_ip, page_number
 from mailer.web.limits import keyed, retry_after_text, wait_for
 from mailer.web.security_headers import use_policy
 from subscribers.service import Recipient
@@ -195,7 +196,7 @@ def edition_recipients(period: str):
         reason = "will-get"
     ids = result.will_get if reason == "will-get" else result.will_not[reason]
     page = page_number()
-    pages = max(1, -(-len(ids) // PEOPLE_PER_PAGE))
+    pages = page_count(len(ids), PEOPLE_PER_PAGE)
     shown = recipients_preview.people(s, ids[(page - 1) * PEOPLE_PER_PAGE : page * PEOPLE_PER_PAGE])
     return render_template(
         "console/edition_recipients.html",

@@ -30,9 +30,9 @@ from mailer.staff.permissions import EDITIONS_EDIT, EDITIONS_SEND, allows
 from mailer.web.console.access import db, require
 from mailer.web.console.blueprint import bp
 from mailer.web.console.edition_forms import PauseForm, ScheduleForm
-from mailer.web.console.editions import edition_or_404, page_number, render_edition, second_approver
+from mailer.web.console.editions import edition_or_404, render_edition, second_approver
 from mailer.web.console.forms import PlainForm
-from mailer.web.helpers import client_ip
+from mailer.web.helpers import client_ip, page_number
 
 LEDGER_PER_PAGE = 50
 LEDGER_STATUSES = (SENT, PENDING, SENDING, FAILED, BOUNCED, UNKNOWN, SKIPPED, CANCELLED)

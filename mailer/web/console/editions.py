@@ -24,17 +24,10 @@ from mailer.web.console.access import db, require
 from mailer.web.console.blueprint import bp
 from mailer.web.console.edition_forms import BuildForm, EditForm, PauseForm, RejectForm, ScheduleForm
 from mailer.web.console.forms import PlainForm
-from mailer.web.helpers import client_ip
+from mailer.web.helpers import client_ip, page_number
 
 PER_PAGE = 24
 HISTORY = 20
-
-
-def page_number() -> int:
-    try:
-        return max(1, int(request.args.get("page", "1")))
-    except ValueError:
-        return 1
 
 
 def second_approver() -> bool:

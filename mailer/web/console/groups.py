@@ -32,18 +32,11 @@ from mailer.web.console.group_forms import (
     NewGroupForm,
     SenderForm,
 )
-from mailer.web.helpers import client_ip
+from mailer.web.helpers import client_ip, page_number
 
 PER_PAGE = 25
 MEMBERS_PER_PAGE = 50
 MAX_ADD = 500
-
-
-def _page_arg() -> int:
-    try:
-        return max(1, int(request.args.get("page", "1")))
-    except ValueError:
-        return 1
 
 
 def _by() -> str:
@@ -87,7 +80,7 @@ def _lines(text: str | None) -> list[str]:
 
 
 def _list_page(form: NewGroupForm | None = None, status: int = 200):
-    result = roster.groups_page(db(), page=_page_arg(), per_page=PER_PAGE)
+    result = roster.groups_page(db(), page=page_number(), per_page=PER_PAGE)
 
     def page_url(n: int) -> str:
         return url_for("console.groups_list", page=n)
@@ -220,7 +213,7 @@ def _members_page(group, add: AddMembersForm | None = None, status: int = 200):
     state = state if state in {c.value for c in search.status.choices} else ACTIVE
     q = (search.q.data or "").strip()[:100]
     result = roster.members_page(
-        s, group, search=q, status="" if state == "all" else state, page=_page_arg(), per_page=MEMBERS_PER_PAGE
+        s, group, search=q, status="" if state == "all" else state, page=page_number(), per_page=MEMBERS_PER_PAGE
     )
     active = {k: v for k, v in (("q", q), ("status", state if state != ACTIVE else "")) if v}
 
@@ -367,7 +360,7 @@ def group_member_remove(slug: str, member_id: int):
 
 
 def _senders_page(group, form: SenderForm | None = None, status: int = 200):
-    result = roster.senders_page(db(), group, page=_page_arg())
+    result = roster.senders_page(db(), group, page=page_number())
 
     def page_url(n: int) -> str:
         return url_for("console.group_senders", slug=group.slug, page=n)

@@ -25,13 +25,14 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Length
 
 from mailer.actors.imports import run_import
+from mailer.paging import page_count
 from mailer.runtime import current as rt
 from mailer.staff import audit
 from mailer.staff.permissions import SUBSCRIBERS_MANAGE
 from mailer.web import csrf
 from mailer.web.console.access import db, now, require
 from mailer.web.console.blueprint import bp
-from mailer.web.helpers import client_ip
+from mailer.web.helpers import client_ip, page_number
 from subscribers import import_jobs
 from subscribers.importer import OUTCOMES, ImportError_
 from subscribers.models import CHECKED, DONE, FAILED, ImportJob
@@ -59,10 +60,7 @@ class ButtonForm(FlaskForm):
 
 
 def _start_page(form: UploadForm, status: int):
-    try:
-        page = max(1, int(request.args.get("page", "1")))
-    except ValueError:
-        page = 1
+    page = page_number()
     result = import_jobs.recent(db(), page)
 
     def page_url(n: int) -> str:
@@ -135,12 +133,9 @@ def import_job(job_id: int):
     job = _notice_stalled(_job(job_id))
     outcome = request.args.get("outcome", "")
     outcome = outcome if outcome in OUTCOMES else ""
-    try:
-        page = max(1, int(request.args.get("page", "1")))
-    except ValueError:
-        page = 1
+    page = page_number()
     rows, matching = import_jobs.rows_of(job, outcome, page, ROWS_PER_PAGE)
-    pages = max(1, -(-matching // ROWS_PER_PAGE))
+    pages = page_count(matching, ROWS_PER_PAGE)
 
     def page_url(n: int) -> str:
         return url_for("console.import_job", job_id=job.id, page=n, **({"outcome": outcome} if outcome else {}))

@@ -7,13 +7,14 @@ product without a mail server. With a relay configured there is no outbox to sho
 
 from __future__ import annotations
 
-from flask import Response, abort, render_template, request, url_for
+from flask import Response, abort, render_template, url_for
 
 from mailer.mail.outbox import list_messages, read_message
 from mailer.runtime import current as rt
 from mailer.staff.permissions import SUBSCRIBERS_MANAGE
 from mailer.web.console.access import require
 from mailer.web.console.blueprint import bp
+from mailer.web.helpers import page_number
 from mailer.web.security_headers import use_policy
 
 PER_PAGE = 50
@@ -23,10 +24,7 @@ PER_PAGE = 50
 @require(SUBSCRIBERS_MANAGE)  # the emails hold subscribers' addresses and personal links
 def outbox_list():
     settings = rt().settings
-    try:
-        page = max(1, int(request.args.get("page", "1")))
-    except ValueError:
-        page = 1
+    page = page_number()
     result = list_messages(settings.outbox_dir, page=page, per_page=PER_PAGE)
 
     def page_url(n: int) -> str:

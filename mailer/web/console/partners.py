@@ -23,7 +23,7 @@ from mailer.web.console.access import db, require
 from mailer.web.console.blueprint import bp
 from mailer.web.console.forms import PlainForm
 from mailer.web.console.partner_forms import NewPartnerForm, PartnerForm, TokenForm, TopicForm
-from mailer.web.helpers import client_ip
+from mailer.web.helpers import client_ip, page_number
 
 PER_PAGE = 50
 
@@ -69,10 +69,7 @@ def _fields(form) -> domain.PartnerFields:
 
 def _list_page(form=None, status=200):
     s = db()
-    try:
-        page = max(1, int(request.args.get("page", "1")))
-    except ValueError:
-        page = 1
+    page = page_number()
     total = s.scalar(select(func.count()).select_from(Partner)) or 0
     rows = list(
         s.scalars(select(Partner).order_by(Partner.name, Partner.id).offset((page - 1) * PER_PAGE).limit(PER_PAGE))

@@ -30,7 +30,7 @@ from mailer.staff import audit
 from mailer.staff.permissions import SUBSCRIBERS_MANAGE
 from mailer.web.console.access import db, require
 from mailer.web.console.blueprint import bp
-from mailer.web.helpers import client_ip
+from mailer.web.helpers import client_ip, page_number
 from subscribers import service, suppression
 from subscribers.export import export_csv
 from subscribers.models import ORGANISATION_TYPES, Subscriber
@@ -105,13 +105,6 @@ class ButtonForm(FlaskForm):
     """A form that is only a button (with its CSRF token)."""
 
 
-def _page_number() -> int:
-    try:
-        return max(1, int(request.args.get("page", "1")))
-    except ValueError:
-        return 1
-
-
 def _subscriber(subscriber_id: int) -> Subscriber:
     sub = db().get(Subscriber, subscriber_id)
     if sub is None or sub.status == "erased":
@@ -125,7 +118,7 @@ def subscribers_search():
     s = db()
     form = SearchForm(request.args).set_catalogue(s)
     f = form.to_filter() if form.validate() else Filter()
-    result = search(s, f, page=_page_number(), per_page=PER_PAGE)
+    result = search(s, f, page=page_number(), per_page=PER_PAGE)
     args = form.args()
 
     def page_url(n: int) -> str:

@@ -16,11 +16,12 @@ from flask import Response, abort, make_response, redirect, render_template, req
 from mailer.groups import archive, directory, removal, search
 from mailer.groups.directory import GroupError
 from mailer.groups.models import MEMBERS_ONLY
+from mailer.paging import page_count
 from mailer.runtime import current as rt
 from mailer.staff.audit import record
 from mailer.web.groups.forms import RemoveForm, ReplyForm
 from mailer.web.groups.members import reader, staff_user
-from mailer.web.helpers import client_ip
+from mailer.web.helpers import client_ip, page_number
 
 PER_PAGE = 25
 # Served with their own type only when it cannot run in our origin; anything else is bytes.
@@ -38,11 +39,6 @@ SAFE_TYPES = {
     "application/vnd.ms-powerpoint",
     "application/vnd.openxmlformats-officedocument.presentationml.presentation",
 }
-
-
-def _page_number() -> int:
-    raw = request.args.get("page", "1")
-    return int(raw) if raw.isdigit() and 0 < len(raw) < 7 and int(raw) > 0 else 1
 
 
 def readable(s, slug: str):
@@ -71,7 +67,7 @@ def archive_page(slug: str):
         group, who, refused = readable(s, slug)
         if refused:
             return refused
-        page, query = _page_number(), " ".join(request.args.get("q", "").split())[:200]
+        page, query = page_number(), " ".join(request.args.get("q", "").split())[:200]
         if query:
             results, total = archive.search_posts(s, group, who, query, page=page, per_page=PER_PAGE)
             threads = []
@@ -86,7 +82,7 @@ def archive_page(slug: str):
             results=results,
             query=query,
             page=page,
-            pages=max(1, -(-min(total, search.COUNT_CAP) // PER_PAGE)),
+            pages=page_count(min(total, search.COUNT_CAP), PER_PAGE),
             total=total,
             cap=search.COUNT_CAP,
         )
