@@ -36,6 +36,14 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def aware(value: datetime | None) -> datetime | None:
+    """A stored time as an aware UTC datetime: SQLite hands back naive ones, and every
+    time stored here is UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value
+
+
 # An execution option a session or connection can carry: on SQLite its transactions start
 # with ``BEGIN IMMEDIATE`` (see :func:`make_engine`); elsewhere it means nothing.
 WRITE = {"mailer_write": True}

@@ -21,7 +21,7 @@ from sqlalchemy import DateTime, String, UniqueConstraint, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from mailer.db import Base, utcnow
+from mailer.db import Base, aware, utcnow
 
 REGISTERED, ENQUEUED, MISSED = "registered", "enqueued", "missed"
 DONE, SENDING, EMPTY, SKIPPED, FAILED = "done", "sending", "empty", "skipped", "failed"
@@ -43,13 +43,6 @@ class ScheduleRun(Base):
     outcome: Mapped[str] = mapped_column(String(20))
     detail: Mapped[str] = mapped_column(String(500), default="")
     leader: Mapped[str] = mapped_column(String(200), default="")  # host:pid of the scheduler
-
-
-def aware(value: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; every time stored here is UTC."""
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value
 
 
 def claim(

@@ -15,12 +15,12 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from mailer.db import utcnow
+from mailer.db import aware, utcnow
 from mailer.paging import Paged, clamp
 from mailer.validation import clean_text
 from subscribers.importer import BASES, ImportError_, ImportRefused, ImportReport, import_csv
@@ -147,17 +147,13 @@ def beat(session: Session, job_id: int, *, rows_done: int | None = None, now: da
     session.execute(update(ImportJob).where(ImportJob.id == job_id, ImportJob.status == RUNNING).values(**values))
 
 
-def _aware(at: datetime) -> datetime:
-    return at if at.tzinfo else at.replace(tzinfo=timezone.utc)  # SQLite hands back naive UTC
-
-
 def stalled(job: ImportJob, now: datetime) -> bool:
     """Whether ``job`` says it is running but its worker has not been heard from within
     :data:`HEARTBEAT_TIMEOUT` (the worker died: killed, out of memory, machine gone)."""
     if job.status != RUNNING:
         return False
     last = job.heartbeat_at or job.created_at
-    return now - _aware(last) > HEARTBEAT_TIMEOUT
+    return now - aware(last) > HEARTBEAT_TIMEOUT
 
 
 def mark_stalled(session: Session, job: ImportJob, now: datetime) -> bool:
@@ -166,7 +162,7 @@ def mark_stalled(session: Session, job: ImportJob, now: datetime) -> bool:
     row: the message says so. False (nothing changed) when the job is not stalled."""
     if not stalled(job, now):
         return False
-    last = _aware(job.heartbeat_at or job.created_at)
+    last = aware(job.heartbeat_at or job.created_at)
     job.status, job.finished_at = FAILED, now
     job.error = (
         f"The worker stopped (last heard from at {last:%H:%M} UTC) after checking {job.rows_done} of "

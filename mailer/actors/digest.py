@@ -10,13 +10,12 @@ import logging
 import threading
 import time
 import uuid
-from datetime import timezone
 
 from sqlalchemy import select
 
 from mailer import runtime, schedule_runs
 from mailer.actors.groups import recover_groups
-from mailer.db import utcnow
+from mailer.db import aware, utcnow
 from mailer.delivery import control, fanout
 from mailer.delivery.sending import beat, deliver_batch, finish_if_done
 from mailer.delivery.transactional import editors_notice
@@ -52,13 +51,6 @@ def enqueue_batches(ids: list[int]) -> int:
     for batch in fanout.batches(ids, rt.settings.delivery.batch_size):
         rt.queue.send(send_deliveries, batch)
     return len(ids)
-
-
-def enqueue_again(edition_id: int) -> int:
-    """Enqueue the pending deliveries of a sending edition again (after resume or
-    resend-unknown), streamed from the ledger a batch at a time; the workers' sweep
-    (:func:`keep`) watches it. Returns how many."""
-    return enqueue_pending(edition_id)
 
 
 @job(queue_name="digest", max_retries=3, priority=DIGEST_PRIORITY)
@@ -236,9 +228,7 @@ def requeue_pending() -> int:
     if due or waiting:
         log.info("re-enqueued %d pending deliveries (%d waiting to retry)", due + len(waiting), len(waiting))
     if waiting:
-        latest = max(at for _, at in waiting)
-        if latest.tzinfo is None:
-            latest = latest.replace(tzinfo=timezone.utc)
+        latest = aware(max(at for _, at in waiting))
         delay_ms = max(0, int((latest - utcnow()).total_seconds() * 1000)) + 50
         for batch in fanout.batches([i for i, _ in waiting], rt.settings.delivery.batch_size):
             rt.queue.send(send_deliveries, batch, delay_ms=delay_ms)

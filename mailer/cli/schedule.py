@@ -19,9 +19,9 @@ def schedule_show() -> None:
     """Every job: its next three runs, its last run and outcome, missed runs; and which
     scheduler process leads."""
     # loaded when the command runs, so `mailer --help` stays fast
+    from mailer.db import aware
     from mailer.leadership import leadership_for
     from mailer.schedule import status
-    from mailer.schedule_runs import aware
 
     rt = runtime.current()
     st = rt.settings

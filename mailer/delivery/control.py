@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
-from mailer.db import utcnow
+from mailer.db import aware, utcnow
 from mailer.delivery.control_models import SendEvent
 from mailer.delivery.models import BOUNCED, CANCELLED, FAILED, PENDING, SENDING, SENT, UNKNOWN, Delivery
 from mailer.delivery.sending import pause_edition
@@ -243,8 +243,7 @@ def progress(session: Session, edition: Edition) -> Progress:
     first = session.scalar(
         select(func.min(Delivery.sent_at)).where(Delivery.edition_id == edition.id, Delivery.sent_at >= since)
     )
-    if first is not None and first.tzinfo is None:
-        first = first.replace(tzinfo=timezone.utc)
+    first = aware(first)
     span = max(1.0, (utcnow() - first).total_seconds()) if first else RATE_WINDOW
     rate = recent / span if recent else 0.0
     pending = counts.get(PENDING, 0) + counts.get(SENDING, 0)
@@ -273,10 +272,6 @@ def progress(session: Session, edition: Edition) -> Progress:
     )
 
 
-def _aware(at: datetime | None) -> datetime | None:
-    return at.replace(tzinfo=timezone.utc) if at is not None and at.tzinfo is None else at  # SQLite: naive UTC
-
-
 def relay_trouble(session: Session, edition_id: int) -> tuple[int, datetime, str] | None:
     """(pending deliveries, since when, the relay's last answer) while the relay
     refuses or cannot be reached, else None.
@@ -294,8 +289,8 @@ def relay_trouble(session: Session, edition_id: int) -> tuple[int, datetime, str
     n, since = session.execute(waiting_q).one()
     if not n:
         return None
-    since = _aware(since)
-    last_sent = _aware(session.scalar(select(func.max(Delivery.sent_at)).where(Delivery.edition_id == edition_id)))
+    since = aware(since)
+    last_sent = aware(session.scalar(select(func.max(Delivery.sent_at)).where(Delivery.edition_id == edition_id)))
     if last_sent is not None and last_sent > since:
         return None
     answer = session.scalar(

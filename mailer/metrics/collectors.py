@@ -24,10 +24,11 @@ from sqlalchemy import func, select, text
 
 from mailer import leadership
 from mailer.content.models import Partner
+from mailer.db import aware
 from mailer.delivery.models import BOUNCED, CANCELLED, FAILED, PENDING, SENDING, SENT, SKIPPED, UNKNOWN, Delivery
 from mailer.delivery.suppression import COMPLAINT, HARD, SOFT, Bounce
 from mailer.digest.models import Edition
-from mailer.schedule_runs import MISSED, REGISTERED, ScheduleRun, aware
+from mailer.schedule_runs import MISSED, REGISTERED, ScheduleRun
 
 log = logging.getLogger(__name__)
 
