@@ -365,7 +365,7 @@ class _Chunk:
         self.rows = {r.id: r for r in rows}
         self.token = token
         self.recorder = recorder
-        self.written: set[int] = set()
+        self.unwritten: dict[int, dict] = {}  # outcomes set since the last commit, by row
         self.cfg = settings.delivery
         self.now = utcnow()
         self.out: dict[int, dict] = {}
@@ -375,15 +375,16 @@ class _Chunk:
         self.refused: list[tuple[int, str, str]] = []  # (delivery, address, reply)
 
     def _set(self, row, status, error=None, attempts=None, next_at=None, sent=False):
-        self.out[row.id] = {
+        now = utcnow()
+        self.out[row.id] = self.unwritten[row.id] = {
             "b_id": row.id,
             "b_claim": self.token,
             "b_status": status,
             "b_error": error and error[:500],
             "b_attempts": row.attempts if attempts is None else attempts,
-            "b_sent_at": utcnow() if sent else None,
+            "b_sent_at": now if sent else None,
             "b_next": next_at,
-            "b_now": utcnow(),
+            "b_now": now,
         }
 
     def sent(self, row):
@@ -433,10 +434,11 @@ class _Chunk:
     def commit(self, db: Database) -> None:
         """Write the outcomes not written yet, before the next hand-over. If the database
         is away they are kept (:data:`backlog`) and :class:`DatabaseLost` is raised."""
-        fresh = [o for rid, o in self.out.items() if rid not in self.written]
+        # Only what was set since the last commit: this runs before every hand-over, so a
+        # scan of the whole chunk each time would cost chunk-size squared.
+        fresh, self.unwritten = list(self.unwritten.values()), {}
         if not fresh:
             return
-        self.written.update(o["b_id"] for o in fresh)
         try:
             if self.recorder is not None:
                 self.recorder.write(fresh)
