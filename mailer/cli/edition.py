@@ -338,10 +338,10 @@ def edition_unschedule(period):
 
 def _enqueue_again(edition_id: int) -> None:
     # loaded when the command runs, so `mailer --help` stays fast
-    from mailer.actors.digest import enqueue_again
+    from mailer.actors.digest import enqueue_pending
 
     runtime.current().queue.ensure_worker()
-    enqueue_again(edition_id)
+    enqueue_pending(edition_id)
 
 
 @edition.command("pause")

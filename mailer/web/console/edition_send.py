@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from flask import abort, g, jsonify, redirect, render_template, request, url_for
 
-from mailer.actors.digest import enqueue_again, start_edition
+from mailer.actors.digest import enqueue_pending, start_edition
 from mailer.delivery import control
 from mailer.delivery.control import ControlError
 from mailer.delivery.history import ledger, recent_failures
@@ -180,7 +180,7 @@ def _control(period: str, action, done: str):
     edition_id = ed.id
     s.commit()
     if queued is not None:
-        enqueue_again(edition_id)
+        enqueue_pending(edition_id)
     return redirect(url_for("console.edition_sending", period=period, notice=done))
 
 

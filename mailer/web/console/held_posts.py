@@ -37,6 +37,7 @@ def _post_or_404(post_id: int):
 
 def _page(post, status: int = 200, problem: str | None = None, reject: RejectForm | None = None):
     s = db()
+    reasons = reason_templates.all_reasons(s)  # the page lists them and the form offers them
     holder = claims.current(s, post_moderating.KIND, post.id, moment())
     return render_template(
         "console/moderation/post.html",
@@ -45,8 +46,8 @@ def _page(post, status: int = 200, problem: str | None = None, reject: RejectFor
         text=posting.excerpt(post, limit=20_000),
         holder=holder,
         mine=holder is not None and holder.staff_id == g.staff.id,
-        reasons=reason_templates.all_reasons(s),
-        reject=reject or _reject_form(s),
+        reasons=reasons,
+        reject=reject or _reject_form(s, reasons),
         plain=PlainForm(),
         problem=problem,
         member=posting.is_member_post(s, post) is not None,

@@ -161,11 +161,14 @@ def _item_or_404(item_id: int):
         abort(404)
 
 
-def _reject_form(s) -> RejectForm:
+def _reject_form(s, rows=None) -> RejectForm:
+    """The rejection form with the reason templates as choices (``rows``: the templates
+    when the caller has read them already)."""
+    rows = reason_templates.all_reasons(s) if rows is None else rows
     form = RejectForm()
     form.reason.choices = (
         [SelectChoice("", "Choose a reason")]
-        + [SelectChoice(str(r.id), r.title) for r in reason_templates.all_reasons(s)]
+        + [SelectChoice(str(r.id), r.title) for r in rows]
         + [SelectChoice(OTHER, "Other (write it below)")]
     )
     return form
@@ -190,6 +193,7 @@ def rejection_text(s, form: RejectForm, told: str) -> str | None:
 
 def _item_page(item, status: int = 200, problem: str | None = None, reject: RejectForm | None = None, **forms):
     s = db()
+    reasons = reason_templates.all_reasons(s)  # the page lists them and the form offers them
     holder = claims.current(s, moderating.KIND, item.id, moment())
     return render_template(
         "console/moderation/item.html",
@@ -198,8 +202,8 @@ def _item_page(item, status: int = 200, problem: str | None = None, reject: Reje
         mine=holder is not None and holder.staff_id == g.staff.id,
         changes=changes_from_original(item, snapshot(item)),
         history=partner_history(s, item.partner_id, besides=item.id),
-        reasons=reason_templates.all_reasons(s),
-        reject=reject or _reject_form(s),
+        reasons=reasons,
+        reject=reject or _reject_form(s, reasons),
         withdraw=forms.get("withdraw") or WithdrawForm(),
         plain=PlainForm(),
         problem=problem,
