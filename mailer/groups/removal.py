@@ -72,8 +72,12 @@ def erase_author(session: Session, email: str) -> int:
     if not key:
         return 0
     posts = list(session.scalars(select(GroupPost).where(func.lower(GroupPost.author_email) == key)))
+    ids = [post.id for post in posts]
+    if ids:  # attachments and search entries of every post at once, not a query or two each
+        session.execute(delete(GroupAttachment).where(GroupAttachment.post_id.in_(ids)))
+        search.unindex(session, ids)
     for post in posts:
-        _empty(session, post)
+        post.raw, post.body_text = b"", ""
         post.author_name, post.author_email = "", ""
         if post.status in (APPROVED, REMOVED):
             post.status, post.removal = REMOVED, BY_ERASURE

@@ -43,9 +43,8 @@ def index(session: Session, post: GroupPost) -> None:
 
 
 def unindex(session: Session, post_ids: list[int]) -> None:
-    if _sqlite(session) and post_ids:
-        for post_id in post_ids:
-            session.execute(text(f"DELETE FROM {SQLITE_TABLE} WHERE rowid = :id"), {"id": post_id})
+    if _sqlite(session) and post_ids:  # one executemany
+        session.execute(text(f"DELETE FROM {SQLITE_TABLE} WHERE rowid = :id"), [{"id": i} for i in post_ids])
 
 
 def fts5_query(query: str) -> str:

@@ -37,15 +37,15 @@ def strip_inbound(session: Session, address: str) -> int:
         )
     ).all()
     ids = [r.id for r in rows if holds(r.raw or b"", r.mail_from or "", address)]
-    for row_id in ids:
+    if ids:
         session.execute(
             update(InboundMessage)
-            .where(InboundMessage.id == row_id)
+            .where(InboundMessage.id.in_(ids))
             .values(raw=b"", mail_from="", size=0, outcome="erased with its sender's data")
         )
         session.execute(
             update(InboundMessage)
-            .where(InboundMessage.id == row_id, InboundMessage.status == RECEIVED)
+            .where(InboundMessage.id.in_(ids), InboundMessage.status == RECEIVED)
             .values(status=FAILED, error="erased before it was processed", processed_at=utcnow())
         )
     return len(ids)
