@@ -143,7 +143,9 @@ def _message_lines(post: GroupPost) -> tuple[str, ...]:
     return tuple(text.split("\n")) if text else ("(no text)",)
 
 
-def _of_day(group: Group, start: datetime, end: datetime):
+def approved_between(group: Group, start: datetime, end: datetime):
+    """The conditions of ``group``'s posts approved in [start, end) (a day here; the month
+    of an edition in :mod:`.network`)."""
     return (
         GroupPost.group_id == group.id,
         GroupPost.status == APPROVED,
@@ -158,7 +160,7 @@ def day_threads(session: Session, group: Group, start: datetime, end: datetime, 
     posts = list(
         session.scalars(
             select(GroupPost)
-            .where(*_of_day(group, start, end))
+            .where(*approved_between(group, start, end))
             .order_by(GroupPost.decided_at, GroupPost.id)
             .limit(MESSAGES_SHOWN)
         )
@@ -218,7 +220,7 @@ def prepare_digest(session: Session, digest: GroupDigest, settings: Settings, li
     threads = day_threads(session, group, start, end, links)
     if not threads:
         return None
-    messages = session.scalar(select(func.count(GroupPost.id)).where(*_of_day(group, start, end))) or 0
+    messages = session.scalar(select(func.count(GroupPost.id)).where(*approved_between(group, start, end))) or 0
     label = day_label(digest.day)
     subject = (
         f"[{group.name}] Daily digest, {label}: "

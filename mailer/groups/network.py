@@ -17,6 +17,7 @@ read is logged and left out; it never stops the digest.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from datetime import datetime, time, timezone
 
 from sqlalchemy import func, select
@@ -25,6 +26,7 @@ from sqlalchemy.orm import Session
 from mailer.db import utcnow
 from mailer.digest.editions import find_edition, parse_period, previous_period_start, set_networks
 from mailer.digest.models import DRAFT, Edition
+from mailer.groups.daily import approved_between
 from mailer.groups.links import GroupLinks
 from mailer.groups.models import APPROVED, PUBLIC, Group, GroupPost
 from mailer.settings import Settings
@@ -47,22 +49,14 @@ def sharing_groups(session: Session) -> list[Group]:
 
 def group_threads(session: Session, group: Group, start: datetime, end: datetime, links: GroupLinks) -> list[dict]:
     """``group``'s threads with posts approved in [start, end), most active first."""
-    posts = list(
-        session.scalars(
-            select(GroupPost)
-            .where(
-                GroupPost.group_id == group.id,
-                GroupPost.status == APPROVED,
-                GroupPost.decided_at >= start,
-                GroupPost.decided_at < end,
-            )
-            .order_by(GroupPost.decided_at, GroupPost.id)
-            .limit(2000)
-        )
+    # Only each post's thread (its root's id) leaves the database, never the message bytes.
+    roots = session.scalars(
+        select(func.coalesce(GroupPost.thread_id, GroupPost.id))
+        .where(*approved_between(group, start, end))
+        .order_by(GroupPost.decided_at, GroupPost.id)
+        .limit(2000)
     )
-    counts: dict[int, int] = {}
-    for post in posts:
-        counts[post.thread_id or post.id] = counts.get(post.thread_id or post.id, 0) + 1
+    counts = Counter(roots)
     busiest = [root for root, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:THREADS_PER_GROUP]]
     # Replies: every approved post of the thread but its first, whenever it came.
     sizes = dict(
