@@ -86,20 +86,14 @@ def _slow(item) -> bool:
 
 
 def pytest_collection_modifyitems(config, items):
-    """Keep the tests of a module that share a module-scoped fixture (real worker processes,
-    a relay, a private Redis: started once per module) on one xdist worker, so the fixture
-    starts once (``--dist loadgroup``), and the browser tests on one, so one Chromium serves
-    them all; every other test goes wherever a worker is free.
-    Under xdist the slow tests are handed out first, so that no worker is left with one
-    at the end while the others idle (the same order on every worker: a stable sort)."""
-    for item in items:
-        info = getattr(item, "_fixtureinfo", None)
-        if info is None:
-            continue
-        if any(fd.scope == "module" for defs in info.name2fixturedefs.values() for fd in defs):
-            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
-        elif "browser" in item.fixturenames:
-            item.add_marker(pytest.mark.xdist_group("chromium"))  # one browser for the run
+    """Under xdist, hand the slow tests out first, so that no worker is left with one at
+    the end while the others idle (the same order on every worker: a stable sort).
+
+    Tests are not grouped onto workers: ``xdist_group`` markers have no effect with pytest
+    9.2 and pytest-xdist 3.8 (xdist still edits the test ids, which pytest no longer reads:
+    pytest-dev/pytest-xdist#1386). A module-scoped fixture (a module's shared worker
+    processes) therefore starts once on each worker that runs the module's tests, and the
+    browser tests run side by side, one Chromium per worker."""
     if WORKER:
         items.sort(key=lambda item: not _slow(item))
 

@@ -78,10 +78,14 @@ def test_partner_item_reaches_subscriber_inbox_and_one_click_unsubscribe_stops_i
     assert resp.status_code == 200
     item = session.scalar(select(Item).where(Item.title.like("PrEP%")))
     assert item.status == "submitted"
+    # The receipt goes through the queue: waited for here, so that it is out before the
+    # decision (two queue threads may otherwise send the two notices in either order).
+    queue()
 
     # ... approved from the CLI.
     runner = rt and client.application.test_cli_runner()
     assert runner.invoke(main, ["items", "approve", str(item.id)]).exit_code == 0
+    queue()
     # ... and the partner's registered contact heard twice: a receipt, then the decision.
     assert [
         _parse(m.data)["Subject"].split(":")[0] for m in transport.messages if m.recipient == "comms@naz.example.org"

@@ -208,7 +208,7 @@ def test_worker_killed_mid_send_edition_completes_without_second_emails(rt, redi
         doomed.kill9_worker()  # SIGKILL: no chance to record anything
         relay.delay = 0.0  # the fault has struck mid-send: the rest may go at full speed
         survivor = Workers(env)
-        wait_for(lambda: status(rt, edition) == "sent", 90, "the edition to complete", 0.3)
+        wait_for(lambda: status(rt, edition) == "sent", 90, "the edition to complete", 0.1)
     finally:
         doomed.stop()
         if survivor is not None:
@@ -232,7 +232,7 @@ def test_one_of_two_workers_killed_the_other_takes_over_its_claims_and_batches(r
         doomed.kill9_worker()
         killed = time.monotonic()
         relay.delay = 0.0  # the fault has struck mid-send: the rest may go at full speed
-        wait_for(lambda: status(rt, edition) == "sent", 90, "the edition to complete", 0.3)
+        wait_for(lambda: status(rt, edition) == "sent", 90, "the edition to complete", 0.1)
         took = time.monotonic() - killed
     finally:
         for w in (doomed, survivor):
@@ -256,7 +256,7 @@ def test_all_workers_killed_then_restarted_edition_completes(rt, redis_url, shor
         first.proc.wait(10)
         relay.delay = 0.0  # the fault has struck mid-send: the rest may go at full speed
         second = Workers(env)
-        wait_for(lambda: status(rt, edition) == "sent", 90, "the edition to complete", 0.3)
+        wait_for(lambda: status(rt, edition) == "sent", 90, "the edition to complete", 0.1)
     finally:
         first.stop()
         if second is not None:
@@ -283,7 +283,7 @@ def test_two_sigterms_stop_a_worker_gracefully_nothing_unknown(rt, redis_url, sh
         sent_before = len(relay.messages)
         relay.delay = 0.0  # the stop came mid-send: the rest may go at full speed
         second = Workers(env)
-        wait_for(lambda: status(rt, edition) == "sent", 90, "the edition to complete", 0.3)
+        wait_for(lambda: status(rt, edition) == "sent", 90, "the edition to complete", 0.1)
     finally:
         first.stop()
         if second is not None:
@@ -306,7 +306,7 @@ def test_redis_restart_mid_send_edition_completes(rt, fleet, short_edition):
     sent_while_down = len(relay.messages)
     relay.delay = 0.0  # the fault has struck mid-send: the rest may go at full speed
     server.start()  # same port, same AOF: the queue comes back
-    wait_for(lambda: status(rt, edition) == "sent", 90, "the edition to complete", 0.3)
+    wait_for(lambda: status(rt, edition) == "sent", 90, "the edition to complete", 0.1)
     got = relay.counts()
     book = ledger(rt, edition)
     assert sent_while_down < len(book)  # the restart really was mid-send
@@ -328,7 +328,7 @@ def test_redis_restart_that_lost_the_queue_edition_completes_from_the_ledger(rt,
         shutil.rmtree(f) if f.is_dir() else f.unlink()
     relay.delay = 0.0  # the fault has struck mid-send: the rest may go at full speed
     server.start()
-    wait_for(lambda: status(rt, edition) == "sent", 90, "the edition to complete", 0.3)
+    wait_for(lambda: status(rt, edition) == "sent", 90, "the edition to complete", 0.1)
     got, book = relay.counts(), ledger(rt, edition)
     assert sent_while_down < len(book)  # the queue really was lost mid-send
     assert {st for st, _, _ in book.values()} == {"sent"}
@@ -347,10 +347,10 @@ def test_relay_refusing_connections_then_back_edition_completes_with_retries_in_
             if st == "pending" and n >= 1 and "cannot connect" in (err or "")
         ]
 
-    wait_for(refused, 30, "a refused attempt recorded in the ledger", 0.3)
+    wait_for(refused, 30, "a refused attempt recorded in the ledger", 0.1)
     time.sleep(1.0)  # refused for a while (PostgreSQL + Redis only)
     relay.start()
-    wait_for(lambda: status(rt, edition) == "sent", 90, "the edition to complete", 0.3)
+    wait_for(lambda: status(rt, edition) == "sent", 90, "the edition to complete", 0.1)
     got = relay.counts()
     book = ledger(rt, edition)
     assert {st for st, _, _ in book.values()} == {"sent"}
@@ -396,7 +396,7 @@ def test_a_transactional_email_overtakes_a_digest_run(rt, fleet, edition):
     waited = time.monotonic() - asked
     digest_done = status(rt, edition) == "sent"
     relay.delay = 0.0  # overtaken mid-run: the rest of the run may go at full speed
-    wait_for(lambda: status(rt, edition) == "sent", 90, "the edition to complete", 0.3)
+    wait_for(lambda: status(rt, edition) == "sent", 90, "the edition to complete", 0.1)
     assert not digest_done, "the digest run finished first: the test proved nothing"
     # At most the batch a thread is busy with, not the run's queue of batches.
     assert waited < 3, f"the manage link waited {waited:.1f}s behind digest batches"
@@ -435,7 +435,7 @@ def test_postgresql_restart_mid_send_leaves_no_unknown(rt, redis_url, tmp_path):
         pg.restart()
         restarted_at = len(relay.messages)
         relay.delay = 0.0  # the restart came mid-send: the rest may go at full speed
-        wait_for(lambda: status(mine, edition) == "sent", 90, "the edition to complete", 0.3)
+        wait_for(lambda: status(mine, edition) == "sent", 90, "the edition to complete", 0.1)
         got, book = relay.counts(), ledger(mine, edition)
         db.dispose()
     finally:
