@@ -45,7 +45,7 @@ from sqlalchemy.orm import Session
 from mailer import logs
 from mailer import telemetry as events
 from mailer.counters import counters_for
-from mailer.db import Database, utcnow
+from mailer.db import Database, among, utcnow
 from mailer.delivery.control_models import SendEvent
 from mailer.delivery.limits import RateLimiter
 from mailer.delivery.models import FAILED, OPEN, PENDING, SENDING, SENT, SKIPPED, UNKNOWN, Delivery
@@ -113,7 +113,7 @@ def claim(session: Session, delivery_ids: list[int], token: int | None = None):
     return session.execute(
         update(Delivery)
         .where(
-            Delivery.id.in_(delivery_ids),
+            among(session, Delivery.id, delivery_ids),
             Delivery.status == PENDING,
             or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
             # Wrapped in a function so the planner finds rows by primary key: with the

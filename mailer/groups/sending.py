@@ -44,7 +44,7 @@ from sqlalchemy import func, insert, or_, select, true, update
 from sqlalchemy.orm import Session
 
 from mailer.counters import counters_for
-from mailer.db import Database, utcnow
+from mailer.db import Database, among, utcnow
 from mailer.delivery import control
 from mailer.delivery.limits import RateLimiter
 from mailer.delivery.sending import LiveClaims, backoff_seconds
@@ -149,7 +149,7 @@ def _claim(session: Session, ids: list[int], token: int | None = None):
     return session.execute(
         update(GroupDelivery)
         .where(
-            GroupDelivery.id.in_(ids),
+            among(session, GroupDelivery.id, ids),
             GroupDelivery.status == PENDING,
             or_(GroupDelivery.next_attempt_at.is_(None), GroupDelivery.next_attempt_at <= now),
         )
@@ -227,7 +227,7 @@ def deliver(
                 live_claims.add(token, 0)
                 people = {
                     m.id: (m.email, m.token_version, m.status, m.delivery, m.name)
-                    for m in s.scalars(select(GroupMember).where(GroupMember.id.in_([r.member_id for r in rows])))
+                    for m in s.scalars(select(GroupMember).where(among(s, GroupMember.id, [r.member_id for r in rows])))
                 }
             outcomes: dict[int, tuple] = {}
             written: set[int] = set()
