@@ -211,6 +211,7 @@ def record_many(db: Database, outcomes: list[dict], conn=None) -> None:
 _OUTCOME_STATEMENT = b"mailer_delivery_outcome"
 _SQLSTATE = ord("C")  # libpq's PG_DIAG_SQLSTATE
 _NO_SUCH_STATEMENT = b"26000"
+_LIBPQ_OK = (1, 2)  # PGRES_COMMAND_OK, PGRES_TUPLES_OK (psycopg.pq.ExecStatus)
 
 
 @functools.cache
@@ -239,10 +240,10 @@ def _pg_text(value) -> bytes | None:
 
 def _check(result) -> None:
     """Raise the driver's error for a failed libpq result, as a cursor would."""
-    # psycopg only here: the PostgreSQL path of a module that also runs on SQLite.
-    from psycopg import errors, pq
+    if result.status not in _LIBPQ_OK:
+        # psycopg only here, on failure: the PostgreSQL path of a module that runs on SQLite too.
+        from psycopg import errors
 
-    if result.status not in (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK):
         raise errors.error_from_result(result)
 
 
