@@ -57,6 +57,12 @@ def among(session: Session, column, values):
     return column.in_(values)
 
 
+def like_escaped(text: str) -> str:
+    """``text`` for a ``LIKE`` pattern written with ``escape="\\"``: its ``%`` and ``_``
+    match only themselves (someone searching for "50%" or "first_last" means them)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 # An execution option a session or connection can carry: on SQLite its transactions start
 # with ``BEGIN IMMEDIATE`` (see :func:`make_engine`); elsewhere it means nothing.
 WRITE = {"mailer_write": True}
