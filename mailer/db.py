@@ -11,7 +11,8 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
-from sqlalchemy import MetaData, create_engine, event
+from sqlalchemy import MetaData, any_, bindparam, create_engine, event
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -42,6 +43,24 @@ def aware(value: datetime | None) -> datetime | None:
     if value is not None and value.tzinfo is None:
         return value.replace(tzinfo=timezone.utc)
     return value
+
+
+def among(session: Session, column, values):
+    """``column IN values`` for a batch of a few hundred values: on PostgreSQL written as
+    ``column = ANY(:values)`` with one array parameter. An IN list is expanded into one
+    parameter per value each time it runs (SQLAlchemy renders them, psycopg re-parses a
+    statement of over 50 parameters every time, PostgreSQL plans it afresh): for the send
+    path's per-chunk lookups that was a tenth of a millisecond of CPU per message."""
+    values = list(values)
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, values, type_=ARRAY(column.type)))
+    return column.in_(values)
+
+
+def like_escaped(text: str) -> str:
+    """``text`` for a ``LIKE`` pattern written with ``escape="\\"``: its ``%`` and ``_``
+    match only themselves (someone searching for "50%" or "first_last" means them)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 # An execution option a session or connection can carry: on SQLite its transactions start

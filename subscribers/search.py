@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
+from mailer.db import like_escaped
 from mailer.paging import Paged, clamp
 from mailer.validation import InvalidInput, email_address
 from subscribers.models import (
@@ -60,10 +61,6 @@ class Filter:
         return out
 
 
-def _like(text: str) -> str:
-    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-
 def conditions(f: Filter) -> list[ColumnElement]:
     """The WHERE conditions of ``f`` (all must hold)."""
     where: list[ColumnElement] = [Subscriber.status != ERASED]
@@ -76,7 +73,7 @@ def conditions(f: Filter) -> list[ColumnElement]:
         if address is not None:
             where.append(func.lower(Subscriber.email) == address.lower())
         else:
-            pattern = _like(text.casefold())
+            pattern = f"%{like_escaped(text.casefold())}%"
             where.append(
                 or_(
                     func.lower(Subscriber.email).like(pattern, escape="\\"),

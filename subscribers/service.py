@@ -17,7 +17,7 @@ from datetime import date, timedelta
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from mailer.db import utcnow
+from mailer.db import among, utcnow
 from mailer.validation import InvalidInput, email_address
 from subscribers import suppression
 from subscribers.models import (
@@ -310,7 +310,7 @@ def recipients(session: Session, ids: Sequence[int] | None = None, *, today: dat
         # A delivery batch asks for a few hundred ids. Wrapped in a function, the status test
         # cannot lead PostgreSQL's planner to walk the status index over every confirmed
         # subscriber (100,000 rows a batch); it finds the rows by primary key instead.
-        q = q.where(Subscriber.id.in_(ids), func.coalesce(Subscriber.status, "") == CONFIRMED)
+        q = q.where(among(session, Subscriber.id, ids), func.coalesce(Subscriber.status, "") == CONFIRMED)
     rows = session.execute(q.order_by(Subscriber.id)).all()
     if ids is None:
         suppressed = suppression.SuppressedSet(session)
@@ -324,8 +324,8 @@ def recipients(session: Session, ids: Sequence[int] | None = None, *, today: dat
     tq = select(subscriber_topics.c.subscriber_id, subscriber_topics.c.topic_id)
     pq = select(subscriber_partners.c.subscriber_id, subscriber_partners.c.partner_id)
     if ids is not None:
-        tq = tq.where(subscriber_topics.c.subscriber_id.in_(ids))
-        pq = pq.where(subscriber_partners.c.subscriber_id.in_(ids))
+        tq = tq.where(among(session, subscriber_topics.c.subscriber_id, ids))
+        pq = pq.where(among(session, subscriber_partners.c.subscriber_id, ids))
     for sid, tid in session.execute(tq):
         if sid in wanted:
             topics.setdefault(sid, set()).add(tid)

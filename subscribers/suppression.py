@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from mailer.db import among
 from subscribers.models import SUPPRESSION_REASONS, Suppression
 
 _PREFIX = b"ertg-suppression:"
@@ -122,5 +123,5 @@ def suppressed_among(session: Session, addresses: Iterable[str]) -> set[str]:
             by_hash[h] = address
     if not by_hash:
         return set()
-    found = session.scalars(select(Suppression.email_hash).where(Suppression.email_hash.in_(list(by_hash))))
+    found = session.scalars(select(Suppression.email_hash).where(among(session, Suppression.email_hash, by_hash)))
     return {by_hash[h] for h in found}

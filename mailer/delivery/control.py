@@ -266,44 +266,29 @@ def progress(session: Session, edition: Edition) -> Progress:
         rate=rate,
         eta_seconds=eta,
         events=events,
-        waiting_retry=trouble[0] if trouble else 0,
-        refusing_since=trouble[1] if trouble else None,
-        relay_answer=trouble[2] if trouble else "",
+        waiting_retry=counts.get(PENDING, 0) if trouble else 0,
+        refusing_since=trouble[0] if trouble else None,
+        relay_answer=trouble[1] if trouble else "",
     )
 
 
-def relay_trouble(session: Session, edition_id: int) -> tuple[int, datetime, str] | None:
-    """(pending deliveries, since when, the relay's last answer) while the relay
-    refuses or cannot be reached, else None.
+def relay_trouble(session: Session, edition_id: int) -> tuple[datetime, str] | None:
+    """(since when, the relay's last answer) while the relay refuses or cannot be reached,
+    else None. Every pending delivery then waits for the relay, backed off or not yet tried.
 
     It holds when deliveries wait out a retry backoff and nothing was sent since the first
     of them was put back: one greylisted address among messages that keep flowing is not
     relay trouble. Read from the ledger, so any process (CLI, web, another host) sees it.
     """
-    now = utcnow()
-    waiting_q = (
-        select(func.count(), func.min(Delivery.updated_at))
-        .select_from(Delivery)
-        .where(Delivery.edition_id == edition_id, Delivery.status == PENDING, Delivery.next_attempt_at > now)
-    )
-    n, since = session.execute(waiting_q).one()
-    if not n:
+    backed_off = (Delivery.edition_id == edition_id, Delivery.status == PENDING, Delivery.next_attempt_at > utcnow())
+    since = aware(session.scalar(select(func.min(Delivery.updated_at)).where(*backed_off)))
+    if since is None:
         return None
-    since = aware(since)
     last_sent = aware(session.scalar(select(func.max(Delivery.sent_at)).where(Delivery.edition_id == edition_id)))
     if last_sent is not None and last_sent > since:
         return None
-    answer = session.scalar(
-        select(Delivery.error)
-        .where(Delivery.edition_id == edition_id, Delivery.status == PENDING, Delivery.next_attempt_at > now)
-        .order_by(Delivery.updated_at.desc())
-        .limit(1)
-    )
-    # Every pending delivery now waits for the relay, backed off or not yet tried.
-    pending = session.scalar(
-        select(func.count()).select_from(Delivery).where(Delivery.edition_id == edition_id, Delivery.status == PENDING)
-    )
-    return pending, since, (answer or "").removeprefix("not attempted: ")
+    answer = session.scalar(select(Delivery.error).where(*backed_off).order_by(Delivery.updated_at.desc()).limit(1))
+    return since, (answer or "").removeprefix("not attempted: ")
 
 
 def edition_progress(db, period: str) -> Progress:

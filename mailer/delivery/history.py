@@ -14,6 +14,7 @@ from datetime import datetime
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from mailer.db import like_escaped
 from mailer.delivery.models import BOUNCED, FAILED, UNKNOWN, Delivery
 from mailer.digest.models import Edition
 from mailer.paging import Paged
@@ -67,31 +68,32 @@ class LedgerPage(Paged):
     per_page: int
 
 
+def _ledger_rows():
+    """The columns of a :class:`LedgerRow`, each delivery with its subscriber."""
+    return select(
+        Delivery.subscriber_id,
+        Subscriber.email,
+        Subscriber.name,
+        Delivery.status,
+        Delivery.attempts,
+        Delivery.error,
+        Delivery.sent_at,
+        Delivery.updated_at,
+    ).join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+
+
 def ledger(
     session: Session, edition_id: int, *, search: str = "", status: str = "", page: int = 1, per_page: int = 50
 ) -> LedgerPage:
     """One page of an edition's ledger, by subscriber address: who got it, who did not and
     why (the delivery's status and last error). ``search`` matches part of the address or
     name (any case, as text: ``%`` and ``_`` match only themselves); ``status`` one status."""
-    q = (
-        select(
-            Delivery.subscriber_id,
-            Subscriber.email,
-            Subscriber.name,
-            Delivery.status,
-            Delivery.attempts,
-            Delivery.error,
-            Delivery.sent_at,
-            Delivery.updated_at,
-        )
-        .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
-        .where(Delivery.edition_id == edition_id)
-    )
+    q = _ledger_rows().where(Delivery.edition_id == edition_id)
     if status:
         q = q.where(Delivery.status == status)
     search = (search or "").strip()
     if search:
-        like = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        like = f"%{like_escaped(search)}%"
         q = q.where(or_(Subscriber.email.ilike(like, escape="\\"), Subscriber.name.ilike(like, escape="\\")))
     total = session.scalar(select(func.count()).select_from(q.subquery())) or 0
     page = max(1, page)
@@ -103,17 +105,7 @@ def recent_failures(session: Session, edition_id: int, limit: int = 10) -> list[
     """The edition's latest deliveries that failed, bounced or whose fate is unknown, newest
     first: what the send page shows while the send runs."""
     rows = session.execute(
-        select(
-            Delivery.subscriber_id,
-            Subscriber.email,
-            Subscriber.name,
-            Delivery.status,
-            Delivery.attempts,
-            Delivery.error,
-            Delivery.sent_at,
-            Delivery.updated_at,
-        )
-        .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+        _ledger_rows()
         .where(Delivery.edition_id == edition_id, Delivery.status.in_((FAILED, BOUNCED, UNKNOWN)))
         .order_by(Delivery.updated_at.desc(), Delivery.id.desc())
         .limit(limit)

@@ -32,11 +32,12 @@ import dataclasses
 import functools
 import logging
 import random
+import re
 import secrets
 import threading
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.exc import DBAPIError
@@ -45,7 +46,7 @@ from sqlalchemy.orm import Session
 from mailer import logs
 from mailer import telemetry as events
 from mailer.counters import counters_for
-from mailer.db import Database, utcnow
+from mailer.db import Database, among, utcnow
 from mailer.delivery.control_models import SendEvent
 from mailer.delivery.limits import RateLimiter
 from mailer.delivery.models import FAILED, OPEN, PENDING, SENDING, SENT, SKIPPED, UNKNOWN, Delivery
@@ -113,7 +114,7 @@ def claim(session: Session, delivery_ids: list[int], token: int | None = None):
     return session.execute(
         update(Delivery)
         .where(
-            Delivery.id.in_(delivery_ids),
+            among(session, Delivery.id, delivery_ids),
             Delivery.status == PENDING,
             or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
             # Wrapped in a function so the planner finds rows by primary key: with the
@@ -207,6 +208,45 @@ def record_many(db: Database, outcomes: list[dict], conn=None) -> None:
         conn.execute(_BULK, outcomes)
 
 
+_OUTCOME_STATEMENT = b"mailer_delivery_outcome"
+_SQLSTATE = ord("C")  # libpq's PG_DIAG_SQLSTATE
+_NO_SUCH_STATEMENT = b"26000"
+_LIBPQ_OK = (1, 2)  # PGRES_COMMAND_OK, PGRES_TUPLES_OK (psycopg.pq.ExecStatus)
+
+
+@functools.cache
+def _outcome_sql(dialect) -> tuple[bytes, tuple[str | bytes, ...]]:
+    """:data:`_BULK` for libpq: its text with ``$n`` placeholders, and for each either the
+    outcome's key (``b_...``) or the statement's own fixed value, already as text."""
+    compiled = _BULK.compile(dialect=dialect)
+    names: list[str] = []
+
+    def number(match) -> str:
+        names.append(match.group(1))
+        return f"${len(names)}"
+
+    sql = re.sub(r"%\((\w+)\)s", number, str(compiled))
+    return sql.encode(), tuple(n if n.startswith("b_") else _pg_text(compiled.params[n]) for n in names)
+
+
+def _pg_text(value) -> bytes | None:
+    """A parameter in PostgreSQL's text form."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.isoformat().encode()
+    return str(value).replace("\x00", "").encode()  # text cannot hold NUL; a relay's reply might
+
+
+def _check(result) -> None:
+    """Raise the driver's error for a failed libpq result, as a cursor would."""
+    if result.status not in _LIBPQ_OK:
+        # psycopg only here, on failure: the PostgreSQL path of a module that runs on SQLite too.
+        from psycopg import errors
+
+        raise errors.error_from_result(result)
+
+
 class Recorder:
     """One connection in autocommit mode for a chunk's outcomes: each is its own statement
     and transaction, one round trip, committed without waiting for the disk (see
@@ -215,17 +255,26 @@ class Recorder:
     def __init__(self, db: Database):
         self.db = db
         self.conn = None
-        self._raw = None  # (sql, fixed params) of _BULK for psycopg, compiled once
 
     def _write_one(self, outcome: dict) -> None:
-        """One outcome straight through the driver on PostgreSQL (psycopg prepares the
-        statement after a few runs): a fraction of the CPU of a Core execute, per message."""
-        if self._raw is None:
-            compiled = _BULK.compile(dialect=self.conn.dialect)
-            self._raw = (str(compiled), {k: v for k, v in compiled.params.items() if not k.startswith("b_")})
-        sql, fixed = self._raw
-        with self.conn.connection.dbapi_connection.cursor() as cur:
-            cur.execute(sql, {**fixed, **outcome})
+        """One outcome on PostgreSQL as a statement prepared on the connection and run
+        through libpq (psycopg's ``pgconn``, documented for such use): 16 us of CPU where a
+        cursor's execute spends 60 us in Python converting the query and its parameters,
+        once per message. The statement is :data:`_BULK`, compiled once per process."""
+        fairy = self.conn.connection
+        pgconn = fairy.dbapi_connection.pgconn
+        sql, params = _outcome_sql(self.conn.dialect)
+        values = [_pg_text(outcome[p]) if isinstance(p, str) else p for p in params]
+        if fairy.info.get(_OUTCOME_STATEMENT):  # info lives as long as the DBAPI connection
+            result = pgconn.exec_prepared(_OUTCOME_STATEMENT, values)
+            # Gone if psycopg deallocated its statements on this connection (it may, with
+            # DEALLOCATE ALL): prepared again below.
+            if result.error_field(_SQLSTATE) != _NO_SUCH_STATEMENT:
+                _check(result)
+                return
+        _check(pgconn.prepare(_OUTCOME_STATEMENT, sql))
+        fairy.info[_OUTCOME_STATEMENT] = True
+        _check(pgconn.exec_prepared(_OUTCOME_STATEMENT, values))
 
     def write(self, outcomes: list[dict]) -> None:
         if self.conn is None:

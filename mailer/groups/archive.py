@@ -226,13 +226,20 @@ def archived_post(session: Session, group: Group, post_id: int) -> GroupPost | N
     return post
 
 
-def thread(session: Session, group: Group, thread_id: int, *, limit: int = 500) -> list[PostView]:
+THREAD_LIMIT = 500  # posts shown on one thread page
+
+
+def _in_thread(group: Group, thread_id: int):
+    return GroupPost.group_id == group.id, GroupPost.thread_id == thread_id, GroupPost.status.in_(SHOWN)
+
+
+def thread(session: Session, group: Group, thread_id: int, *, limit: int = THREAD_LIMIT) -> list[PostView]:
     """The thread's archived posts in the order they came ([] if it has none approved)."""
     posts = list(
         session.scalars(
             select(GroupPost)
             .options(defer(GroupPost.raw))  # the archive shows the filed text, never reads the message
-            .where(GroupPost.group_id == group.id, GroupPost.thread_id == thread_id, GroupPost.status.in_(SHOWN))
+            .where(*_in_thread(group, thread_id))
             .order_by(GroupPost.received_at, GroupPost.id)
             .limit(limit)
         )
@@ -241,6 +248,16 @@ def thread(session: Session, group: Group, thread_id: int, *, limit: int = 500) 
         return []
     files = _files(session, [p.id for p in posts])
     return [view(session, p, files.get(p.id, [])) for p in posts]
+
+
+def thread_size(session: Session, group: Group, thread_id: int) -> int:
+    """How many posts :func:`thread` shows, counted rather than built."""
+    counts = dict(
+        session.execute(
+            select(GroupPost.status, func.count()).where(*_in_thread(group, thread_id)).group_by(GroupPost.status)
+        ).all()
+    )
+    return min(sum(counts.values()), THREAD_LIMIT) if counts.get(APPROVED) else 0
 
 
 def search_posts(

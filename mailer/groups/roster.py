@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from mailer.db import like_escaped
 from mailer.groups.models import ACTIVE, HELD, Group, GroupMember, GroupPost, GroupSender
 from mailer.paging import Paged, clamp
 
@@ -71,7 +72,7 @@ def members_page(
         q = q.where(GroupMember.status == status)
     term = " ".join(search.split())[:100].lower()
     if term:
-        like = "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        like = f"%{like_escaped(term)}%"
         q = q.where(
             GroupMember.email_key.like(like, escape="\\") | func.lower(GroupMember.name).like(like, escape="\\")
         )

@@ -44,7 +44,7 @@ from sqlalchemy import func, insert, or_, select, true, update
 from sqlalchemy.orm import Session
 
 from mailer.counters import counters_for
-from mailer.db import Database, utcnow
+from mailer.db import Database, among, utcnow
 from mailer.delivery import control
 from mailer.delivery.limits import RateLimiter
 from mailer.delivery.sending import LiveClaims, backoff_seconds
@@ -149,7 +149,7 @@ def _claim(session: Session, ids: list[int], token: int | None = None):
     return session.execute(
         update(GroupDelivery)
         .where(
-            GroupDelivery.id.in_(ids),
+            among(session, GroupDelivery.id, ids),
             GroupDelivery.status == PENDING,
             or_(GroupDelivery.next_attempt_at.is_(None), GroupDelivery.next_attempt_at <= now),
         )
@@ -227,7 +227,7 @@ def deliver(
                 live_claims.add(token, 0)
                 people = {
                     m.id: (m.email, m.token_version, m.status, m.delivery, m.name)
-                    for m in s.scalars(select(GroupMember).where(GroupMember.id.in_([r.member_id for r in rows])))
+                    for m in s.scalars(select(GroupMember).where(among(s, GroupMember.id, [r.member_id for r in rows])))
                 }
             outcomes: dict[int, tuple] = {}
             written: set[int] = set()
@@ -384,18 +384,22 @@ def stalled(session: Session, lease_seconds: float | None, since) -> dict[tuple[
     return found
 
 
+def _of_group(group_id: int):
+    """The condition on ``GroupDelivery`` rows of being one of the group's (a copy of
+    one of its posts or daily digests)."""
+    return or_(
+        GroupDelivery.post_id.in_(select(GroupPost.id).where(GroupPost.group_id == group_id)),
+        GroupDelivery.digest_id.in_(select(GroupDigest.id).where(GroupDigest.group_id == group_id)),
+    )
+
+
 def resend_unknown(session: Session, group_id: int) -> int:
     """The operator's word: the group's ``unknown`` deliveries (posts and daily digests)
     go back to ``pending``; returns how many (the caller enqueues them after its commit)."""
-    posts = select(GroupPost.id).where(GroupPost.group_id == group_id)
-    digests = select(GroupDigest.id).where(GroupDigest.group_id == group_id)
     return (
         session.execute(
             update(GroupDelivery)
-            .where(
-                GroupDelivery.status == UNKNOWN,
-                or_(GroupDelivery.post_id.in_(posts), GroupDelivery.digest_id.in_(digests)),
-            )
+            .where(GroupDelivery.status == UNKNOWN, _of_group(group_id))
             .values(status=PENDING, next_attempt_at=None, updated_at=utcnow())
             .execution_options(synchronize_session=False)
         ).rowcount
@@ -405,28 +409,15 @@ def resend_unknown(session: Session, group_id: int) -> int:
 
 def group_counts(session: Session, group_id: int) -> dict[str, int]:
     """The group's deliveries (posts and daily digests) by status."""
-    posts = select(GroupPost.id).where(GroupPost.group_id == group_id)
-    digests = select(GroupDigest.id).where(GroupDigest.group_id == group_id)
-    return dict(
-        session.execute(
-            select(GroupDelivery.status, func.count())
-            .where(or_(GroupDelivery.post_id.in_(posts), GroupDelivery.digest_id.in_(digests)))
-            .group_by(GroupDelivery.status)
-        ).all()
-    )
+    return _by_status(session, _of_group(group_id))
 
 
 def pending_of_group(session: Session, group_id: int) -> list[int]:
     """The ids of the group's pending deliveries (to enqueue after a resend)."""
-    posts = select(GroupPost.id).where(GroupPost.group_id == group_id)
-    digests = select(GroupDigest.id).where(GroupDigest.group_id == group_id)
     return list(
         session.scalars(
             select(GroupDelivery.id)
-            .where(
-                GroupDelivery.status == PENDING,
-                or_(GroupDelivery.post_id.in_(posts), GroupDelivery.digest_id.in_(digests)),
-            )
+            .where(GroupDelivery.status == PENDING, _of_group(group_id))
             .order_by(GroupDelivery.id)
         )
     )
@@ -434,15 +425,14 @@ def pending_of_group(session: Session, group_id: int) -> list[int]:
 
 def digest_progress(session: Session, digest_id: int) -> dict[str, int]:
     """A daily digest's deliveries by status."""
-    counts: dict[str, int] = {}
-    for status in session.scalars(select(GroupDelivery.status).where(GroupDelivery.digest_id == digest_id)):
-        counts[status] = counts.get(status, 0) + 1
-    return counts
+    return _by_status(session, GroupDelivery.digest_id == digest_id)
 
 
 def progress(session: Session, post_id: int) -> dict[str, int]:
     """The post's deliveries by status."""
-    counts: dict[str, int] = {}
-    for status in session.scalars(select(GroupDelivery.status).where(GroupDelivery.post_id == post_id)):
-        counts[status] = counts.get(status, 0) + 1
-    return counts
+    return _by_status(session, GroupDelivery.post_id == post_id)
+
+
+def _by_status(session: Session, condition) -> dict[str, int]:
+    rows = session.execute(select(GroupDelivery.status, func.count()).where(condition).group_by(GroupDelivery.status))
+    return dict(rows.all())

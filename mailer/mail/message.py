@@ -124,7 +124,7 @@ def _qp(text: str) -> bytes:
             shared[line] = enc  # second sighting: a shared line
         else:
             # Encoded with its line end, as inside a whole body, then without it.
-            enc = binascii.b2a_qp(line + b"\n", istext=True)[:-1].replace(b"\n", _CRLF)
+            enc = _undotted(binascii.b2a_qp(line + b"\n", istext=True)[:-1]).replace(b"\n", _CRLF)
             once[line] = enc
         out[i] = enc
         i += 1
@@ -138,7 +138,7 @@ def qp_fragment(text: str) -> bytes:
     and no line exceeds 76 characters. So fragments encoded once per edition and
     fragments encoded per recipient can be joined into one valid body with no re-encoding.
     """
-    if text.isascii() and text.isprintable() and "=" not in text and not text.endswith(" "):
+    if text.isascii() and text.isprintable() and "=" not in text and not text.endswith(" ") and "." not in text[::75]:
         # The common per-recipient case (links, plain names): nothing to escape, so only
         # cut into lines. ~10x faster than the general path below.
         return b"".join([text[i : i + 75].encode("ascii") + b"=\r\n" for i in range(0, len(text), 75)])
@@ -152,7 +152,32 @@ def qp_fragment(text: str) -> bytes:
                 cut -= 1  # never split an =XX escape
             enc = enc[:cut] + b"=\n" + enc[cut:]
         enc += b"=\n"
-    return enc.replace(b"\n", _CRLF)
+    return _undotted(enc).replace(b"\n", _CRLF)
+
+
+def _undotted(enc: bytes) -> bytes:
+    """Quoted-printable lines (``\\n`` ends) with a leading ``.`` written ``=2E``.
+
+    A line starting with a dot must be doubled on the wire (SMTP's end of data is a lone
+    dot), and a digest has dozens (its CSS rules, long links cut after a dot): without
+    them the transport's dot-stuffing, a copy of the whole message, is skipped."""
+    if not (enc.startswith(b".") or b"\n." in enc):
+        return enc
+    out: list[bytes] = []
+    for line in enc.split(b"\n"):
+        while line.startswith(b"."):
+            if len(line) <= 74:
+                line = b"=2E" + line[1:]
+                break
+            # No room for two more characters: "=2E", 72 characters and a soft break;
+            # the rest (which may start with a dot again) goes on the next line.
+            cut = 73
+            while line[cut - 1 : cut] == b"=" or line[cut - 2 : cut - 1] == b"=":
+                cut -= 1  # never split an =XX escape
+            out.append(b"=2E" + line[1:cut] + b"=")
+            line = line[cut:]
+        out.append(line)
+    return b"\n".join(out)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from mailer.db import utcnow
+from mailer.db import like_escaped, utcnow
 from mailer.paging import Paged
 from mailer.staff.models import AuditEntry, StaffUser
 
@@ -87,8 +87,7 @@ def search(
     if actor:
         q = q.where(AuditEntry.actor == actor)
     if action:
-        like = action.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        q = q.where((AuditEntry.action == action) | AuditEntry.action.like(like + ".%", escape="\\"))
+        q = q.where((AuditEntry.action == action) | AuditEntry.action.like(like_escaped(action) + ".%", escape="\\"))
     if object_type:
         q = q.where(AuditEntry.object_type == object_type)
     if object_id:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from flask import request
 
+from mailer.validation import InvalidInput
+
 
 def client_ip() -> str | None:
     """The client's address: the TCP peer, or, behind ``TRUSTED_PROXIES`` proxies, the
@@ -18,3 +20,14 @@ def page_number() -> int:
     must not reach the database)."""
     raw = request.args.get("page", "1")
     return int(raw) if raw.isdigit() and len(raw) < 7 and int(raw) > 0 else 1
+
+
+def error_on(form, err: InvalidInput, renamed: dict[str, str] | None = None) -> None:
+    """Show a domain error on the form field it names (``renamed``: the domain's field name
+    -> the form's, where they differ), or above the form, naming the field, when the form
+    has no such field."""
+    field = getattr(form, (renamed or {}).get(err.field, err.field), None)
+    if field is None:
+        form.form_errors.append(f"{err.field}: {err.message}")
+    else:
+        field.errors = [*field.errors, err.message]

@@ -30,6 +30,7 @@ from mailer.content.partners import partner_for_secret
 from mailer.runtime import current as rt
 from mailer.validation import InvalidInput
 from mailer.web.forms import CheckboxesField
+from mailer.web.helpers import error_on
 from mailer.web.limits import keyed, retry_after_text, wait_for
 
 bp = Blueprint("partners", __name__)
@@ -95,14 +96,6 @@ def _form(session, partner) -> ItemForm:
     return form
 
 
-def _error_on(form: ItemForm, err: InvalidInput) -> None:
-    field = getattr(form, err.field, None)
-    if field is None:
-        form.form_errors.append(f"{err.field}: {err.message}")
-    else:
-        field.errors = [*field.errors, err.message]
-
-
 def submission_wait(partner) -> int:
     """Count one submission for ``partner`` (form and API together): 0 if within
     ``PARTNER_SUBMISSIONS_PER_HOUR``, else the seconds until it may submit again."""
@@ -156,7 +149,7 @@ def submit(secret: str):
                 return render_template("partners/submitted.html", item=earlier, partner=partner, duplicate=True)
             item = submit_item(s, partner, draft, today=date.today(), source="form")
         except InvalidInput as err:
-            _error_on(form, err)
+            error_on(form, err)
             page = render_template("partners/submit.html", form=form, partner=partner, secret=secret)
             s.rollback()  # checks run before any write; this is belt and braces
             return page, 400

@@ -32,7 +32,7 @@ from mailer.web.console.group_forms import (
     NewGroupForm,
     SenderForm,
 )
-from mailer.web.helpers import client_ip, page_number
+from mailer.web.helpers import client_ip, error_on, page_number
 
 PER_PAGE = 25
 MEMBERS_PER_PAGE = 50
@@ -56,13 +56,8 @@ def summary(group) -> dict:
     }
 
 
-def _error_on(form, err: InvalidInput) -> None:
-    name = {"posting_policy": "policy"}.get(err.field, err.field)
-    f = getattr(form, name, None)
-    if f is None:
-        form.form_errors.append(f"{err.field}: {err.message}")
-    else:
-        f.errors = [*f.errors, err.message]
+# The domain's name of a field -> the form's, where they differ.
+_FORM_FIELD = {"posting_policy": "policy"}
 
 
 def _group_or_404(slug: str):
@@ -127,7 +122,7 @@ def groups_create():
                 added += service.add_members(s, group, emails, basis="contract", role=role, source="console", by=_by())
     except InvalidInput as err:
         s.rollback()
-        _error_on(form, err if err.field != "email" else InvalidInput("owners", err.message))
+        error_on(form, err, _FORM_FIELD | {"email": "owners"})
         return _list_page(form, 400)
     after = {**summary(group), "owners": len(owners), "moderators": len(moderators)}
     audit.record(s, g.staff, "group.create", group, after=after, ip=client_ip())
@@ -185,7 +180,7 @@ def group_edit(slug: str):
         )
     except InvalidInput as err:
         s.rollback()
-        _error_on(form, err)
+        error_on(form, err, _FORM_FIELD)
         return _group_page(_group_or_404(slug), form, 400)
     if changed:
         after = summary(group)

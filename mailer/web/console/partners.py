@@ -23,7 +23,7 @@ from mailer.web.console.access import db, require
 from mailer.web.console.blueprint import bp
 from mailer.web.console.forms import PlainForm
 from mailer.web.console.partner_forms import NewPartnerForm, PartnerForm, TokenForm, TopicForm
-from mailer.web.helpers import client_ip, page_number
+from mailer.web.helpers import client_ip, error_on, page_number
 
 PER_PAGE = 50
 
@@ -41,14 +41,6 @@ def partner_summary(p: Partner) -> dict:
         "trusted": p.trusted,
         "active": p.active,
     }
-
-
-def _error_on(form, err: InvalidInput) -> None:
-    f = getattr(form, err.field, None)
-    if f is None:
-        form.form_errors.append(f"{err.field}: {err.message}")
-    else:
-        f.errors = [*f.errors, err.message]
 
 
 def _fields(form) -> domain.PartnerFields:
@@ -110,7 +102,7 @@ def partners_create():
         partner = domain.create_partner(s, (form.slug.data or "").strip(), _fields(form))
     except InvalidInput as err:
         s.rollback()
-        _error_on(form, err)
+        error_on(form, err)
         return _list_page(form, 400)
     audit.record(s, g.staff, "partner.create", partner, after=partner_summary(partner), ip=client_ip())
     s.commit()
@@ -160,7 +152,7 @@ def partner_edit(partner_id: int):
         s.flush()
     except InvalidInput as err:
         s.rollback()
-        _error_on(form, err)
+        error_on(form, err)
         return _partner_page(_partner(partner_id), form=form, status=400)
     after = partner_summary(p)
     changed = [k for k in after if before[k] != after[k]]
@@ -217,7 +209,7 @@ def partner_token_issue(partner_id: int):
         row, token = domain.issue_api_token(s, p, form.label.data or "")
     except InvalidInput as err:
         s.rollback()
-        _error_on(form, err)
+        error_on(form, err)
         return _partner_page(_partner(partner_id), token_form=form, status=400)
     audit.record(
         s,
@@ -293,7 +285,7 @@ def topics_add():
         t = topics.add_topic(s, form.slug.data or "", form.name.data or "", form.description.data or "")
     except InvalidInput as err:
         s.rollback()
-        _error_on(form, err)
+        error_on(form, err)
         return _topics_page(new=form, status=400)
     audit.record(s, g.staff, "topic.create", t, after=topics.summary(t), ip=client_ip())
     s.commit()
@@ -313,7 +305,7 @@ def topics_change(topic_id: int):
         before = topics.change_topic(s, t, form.name.data or "", form.description.data or "")
     except InvalidInput as err:
         s.rollback()
-        _error_on(form, err)
+        error_on(form, err)
         return _topics_page(edited=form, status=400)
     audit.record(s, g.staff, "topic.edit", t, before=before, after=topics.summary(t), ip=client_ip())
     s.commit()

@@ -13,7 +13,7 @@ from mailer.web.console.access import db, require
 from mailer.web.console.blueprint import bp
 from mailer.web.console.forms import PlainForm
 from mailer.web.console.moderation_forms import ReasonForm
-from mailer.web.helpers import client_ip
+from mailer.web.helpers import client_ip, error_on
 
 
 def _page(new: ReasonForm | None = None, edited: ReasonForm | None = None, status: int = 200):
@@ -39,14 +39,6 @@ def _row(reason_id: int):
     return row
 
 
-def _error_on(form: ReasonForm, err: InvalidInput) -> None:
-    f = getattr(form, err.field, None)
-    if f is None:
-        form.form_errors.append(err.message)
-    else:
-        f.errors = [*f.errors, err.message]
-
-
 @bp.get("/moderation/reasons")
 @require(ITEMS_MODERATE)
 def reasons_list():
@@ -64,7 +56,7 @@ def reasons_add():
         row = reasons.add_reason(s, form.title.data, form.text.data)
     except InvalidInput as err:
         s.rollback()
-        _error_on(form, err)
+        error_on(form, err)
         return _page(new=form, status=400)
     audit.record(s, g.staff, "reason.create", row, after=reasons.summary(row), ip=client_ip())
     s.commit()
@@ -84,7 +76,7 @@ def reasons_change(reason_id: int):
         before = reasons.change_reason(s, row, form.title.data, form.text.data, form.position.data)
     except InvalidInput as err:
         s.rollback()
-        _error_on(form, err)
+        error_on(form, err)
         return _page(edited=form, status=400)
     audit.record(s, g.staff, "reason.edit", row, before=before, after=reasons.summary(row), ip=client_ip())
     s.commit()

@@ -125,7 +125,7 @@ def post_page(slug: str, post_id: int, form=None, error=None, status: int = 200)
             group=group,
             reader=who,
             post=shown,
-            thread_posts=len(archive.thread(s, group, shown.thread_id)),
+            thread_posts=archive.thread_size(s, group, shown.thread_id),
             moderate=archive.can_moderate(group, who),
             form=form or RemoveForm(formdata=None),
             error=error,

@@ -413,3 +413,38 @@ def test_two_sends_at_once_fan_out_once_and_the_second_says_it_is_already_sendin
     assert sorted(m.recipient for m in transport.messages) == ["a@example.org", "b@example.org", "c@example.org"]
     with rt.db.transaction() as s:
         assert counts(s, edition) == {"sent": 3, "skipped": 1}
+
+
+@pytest.mark.dialects("postgresql")  # the statement prepared through libpq is PostgreSQL's path
+def test_each_outcome_is_written_at_once_and_a_lost_prepared_statement_is_made_again(rt, settings, edition):
+    """Outcomes go through a statement prepared on the recorder's connection; if the server
+    forgot it (psycopg may DEALLOCATE ALL), the next outcome prepares it again."""
+    from mailer.delivery import fanout
+    from mailer.delivery.sending import Recorder, _Chunk, claim
+    from mailer.digest.compose import load_plan
+
+    with rt.db.transaction() as s:  # the ledger rows, enqueued nowhere: this test sends
+        fanout.start_edition(s, s.get(Edition, edition), load_plan(s, s.get(Edition, edition)))
+    with rt.db.transaction() as s:
+        rows = sorted(claim(s, [d.id for d in _ledger(rt, edition).values()], 7), key=lambda r: r.id)
+    assert len(rows) == 3
+    recorder = Recorder(rt.db)
+    chunk = _Chunk(rows, settings, 7, recorder)
+    chunk.sent(rows[0])
+    chunk.commit(rt.db)
+    assert {d.id: d.status for d in _ledger(rt, edition).values()}[rows[0].id] == "sent"
+    recorder.conn.exec_driver_sql("DEALLOCATE ALL")
+    chunk.failed(rows[1], "550 no such mailbox")
+    chunk.commit(rt.db)
+    recorder.close()
+    chunk.recorder = again = Recorder(rt.db)  # the pooled connection, its statement kept
+    chunk.transient(rows[2], "451 try later")
+    chunk.commit(rt.db)
+    again.close()
+    ledger = {d.id: d for d in _ledger(rt, edition).values()}
+    assert [(ledger[r.id].status, ledger[r.id].error) for r in rows] == [
+        ("sent", None),
+        ("failed", "550 no such mailbox"),
+        ("pending", "451 try later"),
+    ]
+    assert ledger[rows[0].id].sent_at is not None and ledger[rows[2].id].next_attempt_at is not None

@@ -196,6 +196,10 @@ def test_non_latin_scripts_survive_and_run_in_their_direction(session, rt):
         "ends with space ",
         "line\nbreaks\n",
         "https://d.example.org/u/" + "A" * 100,
+        ".",
+        "x" * 75 + ".example.org",
+        "line\n.dotted line\n",
+        "." * 160,
     ],
 )
 def test_qp_fragments_join_into_valid_quoted_printable(text):
@@ -203,6 +207,7 @@ def test_qp_fragments_join_into_valid_quoted_printable(text):
 
     joined = qp_fragment("Start ") + qp_fragment(text) + qp_fragment(" end")
     assert all(len(line) <= 76 for line in joined.split(b"\r\n"))
+    assert not [line for line in joined.split(b"\r\n") if line.startswith(b".")]  # see test_message
     assert binascii.a2b_qp(joined.replace(b"\r\n", b"\n")).decode() == "Start " + text + " end"
 
 

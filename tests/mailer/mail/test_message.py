@@ -45,6 +45,31 @@ def test_digest_headers_and_parts():
     assert max(len(line) for line in raw.split("\r\n") if not line.startswith("List-Unsubscribe:")) <= 998
 
 
+def test_no_body_line_starts_with_a_dot_and_the_text_reads_the_same():
+    """A line starting with "." is doubled by the SMTP client, a copy of the whole message;
+    the encoder writes the dot as =2E instead, also where a long line is cut after a dot
+    or a line has no room left for the two extra characters."""
+    html = (
+        "<style>\n.card a { color: #c4b5fd !important; }\n.muted td { color: #d1d5db; }\n</style>\n"
+        + "x" * 75
+        + ".org/after-the-cut\n"
+        + "."
+        + "y" * 80
+        + "\n"
+        + "." * 200
+        + "\n.\n"
+    )
+    text = ".Leading dot\n" + "word " * 15 + ".\n"
+    env = _template().build(to_name="", to_address="amina@example.org", text=text, html=html)
+    lines = env.data.split(b"\r\n")
+    assert not [line for line in lines if line.startswith(b".")]
+    body = lines[lines.index(b"") :]
+    assert max(len(line) for line in body) <= 76  # quoted-printable's limit
+    plain, rich = message_from_bytes(env.data, policy=policy.default).iter_parts()
+    assert plain.get_content().replace("\r\n", "\n") == text
+    assert rich.get_content().replace("\r\n", "\n") == html
+
+
 def test_non_ascii_subject_and_name_are_rfc2047_encoded():
     env = _template(subject="Digest – Rhagfyr / دسمبر").build(
         to_name="Zoë Ahmed", to_address="zoe@exämple.org", text="t", html="<p>t</p>"
