@@ -18,6 +18,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from mailer.staff import audit
 from mailer.staff.models import Claim, StaffUser
 
 CLAIM_MINUTES = 30
@@ -108,6 +109,30 @@ def release(session: Session, kind: str, object_id: int, user: StaffUser | None 
     if user is not None:
         q = q.where(Claim.staff_id == user.id)
     return session.execute(q.execution_options(synchronize_session=False)).rowcount > 0
+
+
+def claim_noted(
+    session: Session, kind: str, ref: tuple[str, int], user: StaffUser, now: datetime, *, noun: str, ip: str | None
+) -> ClaimOutcome:
+    """:func:`claim` of the thing ``ref`` (its table and id), with an audit entry
+    ``<noun>.claim`` when the claim is new to ``user`` (a renewal is not news)."""
+    before = current(session, kind, ref[1], now)
+    outcome = claim(session, kind, ref[1], user, now)
+    if outcome and (before is None or before.staff_id != user.id):
+        until = outcome.holder.expires_at.isoformat()
+        audit.record(session, user, f"{noun}.claim", ref, after={"until": until}, ip=ip)
+    return outcome
+
+
+def release_noted(
+    session: Session, kind: str, ref: tuple[str, int], user: StaffUser, *, noun: str, ip: str | None
+) -> bool:
+    """Give up ``user``'s own claim on ``ref`` (someone else's stays), with an audit entry
+    ``<noun>.release``. True if there was one."""
+    released = release(session, kind, ref[1], user)
+    if released:
+        audit.record(session, user, f"{noun}.release", ref, ip=ip)
+    return released
 
 
 def blocked_by(session: Session, kind: str, object_id: int, user: StaffUser, now: datetime) -> Holder | None:

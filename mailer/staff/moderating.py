@@ -52,28 +52,15 @@ def _take(session: Session, user: StaffUser, item_id: int, now: datetime) -> Ite
 def claim_item(session: Session, user: StaffUser, item_id: int, *, now: datetime, ip: str | None) -> ClaimOutcome:
     """Claim (or renew the claim on) an item; :class:`Busy` when someone else holds it."""
     moderation.get_item(session, item_id)
-    before = claims.current(session, KIND, item_id, now)
-    outcome = claims.claim(session, KIND, item_id, user, now)
+    outcome = claims.claim_noted(session, KIND, ("items", item_id), user, now, noun="item", ip=ip)
     if not outcome:
         raise Busy(item_id, outcome.holder)
-    if before is None or before.staff_id != user.id:
-        audit.record(
-            session,
-            user,
-            "item.claim",
-            ("items", item_id),
-            after={"until": outcome.holder.expires_at.isoformat()},
-            ip=ip,
-        )
     return outcome
 
 
 def release_item(session: Session, user: StaffUser, item_id: int, *, ip: str | None) -> bool:
     """Give up one's own claim (someone else's stays). True if there was one."""
-    released = claims.release(session, KIND, item_id, user)
-    if released:
-        audit.record(session, user, "item.release", ("items", item_id), ip=ip)
-    return released
+    return claims.release_noted(session, KIND, ("items", item_id), user, noun="item", ip=ip)
 
 
 def approve_item(session: Session, user: StaffUser, item_id: int, *, now: datetime, ip: str | None) -> Item:

@@ -59,22 +59,15 @@ def _by(user: StaffUser) -> str:
 def claim_post(session: Session, user: StaffUser, post_id: int, *, now: datetime, ip: str | None) -> ClaimOutcome:
     """Claim (or renew the claim on) a post; :class:`PostBusy` when someone else holds it."""
     get_post(session, post_id)
-    before = claims.current(session, KIND, post_id, now)
-    outcome = claims.claim(session, KIND, post_id, user, now)
+    outcome = claims.claim_noted(session, KIND, ("group_posts", post_id), user, now, noun="group_post", ip=ip)
     if not outcome:
         raise PostBusy(post_id, outcome.holder)
-    if before is None or before.staff_id != user.id:
-        until = outcome.holder.expires_at.isoformat()
-        audit.record(session, user, "group_post.claim", ("group_posts", post_id), after={"until": until}, ip=ip)
     return outcome
 
 
 def release_post(session: Session, user: StaffUser, post_id: int, *, ip: str | None) -> bool:
     """Give up one's own claim (someone else's stays). True if there was one."""
-    released = claims.release(session, KIND, post_id, user)
-    if released:
-        audit.record(session, user, "group_post.release", ("group_posts", post_id), ip=ip)
-    return released
+    return claims.release_noted(session, KIND, ("group_posts", post_id), user, noun="group_post", ip=ip)
 
 
 def _record(session, user, action, post: GroupPost, ip, **after) -> None:
