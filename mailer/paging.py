@@ -7,6 +7,11 @@ page number into one that exists (page 1 of an empty list included).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
 
 def page_count(total: int, per_page: int) -> int:
     """How many pages ``total`` rows fill, ``per_page`` a page; at least one."""
@@ -28,3 +33,19 @@ class Paged:
     @property
     def pages(self) -> int:
         return page_count(self.total, self.per_page)
+
+
+@dataclass(frozen=True)
+class Page(Paged):
+    """A page of rows of any kind."""
+
+    rows: list
+    total: int
+    page: int
+    per_page: int
+
+
+def counted(session: Session, q, page: int, per_page: int) -> tuple[int, int]:
+    """(how many rows ``q`` selects, ``page`` brought within the pages they fill)."""
+    total = session.scalar(select(func.count()).select_from(q.order_by(None).subquery())) or 0
+    return total, clamp(page, total, per_page)

@@ -16,22 +16,13 @@ from sqlalchemy.orm import Session
 from mailer.delivery.models import BOUNCED, FAILED, Delivery
 from mailer.delivery.suppression import Bounce
 from mailer.digest.models import Edition
-from mailer.paging import Paged, clamp
+from mailer.paging import Page, counted
 from subscribers import suppression
 from subscribers.models import Subscriber, Suppression
 
 
-@dataclass(frozen=True)
-class Page(Paged):
-    rows: list
-    total: int
-    page: int
-    per_page: int
-
-
 def _page(session: Session, q, page: int, per_page: int, order) -> Page:
-    total = session.scalar(select(func.count()).select_from(q.subquery())) or 0
-    page = clamp(page, total, per_page)
+    total, page = counted(session, q, page, per_page)
     rows = session.execute(q.order_by(*order).offset((page - 1) * per_page).limit(per_page)).all()
     return Page(rows, total, page, per_page)
 

@@ -14,20 +14,7 @@ from sqlalchemy.orm import Session
 
 from mailer.db import like_escaped
 from mailer.groups.models import ACTIVE, HELD, Group, GroupMember, GroupPost, GroupSender
-from mailer.paging import Paged, clamp
-
-
-@dataclass(frozen=True)
-class Page(Paged):
-    rows: list
-    total: int
-    page: int
-    per_page: int
-
-
-def _page(session: Session, q, page: int, per_page: int) -> tuple[int, int]:
-    total = session.scalar(select(func.count()).select_from(q.order_by(None).subquery())) or 0
-    return total, clamp(page, total, per_page)
+from mailer.paging import Page, counted
 
 
 @dataclass(frozen=True)
@@ -39,7 +26,7 @@ class GroupRow:
 
 def groups_page(session: Session, *, page: int = 1, per_page: int = 25) -> Page:
     """Groups by slug, each with its active members and held posts counted."""
-    total, page = _page(session, select(Group.id), page, per_page)
+    total, page = counted(session, select(Group.id), page, per_page)
     members = (
         select(func.count(GroupMember.id))
         .where(GroupMember.group_id == Group.id, GroupMember.status == ACTIVE)
@@ -76,7 +63,7 @@ def members_page(
         q = q.where(
             GroupMember.email_key.like(like, escape="\\") | func.lower(GroupMember.name).like(like, escape="\\")
         )
-    total, page = _page(session, q, page, per_page)
+    total, page = counted(session, q, page, per_page)
     rows = session.scalars(q.order_by(GroupMember.email_key).offset((page - 1) * per_page).limit(per_page))
     return Page(list(rows), total, page, per_page)
 
@@ -84,7 +71,7 @@ def members_page(
 def senders_page(session: Session, group: Group, *, page: int = 1, per_page: int = 50) -> Page:
     """``group``'s sender rules (trust, ban), newest first."""
     q = select(GroupSender).where(GroupSender.group_id == group.id)
-    total, page = _page(session, q, page, per_page)
+    total, page = counted(session, q, page, per_page)
     rows = session.scalars(
         q.order_by(GroupSender.at.desc(), GroupSender.id.desc()).offset((page - 1) * per_page).limit(per_page)
     )
