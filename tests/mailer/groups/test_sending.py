@@ -40,21 +40,27 @@ def start(rt, app, queue, relay: Relay, members: list[str]):
     return r
 
 
+def _received(s, raw: bytes, author: str):
+    """``raw`` as the network group's LMTP receiver takes it from ``author``."""
+    from mailer.groups import directory, posting
+
+    return posting.receive(
+        s,
+        directory.get_group(s, "network"),
+        message_from_bytes(raw, policy=policy.compat32),
+        raw,
+        author,
+        list_domain="ertg.example.org",
+        max_recipients=25,
+    )
+
+
 def post_and_deliver(r, queue, author="a@nhs.example"):
     from mailer.actors.groups import start_group_post
-    from mailer.groups import directory, posting
 
     raw = f"From: {author}\r\nSubject: Hello\r\nMessage-ID: <x@nhs.example>\r\n\r\nHi all\r\n".encode()
     with r.db.transaction() as s:
-        received = posting.receive(
-            s,
-            directory.get_group(s, "network"),
-            message_from_bytes(raw, policy=policy.compat32),
-            raw,
-            author,
-            list_domain="ertg.example.org",
-            max_recipients=25,
-        )
+        received = _received(s, raw, author)
     assert received.action == "accept"
     r.queue.send(start_group_post, received.post_id)
     queue()
@@ -93,7 +99,6 @@ def test_suppressed_skipped_refused_failed_and_suppressed_deferred_retried_once(
 
 def post(r, subject, body, author, message_id, in_reply_to="", name="", at=None):
     """A post accepted by the chain (approved at ``at``, default now)."""
-    from mailer.groups import directory, posting
     from mailer.groups.models import GroupPost
 
     head = f"From: {name} <{author}>\r\nSubject: {subject}\r\nMessage-ID: {message_id}\r\n"
@@ -101,15 +106,7 @@ def post(r, subject, body, author, message_id, in_reply_to="", name="", at=None)
         head += f"In-Reply-To: {in_reply_to}\r\n"
     raw = (head + "\r\n" + body).encode()
     with r.db.transaction() as s:
-        received = posting.receive(
-            s,
-            directory.get_group(s, "network"),
-            message_from_bytes(raw, policy=policy.compat32),
-            raw,
-            author,
-            list_domain="ertg.example.org",
-            max_recipients=25,
-        )
+        received = _received(s, raw, author)
         assert received.action == "accept"
         if at is not None:
             s.get(GroupPost, received.post_id).decided_at = at
@@ -267,19 +264,11 @@ def test_daily_digest_resumes_after_a_crash_and_sends_nobody_twice(app, rt, queu
 def fanned_out(r, members_n: int, author: str = "a@nhs.example") -> list[int]:
     """An accepted post fanned out to the group's members, nothing enqueued (the job that
     would have sent them died, or its queue messages were lost)."""
-    from mailer.groups import directory, posting, sending
+    from mailer.groups import sending
 
     raw = f"From: {author}\r\nSubject: Rota\r\nMessage-ID: <rota@nhs.example>\r\n\r\nWho covers Friday?\r\n".encode()
     with r.db.transaction() as s:
-        received = posting.receive(
-            s,
-            directory.get_group(s, "network"),
-            message_from_bytes(raw, policy=policy.compat32),
-            raw,
-            author,
-            list_domain="ertg.example.org",
-            max_recipients=25,
-        )
+        received = _received(s, raw, author)
         ids = sending.fan_out(s, received.post_id)
     assert len(ids) == members_n
     return ids
