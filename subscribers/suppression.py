@@ -123,5 +123,10 @@ def suppressed_among(session: Session, addresses: Iterable[str]) -> set[str]:
             by_hash[h] = address
     if not by_hash:
         return set()
-    found = session.scalars(select(Suppression.email_hash).where(among(session, Suppression.email_hash, by_hash)))
+    session.flush()  # as the ORM's own execute would autoflush
+    found = (
+        session.connection()
+        .execute(select(Suppression.email_hash).where(among(session, Suppression.email_hash, by_hash)))
+        .scalars()
+    )
     return {by_hash[h] for h in found}

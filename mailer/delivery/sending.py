@@ -108,10 +108,15 @@ def claim(session: Session, delivery_ids: list[int], token: int | None = None):
     ``sending`` under claim ``token`` (with a fresh heartbeat); return their (id,
     subscriber_id, edition_id, attempts) rows."""
     now = utcnow()
-    sending = list(session.scalars(select(Edition.id).where(Edition.status == EDITION_SENDING)))
+    # Core statements on the session's connection: no ORM objects are involved, and the
+    # ORM's bulk-update path (compile state, session synchronisation of the returned rows)
+    # cost more than the statements themselves, once per chunk.
+    session.flush()  # as the ORM's own execute would autoflush
+    conn = session.connection()
+    sending = list(conn.execute(select(Edition.id).where(Edition.status == EDITION_SENDING)).scalars())
     if not sending:
         return []
-    return session.execute(
+    return conn.execute(
         update(Delivery)
         .where(
             among(session, Delivery.id, delivery_ids),

@@ -177,3 +177,25 @@ def test_a_writing_session_reads_after_its_commit_without_holding_the_lock(tmp_p
         other.execute("INSERT INTO t VALUES (2)")  # not refused: the session holds no lock
     other.close()
     db.dispose()
+
+
+@pytest.mark.dialects("sqlite", "postgresql")
+def test_among_matches_exactly_the_values_given_whatever_they_hold(session):
+    """On PostgreSQL the values travel as one array in text form: a value holding a comma,
+    a brace, a quote or a backslash is still one element and matches only itself."""
+    from sqlalchemy import literal, select, union_all
+
+    from mailer.db import among
+
+    def rows(*items):  # a table of one column, in SQL both dialects read
+        return union_all(*(select(literal(x).label("v")) for x in items)).subquery()
+
+    hostile = ["plain", "a,b", "{x}", 'q"uote', "back\\slash", "trail\\", "NULL", "", " spaced ", "é"]
+    table = rows(*hostile, "a", "b", "x", "other")
+    got = session.execute(select(table.c.v).where(among(session, table.c.v, hostile))).scalars().all()
+    assert sorted(got) == sorted(hostile)
+    numbers = rows(*range(-3, 400))
+    wanted = [-3, 0, 7, 399, 1000]
+    got = session.execute(select(numbers.c.v).where(among(session, numbers.c.v, wanted))).scalars().all()
+    assert sorted(got) == [-3, 0, 7, 399]
+    assert session.execute(select(numbers.c.v).where(among(session, numbers.c.v, []))).all() == []
