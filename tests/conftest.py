@@ -94,6 +94,9 @@ def pytest_collection_modifyitems(config, items):
     pytest-dev/pytest-xdist#1386). A module-scoped fixture (a module's shared worker
     processes) therefore starts once on each worker that runs the module's tests, and the
     browser tests run side by side, one Chromium per worker."""
+    for item in items:
+        if "browser" in getattr(item, "fixturenames", ()):  # so `-m "not browser"` leaves them all out
+            item.add_marker(pytest.mark.browser)
     if WORKER:
         items.sort(key=lambda item: not _slow(item))
 
