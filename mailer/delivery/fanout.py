@@ -67,7 +67,7 @@ def start_edition(session: Session, edition: Edition, plan: DigestPlan, *, batch
     )
     check_suppressed = session.scalar(select(Suppression.id).limit(1)) is not None
     # What this call made, from the statements' own row counts: counting the edition's
-    # ledger before and after cost a scan of every row (1.5 s at a million readers).
+    # ledger before and after cost two scans of every row (150 ms each at 100,000 readers).
     # Only the skipped ones are counted, through the (edition, status) index.
     skipped_before = _count(session, edition.id, SKIPPED)
     inserted = 0
