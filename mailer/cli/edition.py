@@ -177,7 +177,7 @@ def _wait_for(edition_id: int, timeout: int) -> None:
                 break
             if time.monotonic() > deadline:
                 fail("Timed out waiting; the edition carries on in the background.")
-            time.sleep(0.3)
+            time.sleep(0.3 * runtime.current().settings.console_poll_scale)
     _print_counts(edition_id)
 
 

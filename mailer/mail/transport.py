@@ -171,9 +171,10 @@ class SMTPTransport:
         self.host, self.port, self.timeout = relay.host, relay.port, relay.timeout
         self.ssl, self.starttls = relay.ssl, relay.starttls
         # ?cafile=/path trusts a private CA (a relay inside the trust's network);
-        # ?verify=0 turns certificate checks off (testing only).
-        self.tls = ssl.create_default_context(cafile=relay.cafile)
-        if not relay.verify:
+        # ?verify=0 turns certificate checks off (testing only). A plain relay has no TLS
+        # context (loading the system's CA store costs tens of milliseconds each time).
+        self.tls = ssl.create_default_context(cafile=relay.cafile) if self.ssl or self.starttls else None
+        if self.tls is not None and not relay.verify:
             self.tls.check_hostname = False
             self.tls.verify_mode = ssl.CERT_NONE
         self.username, self.password = relay.username, relay.password

@@ -118,8 +118,9 @@ class Settings:
     require_second_approver: bool = True
     console_session_hours: int = 12
     console_idle_minutes: int = 30
-    # How long the console's live pages (a send, an import) wait between polls, as a share
-    # of the shipped intervals: 1 in production; tests make them short.
+    # How long the console's live pages (a send, an import) and `mailer edition send --wait`
+    # wait between polls, as a share of the shipped intervals: 1 in production; tests make
+    # them short.
     console_poll_scale: float = 1.0
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
     groups: GroupConfig = field(default_factory=GroupConfig)

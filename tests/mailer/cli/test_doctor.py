@@ -4,6 +4,7 @@ relay (TLS, login) and Redis port."""
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 
@@ -55,8 +56,15 @@ def tls_relay(tls_cert):
     relay.stop()
 
 
+@functools.cache
+def _generated_key(bits: int) -> bytes:
+    """One key of each size for the module, made by openssl as an operator would (an RSA
+    key costs up to a second of CPU to generate; what each test checks is the file)."""
+    return subprocess.run(["openssl", "genrsa", str(bits)], check=True, capture_output=True).stdout
+
+
 def rsa_key(path, bits=2048, mode=0o600):
-    subprocess.run(["openssl", "genrsa", "-out", str(path), str(bits)], check=True, capture_output=True)
+    path.write_bytes(_generated_key(bits))
     os.chmod(path, mode)
     return str(path)
 

@@ -277,7 +277,7 @@ def test_an_accepted_message_is_stored_before_the_250_and_processed_once_after_a
             with rt.db.transaction() as s:
                 if s.get(InboundMessage, message_id).status != "received":
                     break
-            time.sleep(0.2)
+            time.sleep(0.05)
         # It answers LMTP too.
         with smtplib.LMTP("127.0.0.1", port, timeout=10) as client:
             client.ehlo_or_helo_if_needed()

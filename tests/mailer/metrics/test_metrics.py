@@ -346,8 +346,14 @@ def test_worker_and_gunicorn_processes_report_together(tmp_path):
         "dramatiq_prom_db": str(tmp_path / "worker-metrics"),
         "LOG_FORMAT": "json",
     }
-    _run(env, "db", "upgrade")
+    # What `mailer db upgrade` does, in this process (as tests/test_redis_workers.py's stack
+    # does): the processes under test are the workers and gunicorn, and a `mailer` process
+    # costs over a second of CPU to start.
+    from mailer.schema import upgrade
+    from mailer.settings import Settings
 
+    settings = Settings.from_env(env)
+    upgrade(pg, suppression_keys=settings.suppression_keys, totp_keys=settings.totp_keys)
     empty_postgres(pg)
     worker_log = open(tmp_path / "worker.log", "w")
     procs = [
