@@ -608,6 +608,11 @@ def deliver_batch(db: Database, transport: Transport, settings: Settings, delive
                     else:
                         chunk.sent(row)
                     in_flight = None
+                    if chunk.trailing_failures >= cfg.breaker_failures:
+                        # Enough failures in a row to pause the edition (below): the rest of
+                        # the chunk goes back to pending rather than failing (and, refused,
+                        # being suppressed) against the same trouble.
+                        break
                     if limited or upcoming is None:
                         chunk.commit(db)  # else the next send commits it, before its hand-over
                     if limited:

@@ -115,6 +115,32 @@ def test_breaker_pauses_a_failing_send_and_tells_the_operator_then_resume_comple
     assert relay.counts() == Counter({e: 1 for e in book})
 
 
+def test_a_relay_refusing_every_reader_fails_no_more_than_the_breaker_allows(rt, app, readers):
+    """A relay that answers 550 to everyone (a misconfiguration on its side) must not fail,
+    and suppress, a whole chunk of readers: the chunk stops at the breaker's count, the
+    edition pauses, and the rest of the chunk is pending again, its attempt not counted."""
+    from mailer.delivery import fanout
+    from mailer.delivery.sending import deliver_batch
+    from mailer.digest.compose import load_plan
+
+    relay = Relay(refuse=("@",)).start()
+    try:
+        r = use_relay(rt, f"smtp://127.0.0.1:{relay.port}", SEND_CHUNK_SIZE=100, SEND_BREAKER_FAILURES=4)
+        with r.db.transaction() as s:
+            ed = s.scalar(select(Edition).where(Edition.period == PERIOD))
+            fanout.start_edition(s, ed, load_plan(s, ed))
+            ids = fanout.pending_ids(s, ed.id)
+        assert len(ids) > 10
+        result = deliver_batch(r.db, r.transport, r.settings, ids)
+    finally:
+        relay.stop()
+    assert result.paused and result.failed == 4 and result.sent == 0
+    book = ledger(r)
+    assert sorted(st for st, _, _ in book.values()) == ["failed"] * 4 + ["pending"] * (len(ids) - 4)
+    assert all(n == 0 for st, n, _ in book.values() if st == "pending")  # never attempted
+    assert f"Edition {PERIOD}: paused" in cli(app, "edition", "status", PERIOD).output
+
+
 def test_status_says_the_relay_is_refusing_instead_of_an_eta_and_clears_when_it_is_back(rt, app, readers):
     from sqlalchemy import update
 
