@@ -312,7 +312,7 @@ def recipients(session: Session, ids: Sequence[int] | None = None, *, today: dat
         # subscriber (100,000 rows a batch); it finds the rows by primary key instead.
         q = q.where(among(session, Subscriber.id, ids), func.coalesce(Subscriber.status, "") == CONFIRMED)
     # Core statements on the session's connection: plain rows, without the ORM's per-query
-    # compile state (a delivery chunk runs these four for every 200 readers).
+    # compile state (a delivery chunk runs these four for every few hundred readers).
     session.flush()  # as the ORM's own execute would autoflush
     conn = session.connection()
     rows = conn.execute(q.order_by(Subscriber.id)).all()

@@ -45,8 +45,10 @@ def _domain_rates(raw: str) -> dict[str, float]:
 class DeliveryConfig:
     batch_size: int = 400  # deliveries per queue message (one SMTP connection each)
     # deliveries claimed together inside a batch (each outcome recorded at once); a chunk
-    # costs a claim and the readers' rows, a few queries: 200 keeps them off the profile
-    chunk_size: int = 200
+    # costs a claim and the readers' rows, a few queries: at 200 they were a fifth of the
+    # send path's CPU, at 400 (the whole batch) a tenth (bench.send: 0.36-0.37 -> 0.33-0.34
+    # ms a message). The breaker stops a chunk early, so size bounds no failure run.
+    chunk_size: int = 400
     max_attempts: int = 8  # transient failures before a delivery is given up as failed
     retry_base_seconds: float = 30.0
     retry_max_seconds: float = 3600.0
@@ -81,7 +83,7 @@ class DeliveryConfig:
                 raise DeliveryConfigError("DKIM_SELECTOR is needed with DKIM_PRIVATE_KEY_FILE")
         return cls(
             batch_size=_number(e, "SEND_BATCH_SIZE", 400, int, 1),
-            chunk_size=_number(e, "SEND_CHUNK_SIZE", 200, int, 1),
+            chunk_size=_number(e, "SEND_CHUNK_SIZE", 400, int, 1),
             max_attempts=_number(e, "SEND_MAX_ATTEMPTS", 8, int, 1),
             retry_base_seconds=_number(e, "SEND_RETRY_SECONDS", 30.0),
             retry_max_seconds=_number(e, "SEND_RETRY_MAX_SECONDS", 3600.0),
