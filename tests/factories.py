@@ -9,6 +9,7 @@ user would run, such as ``seed-demo``), so arranged rows are rows the service co
 * :func:`demo`: the demo catalogue of ``mailer seed-demo`` (the ``demo`` fixture).
 * :func:`bench_edition`: the 40-item benchmark catalogue of ``bench/seed.py`` with extra
   readers, built into a draft edition (delivery runs long enough to stop mid-way).
+* :func:`received_post`: a mail to a group, taken in as the LMTP receiver takes it.
 """
 
 from __future__ import annotations
@@ -144,3 +145,19 @@ def bench_edition(rt, readers: int, *, seed: int = 1, period: str | None = None)
     with rt.db.transaction() as s:
         seed_bench(s, readers, date.today(), random.Random(seed))
         return build_edition(s, period or date.today().strftime("%Y-%m")).id
+
+
+def received_post(s, group, raw: bytes, author: str, *, max_recipients: int = 25, **options):
+    """``raw`` from ``author`` to ``group`` (a group or its slug), taken in as the group's
+    LMTP receiver takes it (``mailer.groups.posting.receive`` on the list domain of the
+    tests' settings); returns what it decided. ``options``: receive's own keywords."""
+    from email import message_from_bytes, policy
+
+    from mailer.groups import directory, posting
+
+    if isinstance(group, str):
+        group = directory.get_group(s, group)
+    message = message_from_bytes(raw, policy=policy.compat32)
+    return posting.receive(
+        s, group, message, raw, author, list_domain="ertg.example.org", max_recipients=max_recipients, **options
+    )

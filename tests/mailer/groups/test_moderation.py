@@ -12,6 +12,7 @@ from sqlalchemy import select
 from mailer.cli import main
 from mailer.groups.models import GroupPost
 from tests.conftest import csrf_token, links_in
+from tests.factories import received_post
 
 BASE = "https://digest.example.org"
 
@@ -39,19 +40,10 @@ def coalition(app, rt):
 def hold(rt, queue, author, body="Proposal for the joint letter.", subject="Joint letter"):
     """A message to the group, held by the chain, its moderators told (as after LMTP)."""
     from mailer.actors.groups import notify_moderators
-    from mailer.groups import directory, posting
 
     raw = f"From: {author}\r\nSubject: {subject}\r\n\r\n{body}\r\n".encode()
     with rt.db.transaction() as s:
-        received = posting.receive(
-            s,
-            directory.get_group(s, "coalition"),
-            message_from_bytes(raw, policy=policy.compat32),
-            raw,
-            author,
-            list_domain="ertg.example.org",
-            max_recipients=25,
-        )
+        received = received_post(s, "coalition", raw, author)
     assert received.action == "hold"
     rt.queue.send(notify_moderators, received.post_id)
     queue()

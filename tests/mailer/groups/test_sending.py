@@ -5,7 +5,6 @@ one retried until it is delivered, once."""
 from __future__ import annotations
 
 from dataclasses import replace
-from email import message_from_bytes, policy
 
 import pytest
 from sqlalchemy import select
@@ -17,6 +16,7 @@ from mailer.mail.transport import SMTPTransport
 from mailer.settings.delivery import DeliveryConfig
 from subscribers.suppression import is_suppressed, suppress
 from tests.conftest import BOTH_DIALECTS
+from tests.factories import received_post
 from tests.mailservers import Relay
 
 
@@ -40,27 +40,12 @@ def start(rt, app, queue, relay: Relay, members: list[str]):
     return r
 
 
-def _received(s, raw: bytes, author: str):
-    """``raw`` as the network group's LMTP receiver takes it from ``author``."""
-    from mailer.groups import directory, posting
-
-    return posting.receive(
-        s,
-        directory.get_group(s, "network"),
-        message_from_bytes(raw, policy=policy.compat32),
-        raw,
-        author,
-        list_domain="ertg.example.org",
-        max_recipients=25,
-    )
-
-
 def post_and_deliver(r, queue, author="a@nhs.example"):
     from mailer.actors.groups import start_group_post
 
     raw = f"From: {author}\r\nSubject: Hello\r\nMessage-ID: <x@nhs.example>\r\n\r\nHi all\r\n".encode()
     with r.db.transaction() as s:
-        received = _received(s, raw, author)
+        received = received_post(s, "network", raw, author)
     assert received.action == "accept"
     r.queue.send(start_group_post, received.post_id)
     queue()
@@ -106,7 +91,7 @@ def post(r, subject, body, author, message_id, in_reply_to="", name="", at=None)
         head += f"In-Reply-To: {in_reply_to}\r\n"
     raw = (head + "\r\n" + body).encode()
     with r.db.transaction() as s:
-        received = _received(s, raw, author)
+        received = received_post(s, "network", raw, author)
         assert received.action == "accept"
         if at is not None:
             s.get(GroupPost, received.post_id).decided_at = at
@@ -268,7 +253,7 @@ def fanned_out(r, members_n: int, author: str = "a@nhs.example") -> list[int]:
 
     raw = f"From: {author}\r\nSubject: Rota\r\nMessage-ID: <rota@nhs.example>\r\n\r\nWho covers Friday?\r\n".encode()
     with r.db.transaction() as s:
-        received = _received(s, raw, author)
+        received = received_post(s, "network", raw, author)
         ids = sending.fan_out(s, received.post_id)
     assert len(ids) == members_n
     return ids

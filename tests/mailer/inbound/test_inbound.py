@@ -24,6 +24,7 @@ from mailer.delivery.models import Delivery
 from mailer.inbound.models import InboundMessage
 from subscribers.models import ConsentEvent, Subscriber
 from subscribers.suppression import is_suppressed
+from tests.factories import received_post
 from tests.mailer.delivery.test_bounces import dsn
 from tests.mailservers import free_port
 
@@ -368,7 +369,7 @@ def test_the_inbound_domain_loads_without_web_queue_or_smtp_libraries():
 def test_leave_by_mail_removes_exactly_that_member_from_that_group(app, rt, queue, transport, receiver):
     from mailer.actors.groups import start_group_post
     from mailer.cli import main
-    from mailer.groups import directory, posting, sending
+    from mailer.groups import sending
     from mailer.groups.models import GroupConsentEvent, GroupMember
     from subscribers.address_tokens import AddressTokens
 
@@ -389,15 +390,7 @@ def test_leave_by_mail_removes_exactly_that_member_from_that_group(app, rt, queu
     def post_to(slug, author="a@nhs.example"):
         raw = f"From: {author}\r\nSubject: Hi {slug}\r\nMessage-ID: <{slug}-{author}>\r\n\r\nHi\r\n"
         with rt.db.transaction() as s:
-            got = posting.receive(
-                s,
-                directory.get_group(s, slug),
-                message_from_bytes(raw.encode(), policy=policy.compat32),
-                raw.encode(),
-                author,
-                list_domain="ertg.example.org",
-                max_recipients=25,
-            )
+            got = received_post(s, slug, raw.encode(), author)
         rt.queue.send(start_group_post, got.post_id)
         queue()
 

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from mailer.cli import main
 from mailer.groups.models import GroupConsentEvent, GroupMember
 from tests.conftest import csrf_token, links_in
+from tests.factories import received_post
 
 BASE = "https://digest.example.org"
 
@@ -204,14 +205,10 @@ def test_a_member_chooses_web_only_and_gets_no_email(app, rt, client, group, tra
 def post_and_deliver(rt, queue, slug, author):
     """A member's post, accepted by the chain and delivered through the queue."""
     from mailer.actors.groups import start_group_post
-    from mailer.groups import directory, posting
 
     raw = f"From: {author}\r\nSubject: Hello\r\n\r\nHi all\r\n".encode()
-    msg = message_from_bytes(raw, policy=policy.compat32)
     with rt.db.transaction() as s:
-        received = posting.receive(
-            s, directory.get_group(s, slug), msg, raw, author, list_domain="ertg.example.org", max_recipients=25
-        )
+        received = received_post(s, slug, raw, author)
     assert received.action == "accept", received
     rt.queue.send(start_group_post, received.post_id)
     queue()
@@ -287,14 +284,10 @@ LIST = "ertg.example.org"
 
 def email_post(rt, slug, raw: bytes, *, limit=None):
     """Receive ``raw`` for group ``slug`` as the LMTP route would; the stored post's id."""
-    from mailer.groups import directory, posting
 
-    msg = message_from_bytes(raw, policy=policy.compat32)
     extra = {"attachment_max_bytes": limit} if limit else {}
     with rt.db.transaction() as s:
-        got = posting.receive(
-            s, directory.get_group(s, slug), msg, raw, "x@y.example", list_domain=LIST, max_recipients=25, **extra
-        )
+        got = received_post(s, slug, raw, "x@y.example", **extra)
     return got.post_id
 
 

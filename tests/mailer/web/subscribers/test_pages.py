@@ -17,6 +17,7 @@ from subscribers.links import Links
 from subscribers.models import ConsentEvent, Subscriber
 from subscribers.tokens import Tokens
 from tests.conftest import csrf_token, links_in
+from tests.factories import received_post
 
 
 @pytest.fixture
@@ -391,10 +392,7 @@ def test_download_my_data(client, ids, transport, queue, rt, session):
 
 
 def test_erase_me(client, ids, transport, queue, rt, session):
-    from email import message_from_bytes as parse_mail
-    from email import policy as mail_policy
-
-    from mailer.groups import directory, posting, service
+    from mailer.groups import directory, service
     from mailer.groups.models import GroupPost
 
     sub = _confirmed(client, ids, transport, queue, rt, session)
@@ -402,8 +400,7 @@ def test_erase_me(client, ids, transport, queue, rt, session):
     group = directory.create_group(session, "bme", "BME networks")
     service.add_members(session, group, ["priya@riverside.example.org"], basis="consent")
     raw = b"From: Priya Patel <priya@riverside.example.org>\r\nSubject: Hi\r\n\r\nMy words\r\n"
-    msg = parse_mail(raw, policy=mail_policy.compat32)
-    got = posting.receive(session, group, msg, raw, "x@y", list_domain="ertg.example.org", max_recipients=25)
+    got = received_post(session, group, raw, "x@y")
     session.commit()
     path = _manage_path(rt, sub)
     page = client.get(path + "/erase")
