@@ -59,6 +59,14 @@ def among(session: Session, column, values):
     return column.in_(values)
 
 
+def core(session: Session):
+    """``session``'s connection, for Core statements on a hot path: plain rows, without the
+    ORM's per-statement compile state (and for an UPDATE, its bulk path and session
+    synchronisation). Pending ORM changes are flushed first, as the ORM's execute would."""
+    session.flush()
+    return session.connection()
+
+
 def pg_array(values) -> str:
     """PostgreSQL's text form of a one-dimensional array: integers as they are, anything
     else a string, each double-quoted with its backslashes and quotes escaped (so no value

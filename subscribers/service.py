@@ -17,7 +17,7 @@ from datetime import date, timedelta
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from mailer.db import among, utcnow
+from mailer.db import among, core, utcnow
 from mailer.validation import InvalidInput, email_address
 from subscribers import suppression
 from subscribers.models import (
@@ -311,10 +311,7 @@ def recipients(session: Session, ids: Sequence[int] | None = None, *, today: dat
         # cannot lead PostgreSQL's planner to walk the status index over every confirmed
         # subscriber (100,000 rows a batch); it finds the rows by primary key instead.
         q = q.where(among(session, Subscriber.id, ids), func.coalesce(Subscriber.status, "") == CONFIRMED)
-    # Core statements on the session's connection: plain rows, without the ORM's per-query
-    # compile state (a delivery chunk runs these four for every few hundred readers).
-    session.flush()  # as the ORM's own execute would autoflush
-    conn = session.connection()
+    conn = core(session)  # a delivery chunk runs these four for every few hundred readers
     rows = conn.execute(q.order_by(Subscriber.id)).all()
     if ids is None:
         suppressed = suppression.SuppressedSet(session)

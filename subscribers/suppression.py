@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from mailer.db import among
+from mailer.db import among, core
 from subscribers.models import SUPPRESSION_REASONS, Suppression
 
 _PREFIX = b"ertg-suppression:"
@@ -123,10 +123,5 @@ def suppressed_among(session: Session, addresses: Iterable[str]) -> set[str]:
             by_hash[h] = address
     if not by_hash:
         return set()
-    session.flush()  # as the ORM's own execute would autoflush
-    found = (
-        session.connection()
-        .execute(select(Suppression.email_hash).where(among(session, Suppression.email_hash, by_hash)))
-        .scalars()
-    )
-    return {by_hash[h] for h in found}
+    q = select(Suppression.email_hash).where(among(session, Suppression.email_hash, by_hash))
+    return {by_hash[h] for h in core(session).execute(q).scalars()}

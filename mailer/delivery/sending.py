@@ -46,7 +46,7 @@ from sqlalchemy.orm import Session
 from mailer import logs
 from mailer import telemetry as events
 from mailer.counters import counters_for
-from mailer.db import Database, among, utcnow
+from mailer.db import Database, among, core, utcnow
 from mailer.delivery.control_models import SendEvent
 from mailer.delivery.limits import RateLimiter
 from mailer.delivery.models import FAILED, OPEN, PENDING, SENDING, SENT, SKIPPED, UNKNOWN, Delivery
@@ -108,11 +108,8 @@ def claim(session: Session, delivery_ids: list[int], token: int | None = None):
     ``sending`` under claim ``token`` (with a fresh heartbeat); return their (id,
     subscriber_id, edition_id, attempts) rows."""
     now = utcnow()
-    # Core statements on the session's connection: no ORM objects are involved, and the
-    # ORM's bulk-update path (compile state, session synchronisation of the returned rows)
-    # cost more than the statements themselves, once per chunk.
-    session.flush()  # as the ORM's own execute would autoflush
-    conn = session.connection()
+    # No ORM objects are involved: through the ORM these cost more than the statements.
+    conn = core(session)
     sending = list(conn.execute(select(Edition.id).where(Edition.status == EDITION_SENDING)).scalars())
     if not sending:
         return []
