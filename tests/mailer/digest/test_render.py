@@ -52,10 +52,9 @@ def test_mjml_and_inliner_run_once_per_edition_not_per_recipient(session, rt, qu
     session.commit()
     edition = build_edition(session, PERIOD)
     session.commit()
-    mjml = Counter(mailer.mail.rendering.mjml_to_html)
-    inliner = Counter(mailer.mail.rendering.Premailer)
-    monkeypatch.setattr(mailer.mail.rendering, "mjml_to_html", mjml)
-    monkeypatch.setattr(mailer.mail.rendering, "Premailer", inliner)
+    mjml_to_html, premailer = mailer.mail.rendering._engines()
+    mjml, inliner = Counter(mjml_to_html), Counter(premailer)
+    monkeypatch.setattr(mailer.mail.rendering, "_engines", lambda: (mjml, inliner))
     prepared_editions.clear()
 
     runtime.current().queue.send(start_edition, edition.id)
