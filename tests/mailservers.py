@@ -163,6 +163,7 @@ class Workers:
         while ready < processes:
             line = self.proc.stderr.readline()
             if not line or time.monotonic() > deadline:
+                self.stop()  # or the half-started group outlives the test, sending on its own
                 raise RuntimeError("dramatiq workers did not start:\n" + "".join(self.log[-30:]))
             self.log.append(line)
             ready += "is ready for action" in line
