@@ -385,21 +385,30 @@ def test_a_transactional_email_overtakes_a_digest_run(rt, fleet, edition):
         )
     )
     broker.close()
-    asked = time.monotonic()
+    asked, sent_before = time.monotonic(), len(relay.messages)
 
-    def manage_link_arrived():
-        return any(
-            r.lower() == person_email and b"/manage/" in d and b"List-Id" not in d for r, _, d in list(relay.messages)
+    def manage_link_at():
+        messages = list(relay.messages)
+        return next(
+            (
+                i
+                for i, (r, _, d) in enumerate(messages)
+                if r.lower() == person_email and b"/manage/" in d and b"List-Id" not in d
+            ),
+            None,
         )
 
-    wait_for(manage_link_arrived, 30, "the manage-link email")
+    wait_for(lambda: manage_link_at() is not None, 30, "the manage-link email")
     waited = time.monotonic() - asked
+    digests_ahead = manage_link_at() - sent_before  # digests the relay took between the ask and the link
     digest_done = status(rt, edition) == "sent"
     relay.delay = 0.0  # overtaken mid-run: the rest of the run may go at full speed
     wait_for(lambda: status(rt, edition) == "sent", 90, "the edition to complete", 0.1)
     assert not digest_done, "the digest run finished first: the test proved nothing"
-    # At most the batch a thread is busy with, not the run's queue of batches.
-    assert waited < 3, f"the manage link waited {waited:.1f}s behind digest batches"
+    # At most the batch each of the 2 threads is busy with (20 each), not the run's queue of
+    # batches (about 145 digests were still to go). Counted, not timed: a loaded machine
+    # sends a batch more slowly, but not more of them.
+    assert digests_ahead <= 2 * 20, f"the manage link waited behind {digests_ahead} digests ({waited:.1f}s)"
 
 
 def test_postgresql_restart_mid_send_leaves_no_unknown(rt, redis_url, tmp_path):  # redis_url: the Redis tests are on
