@@ -32,7 +32,7 @@ def _no_fetch(url):  # pragma: no cover - only reached by an @import in a templa
 
 
 @functools.cache
-def _engines():
+def render_engines():
     """MJML's compiler and the CSS inliner, imported and configured on the first render.
 
     Imported here rather than at the top because, with cssutils, BeautifulSoup, lxml and
@@ -81,7 +81,7 @@ def compile_mjml(source: str) -> str:
     (our templates have no ``<pre>``), and dropping it saves ~25% of a digest's bytes,
     which keeps 60-item editions under Gmail's 102 KB clipping limit.
     """
-    mjml_to_html, _ = _engines()
+    mjml_to_html, _ = render_engines()
     return _INDENT.sub("\n", mjml_to_html(source).html)
 
 
@@ -110,7 +110,7 @@ def _numbers_only(copy_attributes):
 
 def inline_css(html: str) -> str:
     """Move ``<style>`` rules onto elements, keeping the media queries MJML relies on."""
-    _, Premailer = _engines()
+    _, Premailer = render_engines()
     inliner = Premailer(
         html,
         allow_network=False,

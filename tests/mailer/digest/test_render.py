@@ -52,9 +52,9 @@ def test_mjml_and_inliner_run_once_per_edition_not_per_recipient(session, rt, qu
     session.commit()
     edition = build_edition(session, PERIOD)
     session.commit()
-    mjml_to_html, premailer = mailer.mail.rendering._engines()
+    mjml_to_html, premailer = mailer.mail.rendering.render_engines()
     mjml, inliner = Counter(mjml_to_html), Counter(premailer)
-    monkeypatch.setattr(mailer.mail.rendering, "_engines", lambda: (mjml, inliner))
+    monkeypatch.setattr(mailer.mail.rendering, "render_engines", lambda: (mjml, inliner))
     prepared_editions.clear()
 
     runtime.current().queue.send(start_edition, edition.id)
