@@ -29,6 +29,8 @@ from datetime import date
 
 from sqlalchemy import insert
 
+from bench import reference_ms
+
 # Words for plausible titles and summaries (the sizes matter, not the prose).
 WORDS = (
     "health equality practice staff network partner community trust surgery patients "
@@ -146,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         help="SQLAlchemy URL to use instead of a temporary SQLite file (its schema is dropped and recreated)",
     )
     args = ap.parse_args(argv)
+    reference = reference_ms()
 
     from mailer.db import Database
     from mailer.digest.compose import compose, prepare_edition
@@ -226,7 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"composed {composed} messages ({skipped} skipped: nothing to read) in {elapsed:.2f} s "
         f"on one core, {elapsed / max(composed, 1) * 1e6:.0f} us each; CPU {cpu:.2f} s, "
-        f"{composed / cpu:.0f} messages per CPU-second; load average {os.getloadavg()[0]:.1f}",
+        f"{composed / cpu:.0f} messages per CPU-second; load average {os.getloadavg()[0]:.1f}; "
+        f"reference loop {reference:.0f} ms before, {reference_ms():.0f} ms after",
         file=sys.stderr,
     )
     sys.stderr.flush()

@@ -38,6 +38,8 @@ from collections import Counter
 from datetime import date
 from pathlib import Path
 
+from bench import reference_ms
+
 DEFAULT_DB = "postgresql+psycopg://postgres@127.0.0.1:5432/bench"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/14"
 CEILING_RCPT = "ceiling@sink.invalid"
@@ -253,6 +255,7 @@ def _run(args, db_url: str, redis_url: str, workdir: Path, sink: Sink, procs: li
     from mailer.schema import reset
     from mailer.settings import Settings
 
+    reference = reference_ms()
     print(f"database {db_url}, redis {redis_url}, sink 127.0.0.1:{sink.port}", flush=True)
     redis.Redis.from_url(redis_url).flushdb()
     ensure_database(db_url)
@@ -376,7 +379,8 @@ def _run(args, db_url: str, redis_url: str, workdir: Path, sink: Sink, procs: li
         f"worker processes {len(workers)} x {args.threads} threads; peak RSS per process {rss:.0f} MB; "
         f"worker CPU {1000 * cpu / max(1, p.sent):.2f} ms/message, smtp-sink CPU "
         f"{1000 * sink_cpu / max(1, p.sent):.2f} ms/message; load average "
-        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; reference loop {reference:.0f} ms before, "
+        f"{reference_ms():.0f} ms after"
     )
     print(
         f"send messages/s={rate:.0f} ceiling={ceil:.0f} ratio={rate / ceil:.2f} "
