@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, case, exists, false, func, insert, literal, or_, select
+from sqlalchemy import and_, case, exists, false, func, literal, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -77,20 +77,12 @@ def start_edition(session: Session, edition: Edition, plan: DigestPlan, *, batch
         high = session.scalar(select(func.max(span.c.id)))
         if high is None:
             break
-        audience = and_(
-            Subscriber.id > low,
-            Subscriber.id <= high,
-            receives_digests(now.date()),
-            # Readers already in the ledger, looked up within this range only: the planner does
-            # not carry the range over from the join, and would otherwise read every ledger row
-            # the earlier ranges made (quadratic in the audience: 50 ranges at a million).
-            ~exists().where(
-                Delivery.edition_id == edition.id,
-                Delivery.subscriber_id == Subscriber.id,
-                Delivery.subscriber_id > low,
-                Delivery.subscriber_id <= high,
-            ),
-        )
+        # Readers already in the ledger are passed over by the INSERT's ON CONFLICT on the
+        # (edition, subscriber) key, one index probe each, not by a NOT EXISTS here: that
+        # anti-join's plan followed the ledger's statistics, and with an empty ledger just
+        # analysed (a first edition) it was a nested loop reading the ledger, as this very
+        # statement filled it, once per reader: 3 s of a 20,000-reader range's 3.3 s.
+        audience = and_(Subscriber.id > low, Subscriber.id <= high, receives_digests(now.date()))
         if check_suppressed:
             barred = _suppressed_ids(session, audience)
             if barred:
@@ -127,13 +119,11 @@ def _insert(session: Session, edition_id: int, where, state, now: datetime) -> i
         stamp,
     ).where(where)
     cols = ["edition_id", "subscriber_id", "status", "attempts", "created_at", "updated_at"]
-    stmt = insert(Delivery).from_select(cols, rows)
-    dialect = session.get_bind().dialect.name
-    if dialect in _UPSERT:
-        # The callers hold the edition's row lock, so no other fan-out adds these rows
-        # meanwhile; should one not, a reader already in the ledger is passed over rather
-        # than failing the whole fan-out on the unique (edition, subscriber) key.
-        stmt = _UPSERT[dialect](Delivery).from_select(cols, rows).on_conflict_do_nothing()
+    # A reader already in the ledger (a repeated send, a newcomer-only second pass) is
+    # passed over on the unique (edition, subscriber) key. Both databases we run on have
+    # ON CONFLICT.
+    upsert = _UPSERT[session.get_bind().dialect.name]
+    stmt = upsert(Delivery).from_select(cols, rows).on_conflict_do_nothing()
     # SQLAlchemy keeps the driver's row count only for UPDATE and DELETE unless asked.
     return session.execute(stmt.execution_options(preserve_rowcount=True)).rowcount
 
