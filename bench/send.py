@@ -7,7 +7,7 @@ Seeds N confirmed subscribers and a 40-item edition, starts `dramatiq mailer.wor
 processes, sends the edition into `smtp-sink` on loopback, and compares the end-to-end
 rate with the machine's ceiling: `smtp-source` sending messages of the same size into the
 same sink over as many connections as the workers have threads (the median of three runs,
-after a CHECKPOINT has written the seeding out). The sink's capture of
+once VACUUM ANALYZE and a CHECKPOINT have settled the seeding). The sink's capture of
 every envelope recipient gives the count of readers who got no message or more than one.
 
 PostgreSQL and Redis come from TEST_DATABASE_URL / TEST_REDIS_URL (default: the local
@@ -161,7 +161,8 @@ def ceiling(sink: Sink, size: int, messages: int, sessions: int) -> float:
 
 def settle(db_url: str) -> None:
     """Write the seeding's dirty pages out now (CHECKPOINT), so the ceiling is not measured
-    while PostgreSQL writes them back (one run measured half the usual rate)."""
+    while PostgreSQL may still be writing them back (one run straight after seeding
+    measured half the usual rate)."""
     if not db_url.startswith("postgresql"):
         return
     from sqlalchemy import create_engine
