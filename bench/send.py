@@ -159,20 +159,6 @@ def ceiling(sink: Sink, size: int, messages: int, sessions: int) -> float:
     return messages / (time.perf_counter() - start)
 
 
-def settle(db_url: str) -> None:
-    """Write the seeding's dirty pages out now (CHECKPOINT), so the ceiling is not measured
-    while PostgreSQL may still be writing them back (one run straight after seeding
-    measured half the usual rate)."""
-    if not db_url.startswith("postgresql"):
-        return
-    from sqlalchemy import create_engine
-
-    engine = create_engine(db_url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.exec_driver_sql("CHECKPOINT")
-    engine.dispose()
-
-
 def children(pid: int) -> list[int]:
     try:
         out = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
@@ -273,9 +259,13 @@ def _run(args, db_url: str, redis_url: str, workdir: Path, sink: Sink, procs: li
         edition = build_edition(s, date.today().strftime("%Y-%m"))
         edition_id = edition.id
     # What autovacuum would soon do on its own: the planner knows the tables, and no vacuum of
-    # the freshly inserted rows starts in the middle of the measurements.
+    # the freshly inserted rows starts in the middle of the measurements. The CHECKPOINT
+    # writes the seeding's pages out now, not while the ceiling is measured (one run straight
+    # after seeding measured half the usual rate).
     with rt.db.engine.connect() as conn:
-        conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("VACUUM ANALYZE")
+        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        conn.exec_driver_sql("VACUUM ANALYZE")
+        conn.exec_driver_sql("CHECKPOINT")
     with rt.db.transaction() as s:
         prepared = prepared_for(s, s.get(rt_edition(), edition_id), rt.settings)
         from subscribers.models import Subscriber
@@ -292,7 +282,6 @@ def _run(args, db_url: str, redis_url: str, workdir: Path, sink: Sink, procs: li
         return fanout_only(rt, env, edition_id, redis_url)
 
     sessions = args.processes * args.threads
-    settle(db_url)
     # The median of three runs: one run of smtp-source on this shared machine has measured
     # anywhere from half to the whole of the usual rate.
     runs = [ceiling(sink, size, args.ceiling_messages, sessions) for _ in range(3)]
