@@ -10,6 +10,8 @@ user would run, such as ``seed-demo``), so arranged rows are rows the service co
 * :func:`bench_edition`: the 40-item benchmark catalogue of ``bench/seed.py`` with extra
   readers, built into a draft edition (delivery runs long enough to stop mid-way).
 * :func:`received_post`: a mail to a group, taken in as the LMTP receiver takes it.
+* :func:`checked_import`: an uploaded CSV checked (dry run) and stored as an import job, as
+  the console's upload does it.
 """
 
 from __future__ import annotations
@@ -145,6 +147,22 @@ def bench_edition(rt, readers: int, *, seed: int = 1, period: str | None = None)
     with rt.db.transaction() as s:
         seed_bench(s, readers, date.today(), random.Random(seed))
         return build_edition(s, period or date.today().strftime("%Y-%m")).id
+
+
+def checked_import(rt, content: str, *, queued: bool = False, created_by: str = "t", **options):
+    """Check ``content`` as the console's upload does and commit the job (``queued``: also
+    confirmed, waiting for a worker); returns it. The dry run reads inside a savepoint and
+    then writes, so on SQLite it needs the write lock up front, as every console POST takes
+    it: a plain session there fails with "database is locked" whenever another connection
+    (the embedded delivery keeper) commits between the read and the first write."""
+    from subscribers import import_jobs
+
+    options = {"filename": "f.csv", "basis": "consent", "source": "s", "skip_invalid": True, **options}
+    with rt.db.transaction() as s:
+        job, _ = import_jobs.check(s, content=content, created_by=created_by, **options)
+        if queued:
+            import_jobs.queue(s, job)
+    return job
 
 
 def received_post(s, group, raw: bytes, author: str, *, max_recipients: int = 25, **options):

@@ -15,6 +15,7 @@ from mailer.staff.models import AuditEntry
 from subscribers import import_jobs, suppression
 from subscribers.models import ConsentEvent, ImportJob, Subscriber
 from tests.conftest import BOTH_DIALECTS, csrf_token
+from tests.factories import checked_import
 from tests.mailer.web.console.test_access import clock, log_in, staff  # noqa: F401  (fixtures)
 
 CSV = (
@@ -175,11 +176,7 @@ def test_progress_is_reported_while_running_and_the_page_refreshes_without_scrip
 
 def test_the_actor_reports_progress_in_steps(rt, session, demo):
     rows = "email,topics\n" + "".join(f"r{i}@nhs.example,policy\n" for i in range(2500))
-    job, _ = import_jobs.check(
-        session, content=rows, filename="f.csv", basis="consent", source="s", skip_invalid=False, created_by="t"
-    )
-    import_jobs.queue(session, job)
-    session.commit()
+    job = session.get(ImportJob, checked_import(rt, rows, skip_invalid=False, queued=True).id)
     seen = []
     import_jobs.start(session, job)
     import_jobs.run(session, job, progress=seen.append)
@@ -192,26 +189,14 @@ def test_unconfirmed_checks_are_purged_after_a_day(rt, session, demo):
 
     from mailer.db import utcnow
 
-    job, _ = import_jobs.check(
-        session, content=CSV, filename="f.csv", basis="consent", source="s", skip_invalid=True, created_by="t"
-    )
-    session.commit()
+    checked_import(rt, CSV)
     assert import_jobs.purge_stale(session, utcnow() + timedelta(hours=23)) == 0
     assert import_jobs.purge_stale(session, utcnow() + timedelta(hours=25)) == 1
 
 
-def test_the_import_page_lists_earlier_imports_newest_first_in_pages(editor, session):
+def test_the_import_page_lists_earlier_imports_newest_first_in_pages(rt, editor, session):
     for i in range(22):
-        import_jobs.check(
-            session,
-            content=CSV,
-            filename=f"list-{i}.csv",
-            basis="consent",
-            source="s",
-            skip_invalid=True,
-            created_by="t",
-        )
-    session.commit()
+        checked_import(rt, CSV, filename=f"list-{i}.csv")
     first = editor.get("/admin/subscribers/import").text
     second = editor.get("/admin/subscribers/import?page=2").text
     assert first.index("list-21.csv") < first.index("list-2.csv") and "list-1.csv" not in first
@@ -262,11 +247,7 @@ def test_a_running_worker_keeps_its_heartbeat(rt, session, demo, monkeypatch):
 
     from mailer.actors import imports as actor
 
-    job, _ = import_jobs.check(
-        session, content=CSV, filename="f.csv", basis="consent", source="s", skip_invalid=True, created_by="t"
-    )
-    import_jobs.queue(session, job)
-    session.commit()
+    job = checked_import(rt, CSV, queued=True)
     monkeypatch.setattr(import_jobs, "HEARTBEAT_EVERY", timedelta(milliseconds=20))
     real_run, beats = import_jobs.run, []
 

@@ -105,16 +105,15 @@ def test_import_with_a_dry_run_then_watch_it_finish_in_chromium(
 
 
 @pytest.mark.browser
-def test_the_import_page_refreshes_itself_without_javascript(live_server, browser, demo, editor_secret, session):
+def test_the_import_page_refreshes_itself_without_javascript(rt, live_server, browser, demo, editor_secret, session):
     from playwright.sync_api import expect
 
     from subscribers import import_jobs
+    from subscribers.models import ImportJob
+    from tests.factories import checked_import
 
-    job, _ = import_jobs.check(
-        session, content=CSV, filename="f.csv", basis="consent", source="s", skip_invalid=True, created_by="editor"
-    )
-    import_jobs.queue(session, job)  # queued, but no worker is told: the page waits
-    session.commit()
+    job = checked_import(rt, CSV, queued=True, created_by="editor")  # queued, but no worker is told: the page waits
+    job = session.get(ImportJob, job.id)
     context = browser.new_context(java_script_enabled=False)
     page = context.new_page()
     try:
