@@ -426,7 +426,13 @@ def links_in(message: bytes) -> list[str]:
     return re.findall(r"https?://\S+", body)
 
 
-CHROMIUM = "/usr/bin/chromium"  # Debian's; never `playwright install`
+# Debian's Chromium, never `playwright install`. Its headless shell (package
+# chromium-headless-shell, the same Chromium build without the desktop browser around it)
+# is what Playwright itself runs headless: the browser tests took 31 s of Chromium CPU with
+# it against 61 s with the full `chromium` (19 tests, 3 workers, back to back), 31 s of
+# wall time against 50 s. The full browser serves where only it is installed.
+CHROMIUMS = ("/usr/bin/chromium-headless-shell", "/usr/bin/chromium")
+CHROMIUM = next((path for path in CHROMIUMS if os.path.exists(path)), CHROMIUMS[0])
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -446,7 +452,7 @@ def browser():
     except ImportError:
         need(None, "the playwright package")
     if not os.path.exists(CHROMIUM):
-        need(None, f"{CHROMIUM} (apt-get install chromium)")
+        need(None, f"{CHROMIUM} (apt-get install chromium-headless-shell)")
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         yield b
