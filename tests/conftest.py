@@ -79,9 +79,9 @@ def _create_worker_database() -> None:
 # The test processes hold every imported module, mapped class and collected test for the
 # whole run, and each test makes many short-lived ORM objects. With Python's default
 # thresholds (700, 10, 10) the cyclic collector ran often and, in its full passes, walked
-# all of that long-lived state again each time: a fixed subset on one process took 29.2 s
-# of CPU against 31.5 s (medians of 2), the xdist workers of the SQLite run 64 s against
-# 70-79 s. The service's own processes keep Python's defaults.
+# all of that long-lived state again each time: a fixed subset on one process took 29.3 s
+# of CPU against 31.5 s (medians of 2), the xdist workers of the SQLite run 64-69 s against
+# 70-79 s (noisy runs, three each way). The service's own processes keep Python's defaults.
 GC_THRESHOLDS = (50_000, 50, 100)
 
 
@@ -252,9 +252,9 @@ _EMPTYING: dict[str, str] = {}  # database URL -> the PostgreSQL statements that
 
 def _emptying_sql(conn) -> str:
     """DELETE from every table, children first, and restart every sequence: what
-    ``TRUNCATE ... RESTART IDENTITY`` did, in a tenth of its time on tables a test
-    filled with a few rows (3 ms of server CPU against 30 ms, which went on making new
-    files for 31 tables and their indexes)."""
+    ``TRUNCATE ... RESTART IDENTITY`` did, for a tenth of the server's CPU on the few rows
+    a test leaves (measured on empty tables: 3 ms against 30 ms, which TRUNCATE spent
+    making new files for 31 tables and their indexes)."""
     url = str(conn.engine.url)
     if url not in _EMPTYING:
         tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
