@@ -71,7 +71,11 @@ class DryRun:
 
 
 def dry_run(session: Session, job: ImportJob) -> DryRun:
-    """What importing ``job`` would do now, row by row; nothing is written."""
+    """What importing ``job`` would do now, row by row; nothing is written.
+
+    It reads inside a savepoint before its first write, so on SQLite ``session`` must be a
+    writer (:attr:`mailer.db.Database.writer`, as every console POST has): on a plain
+    session another connection's commit in between fails the write at once."""
     savepoint = session.begin_nested()
     try:
         report, refused = _import(session, job), False
@@ -92,8 +96,9 @@ def check(
     skip_invalid: bool,
     created_by: str,
 ) -> tuple[ImportJob, DryRun]:
-    """Store an uploaded file as a job and dry-run it. Raises :class:`ImportError_` for a
-    file that cannot be imported at all (nothing stored then)."""
+    """Store an uploaded file as a job and dry-run it (on SQLite in a writer session: see
+    :func:`dry_run`). Raises :class:`ImportError_` for a file that cannot be imported at
+    all (nothing stored then)."""
     if basis not in BASES:
         raise ImportError_(f"The consent basis must be one of: {', '.join(BASES)}.")
     job = ImportJob(

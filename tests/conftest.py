@@ -250,14 +250,13 @@ def rt(settings, transport):
 _EMPTYING: dict[str, str] = {}  # database URL -> the PostgreSQL statements that empty it
 
 
-def _emptying_sql(conn) -> str:
+def _emptying_sql(conn, tables: list[str]) -> str:
     """DELETE from every table, children first, and restart every sequence: what
     ``TRUNCATE ... RESTART IDENTITY`` did, for a tenth of the server's CPU on the few rows
     a test leaves (measured on empty tables: 3 ms against 30 ms, which TRUNCATE spent
     making new files for 31 tables and their indexes)."""
     url = str(conn.engine.url)
     if url not in _EMPTYING:
-        tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
         sequences = conn.scalars(text("SELECT sequencename FROM pg_sequences WHERE schemaname = 'public'")).all()
         _EMPTYING[url] = "; ".join(
             [f"DELETE FROM {name}" for name in tables] + [f"ALTER SEQUENCE {name} RESTART" for name in sequences]
@@ -274,7 +273,7 @@ def _empty_tables(engine, attempts: int = 5) -> None:
         try:
             with engine.begin() as conn:
                 if conn.dialect.name == "postgresql":
-                    conn.exec_driver_sql(_emptying_sql(conn))
+                    conn.exec_driver_sql(_emptying_sql(conn, tables))
                 else:
                     for name in tables:
                         conn.execute(text(f"DELETE FROM {name}"))

@@ -23,6 +23,7 @@ from sqlalchemy import select
 
 from mailer.content.models import APPROVED, Item, Partner, Topic
 from mailer.content.partners import issue_api_token, rotate_submit_secret
+from subscribers import import_jobs
 from subscribers.models import CONFIRMED, Subscriber
 
 PERIOD = "2026-12"
@@ -155,8 +156,6 @@ def checked_import(rt, content: str, *, queued: bool = False, created_by: str = 
     then writes, so on SQLite it needs the write lock up front, as every console POST takes
     it: a plain session there fails with "database is locked" whenever another connection
     (the embedded delivery keeper) commits between the read and the first write."""
-    from subscribers import import_jobs
-
     options = {"filename": "f.csv", "basis": "consent", "source": "s", "skip_invalid": True, **options}
     with rt.db.transaction() as s:
         job, _ = import_jobs.check(s, content=content, created_by=created_by, **options)

@@ -10,7 +10,8 @@ from sqlalchemy import select
 
 from mailer.staff.accounts import create_user
 from mailer.staff.twofactor import set_secret
-from subscribers.models import Subscriber
+from subscribers.models import ImportJob, Subscriber
+from tests.factories import checked_import
 
 PASSWORD = "correct horse battery"
 CSV = (
@@ -109,8 +110,6 @@ def test_the_import_page_refreshes_itself_without_javascript(rt, live_server, br
     from playwright.sync_api import expect
 
     from subscribers import import_jobs
-    from subscribers.models import ImportJob
-    from tests.factories import checked_import
 
     job = checked_import(rt, CSV, queued=True, created_by="editor")  # queued, but no worker is told: the page waits
     job = session.get(ImportJob, job.id)
