@@ -26,7 +26,10 @@ class Outgoing:
         self._ahead: tuple[int, str] | None = None  # (delivery id, return path) sent as `then`
 
     def _send(self, envelope: Envelope, return_path: str, then: tuple[str, str] | None = None, before_end=None) -> None:
-        self.transport.send(return_path, envelope.recipient, self.sign(envelope.data), then, before_end)
+        # A DKIM signature is a header folded with spaces: a dot-free message stays so.
+        self.transport.send(
+            return_path, envelope.recipient, self.sign(envelope.data), then, before_end, dot_free=envelope.dot_free
+        )
         events.email_sent()
 
     def delivery(

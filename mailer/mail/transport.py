@@ -85,7 +85,14 @@ Hook = Callable[[], object] | None
 
 class Transport(Protocol):
     def send(
-        self, sender: str, recipient: str, message: bytes, then: tuple[str, str] | None = None, before_end: Hook = None
+        self,
+        sender: str,
+        recipient: str,
+        message: bytes,
+        then: tuple[str, str] | None = None,
+        before_end: Hook = None,
+        *,
+        dot_free: bool = False,
     ) -> None:
         """Hand ``message`` over for ``recipient`` or raise Permanent/TransientFailure.
 
@@ -96,7 +103,10 @@ class Transport(Protocol):
         ``before_end``, if given, is called once before the message is handed over (over
         SMTP: once its text is written, before the final ``.``), so the caller can record
         the previous message's outcome while this one travels. If it raises, nothing of
-        this message is handed over and the exception propagates."""
+        this message is handed over and the exception propagates.
+
+        ``dot_free`` promises that no line of ``message`` starts with a dot (see
+        :class:`mailer.mail.message.Envelope`): nothing to stuff, so no scan for one."""
 
     def close(self) -> None:
         """Release any connection held between messages."""
@@ -115,7 +125,14 @@ class FileOutbox:
         self.directory = Path(directory)
 
     def send(
-        self, sender: str, recipient: str, message: bytes, then: tuple[str, str] | None = None, before_end: Hook = None
+        self,
+        sender: str,
+        recipient: str,
+        message: bytes,
+        then: tuple[str, str] | None = None,
+        before_end: Hook = None,
+        *,
+        dot_free: bool = False,
     ) -> None:
         if before_end is not None:
             before_end()
@@ -144,7 +161,14 @@ class MemoryTransport:
         self._lock = threading.Lock()
 
     def send(
-        self, sender: str, recipient: str, message: bytes, then: tuple[str, str] | None = None, before_end: Hook = None
+        self,
+        sender: str,
+        recipient: str,
+        message: bytes,
+        then: tuple[str, str] | None = None,
+        before_end: Hook = None,
+        *,
+        dot_free: bool = False,
     ) -> None:
         if before_end is not None:
             before_end()
@@ -209,10 +233,17 @@ class SMTPTransport:
         return conn
 
     def send(
-        self, sender: str, recipient: str, message: bytes, then: tuple[str, str] | None = None, before_end: Hook = None
+        self,
+        sender: str,
+        recipient: str,
+        message: bytes,
+        then: tuple[str, str] | None = None,
+        before_end: Hook = None,
+        *,
+        dot_free: bool = False,
     ) -> None:
         try:
-            self._send(sender, recipient, message, then, before_end)
+            self._send(sender, recipient, message, then, before_end, dot_free)
         except TransientFailure as exc:
             if exc.connection:  # the relay as a whole, not one deferred recipient
                 self.watch.trouble(str(exc))
@@ -220,7 +251,13 @@ class SMTPTransport:
         self.watch.accepted()
 
     def _send(
-        self, sender: str, recipient: str, message: bytes, then: tuple[str, str] | None, before_end: Hook
+        self,
+        sender: str,
+        recipient: str,
+        message: bytes,
+        then: tuple[str, str] | None,
+        before_end: Hook,
+        dot_free: bool = False,
     ) -> None:
         announced = getattr(self._local, "announced", None)
         if announced is not None and announced != (sender, recipient):
@@ -234,7 +271,15 @@ class SMTPTransport:
                     if then is not None and not "".join(then).isascii():
                         then = None
                     _pipelined_transaction(
-                        conn, sender, recipient, message, then, announced is not None, self._announced, before_end
+                        conn,
+                        sender,
+                        recipient,
+                        message,
+                        then,
+                        announced is not None,
+                        self._announced,
+                        before_end,
+                        dot_free,
                     )
                 else:
                     if before_end is not None:
@@ -320,6 +365,7 @@ def _pipelined_transaction(
     announced: bool = False,
     on_announce: Callable[[tuple[str, str] | None], None] = lambda envelope: None,
     before_end: Hook = None,
+    dot_free: bool = False,
 ) -> None:
     """One message with ESMTP PIPELINING (RFC 2920): MAIL, RCPT and DATA in one write,
     then the body; two round trips instead of four. ``message`` must already have CRLF
@@ -333,6 +379,7 @@ def _pipelined_transaction(
     Nothing of the next message is handed over until its own end of data is sent.
     ``on_announce`` is told, as it is written, which envelope now waits for its message.
     ``before_end`` runs between the text and its final ``.`` (see :class:`Transport`).
+    ``dot_free``: the caller promises no line starts with a dot; the scan is skipped.
 
     Raises the same smtplib exceptions as ``SMTP.sendmail`` so callers map them alike.
     """
@@ -356,7 +403,7 @@ def _pipelined_transaction(
         raise smtplib.SMTPDataError(*data)
     # A regular expression finds a line starting with a dot 3x faster than bytes.replace
     # or `in` (which stumble on every line end); most messages have none to stuff.
-    body = message.replace(b"\r\n.", b"\r\n..") if _DOT_LINE.search(message) else message
+    body = message.replace(b"\r\n.", b"\r\n..") if not dot_free and _DOT_LINE.search(message) else message
     if body.startswith(b"."):
         body = b"." + body
     if not body.endswith(b"\r\n"):

@@ -8,7 +8,7 @@ from email.header import decode_header, make_header
 
 import pytest
 
-from mailer.mail.message import HeaderInjection, MessageTemplate
+from mailer.mail.message import HeaderInjection, MessageTemplate, qp_fragment
 
 
 def _template(**kw):
@@ -60,14 +60,29 @@ def test_no_body_line_starts_with_a_dot_and_the_text_reads_the_same():
         + "\n.\n"
     )
     text = ".Leading dot\n" + "word " * 15 + ".\n"
-    env = _template().build(to_name="", to_address="amina@example.org", text=text, html=html)
+    env = _template().build(to_name=".Amina", to_address="amina@example.org", text=text, html=html)
     lines = env.data.split(b"\r\n")
     assert not [line for line in lines if line.startswith(b".")]
+    assert env.dot_free  # so the transport skips its scan for dots
     body = lines[lines.index(b"") :]
     assert max(len(line) for line in body) <= 76  # quoted-printable's limit
     plain, rich = message_from_bytes(env.data, policy=policy.default).iter_parts()
     assert plain.get_content().replace("\r\n", "\n") == text
     assert rich.get_content().replace("\r\n", "\n") == html
+
+
+def test_per_reader_fragments_joined_to_shared_ones_start_no_line_with_a_dot():
+    """Digests are joined from pieces encoded once per edition and pieces encoded per
+    reader (:func:`qp_fragment`); a reader's value that starts with a dot, or has one
+    where the encoder cuts a line, never starts a line either."""
+    values = [".hidden", "x" * 75 + ".after-the-cut", "." * 160, "caf\u00e9 .dot", "=.", "plain"]
+    text = b"".join(qp_fragment("Hello ") + qp_fragment(v) for v in values)
+    html = b"".join(qp_fragment("<p>") + qp_fragment(v) + qp_fragment("</p>\n") for v in values)
+    env = _template().build_encoded(to_name=".Amina", to_address="amina@example.org", text_qp=text, html_qp=html)
+    assert env.dot_free
+    assert not [line for line in env.data.split(b"\r\n") if line.startswith(b".")]
+    plain, rich = message_from_bytes(env.data, policy=policy.default).iter_parts()
+    assert plain.get_content() == "".join("Hello " + v for v in values)
 
 
 def test_non_ascii_subject_and_name_are_rfc2047_encoded():
