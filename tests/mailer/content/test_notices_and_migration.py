@@ -44,7 +44,7 @@ def test_a_transient_failure_releases_the_claim_for_the_retry(rt, transport, ses
 
     item_id = _item(rt)
 
-    def refuse(*_a):
+    def refuse(*_a, **_kw):
         raise TransientFailure("421 try later")
 
     transport.send, real = refuse, transport.send
