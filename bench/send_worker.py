@@ -13,10 +13,10 @@ process. Each round puts the ledger back to ``pending`` and has ``--threads`` th
 worker process's threads would, into Postfix's smtp-sink on loopback (as root, like
 ``bench.send``; Redis is not used). One reader is held back each round, so the
 edition stays ``sending`` for the next. Each round prints this process's user and system CPU
-a message and its voluntary and involuntary context switches; the last line gives the
-medians::
+a message, its voluntary and involuntary context switches, and the CPU smtp-sink and
+PostgreSQL (all its processes) used a message; the last line gives the medians::
 
-    send_worker cpu_ms=... user_ms=... sys_ms=... msg_s=... vcsw=... sink_cpu_ms=...
+    send_worker cpu_ms=... user_ms=... sys_ms=... msg_s=... vcsw=... sink_cpu_ms=... pg_cpu_ms=...
 
 Compare two checkouts by running each in turn, several times: the machine is shared.
 """
@@ -138,7 +138,8 @@ def _run(args, db_url: str, workdir: Path, sink: QuietSink) -> int:
         print(
             f"round {n + 1}: {r['sent']} sent in {r['seconds']:.1f} s ({r['msg_s']:.0f} msg/s); CPU {r['cpu_ms']:.3f} "
             f"ms a message (user {r['user_ms']:.3f}, system {r['sys_ms']:.3f}); context switches a message "
-            f"{r['vcsw']:.2f} voluntary, {r['ivcsw']:.2f} involuntary; smtp-sink {r['sink_cpu_ms']:.3f} ms",
+            f"{r['vcsw']:.2f} voluntary, {r['ivcsw']:.2f} involuntary; smtp-sink {r['sink_cpu_ms']:.3f} ms, "
+            f"PostgreSQL {r['pg_cpu_ms']:.3f} ms",
             flush=True,
         )
     med = {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
@@ -147,9 +148,24 @@ def _run(args, db_url: str, workdir: Path, sink: QuietSink) -> int:
     )
     print(
         f"send_worker cpu_ms={med['cpu_ms']:.3f} user_ms={med['user_ms']:.3f} sys_ms={med['sys_ms']:.3f} "
-        f"msg_s={med['msg_s']:.0f} vcsw={med['vcsw']:.2f} sink_cpu_ms={med['sink_cpu_ms']:.3f}"
+        f"msg_s={med['msg_s']:.0f} vcsw={med['vcsw']:.2f} sink_cpu_ms={med['sink_cpu_ms']:.3f} pg_cpu_ms={med['pg_cpu_ms']:.3f}"
     )
     return 0 if all(r["sent"] == len(ids) for r in rounds) else 1
+
+
+def postgres_cpu_seconds() -> float:
+    """User + system CPU of every PostgreSQL process on this machine so far (its backends,
+    WAL writer, checkpointer, autovacuum): the server side of a round, when nothing else
+    uses the server meanwhile."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "postgres":
+                    total += cpu_seconds(int(entry.name))
+            except OSError:
+                pass  # gone meanwhile
+    return total
 
 
 def _round(rt, ids: list[int], threads: int, sink: QuietSink, deliver_batch, transport_from_settings) -> dict:
@@ -169,11 +185,12 @@ def _round(rt, ids: list[int], threads: int, sink: QuietSink, deliver_batch, tra
                 return
             sent.append(deliver_batch(rt.db, transport, rt.settings, batch).sent)
 
-    before, sink_before, started = (
+    before, sink_before, pg_before = (
         resource.getrusage(resource.RUSAGE_SELF),
         cpu_seconds(sink.proc.pid),
-        time.perf_counter(),
+        postgres_cpu_seconds(),
     )
+    started = time.perf_counter()
     workers = [threading.Thread(target=work) for _ in range(threads)]
     for t in workers:
         t.start()
@@ -193,6 +210,7 @@ def _round(rt, ids: list[int], threads: int, sink: QuietSink, deliver_batch, tra
         "vcsw": (after.ru_nvcsw - before.ru_nvcsw) / n,
         "ivcsw": (after.ru_nivcsw - before.ru_nivcsw) / n,
         "sink_cpu_ms": 1000 * (cpu_seconds(sink.proc.pid) - sink_before) / n,
+        "pg_cpu_ms": 1000 * (postgres_cpu_seconds() - pg_before) / n,
     }
 
 
