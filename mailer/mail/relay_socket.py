@@ -31,6 +31,8 @@ import sys
 # MSG_NOSIGNAL: a relay that hung up gives EPIPE, never a SIGPIPE.
 _FLAGS = socket.MSG_DONTWAIT | getattr(socket, "MSG_NOSIGNAL", 0)
 _RETRY_LATER = (errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR)
+# What a blocking call answers once the kernel's timeout (SO_SNDTIMEO) ran out.
+_TIMED_OUT = (errno.EAGAIN, errno.EWOULDBLOCK)
 
 try:  # libc's send(2), called with the GIL held: PyDLL never releases it
     _libc_send = ctypes.PyDLL(None, use_errno=True).send
@@ -99,7 +101,7 @@ class RelayConnection(smtplib.SMTP):
             write_all(self.sock, s)
         except OSError as exc:
             self.close()
-            if exc.errno in _RETRY_LATER:
+            if exc.errno in _TIMED_OUT:
                 raise RelayTimeout(f"the relay took no data for {self.timeout:g} s") from exc
             raise smtplib.SMTPServerDisconnected(f"the relay connection broke: {exc}") from exc
 
@@ -109,7 +111,9 @@ class RelayConnection(smtplib.SMTP):
         try:
             return super().getreply()
         except smtplib.SMTPServerDisconnected as exc:
-            if "timed out" in str(exc):
+            # smtplib raised it while handling the read's error: ours, or the kernel's
+            # ETIMEDOUT (also a TimeoutError).
+            if isinstance(exc.__context__, TimeoutError):
                 raise RelayTimeout(f"no answer from the relay within {self.timeout:g} s") from exc
             raise
 
