@@ -51,6 +51,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_for_sink(port: int) -> None:
+    """Return once smtp-sink accepts connections on ``port`` (5 s at most)."""
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("smtp-sink did not start")
+
+
 def ensure_database(url: str) -> None:
     """Create the benchmark database if the server lacks it."""
     from sqlalchemy import create_engine, text
@@ -106,13 +117,7 @@ class Sink:
         if os.geteuid() != 0:
             sys.exit("smtp-sink needs root for -R (chroot); run the benchmark as root")
         self.proc = subprocess.Popen(cmd)
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("smtp-sink did not start")
+        wait_for_sink(self.port)
 
     def _read(self) -> None:
         while True:

@@ -29,7 +29,6 @@ import queue
 import random
 import resource
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,7 +39,7 @@ from datetime import date
 from pathlib import Path
 
 from bench import reference_ms
-from bench.send import DEFAULT_DB, cpu_seconds, ensure_database, free_port, need
+from bench.send import DEFAULT_DB, cpu_seconds, ensure_database, free_port, need, wait_for_sink
 
 
 class QuietSink:
@@ -52,13 +51,7 @@ class QuietSink:
         self.port = free_port()
         user = "nobody" if os.geteuid() == 0 else os.environ.get("USER", "")
         self.proc = subprocess.Popen([need("smtp-sink"), "-u", user, f"127.0.0.1:{self.port}", "1024"])
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("smtp-sink did not start")
+        wait_for_sink(self.port)
 
     def stop(self) -> None:
         self.proc.terminate()
