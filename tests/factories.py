@@ -23,6 +23,7 @@ from sqlalchemy import select
 
 from mailer.content.models import APPROVED, Item, Partner, Topic
 from mailer.content.partners import issue_api_token, rotate_submit_secret
+from mailer.mail.message import MessageTemplate
 from subscribers import import_jobs
 from subscribers.models import CONFIRMED, Subscriber
 
@@ -177,4 +178,16 @@ def received_post(s, group, raw: bytes, author: str, *, max_recipients: int = 25
     message = message_from_bytes(raw, policy=policy.compat32)
     return posting.receive(
         s, group, message, raw, author, list_domain="ertg.example.org", max_recipients=max_recipients, **options
+    )
+
+
+def message_template(**kw) -> MessageTemplate:
+    """The campaign digest's shared headers (``subject`` and other keywords may differ)."""
+    return MessageTemplate(
+        mail_from="End Racism This Generation <digest@ertg.example.org>",
+        subject=kw.pop("subject", "Your campaign digest - December 2026"),
+        list_id="digest.ertg.example.org",
+        list_name="Campaign digest",
+        list_unsubscribe_mailto="unsubscribe@ertg.example.org",
+        **kw,
     )

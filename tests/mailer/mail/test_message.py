@@ -8,23 +8,13 @@ from email.header import decode_header, make_header
 
 import pytest
 
-from mailer.mail.message import HeaderInjection, MessageTemplate, qp_fragment
-
-
-def _template(**kw):
-    return MessageTemplate(
-        mail_from="End Racism This Generation <digest@ertg.example.org>",
-        subject=kw.pop("subject", "Your campaign digest - December 2026"),
-        list_id="digest.ertg.example.org",
-        list_name="Campaign digest",
-        list_unsubscribe_mailto="unsubscribe@ertg.example.org",
-        **kw,
-    )
+from mailer.mail.message import HeaderInjection, qp_fragment
+from tests.factories import message_template
 
 
 def test_digest_headers_and_parts():
     long_url = "https://digest.example.org/u/" + "A" * 120
-    env = _template().build(
+    env = message_template().build(
         to_name="Amina Rahman",
         to_address="amina@example.org",
         text="Hello\n" + "word " * 40,
@@ -60,7 +50,7 @@ def test_no_body_line_starts_with_a_dot_and_the_text_reads_the_same():
         + "\n.\n"
     )
     text = ".Leading dot\n" + "word " * 15 + ".\n"
-    env = _template().build(to_name=".Amina", to_address="amina@example.org", text=text, html=html)
+    env = message_template().build(to_name=".Amina", to_address="amina@example.org", text=text, html=html)
     lines = env.data.split(b"\r\n")
     assert not [line for line in lines if line.startswith(b".")]
     assert env.dot_free  # so the transport skips its scan for dots
@@ -78,7 +68,7 @@ def test_per_reader_fragments_joined_to_shared_ones_start_no_line_with_a_dot():
     values = [".hidden", "x" * 75 + ".after-the-cut", "." * 160, "caf\u00e9 .dot", "=.", "plain"]
     text = b"".join(qp_fragment("Hello ") + qp_fragment(v) for v in values)
     html = b"".join(qp_fragment("<p>") + qp_fragment(v) + qp_fragment("</p>\n") for v in values)
-    env = _template().build_encoded(to_name=".Amina", to_address="amina@example.org", text_qp=text, html_qp=html)
+    env = message_template().build_encoded(to_name=".Amina", to_address="amina@example.org", text_qp=text, html_qp=html)
     assert env.dot_free
     assert not [line for line in env.data.split(b"\r\n") if line.startswith(b".")]
     plain, rich = message_from_bytes(env.data, policy=policy.default).iter_parts()
@@ -86,7 +76,7 @@ def test_per_reader_fragments_joined_to_shared_ones_start_no_line_with_a_dot():
 
 
 def test_non_ascii_subject_and_name_are_rfc2047_encoded():
-    env = _template(subject="Digest – Rhagfyr / دسمبر").build(
+    env = message_template(subject="Digest – Rhagfyr / دسمبر").build(
         to_name="Zoë Ahmed", to_address="zoe@exämple.org", text="t", html="<p>t</p>"
     )
     head = env.data.split(b"\r\n\r\n", 1)[0]
@@ -100,26 +90,26 @@ def test_non_ascii_subject_and_name_are_rfc2047_encoded():
 @pytest.mark.parametrize("name", ["Eve\r\nBcc: x@example.com", "Eve\nBcc: x@example.com"])
 def test_line_breaks_in_header_values_are_refused(name):
     with pytest.raises(HeaderInjection):
-        _template().build(to_name=name, to_address="eve@example.org", text="t", html="t")
+        message_template().build(to_name=name, to_address="eve@example.org", text="t", html="t")
     with pytest.raises(HeaderInjection):
-        _template(subject=f"Hi {name}")
+        message_template(subject=f"Hi {name}")
 
 
 def test_non_ascii_local_part_with_a_display_name_is_written_as_utf8():
     """Issue 9 finding 4: this raised UnicodeEncodeError in encode_address."""
-    env = _template().build(to_name="عائشہ خان", to_address="عائشہ.خان@exämple.org", text="t", html="t")
+    env = message_template().build(to_name="عائشہ خان", to_address="عائشہ.خان@exämple.org", text="t", html="t")
     assert env.recipient == "عائشہ.خان@xn--exmple-cua.org" and env.smtputf8
     msg = message_from_string(env.data.decode("utf-8"), policy=policy.default)  # RFC 6532
     (to,) = msg["To"].addresses
     assert (to.display_name, to.username, to.domain) == ("عائشہ خان", "عائشہ.خان", "xn--exmple-cua.org")
-    assert not _template().build(to_name="A", to_address="a@example.org", text="t", html="t").smtputf8
+    assert not message_template().build(to_name="A", to_address="a@example.org", text="t", html="t").smtputf8
 
 
 def test_encoded_words_stay_within_75_characters_and_lines_within_78():
     """Issue 9 finding 15: long non-ASCII subjects and names made 76- and 88-character words."""
     subject = "Digest – Rhagfyr / دسمبر / 十二月 — " * 4
     name = "عائشہ خان Zoë Ahmed-Rahman — Equality and Diversity Lead 🌍"
-    env = _template(subject=subject).build(to_name=name, to_address="zoe@example.org", text="t", html="t")
+    env = message_template(subject=subject).build(to_name=name, to_address="zoe@example.org", text="t", html="t")
     head = env.data.split(b"\r\n\r\n", 1)[0].decode("ascii")
     words = re.findall(r"=\?[^?]+\?[bBqQ]\?[^?]*\?=", head)
     assert words and max(len(w) for w in words) <= 75
@@ -131,17 +121,17 @@ def test_encoded_words_stay_within_75_characters_and_lines_within_78():
     raw_to = re.search(r"\r\nTo: (.*?) <", head, re.S).group(1)
     assert str(make_header(decode_header(raw_to))) == name
     # An ASCII name with specials is quoted, not encoded.
-    env = _template().build(to_name='Ahmed, "Zoe"', to_address="zoe@example.org", text="t", html="t")
+    env = message_template().build(to_name='Ahmed, "Zoe"', to_address="zoe@example.org", text="t", html="t")
     assert b'To: "Ahmed, \\"Zoe\\"" <zoe@example.org>\r\n' in env.data
 
 
 def test_date_has_a_numeric_zone_and_optional_headers_appear_only_when_asked():
     """Issue 9 finding 15: Date said GMT; Auto-Submitted, Reply-To and Feedback-ID were missing."""
-    env = _template().build(to_name="", to_address="a@example.org", text="t", html="t")
+    env = message_template().build(to_name="", to_address="a@example.org", text="t", html="t")
     msg = message_from_bytes(env.data, policy=policy.default)
     assert re.fullmatch(r"\w{3}, \d{2} \w{3} \d{4} \d{2}:\d{2}:\d{2} \+0000", str(msg["Date"]))
     assert msg["Auto-Submitted"] is None and msg["Reply-To"] is None and msg["Feedback-ID"] is None
-    env = _template(
+    env = message_template(
         auto_submitted=True,
         reply_to="Digest editors <editors@ertg.example.org>",
         feedback_id="2026-12:digest:ertg.example.org",

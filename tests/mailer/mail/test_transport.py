@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from mailer.mail import transport as transport_module
-from mailer.mail.message import MessageTemplate
 from mailer.mail.transport import PermanentFailure, SMTPTransport
+from tests.factories import message_template
 from tests.mailservers import Relay
 
 
@@ -135,13 +135,9 @@ def test_a_message_our_builder_made_goes_out_without_a_scan_for_dots(relay, monk
         def search(self, data):
             raise AssertionError("scanned a message promised dot-free")
 
-    env = MessageTemplate(
-        mail_from="End Racism This Generation <digest@ertg.example.org>",
-        subject="Your campaign digest",
-        list_id="digest.ertg.example.org",
-        list_name="Campaign digest",
-        list_unsubscribe_mailto="unsubscribe@ertg.example.org",
-    ).build(to_name="Amina", to_address="amina@example.org", text=".card\nHello\n", html="<p>.card</p>\n")
+    env = message_template().build(
+        to_name="Amina", to_address="amina@example.org", text=".card\nHello\n", html="<p>.card</p>\n"
+    )
     monkeypatch.setattr(transport_module, "_DOT_LINE", NoScan())
     transport = SMTPTransport(relay.url)
     transport.send("b0@bounce.example.org", env.recipient, env.data, dot_free=env.dot_free)
