@@ -62,6 +62,20 @@ def wait_for_sink(port: int) -> None:
     raise RuntimeError("smtp-sink did not start")
 
 
+def service_env(db_url: str, workdir: Path, sink_port: int) -> dict[str, str]:
+    """The settings a benchmark's service runs with: ``db_url``, a scratch ``VAR_DIR`` in
+    ``workdir``, and smtp-sink on ``sink_port`` as the relay."""
+    return {
+        "DATABASE_URL": db_url,
+        "MAILER_ENV": "test",
+        "SECRET_KEY": "bench-secret",
+        "VAR_DIR": str(workdir / "var"),
+        "SMTP_URL": f"smtp://127.0.0.1:{sink_port}",
+        "BASE_URL": "https://digest.example.org",
+        "MAIL_FROM": "End Racism This Generation <digest@ertg.example.org>",
+    }
+
+
 def ensure_database(url: str) -> None:
     """Create the benchmark database if the server lacks it."""
     from sqlalchemy import create_engine, text
@@ -227,17 +241,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args, db_url: str, redis_url: str, workdir: Path, sink: Sink, procs: list) -> int:
-    env = dict(
-        os.environ,
-        DATABASE_URL=db_url,
-        REDIS_URL=redis_url,
-        MAILER_ENV="test",
-        SECRET_KEY="bench-secret",
-        VAR_DIR=str(workdir / "var"),
-        SMTP_URL=f"smtp://127.0.0.1:{sink.port}",
-        BASE_URL="https://digest.example.org",
-        MAIL_FROM="End Racism This Generation <digest@ertg.example.org>",
-    )
+    env = dict(os.environ, **service_env(db_url, workdir, sink.port), REDIS_URL=redis_url)
     os.environ.update(env)  # this process enqueues through the same Redis broker
 
     import redis

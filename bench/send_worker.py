@@ -39,7 +39,7 @@ from datetime import date
 from pathlib import Path
 
 from bench import reference_ms
-from bench.send import DEFAULT_DB, cpu_seconds, ensure_database, free_port, need, wait_for_sink
+from bench.send import DEFAULT_DB, cpu_seconds, ensure_database, free_port, need, service_env, wait_for_sink
 
 
 class QuietSink:
@@ -76,15 +76,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args, db_url: str, workdir: Path, sink: QuietSink) -> int:
-    os.environ.update(
-        DATABASE_URL=db_url,
-        MAILER_ENV="test",
-        SECRET_KEY="bench-secret",
-        VAR_DIR=str(workdir / "var"),
-        SMTP_URL=f"smtp://127.0.0.1:{sink.port}",
-        BASE_URL="https://digest.example.org",
-        MAIL_FROM="End Racism This Generation <digest@ertg.example.org>",
-    )
+    os.environ.update(service_env(db_url, workdir, sink.port))
     os.environ.pop("REDIS_URL", None)  # in-memory counters; no queue is used
     from sqlalchemy import select, update
 
@@ -92,10 +84,8 @@ def _run(args, db_url: str, workdir: Path, sink: QuietSink) -> int:
     from mailer.boot import boot
     from mailer.delivery import fanout
     from mailer.delivery.models import PENDING, Delivery
-    from mailer.delivery.sending import deliver_batch
     from mailer.digest.compose import load_plan
     from mailer.digest.editions import build_edition
-    from mailer.mail.transport import transport_from_settings
     from mailer.schema import reset
     from mailer.settings import Settings
 
@@ -126,7 +116,7 @@ def _run(args, db_url: str, workdir: Path, sink: QuietSink) -> int:
         ids.pop()  # one reader held back keeps the edition sending for the next round
         with rt.db.engine.connect() as conn:
             conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("VACUUM ANALYZE deliveries")
-        rounds.append(_round(rt, ids, args.threads, sink, deliver_batch, transport_from_settings))
+        rounds.append(_round(rt, ids, args.threads, sink))
         r = rounds[-1]
         print(
             f"round {n + 1}: {r['sent']} sent in {r['seconds']:.1f} s ({r['msg_s']:.0f} msg/s); CPU {r['cpu_ms']:.3f} "
@@ -161,8 +151,11 @@ def postgres_cpu_seconds() -> float:
     return total
 
 
-def _round(rt, ids: list[int], threads: int, sink: QuietSink, deliver_batch, transport_from_settings) -> dict:
+def _round(rt, ids: list[int], threads: int, sink: QuietSink) -> dict:
     """Send every id in ``ids`` from ``threads`` threads; this process's costs a message."""
+    from mailer.delivery.sending import deliver_batch
+    from mailer.mail.transport import transport_from_settings
+
     batches: queue.Queue = queue.Queue()
     size = rt.settings.delivery.batch_size
     for start in range(0, len(ids), size):

@@ -338,13 +338,6 @@ def recipients(session: Session, ids: Sequence[int] | None = None, *, today: dat
             partners.setdefault(sid, set()).add(pid)
     none: frozenset[int] = frozenset()
     return [
-        Recipient(
-            sid,
-            email,
-            name,
-            version,
-            frozenset(topics[sid]) if sid in topics else none,
-            frozenset(partners[sid]) if sid in partners else none,
-        )
+        Recipient(sid, email, name, version, frozenset(topics.get(sid, none)), frozenset(partners.get(sid, none)))
         for sid, email, name, version in rows
     ]
