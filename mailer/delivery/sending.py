@@ -5,9 +5,8 @@ worked in chunks: a chunk is claimed (``pending -> sending``, under a random cla
 and a heartbeat) and that claim is committed before any of its messages leaves, so a
 redelivered queue message finds nothing to claim and sends nothing twice. A chunk's
 messages are handed over in id order, and each outcome is committed as soon as the relay
-has answered, before the next message is handed over (while the next message's text is
-written to the relay, before its final ``.``: the database's round trip and the relay's
-overlap, see ``before_end`` in :mod:`mailer.mail.transport`).
+has answered, before the next message is handed over (once the relay has taken the next
+message's envelope, before any of its text: see ``before_end`` in :mod:`mailer.mail.transport`).
 
 So when a worker dies (``kill -9``), each of its claims holds at most one delivery whose
 fate is unknown: the lowest id still ``sending`` (it may have reached the relay); the
@@ -585,9 +584,8 @@ def deliver_batch(db: Database, transport: Transport, settings: Settings, delive
                             envelope,
                             row.id,
                             (upcoming[2], upcoming[0].id) if upcoming else None,
-                            # The previous outcome is committed while this text travels, and
-                            # before its end is sent (may raise DatabaseLost: then this one
-                            # is not handed over).
+                            # The previous outcome is committed before this one's text is
+                            # written (may raise DatabaseLost: then this one is not handed over).
                             before_end=functools.partial(chunk.commit, db),
                         )
                     except DatabaseLost:

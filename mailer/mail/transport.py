@@ -101,9 +101,9 @@ class Transport(Protocol):
         the next ``send`` must then be that message, or ``close`` come first.
 
         ``before_end``, if given, is called once before the message is handed over (over
-        SMTP: once its text is written, before the final ``.``), so the caller can record
-        the previous message's outcome while this one travels. If it raises, nothing of
-        this message is handed over and the exception propagates.
+        SMTP: once the relay has taken its envelope, before its text), so the caller can
+        record the previous message's outcome first. If it raises, nothing of this message
+        is handed over and the exception propagates.
 
         ``dot_free`` promises that no line of ``message`` starts with a dot (see
         :class:`mailer.mail.message.Envelope`): nothing to stuff, so no scan for one."""
@@ -378,7 +378,11 @@ def _pipelined_transaction(
     envelope went out that way with the previous one, and only its replies are read here.
     Nothing of the next message is handed over until its own end of data is sent.
     ``on_announce`` is told, as it is written, which envelope now waits for its message.
-    ``before_end`` runs between the text and its final ``.`` (see :class:`Transport`).
+    ``before_end`` runs once the relay said 354, before the text (see :class:`Transport`):
+    the text, its final ``.`` and the next envelope then go in one write, which wakes the
+    relay once. (Writing the text before the hook and the end after it woke the relay
+    twice a message: the worker spent 8-30 % more system CPU a message, measured with
+    ``bench.send_worker``.)
     ``dot_free``: the caller promises no line starts with a dot; the scan is skipped.
 
     Raises the same smtplib exceptions as ``SMTP.sendmail`` so callers map them alike.
@@ -409,9 +413,7 @@ def _pipelined_transaction(
     if not body.endswith(b"\r\n"):
         body += b"\r\n"
     if before_end is not None:
-        conn.send(body)
         before_end()
-        body = b""
     on_announce(then)
     conn.send(body + b".\r\n" + (_envelope(*then) if then is not None else b""))
     code, reply = conn.getreply()

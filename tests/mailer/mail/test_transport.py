@@ -91,21 +91,28 @@ def test_an_announced_recipient_the_relay_refuses_fails_alone():
     assert sorted(r for r, _, _ in relay.messages) == ["r0@example.org", "r2@example.org"]
 
 
-def test_before_end_runs_once_the_text_is_written_and_before_its_end(relay):
-    """The caller records the previous outcome while this message travels: when the hook
-    runs, the relay has the text but not the final dot, so nothing is delivered yet."""
+def test_before_end_runs_once_the_envelope_is_taken_and_before_the_text(relay):
+    """The caller records the previous outcome before this message is handed over: when
+    the hook runs, the relay has this envelope but none of its text, and nothing is
+    delivered yet; then the text, its end and the next envelope go in one write."""
     transport = SMTPTransport(relay.url)
     writes = spy_writes(transport)
     seen = []
 
     def before_end():
-        seen.append((b"".join(writes), len(relay.messages)))
+        seen.append((list(writes), len(relay.messages)))
 
-    transport.send("b0@bounce.example.org", "r0@example.org", message(0), None, before_end)
-    transport.close()
+    then = ("b1@bounce.example.org", "r1@example.org")
+    transport.send("b0@bounce.example.org", "r0@example.org", message(0), then, before_end)
     ((written, delivered),) = seen
-    assert written.endswith(b"\r\nbody 0\r\n") and b"\r\n.\r\n" not in written.split(b"DATA\r\n", 1)[1]
-    assert delivered == 0 and [r for r, _, _ in relay.messages] == ["r0@example.org"]
+    assert b"".join(written).endswith(b"DATA\r\n") and b"body 0" not in b"".join(written)
+    assert delivered == 0
+    last = writes[-1]
+    assert b"body 0\r\n.\r\nMAIL FROM:<b1@bounce.example.org>\r\nRCPT TO:<r1@example.org>\r\nDATA\r\n" in last
+    assert last.startswith(message(0)[:20])
+    transport.send(*then, message(1))
+    transport.close()
+    assert [r for r, _, _ in relay.messages] == ["r0@example.org", "r1@example.org"]
 
 
 def test_a_before_end_that_fails_hands_nothing_over(relay):
