@@ -32,11 +32,20 @@ import smtplib
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-from bench.send import DEFAULT_DB, DEFAULT_REDIS, Sink, children, cpu_seconds, ensure_database, free_port, peak_rss_mb
+from bench.send import (
+    DEFAULT_DB,
+    DEFAULT_REDIS,
+    Sink,
+    children,
+    cpu_seconds,
+    ensure_database,
+    free_port,
+    peak_rss_mb,
+    start_workers,
+)
 
 DOMAIN = "ertg.example.org"
 
@@ -145,30 +154,8 @@ def _run(args, db_url: str, redis_url: str, workdir: Path, sink: Sink, procs: li
     emails.append("priya@nhs.example")
     print(f"seeded a group of {len(emails)} members", flush=True)
 
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "dramatiq",
-            "mailer.worker",
-            "--processes",
-            str(args.processes),
-            "--threads",
-            str(args.threads),
-        ],
-        env=env,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    worker = start_workers(env, args.processes, args.threads)
     procs.append(worker)
-    ready = 0
-    while ready < args.processes:
-        line = worker.stderr.readline()
-        if not line:
-            sys.exit("the dramatiq workers exited during start-up")
-        ready += "is ready for action" in line
-    threading.Thread(target=lambda: [None for _ in worker.stderr], daemon=True).start()  # keep draining
 
     from mailer.actors.inbound import process_inbound, router
     from mailer.lmtp import Receiver

@@ -240,6 +240,25 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def start_workers(env: dict[str, str], processes: int, threads: int) -> subprocess.Popen:
+    """``mailer worker``'s command line (greenlets, see mailer.cli.worker) in a process group
+    of its own, once every worker process is ready; its log is drained in the background."""
+    from mailer.cli.worker import dramatiq_command
+
+    worker = subprocess.Popen(
+        dramatiq_command(processes, threads), env=env, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    ready = 0
+    while ready < processes:
+        line = worker.stderr.readline()
+        if not line:
+            os.killpg(worker.pid, signal.SIGKILL)
+            sys.exit("the dramatiq workers exited during start-up")
+        ready += "is ready for action" in line
+    threading.Thread(target=lambda: [None for _ in worker.stderr], daemon=True).start()  # keep draining
+    return worker
+
+
 def _run(args, db_url: str, redis_url: str, workdir: Path, sink: Sink, procs: list) -> int:
     env = dict(os.environ, **service_env(db_url, workdir, sink.port), REDIS_URL=redis_url)
     os.environ.update(env)  # this process enqueues through the same Redis broker
@@ -301,30 +320,8 @@ def _run(args, db_url: str, redis_url: str, workdir: Path, sink: Sink, procs: li
         flush=True,
     )
 
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "dramatiq",
-            "mailer.worker",
-            "--processes",
-            str(args.processes),
-            "--threads",
-            str(args.threads),
-        ],
-        env=env,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    worker = start_workers(env, args.processes, args.threads)
     procs.append(worker)
-    ready = 0
-    while ready < args.processes:
-        line = worker.stderr.readline()
-        if not line:
-            sys.exit("the dramatiq workers exited during start-up")
-        ready += "is ready for action" in line
-    threading.Thread(target=lambda: [None for _ in worker.stderr], daemon=True).start()  # keep draining
 
     from mailer.actors.digest import start_edition
     from mailer.digest.models import Edition

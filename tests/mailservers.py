@@ -9,7 +9,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -18,6 +17,8 @@ from email import message_from_string, policy
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
+
+from mailer.cli.worker import dramatiq_command
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -138,20 +139,12 @@ class Relay:
 
 
 class Workers:
-    """One `dramatiq mailer.worker` invocation (its own process group)."""
+    """One `mailer worker` command line (its own process group): dramatiq processes whose
+    threads are greenlets, as in production."""
 
     def __init__(self, env: dict[str, str], processes: int = 1, threads: int = 2):
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "dramatiq",
-                "mailer.worker",
-                "--processes",
-                str(processes),
-                "--threads",
-                str(threads),
-            ],
+            dramatiq_command(processes, threads),
             cwd=ROOT,
             env=env,
             stderr=subprocess.PIPE,

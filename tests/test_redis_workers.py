@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+from mailer.cli.worker import dramatiq_command
 from tests.conftest import PG_URL, REDIS_URL, csrf_token, empty_postgres, need
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres]
@@ -80,7 +81,7 @@ def stack(tmp_path_factory):
     empty_postgres(pg)
     procs = [
         subprocess.Popen(
-            [str(BIN / "dramatiq"), "mailer.worker", "--processes", "1", "--threads", "2"],
+            dramatiq_command(1, 2),
             env=env,
             cwd=ROOT,
             stdout=subprocess.DEVNULL,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -10,21 +11,41 @@ import click
 from mailer import runtime
 
 
+def dramatiq_command(processes: int, threads: int, *options: str) -> list[str]:
+    """The command line of the Redis mode's workers: ``processes`` Dramatiq processes of
+    ``threads`` threads each (and Dramatiq's ``options``, such as ``--queues``), run as greenlets (gevent patches each process first, as
+    ``dramatiq-gevent`` does; see :mod:`mailer.greenlets` for why). The tests and the
+    send benchmark start workers with it too."""
+    return [
+        sys.executable,
+        "-m",
+        "gevent.monkey",
+        "--module",
+        "dramatiq",
+        "mailer.worker",
+        "--processes",
+        str(processes),
+        "--threads",
+        str(threads),
+        *options,
+    ]
+
+
 @click.command("worker")
 @click.option("--processes", default=2, show_default=True)
 @click.option("--threads", default=4, show_default=True)
 def worker(processes: int, threads: int) -> None:
-    """Run queue workers: `dramatiq` processes with REDIS_URL, else threads in this process."""
+    """Run queue workers: `dramatiq` processes with REDIS_URL (their threads are
+    greenlets), else threads in this process."""
     queue = runtime.current().queue
     if not queue.embedded:
-        # only the Redis mode hands over to dramatiq's own command line
-        from dramatiq.cli import main as dramatiq_main
-
         from mailer.metrics.workers import prepare
 
         prepare(runtime.current().settings)  # WORKER_METRICS: Dramatiq's metrics port and directory
-        sys.argv = ["dramatiq", "mailer.worker", "--processes", str(processes), "--threads", str(threads)]
-        sys.exit(dramatiq_main())
+        # Dramatiq's own command line, in this process (the same pid for a service manager),
+        # started afresh so that gevent patches it before anything else is imported.
+        command = dramatiq_command(processes, threads)
+        os.execv(command[0], command)
     queue.ensure_worker(threads)
     click.echo("Embedded worker running (no REDIS_URL); Ctrl-C to stop.")
     try:

@@ -55,6 +55,7 @@ from mailer.digest.cache import prepared_editions
 from mailer.digest.compose import LIST_NAME, PreparedEdition, compose
 from mailer.digest.models import SENDING as EDITION_SENDING
 from mailer.digest.models import Edition
+from mailer.greenlets import FdWait, fd_waiter
 from mailer.mail.message import MessageTemplate
 from mailer.mail.outgoing import Outgoing
 from mailer.mail.transport import PermanentFailure, TransientFailure, Transport
@@ -248,6 +249,35 @@ def _check(result) -> None:
         raise errors.error_from_result(result)
 
 
+def _exec_prepared(pgconn, values: list, waits: tuple[FdWait, FdWait] | None):
+    """The outcome statement's result: libpq's blocking call under threads, the same
+    statement waited for through ``waits`` under greenlets (:func:`mailer.greenlets.fd_waiter`)."""
+    if waits is None:
+        return pgconn.exec_prepared(_OUTCOME_STATEMENT, values)
+    pgconn.send_query_prepared(_OUTCOME_STATEMENT, values)
+    return _last_result(pgconn, *waits)
+
+
+def _last_result(pgconn, wait_read: FdWait, wait_write: FdWait):
+    """The result of the statement just sent on ``pgconn`` (libpq in non-blocking mode, as
+    psycopg leaves it), waiting with ``wait_read``/``wait_write`` (gevent's, see
+    :mod:`mailer.greenlets`) where libpq's blocking call would wait inside C and stall
+    every greenlet of the process. Raises the driver's ``OperationalError`` if the
+    connection broke."""
+    fd = pgconn.socket
+    while pgconn.flush():
+        wait_write(fd)
+    result = None
+    while True:
+        pgconn.consume_input()
+        while not pgconn.is_busy():
+            following = pgconn.get_result()
+            if following is None:
+                return result
+            result = following
+        wait_read(fd)
+
+
 class Recorder:
     """One connection in autocommit mode for a chunk's outcomes: each is its own statement
     and transaction, one round trip, committed without waiting for the disk (see
@@ -266,16 +296,21 @@ class Recorder:
         pgconn = fairy.dbapi_connection.pgconn
         sql, params = _outcome_sql(self.conn.dialect)
         values = [_pg_text(outcome[p]) if isinstance(p, str) else p for p in params]
+        waits = fd_waiter()  # greenlets: wait through gevent, never inside libpq
         if fairy.info.get(_OUTCOME_STATEMENT):  # info lives as long as the DBAPI connection
-            result = pgconn.exec_prepared(_OUTCOME_STATEMENT, values)
+            result = _exec_prepared(pgconn, values, waits)
             # Gone if psycopg deallocated its statements on this connection (it may, with
             # DEALLOCATE ALL): prepared again below.
             if result.error_field(_SQLSTATE) != _NO_SUCH_STATEMENT:
                 _check(result)
                 return
-        _check(pgconn.prepare(_OUTCOME_STATEMENT, sql))
+        if waits is None:
+            _check(pgconn.prepare(_OUTCOME_STATEMENT, sql))
+        else:
+            pgconn.send_prepare(_OUTCOME_STATEMENT, sql)
+            _check(_last_result(pgconn, *waits))
         fairy.info[_OUTCOME_STATEMENT] = True
-        _check(pgconn.exec_prepared(_OUTCOME_STATEMENT, values))
+        _check(_exec_prepared(pgconn, values, waits))
 
     def write(self, outcomes: list[dict]) -> None:
         if self.conn is None:

@@ -15,6 +15,10 @@ measured in a worker process of four threads. For a plain TCP relay,
 
 TLS connections (``smtps://``, ``?starttls=1``) keep smtplib's own socket calls: their
 bytes must go through OpenSSL, and OpenSSL's blocking reads expect Python's timeout.
+
+Where the process's threads are greenlets (:mod:`mailer.greenlets`) there is no GIL to
+hand over, and a socket the kernel blocks on would stall every greenlet: the socket keeps
+gevent's own timeout and waits, and only the first, non-blocking write stays.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ import smtplib
 import socket
 import struct
 import sys
+
+from mailer.greenlets import greenlets
 
 # MSG_NOSIGNAL: a relay that hung up gives EPIPE, never a SIGPIPE.
 _FLAGS = socket.MSG_DONTWAIT | getattr(socket, "MSG_NOSIGNAL", 0)
@@ -87,7 +93,7 @@ class RelayConnection(smtplib.SMTP):
 
     def _get_socket(self, host, port, timeout):
         sock = super()._get_socket(host, port, timeout)
-        if isinstance(timeout, (int, float)) and timeout > 0:
+        if isinstance(timeout, (int, float)) and timeout > 0 and not greenlets():
             kernel_timeouts(sock, timeout)
         return sock
 
@@ -101,7 +107,7 @@ class RelayConnection(smtplib.SMTP):
             write_all(self.sock, s)
         except OSError as exc:
             self.close()
-            if exc.errno in _TIMED_OUT:
+            if exc.errno in _TIMED_OUT or isinstance(exc, TimeoutError):  # the kernel's, or gevent's
                 raise RelayTimeout(f"the relay took no data for {self.timeout:g} s") from exc
             raise smtplib.SMTPServerDisconnected(f"the relay connection broke: {exc}") from exc
 

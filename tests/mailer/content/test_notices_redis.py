@@ -9,11 +9,11 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 from datetime import date
 
 import pytest
 
+from mailer.cli.worker import dramatiq_command
 from mailer.content.intake import ItemDraft, submit_item
 from mailer.content.models import Partner
 from tests.conftest import REDIS_URL, need
@@ -67,16 +67,7 @@ def test_receipt_goes_through_redis_and_a_worker_process_once(rt, settings, tmp_
         "MAIL_FROM": settings.mail_from,
     }
     worker = subprocess.Popen(
-        [
-            os.path.join(os.path.dirname(sys.executable), "dramatiq"),
-            "mailer.worker",
-            "--processes",
-            "1",
-            "--threads",
-            "1",
-            "--queues",
-            "transactional",
-        ],
+        dramatiq_command(1, 1, "--queues", "transactional"),
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
