@@ -33,7 +33,7 @@ def fd_waiter() -> tuple[FdWait, FdWait] | None:
     monkey = sys.modules.get("gevent.monkey")
     if monkey is None or not monkey.is_module_patched("socket"):
         return None
-    from gevent.socket import wait_read, wait_write
+    from gevent.socket import wait_read, wait_write  # only where gevent already runs the process
 
     return wait_read, wait_write
 

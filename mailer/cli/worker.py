@@ -39,7 +39,7 @@ def worker(processes: int, threads: int) -> None:
     greenlets), else threads in this process."""
     queue = runtime.current().queue
     if not queue.embedded:
-        from mailer.metrics.workers import prepare
+        from mailer.metrics.workers import prepare  # Dramatiq's metrics: the Redis mode only
 
         prepare(runtime.current().settings)  # WORKER_METRICS: Dramatiq's metrics port and directory
         # Dramatiq's own command line, in this process (the same pid for a service manager),
