@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import queue
 import re
 import socket
+import subprocess
+import sys
+import threading
 from datetime import date
 
 import pytest
@@ -20,7 +25,8 @@ from mailer.digest.editions import build_edition
 from mailer.digest.models import Edition
 from mailer.mail.transport import SMTPTransport
 from subscribers.models import Subscriber
-from tests.conftest import BOTH_DIALECTS
+from tests.conftest import BOTH_DIALECTS, TEST_ENV
+from tests.mailservers import ROOT
 
 pytestmark = BOTH_DIALECTS  # the dialect matters here: see tests/conftest.py
 
@@ -448,3 +454,80 @@ def test_each_outcome_is_written_at_once_and_a_lost_prepared_statement_is_made_a
         ("pending", "451 try later"),
     ]
     assert ledger[rows[0].id].sent_at is not None and ledger[rows[2].id].next_attempt_at is not None
+
+
+# An outcome written in a process whose threads are greenlets (gevent, as `mailer worker`
+# runs them); a greenlet prints "tick" every 10 ms while the write waits.
+RECORD_UNDER_GREENLETS = """
+from gevent import monkey
+
+monkey.patch_all()
+import sys
+from collections import namedtuple
+
+import gevent
+
+from mailer.db import Database
+from mailer.delivery.sending import Recorder, _Chunk
+from mailer.settings import Settings
+
+settings = Settings.from_env()
+db = Database(settings.database_url)
+row = namedtuple("Row", "id subscriber_id edition_id attempts")(*map(int, sys.argv[1:5]))
+writing = False
+
+
+def tick():
+    while True:
+        gevent.sleep(0.01)
+        if writing:
+            print("tick", flush=True)
+
+
+gevent.spawn(tick)
+chunk = _Chunk([row], settings, int(sys.argv[5]), Recorder(db))
+chunk.sent(row)
+writing = True
+chunk.commit(db)
+writing = False
+chunk.recorder.close()
+print("written", flush=True)
+"""
+
+
+@pytest.mark.dialects("postgresql")  # the statement prepared through libpq is PostgreSQL's path
+def test_under_greenlets_an_outcome_waiting_for_the_database_stalls_nobody_else(rt, settings, edition):
+    """While an outcome's write waits (here on a row lock another transaction holds),
+    the process's other greenlets run; once the lock is gone the outcome is written."""
+    from mailer.delivery import fanout
+    from mailer.delivery.sending import claim
+    from mailer.digest.compose import load_plan
+
+    with rt.db.transaction() as s:
+        fanout.start_edition(s, s.get(Edition, edition), load_plan(s, s.get(Edition, edition)))
+    with rt.db.transaction() as s:
+        row = min(claim(s, [d.id for d in _ledger(rt, edition).values()], 7), key=lambda r: r.id)
+    env = {**os.environ, **TEST_ENV, "DATABASE_URL": settings.database_url, "VAR_DIR": str(settings.var_dir)}
+    lines: queue.Queue[str] = queue.Queue()
+    with rt.db.engine.connect() as locker:
+        locker.execute(select(Delivery.id).where(Delivery.id == row.id).with_for_update())
+        proc = subprocess.Popen(
+            [sys.executable, "-c", RECORD_UNDER_GREENLETS, *map(str, row), "7"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        threading.Thread(target=lambda: [lines.put(line.strip()) for line in proc.stdout], daemon=True).start()
+        try:
+            # Twenty ticks while the write waits for the lock: the process was not stalled.
+            assert [lines.get(timeout=30) for _ in range(20)] == ["tick"] * 20
+            assert {d.id: d.status for d in _ledger(rt, edition).values()}[row.id] == "sending"
+            locker.rollback()  # the lock goes; the write goes through
+            while lines.get(timeout=30) != "written":  # ticks until then; queue.Empty if never
+                pass
+            assert proc.wait(30) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert {d.id: d.status for d in _ledger(rt, edition).values()}[row.id] == "sent"

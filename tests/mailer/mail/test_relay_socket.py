@@ -1,11 +1,14 @@
 """The plain relay connection's socket calls (mailer/mail/relay_socket.py): writes that
-never block while holding the GIL, and the kernel's timeouts, against real sockets."""
+never block while holding the GIL, and the kernel's timeouts (gevent's, in a process whose
+threads are greenlets), against real sockets."""
 
 from __future__ import annotations
 
 import contextlib
 import smtplib
 import socket
+import subprocess
+import sys
 import threading
 import time
 
@@ -13,7 +16,7 @@ import pytest
 
 from mailer.mail.relay_socket import RelayConnection, RelayTimeout, send_now
 from mailer.mail.transport import SMTPTransport, TransientFailure
-from tests.mailservers import Relay
+from tests.mailservers import ROOT, Relay
 
 
 def test_send_now_writes_what_fits_and_never_waits_for_a_reader():
@@ -124,3 +127,70 @@ def test_a_relay_that_hangs_up_is_not_reported_as_a_timeout():
         assert time.perf_counter() - started < 2  # at once, not after the timeout
     finally:
         relay.close()
+
+
+# Run under gevent in a process of its own (its patching cannot be undone in this one), as
+# a worker started by `mailer worker` runs: a greenlet ticks every 10 ms meanwhile.
+UNDER_GREENLETS = """
+from gevent import monkey
+
+monkey.patch_all()
+import sys
+import time
+
+import gevent
+
+from mailer.mail.relay_socket import RelayConnection, RelayTimeout
+from mailer.mail.transport import SMTPTransport, TransientFailure
+
+ticks = 0
+
+
+def tick():
+    global ticks
+    while True:
+        gevent.sleep(0.01)
+        ticks += 1
+
+
+gevent.spawn(tick)
+silent, deaf = int(sys.argv[1]), int(sys.argv[2])
+started, ticks = time.monotonic(), 0
+try:
+    SMTPTransport(f"smtp://127.0.0.1:{silent}?timeout=0.5").send("b@bounce.example.org", "r@example.org", b"hi\\r\\n")
+except TransientFailure as exc:
+    print(f"{exc}|{time.monotonic() - started:.2f}|{ticks}")
+conn = RelayConnection("127.0.0.1", deaf, timeout=0.5)
+conn.ehlo()
+started, ticks = time.monotonic(), 0
+try:
+    conn.send(b"x" * 50_000_000)
+except RelayTimeout as exc:
+    print(f"{exc}|{time.monotonic() - started:.2f}|{ticks}")
+"""
+
+
+def test_under_greenlets_a_silent_relay_still_times_out_and_stalls_nobody_else():
+    """With gevent (the kernel's timeouts would block the whole process, and gevent's
+    wait without one would never end): the same errors after the same timeout, while the
+    process's other greenlets run."""
+    silent, deaf = SilentRelay(), SilentRelay(answered=1, read=False)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", UNDER_GREENLETS, str(silent.port), str(deaf.port)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        silent.close()
+        deaf.close()
+    lines = [line.split("|") for line in done.stdout.splitlines()]
+    assert [error for error, _, _ in lines] == [
+        "no answer from the relay within 0.5 s",
+        "the relay took no data for 0.5 s",
+    ], done.stderr
+    for _, seconds, ticks in lines:
+        assert 0.4 < float(seconds) < 5
+        assert int(ticks) >= 10  # about 50 in the half second: the process was not stalled
