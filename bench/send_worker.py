@@ -18,10 +18,18 @@ PostgreSQL (all its processes) used a message; the last line gives the medians::
 
     send_worker cpu_ms=... user_ms=... sys_ms=... msg_s=... vcsw=... sink_cpu_ms=... pg_cpu_ms=...
 
+The threads are greenlets, as in a worker process that ``mailer worker`` starts: gevent
+patches this process first of all (see :mod:`mailer.greenlets`).
+
 Compare two checkouts by running each in turn, several times: the machine is shared.
 """
 
+# ruff: noqa: E402 (the imports come after gevent's patching, on purpose)
 from __future__ import annotations
+
+from gevent import monkey
+
+monkey.patch_all()  # before anything else is imported, as dramatiq-gevent does
 
 import argparse
 import os
