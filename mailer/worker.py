@@ -5,6 +5,10 @@ then uses the broker it set); no other module imports it. Settings come from the
 environment, as in every entry point. It also starts the process's delivery keeper
 (heartbeats and sweeps, :func:`mailer.actors.digest.keep`) and makes stopping graceful
 however many SIGTERMs arrive (a service manager's group stop sends two).
+
+Under ``mailer worker`` gevent has patched the process before this module is imported, so
+its threads (Dramatiq's, the keeper, the warm-up below) are greenlets: see
+:mod:`mailer.greenlets`.
 """
 
 import atexit

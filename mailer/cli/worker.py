@@ -13,9 +13,10 @@ from mailer import runtime
 
 def dramatiq_command(processes: int, threads: int, *options: str) -> list[str]:
     """The command line of the Redis mode's workers: ``processes`` Dramatiq processes of
-    ``threads`` threads each (and Dramatiq's ``options``, such as ``--queues``), run as greenlets (gevent patches each process first, as
-    ``dramatiq-gevent`` does; see :mod:`mailer.greenlets` for why). The tests and the
-    send benchmark start workers with it too."""
+    ``threads`` threads each (and Dramatiq's ``options``, such as ``--queues``), the
+    threads being greenlets: gevent patches the process first, as ``dramatiq-gevent``
+    does (see :mod:`mailer.greenlets` for why). The tests and the send benchmarks start
+    their workers with it too."""
     return [
         sys.executable,
         "-m",
