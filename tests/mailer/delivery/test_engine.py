@@ -5,6 +5,8 @@ refused addresses, the circuit breaker, pause / resume / cancel, status, headers
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -22,7 +24,7 @@ from mailer.mail.transport import SMTPTransport
 from mailer.settings.delivery import DeliveryConfig
 from tests.conftest import BOTH_DIALECTS, REDIS_URL, need
 from tests.factories import bench_edition
-from tests.mailservers import Relay, free_port
+from tests.mailservers import ROOT, Relay, free_port
 
 pytestmark = BOTH_DIALECTS  # the dialect matters here: see tests/conftest.py
 
@@ -417,6 +419,43 @@ def test_smtp_url_with_tls_and_login_reaches_an_authenticating_relay(tls_cert, m
             untrusted.send("bounces+1-x@ertg.example.org", "nurse@nhs.example", b"x\r\n")
     finally:
         relay.stop()
+    assert relay.counts() == Counter({"nurse@nhs.example": 1})
+
+
+# One message through SMTP_URL (argv[1]) from a process patched as `mailer worker`'s are.
+SEND_UNDER_GREENLETS = """
+from gevent import monkey
+
+monkey.patch_all()
+import sys
+
+from mailer.mail.transport import SMTPTransport
+
+transport = SMTPTransport(sys.argv[1])
+transport.send("bounces+1-x@ertg.example.org", "nurse@nhs.example", b"Subject: hi\\r\\n\\r\\nhello\\r\\n")
+transport.close()
+"""
+
+
+@pytest.mark.parametrize("mode", ["starttls", "smtps"])
+def test_under_greenlets_a_tls_relay_is_reached_as_with_threads(tls_cert, mode):
+    """A worker process's senders are greenlets (gevent patches ssl too): the same
+    encrypted, authenticated hand-over, here from a process patched as `mailer worker`'s."""
+    cert, key = tls_cert
+    relay = Relay(tls=mode, certs=(cert, key), login=("digest", "s3cret pass")).start()
+    scheme, query = ("smtps", "") if mode == "smtps" else ("smtp", "&starttls=1")
+    url = f"{scheme}://digest:s3cret%20pass@127.0.0.1:{relay.port}?cafile={cert}{query}&timeout=5"
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", SEND_UNDER_GREENLETS, url],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        relay.stop()
+    assert done.returncode == 0, done.stderr
     assert relay.counts() == Counter({"nurse@nhs.example": 1})
 
 
