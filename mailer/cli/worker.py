@@ -11,18 +11,16 @@ import click
 from mailer import runtime
 
 
-def dramatiq_command(processes: int, threads: int, *options: str) -> list[str]:
+def dramatiq_command(processes: int, threads: int, *options: str, greenlets: bool = True) -> list[str]:
     """The command line of the Redis mode's workers: ``processes`` Dramatiq processes of
-    ``threads`` threads each (and Dramatiq's ``options``, such as ``--queues``), the
-    threads being greenlets: gevent patches the process first, as ``dramatiq-gevent``
-    does (see :mod:`mailer.greenlets` for why). The tests and the send benchmarks start
-    their workers with it too."""
+    ``threads`` threads each (and Dramatiq's ``options``, such as ``--queues``). With
+    ``greenlets`` the threads are greenlets: gevent patches the process first, as
+    ``dramatiq-gevent`` does (see :mod:`mailer.greenlets` for why). The tests and the send
+    benchmarks start their workers with it too."""
+    runner = ["-m", "gevent.monkey", "--module", "dramatiq"] if greenlets else ["-m", "dramatiq"]
     return [
         sys.executable,
-        "-m",
-        "gevent.monkey",
-        "--module",
-        "dramatiq",
+        *runner,
         "mailer.worker",
         "--processes",
         str(processes),
@@ -37,15 +35,18 @@ def dramatiq_command(processes: int, threads: int, *options: str) -> list[str]:
 @click.option("--threads", default=4, show_default=True)
 def worker(processes: int, threads: int) -> None:
     """Run queue workers: `dramatiq` processes with REDIS_URL (their threads are
-    greenlets), else threads in this process."""
-    queue = runtime.current().queue
+    greenlets on PostgreSQL), else threads in this process."""
+    queue, settings = runtime.current().queue, runtime.current().settings
     if not queue.embedded:
         from mailer.metrics.workers import prepare  # Dramatiq's metrics: the Redis mode only
 
-        prepare(runtime.current().settings)  # WORKER_METRICS: Dramatiq's metrics port and directory
+        prepare(settings)  # WORKER_METRICS: Dramatiq's metrics port and directory
         # Dramatiq's own command line, in this process (the same pid for a service manager),
-        # started afresh so that gevent patches it before anything else is imported.
-        command = dramatiq_command(processes, threads)
+        # started afresh so that gevent patches it before anything else is imported. Over
+        # SQLite the threads stay threads: a wait for its write lock is inside C, where
+        # gevent cannot hand the process to another greenlet meanwhile.
+        sqlite = settings.database_url.startswith("sqlite")
+        command = dramatiq_command(processes, threads, greenlets=not sqlite)
         os.execv(command[0], command)
     queue.ensure_worker(threads)
     click.echo("Embedded worker running (no REDIS_URL); Ctrl-C to stop.")

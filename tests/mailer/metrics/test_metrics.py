@@ -376,6 +376,9 @@ def test_worker_and_gunicorn_processes_report_together(tmp_path):
     try:
         _run(env, "seed-demo")  # while the workers and the web server boot
         _wait_for(lambda: _up(web_port) and _up(worker_port), timeout=60, what="gunicorn and worker metrics")
+        # `mailer worker` became Dramatiq's command line under gevent, in the same process.
+        cmdline = open(f"/proc/{procs[0].pid}/cmdline", "rb").read().split(b"\0")
+        assert cmdline[1:6] == [b"-m", b"gevent.monkey", b"--module", b"dramatiq", b"mailer.worker"]
         period = datetime.now().strftime("%Y-%m")
         _run(env, "edition", "build", "--period", period)
         assert "Edition sent: sent 3" in _run(env, "edition", "send", period, "--wait", "--timeout", "90")
