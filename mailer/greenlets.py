@@ -1,10 +1,11 @@
 """Whether this process's threads are greenlets, and how a call outside Python's socket
 module then waits for a file descriptor.
 
-``mailer worker`` runs Dramatiq's processes under gevent (``dramatiq-gevent``, which
-patches ``socket``, ``threading`` and ``select`` before anything else is imported): a
-sending worker spends its time waiting for the relay and the database, and greenlets
-wait without the GIL hand-overs and context switches that threads pay for each reply.
+``mailer worker`` runs Dramatiq's processes under gevent (``python -m gevent.monkey``, as
+``dramatiq-gevent`` does: ``socket``, ``threading``, ``select`` and the rest are patched
+before anything else is imported): a sending worker spends its time waiting for the relay
+and the database, and greenlets wait without the GIL hand-overs and context switches that
+threads pay for each reply.
 Python's socket calls, psycopg's cursors and Redis then wait cooperatively by themselves.
 Two calls of ours do not go through them and would stall every greenlet of the process
 while they wait: an outcome written through libpq directly
@@ -12,8 +13,8 @@ while they wait: an outcome written through libpq directly
 keeps (:mod:`mailer.mail.relay_socket`). They ask :func:`fd_waiter` which way to wait.
 
 Nothing here imports gevent unless the process has already loaded and applied it, so
-threads (the embedded worker, the web app, tests, ``dramatiq mailer.worker``) are
-unaffected.
+threads (the web app, the CLI, the embedded worker, tests, ``dramatiq mailer.worker``,
+``mailer worker`` over SQLite) are unaffected.
 """
 
 from __future__ import annotations
