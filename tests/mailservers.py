@@ -139,12 +139,13 @@ class Relay:
 
 
 class Workers:
-    """One `mailer worker` command line (its own process group): dramatiq processes whose
-    threads are greenlets, as in production."""
+    """One workers' command line in its own process group, once its ``processes`` worker
+    processes are ready: by default `mailer worker`'s (dramatiq processes whose threads are
+    greenlets, as in production), else ``command``."""
 
-    def __init__(self, env: dict[str, str], processes: int = 1, threads: int = 2):
+    def __init__(self, env: dict[str, str], processes: int = 1, threads: int = 2, command: list[str] | None = None):
         self.proc = subprocess.Popen(
-            dramatiq_command(processes, threads),
+            command or dramatiq_command(processes, threads),
             cwd=ROOT,
             env=env,
             stderr=subprocess.PIPE,

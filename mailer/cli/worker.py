@@ -36,7 +36,8 @@ def dramatiq_command(processes: int, threads: int, *options: str, greenlets: boo
 def worker(processes: int, threads: int) -> None:
     """Run queue workers: `dramatiq` processes with REDIS_URL (their threads are
     greenlets on PostgreSQL), else threads in this process."""
-    queue, settings = runtime.current().queue, runtime.current().settings
+    rt = runtime.current()
+    queue, settings = rt.queue, rt.settings
     if not queue.embedded:
         from mailer.metrics.workers import prepare  # Dramatiq's metrics: the Redis mode only
 

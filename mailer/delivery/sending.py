@@ -249,12 +249,13 @@ def _check(result) -> None:
         raise errors.error_from_result(result)
 
 
-def _exec_prepared(pgconn, values: list, waits: tuple[FdWait, FdWait] | None):
-    """The outcome statement's result: libpq's blocking call under threads, the same
-    statement waited for through ``waits`` under greenlets (:func:`mailer.greenlets.fd_waiter`)."""
+def _libpq(pgconn, waits: tuple[FdWait, FdWait] | None, blocking: str, sending: str, *args):
+    """The result of libpq's call ``blocking`` (``prepare``, ``exec_prepared``) on ``pgconn``
+    under threads; under greenlets (``waits``, :func:`mailer.greenlets.fd_waiter`) the same
+    statement sent with its non-blocking twin ``sending`` and waited for through ``waits``."""
     if waits is None:
-        return pgconn.exec_prepared(_OUTCOME_STATEMENT, values)
-    pgconn.send_query_prepared(_OUTCOME_STATEMENT, values)
+        return getattr(pgconn, blocking)(*args)
+    getattr(pgconn, sending)(*args)
     return _last_result(pgconn, *waits)
 
 
@@ -298,19 +299,15 @@ class Recorder:
         values = [_pg_text(outcome[p]) if isinstance(p, str) else p for p in params]
         waits = fd_waiter()  # greenlets: wait through gevent, never inside libpq
         if fairy.info.get(_OUTCOME_STATEMENT):  # info lives as long as the DBAPI connection
-            result = _exec_prepared(pgconn, values, waits)
+            result = _libpq(pgconn, waits, "exec_prepared", "send_query_prepared", _OUTCOME_STATEMENT, values)
             # Gone if psycopg deallocated its statements on this connection (it may, with
             # DEALLOCATE ALL): prepared again below.
             if result.error_field(_SQLSTATE) != _NO_SUCH_STATEMENT:
                 _check(result)
                 return
-        if waits is None:
-            _check(pgconn.prepare(_OUTCOME_STATEMENT, sql))
-        else:
-            pgconn.send_prepare(_OUTCOME_STATEMENT, sql)
-            _check(_last_result(pgconn, *waits))
+        _check(_libpq(pgconn, waits, "prepare", "send_prepare", _OUTCOME_STATEMENT, sql))
         fairy.info[_OUTCOME_STATEMENT] = True
-        _check(_exec_prepared(pgconn, values, waits))
+        _check(_libpq(pgconn, waits, "exec_prepared", "send_query_prepared", _OUTCOME_STATEMENT, values))
 
     def write(self, outcomes: list[dict]) -> None:
         if self.conn is None:

@@ -322,34 +322,22 @@ def test_worker_over_sqlite_runs_dramatiq_with_threads(tmp_path):
     over PostgreSQL (see tests/mailer/metrics), with threads over SQLite, whose wait for
     its write lock gevent cannot share out among greenlets."""
     import os
-    import signal
-    import subprocess
 
     import redis
 
     from mailer.schema import upgrade
     from tests.conftest import REDIS_URL, TEST_ENV, need
-    from tests.test_redis_workers import BIN, ROOT
+    from tests.mailservers import Workers
+    from tests.test_redis_workers import BIN
 
     redis_url = need(REDIS_URL, "TEST_REDIS_URL")
     redis.Redis.from_url(redis_url).flushdb()
     database = f"sqlite:///{tmp_path / 'mailer.db'}"
     upgrade(database)
     env = {**os.environ, **TEST_ENV, "DATABASE_URL": database, "REDIS_URL": redis_url, "VAR_DIR": str(tmp_path)}
-    worker = subprocess.Popen(
-        [str(BIN / "mailer"), "worker", "--processes", "1", "--threads", "1"],
-        env=env,
-        cwd=ROOT,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    workers = Workers(env, processes=1, command=[str(BIN / "mailer"), "worker", "--processes", "1", "--threads", "1"])
     try:
-        for line in worker.stderr:  # until the worker process is up (or the command ended)
-            if "is ready for action" in line:
-                break
-        cmdline = Path(f"/proc/{worker.pid}/cmdline").read_bytes().split(b"\0")
+        cmdline = Path(f"/proc/{workers.proc.pid}/cmdline").read_bytes().split(b"\0")
         assert cmdline[1:4] == [b"-m", b"dramatiq", b"mailer.worker"]
     finally:
-        os.killpg(worker.pid, signal.SIGKILL)
-        worker.wait(30)
+        workers.stop()
