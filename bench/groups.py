@@ -42,10 +42,10 @@ from bench.send import (
     children,
     cpu_seconds,
     ensure_database,
-    free_port,
     peak_rss_mb,
     start_workers,
 )
+from bench.servers import free_port
 
 DOMAIN = "ertg.example.org"
 

@@ -39,16 +39,11 @@ from datetime import date
 from pathlib import Path
 
 from bench import reference_ms
+from bench.servers import free_port
 
 DEFAULT_DB = "postgresql+psycopg://postgres@127.0.0.1:5432/bench"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/14"
 CEILING_RCPT = "ceiling@sink.invalid"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for_sink(port: int) -> None:
@@ -103,9 +98,14 @@ class Sink:
     datagram socket read here, so every accepted recipient is counted without capturing
     message bodies to disk (which would halve the sink's speed) and without touching the
     machine's own syslog.
+
+    A recipient is logged when the relay takes its ``RCPT``, before the message text: a
+    transaction the sender abandons after announcing its envelope (a worker stopping, or
+    losing its database) is logged too. With ``keep_messages`` the sink also writes each
+    *completed* message to ``messages/`` (slower), which :meth:`delivered` counts.
     """
 
-    def __init__(self, workdir: Path):
+    def __init__(self, workdir: Path, keep_messages: bool = False):
         self.port = free_port()
         self.counts: Counter = Counter()
         self.total = 0  # every RCPT the sink logged (a number read without copying counts)
@@ -117,6 +117,12 @@ class Sink:
         os.chmod(workdir / "dev" / "log", 0o666)
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
+        self.messages = workdir / "messages" if keep_messages else None
+        dump = []
+        if self.messages is not None:
+            self.messages.mkdir(exist_ok=True)
+            self.messages.chmod(0o777)  # written by smtp-sink as nobody
+            dump = ["-d", "/messages/%H%M."]  # a path inside the chroot
         cmd = [
             need("smtp-sink"),
             "-u",
@@ -125,6 +131,7 @@ class Sink:
             str(workdir),
             "-s",
             "RCPT",
+            *dump,
             f"127.0.0.1:{self.port}",
             "1024",
         ]
@@ -147,6 +154,26 @@ class Sink:
     def recipients(self) -> Counter:
         time.sleep(0.5)  # let the last datagrams in
         return Counter(self.counts)
+
+    def delivered(self) -> Counter:
+        """Completed messages by recipient (``keep_messages`` only), from the headers
+        smtp-sink puts at the top of each message it wrote."""
+        time.sleep(0.5)  # let the last files be written
+        got: Counter = Counter()
+        for path in self.messages.iterdir():
+            with path.open("rb") as f:
+                head = f.read(1024)
+            for line in head.split(b"\n")[:8]:
+                if line.startswith(b"X-Rcpt-Args: <"):
+                    got[line[14:].split(b">")[0].decode().lower()] += 1
+        return got
+
+    def forget(self) -> None:
+        """Start counting afresh: drop what was logged and written so far."""
+        self.counts.clear()
+        if self.messages is not None:
+            for path in self.messages.iterdir():
+                path.unlink()
 
     def stop(self) -> None:
         self.proc.terminate()

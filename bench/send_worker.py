@@ -47,7 +47,8 @@ from datetime import date
 from pathlib import Path
 
 from bench import reference_ms
-from bench.send import DEFAULT_DB, cpu_seconds, ensure_database, free_port, need, service_env, wait_for_sink
+from bench.send import DEFAULT_DB, cpu_seconds, ensure_database, need, service_env, wait_for_sink
+from bench.servers import free_port
 
 
 class QuietSink:

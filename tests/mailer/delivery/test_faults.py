@@ -17,9 +17,10 @@ from datetime import date
 import pytest
 from sqlalchemy import select
 
+from bench.servers import PrivateRedis
 from tests.conftest import REDIS_URL, TEST_ENV, need
 from tests.factories import bench_edition
-from tests.mailservers import PrivateRedis, Relay, Workers
+from tests.mailservers import Relay, Workers
 
 pytestmark = [pytest.mark.redis, pytest.mark.dialects("postgresql")]
 PERIOD = date.today().strftime("%Y-%m")
@@ -418,11 +419,11 @@ def test_postgresql_restart_mid_send_leaves_no_unknown(rt, redis_url, tmp_path):
     from types import SimpleNamespace
 
     from bench.seed import seed
+    from bench.servers import PrivatePostgres
     from mailer.db import Database
     from mailer.digest.editions import build_edition
     from mailer.schema import upgrade
     from mailer.settings import Settings
-    from tests.mailservers import PrivatePostgres
 
     pg = PrivatePostgres().start()
     server = PrivateRedis(tmp_path).start()
