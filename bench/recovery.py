@@ -14,6 +14,7 @@ smtp-sink on loopback (as root; Debian's ``postfix`` package), and strikes once 
 the readers have their copy, while a chunk is claimed (for ``one_killed``, by the process
 that is killed):
 
+- ``none``: no fault; its time from the same point on is what the faults add to;
 - ``one_killed``: two worker groups of one process each; one process gets SIGKILL;
 - ``all_killed``: every worker process gets SIGKILL, and a new group starts at once;
 - ``redis_lost``: Redis stops and comes back empty (no persistence: the queue is gone),
@@ -54,7 +55,15 @@ from bench.send import Sink, children, seed, service_env, start_workers
 from bench.servers import PrivatePostgres, PrivateRedis
 
 ROOT = Path(__file__).resolve().parents[1]
-SCENARIOS = ("one_killed", "all_killed", "redis_lost", "redis_lost_scheduler", "postgres_restart", "two_sigterms")
+SCENARIOS = (
+    "none",
+    "one_killed",
+    "all_killed",
+    "redis_lost",
+    "redis_lost_scheduler",
+    "postgres_restart",
+    "two_sigterms",
+)
 
 
 class Run:

@@ -33,7 +33,18 @@ log = logging.getLogger(__name__)
 DIGEST_PRIORITY = 10  # lower runs first; transactional keeps the default 0
 
 
-@job(queue_name="digest", max_retries=3, priority=DIGEST_PRIORITY, time_limit=10 * 60_000)
+# A batch that fails outright lost the database (or Redis) on the way: the relay's own
+# failures are the ledger's business (below). Dramatiq retries it within seconds, doubling
+# up to 30 s, for about two minutes (its default would first wait 15-30 s); an outage that
+# lasts longer is the keeper's sweep's to recover, from the ledger, once it is over.
+@job(
+    queue_name="digest",
+    max_retries=8,
+    min_backoff=1_000,
+    max_backoff=30_000,
+    priority=DIGEST_PRIORITY,
+    time_limit=10 * 60_000,
+)
 def send_deliveries(delivery_ids: list[int]) -> None:
     """Send a batch of digest deliveries (ids of ``Delivery`` rows).
 
