@@ -21,6 +21,7 @@ from collections.abc import Callable
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
+from dramatiq.common import dq_name
 
 from mailer.settings import Settings
 
@@ -91,6 +92,24 @@ class Queue:
         the first send starts this process's worker threads, which work it off here."""
         self.ensure_worker()
         self.broker.get_actor(fn.__name__).send_with_options(args=args, delay=delay_ms)
+
+    def holds_none_of(self, queue_name: str, jobs) -> bool | None:
+        """Whether the broker holds no message of ``queue_name`` for any of ``jobs``: none
+        waiting, none delayed, none fetched by a worker and not yet acknowledged (a dead
+        worker's stay until Dramatiq gives them back). None in embedded mode, which
+        cannot tell (its queue dies with the process that holds it)."""
+        if self.embedded:
+            return None
+        names = {fn.__name__ for fn in jobs}
+        # Dramatiq's Redis broker keeps each message of a queue, and of its delay queue,
+        # in a table ("<namespace>:<queue>.msgs") from its enqueue to its ack; the first
+        # match ends the scan, so a busy queue costs a read or two.
+        client, space = self.broker.client, self.broker.namespace
+        for table in (f"{space}:{queue_name}.msgs", f"{space}:{dq_name(queue_name)}.msgs"):
+            for _, data in client.hscan_iter(table, count=100):
+                if dramatiq.Message.decode(data).actor_name in names:
+                    return False
+        return True
 
     def ensure_worker(self, threads: int | None = None) -> bool:
         """Start worker threads in this process if the broker is in-process. True if started now.

@@ -279,8 +279,10 @@ def recover(quiet: dict[int, float], token: str, clock=time.monotonic) -> None:
     """One sweep of every sending edition, from the ledger alone: dead workers' claims
     are taken back (:func:`control.reap_stale`) and what they held is enqueued again; an
     edition with deliveries due but no live claim for a whole lease (its queue messages
-    were lost: a Redis restart, a killed worker's prefetched batches) is enqueued again;
-    a finished one is closed. ``quiet`` (edition -> since when, by ``clock``) is the
+    were lost: a Redis restart, a killed worker's prefetched batches) is enqueued again,
+    at once if the broker holds no batch or fan-out message at all (Redis came back
+    empty); a
+    finished one is closed. ``quiet`` (edition -> since when, by ``clock``) is the
     caller's memory between sweeps. Extra queue messages are harmless: claims decide."""
     rt = runtime.current()
     lease = rt.settings.delivery.lease_seconds
@@ -291,6 +293,7 @@ def recover(quiet: dict[int, float], token: str, clock=time.monotonic) -> None:
             seen.append((eid, reaped, control.live(s, eid, lease), control.due_pending(s, eid)))
             finish_if_done(s, eid)
     now = clock()
+    emptied = None  # the broker holds no batch or fan-out: asked once, and only when needed
     for eid, reaped, alive, due in seen:
         if reaped:
             log.warning("edition %s: took back %d deliveries from a dead worker's claims", eid, reaped)
@@ -302,10 +305,17 @@ def recover(quiet: dict[int, float], token: str, clock=time.monotonic) -> None:
             quiet.pop(eid, None)
             continue
         since = quiet.setdefault(eid, now)
-        if now - since >= lease and rt.counters.hold(f"mailer:redrive:{eid}", token, lease):
+        if emptied is None:
+            # Every batch, fan-out and retry is a queue message from its enqueue to its ack:
+            # due deliveries, no live claim and none of those means the queue was lost.
+            emptied = bool(rt.queue.holds_none_of("digest", (send_deliveries, start_edition, run_period)))
+        if (emptied or now - since >= lease) and rt.counters.hold(f"mailer:redrive:{eid}", token, lease):
             n = enqueue_pending(eid)
             quiet[eid] = now
-            log.warning("edition %s: nothing in flight for %.0fs; enqueued %d due deliveries again", eid, lease, n)
+            if emptied:
+                log.warning("edition %s: its queue messages are gone; enqueued %d due deliveries again", eid, n)
+            else:
+                log.warning("edition %s: nothing in flight for %.0fs; enqueued %d due deliveries again", eid, lease, n)
     for eid in set(quiet) - {eid for eid, *_ in seen}:
         quiet.pop(eid)
 

@@ -336,6 +336,42 @@ def test_redis_restart_that_lost_the_queue_edition_completes_from_the_ledger(rt,
     assert set(got) == set(book) and max(got.values()) == 1
 
 
+def test_queue_lost_with_redis_is_enqueued_again_without_waiting_out_the_lease(rt, redis_url, short_edition, tmp_path):
+    """Redis comes back empty under workers whose claims last ten minutes: the sweep finds
+    due deliveries, no live claim and no digest message anywhere, and enqueues them again
+    at once (waiting out the lease, the edition would take ten minutes)."""
+    edition = short_edition
+    server = PrivateRedis(tmp_path).start()
+    relay = Relay(delay=0.05).start()
+    # Batches of 5: more than a worker prefetches, so some are only in Redis when it goes.
+    env = worker_env(
+        rt.settings.database_url, rt.settings.var_dir, server.url, relay.url, SEND_LEASE_SECONDS=600, SEND_BATCH_SIZE=5
+    )
+    workers = None
+    try:
+        workers = Workers(env)
+        start_sending(server.url, edition)
+        wait_for(lambda: len(relay.messages) >= 10, 30, "the first messages")
+        server.stop()
+        sent_while_down = len(relay.messages)
+        for f in server.dir.iterdir():  # the queue is lost with the AOF
+            shutil.rmtree(f) if f.is_dir() else f.unlink()
+        relay.delay = 0.0  # the fault has struck mid-send: the rest may go at full speed
+        server.start()
+        wait_for(lambda: status(rt, edition) == "sent", 90, "the edition to complete", 0.1)
+        log = "".join(workers.log)
+    finally:
+        if workers is not None:
+            workers.stop()
+        relay.stop()
+        server.stop()
+    got, book = relay.counts(), ledger(rt, edition)
+    assert sent_while_down < len(book)  # the queue really was lost mid-send
+    assert {st for st, _, _ in book.values()} == {"sent"}
+    assert set(got) == set(book) and max(got.values()) == 1
+    assert "its queue messages are gone; enqueued" in log
+
+
 def test_relay_refusing_connections_then_back_edition_completes_with_retries_in_ledger(rt, fleet, short_edition):
     edition, relay = short_edition, fleet.relay
     relay.stop()  # nothing listens on its port for now
