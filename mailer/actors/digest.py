@@ -281,9 +281,8 @@ def recover(quiet: dict[int, float], token: str, clock=time.monotonic) -> None:
     edition with deliveries due but no live claim for a whole lease (its queue messages
     were lost: a Redis restart, a killed worker's prefetched batches) is enqueued again,
     at once if the broker holds no batch or fan-out message at all (Redis came back
-    empty); a
-    finished one is closed. ``quiet`` (edition -> since when, by ``clock``) is the
-    caller's memory between sweeps. Extra queue messages are harmless: claims decide."""
+    empty); a finished one is closed. ``quiet`` (edition -> since when, by ``clock``) is
+    the caller's memory between sweeps. Extra queue messages are harmless: claims decide."""
     rt = runtime.current()
     lease = rt.settings.delivery.lease_seconds
     seen = []
