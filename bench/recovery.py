@@ -242,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if os.geteuid() != 0:
         sys.exit("run as root: smtp-sink chroots, and the private PostgreSQL runs as the postgres user")
+    # Stopped from outside, still end the workers, the sink and the private servers below.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     from mailer.settings import Settings
 
