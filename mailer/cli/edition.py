@@ -203,6 +203,11 @@ def format_progress(p) -> str:
     ]
     if p.refusing_since is not None and p.relay_answer:
         lines.append(f"  the relay's last answer: {strip_controls(p.relay_answer, keep='')}")
+    if p.silent:
+        lines.append(
+            f"  {p.silent} held by a worker silent since {p.silent_since:%H:%M:%S} (stopped or dead); "
+            f"a sweep takes them back from {p.taken_back_from:%H:%M:%S}"
+        )
     other = {k: v for k, v in sorted(p.counts.items()) if k not in (SENT, PENDING, SENDING)}
     if other:
         lines.append("  " + ", ".join(f"{k} {v}" for k, v in other.items()))
@@ -225,8 +230,9 @@ def edition_status(period: str, wait: bool) -> None:
     from mailer.delivery.control import ControlError, edition_progress
 
     db = runtime.current().db
+    lease = runtime.current().settings.delivery.lease_seconds
     try:
-        p = edition_progress(db, period)
+        p = edition_progress(db, period, lease)
     except ControlError as err:
         fail(str(err))
     if wait and p.status in UNFINISHED:
@@ -237,7 +243,7 @@ def edition_status(period: str, wait: bool) -> None:
                 bar.length = max(1, p.total)
                 bar.update(p.done - bar.pos)
                 time.sleep(0.5)
-                p = edition_progress(db, period)
+                p = edition_progress(db, period, lease)
             bar.update(p.done - bar.pos)
     click.echo(format_progress(p))
 

@@ -219,13 +219,20 @@ class Progress:
     waiting_retry: int = 0
     refusing_since: datetime | None = None
     relay_answer: str = ""
+    # Deliveries held by claims whose worker stopped beating (dead, presumably), the last
+    # beat among them, and when a sweep may take them back (see :func:`silent_claims`).
+    silent: int = 0
+    silent_since: datetime | None = None
+    taken_back_from: datetime | None = None
 
     @property
     def done(self) -> int:
         return self.total - self.pending
 
 
-def progress(session: Session, edition: Edition) -> Progress:
+def progress(session: Session, edition: Edition, lease_seconds: float | None = None) -> Progress:
+    """Where ``edition``'s send stands. With the service's ``lease_seconds`` it also says
+    which deliveries wait for a silent worker's claims to be taken back."""
     counts = dict(
         session.execute(
             select(Delivery.status, func.count()).where(Delivery.edition_id == edition.id).group_by(Delivery.status)
@@ -251,6 +258,9 @@ def progress(session: Session, edition: Edition) -> Progress:
     trouble = relay_trouble(session, edition.id) if edition.status == EDITION_SENDING else None
     if trouble is not None:
         eta = None  # no rate means anything while the relay refuses
+    silent = None
+    if lease_seconds is not None and counts.get(SENDING) and edition.status == EDITION_SENDING:
+        silent = silent_claims(session, edition.id, lease_seconds)
     events = [
         (e.at, e.kind, e.detail)
         for e in session.scalars(select(SendEvent).where(SendEvent.edition_id == edition.id).order_by(SendEvent.id))
@@ -269,7 +279,25 @@ def progress(session: Session, edition: Edition) -> Progress:
         waiting_retry=counts.get(PENDING, 0) if trouble else 0,
         refusing_since=trouble[0] if trouble else None,
         relay_answer=trouble[1] if trouble else "",
+        silent=silent[0] if silent else 0,
+        silent_since=silent[1] if silent else None,
+        taken_back_from=silent[1] + timedelta(seconds=lease_seconds) if silent else None,
     )
+
+
+def silent_claims(session: Session, edition_id: int, lease_seconds: float) -> tuple[int, datetime] | None:
+    """(how many, the latest beat) of the edition's deliveries ``sending`` under claims
+    whose heartbeat is older than half a lease (two beats missed: their worker stopped or
+    died), else None. A sweep takes them back once the lease is out
+    (:func:`reap_claims`); until then an operator sees why they wait."""
+    beat = func.coalesce(Delivery.heartbeat_at, Delivery.updated_at)
+    cutoff = utcnow() - timedelta(seconds=lease_seconds / 2)
+    n, last = session.execute(
+        select(func.count(), func.max(beat)).where(
+            Delivery.edition_id == edition_id, Delivery.status == SENDING, beat < cutoff
+        )
+    ).one()
+    return (n, aware(last)) if n else None
 
 
 def relay_trouble(session: Session, edition_id: int) -> tuple[datetime, str] | None:
@@ -291,7 +319,8 @@ def relay_trouble(session: Session, edition_id: int) -> tuple[datetime, str] | N
     return since, (answer or "").removeprefix("not attempted: ")
 
 
-def edition_progress(db, period: str) -> Progress:
-    """For the admin UI: the progress of PERIOD's edition in its own short transaction."""
+def edition_progress(db, period: str, lease_seconds: float | None = None) -> Progress:
+    """For the admin UI: the progress of PERIOD's edition in its own short transaction
+    (``lease_seconds``: see :func:`progress`)."""
     with db.transaction() as s:
-        return progress(s, edition_by_period(s, period))
+        return progress(s, edition_by_period(s, period), lease_seconds)

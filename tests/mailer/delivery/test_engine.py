@@ -175,6 +175,38 @@ def test_status_says_the_relay_is_refusing_instead_of_an_eta_and_clears_when_it_
     assert "relay refusing" not in status and f"Edition {PERIOD}: sent" in status
 
 
+def test_status_says_which_deliveries_wait_for_a_silent_workers_claim_and_until_when(rt, app, readers):
+    """A worker killed mid-chunk leaves its claim `sending` until a sweep takes it back,
+    a lease after its last heartbeat: `edition status` says so meanwhile, not only an ETA."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from mailer.db import utcnow
+    from mailer.delivery import fanout
+    from mailer.delivery.sending import claim
+    from mailer.digest.compose import load_plan
+
+    lease = rt.settings.delivery.lease_seconds
+    with rt.db.transaction() as s:
+        ed = s.scalar(select(Edition).where(Edition.period == PERIOD))
+        fanout.start_edition(s, ed, load_plan(s, ed))
+        ids = fanout.pending_ids(s, ed.id)
+        claim(s, ids[:5], token=11)  # a live worker's chunk
+        claim(s, ids[5:8], token=12)  # a dead one's: its last beat two thirds of a lease ago
+        last_beat = utcnow() - timedelta(seconds=lease * 2 / 3)
+        s.execute(update(Delivery).where(Delivery.claim == 12).values(heartbeat_at=last_beat))
+    status = cli(app, "edition", "status", PERIOD).output
+    back = last_beat + timedelta(seconds=lease)
+    assert f"3 held by a worker silent since {last_beat:%H:%M:%S} (stopped or dead); " in status, status
+    assert f"a sweep takes them back from {back:%H:%M:%S}" in status
+    assert "ETA" in status  # the others still send
+
+    with rt.db.transaction() as s:  # its worker beats again: nothing to say
+        s.execute(update(Delivery).where(Delivery.claim == 12).values(heartbeat_at=utcnow()))
+    assert "silent" not in cli(app, "edition", "status", PERIOD).output
+
+
 def test_pause_holds_deliveries_resume_sends_them_cancel_stops_the_rest(rt, app, readers, queue):
     from mailer.actors.digest import enqueue_batches
     from mailer.delivery import fanout
