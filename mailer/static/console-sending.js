@@ -19,6 +19,8 @@
       var name = fields[i].getAttribute("data-field");
       if (p[name] !== undefined && p[name] !== null) fields[i].textContent = String(p[name]);
     }
+    var trouble = box.querySelector('[data-field="trouble"]');
+    if (trouble) trouble.hidden = !p.trouble;  // relay refusing, a silent worker's claims
     if (bar) {
       bar.max = Math.max(p.total, 1);
       bar.value = p.done;

@@ -121,7 +121,25 @@ def _progress_data(p) -> dict:
         "eta": duration(p.eta_seconds),
         "events": [{"at": at.isoformat(), "kind": kind, "detail": detail} for at, kind, detail in p.events[-10:]],
         "finished": p.status not in (EDITION_SENDING, PAUSED) and p.pending == 0,
+        "trouble": " ".join(_troubles(p)),
     }
+
+
+def _troubles(p) -> list[str]:
+    """What holds the send up, said to the editor (``mailer edition status`` says the same)."""
+    out = []
+    if p.refusing_since is not None:
+        out.append(
+            f"The relay has been refusing since {p.refusing_since:%H:%M} UTC; {p.waiting_retry} waiting to retry."
+        )
+        if p.relay_answer:
+            out.append(f"Its last answer: {p.relay_answer}")
+    if p.silent:
+        out.append(
+            f"{p.silent} held by a worker silent since {p.silent_since:%H:%M:%S} UTC (stopped or dead); "
+            f"a sweep takes them back from {p.taken_back_from:%H:%M:%S} UTC."
+        )
+    return out
 
 
 def duration(seconds: float | None) -> str:
@@ -137,7 +155,7 @@ def duration(seconds: float | None) -> str:
 @require(EDITIONS_EDIT)
 def edition_sending(period: str):
     ed = edition_or_404(period)
-    p = control.progress(db(), ed)
+    p = control.progress(db(), ed, rt().settings.delivery.lease_seconds)
     may = allows(g.staff.role, EDITIONS_SEND)
     last = p.events[-1] if p.events else None
     return render_template(
@@ -163,7 +181,7 @@ def edition_sending(period: str):
 @require(EDITIONS_EDIT)
 def edition_progress(period: str):
     ed = edition_or_404(period)
-    return jsonify(_progress_data(control.progress(db(), ed)))
+    return jsonify(_progress_data(control.progress(db(), ed, rt().settings.delivery.lease_seconds)))
 
 
 def _control(period: str, action, done: str):

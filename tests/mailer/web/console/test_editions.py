@@ -563,6 +563,49 @@ def test_a_send_the_breaker_paused_says_so_with_the_failures_and_the_way_on(app,
     assert data["events"][-1]["kind"] == "breaker" and data["status"] == "paused" and not data["finished"]
 
 
+def test_the_send_page_says_when_the_relay_refuses_or_a_silent_worker_holds_deliveries(
+    app,
+    world,
+    staff,  # noqa: F811
+    clock,  # noqa: F811
+    session,
+):
+    from datetime import timedelta
+
+    from mailer import runtime
+    from mailer.db import utcnow
+    from mailer.delivery import fanout
+    from mailer.delivery.sending import claim
+    from mailer.digest.compose import load_plan
+    from mailer.digest.editions import build_edition
+
+    ed = build_edition(session, PERIOD)
+    fanout.start_edition(session, ed, load_plan(session, ed))
+    session.commit()
+    client = as_user(app, staff["editor"], clock)
+    assert 'data-field="trouble" hidden></p>' in client.get(f"{BASE}/sending").text  # all is well
+    ids = fanout.pending_ids(session, ed.id)
+    # One reader's copy waits out a retry: the relay refused the connection.
+    session.execute(
+        Delivery.__table__.update()
+        .where(Delivery.id == ids[0])
+        .values(attempts=1, next_attempt_at=utcnow() + timedelta(minutes=5), error="not attempted: <421 busy>")
+    )
+    # The other is in the claim of a worker whose last beat was two thirds of a lease ago.
+    lease = runtime.current().settings.delivery.lease_seconds
+    claim(session, ids[1:], token=7)
+    beat = utcnow() - timedelta(seconds=lease * 2 / 3)
+    session.execute(Delivery.__table__.update().where(Delivery.claim == 7).values(heartbeat_at=beat))
+    session.commit()
+    page = client.get(f"{BASE}/sending").text
+    assert "The relay has been refusing since " in page and "1 waiting to retry." in page
+    assert "Its last answer: &lt;421 busy&gt;" in page  # the relay's words are data
+    assert f"1 held by a worker silent since {beat:%H:%M:%S} UTC (stopped or dead)" in page
+    trouble = client.get(f"{BASE}/progress.json").get_json()["trouble"]
+    assert "Its last answer: <421 busy>" in trouble
+    assert f"a sweep takes them back from {beat + timedelta(seconds=lease):%H:%M:%S} UTC." in trouble
+
+
 def test_cancelling_stops_unsent_deliveries_and_is_audited(app, world, staff, clock, session):  # noqa: F811
     from mailer.delivery import fanout
     from mailer.digest.compose import load_plan
