@@ -319,8 +319,15 @@ def test_redis_restart_that_lost_the_queue_edition_completes_from_the_ledger(rt,
     """Redis comes back empty (no persistence): every queued batch is gone, and no
     scheduler runs. The workers' sweep finds due deliveries with nothing in flight and
     enqueues them again."""
-    edition, server, relay = short_edition, fleet.redis, fleet.relay
-    relay.delay = 0.05
+    fleet.relay.delay = 0.05
+    sent_while_down = lose_the_queue_mid_send(rt, fleet.redis, fleet.relay, short_edition)
+    assert_lost_queue_sent_once(rt, fleet.relay, short_edition, sent_while_down)
+
+
+def lose_the_queue_mid_send(rt, server: PrivateRedis, relay: Relay, edition: int) -> int:
+    """Start the send, stop Redis after ten copies, start it again empty (no persistence:
+    its queue is gone) and wait for the edition to complete; how many copies had gone
+    when Redis stopped."""
     start_sending(server.url, edition)
     wait_for(lambda: len(relay.messages) >= 10, 30, "the first messages")
     server.stop()
@@ -330,6 +337,10 @@ def test_redis_restart_that_lost_the_queue_edition_completes_from_the_ledger(rt,
     relay.delay = 0.0  # the fault has struck mid-send: the rest may go at full speed
     server.start()
     wait_for(lambda: status(rt, edition) == "sent", 90, "the edition to complete", 0.1)
+    return sent_while_down
+
+
+def assert_lost_queue_sent_once(rt, relay: Relay, edition: int, sent_while_down: int) -> None:
     got, book = relay.counts(), ledger(rt, edition)
     assert sent_while_down < len(book)  # the queue really was lost mid-send
     assert {st for st, _, _ in book.values()} == {"sent"}
@@ -340,7 +351,6 @@ def test_queue_lost_with_redis_is_enqueued_again_without_waiting_out_the_lease(r
     """Redis comes back empty under workers whose claims last ten minutes: the sweep finds
     due deliveries, no live claim and no digest message anywhere, and enqueues them again
     at once (waiting out the lease, the edition would take ten minutes)."""
-    edition = short_edition
     server = PrivateRedis(tmp_path).start()
     relay = Relay(delay=0.05).start()
     # Batches of 5: more than a worker prefetches, so some are only in Redis when it goes.
@@ -350,25 +360,14 @@ def test_queue_lost_with_redis_is_enqueued_again_without_waiting_out_the_lease(r
     workers = None
     try:
         workers = Workers(env)
-        start_sending(server.url, edition)
-        wait_for(lambda: len(relay.messages) >= 10, 30, "the first messages")
-        server.stop()
-        sent_while_down = len(relay.messages)
-        for f in server.dir.iterdir():  # the queue is lost with the AOF
-            shutil.rmtree(f) if f.is_dir() else f.unlink()
-        relay.delay = 0.0  # the fault has struck mid-send: the rest may go at full speed
-        server.start()
-        wait_for(lambda: status(rt, edition) == "sent", 90, "the edition to complete", 0.1)
+        sent_while_down = lose_the_queue_mid_send(rt, server, relay, short_edition)
         log = "".join(workers.log)
     finally:
         if workers is not None:
             workers.stop()
         relay.stop()
         server.stop()
-    got, book = relay.counts(), ledger(rt, edition)
-    assert sent_while_down < len(book)  # the queue really was lost mid-send
-    assert {st for st, _, _ in book.values()} == {"sent"}
-    assert set(got) == set(book) and max(got.values()) == 1
+    assert_lost_queue_sent_once(rt, relay, short_edition, sent_while_down)
     assert "its queue messages are gone; enqueued" in log
 
 
