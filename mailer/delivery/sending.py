@@ -34,6 +34,7 @@ import random
 import re
 import secrets
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -166,13 +167,20 @@ _backlog_lock = threading.Lock()
 stopping = threading.Event()
 
 
+# The process's monotonic clock, for how long ago its claims' heartbeat was refreshed
+# (tests replace it to freeze the process without sleeping).
+clock = time.monotonic
+
+
 class LiveClaims:
     """This process's live claims (claim number -> edition, or another key the ledger's
-    heartbeat groups its claims by), for the heartbeat."""
+    heartbeat groups its claims by), for the heartbeat; and when, by :data:`clock`, the
+    last heartbeat that refreshed them all began (``beat_ok_at``)."""
 
     def __init__(self):
         self._lock = threading.Lock()
         self._claims: dict[int, int] = {}
+        self.beat_ok_at = float("-inf")
 
     def add(self, token: int, edition_id: int) -> None:
         with self._lock:
@@ -371,8 +379,10 @@ def flush_backlog(db: Database) -> int:
 def beat(db: Database) -> None:
     """Refresh the heartbeat of this process's live claims, and write any backlog."""
     flush_backlog(db)
+    started = clock()
     claims = live_claims.by_edition()
     if not claims:
+        live_claims.beat_ok_at = started
         return
     now = utcnow()
     try:
@@ -383,8 +393,18 @@ def beat(db: Database) -> None:
                     .where(Delivery.edition_id == edition_id, Delivery.status == SENDING, Delivery.claim.in_(tokens))
                     .values(heartbeat_at=now)
                 )
+        live_claims.beat_ok_at = started
     except DBAPIError as exc:
         log.warning("could not refresh the heartbeat of %d claims: %s", sum(map(len, claims.values())), exc)
+
+
+def unrefreshed(claimed_at: float, lease_seconds: float) -> float | None:
+    """Seconds since a claim made at ``claimed_at`` (by :data:`clock`) was last known
+    fresh, if more than half ``lease_seconds``: its process stalled (a paused machine,
+    SIGSTOP) or could not beat, and a sweep may soon take it, or has taken it, for dead
+    and handed its deliveries to someone else. Else None."""
+    quiet = clock() - max(claimed_at, live_claims.beat_ok_at)
+    return quiet if quiet > lease_seconds / 2 else None
 
 
 class DatabaseLost(Exception):
@@ -585,6 +605,7 @@ def deliver_batch(db: Database, transport: Transport, settings: Settings, delive
                 if not rows:
                     continue
                 edition_id = rows[0].edition_id
+                claimed_at = clock()  # the claim's heartbeat was written with it
                 live_claims.add(token, edition_id)
                 logs.bind(edition_id=edition_id)
                 prepared = prepared_for(s, s.get(Edition, edition_id), settings)
@@ -603,6 +624,17 @@ def deliver_batch(db: Database, transport: Transport, settings: Settings, delive
                         limiter.acquire(person.email.rpartition("@")[2].lower())
                     if stopping.is_set():  # asked to stop: the rest goes back to pending
                         stopped = True
+                        break
+                    quiet = unrefreshed(claimed_at, cfg.lease_seconds)
+                    if quiet is not None:
+                        # Sending on could race a sweep that gave these rows to another
+                        # worker: they go back to pending (a row a sweep took is left alone).
+                        log.warning(
+                            "claim of edition %s not refreshed for %.0fs (lease %gs): giving back the rest of its chunk",
+                            edition_id,
+                            quiet,
+                            cfg.lease_seconds,
+                        )
                         break
                     # The next copy is composed before this one is handed over, so the relay
                     # can be told its envelope with this one's end (one round trip a message,

@@ -175,6 +175,35 @@ def test_status_says_the_relay_is_refusing_instead_of_an_eta_and_clears_when_it_
     assert "relay refusing" not in status and f"Edition {PERIOD}: sent" in status
 
 
+def test_a_worker_frozen_past_half_a_lease_gives_its_chunk_back_instead_of_racing_a_sweep(rt, readers, monkeypatch):
+    """A process that stalls (a paused machine, SIGSTOP) while its claim's heartbeat goes
+    unrefreshed may wake after a sweep gave its deliveries to another worker: it hands
+    over nothing more from that chunk, and the rest is pending again, attempt uncounted."""
+    from mailer.delivery import fanout, sending
+    from mailer.digest.compose import load_plan
+
+    relay = Relay().start()
+    try:
+        r = use_relay(rt, relay.url, SEND_CHUNK_SIZE=100)
+        with r.db.transaction() as s:
+            ed = s.scalar(select(Edition).where(Edition.period == PERIOD))
+            fanout.start_edition(s, ed, load_plan(s, ed))
+            ids = fanout.pending_ids(s, ed.id)
+        lease, base = r.settings.delivery.lease_seconds, time.monotonic()
+        # The process freezes once the relay holds two copies: its clock jumps a lease on.
+        monkeypatch.setattr(sending, "clock", lambda: base + (lease if len(relay.messages) >= 2 else 0))
+        monkeypatch.setattr(sending.live_claims, "beat_ok_at", base)
+        result = sending.deliver_batch(r.db, r.transport, r.settings, ids)
+    finally:
+        relay.stop()
+    assert len(relay.messages) == 2 and result.sent == 2
+    book = ledger(r)
+    states = Counter(st for st, _, _ in book.values())
+    assert states == {"sent": 2, "pending": len(ids) - 2}
+    assert all(n == 0 for st, n, _ in book.values() if st == "pending")  # never attempted
+    assert sorted(result.retry) == sorted(ids)[2:]  # handed over in id order; the rest goes again
+
+
 def test_status_says_which_deliveries_wait_for_a_silent_workers_claim_and_until_when(rt, app, readers):
     """A worker killed mid-chunk leaves its claim `sending` until a sweep takes it back,
     a lease after its last heartbeat: `edition status` says so meanwhile, not only an ETA."""
