@@ -190,6 +190,19 @@ class LiveClaims:
         with self._lock:
             self._claims.pop(token, None)
 
+    @staticmethod
+    def now() -> float:
+        """:data:`clock`'s time, for ``claimed_at`` and beats (read at each call)."""
+        return clock()
+
+    def unrefreshed(self, claimed_at: float, lease_seconds: float) -> float | None:
+        """Seconds since a claim of this process made at ``claimed_at`` (by :data:`clock`)
+        was last known fresh, if more than half ``lease_seconds``: the process stalled (a
+        paused machine, SIGSTOP) or could not beat, and a sweep may soon take the claim,
+        or has taken it, for dead and handed its rows to someone else. Else None."""
+        quiet = clock() - max(claimed_at, self.beat_ok_at)
+        return quiet if quiet > lease_seconds / 2 else None
+
     def by_edition(self) -> dict[int, list[int]]:
         with self._lock:
             out: dict[int, list[int]] = {}
@@ -396,15 +409,6 @@ def beat(db: Database) -> None:
         live_claims.beat_ok_at = started
     except DBAPIError as exc:
         log.warning("could not refresh the heartbeat of %d claims: %s", sum(map(len, claims.values())), exc)
-
-
-def unrefreshed(claimed_at: float, lease_seconds: float) -> float | None:
-    """Seconds since a claim made at ``claimed_at`` (by :data:`clock`) was last known
-    fresh, if more than half ``lease_seconds``: its process stalled (a paused machine,
-    SIGSTOP) or could not beat, and a sweep may soon take it, or has taken it, for dead
-    and handed its deliveries to someone else. Else None."""
-    quiet = clock() - max(claimed_at, live_claims.beat_ok_at)
-    return quiet if quiet > lease_seconds / 2 else None
 
 
 class DatabaseLost(Exception):
@@ -625,7 +629,7 @@ def deliver_batch(db: Database, transport: Transport, settings: Settings, delive
                     if stopping.is_set():  # asked to stop: the rest goes back to pending
                         stopped = True
                         break
-                    quiet = unrefreshed(claimed_at, cfg.lease_seconds)
+                    quiet = live_claims.unrefreshed(claimed_at, cfg.lease_seconds)
                     if quiet is not None:
                         # Sending on could race a sweep that gave these rows to another
                         # worker: they go back to pending (a row a sweep took is left alone).

@@ -47,7 +47,7 @@ from mailer.counters import counters_for
 from mailer.db import Database, among, utcnow
 from mailer.delivery import control
 from mailer.delivery.limits import RateLimiter
-from mailer.delivery.sending import LiveClaims, backoff_seconds
+from mailer.delivery.sending import LiveClaims, backoff_seconds, stopping
 from mailer.delivery.suppression import record_refusal
 from mailer.groups import copies, daily
 from mailer.groups.directory import address_of
@@ -215,8 +215,12 @@ def deliver(
                 prepared[("post", post_id)] = prepare_post(s, post, settings, dmarc, links) if post.raw else None
             elif digest_id is not None:
                 prepared[("digest", digest_id)] = _prepare_digest(s, digest_id, settings, links)
+    chunks = batches(list(delivery_ids), cfg.chunk_size)
     try:
-        for chunk in batches(list(delivery_ids), cfg.chunk_size):
+        for n, chunk in enumerate(chunks):
+            if stopping.is_set():  # asked to stop (SIGTERM): the rest goes again, elsewhere
+                result.retry.extend(i for rest in chunks[n:] for i in rest)
+                break
             token = secrets.randbits(62)
             with db.transaction() as s:  # the claim is committed before anything leaves
                 # In id order: a dead claim's lowest `sending` row is the only one that may
@@ -224,6 +228,7 @@ def deliver(
                 rows = sorted(_claim(s, chunk, token), key=lambda r: r.id)
                 if not rows:
                     continue
+                claimed_at = live_claims.now()  # the claim's heartbeat was written with it
                 live_claims.add(token, 0)
                 people = {
                     m.id: (m.email, m.token_version, m.status, m.delivery, m.name)
@@ -236,6 +241,14 @@ def deliver(
             flush = functools.partial(_flush, db, token, rows, outcomes, written, result)
             try:
                 for row in rows:
+                    quiet = live_claims.unrefreshed(claimed_at, cfg.lease_seconds)
+                    if stopping.is_set() or quiet is not None:
+                        # Stopping, or frozen long enough that a sweep may have given these
+                        # rows to another worker: the rest goes back to pending, and again.
+                        if quiet is not None:
+                            log.warning("group claim not refreshed for %.0fs: giving back the rest of its chunk", quiet)
+                        result.retry.extend(r.id for r in rows if r.id not in outcomes)
+                        break
                     outcomes[row.id] = _send_one(
                         row, people, prepared, links, outgoing, limiter if limited else None, cfg, flush
                     )
@@ -337,6 +350,7 @@ def _flush(db: Database, token, rows, outcomes: dict[int, tuple], written: set[i
 
 def beat(db: Database) -> None:
     """Refresh the heartbeat of this process's live claims (the keeper calls this)."""
+    started = live_claims.now()
     tokens = [t for ts in live_claims.by_edition().values() for t in ts]
     if tokens:
         with db.transaction() as s:
@@ -345,6 +359,7 @@ def beat(db: Database) -> None:
                 .where(GroupDelivery.status == SENDING, GroupDelivery.claim.in_(tokens))
                 .values(heartbeat_at=utcnow())
             )
+    live_claims.beat_ok_at = started
 
 
 def reap(session: Session, lease_seconds: float) -> int:

@@ -345,3 +345,47 @@ def test_pending_rows_whose_queue_messages_were_lost_are_enqueued_again_after_a_
     assert relay.counts() == {m: 1 for m in members}
     assert quiet == {}
     assert {st for st, _, _ in ledger(r).values()} == {"sent"}
+
+
+@BOTH_DIALECTS
+@pytest.mark.parametrize("fault", ["frozen", "stopping"])
+def test_a_frozen_or_stopping_worker_hands_over_nothing_more_and_gives_the_rest_back(
+    app, rt, queue, monkeypatch, fault
+):
+    """Once the relay holds two copies the worker either freezes past half a lease with
+    no heartbeat (a sweep may give its rows to another worker) or is asked to stop
+    (SIGTERM): it hands over nothing more, and the rest is pending and sent again."""
+    import time
+
+    from mailer.actors.groups import dmarc_policies
+    from mailer.delivery import sending as delivery_sending
+    from mailer.groups import sending
+
+    relay = Relay().start()
+    try:
+        members = [f"m{i}@nhs.example" for i in range(5)]
+        r = start(rt, app, queue, relay, members)  # chunks of 2
+        ids = fanned_out(r, 5, author=members[0])
+        if fault == "frozen":  # mid-chunk, after the first copy
+            lease, base = r.settings.delivery.lease_seconds, time.monotonic()
+            frozen = lambda: sum(relay.counts().values()) >= 1  # noqa: E731
+            monkeypatch.setattr(delivery_sending, "clock", lambda: base + (lease if frozen() else 0))
+            monkeypatch.setattr(sending.live_claims, "beat_ok_at", base)
+            result = sending.deliver(r.db, r.transport, r.settings, dmarc_policies(), ids[:4])
+            # The frozen chunk's second row goes back; the next chunk, claimed afresh, goes.
+            assert sum(relay.counts().values()) == 3 and sorted(result.retry) == sorted(ids[:4])[1:2]
+        else:  # between chunks, after two copies
+            stop = lambda: sum(relay.counts().values()) >= 2  # noqa: E731
+            monkeypatch.setattr(delivery_sending.stopping, "is_set", stop)
+            result = sending.deliver(r.db, r.transport, r.settings, dmarc_policies(), ids)
+            assert sum(relay.counts().values()) == 2 and sorted(result.retry) == sorted(ids)[2:]
+        book = {i: st for i, st in statuses(r).items() if i in result.retry}
+        assert set(book.values()) == {"pending"}
+        assert all(n == 0 for st, n, _ in ledger(r).values() if st == "pending")  # never attempted
+    finally:
+        relay.stop()
+
+
+def statuses(r) -> dict[int, str]:
+    with r.db.transaction() as s:
+        return dict(s.execute(select(GroupDelivery.id, GroupDelivery.status)).all())
