@@ -167,9 +167,13 @@ _backlog_lock = threading.Lock()
 stopping = threading.Event()
 
 
-# The process's monotonic clock, for how long ago its claims' heartbeat was refreshed
-# (tests replace it to freeze the process without sleeping).
-clock = time.monotonic
+# The clock by which a process tells how long ago its claims' heartbeat was refreshed
+# (tests replace it to freeze the process without sleeping). Linux's boot-time clock,
+# where there is one: unlike the monotonic clock it runs on while the machine is
+# suspended, as the wall-clock lease that other workers' sweeps go by does.
+clock = (
+    functools.partial(time.clock_gettime, time.CLOCK_BOOTTIME) if hasattr(time, "CLOCK_BOOTTIME") else time.monotonic
+)
 
 
 class LiveClaims:
