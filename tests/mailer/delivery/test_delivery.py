@@ -372,6 +372,30 @@ def _until_a_transaction_waits_for_a_lock(rt, seconds: float = 20.0) -> None:
     raise AssertionError("the second fan-out never waited for the first")
 
 
+@pytest.mark.dialects("postgresql")  # the planner's statistics are PostgreSQL's
+def test_a_send_gives_the_planner_fresh_statistics_of_the_ledger_and_the_readers(rt, queue, edition):
+    """Readers imported a minute before the send: until autovacuum analyses them, the
+    planner knows nothing of them, and the batches' reader lookups ran 3-4 times slower
+    (bench.recovery). The fan-out job analyses the ledger and the readers' tables itself."""
+    from sqlalchemy import text
+
+    from mailer.db import utcnow
+
+    tables = ("deliveries", "subscribers", "subscriber_topics", "subscriber_partners")
+    began = utcnow()
+    runtime.current().queue.send(start_edition, edition)
+    queue()
+    with rt.db.engine.connect() as conn:
+        analysed = dict(
+            conn.execute(
+                text("SELECT relname, last_analyze FROM pg_stat_user_tables WHERE relname = ANY(:t)"),
+                {"t": list(tables)},
+            ).all()
+        )
+    assert set(analysed) == set(tables)
+    assert all(at is not None and at >= began for at in analysed.values()), analysed
+
+
 @pytest.mark.dialects("postgresql")  # real concurrency: two transactions at once
 def test_two_sends_at_once_fan_out_once_and_the_second_says_it_is_already_sending(
     rt, transport, queue, edition, caplog, monkeypatch
