@@ -136,6 +136,11 @@ def reap_stale(session: Session, edition_id: int, lease_seconds: float) -> int:
     return reap_claims(session, Delivery, Delivery.edition_id == edition_id, lease_seconds)
 
 
+def last_beat(ledger):
+    """A claimed row's last heartbeat (its last change, for a claim from before heartbeats)."""
+    return func.coalesce(ledger.heartbeat_at, ledger.updated_at)
+
+
 def reap_claims(session: Session, ledger, scope, lease_seconds: float, stopped: str = STOPPED_WHILE_SENDING) -> int:
     """Take back the claims of dead workers among the rows of ``ledger`` (a delivery
     ledger's model: the edition's :class:`Delivery`, the groups' ``GroupDelivery``) that
@@ -147,7 +152,7 @@ def reap_claims(session: Session, ledger, scope, lease_seconds: float, stopped: 
     (their attempt not counted). A row with no claim (from before claims had one) is
     ``unknown``. Returns how many rows changed."""
     cutoff = utcnow() - timedelta(seconds=lease_seconds)
-    beat = func.coalesce(ledger.heartbeat_at, ledger.updated_at)
+    beat = last_beat(ledger)
     stale = session.execute(select(ledger.id, ledger.claim).where(scope, ledger.status == SENDING, beat < cutoff)).all()
     if not stale:
         return 0
@@ -290,7 +295,7 @@ def silent_claims(session: Session, edition_id: int, lease_seconds: float) -> tu
     whose heartbeat is older than half a lease (two beats missed: their worker stopped or
     died), else None. A sweep takes them back once the lease is out
     (:func:`reap_claims`); until then an operator sees why they wait."""
-    beat = func.coalesce(Delivery.heartbeat_at, Delivery.updated_at)
+    beat = last_beat(Delivery)
     cutoff = utcnow() - timedelta(seconds=lease_seconds / 2)
     n, last = session.execute(
         select(func.count(), func.max(beat)).where(

@@ -27,6 +27,7 @@ relay's hands and returns the rest of its claim to ``pending``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import logging
@@ -178,39 +179,45 @@ clock = (
 
 class LiveClaims:
     """This process's live claims (claim number -> edition, or another key the ledger's
-    heartbeat groups its claims by), for the heartbeat; and when, by :data:`clock`, the
-    last heartbeat that refreshed them all began (``beat_ok_at``)."""
+    heartbeat groups its claims by) and when, by :data:`clock`, each was made, for the
+    heartbeat; and when the last heartbeat that refreshed them all began (``beat_ok_at``)."""
 
     def __init__(self):
         self._lock = threading.Lock()
-        self._claims: dict[int, int] = {}
+        self._claims: dict[int, tuple[int, float]] = {}
         self.beat_ok_at = float("-inf")
 
     def add(self, token: int, edition_id: int) -> None:
+        """A claim just committed (its heartbeat was written with it)."""
         with self._lock:
-            self._claims[token] = edition_id
+            self._claims[token] = (edition_id, clock())
 
     def drop(self, token: int) -> None:
         with self._lock:
             self._claims.pop(token, None)
 
-    @staticmethod
-    def now() -> float:
-        """:data:`clock`'s time, for ``claimed_at`` and beats (read at each call)."""
-        return clock()
+    @contextlib.contextmanager
+    def beating(self):
+        """Around a heartbeat of every live claim: once it succeeds, they count as fresh
+        from when it began."""
+        began = clock()
+        yield
+        self.beat_ok_at = began
 
-    def unrefreshed(self, claimed_at: float, lease_seconds: float) -> float | None:
-        """Seconds since a claim of this process made at ``claimed_at`` (by :data:`clock`)
-        was last known fresh, if more than half ``lease_seconds``: the process stalled (a
-        paused machine, SIGSTOP) or could not beat, and a sweep may soon take the claim,
-        or has taken it, for dead and handed its rows to someone else. Else None."""
-        quiet = clock() - max(claimed_at, self.beat_ok_at)
+    def unrefreshed(self, token: int, lease_seconds: float) -> float | None:
+        """Seconds since claim ``token`` was last known fresh, if more than half
+        ``lease_seconds``: the process stalled (a paused machine, SIGSTOP) or could not
+        beat, and a sweep may soon take the claim, or has taken it, for dead and handed
+        its rows to someone else. Else None."""
+        with self._lock:
+            made = self._claims[token][1]
+        quiet = clock() - max(made, self.beat_ok_at)
         return quiet if quiet > lease_seconds / 2 else None
 
     def by_edition(self) -> dict[int, list[int]]:
         with self._lock:
             out: dict[int, list[int]] = {}
-            for token, edition_id in self._claims.items():
+            for token, (edition_id, _) in self._claims.items():
                 out.setdefault(edition_id, []).append(token)
             return out
 
@@ -396,21 +403,21 @@ def flush_backlog(db: Database) -> int:
 def beat(db: Database) -> None:
     """Refresh the heartbeat of this process's live claims, and write any backlog."""
     flush_backlog(db)
-    started = clock()
-    claims = live_claims.by_edition()
-    if not claims:
-        live_claims.beat_ok_at = started
-        return
     now = utcnow()
     try:
-        with db.engine.begin() as conn:
-            for edition_id, tokens in claims.items():
-                conn.execute(
-                    update(Delivery)
-                    .where(Delivery.edition_id == edition_id, Delivery.status == SENDING, Delivery.claim.in_(tokens))
-                    .values(heartbeat_at=now)
-                )
-        live_claims.beat_ok_at = started
+        with live_claims.beating():
+            claims = live_claims.by_edition()
+            if not claims:
+                return
+            with db.engine.begin() as conn:
+                for edition_id, tokens in claims.items():
+                    conn.execute(
+                        update(Delivery)
+                        .where(
+                            Delivery.edition_id == edition_id, Delivery.status == SENDING, Delivery.claim.in_(tokens)
+                        )
+                        .values(heartbeat_at=now)
+                    )
     except DBAPIError as exc:
         log.warning("could not refresh the heartbeat of %d claims: %s", sum(map(len, claims.values())), exc)
 
@@ -613,7 +620,6 @@ def deliver_batch(db: Database, transport: Transport, settings: Settings, delive
                 if not rows:
                     continue
                 edition_id = rows[0].edition_id
-                claimed_at = clock()  # the claim's heartbeat was written with it
                 live_claims.add(token, edition_id)
                 logs.bind(edition_id=edition_id)
                 prepared = prepared_for(s, s.get(Edition, edition_id), settings)
@@ -633,7 +639,7 @@ def deliver_batch(db: Database, transport: Transport, settings: Settings, delive
                     if stopping.is_set():  # asked to stop: the rest goes back to pending
                         stopped = True
                         break
-                    quiet = live_claims.unrefreshed(claimed_at, cfg.lease_seconds)
+                    quiet = live_claims.unrefreshed(token, cfg.lease_seconds)
                     if quiet is not None:
                         # Sending on could race a sweep that gave these rows to another
                         # worker: they go back to pending (a row a sweep took is left alone).

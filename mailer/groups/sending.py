@@ -228,7 +228,6 @@ def deliver(
                 rows = sorted(_claim(s, chunk, token), key=lambda r: r.id)
                 if not rows:
                     continue
-                claimed_at = live_claims.now()  # the claim's heartbeat was written with it
                 live_claims.add(token, 0)
                 people = {
                     m.id: (m.email, m.token_version, m.status, m.delivery, m.name)
@@ -241,7 +240,7 @@ def deliver(
             flush = functools.partial(_flush, db, token, rows, outcomes, written, result)
             try:
                 for row in rows:
-                    quiet = live_claims.unrefreshed(claimed_at, cfg.lease_seconds)
+                    quiet = live_claims.unrefreshed(token, cfg.lease_seconds)
                     if stopping.is_set() or quiet is not None:
                         # Stopping, or frozen long enough that a sweep may have given these
                         # rows to another worker: the rest goes back to pending, and again.
@@ -350,16 +349,15 @@ def _flush(db: Database, token, rows, outcomes: dict[int, tuple], written: set[i
 
 def beat(db: Database) -> None:
     """Refresh the heartbeat of this process's live claims (the keeper calls this)."""
-    started = live_claims.now()
-    tokens = [t for ts in live_claims.by_edition().values() for t in ts]
-    if tokens:
-        with db.transaction() as s:
-            s.execute(
-                update(GroupDelivery)
-                .where(GroupDelivery.status == SENDING, GroupDelivery.claim.in_(tokens))
-                .values(heartbeat_at=utcnow())
-            )
-    live_claims.beat_ok_at = started
+    with live_claims.beating():
+        tokens = [t for ts in live_claims.by_edition().values() for t in ts]
+        if tokens:
+            with db.transaction() as s:
+                s.execute(
+                    update(GroupDelivery)
+                    .where(GroupDelivery.status == SENDING, GroupDelivery.claim.in_(tokens))
+                    .values(heartbeat_at=utcnow())
+                )
 
 
 def reap(session: Session, lease_seconds: float) -> int:
