@@ -83,8 +83,18 @@ def worker_env(database_url: str, var_dir, redis_url: str, smtp_url: str, **knob
 class Fleet:
     """The module's shared workers, with the relay and private Redis they use."""
 
-    def __init__(self, redis: PrivateRedis, relay: Relay, workers: Workers):
-        self.redis, self.relay, self.workers = redis, relay, workers
+    def __init__(self, redis: PrivateRedis, relay: Relay, env: dict[str, str]):
+        self.redis, self.relay, self.env = redis, relay, env
+        self.workers: Workers | None = None
+
+    def run(self) -> None:
+        if self.workers is None:
+            self.workers = Workers(self.env)
+
+    def pause(self) -> None:
+        if self.workers is not None:
+            self.workers.stop()
+            self.workers = None
 
     def idle(self) -> None:
         """Wait until the workers have nothing queued, delayed or in hand, then forget
@@ -101,23 +111,23 @@ class Fleet:
         redis_client.Redis.from_url(self.redis.url).flushdb()
 
 
+_fleets: list[Fleet] = []  # the module's shared fleet, once made
+
+
 @pytest.fixture(scope="module")
 def shared_fleet(database_url, tmp_path_factory):
     need(REDIS_URL, "TEST_REDIS_URL")  # the Redis tests are on: this module's Redis is its own
     server = PrivateRedis(tmp_path_factory.mktemp("redis")).start()
     relay = Relay().start()
-    workers = None
+    # Breaker off: the relay-refusing test wants the retries, not a paused edition.
+    env = worker_env(database_url, tmp_path_factory.mktemp("var"), server.url, relay.url, SEND_BREAKER_FAILURES=10_000)
+    fleet = Fleet(server, relay, env)
+    _fleets.append(fleet)
     try:
-        # Breaker off: the relay-refusing test wants the retries, not a paused edition.
-        workers = Workers(
-            worker_env(
-                database_url, tmp_path_factory.mktemp("var"), server.url, relay.url, SEND_BREAKER_FAILURES=10_000
-            )
-        )
-        yield Fleet(server, relay, workers)
+        yield fleet
     finally:
-        if workers is not None:
-            workers.stop()
+        _fleets.remove(fleet)
+        fleet.pause()
         relay.stop()
         server.stop()
 
@@ -125,6 +135,7 @@ def shared_fleet(database_url, tmp_path_factory):
 @pytest.fixture
 def fleet(rt, shared_fleet):
     """The shared workers, idle, with an empty relay (no delay) and an empty Redis."""
+    shared_fleet.run()
     shared_fleet.idle()
     relay = shared_fleet.relay
     with relay._lock:
@@ -136,6 +147,16 @@ def fleet(rt, shared_fleet):
     if shared_fleet.redis.proc.poll() is not None:  # a test that stopped Redis
         shared_fleet.redis.start()
     shared_fleet.idle()
+
+
+@pytest.fixture
+def own_workers():
+    """For a test that starts workers of its own on the test database: the shared fleet's
+    workers, if they run, are stopped first (the next test that wants them starts them
+    again). Their sweeps would find this test's deliveries due with nothing in their own,
+    empty, queue, or its claims stale by their lease, and send them to the fleet's relay."""
+    for shared in _fleets:
+        shared.pause()
 
 
 def start_sending(redis_url: str, edition_id: int) -> None:
@@ -191,7 +212,7 @@ def assert_killed_ledger(rt, edition: int, got, killed_threads: int) -> None:
     assert len(book) == len(states["sent"]) + len(unknown)
 
 
-def test_worker_killed_mid_send_edition_completes_without_second_emails(rt, redis_url, short_edition):
+def test_worker_killed_mid_send_edition_completes_without_second_emails(rt, own_workers, redis_url, short_edition):
     edition = short_edition
     relay = Relay(delay=0.04).start()
     env = worker_env(rt.settings.database_url, rt.settings.var_dir, redis_url, relay.url)
@@ -218,7 +239,9 @@ def test_worker_killed_mid_send_edition_completes_without_second_emails(rt, redi
     assert_killed_ledger(rt, edition, relay.counts(), killed_threads=2)
 
 
-def test_one_of_two_workers_killed_the_other_takes_over_its_claims_and_batches(rt, redis_url, short_edition):
+def test_one_of_two_workers_killed_the_other_takes_over_its_claims_and_batches(
+    rt, own_workers, redis_url, short_edition
+):
     """Two worker processes (two machines, say) share the send; one dies with SIGKILL. Its
     claims (heartbeat gone stale after SEND_LEASE_SECONDS) and the batches it had fetched
     are taken over by the survivor's sweep: the edition completes within seconds."""
@@ -244,7 +267,7 @@ def test_one_of_two_workers_killed_the_other_takes_over_its_claims_and_batches(r
     assert took < 60, f"recovery took {took:.0f}s"  # lease 2 s, sweep 0.5 s: loose on a busy machine
 
 
-def test_all_workers_killed_then_restarted_edition_completes(rt, redis_url, short_edition):
+def test_all_workers_killed_then_restarted_edition_completes(rt, own_workers, redis_url, short_edition):
     edition = short_edition
     relay = Relay(delay=0.1).start()
     env = worker_env(rt.settings.database_url, rt.settings.var_dir, redis_url, relay.url)
@@ -266,7 +289,7 @@ def test_all_workers_killed_then_restarted_edition_completes(rt, redis_url, shor
     assert_killed_ledger(rt, edition, relay.counts(), killed_threads=4)
 
 
-def test_two_sigterms_stop_a_worker_gracefully_nothing_unknown(rt, redis_url, short_edition):
+def test_two_sigterms_stop_a_worker_gracefully_nothing_unknown(rt, own_workers, redis_url, short_edition):
     """What a service manager's group stop delivers: SIGTERM to the whole group, twice.
     The worker finishes the message in the relay's hands, gives the rest of its claim back
     and exits; nothing is unknown, and the next worker sends the rest."""
@@ -347,7 +370,9 @@ def assert_lost_queue_sent_once(rt, relay: Relay, edition: int, sent_while_down:
     assert set(got) == set(book) and max(got.values()) == 1
 
 
-def test_queue_lost_with_redis_is_enqueued_again_without_waiting_out_the_lease(rt, redis_url, short_edition, tmp_path):
+def test_queue_lost_with_redis_is_enqueued_again_without_waiting_out_the_lease(
+    rt, own_workers, redis_url, short_edition, tmp_path
+):
     """Redis comes back empty under workers whose claims last ten minutes: the sweep finds
     due deliveries, no live claim and no digest message anywhere, and enqueues them again
     at once (waiting out the lease, the edition would take ten minutes)."""
@@ -447,7 +472,9 @@ def test_a_transactional_email_overtakes_a_digest_run(rt, fleet, edition):
     assert digests_ahead <= 2 * 20, f"the manage link waited behind {digests_ahead} digests ({waited:.1f}s)"
 
 
-def test_postgresql_restart_mid_send_leaves_no_unknown(rt, redis_url, tmp_path):  # redis_url: the Redis tests are on
+def test_postgresql_restart_mid_send_leaves_no_unknown(
+    rt, own_workers, redis_url, tmp_path
+):  # redis_url: the Redis tests are on
     """`pg_ctl restart -m fast` on a private cluster mid-send: the workers keep the
     outcomes they could not write and write them when it is back; the edition completes,
     everyone gets one copy, and the ledger shows no `unknown`."""
