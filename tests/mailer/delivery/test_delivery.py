@@ -480,6 +480,124 @@ def test_each_outcome_is_written_at_once_and_a_lost_prepared_statement_is_made_a
     assert ledger[rows[0].id].sent_at is not None and ledger[rows[2].id].next_attempt_at is not None
 
 
+def _claimed(rt, edition, token=7):
+    """The edition's three deliveries fanned out and claimed under ``token``, by id."""
+    from mailer.delivery import fanout
+    from mailer.delivery.sending import claim
+    from mailer.digest.compose import load_plan
+
+    with rt.db.transaction() as s:  # the ledger rows, enqueued nowhere: the test writes
+        fanout.start_edition(s, s.get(Edition, edition), load_plan(s, s.get(Edition, edition)))
+    with rt.db.transaction() as s:
+        return sorted(claim(s, [d.id for d in _ledger(rt, edition).values()], token), key=lambda r: r.id)
+
+
+def test_outcomes_committed_while_a_write_is_under_way_are_written_together_by_the_next(rt, settings, edition):
+    """Three sending threads commit while the process's outcome writes are held: none
+    returns before its outcome is in the ledger, and then one statement writes all three,
+    a refusal's text (quotes, a backslash, a NUL) and a retry's time included."""
+    from mailer.delivery.sending import Recorder, _Chunk, group_commit
+
+    rows = _claimed(rt, edition)
+    assert len(rows) == 3
+    chunks = [_Chunk([row], settings, 7, Recorder(rt.db)) for row in rows]
+    chunks[0].sent(rows[0])
+    chunks[1].failed(rows[1], "550 'no' \"such\" \\ mailbox\x00")
+    chunks[2].transient(rows[2], "451 try later")
+    writes, written = group_commit.writes, group_commit.outcomes
+    errors: queue.Queue = queue.Queue()
+
+    def commit(chunk):
+        try:
+            chunk.commit(rt.db)
+        except BaseException as exc:  # the test thread reports it
+            errors.put(exc)
+        finally:
+            chunk.recorder.close()
+
+    threads = [threading.Thread(target=commit, args=(c,)) for c in chunks]
+    with group_commit.exclusive():  # a write under way
+        for t in threads:
+            t.start()
+        for _ in range(500):  # until all three wait their turn (a second at most)
+            if len(group_commit._queue) == 3:
+                break
+            threading.Event().wait(0.002)
+        assert len(group_commit._queue) == 3 and all(t.is_alive() for t in threads)
+        claimed = {r.id for r in rows}
+        assert {d.status for d in _ledger(rt, edition).values() if d.id in claimed} == {"sending"}
+    for t in threads:
+        t.join(10)
+    assert errors.empty(), errors.get()
+    assert (group_commit.writes - writes, group_commit.outcomes - written) == (1, 3)
+    ledger = {d.id: d for d in _ledger(rt, edition).values()}
+    assert [(ledger[r.id].status, ledger[r.id].error) for r in rows] == [
+        ("sent", None),
+        ("failed", "550 'no' \"such\" \\ mailbox"),
+        ("pending", "451 try later"),
+    ]
+    assert ledger[rows[0].id].sent_at is not None and ledger[rows[1].id].sent_at is None
+    assert ledger[rows[2].id].next_attempt_at is not None and ledger[rows[2].id].attempts == 1
+
+
+@pytest.mark.dialects("postgresql")  # a connection broken under one writer: PostgreSQL's
+def test_a_failed_group_write_fails_its_writer_only_and_the_others_outcomes_go_with_the_next(rt, settings, edition):
+    """The writer whose connection broke learns of it (its outcome is kept for the keeper);
+    the outcome it carried for another thread goes back to the queue, and the next write
+    takes it with its own."""
+    from mailer.delivery import sending
+    from mailer.delivery.sending import DatabaseLost, Recorder, _Chunk, _Ticket, group_commit
+
+    rows = _claimed(rt, edition)
+    broken, waiting, healthy = (_Chunk([row], settings, 7, Recorder(rt.db)) for row in rows)
+    for chunk, row in zip((broken, waiting, healthy), rows, strict=True):
+        chunk.sent(row)
+    broken.recorder._open()
+    broken.recorder.conn.connection.dbapi_connection.close()  # the server went away under it
+    other = _Ticket(list(waiting.unwritten.values()))  # another thread's, queued meanwhile
+    group_commit._queue.append(other)
+    try:
+        with pytest.raises(DatabaseLost):
+            broken.commit(rt.db)
+        assert group_commit._queue == [other] and not other.written
+        assert [o["b_id"] for o in sending.backlog] == [rows[0].id]  # kept by its own thread
+        healthy.commit(rt.db)
+        healthy.recorder.close()
+        assert other.written and group_commit._queue == []
+    finally:
+        sending.backlog.clear()
+        group_commit._queue.clear()
+    ledger = {d.id: d.status for d in _ledger(rt, edition).values()}
+    assert [ledger[r.id] for r in rows] == ["sending", "sent", "sent"]
+
+
+def claimed(rt, edition, rows):
+    ids = {r.id for r in rows}
+    return [d for d in _ledger(rt, edition).values() if d.id in ids]
+
+
+def test_the_heartbeat_waits_for_the_outcome_write_under_way(rt, settings, edition):
+    """The keeper's heartbeat, a statement over the process's claimed rows, never runs
+    beside an outcome write (the two could lock rows in opposite orders: a deadlock)."""
+    from mailer.delivery.sending import beat, group_commit, live_claims
+
+    rows = _claimed(rt, edition, token=11)
+    with rt.db.transaction() as s:  # an old heartbeat, to see the new one
+        s.execute(Delivery.__table__.update().values(heartbeat_at=Delivery.created_at))
+    live_claims.add(11, rows[0].edition_id)
+    try:
+        beating = threading.Thread(target=beat, args=(rt.db,))
+        with group_commit.exclusive():
+            beating.start()
+            beating.join(0.3)
+            assert beating.is_alive()  # waiting for the write to end
+            assert all(d.heartbeat_at == d.created_at for d in claimed(rt, edition, rows))
+        beating.join(10)
+    finally:
+        live_claims.drop(11)
+    assert all(d.heartbeat_at > d.created_at for d in claimed(rt, edition, rows))
+
+
 # An outcome written in a process whose threads are greenlets (gevent, as `mailer worker`
 # runs them); a greenlet prints "tick" every 10 ms while the write waits.
 RECORD_UNDER_GREENLETS = """
