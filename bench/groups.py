@@ -46,6 +46,7 @@ from bench.send import (
     start_workers,
 )
 from bench.servers import free_port
+from mailer.cli.worker import GREENLETS_DEFAULT
 
 DOMAIN = "ertg.example.org"
 
@@ -54,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--members", type=int, default=5000)
     ap.add_argument("--processes", type=int, default=2, help="dramatiq worker processes")
-    ap.add_argument("--threads", type=int, default=4, help="threads per worker process")
+    ap.add_argument("--threads", type=int, default=GREENLETS_DEFAULT, help="threads per worker process")
     ap.add_argument("--timeout", type=float, default=600)
     ap.add_argument("--digest", action="store_true", help="members take the daily digest: time the day's digest")
     args = ap.parse_args(argv)

@@ -9,7 +9,7 @@ The fault tests (``tests/mailer/delivery/test_faults.py``) prove the behaviour w
 the environment sets them. Each scenario seeds N readers and a 40-item edition afresh
 (as ``bench.send`` does) in a PostgreSQL cluster and a Redis of its own
 (:mod:`bench.servers`, so restarting them touches nothing else), starts ``mailer worker``'s
-command line (2 processes x 4 greenlets unless asked otherwise) against Postfix's
+command line (2 processes of `mailer worker`'s default number of greenlets, unless asked otherwise) against Postfix's
 smtp-sink on loopback (as root; Debian's ``postfix`` package), and strikes once a third of
 the readers have their copy, while a chunk is claimed (for ``one_killed``, by the process
 that is killed):
@@ -53,6 +53,7 @@ from pathlib import Path
 from bench import reference_ms
 from bench.send import Sink, children, seed, service_env, start_workers
 from bench.servers import PrivatePostgres, PrivateRedis
+from mailer.cli.worker import GREENLETS_DEFAULT
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = (
@@ -237,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--subscribers", type=int, default=20_000)
     ap.add_argument("--scenario", action="append", choices=SCENARIOS, help="run only these (repeatable)")
     ap.add_argument("--processes", type=int, default=2, help="dramatiq worker processes a group")
-    ap.add_argument("--threads", type=int, default=4, help="greenlets a worker process")
+    ap.add_argument("--threads", type=int, default=GREENLETS_DEFAULT, help="greenlets a worker process")
     ap.add_argument("--timeout", type=float, default=600, help="give up on a scenario after this many seconds")
     args = ap.parse_args(argv)
     if os.geteuid() != 0:

@@ -40,6 +40,7 @@ from pathlib import Path
 
 from bench import reference_ms
 from bench.servers import free_port
+from mailer.cli.worker import GREENLETS_DEFAULT
 
 DEFAULT_DB = "postgresql+psycopg://postgres@127.0.0.1:5432/bench"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/14"
@@ -239,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--subscribers", type=int, default=100_000)
     ap.add_argument("--processes", type=int, default=2, help="dramatiq worker processes")
-    ap.add_argument("--threads", type=int, default=4, help="threads per worker process")
+    ap.add_argument("--threads", type=int, default=GREENLETS_DEFAULT, help="threads per worker process")
     ap.add_argument("--ceiling-messages", type=int, default=10_000, help="messages in each of the three ceiling runs")
     ap.add_argument("--timeout", type=float, default=1800)
     ap.add_argument(

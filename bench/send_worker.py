@@ -14,9 +14,10 @@ worker process's threads would, into Postfix's smtp-sink on loopback (as root, l
 ``bench.send``; Redis is not used). One reader is held back each round, so the
 edition stays ``sending`` for the next. Each round prints this process's user and system CPU
 a message, its voluntary and involuntary context switches, and the CPU smtp-sink and
-PostgreSQL (all its processes) used a message; the last line gives the medians::
+PostgreSQL (all its processes) used a message, and how many outcomes each write carried
+(:class:`mailer.delivery.sending.GroupCommit`); the last line gives the medians::
 
-    send_worker cpu_ms=... user_ms=... sys_ms=... msg_s=... vcsw=... sink_cpu_ms=... pg_cpu_ms=...
+    send_worker cpu_ms=... user_ms=... sys_ms=... msg_s=... vcsw=... sink_cpu_ms=... pg_cpu_ms=... per_write=...
 
 The threads are greenlets, as in a worker process that ``mailer worker`` starts: gevent
 patches this process first of all (see :mod:`mailer.greenlets`).
@@ -49,6 +50,7 @@ from pathlib import Path
 from bench import reference_ms
 from bench.send import DEFAULT_DB, cpu_seconds, ensure_database, need, service_env, wait_for_sink
 from bench.servers import free_port
+from mailer.cli.worker import GREENLETS_DEFAULT
 
 
 class QuietSink:
@@ -70,7 +72,7 @@ class QuietSink:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--subscribers", type=int, default=40_000)
-    ap.add_argument("--threads", type=int, default=4)
+    ap.add_argument("--threads", type=int, default=GREENLETS_DEFAULT)
     ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args(argv)
     db_url = os.environ.get("TEST_DATABASE_URL") or DEFAULT_DB
@@ -131,7 +133,7 @@ def _run(args, db_url: str, workdir: Path, sink: QuietSink) -> int:
             f"round {n + 1}: {r['sent']} sent in {r['seconds']:.1f} s ({r['msg_s']:.0f} msg/s); CPU {r['cpu_ms']:.3f} "
             f"ms a message (user {r['user_ms']:.3f}, system {r['sys_ms']:.3f}); context switches a message "
             f"{r['vcsw']:.2f} voluntary, {r['ivcsw']:.2f} involuntary; smtp-sink {r['sink_cpu_ms']:.3f} ms, "
-            f"PostgreSQL {r['pg_cpu_ms']:.3f} ms",
+            f"PostgreSQL {r['pg_cpu_ms']:.3f} ms; {r['per_write']:.2f} outcomes a write",
             flush=True,
         )
     med = {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
@@ -140,7 +142,8 @@ def _run(args, db_url: str, workdir: Path, sink: QuietSink) -> int:
     )
     print(
         f"send_worker cpu_ms={med['cpu_ms']:.3f} user_ms={med['user_ms']:.3f} sys_ms={med['sys_ms']:.3f} "
-        f"msg_s={med['msg_s']:.0f} vcsw={med['vcsw']:.2f} sink_cpu_ms={med['sink_cpu_ms']:.3f} pg_cpu_ms={med['pg_cpu_ms']:.3f}"
+        f"msg_s={med['msg_s']:.0f} vcsw={med['vcsw']:.2f} sink_cpu_ms={med['sink_cpu_ms']:.3f} pg_cpu_ms={med['pg_cpu_ms']:.3f} "
+        f"per_write={med['per_write']:.2f}"
     )
     return 0 if all(r["sent"] == len(ids) for r in rounds) else 1
 
@@ -162,7 +165,7 @@ def postgres_cpu_seconds() -> float:
 
 def _round(rt, ids: list[int], threads: int, sink: QuietSink) -> dict:
     """Send every id in ``ids`` from ``threads`` threads; this process's costs a message."""
-    from mailer.delivery.sending import deliver_batch
+    from mailer.delivery.sending import deliver_batch, group_commit
     from mailer.mail.transport import transport_from_settings
 
     batches: queue.Queue = queue.Queue()
@@ -185,6 +188,7 @@ def _round(rt, ids: list[int], threads: int, sink: QuietSink) -> dict:
         cpu_seconds(sink.proc.pid),
         postgres_cpu_seconds(),
     )
+    writes, outcomes = group_commit.writes, group_commit.outcomes
     started = time.perf_counter()
     workers = [threading.Thread(target=work) for _ in range(threads)]
     for t in workers:
@@ -206,6 +210,7 @@ def _round(rt, ids: list[int], threads: int, sink: QuietSink) -> dict:
         "ivcsw": (after.ru_nivcsw - before.ru_nivcsw) / n,
         "sink_cpu_ms": 1000 * (cpu_seconds(sink.proc.pid) - sink_before) / n,
         "pg_cpu_ms": 1000 * (postgres_cpu_seconds() - pg_before) / n,
+        "per_write": (group_commit.outcomes - outcomes) / max(1, group_commit.writes - writes),
     }
 
 

@@ -335,9 +335,10 @@ def test_worker_over_sqlite_runs_dramatiq_with_threads(tmp_path):
     database = f"sqlite:///{tmp_path / 'mailer.db'}"
     upgrade(database)
     env = {**os.environ, **TEST_ENV, "DATABASE_URL": database, "REDIS_URL": redis_url, "VAR_DIR": str(tmp_path)}
-    workers = Workers(env, processes=1, command=[str(BIN / "mailer"), "worker", "--processes", "1", "--threads", "1"])
+    workers = Workers(env, processes=1, command=[str(BIN / "mailer"), "worker", "--processes", "1"])
     try:
         cmdline = Path(f"/proc/{workers.proc.pid}/cmdline").read_bytes().split(b"\0")
         assert cmdline[1:4] == [b"-m", b"dramatiq", b"mailer.worker"]
+        assert cmdline[6:8] == [b"--threads", b"4"]  # threads, not greenlets: fewer by default
     finally:
         workers.stop()

@@ -358,7 +358,7 @@ def test_worker_and_gunicorn_processes_report_together(tmp_path):
     worker_log = open(tmp_path / "worker.log", "w")
     procs = [
         subprocess.Popen(
-            [str(BIN / "mailer"), "worker", "--processes", "2", "--threads", "2"],
+            [str(BIN / "mailer"), "worker", "--processes", "2"],
             env=env,
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
@@ -379,6 +379,7 @@ def test_worker_and_gunicorn_processes_report_together(tmp_path):
         # `mailer worker` became Dramatiq's command line under gevent, in the same process.
         cmdline = open(f"/proc/{procs[0].pid}/cmdline", "rb").read().split(b"\0")
         assert cmdline[1:6] == [b"-m", b"gevent.monkey", b"--module", b"dramatiq", b"mailer.worker"]
+        assert cmdline[8:10] == [b"--threads", b"8"]  # greenlets' default: see mailer/cli/worker.py
         period = datetime.now().strftime("%Y-%m")
         _run(env, "edition", "build", "--period", period)
         assert "Edition sent: sent 3" in _run(env, "edition", "send", period, "--wait", "--timeout", "90")
