@@ -6,7 +6,9 @@ and a heartbeat) and that claim is committed before any of its messages leaves, 
 redelivered queue message finds nothing to claim and sends nothing twice. A chunk's
 messages are handed over in id order, and each outcome is committed as soon as the relay
 has answered, before the next message is handed over (once the relay has taken the next
-message's envelope, before any of its text: see ``before_end`` in :mod:`mailer.mail.transport`).
+message's envelope, before any of its text: see ``before_end`` in
+:mod:`mailer.mail.transport`), together with what the process's other threads commit
+meanwhile (:class:`GroupCommit`).
 
 So when a worker dies (``kill -9``), each of its claims holds at most one delivery whose
 fate is unknown: the lowest id still ``sending`` (it may have reached the relay); the
