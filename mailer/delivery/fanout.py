@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import and_, case, exists, false, func, literal, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -20,7 +20,7 @@ from mailer.db import utcnow
 from mailer.delivery.models import PENDING, SKIPPED, Delivery
 from mailer.digest import status
 from mailer.digest.editions import EditionError
-from mailer.digest.models import Edition
+from mailer.digest.models import CANCELLED, SENDING, Edition
 from mailer.digest.plan import DigestPlan
 from subscribers import suppression
 from subscribers.models import Subscriber, Suppression, subscriber_partners, subscriber_topics
@@ -32,25 +32,27 @@ FANOUT_BATCH = 20_000
 _UPSERT = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
 
+# Subscribers in the first transaction of a send's fan-out (``first``): the first copies
+# leave once these are in the ledger, while the rest are added a range at a time.
+FANOUT_FIRST = 2_000
+
+
 @dataclass(frozen=True)
 class FanOut:
     created: int
     skipped: int
 
 
-def start_edition(session: Session, edition: Edition, plan: DigestPlan, *, batch: int = FANOUT_BATCH) -> FanOut:
-    """Move ``edition`` to ``sending`` and add a delivery for each confirmed subscriber
-    who has none yet: ``pending`` if the plan has items for them, else ``skipped``.
+@dataclass(frozen=True)
+class _Audience:
+    """What each range's ``INSERT ... SELECT`` of an edition's fan-out needs."""
 
-    Who receives is :func:`subscribers.service.receives_digests` (confirmed, not paused)
-    less the suppression list (keyed hashes, so checked here per range of subscribers).
-    Calling it again adds nothing for subscribers already in the ledger, so a repeated
-    send never mails anyone twice.
-    """
-    status.check(edition, status.START)
-    if not plan.sections:
-        raise EditionError(f"The {edition.period} edition has no approved items to send.")
-    now = utcnow()
+    wanted: object  # the SQL condition under which a reader has something to read
+    check_suppressed: bool
+    now: datetime
+
+
+def _audience(session: Session, plan: DigestPlan) -> _Audience:
     # A reader has something to read iff they chose a topic of some item or follow the
     # partner of some item (DigestPlan.mask_for is non-zero exactly then).
     topics = sorted({t for e in plan.entries for t in e.topic_ids})
@@ -65,7 +67,31 @@ def start_edition(session: Session, edition: Edition, plan: DigestPlan, *, batch
         if partners
         else false(),
     )
-    check_suppressed = session.scalar(select(Suppression.id).limit(1)) is not None
+    return _Audience(wanted, session.scalar(select(Suppression.id).limit(1)) is not None, utcnow())
+
+
+def start_edition(
+    session: Session, edition: Edition, plan: DigestPlan, *, batch: int = FANOUT_BATCH, first: int | None = None
+) -> FanOut:
+    """Move ``edition`` to ``sending`` and add a delivery for each confirmed subscriber
+    who has none yet: ``pending`` if the plan has items for them, else ``skipped``.
+
+    Who receives is :func:`subscribers.service.receives_digests` (confirmed, not paused)
+    less the suppression list (keyed hashes, so checked here per range of subscribers).
+    Calling it again adds nothing for subscribers already in the ledger, so a repeated
+    send never mails anyone twice.
+
+    With ``first``, only the first ``first`` subscribers (by id) are added, and the
+    edition records where its fan-out stands (``fanout_after``, and ``fanout_beat_at``):
+    :func:`extend` adds the rest, a range a transaction, so the first copies can leave
+    while it does. The edition is not marked sent before its ledger is whole; a fan-out
+    that stops half-way is started again by the workers' sweep (see
+    :func:`stalled_fanouts`). Without ``first`` the ledger is made whole here.
+    """
+    status.check(edition, status.START)
+    if not plan.sections:
+        raise EditionError(f"The {edition.period} edition has no approved items to send.")
+    audience = _audience(session, plan)
     # What this call made, from the statements' own row counts: counting the edition's
     # ledger before and after cost two scans of every row (150 ms each at 100,000 readers).
     # Only the skipped ones are counted, through the (edition, status) index.
@@ -73,25 +99,73 @@ def start_edition(session: Session, edition: Edition, plan: DigestPlan, *, batch
     inserted = 0
     low = 0
     while True:
-        span = select(Subscriber.id).where(Subscriber.id > low).order_by(Subscriber.id).limit(batch).subquery()
-        high = session.scalar(select(func.max(span.c.id)))
+        high, added = _add_range(session, edition.id, audience, low, first or batch)
         if high is None:
             break
-        # Readers already in the ledger are passed over by the INSERT's ON CONFLICT on the
-        # (edition, subscriber) key, one index probe each, not by a NOT EXISTS here: that
-        # anti-join's plan followed the ledger's statistics, and with an empty ledger just
-        # analysed (a first edition) it was a nested loop reading the ledger, as this very
-        # statement filled it, once per reader: 3 s of a 20,000-reader range's 3.3 s.
-        audience = and_(Subscriber.id > low, Subscriber.id <= high, receives_digests(now.date()))
-        if check_suppressed:
-            barred = _suppressed_ids(session, audience)
-            if barred:
-                audience = and_(audience, Subscriber.id.not_in(barred))
-        inserted += _insert(session, edition.id, audience, case((wanted, PENDING), else_=SKIPPED), now)
+        inserted += added
         low = high
+        if first is not None:
+            break
     status.transition(session, edition, status.START)
+    # Readers after `low` still to come, or none: the ledger is whole.
+    edition.fanout_after = low if first is not None and low else None
+    edition.fanout_beat_at = audience.now if edition.fanout_after is not None else None
     skipped = _count(session, edition.id, SKIPPED) - skipped_before
     return FanOut(created=inserted - skipped, skipped=skipped)
+
+
+def extend(session: Session, edition_id: int, plan: DigestPlan, *, batch: int = FANOUT_BATCH) -> bool:
+    """Add the next range of readers to an edition whose fan-out is under way (see
+    :func:`start_edition`'s ``first``), under the edition's row lock; whether more are to
+    come. Nothing is added once the ledger is whole (another fan-out finished it) or the
+    edition was cancelled meanwhile."""
+    edition = session.get(Edition, edition_id, with_for_update=True)
+    if edition is None or edition.fanout_after is None:
+        return False
+    if edition.status == CANCELLED:
+        edition.fanout_after = edition.fanout_beat_at = None
+        return False
+    audience = _audience(session, plan)
+    high, _ = _add_range(session, edition_id, audience, edition.fanout_after, batch)
+    edition.fanout_after = high
+    edition.fanout_beat_at = audience.now if high is not None else None
+    return high is not None
+
+
+def stalled_fanouts(session: Session, lease_seconds: float) -> list[int]:
+    """Editions still sending whose fan-out has added nothing for ``lease_seconds``: the
+    process making it died (its job is to be run again, which completes the ledger)."""
+    quiet_since = utcnow() - timedelta(seconds=lease_seconds)
+    return list(
+        session.scalars(
+            select(Edition.id).where(
+                Edition.status == SENDING,  # paused: the sweep runs it once resumed
+                Edition.fanout_after.is_not(None),
+                Edition.fanout_beat_at < quiet_since,
+            )
+        )
+    )
+
+
+def _add_range(session: Session, edition_id: int, audience: _Audience, low: int, limit: int) -> tuple[int | None, int]:
+    """Add the ledger rows of the next ``limit`` subscribers after id ``low``; the last
+    subscriber id of the range (None: there were none) and how many rows were added."""
+    span = select(Subscriber.id).where(Subscriber.id > low).order_by(Subscriber.id).limit(limit).subquery()
+    high = session.scalar(select(func.max(span.c.id)))
+    if high is None:
+        return None, 0
+    # Readers already in the ledger are passed over by the INSERT's ON CONFLICT on the
+    # (edition, subscriber) key, one index probe each, not by a NOT EXISTS here: that
+    # anti-join's plan followed the ledger's statistics, and with an empty ledger just
+    # analysed (a first edition) it was a nested loop reading the ledger, as this very
+    # statement filled it, once per reader: 3 s of a 20,000-reader range's 3.3 s.
+    where = and_(Subscriber.id > low, Subscriber.id <= high, receives_digests(audience.now.date()))
+    if audience.check_suppressed:
+        barred = _suppressed_ids(session, where)
+        if barred:
+            where = and_(where, Subscriber.id.not_in(barred))
+    state = case((audience.wanted, PENDING), else_=SKIPPED)
+    return high, _insert(session, edition_id, where, state, audience.now)
 
 
 def _count(session: Session, edition_id: int, state: str) -> int:
@@ -128,11 +202,14 @@ def _insert(session: Session, edition_id: int, where, state, now: datetime) -> i
     return session.execute(stmt.execution_options(preserve_rowcount=True)).rowcount
 
 
-def pending_batches(session: Session, edition_id: int, size: int, *, due_only: bool = False) -> Iterator[list[int]]:
+def pending_batches(
+    session: Session, edition_id: int, size: int, *, due_only: bool = False, after: int = 0
+) -> Iterator[list[int]]:
     """The edition's pending delivery ids in id order, ``size`` at a time, streamed from
     the database (a server-side cursor on PostgreSQL): memory holds one batch, whatever
-    the audience. ``due_only`` leaves out those still waiting out a retry backoff."""
-    q = select(Delivery.id).where(Delivery.edition_id == edition_id, Delivery.status == PENDING)
+    the audience. ``due_only`` leaves out those still waiting out a retry backoff;
+    ``after``, those whose id is not above it."""
+    q = select(Delivery.id).where(Delivery.edition_id == edition_id, Delivery.status == PENDING, Delivery.id > after)
     if due_only:
         q = q.where(or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= utcnow()))
     result = session.execute(q.order_by(Delivery.id).execution_options(yield_per=size))

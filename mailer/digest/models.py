@@ -54,3 +54,8 @@ class Edition(Base):
     # frozen when the edition is built (plain data: group name, subject, link, replies,
     # topic id; see mailer.groups.network). None: built before groups shared anything.
     networks: Mapped[list[dict] | None] = mapped_column(JSON)
+    # A send's fan-out under way (mailer.delivery.fanout): the last subscriber id whose
+    # deliveries are in the ledger while later readers are still being added, and when the
+    # last range was added. None once the ledger is whole; never marked sent before.
+    fanout_after: Mapped[int | None] = mapped_column(Integer)
+    fanout_beat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

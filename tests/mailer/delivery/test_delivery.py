@@ -480,6 +480,79 @@ def test_each_outcome_is_written_at_once_and_a_lost_prepared_statement_is_made_a
     assert ledger[rows[0].id].sent_at is not None and ledger[rows[2].id].next_attempt_at is not None
 
 
+def test_a_send_adds_its_first_readers_then_the_rest_and_is_not_marked_sent_before_its_ledger_is_whole(
+    rt, transport, queue, edition, monkeypatch
+):
+    """The send job commits its first readers and enqueues them before it adds the rest
+    (a range a transaction, each enqueued once committed): while the ledger is not whole,
+    nobody marks the edition sent, even with every delivery made so far sent."""
+    from mailer.delivery import fanout
+    from mailer.delivery.sending import finish_if_done
+    from mailer.digest.compose import load_plan
+
+    with rt.db.transaction() as s:  # what the job's first transaction does, with one reader
+        e = s.get(Edition, edition)
+        fanout.start_edition(s, e, load_plan(s, e), first=1)
+    first = _ledger(rt, edition)
+    assert [d.status for d in first.values()] == ["pending"]
+    with rt.db.transaction() as s:
+        assert s.get(Edition, edition).fanout_after == next(iter(first))
+        s.execute(Delivery.__table__.update().values(status="sent"))
+        assert not finish_if_done(s, edition)
+        assert s.get(Edition, edition).status == "sending"
+    with rt.db.transaction() as s:  # the next range: the other three readers
+        assert fanout.extend(s, edition, load_plan(s, s.get(Edition, edition)), batch=3)
+    with rt.db.transaction() as s:  # nobody after them: the ledger is whole
+        assert not fanout.extend(s, edition, load_plan(s, s.get(Edition, edition)), batch=3)
+        assert s.get(Edition, edition).fanout_after is None
+    with rt.db.transaction() as s:
+        assert counts(s, edition) == {"sent": 1, "pending": 2, "skipped": 1}
+
+    monkeypatch.setattr(fanout, "FANOUT_FIRST", 1)  # the job, from a fresh edition
+    with rt.db.transaction() as s:
+        s.execute(Delivery.__table__.delete())
+        s.execute(Edition.__table__.update().values(status="draft", fanout_after=None))
+    runtime.current().queue.send(start_edition, edition)
+    queue()
+    assert sorted(m.recipient for m in transport.messages) == ["a@example.org", "b@example.org", "c@example.org"]
+    with rt.db.transaction() as s:
+        assert counts(s, edition) == {"sent": 3, "skipped": 1}
+        e = s.get(Edition, edition)
+        assert (e.status, e.fanout_after, e.fanout_beat_at) == ("sent", None, None)
+
+
+def test_a_fan_out_that_stopped_half_way_is_started_again_by_the_sweep(rt, transport, queue, edition):
+    """The worker making the ledger died after its first range: the copies of that range
+    go, the edition stays sending, and once the fan-out has been silent for a lease a
+    sweep runs the send job again, which adds the rest. Everyone gets one copy."""
+    from datetime import timedelta
+
+    from mailer.actors.digest import enqueue_pending, recover
+    from mailer.db import utcnow
+    from mailer.delivery import fanout
+    from mailer.digest.compose import load_plan
+
+    with rt.db.transaction() as s:
+        e = s.get(Edition, edition)
+        fanout.start_edition(s, e, load_plan(s, e), first=1)
+    enqueue_pending(edition)
+    queue()
+    assert [m.recipient for m in transport.messages] == ["a@example.org"]
+    recover({}, "sweep-1")  # the fan-out is not silent yet: nothing is started
+    queue()
+    assert len(transport.messages) == 1
+    with rt.db.transaction() as s:
+        assert s.get(Edition, edition).status == "sending"  # not sent: readers are missing
+        lease = rt.settings.delivery.lease_seconds
+        s.get(Edition, edition).fanout_beat_at = utcnow() - timedelta(seconds=lease + 1)
+    recover({}, "sweep-2")
+    queue()
+    assert sorted(m.recipient for m in transport.messages) == ["a@example.org", "b@example.org", "c@example.org"]
+    with rt.db.transaction() as s:
+        assert counts(s, edition) == {"sent": 3, "skipped": 1}
+        assert s.get(Edition, edition).status == "sent"
+
+
 def _claimed(rt, edition, token=7):
     """The edition's three deliveries fanned out and claimed under ``token``, by id."""
     from mailer.delivery import fanout
