@@ -112,7 +112,7 @@ def _enqueue_started(rt, edition_id: int, done: bool) -> None:
     """After the fan-out's first commit: enqueue its deliveries (streamed from the
     ledger, a batch at a time), then add the rest of the readers a range a transaction,
     each range's deliveries enqueued once it is committed: the first copies leave while
-    the ledger is made (at 100,000 readers, after 0.7 s rather than 4.8). The workers'
+    the ledger is made (at 100,000 readers, after 1.6 s rather than 4.8). The workers'
     sweep (:func:`keep`) watches the edition, and starts a fan-out that stopped again."""
     if done:
         return
