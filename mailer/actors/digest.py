@@ -83,7 +83,7 @@ def start_edition(edition_id: int) -> None:
             # A new send adds its first readers here and the rest after the commit, while
             # their copies go (_enqueue_started); a send already going (or one whose fan-out
             # stopped half-way) makes its ledger whole here.
-            first = None if was == SENDING else fanout.FANOUT_FIRST
+            first = fanout.FANOUT_FIRST if was in (DRAFT, SCHEDULED) else None
             made = fanout.start_edition(s, edition, load_plan(s, edition), first=first)
         except EditionError as err:  # cancelled or paused since, no items: retrying cannot help
             log.warning("edition %s not started: %s", edition_id, err)
