@@ -201,6 +201,8 @@ def format_progress(p) -> str:
         f"Edition {p.period}: {p.status}",
         f"  sent {p.sent}, failed {p.failed}, pending {p.pending} of {p.total}  ({pace})",
     ]
+    if p.adding_readers:
+        lines.append(f"  still adding readers: the ledger holds the first {p.total} so far")
     if p.refusing_since is not None and p.relay_answer:
         lines.append(f"  the relay's last answer: {strip_controls(p.relay_answer, keep='')}")
     if p.silent:

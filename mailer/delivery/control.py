@@ -229,6 +229,9 @@ class Progress:
     silent: int = 0
     silent_since: datetime | None = None
     taken_back_from: datetime | None = None
+    # The send's fan-out is still adding readers (mailer.delivery.fanout): ``total`` is
+    # what the ledger holds so far.
+    adding_readers: bool = False
 
     @property
     def done(self) -> int:
@@ -261,8 +264,9 @@ def progress(session: Session, edition: Edition, lease_seconds: float | None = N
     pending = counts.get(PENDING, 0) + counts.get(SENDING, 0)
     eta = pending / rate if rate and edition.status == EDITION_SENDING else None
     trouble = relay_trouble(session, edition.id) if edition.status == EDITION_SENDING else None
-    if trouble is not None:
-        eta = None  # no rate means anything while the relay refuses
+    adding = edition.fanout_after is not None and edition.status == EDITION_SENDING
+    if trouble is not None or adding:
+        eta = None  # no rate means anything while the relay refuses; no total yet
     silent = None
     if lease_seconds is not None and counts.get(SENDING) and edition.status == EDITION_SENDING:
         silent = silent_claims(session, edition.id, lease_seconds)
@@ -287,6 +291,7 @@ def progress(session: Session, edition: Edition, lease_seconds: float | None = N
         silent=silent[0] if silent else 0,
         silent_since=silent[1] if silent else None,
         taken_back_from=silent[1] + timedelta(seconds=lease_seconds) if silent else None,
+        adding_readers=adding,
     )
 
 

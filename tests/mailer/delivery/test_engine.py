@@ -236,6 +236,26 @@ def test_status_says_which_deliveries_wait_for_a_silent_workers_claim_and_until_
     assert "silent" not in cli(app, "edition", "status", PERIOD).output
 
 
+def test_status_says_readers_are_still_being_added_while_the_fan_out_runs(rt, app, readers):
+    """While a send's fan-out adds readers a range at a time, `edition status` says the
+    total is the ledger's so far, and gives no ETA from it."""
+    from mailer.delivery import fanout
+    from mailer.digest.compose import load_plan
+
+    with rt.db.transaction() as s:  # the send job's first transaction
+        ed = s.scalar(select(Edition).where(Edition.period == PERIOD))
+        fanout.start_edition(s, ed, load_plan(s, ed), first=5)
+        eid = ed.id
+    status = cli(app, "edition", "status", PERIOD).output
+    assert "still adding readers: the ledger holds the first 5 so far" in status, status
+    assert "ETA -" in status
+    with rt.db.transaction() as s:  # the rest, in one range
+        while fanout.extend(s, eid, load_plan(s, s.get(Edition, eid))):
+            pass
+    status = cli(app, "edition", "status", PERIOD).output
+    assert "still adding" not in status and "of 23" in status, status
+
+
 def test_pause_holds_deliveries_resume_sends_them_cancel_stops_the_rest(rt, app, readers, queue):
     from mailer.actors.digest import enqueue_batches
     from mailer.delivery import fanout
