@@ -128,6 +128,8 @@ def _progress_data(p) -> dict:
 def _troubles(p) -> list[str]:
     """What holds the send up, said to the editor (``mailer edition status`` says the same)."""
     out = []
+    if p.adding_readers:  # the total below is not final yet
+        out.append(f"Still adding readers: the ledger holds the first {p.total} so far.")
     if p.refusing_since is not None:
         out.append(
             f"The relay has been refusing since {p.refusing_since:%H:%M} UTC; {p.waiting_retry} waiting to retry."

@@ -563,7 +563,7 @@ def test_a_send_the_breaker_paused_says_so_with_the_failures_and_the_way_on(app,
     assert data["events"][-1]["kind"] == "breaker" and data["status"] == "paused" and not data["finished"]
 
 
-def test_the_send_page_says_when_the_relay_refuses_or_a_silent_worker_holds_deliveries(
+def test_the_send_page_says_while_readers_are_added_or_the_relay_refuses_or_a_silent_worker_holds_some(
     app,
     world,
     staff,  # noqa: F811
@@ -580,9 +580,16 @@ def test_the_send_page_says_when_the_relay_refuses_or_a_silent_worker_holds_deli
     from mailer.digest.editions import build_edition
 
     ed = build_edition(session, PERIOD)
-    fanout.start_edition(session, ed, load_plan(session, ed))
+    fanout.start_edition(session, ed, load_plan(session, ed), first=1)  # the send job's first range
     session.commit()
     client = as_user(app, staff["editor"], clock)
+    assert (
+        "Still adding readers: the ledger holds the first 1 so far."
+        in client.get(f"{BASE}/progress.json").get_json()["trouble"]
+    )
+    while fanout.extend(session, ed.id, load_plan(session, ed)):
+        pass
+    session.commit()
     assert 'data-field="trouble" hidden></p>' in client.get(f"{BASE}/sending").text  # all is well
     ids = fanout.pending_ids(session, ed.id)
     # One reader's copy waits out a retry: the relay refused the connection.
