@@ -23,6 +23,7 @@ from mailer.digest import lifecycle
 from mailer.digest.compose import load_plan
 from mailer.digest.editions import EditionError, build_edition, edition_items, find_edition
 from mailer.digest.models import DRAFT, SCHEDULED, SENDING, Edition
+from mailer.digest.plan import DigestPlan
 from mailer.groups import network
 from mailer.groups import sending as group_sending
 from mailer.mail.outgoing import Outgoing
@@ -84,7 +85,8 @@ def start_edition(edition_id: int) -> None:
             # their copies go (_enqueue_started); a send already going (or one whose fan-out
             # stopped half-way) makes its ledger whole here.
             first = fanout.FANOUT_FIRST if was in (DRAFT, SCHEDULED) else None
-            made = fanout.start_edition(s, edition, load_plan(s, edition), first=first)
+            plan = load_plan(s, edition)
+            made = fanout.start_edition(s, edition, plan, first=first)
         except EditionError as err:  # cancelled or paused since, no items: retrying cannot help
             log.warning("edition %s not started: %s", edition_id, err)
             return
@@ -97,18 +99,19 @@ def start_edition(edition_id: int) -> None:
         n = enqueue_pending(edition_id)
         log.info("the %s edition is already sending; nobody new to add, %d pending enqueued again", period, n)
         return
-    _enqueue_started(rt, edition_id, done)
+    _enqueue_started(rt, edition_id, done, plan)
 
 
-def _fan_out(s, edition: Edition) -> bool:
+def _fan_out(s, edition: Edition) -> tuple[bool, DigestPlan]:
     """Start ``edition``'s fan-out with its first readers (it becomes ``sending``; see
     :func:`_enqueue_started` for the rest); whether it is already done (nobody to send
-    to). The caller holds the edition's row lock."""
-    fanout.start_edition(s, edition, load_plan(s, edition), first=fanout.FANOUT_FIRST)
-    return finish_if_done(s, edition.id)
+    to), and its plan. The caller holds the edition's row lock."""
+    plan = load_plan(s, edition)
+    fanout.start_edition(s, edition, plan, first=fanout.FANOUT_FIRST)
+    return finish_if_done(s, edition.id), plan
 
 
-def _enqueue_started(rt, edition_id: int, done: bool) -> None:
+def _enqueue_started(rt, edition_id: int, done: bool, plan: DigestPlan) -> None:
     """After the fan-out's first commit: enqueue its deliveries (streamed from the
     ledger, a batch at a time), then add the rest of the readers a range a transaction,
     each range's deliveries enqueued once it is committed: the first copies leave while
@@ -116,16 +119,14 @@ def _enqueue_started(rt, edition_id: int, done: bool) -> None:
     sweep (:func:`keep`) watches the edition, and starts a fan-out that stopped again."""
     if done:
         return
-    last = _enqueue_after(rt, edition_id, 0)
+    _, last = _enqueue(rt, edition_id)
     _analyze(rt, "subscribers, subscriber_topics, subscriber_partners")
-    with rt.db.transaction() as s:
-        edition = s.get(Edition, edition_id)
-        plan = load_plan(s, edition) if edition is not None and edition.fanout_after is not None else None
-    more = plan is not None
+    more = True  # until extend finds the ledger whole (at once, if the first range was all)
     while more:
         with rt.db.transaction() as s:
             more = fanout.extend(s, edition_id, plan)
-        last = _enqueue_after(rt, edition_id, last)
+        if more:
+            _, last = _enqueue(rt, edition_id, after=last)
     _analyze(rt, "deliveries")
     with rt.db.transaction() as s:
         finish_if_done(s, edition_id)
@@ -142,26 +143,21 @@ def _analyze(rt, tables: str) -> None:
             conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(f"ANALYZE {tables}")
 
 
-def _enqueue_after(rt, edition_id: int, after: int) -> int:
-    """Enqueue the edition's due pending deliveries whose id is above ``after``; the
-    highest id enqueued (``after`` if none)."""
+def _enqueue(rt, edition_id: int, after: int = 0) -> tuple[int, int]:
+    """Enqueue the edition's due pending deliveries whose id is above ``after``, in
+    batches read from the ledger as a stream (memory holds one batch whatever the
+    audience); how many, and the highest id enqueued (``after`` if none)."""
+    n = 0
     with rt.db.transaction() as s:
         for batch in fanout.pending_batches(s, edition_id, rt.settings.delivery.batch_size, due_only=True, after=after):
             rt.queue.send(send_deliveries, batch)
-            after = batch[-1]
-    return after
+            n, after = n + len(batch), batch[-1]
+    return n, after
 
 
 def enqueue_pending(edition_id: int) -> int:
-    """Enqueue the edition's due pending deliveries in batches, read from the ledger as a
-    stream (memory holds one batch whatever the audience); returns how many."""
-    rt = runtime.current()
-    n = 0
-    with rt.db.transaction() as s:
-        for batch in fanout.pending_batches(s, edition_id, rt.settings.delivery.batch_size, due_only=True):
-            rt.queue.send(send_deliveries, batch)
-            n += len(batch)
-    return n
+    """Enqueue the edition's due pending deliveries in batches; returns how many."""
+    return _enqueue(runtime.current(), edition_id)[0]
 
 
 @job(queue_name="digest", max_retries=20, priority=DIGEST_PRIORITY)
@@ -225,12 +221,12 @@ def run_period(period: str, run_id: int | None = None) -> None:
             # Fanned out under the row lock: the edition leaves draft in this transaction,
             # so a later firing or retry finds it sending and leaves it; a hand send only
             # adds readers the ledger does not have yet.
-            started = _fan_out(s, edition)
+            started, plan = _fan_out(s, edition)
             schedule_runs.finish(s, run_id, schedule_runs.SENDING, f"the {period} edition is sending")
     if empty_notice:
         tell_editors_empty(rt, period)
     if started is not None:
-        _enqueue_started(rt, edition_id, started)
+        _enqueue_started(rt, edition_id, started, plan)
 
 
 def tell_editors_empty(rt, period: str) -> None:

@@ -571,13 +571,13 @@ class DatabaseLost(Exception):
 def finish_if_done(session: Session, edition_id: int) -> bool:
     """Mark the edition sent once its ledger is whole (its fan-out over) and no delivery
     is pending or sending."""
-    if session.scalar(select(Edition.fanout_after).where(Edition.id == edition_id)) is not None:
-        return False  # readers are still being added
     busy = session.scalar(
         select(Delivery.id).where(Delivery.edition_id == edition_id, Delivery.status.in_(OPEN)).limit(1)
     )
     if busy is not None:
-        return False
+        return False  # what every batch but the last finds: asked first
+    if session.scalar(select(Edition.fanout_after).where(Edition.id == edition_id)) is not None:
+        return False  # readers are still being added
     edition_status.transition(session, edition_id, edition_status.FINISH, quiet=True)
     return True
 

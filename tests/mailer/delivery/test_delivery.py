@@ -445,18 +445,25 @@ def test_two_sends_at_once_fan_out_once_and_the_second_says_it_is_already_sendin
         assert counts(s, edition) == {"sent": 3, "skipped": 1}
 
 
+def _claimed(rt, edition, token=7):
+    """The edition's three deliveries fanned out and claimed under ``token``, by id."""
+    from mailer.delivery import fanout
+    from mailer.delivery.sending import claim
+    from mailer.digest.compose import load_plan
+
+    with rt.db.transaction() as s:  # the ledger rows, enqueued nowhere: the test writes
+        fanout.start_edition(s, s.get(Edition, edition), load_plan(s, s.get(Edition, edition)))
+    with rt.db.transaction() as s:
+        return sorted(claim(s, [d.id for d in _ledger(rt, edition).values()], token), key=lambda r: r.id)
+
+
 @pytest.mark.dialects("postgresql")  # the statement prepared through libpq is PostgreSQL's path
 def test_each_outcome_is_written_at_once_and_a_lost_prepared_statement_is_made_again(rt, settings, edition):
     """Outcomes go through a statement prepared on the recorder's connection; if the server
     forgot it (psycopg may DEALLOCATE ALL), the next outcome prepares it again."""
-    from mailer.delivery import fanout
-    from mailer.delivery.sending import Recorder, _Chunk, claim
-    from mailer.digest.compose import load_plan
+    from mailer.delivery.sending import Recorder, _Chunk
 
-    with rt.db.transaction() as s:  # the ledger rows, enqueued nowhere: this test sends
-        fanout.start_edition(s, s.get(Edition, edition), load_plan(s, s.get(Edition, edition)))
-    with rt.db.transaction() as s:
-        rows = sorted(claim(s, [d.id for d in _ledger(rt, edition).values()], 7), key=lambda r: r.id)
+    rows = _claimed(rt, edition)
     assert len(rows) == 3
     recorder = Recorder(rt.db)
     chunk = _Chunk(rows, settings, 7, recorder)
@@ -553,18 +560,6 @@ def test_a_fan_out_that_stopped_half_way_is_started_again_by_the_sweep(rt, trans
         assert s.get(Edition, edition).status == "sent"
 
 
-def _claimed(rt, edition, token=7):
-    """The edition's three deliveries fanned out and claimed under ``token``, by id."""
-    from mailer.delivery import fanout
-    from mailer.delivery.sending import claim
-    from mailer.digest.compose import load_plan
-
-    with rt.db.transaction() as s:  # the ledger rows, enqueued nowhere: the test writes
-        fanout.start_edition(s, s.get(Edition, edition), load_plan(s, s.get(Edition, edition)))
-    with rt.db.transaction() as s:
-        return sorted(claim(s, [d.id for d in _ledger(rt, edition).values()], token), key=lambda r: r.id)
-
-
 def test_outcomes_committed_while_a_write_is_under_way_are_written_together_by_the_next(rt, settings, edition):
     """Three sending threads commit while the process's outcome writes are held: none
     returns before its outcome is in the ledger, and then one statement writes all three,
@@ -644,7 +639,7 @@ def test_a_failed_group_write_fails_its_writer_only_and_the_others_outcomes_go_w
     assert [ledger[r.id] for r in rows] == ["sending", "sent", "sent"]
 
 
-def claimed(rt, edition, rows):
+def _in_ledger_now(rt, edition, rows):
     ids = {r.id for r in rows}
     return [d for d in _ledger(rt, edition).values() if d.id in ids]
 
@@ -664,11 +659,11 @@ def test_the_heartbeat_waits_for_the_outcome_write_under_way(rt, settings, editi
             beating.start()
             beating.join(0.3)
             assert beating.is_alive()  # waiting for the write to end
-            assert all(d.heartbeat_at == d.created_at for d in claimed(rt, edition, rows))
+            assert all(d.heartbeat_at == d.created_at for d in _in_ledger_now(rt, edition, rows))
         beating.join(10)
     finally:
         live_claims.drop(11)
-    assert all(d.heartbeat_at > d.created_at for d in claimed(rt, edition, rows))
+    assert all(d.heartbeat_at > d.created_at for d in _in_ledger_now(rt, edition, rows))
 
 
 # An outcome written in a process whose threads are greenlets (gevent, as `mailer worker`
