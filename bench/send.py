@@ -214,13 +214,38 @@ def children(pid: int) -> list[int]:
     return [int(p) for p in out]
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU a process has used so far."""
+def cpu_seconds(pid: int, reaped: bool = False) -> float:
+    """User + system CPU a process has used so far; with ``reaped``, also that of its
+    children that have exited and been waited for (a server's finished backends)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    ticks = int(fields[11]) + int(fields[12])
+    if reaped:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def processes_cpu_seconds(command: str) -> float:
+    """User + system CPU of every process named ``command`` on this machine so far, and
+    of the children they have waited for (a server's finished backends)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == command:
+                    total += cpu_seconds(int(entry.name), reaped=True)
+            except OSError:
+                pass  # gone meanwhile
+    return total
+
+
+def postgres_cpu_seconds() -> float:
+    """CPU of every PostgreSQL process so far (backends, WAL writer, checkpointer,
+    autovacuum, and those that have exited: a pool's overflow connections close when
+    handed back): the server side of a run, when nothing else uses the server meanwhile."""
+    return processes_cpu_seconds("postgres")
 
 
 def peak_rss_mb(pids: list[int]) -> float:
@@ -357,6 +382,7 @@ def _run(args, db_url: str, redis_url: str, workdir: Path, sink: Sink, procs: li
     workers = children(worker.pid)
     cpu0 = sum(cpu_seconds(p) for p in workers)
     sink_cpu0 = cpu_seconds(sink.proc.pid)
+    pg_cpu0, redis_cpu0 = postgres_cpu_seconds(), processes_cpu_seconds("redis-server")
     t0 = time.perf_counter()
     before, first = sink.total, None  # when the first copy reached the sink
     rt.queue.send(start_edition, edition_id)
@@ -378,6 +404,8 @@ def _run(args, db_url: str, redis_url: str, workdir: Path, sink: Sink, procs: li
     elapsed = time.perf_counter() - t0
     cpu = sum(cpu_seconds(p) for p in workers) - cpu0
     sink_cpu = cpu_seconds(sink.proc.pid) - sink_cpu0
+    pg_cpu = postgres_cpu_seconds() - pg_cpu0
+    redis_cpu = processes_cpu_seconds("redis-server") - redis_cpu0
     rss = peak_rss_mb(workers)
     os.killpg(worker.pid, signal.SIGTERM)
     worker.wait(60)
@@ -402,7 +430,8 @@ def _run(args, db_url: str, redis_url: str, workdir: Path, sink: Sink, procs: li
     print(
         f"worker processes {len(workers)} x {args.threads} threads; peak RSS per process {rss:.0f} MB; "
         f"worker CPU {1000 * cpu / max(1, p.sent):.2f} ms/message, smtp-sink CPU "
-        f"{1000 * sink_cpu / max(1, p.sent):.2f} ms/message; load average "
+        f"{1000 * sink_cpu / max(1, p.sent):.2f} ms/message, PostgreSQL {1000 * pg_cpu / max(1, p.sent):.2f}, "
+        f"Redis {1000 * redis_cpu / max(1, p.sent):.2f}; load average "
         f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; reference loop {reference:.0f} ms before, "
         f"{reference_ms():.0f} ms after"
     )

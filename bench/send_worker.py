@@ -48,7 +48,7 @@ from datetime import date
 from pathlib import Path
 
 from bench import reference_ms
-from bench.send import DEFAULT_DB, cpu_seconds, ensure_database, need, service_env, wait_for_sink
+from bench.send import DEFAULT_DB, cpu_seconds, ensure_database, need, postgres_cpu_seconds, service_env, wait_for_sink
 from bench.servers import free_port
 from mailer.cli.worker import GREENLETS_DEFAULT
 
@@ -146,21 +146,6 @@ def _run(args, db_url: str, workdir: Path, sink: QuietSink) -> int:
         f"per_write={med['per_write']:.2f}"
     )
     return 0 if all(r["sent"] == len(ids) for r in rounds) else 1
-
-
-def postgres_cpu_seconds() -> float:
-    """User + system CPU of every PostgreSQL process on this machine so far (its backends,
-    WAL writer, checkpointer, autovacuum): the server side of a round, when nothing else
-    uses the server meanwhile."""
-    total = 0.0
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if (entry / "comm").read_text().strip() == "postgres":
-                    total += cpu_seconds(int(entry.name))
-            except OSError:
-                pass  # gone meanwhile
-    return total
 
 
 def _round(rt, ids: list[int], threads: int, sink: QuietSink) -> dict:

@@ -122,10 +122,13 @@ def claim(session: Session, delivery_ids: list[int], token: int | None = None):
         update(Delivery)
         .where(
             among(session, Delivery.id, delivery_ids),
-            Delivery.status == PENDING,
+            # Status and edition are wrapped so that the primary key is the only index the
+            # planner can use. With either bare it may walk the (edition, status) index
+            # over every pending row: while a fan-out is still adding rows the statistics
+            # say the edition has almost none, and claims took 16-28 ms each instead of
+            # 2-6 ms (bench.send, 100,000 readers, pg_stat_statements).
+            Delivery.status.concat("") == PENDING,
             or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
-            # Wrapped in a function so the planner finds rows by primary key: with the
-            # bare column it may walk the (edition, status) index over every pending row.
             func.coalesce(Delivery.edition_id, 0).in_(sending),
         )
         .values(status=SENDING, attempts=Delivery.attempts + 1, updated_at=now, claim=token, heartbeat_at=now)
