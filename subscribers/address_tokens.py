@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import re
 
+from subscribers.signing import KeyedHmac
 from subscribers.tokens import TokenClaims, TokenError
 
 _SIG_HEX = 20  # 80 bits: guessing one over LMTP is hopeless
@@ -33,10 +34,11 @@ class AddressTokens:
 
     def __init__(self, secret_key: str, fallbacks: tuple[str, ...] = (), purpose: str = "unsubscribe"):
         # The current key signs; every key verifies (keys derived once: digests mint many).
-        self._keys = [_key(secret_key, purpose)] + [_key(k, purpose) for k in fallbacks]
+        self._keys = [KeyedHmac(_key(secret_key, purpose), "sha256")]
+        self._keys += [KeyedHmac(_key(k, purpose), "sha256") for k in fallbacks]
 
-    def _sig(self, key: bytes, subscriber_id: int, version: int) -> str:
-        return hmac.new(key, b"%d-%d" % (subscriber_id, version), hashlib.sha256).hexdigest()[:_SIG_HEX]
+    def _sig(self, key: KeyedHmac, subscriber_id: int, version: int) -> str:
+        return key.digest(b"%d-%d" % (subscriber_id, version)).hex()[:_SIG_HEX]
 
     def make(self, subscriber_id: int, version: int) -> str:
         return f"{subscriber_id}-{version}-{self._sig(self._keys[0], subscriber_id, version)}"

@@ -15,7 +15,6 @@ links (``mailer.digest.preview``) alike.
 
 from __future__ import annotations
 
-import hmac
 import secrets
 import time
 from collections.abc import Callable
@@ -23,6 +22,8 @@ from dataclasses import dataclass
 
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 from itsdangerous.encoding import base64_encode, int_to_bytes
+
+from subscribers.signing import KeyedHmac
 
 # The group-* purposes carry ``[group member id, version]`` (mailer.groups): joining a
 # group, its one-click leave, a member's delivery choice, a moderator's held messages, and
@@ -114,7 +115,7 @@ class Tokens:
         self.clock = clock or _now
         self._signer = TimestampSigner if clock is None else _signer_with_clock(clock)
         self._serializers = {p: self.serializer(f"ertg-{p}") for p in PURPOSES}
-        self._minting: dict[str, tuple[bytes, str]] = {}
+        self._minting: dict[str, KeyedHmac] = {}
         self._stamp: tuple[int, bytes] = (-1, b"")
 
     def serializer(self, salt: str) -> URLSafeTimedSerializer:
@@ -127,20 +128,20 @@ class Tokens:
         its ~70 us. itsdangerous re-derives the signing key, tries zlib and builds a signer
         on every call; here the key is derived once per purpose and the timestamp encoded
         once per second."""
-        key, digest = self._minting.get(purpose) or self._minting_key(purpose)
+        signer = self._minting.get(purpose) or self._minting_key(purpose)
         now = int(self.clock())
         stamp = self._stamp  # one tuple, so threads never pair a second with another's stamp
         if stamp[0] != now:
             stamp = self._stamp = (now, base64_encode(int_to_bytes(now)))
         # The compact JSON itsdangerous writes; payloads this small are never compressed.
         value = base64_encode(b"[%d,%d]" % (subscriber_id, version)) + b"." + stamp[1]
-        return (value + b"." + base64_encode(hmac.digest(key, value, digest))).decode("ascii")
+        return (value + b"." + base64_encode(signer.digest(value))).decode("ascii")
 
-    def _minting_key(self, purpose: str) -> tuple[bytes, str]:
+    def _minting_key(self, purpose: str) -> KeyedHmac:
         signer = self._serializers[purpose].make_signer()
         if getattr(signer, "key_derivation", None) != "django-concat" or signer.sep not in (".", b"."):
             raise RuntimeError("itsdangerous defaults changed; Tokens.make must follow")
-        self._minting[purpose] = found = (signer.derive_key(), signer.digest_method().name)
+        self._minting[purpose] = found = KeyedHmac(signer.derive_key(), signer.digest_method().name)
         return found
 
     def read(self, purpose: str, token: str, max_age_seconds: int | None = None) -> TokenClaims:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import itertools
+import os
 import re
 import secrets
 import time
@@ -17,6 +19,27 @@ from datetime import datetime, timezone
 from email.utils import format_datetime, parseaddr
 
 _CRLF = b"\r\n"
+
+
+class _MessageIds:
+    """Left parts of Message-IDs: unique, not secret. A random prefix drawn once per
+    process (and again in a forked child, which would otherwise repeat its parent's) and
+    a counter. ``secrets.token_hex`` per message, a system call each, was 2 % of composing
+    a digest (bench.compose)."""
+
+    def __init__(self):
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        self._prefix = secrets.token_hex(10)
+        self._count = itertools.count(1)
+
+    def next(self) -> str:
+        return f"{self._prefix}.{next(self._count):x}"
+
+
+_message_ids = _MessageIds()
 
 
 class HeaderInjection(ValueError):
@@ -309,7 +332,7 @@ class MessageTemplate:
         head = [
             f"To: {encode_address(to_name, to_address)}",
             f"Date: {self._date()}",
-            f"Message-ID: <{secrets.token_hex(16)}@{self.domain}>",
+            f"Message-ID: <{_message_ids.next()}@{self.domain}>",
         ]
         if unsubscribe_url:
             if self.mailto is None:

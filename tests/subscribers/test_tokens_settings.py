@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+
 import pytest
 from itsdangerous import URLSafeTimedSerializer
 
 from mailer.settings import ConfigError, Settings
+from subscribers.address_tokens import AddressTokens
+from subscribers.signing import KeyedHmac
 from subscribers.tokens import PREVIEW_SALT, PURPOSES, TokenError, Tokens
 
 
@@ -267,3 +272,19 @@ def test_inbound_max_bytes_defaults_to_ten_megabytes_and_refuses_nonsense(tmp_pa
     for bad in ("10MB", "0"):
         with pytest.raises(ConfigError, match="INBOUND_MAX_BYTES"):
             Settings.from_env({"VAR_DIR": str(tmp_path), "INBOUND_MAX_BYTES": bad})
+
+
+@pytest.mark.parametrize("digest_name", ["sha1", "sha256"])
+@pytest.mark.parametrize("key", [b"", b"short", b"k" * 64, b"a much longer key than the hash's block size " * 4])
+def test_keyed_hmac_is_the_standard_hmac(key, digest_name):
+    signer = KeyedHmac(key, digest_name)
+    for msg in (b"", b"WzEyMyw0XQ.aE3kLQ", b"x" * 1000):
+        assert signer.digest(msg) == hmac.digest(key, msg, digest_name)
+        assert signer.digest(msg) == signer.digest(msg)  # the key's states are copied, never used up
+
+
+def test_address_tokens_keep_their_format_so_sent_unsubscribe_addresses_still_work():
+    key = hashlib.sha256(b"ertg-address-unsubscribe:" + b"the-key").digest()
+    expected = "77-2-" + hmac.new(key, b"77-2", hashlib.sha256).hexdigest()[:20]
+    assert AddressTokens("the-key").make(77, 2) == expected
+    assert AddressTokens("new-key", ("the-key",)).read(expected.upper()).subscriber_id == 77

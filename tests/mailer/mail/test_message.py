@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from email import message_from_bytes, message_from_string, policy
 from email.header import decode_header, make_header
@@ -140,3 +141,26 @@ def test_date_has_a_numeric_zone_and_optional_headers_appear_only_when_asked():
     assert msg["Auto-Submitted"] == "auto-generated"
     assert msg["Reply-To"].addresses[0].addr_spec == "editors@ertg.example.org"
     assert msg["Feedback-ID"] == "2026-12:digest:ertg.example.org"
+
+
+def test_message_ids_differ_between_copies_and_between_forked_workers():
+    """Worker processes are forked from one parent: each must still number its own."""
+    template = message_template()
+
+    def message_id() -> str:
+        env = template.build(to_name="", to_address="a@example.org", text="Hi", html="<p>Hi</p>")
+        return message_from_bytes(env.data, policy=policy.default)["Message-ID"]
+
+    here = {message_id() for _ in range(3)}
+    assert len(here) == 3
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: as a forked worker would, build one message and report its id
+        os.write(write, message_id().encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    child = os.read(read, 1000).decode()
+    os.close(read)
+    assert child.endswith("@ertg.example.org>")
+    assert child.split(".")[0] not in {m.split(".")[0] for m in here}  # its own prefix
