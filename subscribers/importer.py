@@ -21,9 +21,10 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TextIO
 
-from sqlalchemy import select, update
+from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
 from mailer.content.models import Partner, Topic
@@ -339,8 +340,10 @@ class _Writer:
     On PostgreSQL the batches are written by a second thread while the file is still being
     read, inside a savepoint: the server's work (indexes, foreign-key checks) then overlaps
     the parsing instead of following it, and :meth:`abandon` rolls the savepoint back so a
-    refused import still leaves nothing behind. On SQLite (in-process, one writer at a
-    time) the batches are kept and written by :meth:`finish`.
+    refused import still leaves nothing behind. The reading thread also takes each batch's
+    ids and turns it into COPY text (:meth:`_copy_text`), so the writing thread only streams
+    it: the server, not Python, is then what the import waits for. On SQLite (in-process,
+    one writer at a time) the batches are kept and written by :meth:`finish`.
     """
 
     def __init__(self, session: Session, event: dict):
@@ -350,10 +353,12 @@ class _Writer:
         self.kept: list[list[tuple[dict, list[int], list[int]]]] = []
         self._savepoint = None
         self._thread = None
+        self._ids = None
         self._error: BaseException | None = None
         self._abandoned = False
         if self.target.postgres:
             self._savepoint = session.begin_nested()
+            self._ids = _SubscriberIds(session, self.target)
             self._queue: queue.Queue = queue.Queue(maxsize=3)
             self._thread = threading.Thread(target=self._run, name="import-writer", daemon=True)
             self._thread.start()
@@ -374,17 +379,18 @@ class _Writer:
             return
         if self._error is not None:
             raise self._error
-        self._queue.put(batch)
+        self._queue.put(self._copy_text(batch, self._ids.take(len(batch))))
 
     def _run(self) -> None:
         while True:
-            batch = self._queue.get()
-            if batch is None:
+            payloads = self._queue.get()
+            if payloads is None:
                 return
             if self._error is not None or self._abandoned:
                 continue  # drain: the main thread will raise or roll back
             try:
-                self._write(batch)
+                for statement, text in payloads:
+                    _copy_rows(self.target, statement, text)
             except BaseException as exc:  # handed to the main thread by finish()
                 self._error = exc
 
@@ -393,6 +399,8 @@ class _Writer:
             self._queue.put(None)
             self._thread.join()
             self._thread = None
+        if self._ids is not None:
+            self._ids.close()
 
     def abandon(self) -> None:
         """Write nothing more and undo what was written (the import is refused or failed)."""
@@ -416,22 +424,56 @@ class _Writer:
             raise self._error
         self._savepoint.commit()
 
-    def _write(self, batch) -> None:
-        target, now = self.target, self.event["at"]
-        rows = [
-            {
-                **r,
-                "status": CONFIRMED,
-                "token_version": 1,
-                "created_at": now,
-                "requested_at": now,
-                "confirmed_at": now,
-                "consent_basis": self.event["basis"],
-                "unsubscribed_at": None,
-                "paused_until": None,
-            }
-            for r, _, _ in batch
+    def _new_people(self, batch) -> list[dict]:
+        """The subscribers rows of ``batch``, every column the import sets."""
+        now = self.event["at"]
+        fixed = {
+            "status": CONFIRMED,
+            "token_version": 1,
+            "created_at": now,
+            "requested_at": now,
+            "confirmed_at": now,
+            "consent_basis": self.event["basis"],
+            "unsubscribed_at": None,
+            "paused_until": None,
+        }
+        return [{**r, **fixed} for r, _, _ in batch]
+
+    def _copy_text(self, batch, ids: list[int]) -> list[tuple[str, str]]:
+        """``batch`` under ``ids`` as (COPY statement, rows in COPY's text format), one per table."""
+        people = self._new_people(batch)
+        columns = ["id", *people[0]]
+        event = self.event["row"]
+        # The columns every row of a table shares, formatted once.
+        shared = "\t".join(_copy_field(event[c]) for c in event)
+        return [
+            (
+                _copy_statement(Subscriber.__table__, columns),
+                "".join(
+                    [
+                        "\t".join([str(i)] + [_copy_field(v) for v in p.values()]) + "\n"
+                        for i, p in zip(ids, people, strict=True)
+                    ]
+                ),
+            ),
+            (
+                _copy_statement(subscriber_topics, ["subscriber_id", "topic_id"]),
+                "".join([f"{i}\t{t}\n" for i, (_, ts, _) in zip(ids, batch, strict=True) for t in ts]),
+            ),
+            (
+                _copy_statement(subscriber_partners, ["subscriber_id", "partner_id"]),
+                "".join([f"{i}\t{p}\n" for i, (_, _, ps) in zip(ids, batch, strict=True) for p in ps]),
+            ),
+            (
+                _copy_statement(ConsentEvent.__table__, ["subscriber_id", *event]),
+                "".join([f"{i}\t{shared}\n" for i in ids]),
+            ),
         ]
+
+    def _write(self, batch) -> None:
+        """``batch`` on SQLite, through the driver's executemany."""
+        target = self.target
+        rows = self._new_people(batch)
         ids = _reserve_ids(target, rows)
         for i, r in zip(ids, rows, strict=True):
             r["id"] = i
@@ -448,6 +490,58 @@ class _Writer:
         )
         event = self.event["row"]
         _insert_values(target, ConsentEvent.__table__, [{**event, "subscriber_id": i} for i in ids])
+
+
+class _SubscriberIds:
+    """Fresh subscriber ids on PostgreSQL, taken by the reading thread while the writing
+    thread streams earlier batches. They come from the table's sequence through a
+    connection of the import's own when the session is bound to an engine (else through
+    the session's, waiting for the stream): a sequence never hands a value out twice, so
+    ids taken this way are the import's whatever its transaction does (a refused import
+    leaves a gap in the numbering, as any rollback does)."""
+
+    def __init__(self, session: Session, target: _Target):
+        bind = session.get_bind()
+        self._own = bind.connect() if isinstance(bind, Engine) else None
+        self._raw = self._own.connection.driver_connection if self._own is not None else target.raw
+
+    def take(self, n: int) -> list[int]:
+        with self._raw.cursor() as cur:
+            cur.execute("SELECT nextval(pg_get_serial_sequence('subscribers', 'id')) FROM generate_series(1, %s)", (n,))
+            ids = [r[0] for r in cur.fetchall()]
+        if self._own is not None:
+            self._raw.commit()  # nothing to keep but the ids; end the transaction nextval opened
+        return ids
+
+    def close(self) -> None:
+        if self._own is not None:
+            self._own.close()
+            self._own = None
+
+
+# COPY's text format: NULL is \N, and a backslash, tab or line end in a value is escaped.
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_field(value) -> str:
+    """``value`` as one field of a row in COPY's text format."""
+    if value is None:
+        return "\\N"
+    if isinstance(value, str):
+        return value.translate(_COPY_ESCAPES)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def _copy_rows(target: _Target, statement: str, text: str) -> None:
+    """One table's rows of a batch, already in COPY's text format, on PostgreSQL."""
+    with target.raw.cursor() as cur, cur.copy(statement) as copy:
+        copy.write(text)
+
+
+def _copy_statement(table, columns: list[str]) -> str:
+    return f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
 
 
 def _write_updates(session: Session, target: _Target, updates: list[dict], event: dict, source: str) -> None:
@@ -472,9 +566,9 @@ def _write_updates(session: Session, target: _Target, updates: list[dict], event
 
 
 def _reserve_ids(target: _Target, rows: list[dict]) -> list[int]:
-    """Fresh subscriber ids for ``rows``: from the table's sequence on PostgreSQL; on
-    SQLite, past the highest id once this transaction holds the write lock (no other
-    writer can take them until it ends)."""
+    """Fresh subscriber ids for ``rows``: from the table's sequence on PostgreSQL (where
+    :class:`_SubscriberIds` does it for new people); on SQLite, past the highest id once
+    this transaction holds the write lock (no other writer can take them until it ends)."""
     n = len(rows)
     if target.postgres:
         with target.raw.cursor() as cur:

@@ -78,6 +78,26 @@ def test_import_maps_headers_and_reports_every_row(cli, rt, demo, tmp_path):
         assert {r.email for r in service.recipients(s)} >= {"lead@riverside.example.org"}
 
 
+def test_backslashes_and_copy_markers_in_a_row_are_stored_as_written(cli, rt, demo, tmp_path):
+    """On PostgreSQL rows go in as COPY text, where a backslash starts an escape and \\N
+    means NULL: a partner's spreadsheet may hold either, and must come back unchanged."""
+    path = tmp_path / "list.csv"
+    rows = [
+        ("ann@example.org", "Ann \\N", "C:\\Surgery\\new\\tab", "policy"),
+        ("ben@example.org", "\\", "\\N", "policy"),
+    ]
+    path.write_text("email,name,organisation,topics\n" + "".join(",".join(r) + "\n" for r in rows), encoding="utf-8")
+    result = cli("import", str(path), "--basis", "consent", "--source", "feb\\list")
+    assert result.exit_code == 0, result.output
+    with rt.db.transaction() as s:
+        for email, name, organisation, _ in rows:
+            person = service.find(s, email)
+            assert (person.name, person.organisation) == (name, organisation)
+            assert [t.slug for t in person.topics] == ["policy"]
+            event = s.scalar(select(ConsentEvent).where(ConsentEvent.subscriber_id == person.id))
+            assert event.detail == "basis=consent; import=feb\\list" and event.at == person.created_at
+
+
 def test_an_invalid_row_means_nothing_is_imported(cli, rt, demo, tmp_path):
     before = _count(rt)
     path = tmp_path / "list.csv"
@@ -107,16 +127,20 @@ def test_a_failure_mid_import_leaves_the_database_as_it_was(cli, rt, demo, tmp_p
     before = _count(rt)
     path = tmp_path / "list.csv"
     path.write_text("email,topics\n" + "".join(f"p{i}@example.org,policy\n" for i in range(12000)))
-    real_insert = importer._insert_values
     calls = {"n": 0}
 
-    def failing_insert(session, table, rows):  # the database gives out after a batch is in
-        calls["n"] += 1
-        if calls["n"] > 4:
-            raise RuntimeError("connection lost")
-        return real_insert(session, table, rows)
+    def failing(write):  # the database gives out after a batch (four tables) is in
+        def attempt(*args):
+            calls["n"] += 1
+            if calls["n"] > 4:
+                raise RuntimeError("connection lost")
+            return write(*args)
 
-    monkeypatch.setattr(importer, "_insert_values", failing_insert)
+        return attempt
+
+    # A table's rows go through _copy_rows on PostgreSQL, _insert_values on SQLite.
+    monkeypatch.setattr(importer, "_insert_values", failing(importer._insert_values))
+    monkeypatch.setattr(importer, "_copy_rows", failing(importer._copy_rows))
     result = cli("import", str(path), "--basis", "consent")
     assert result.exit_code != 0 and calls["n"] == 5
     assert _count(rt) == before
