@@ -18,7 +18,7 @@ import hashlib
 import hmac
 import re
 
-from subscribers.signing import KeyedHmac
+from mailer.mail.keyed_hmac import KeyedHmac
 from subscribers.tokens import TokenClaims, TokenError
 
 _SIG_HEX = 20  # 80 bits: guessing one over LMTP is hopeless

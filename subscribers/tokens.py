@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 from itsdangerous.encoding import base64_encode, int_to_bytes
 
-from subscribers.signing import KeyedHmac
+from mailer.mail.keyed_hmac import KeyedHmac
 
 # The group-* purposes carry ``[group member id, version]`` (mailer.groups): joining a
 # group, its one-click leave, a member's delivery choice, a moderator's held messages, and

@@ -20,6 +20,7 @@ import hmac
 import re
 from dataclasses import dataclass
 
+from mailer.mail.keyed_hmac import KeyedHmac
 from mailer.settings import Settings
 from mailer.settings.delivery import DeliveryConfig
 
@@ -45,8 +46,11 @@ class ReturnPaths:
     a key rotation still match their message."""
 
     def __init__(self, secret: str, config: DeliveryConfig, sender_domain: str, fallbacks: tuple[str, ...] = ()):
-        self._key = hashlib.sha256(b"verp:" + secret.encode()).digest()
-        self._keys = (self._key, *(hashlib.sha256(b"verp:" + f.encode()).digest() for f in fallbacks))
+        self._key = KeyedHmac(hashlib.sha256(b"verp:" + secret.encode()).digest(), "sha256")
+        self._keys = (
+            self._key,
+            *(KeyedHmac(hashlib.sha256(b"verp:" + f.encode()).digest(), "sha256") for f in fallbacks),
+        )
         self.local = config.bounce_local
         self.domain = config.bounce_domain or sender_domain
         self._pattern = re.compile(
@@ -58,8 +62,8 @@ class ReturnPaths:
         """The return paths of this deployment."""
         return cls(settings.secret_key, settings.delivery, settings.sender_domain, settings.secret_key_fallbacks)
 
-    def _sig(self, subject: str, key: bytes | None = None) -> str:
-        return hmac.new(key or self._key, subject.encode(), hashlib.sha256).hexdigest()[:8]
+    def _sig(self, subject: str, key: KeyedHmac | None = None) -> str:
+        return (key or self._key).digest(subject.encode()).hex()[:8]
 
     def _signed(self, sig: str, subject: str) -> bool:
         """Whether ``sig`` signs ``subject`` under the current key or a fallback."""

@@ -8,9 +8,9 @@ import hmac
 import pytest
 from itsdangerous import URLSafeTimedSerializer
 
+from mailer.mail.keyed_hmac import KeyedHmac
 from mailer.settings import ConfigError, Settings
 from subscribers.address_tokens import AddressTokens
-from subscribers.signing import KeyedHmac
 from subscribers.tokens import PREVIEW_SALT, PURPOSES, TokenError, Tokens
 
 

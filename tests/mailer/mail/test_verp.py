@@ -3,6 +3,8 @@ nobody can forge one."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import replace
 
 from mailer.mail.verp import ADDRESS, DELIVERY, NOTICE, SUBSCRIBER, ReturnPaths
@@ -36,3 +38,9 @@ def test_bounces_of_mail_sent_before_a_key_rotation_still_match(settings):
     assert after.covers(after.target(sent_to_editor), "editor@campaign.example")
     dropped = ReturnPaths.from_settings(replace(rotated, secret_key_fallbacks=()))
     assert dropped.target(sent) is None
+
+
+def test_return_paths_keep_their_signature_so_bounces_of_sent_mail_still_match(settings):
+    key = hashlib.sha256(b"verp:" + settings.secret_key.encode()).digest()
+    signature = hmac.new(key, b"41", hashlib.sha256).hexdigest()[:8]
+    assert ReturnPaths.from_settings(settings).address(41).endswith(f"41-{signature}@{settings.sender_domain}")
