@@ -15,13 +15,16 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 # models with the database (autogenerate, the migrations test) leave them out.
 UNMODELLED_TABLE_PREFIXES = ("group_posts_fts",)  # SQLite FTS5 and its shadow tables
 UNMODELLED_INDEXES = ("ix_group_posts_fts",)  # PostgreSQL's GIN index over to_tsvector
+# Modelled, but alembic cannot compare it: PostgreSQL reflects its expression re-bracketed
+# and cast. A test of the search's plan checks instead that model and migration agree.
+UNCOMPARED_INDEXES = ("ix_subscribers_search_text",)
 
 
 def include_object(obj, name, type_, reflected, compare_to) -> bool:
     """Alembic's ``include_object`` hook: everything but the unmodelled objects."""
     if type_ == "table" and name and name.startswith(UNMODELLED_TABLE_PREFIXES):
         return False
-    return not (type_ == "index" and name in UNMODELLED_INDEXES)
+    return not (type_ == "index" and name in UNMODELLED_INDEXES + UNCOMPARED_INDEXES)
 
 
 def alembic_config(database_url: str, suppression_keys=None, totp_keys=None) -> Config:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, false, func, select
 from sqlalchemy.orm import Session
 
 from mailer.db import like_escaped
@@ -22,8 +22,10 @@ from subscribers.models import (
     CONFIRMED,
     ERASED,
     PENDING,
+    SEARCH_SEPARATOR,
     UNSUBSCRIBED,
     Subscriber,
+    search_text,
     subscriber_partners,
     subscriber_topics,
 )
@@ -73,14 +75,10 @@ def conditions(f: Filter) -> list[ColumnElement]:
         if address is not None:
             where.append(func.lower(Subscriber.email) == address.lower())
         else:
-            pattern = f"%{like_escaped(text.casefold())}%"
-            where.append(
-                or_(
-                    func.lower(Subscriber.email).like(pattern, escape="\\"),
-                    func.lower(Subscriber.name).like(pattern, escape="\\"),
-                    func.lower(Subscriber.organisation).like(pattern, escape="\\"),
-                )
-            )
+            if SEARCH_SEPARATOR in text:
+                where.append(false())  # no field holds it; in the joined text it would match across two
+            else:
+                where.append(search_text().like(f"%{like_escaped(text.casefold())}%", escape="\\"))
     if f.practice_code:
         where.append(Subscriber.practice_code == f.practice_code.strip().replace(" ", "").upper()[:10])
     if f.status:

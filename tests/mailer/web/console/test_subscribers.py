@@ -20,7 +20,7 @@ from mailer.staff.models import AuditEntry
 from mailer.staff.permissions import ROLE_PERMISSIONS, ROLES, SUBSCRIBERS_MANAGE
 from subscribers import service, suppression
 from subscribers.models import ERASED, UNSUBSCRIBED, Subscriber
-from subscribers.search import Filter, search
+from subscribers.search import Filter, conditions, search
 from tests.conftest import BOTH_DIALECTS, csrf_token
 from tests.mailer.web.console.test_access import clock, log_in, staff  # noqa: F401  (fixtures)
 
@@ -151,6 +151,23 @@ def test_search_text_is_data_never_sql_or_a_wildcard(session, people):
     assert search(session, Filter(text="' OR '1'='1")).total == 0
     assert search(session, Filter(text="x' UNION SELECT email FROM subscribers --")).total == 0
     assert session.scalar(select(text("count(*)")).select_from(Subscriber)) >= 3  # nothing dropped
+
+
+@BOTH_DIALECTS
+def test_a_search_matches_within_one_field_and_is_an_index_scan_on_postgresql(session, people):
+    """Address, name and organisation are searched as one joined text: a match must not
+    span two of them. On PostgreSQL the search must find the trigram index (its
+    expression is written twice, in the model and in the migration)."""
+    assert search(session, Filter(text="shah@surgery")).total == 1  # within the address
+    assert search(session, Filter(text="shah luton")).total == 0  # end of the name, start of the organisation
+    assert search(session, Filter(text="surgery\x1fpriya")).total == 0  # the separator itself
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL enable_seqscan = off"))  # a table this small is read whole otherwise
+        query = select(Subscriber.id).where(*conditions(Filter(text="luton road")))
+        plan = "\n".join(
+            session.execute(text("EXPLAIN " + str(query.compile(compile_kwargs={"literal_binds": True})))).scalars()
+        )
+        assert "ix_subscribers_search_text" in plan, plan
 
 
 def test_the_search_pages_and_never_finds_erased_people(session, people):
