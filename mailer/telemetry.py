@@ -72,8 +72,8 @@ def metrics() -> SimpleNamespace:
     return _metrics
 
 
-def email_sent() -> None:
-    metrics().emails_sent.inc()
+def email_sent(count: int = 1) -> None:
+    metrics().emails_sent.inc(count)
 
 
 def deferred() -> None:

@@ -894,7 +894,7 @@ def deliver_batch(db: Database, transport: Transport, settings: Settings, delive
                 break
     finally:
         recorder.close()
-        transport.close()
+        outgoing.close()
     if stop_at is not None:
         # The rest of the batch was never claimed; it goes out with the retries.
         result.retry.extend(ids[stop_at:])

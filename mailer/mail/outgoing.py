@@ -24,13 +24,34 @@ class Outgoing:
         self.paths = ReturnPaths.from_settings(settings)
         self.sign = Signer(settings.delivery, settings.sender_domain)
         self._ahead: tuple[int, str] | None = None  # (delivery id, return path) sent as `then`
+        self._uncounted = 0  # digest copies sent but not yet added to the sent-emails metric
 
-    def _send(self, envelope: Envelope, return_path: str, then: tuple[str, str] | None = None, before_end=None) -> None:
+    def _send(
+        self,
+        envelope: Envelope,
+        return_path: str,
+        then: tuple[str, str] | None = None,
+        before_end=None,
+        *,
+        in_tens: bool = False,
+    ) -> None:
         # A DKIM signature is a header folded with spaces: a dot-free message stays so.
         self.transport.send(
             return_path, envelope.recipient, self.sign(envelope.data), then, before_end, dot_free=envelope.dot_free
         )
-        events.email_sent()
+        if not in_tens:
+            events.email_sent()
+            return
+        # Digest copies are counted in tens: in a worker process the metric is a shared
+        # file, and adding one cost 6 us a message (1.5 % of sending one). close() counts the rest.
+        self._uncounted += 1
+        if self._uncounted >= 10:
+            self._count_deliveries()
+
+    def _count_deliveries(self) -> None:
+        if self._uncounted:
+            events.email_sent(self._uncounted)
+            self._uncounted = 0
 
     def delivery(
         self, envelope: Envelope, delivery_id: int, then: tuple[Envelope, int] | None = None, before_end=None
@@ -43,7 +64,7 @@ class Outgoing:
         if then is not None:
             self._ahead = (then[1], self.paths.address(then[1]))  # its return path, made once
             following = (self._ahead[1], then[0].recipient)
-        self._send(envelope, path or self.paths.address(delivery_id), following, before_end)
+        self._send(envelope, path or self.paths.address(delivery_id), following, before_end, in_tens=True)
 
     def to_subscriber(self, envelope: Envelope, subscriber_id: int) -> None:
         """A confirmation, "already subscribed" or manage-link email."""
@@ -58,4 +79,5 @@ class Outgoing:
         self._send(envelope, self.paths.recipient(envelope.recipient))
 
     def close(self) -> None:
+        self._count_deliveries()
         self.transport.close()

@@ -14,9 +14,11 @@ from mailer.content.intake import ItemDraft, submit_item
 from mailer.content.moderation import approve
 from mailer.digest import preview
 from mailer.digest.editions import build_edition
+from mailer.mail.outgoing import Outgoing
+from mailer.mail.transport import FileOutbox
 from mailer.mail.verp import ADDRESS, DELIVERY, NOTICE, SUBSCRIBER, ReturnPaths
 from tests.conftest import csrf_token
-from tests.factories import PERIOD, standard_world
+from tests.factories import PERIOD, message_template, standard_world
 from tests.mailer.delivery.test_engine import cli, use_relay
 from tests.mailservers import Relay
 
@@ -141,3 +143,22 @@ def test_relay_trouble_is_logged_once_per_episode_with_its_answer_and_once_when_
     with pytest.raises(TransientFailure):  # down altogether: a new episode
         transport.send("b@example.org", "r6@example.org", message)
     assert len(lines()) == 3 and "cannot connect" in lines()[2]
+
+
+def test_digest_copies_are_counted_in_the_sent_metric_in_tens_and_the_rest_at_close(settings, tmp_path):
+    # Here, not at the top: prometheus-client chooses its storage when first imported.
+    from prometheus_client import REGISTRY
+
+    def sent() -> float:
+        return REGISTRY.get_sample_value("mailer_emails_sent_total") or 0.0
+
+    envelope = message_template().build(to_name="", to_address="a@example.org", text="Hi", html="<p>Hi</p>")
+    outgoing = Outgoing(settings, FileOutbox(tmp_path))
+    before = sent()
+    for delivery_id in range(1, 24):
+        outgoing.delivery(envelope, delivery_id)
+    assert sent() - before == 20  # the last three wait for the batch's end
+    outgoing.close()
+    assert sent() - before == 23 and len(list(tmp_path.glob("*.eml"))) == 23
+    outgoing.to_subscriber(envelope, 7)  # one email on its own is counted at once
+    assert sent() - before == 24
