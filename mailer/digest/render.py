@@ -232,8 +232,10 @@ def assemble(
     mask: int,
     values: Mapping[str, str],
     encoded: tuple[Mapping[str, bytes], Mapping[str, bytes]] | None = None,
-) -> tuple[bytes, bytes]:
-    """(html, text) bodies quoted-printable encoded, ready for the MIME message.
+) -> tuple[list[bytes], list[bytes]]:
+    """(html, text) bodies quoted-printable encoded, ready for the MIME message, each as
+    the list of its pieces: the message builder joins them with its headers in one go
+    (joining each body first copied every message's text twice).
 
     The per-recipient hot path: choose pre-encoded pieces, encode only the few values.
     ``encoded`` holds values already encoded (:func:`encode_values`), shared by copies.
@@ -245,12 +247,13 @@ def assemble(
     return _join(rendered.html, mask, html_vals), _join(rendered.plain, mask, text_vals)
 
 
-def _join(pieces: Pieces, mask: int, values: Mapping[str, bytes]) -> bytes:
+def _join(pieces: Pieces, mask: int, values: Mapping[str, bytes]) -> list[bytes]:
+    """The pieces ``mask`` selects, each placeholder replaced by its value."""
     shared, slots = pieces.select(mask)
     parts = shared.copy()
     for i, name in slots:
         parts[i] = values[name]
-    return b"".join(parts)
+    return parts
 
 
 @dataclass(frozen=True)
@@ -290,9 +293,10 @@ def render_once(template: str, context: Mapping, placeholders: tuple[str, ...]) 
     return RenderedOnce(cut_parts[0], cut_parts[1], allowed)
 
 
-def fill_once(rendered: RenderedOnce, values: Mapping[str, str]) -> tuple[bytes, bytes]:
-    """(html, text) quoted-printable bodies of one reader's copy: ``values`` encoded (and
-    HTML-escaped in the HTML) into the pre-encoded pieces. A missing value raises."""
+def fill_once(rendered: RenderedOnce, values: Mapping[str, str]) -> tuple[list[bytes], list[bytes]]:
+    """(html, text) quoted-printable bodies of one reader's copy, as lists of pieces (see
+    :func:`assemble`): ``values`` encoded (and HTML-escaped in the HTML) into the
+    pre-encoded pieces. A missing value raises."""
     html_vals, text_vals = encode_values(values)
     return _join(rendered.html, ALWAYS, html_vals), _join(rendered.plain, ALWAYS, text_vals)
 

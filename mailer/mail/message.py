@@ -320,13 +320,14 @@ class MessageTemplate:
         *,
         to_name: str,
         to_address: str,
-        text_qp: bytes,
-        html_qp: bytes,
+        text_qp: bytes | list[bytes],
+        html_qp: bytes | list[bytes],
         unsubscribe_url: str | None = None,
         unsubscribe_mailto: str | None = None,
     ) -> Envelope:
         """The complete message for one recipient from bodies already quoted-printable
-        encoded with CRLF line ends (see :func:`qp_fragment`). ``unsubscribe_mailto`` is the
+        encoded with CRLF line ends (see :func:`qp_fragment`), each whole or as the list of
+        its pieces (joined here with the rest of the message, in one copy). ``unsubscribe_mailto`` is the
         recipient's own unsubscribe address (``unsubscribe+TOKEN@``), so a mail to it
         unsubscribes exactly them."""
         head = [
@@ -340,16 +341,15 @@ class MessageTemplate:
             mailto = _check(unsubscribe_mailto or self.mailto)
             # One line of up to 998 octets: folding or RFC 2047 here breaks one-click clients.
             head.append(f"List-Unsubscribe: <{_check(unsubscribe_url)}>, <mailto:{mailto}?subject=unsubscribe>")
-        data = b"".join(
-            (
-                self._shared,
-                ("\r\n".join(head) + "\r\n").encode("utf-8"),
-                b"\r\nThis is a multipart message in MIME format.\r\n",
-                self._text_head,
-                text_qp,
-                self._html_head,
-                html_qp,
-                self._end,
-            )
-        )
+        parts = [
+            self._shared,
+            ("\r\n".join(head) + "\r\n").encode("utf-8"),
+            b"\r\nThis is a multipart message in MIME format.\r\n",
+            self._text_head,
+        ]
+        parts += text_qp if isinstance(text_qp, list) else (text_qp,)
+        parts.append(self._html_head)
+        parts += html_qp if isinstance(html_qp, list) else (html_qp,)
+        parts.append(self._end)
+        data = b"".join(parts)
         return Envelope(self.sender, ascii_domain(to_address), data, dot_free=True)
