@@ -474,7 +474,7 @@ class _Writer:
         """``batch`` on SQLite, through the driver's executemany."""
         target = self.target
         rows = self._new_people(batch)
-        ids = _reserve_ids(target, rows)
+        ids = _sqlite_ids(target, len(rows))
         for i, r in zip(ids, rows, strict=True):
             r["id"] = i
         _insert_values(target, Subscriber.__table__, rows)
@@ -565,15 +565,10 @@ def _write_updates(session: Session, target: _Target, updates: list[dict], event
         )
 
 
-def _reserve_ids(target: _Target, rows: list[dict]) -> list[int]:
-    """Fresh subscriber ids for ``rows``: from the table's sequence on PostgreSQL (where
-    :class:`_SubscriberIds` does it for new people); on SQLite, past the highest id once
-    this transaction holds the write lock (no other writer can take them until it ends)."""
-    n = len(rows)
-    if target.postgres:
-        with target.raw.cursor() as cur:
-            cur.execute("SELECT nextval(pg_get_serial_sequence('subscribers', 'id')) FROM generate_series(1, %s)", (n,))
-            return [r[0] for r in cur.fetchall()]
+def _sqlite_ids(target: _Target, n: int) -> list[int]:
+    """``n`` fresh subscriber ids on SQLite: past the highest id once this transaction
+    holds the write lock (no other writer can take them until it ends). On PostgreSQL
+    :class:`_SubscriberIds` takes them from the table's sequence."""
     if not target.raw.in_transaction:
         target.raw.execute("BEGIN IMMEDIATE")  # the write lock now, before reading max(id)
     top = target.raw.execute("SELECT coalesce(max(id), 0) FROM subscribers").fetchone()[0]

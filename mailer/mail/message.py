@@ -327,9 +327,9 @@ class MessageTemplate:
     ) -> Envelope:
         """The complete message for one recipient from bodies already quoted-printable
         encoded with CRLF line ends (see :func:`qp_fragment`), each whole or as the list of
-        its pieces (joined here with the rest of the message, in one copy). ``unsubscribe_mailto`` is the
-        recipient's own unsubscribe address (``unsubscribe+TOKEN@``), so a mail to it
-        unsubscribes exactly them."""
+        its pieces (joined here with the rest of the message, in one copy).
+        ``unsubscribe_mailto`` is the recipient's own unsubscribe address
+        (``unsubscribe+TOKEN@``), so a mail to it unsubscribes exactly them."""
         head = [
             f"To: {encode_address(to_name, to_address)}",
             f"Date: {self._date()}",
