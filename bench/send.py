@@ -10,8 +10,9 @@ same sink over as many connections as the workers have threads: three runs befor
 (once VACUUM ANALYZE and a CHECKPOINT have settled the seeding) and three after it, the
 median of the six. On this shared machine one run has measured anywhere from half to the
 whole of the usual rate, and the machine's speed drifts within a minute: runs on both
-sides of the send keep a slow or fast spell on one side from setting the ratio alone. The sink's capture of
-every envelope recipient gives the count of readers who got no message or more than one.
+sides of the send keep a slow or fast spell on one side from setting the ratio alone.
+The sink's capture of every envelope recipient gives the count of readers who got no
+message or more than one.
 
 PostgreSQL and Redis come from TEST_DATABASE_URL / TEST_REDIS_URL (default: the local
 servers, database `bench` and Redis db 14). The schema in that database is dropped and

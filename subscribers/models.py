@@ -98,12 +98,12 @@ class _FieldSeparator(ColumnElement):
 
 @compiles(_FieldSeparator)
 def _separator(element, compiler, **kw) -> str:
-    return "chr(31)"
+    return f"chr({ord(SEARCH_SEPARATOR)})"
 
 
 @compiles(_FieldSeparator, "sqlite")
 def _separator_sqlite(element, compiler, **kw) -> str:
-    return "char(31)"
+    return f"char({ord(SEARCH_SEPARATOR)})"
 
 
 def search_text() -> ColumnElement:

@@ -84,9 +84,7 @@ def start_edition(edition_id: int) -> None:
             # A new send adds its first readers here and the rest after the commit, while
             # their copies go (_enqueue_started); a send already going (or one whose fan-out
             # stopped half-way) makes its ledger whole here.
-            first = fanout.FANOUT_FIRST if was in (DRAFT, SCHEDULED) else None
-            plan = load_plan(s, edition)
-            made = fanout.start_edition(s, edition, plan, first=first)
+            made, plan = _fan_out(s, edition, fanout.FANOUT_FIRST if was in (DRAFT, SCHEDULED) else None)
         except EditionError as err:  # cancelled or paused since, no items: retrying cannot help
             log.warning("edition %s not started: %s", edition_id, err)
             return
@@ -102,13 +100,12 @@ def start_edition(edition_id: int) -> None:
     _enqueue_started(rt, edition_id, done, plan)
 
 
-def _fan_out(s, edition: Edition) -> tuple[bool, DigestPlan]:
-    """Start ``edition``'s fan-out with its first readers (it becomes ``sending``; see
-    :func:`_enqueue_started` for the rest); whether it is already done (nobody to send
-    to), and its plan. The caller holds the edition's row lock."""
+def _fan_out(s, edition: Edition, first: int | None = fanout.FANOUT_FIRST) -> tuple[fanout.FanOut, DigestPlan]:
+    """Start ``edition``'s fan-out with its first ``first`` readers (None: all of them; it
+    becomes ``sending``; see :func:`_enqueue_started` for the rest); what was added, and
+    the plan. The caller holds the edition's row lock."""
     plan = load_plan(s, edition)
-    fanout.start_edition(s, edition, plan, first=fanout.FANOUT_FIRST)
-    return finish_if_done(s, edition.id), plan
+    return fanout.start_edition(s, edition, plan, first=first), plan
 
 
 def _enqueue_started(rt, edition_id: int, done: bool, plan: DigestPlan) -> None:
@@ -221,7 +218,8 @@ def run_period(period: str, run_id: int | None = None) -> None:
             # Fanned out under the row lock: the edition leaves draft in this transaction,
             # so a later firing or retry finds it sending and leaves it; a hand send only
             # adds readers the ledger does not have yet.
-            started, plan = _fan_out(s, edition)
+            _, plan = _fan_out(s, edition)
+            started = finish_if_done(s, edition.id)
             schedule_runs.finish(s, run_id, schedule_runs.SENDING, f"the {period} edition is sending")
     if empty_notice:
         tell_editors_empty(rt, period)
