@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 
 
 def reference_ms() -> float:
@@ -17,3 +19,37 @@ def reference_ms() -> float:
         sum(i * i for i in range(1_000_000))
         best = min(best, time.perf_counter() - start)
     return best * 1000
+
+
+def cpu_seconds(pid: int, reaped: bool = False) -> float:
+    """User + system CPU a process has used so far; with ``reaped``, also that of its
+    children that have exited and been waited for (a server's finished backends)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = int(fields[11]) + int(fields[12])
+    if reaped:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def processes_cpu_seconds(command: str) -> float:
+    """User + system CPU of every process named ``command`` on this machine so far, and
+    of the children they have waited for (a server's finished backends)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == command:
+                    total += cpu_seconds(int(entry.name), reaped=True)
+            except OSError:
+                pass  # gone meanwhile
+    return total
+
+
+def postgres_cpu_seconds() -> float:
+    """CPU of every PostgreSQL process so far (backends, WAL writer, checkpointer,
+    autovacuum, and those that have exited: a pool's overflow connections close when
+    handed back): the server side of a run, when nothing else uses the server meanwhile."""
+    return processes_cpu_seconds("postgres")

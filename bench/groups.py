@@ -35,12 +35,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import cpu_seconds
 from bench.send import (
     DEFAULT_DB,
     DEFAULT_REDIS,
     Sink,
     children,
-    cpu_seconds,
     ensure_database,
     peak_rss_mb,
     start_workers,

@@ -42,7 +42,7 @@ from collections import Counter
 from datetime import date
 from pathlib import Path
 
-from bench import reference_ms
+from bench import cpu_seconds, postgres_cpu_seconds, processes_cpu_seconds, reference_ms
 from bench.servers import free_port
 from mailer.cli.worker import GREENLETS_DEFAULT
 
@@ -216,40 +216,6 @@ def children(pid: int) -> list[int]:
     except OSError:
         return []
     return [int(p) for p in out]
-
-
-def cpu_seconds(pid: int, reaped: bool = False) -> float:
-    """User + system CPU a process has used so far; with ``reaped``, also that of its
-    children that have exited and been waited for (a server's finished backends)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    ticks = int(fields[11]) + int(fields[12])
-    if reaped:
-        ticks += int(fields[13]) + int(fields[14])
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
-def processes_cpu_seconds(command: str) -> float:
-    """User + system CPU of every process named ``command`` on this machine so far, and
-    of the children they have waited for (a server's finished backends)."""
-    total = 0.0
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if (entry / "comm").read_text().strip() == command:
-                    total += cpu_seconds(int(entry.name), reaped=True)
-            except OSError:
-                pass  # gone meanwhile
-    return total
-
-
-def postgres_cpu_seconds() -> float:
-    """CPU of every PostgreSQL process so far (backends, WAL writer, checkpointer,
-    autovacuum, and those that have exited: a pool's overflow connections close when
-    handed back): the server side of a run, when nothing else uses the server meanwhile."""
-    return processes_cpu_seconds("postgres")
 
 
 def peak_rss_mb(pids: list[int]) -> float:

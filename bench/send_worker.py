@@ -47,8 +47,8 @@ import time
 from datetime import date
 from pathlib import Path
 
-from bench import reference_ms
-from bench.send import DEFAULT_DB, cpu_seconds, ensure_database, need, postgres_cpu_seconds, service_env, wait_for_sink
+from bench import cpu_seconds, postgres_cpu_seconds, reference_ms
+from bench.send import DEFAULT_DB, ensure_database, need, service_env, wait_for_sink
 from bench.servers import free_port
 from mailer.cli.worker import GREENLETS_DEFAULT
 
