@@ -109,6 +109,7 @@ def main() -> None:
 
 def drop_foreign_keys(session) -> None:
     """Drop the foreign keys of the tables an import writes (see the module's docstring)."""
+    # Imported here as main's are: the service's modules load after the environment is set.
     from sqlalchemy import text
 
     from subscribers.models import ConsentEvent, subscriber_partners, subscriber_topics
