@@ -14,10 +14,15 @@ worker process's threads would, into Postfix's smtp-sink on loopback (as root, l
 ``bench.send``; Redis is not used). One reader is held back each round, so the
 edition stays ``sending`` for the next. Each round prints this process's user and system CPU
 a message, its voluntary and involuntary context switches, and the CPU smtp-sink and
-PostgreSQL (all its processes) used a message, and how many outcomes each write carried
-(:class:`mailer.delivery.sending.GroupCommit`); the last line gives the medians::
+PostgreSQL (all its processes) used a message, how many outcomes each write carried
+(:class:`mailer.delivery.sending.GroupCommit`) and the CPU the cyclic garbage collector took
+a message (timed through ``gc.callbacks``); the last line gives the medians::
 
-    send_worker cpu_ms=... user_ms=... sys_ms=... msg_s=... vcsw=... sink_cpu_ms=... pg_cpu_ms=... per_write=...
+    send_worker cpu_ms=... user_ms=... sys_ms=... msg_s=... vcsw=... sink_cpu_ms=... pg_cpu_ms=... per_write=... gc_us=...
+
+The process settles its collector after seeding, as a worker process does once it has
+booted (:func:`mailer.collector.settle_collector`); ``--collector-defaults`` leaves
+CPython's settings, to see what that saves.
 
 The threads are greenlets, as in a worker process that ``mailer worker`` starts: gevent
 patches this process first of all (see :mod:`mailer.greenlets`).
@@ -33,6 +38,7 @@ from gevent import monkey
 monkey.patch_all()  # before anything else is imported, as dramatiq-gevent does
 
 import argparse
+import gc
 import os
 import queue
 import random
@@ -74,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--subscribers", type=int, default=40_000)
     ap.add_argument("--threads", type=int, default=GREENLETS_DEFAULT)
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--collector-defaults", action="store_true")
     args = ap.parse_args(argv)
     db_url = os.environ.get("TEST_DATABASE_URL") or DEFAULT_DB
     workdir = Path(tempfile.mkdtemp(prefix="bench-worker-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None))
@@ -113,7 +120,15 @@ def _run(args, db_url: str, workdir: Path, sink: QuietSink) -> int:
         conn = conn.execution_options(isolation_level="AUTOCOMMIT")
         conn.exec_driver_sql("VACUUM ANALYZE")
         conn.exec_driver_sql("CHECKPOINT")
-    print(f"database {db_url}; {args.subscribers} readers; {args.threads} threads; reference loop {reference:.0f} ms")
+    if not args.collector_defaults:
+        from mailer.collector import settle_collector
+
+        settle_collector()
+    collector = "CPython's defaults" if args.collector_defaults else "settled"
+    print(
+        f"database {db_url}; {args.subscribers} readers; {args.threads} threads; collector {collector}; "
+        f"reference loop {reference:.0f} ms"
+    )
 
     rounds = []
     for n in range(args.rounds):
@@ -133,7 +148,8 @@ def _run(args, db_url: str, workdir: Path, sink: QuietSink) -> int:
             f"round {n + 1}: {r['sent']} sent in {r['seconds']:.1f} s ({r['msg_s']:.0f} msg/s); CPU {r['cpu_ms']:.3f} "
             f"ms a message (user {r['user_ms']:.3f}, system {r['sys_ms']:.3f}); context switches a message "
             f"{r['vcsw']:.2f} voluntary, {r['ivcsw']:.2f} involuntary; smtp-sink {r['sink_cpu_ms']:.3f} ms, "
-            f"PostgreSQL {r['pg_cpu_ms']:.3f} ms; {r['per_write']:.2f} outcomes a write",
+            f"PostgreSQL {r['pg_cpu_ms']:.3f} ms; {r['per_write']:.2f} outcomes a write; the garbage collector "
+            f"{r['gc_us']:.1f} us a message",
             flush=True,
         )
     med = {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
@@ -143,7 +159,7 @@ def _run(args, db_url: str, workdir: Path, sink: QuietSink) -> int:
     print(
         f"send_worker cpu_ms={med['cpu_ms']:.3f} user_ms={med['user_ms']:.3f} sys_ms={med['sys_ms']:.3f} "
         f"msg_s={med['msg_s']:.0f} vcsw={med['vcsw']:.2f} sink_cpu_ms={med['sink_cpu_ms']:.3f} pg_cpu_ms={med['pg_cpu_ms']:.3f} "
-        f"per_write={med['per_write']:.2f}"
+        f"per_write={med['per_write']:.2f} gc_us={med['gc_us']:.1f}"
     )
     return 0 if all(r["sent"] == len(ids) for r in rounds) else 1
 
@@ -174,6 +190,8 @@ def _round(rt, ids: list[int], threads: int, sink: QuietSink) -> dict:
         postgres_cpu_seconds(),
     )
     writes, outcomes = group_commit.writes, group_commit.outcomes
+    collecting = _CollectorTime()
+    gc.callbacks.append(collecting)
     started = time.perf_counter()
     workers = [threading.Thread(target=work) for _ in range(threads)]
     for t in workers:
@@ -182,6 +200,7 @@ def _round(rt, ids: list[int], threads: int, sink: QuietSink) -> dict:
         t.join()
     seconds = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_SELF)
+    gc.callbacks.remove(collecting)
     n = max(1, sum(sent))
     user, system = after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime
     return {
@@ -196,7 +215,23 @@ def _round(rt, ids: list[int], threads: int, sink: QuietSink) -> dict:
         "sink_cpu_ms": 1000 * (cpu_seconds(sink.proc.pid) - sink_before) / n,
         "pg_cpu_ms": 1000 * (postgres_cpu_seconds() - pg_before) / n,
         "per_write": (group_commit.outcomes - outcomes) / max(1, group_commit.writes - writes),
+        "gc_us": 1e6 * collecting.seconds / n,
     }
+
+
+class _CollectorTime:
+    """A ``gc.callbacks`` entry adding up the CPU the collections take (this thread's CPU
+    clock: the collector runs in whichever thread allocated, and holds the GIL)."""
+
+    def __init__(self):
+        self.seconds = 0.0
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._started = time.thread_time()
+        else:
+            self.seconds += time.thread_time() - self._started
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ Booting on import is this module's one purpose (the ``dramatiq`` command imports
 then uses the broker it set); no other module imports it. Settings come from the
 environment, as in every entry point. It also starts the process's delivery keeper
 (heartbeats and sweeps, :func:`mailer.actors.digest.keep`) and makes stopping graceful
-however many SIGTERMs arrive (a service manager's group stop sends two).
+however many SIGTERMs arrive (a service manager's group stop sends two), and settles the
+cyclic garbage collector once the process has booted (:mod:`mailer.collector`).
 
 Under ``mailer worker`` gevent has patched the process before this module is imported, so
 its threads (Dramatiq's, the keeper, the warm-up below) are greenlets: see
@@ -17,6 +18,7 @@ import threading
 
 from mailer.actors.digest import keep
 from mailer.boot import boot
+from mailer.collector import settle_collector
 from mailer.delivery.sending import flush_backlog, stopping
 from mailer.logs import configure_logging
 from mailer.mail.rendering import render_engines
@@ -52,3 +54,6 @@ threading.Thread(target=keep, args=(threading.Event(),), name="delivery-keeper",
 # They import beside the worker's start instead, so it is ready as soon as before.
 threading.Thread(target=render_engines, name="render-warm-up", daemon=True).start()
 atexit.register(flush_backlog, _rt.db)  # outcomes kept while the database was away
+# Last: what the boot made lives as long as the process (the render warm-up's imports, in
+# their own greenlet or thread, may land on either side; modules are long-lived either way).
+settle_collector()

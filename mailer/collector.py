@@ -1,0 +1,34 @@
+"""The cyclic garbage collector's settings for a long-running worker process.
+
+A sending worker makes many short-lived containers a message (rows, dicts, a message's
+pieces) and keeps many long-lived ones (modules, the app, its engine and pools, the
+prepared edition). With CPython's defaults a young collection runs every 700 net
+allocations, and the older generations it promotes into are walked again and again.
+``bench.send_worker`` (one process, 8 greenlets, 20,000 readers) timed the collector
+through ``gc.callbacks``: 11.9 us of CPU a message once the process was warm and 26-30 us
+in a fresh one (of about 340 us), against 0.4-1.8 us with :func:`settle_collector`.
+
+Cycles are still found and freed; only less often, and never among the objects the
+process had made by the time it was settled, which live as long as it does.
+
+Foundation: imports nothing of the domain or the edges.
+"""
+
+from __future__ import annotations
+
+import gc
+
+# Net allocations between young collections (CPython's default is 700), and how many
+# collections of a generation run before the next one up is collected (default 10, 10).
+YOUNG_EVERY = 20_000
+OLDER_EVERY = 20
+
+
+def settle_collector() -> None:
+    """Free what is garbage now, exempt every object still alive from later collections
+    (``gc.freeze``), and collect the young generation every :data:`YOUNG_EVERY`
+    allocations. For a worker process once it has booted; a process that keeps calling
+    it freezes whatever it made in between, so call it once."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(YOUNG_EVERY, OLDER_EVERY, OLDER_EVERY)
