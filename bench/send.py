@@ -12,7 +12,9 @@ median of the six. On this shared machine one run has measured anywhere from hal
 whole of the usual rate, and the machine's speed drifts within a minute: runs on both
 sides of the send keep a slow or fast spell on one side from setting the ratio alone.
 The sink's capture of every envelope recipient gives the count of readers who got no
-message or more than one.
+message or more than one. Beside the workers', PostgreSQL's and the sink's CPU a message,
+it prints the workers' as a multiple of the sink's, a figure the machine's drift moves
+less (the sink's work a message is fixed).
 
 PostgreSQL and Redis come from TEST_DATABASE_URL / TEST_REDIS_URL (default: the local
 servers, database `bench` and Redis db 14). The schema in that database is dropped and
@@ -410,6 +412,10 @@ def _run(args, db_url: str, redis_url: str, workdir: Path, sink: Sink, procs: li
         f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; reference loop {reference:.0f} ms before, "
         f"{reference_ms():.0f} ms after"
     )
+    # smtp-sink's work a message is the same whatever the workers do, so its CPU a message
+    # measures the machine's speed at the time: the workers' CPU as a multiple of it
+    # compares runs made minutes apart, when the machine ran at different speeds.
+    print(f"worker CPU a message, as a multiple of smtp-sink's: {cpu / max(sink_cpu, 1e-9):.2f}")
     print(
         f"send messages/s={rate:.0f} ceiling={ceil:.0f} ratio={rate / ceil:.2f} "
         f"missing={missing} duplicates={duplicates} peak_rss_mb={rss:.0f}"
