@@ -100,6 +100,7 @@ def _run(args, db_url: str, workdir: Path, sink: QuietSink) -> int:
 
     from bench.seed import seed
     from mailer.boot import boot
+    from mailer.collector import settle_collector
     from mailer.delivery import fanout
     from mailer.delivery.models import PENDING, Delivery
     from mailer.digest.compose import load_plan
@@ -121,8 +122,6 @@ def _run(args, db_url: str, workdir: Path, sink: QuietSink) -> int:
         conn.exec_driver_sql("VACUUM ANALYZE")
         conn.exec_driver_sql("CHECKPOINT")
     if not args.collector_defaults:
-        from mailer.collector import settle_collector
-
         settle_collector()
     collector = "CPython's defaults" if args.collector_defaults else "settled"
     print(
