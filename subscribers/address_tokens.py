@@ -34,8 +34,7 @@ class AddressTokens:
 
     def __init__(self, secret_key: str, fallbacks: tuple[str, ...] = (), purpose: str = "unsubscribe"):
         # The current key signs; every key verifies (keys derived once: digests mint many).
-        self._keys = [KeyedHmac(_key(secret_key, purpose), "sha256")]
-        self._keys += [KeyedHmac(_key(k, purpose), "sha256") for k in fallbacks]
+        self._keys = [KeyedHmac(_key(k, purpose), "sha256") for k in (secret_key, *fallbacks)]
 
     def _sig(self, key: KeyedHmac, subscriber_id: int, version: int) -> str:
         return key.digest(b"%d-%d" % (subscriber_id, version)).hex()[:_SIG_HEX]

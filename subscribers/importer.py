@@ -424,10 +424,10 @@ class _Writer:
             raise self._error
         self._savepoint.commit()
 
-    def _new_people(self, batch) -> list[dict]:
-        """The subscribers rows of ``batch``, every column the import sets."""
+    def _fixed(self) -> dict:
+        """The columns every subscriber an import creates shares (besides the row's own)."""
         now = self.event["at"]
-        fixed = {
+        return {
             "status": CONFIRMED,
             "token_version": 1,
             "created_at": now,
@@ -437,22 +437,25 @@ class _Writer:
             "unsubscribed_at": None,
             "paused_until": None,
         }
+
+    def _new_people(self, batch) -> list[dict]:
+        """The subscribers rows of ``batch``, every column the import sets."""
+        fixed = self._fixed()
         return [{**r, **fixed} for r, _, _ in batch]
 
     def _copy_text(self, batch, ids: list[int]) -> list[tuple[str, str]]:
         """``batch`` under ``ids`` as (COPY statement, rows in COPY's text format), one per table."""
-        people = self._new_people(batch)
-        columns = ["id", *people[0]]
-        event = self.event["row"]
-        # The columns every row of a table shares, formatted once.
-        shared = "\t".join(_copy_field(event[c]) for c in event)
+        fixed, event = self._fixed(), self.event["row"]
+        # The columns every row of a table shares, formatted once a batch.
+        fixed_text = "\t".join(_copy_field(v) for v in fixed.values())
+        event_text = "\t".join(_copy_field(v) for v in event.values())
         return [
             (
-                _copy_statement(Subscriber.__table__, columns),
+                _copy_statement(Subscriber.__table__, ["id", *batch[0][0], *fixed]),
                 "".join(
                     [
-                        "\t".join([str(i)] + [_copy_field(v) for v in p.values()]) + "\n"
-                        for i, p in zip(ids, people, strict=True)
+                        "\t".join([str(i), *[_copy_field(v) for v in r.values()], fixed_text]) + "\n"
+                        for i, (r, _, _) in zip(ids, batch, strict=True)
                     ]
                 ),
             ),
@@ -466,7 +469,7 @@ class _Writer:
             ),
             (
                 _copy_statement(ConsentEvent.__table__, ["subscriber_id", *event]),
-                "".join([f"{i}\t{shared}\n" for i in ids]),
+                "".join([f"{i}\t{event_text}\n" for i in ids]),
             ),
         ]
 

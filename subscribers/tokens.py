@@ -128,7 +128,7 @@ class Tokens:
         its ~70 us. itsdangerous re-derives the signing key, tries zlib and builds a signer
         on every call; here the key is derived once per purpose and the timestamp encoded
         once per second."""
-        signer = self._minting.get(purpose) or self._minting_key(purpose)
+        signer = self._minting.get(purpose) or self._minting_hmac(purpose)
         now = int(self.clock())
         stamp = self._stamp  # one tuple, so threads never pair a second with another's stamp
         if stamp[0] != now:
@@ -137,7 +137,7 @@ class Tokens:
         value = base64_encode(b"[%d,%d]" % (subscriber_id, version)) + b"." + stamp[1]
         return (value + b"." + base64_encode(signer.digest(value))).decode("ascii")
 
-    def _minting_key(self, purpose: str) -> KeyedHmac:
+    def _minting_hmac(self, purpose: str) -> KeyedHmac:
         signer = self._serializers[purpose].make_signer()
         if getattr(signer, "key_derivation", None) != "django-concat" or signer.sep not in (".", b"."):
             raise RuntimeError("itsdangerous defaults changed; Tokens.make must follow")

@@ -300,8 +300,8 @@ class MessageTemplate:
         return self.build_encoded(
             to_name=to_name,
             to_address=to_address,
-            text_qp=_qp(text),
-            html_qp=_qp(html),
+            text_qp=[_qp(text)],
+            html_qp=[_qp(html)],
             unsubscribe_url=unsubscribe_url,
             unsubscribe_mailto=unsubscribe_mailto,
         )
@@ -320,14 +320,14 @@ class MessageTemplate:
         *,
         to_name: str,
         to_address: str,
-        text_qp: bytes | list[bytes],
-        html_qp: bytes | list[bytes],
+        text_qp: list[bytes],
+        html_qp: list[bytes],
         unsubscribe_url: str | None = None,
         unsubscribe_mailto: str | None = None,
     ) -> Envelope:
         """The complete message for one recipient from bodies already quoted-printable
-        encoded with CRLF line ends (see :func:`qp_fragment`), each whole or as the list of
-        its pieces (joined here with the rest of the message, in one copy).
+        encoded with CRLF line ends (see :func:`qp_fragment`), each as the list of its pieces
+        (joined here with the rest of the message, in one copy).
         ``unsubscribe_mailto`` is the recipient's own unsubscribe address
         (``unsubscribe+TOKEN@``), so a mail to it unsubscribes exactly them."""
         head = [
@@ -341,15 +341,16 @@ class MessageTemplate:
             mailto = _check(unsubscribe_mailto or self.mailto)
             # One line of up to 998 octets: folding or RFC 2047 here breaks one-click clients.
             head.append(f"List-Unsubscribe: <{_check(unsubscribe_url)}>, <mailto:{mailto}?subject=unsubscribe>")
-        parts = [
-            self._shared,
-            ("\r\n".join(head) + "\r\n").encode("utf-8"),
-            b"\r\nThis is a multipart message in MIME format.\r\n",
-            self._text_head,
-        ]
-        parts += text_qp if isinstance(text_qp, list) else (text_qp,)
-        parts.append(self._html_head)
-        parts += html_qp if isinstance(html_qp, list) else (html_qp,)
-        parts.append(self._end)
-        data = b"".join(parts)
+        data = b"".join(
+            [
+                self._shared,
+                ("\r\n".join(head) + "\r\n").encode("utf-8"),
+                b"\r\nThis is a multipart message in MIME format.\r\n",
+                self._text_head,
+                *text_qp,
+                self._html_head,
+                *html_qp,
+                self._end,
+            ]
+        )
         return Envelope(self.sender, ascii_domain(to_address), data, dot_free=True)

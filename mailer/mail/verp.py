@@ -46,11 +46,10 @@ class ReturnPaths:
     a key rotation still match their message."""
 
     def __init__(self, secret: str, config: DeliveryConfig, sender_domain: str, fallbacks: tuple[str, ...] = ()):
-        self._key = KeyedHmac(hashlib.sha256(b"verp:" + secret.encode()).digest(), "sha256")
-        self._keys = (
-            self._key,
-            *(KeyedHmac(hashlib.sha256(b"verp:" + f.encode()).digest(), "sha256") for f in fallbacks),
+        self._keys = tuple(
+            KeyedHmac(hashlib.sha256(b"verp:" + s.encode()).digest(), "sha256") for s in (secret, *fallbacks)
         )
+        self._key = self._keys[0]  # the current key signs; every key verifies
         self.local = config.bounce_local
         self.domain = config.bounce_domain or sender_domain
         self._pattern = re.compile(

@@ -69,7 +69,9 @@ def test_per_reader_fragments_joined_to_shared_ones_start_no_line_with_a_dot():
     values = [".hidden", "x" * 75 + ".after-the-cut", "." * 160, "caf\u00e9 .dot", "=.", "plain"]
     text = b"".join(qp_fragment("Hello ") + qp_fragment(v) for v in values)
     html = b"".join(qp_fragment("<p>") + qp_fragment(v) + qp_fragment("</p>\n") for v in values)
-    env = message_template().build_encoded(to_name=".Amina", to_address="amina@example.org", text_qp=text, html_qp=html)
+    env = message_template().build_encoded(
+        to_name=".Amina", to_address="amina@example.org", text_qp=[text], html_qp=[html]
+    )
     assert env.dot_free
     assert not [line for line in env.data.split(b"\r\n") if line.startswith(b".")]
     plain, rich = message_from_bytes(env.data, policy=policy.default).iter_parts()
